@@ -1,0 +1,3 @@
+from tracecore_perf.cli import main
+
+raise SystemExit(main())

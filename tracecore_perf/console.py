@@ -1,0 +1,74 @@
+"""What a person sees: a progress bar while the run goes (only on a terminal) and a short
+table at the end. Uses rich, which TraceCore itself already depends on."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from tracecore_perf.models import EpisodeRow, Summary
+
+
+class ProgressBar:
+    """done/total, failures, episodes per second and ETA; silent when stderr is not a TTY."""
+
+    def __init__(self, total: int, already_done: int = 0) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.failed = 0
+        self._progress = None
+        if not self.enabled:
+            return
+        self._progress = Progress(
+            TextColumn("[bold]episodes"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("[red]{task.fields[failed]} failed"),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task("run", total=total, completed=already_done, failed=0, rate="")
+
+    def __enter__(self) -> ProgressBar:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def advance(self, row: EpisodeRow) -> None:
+        if self._progress is None:
+            return
+        self.failed += not row.success
+        task = self._progress.tasks[0]
+        speed = task.speed
+        self._progress.update(self._task, advance=1, failed=self.failed, rate=f"{speed:.1f} ep/s" if speed else "")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def print_summary(summary: Summary, artifacts: dict[str, str], run_dir: str) -> None:
+    console = Console()
+    table = Table(title=f"tracecore-perf run {summary.stamp} ({summary.status})", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("episodes", f"{summary.episodes} ({summary.success_count} ok, {summary.failure_count} failed, {summary.timed_out_count} timed out)")
+    table.add_row("throughput", "-" if summary.throughput_eps is None else f"{summary.throughput_eps:.1f} episodes/s over {summary.elapsed_s:.2f} s")
+    wall = summary.wall_clock_s
+    table.add_row("latency (wall)", f"p50 {_seconds(wall.p50)}  p95 {_seconds(wall.p95)}  max {_seconds(wall.max)}")
+    table.add_row("episode (TraceCore)", f"p50 {_seconds(summary.episode_s.p50)}  p95 {_seconds(summary.episode_s.p95)}")
+    table.add_row("run artifacts", f"{summary.run_artifacts.file_count} files, {summary.run_artifacts.total_bytes:,} bytes")
+    for reason, count in list(summary.failure_reasons.items())[:5]:
+        table.add_row("failure", f"{count} × {reason}")
+    table.add_row("run directory", run_dir)
+    for kind, path in artifacts.items():
+        table.add_row(kind, path)
+    console.print(table)

@@ -1,0 +1,487 @@
+"""The worker process: runs under the episode interpreter, one per worker slot.
+
+This file is executed by path (``python episode_worker.py serve ...``) and depends only on
+the standard library and ``agent_bench``, so ``--python`` can point at any interpreter
+that has TraceCore installed and nothing of ours.
+
+The harness talks to each worker over its stdin/stdout in JSON lines. For every episode
+the worker forks one child process that runs exactly one episode and exits:
+
+- ``forkserver``: this process imported TraceCore once; the child runs ``run()`` directly.
+- ``spawn``: the child execs a fresh interpreter (``episode_worker.py episode ...``).
+
+The worker owns the mechanism around each child: its own process group, death with its
+parent (PR_SET_PDEATHSIG), capped capture of its output, the result pipe, killing the
+whole tree on request, and the kernel's accounting of it (``wait4``). It is a child
+subreaper, so processes an episode leaves behind are re-parented here and killed when the
+episode ends. The harness owns the policy (when to kill).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import sys
+import time
+
+# Running by path puts this file's folder on sys.path; nothing here should import from it.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+RESULT_CAP_BYTES = 4 * 1024 * 1024
+EXIT_CHILD_SETUP_FAILED = 70
+
+
+def _prctl(option: int, value: int) -> bool:
+    """Linux prctl(2); a no-op elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(option, value, 0, 0, 0) == 0
+
+
+def _die_with_parent(sig: int, parent_pid: int) -> None:
+    _prctl(PR_SET_PDEATHSIG, sig)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os.kill(os.getpid(), sig)
+
+
+# --- inside the episode process ----------------------------------------------------------
+
+
+def _telemetry(artifact: dict) -> dict:
+    """Artifact size and LLM telemetry volume, counted as TraceCore's metrics module does:
+    ``llm_trace`` entries of each action-trace step, prompt/completion bytes, tokens."""
+    entries = prompt = completion = tokens = 0
+    for step in artifact.get("action_trace") or []:
+        if not isinstance(step, dict):
+            continue
+        for call in step.get("llm_trace") or []:
+            if not isinstance(call, dict):
+                continue
+            entries += 1
+            request = call.get("request") or {}
+            response = call.get("response") or {}
+            if isinstance(request.get("prompt"), str):
+                prompt += len(request["prompt"].encode("utf-8"))
+            if isinstance(response.get("completion"), str):
+                completion += len(response["completion"].encode("utf-8"))
+            if isinstance(response.get("tokens_used"), int):
+                tokens += response["tokens_used"]
+    return {
+        "artifact_bytes": len(str(artifact).encode("utf-8")),
+        "llm_trace_entries": entries,
+        "prompt_bytes": prompt,
+        "completion_bytes": completion,
+        "tokens_used": tokens,
+    }
+
+
+def run_episode(job: dict) -> dict:
+    """Run one TraceCore episode in this process (cwd is the run directory) and persist
+    its artifact to ``.agent_bench/runs``. Returns the ChildResult fields."""
+    from agent_bench.runner.runlog import persist_run
+    from agent_bench.runner.runner import run
+
+    start = time.perf_counter()
+    try:
+        artifact = run(job["agent"], job["task_ref"], int(job["seed"]))
+    except BaseException as exc:  # an agent may raise anything, SystemExit included
+        return {
+            "completed": False,
+            "episode_s": time.perf_counter() - start,
+            "error": f"{type(exc).__name__}: {exc}",
+        }
+    episode_s = time.perf_counter() - start
+    persist_run(artifact)
+    result = {
+        "completed": True,
+        "episode_s": episode_s,
+        "success": bool(artifact.get("success")),
+        "run_id": artifact.get("run_id"),
+        "failure_type": artifact.get("failure_type"),
+        "failure_reason": artifact.get("failure_reason"),
+        **_telemetry(artifact),
+    }
+    if job.get("strict_spec"):
+        from agent_bench.runner.spec_check import check_spec_compliance
+
+        result["spec_errors"] = list(check_spec_compliance(artifact)["errors"])
+    return result
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _child_main_episode(job: dict, result_fd: int) -> None:
+    """Entry point of a spawned episode interpreter."""
+    _write_all(result_fd, json.dumps(run_episode(job)).encode("utf-8"))
+
+
+# --- probe and metrics: run in a forked child so the worker stays clean ------------------
+
+
+def probe(request: dict) -> dict:
+    """Resolve every agent and task ref of the scenario, and name this interpreter."""
+    import re
+    from importlib import metadata
+
+    from agent_bench.agent.loader import AGENTS_PACKAGE_ROOT, PACKAGE_ROOT
+    from agent_bench.tasks.registry import get_task_descriptor
+
+    agents: dict[str, dict] = {}
+    for path in request.get("agents", []):
+        candidates = [
+            (os.path.join(request["cwd"], path), True),  # the user's own file
+            (str(PACKAGE_ROOT / path), False),  # as TraceCore's loader resolves it
+            (str(AGENTS_PACKAGE_ROOT / os.path.basename(path)), False),
+        ]
+        found = next(((c, own) for c, own in candidates if os.path.isfile(c)), None)
+        if found is None:
+            agents[path] = {"ok": False, "error": "no such agent file (not a file, nor a TraceCore agent)"}
+        else:
+            # A user's file is passed by absolute path, since episodes run in the run dir;
+            # a packaged agent keeps the name the user gave, so metrics group by it.
+            agents[path] = {"ok": True, "resolved": os.path.abspath(found[0]) if found[1] else path}
+
+    tasks: dict[str, dict] = {}
+    for ref in request.get("task_refs", []):
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)(?:@(\d+))?", ref)
+        if not match:
+            tasks[ref] = {"ok": False, "error": "malformed task ref (expected <task_id>@<version>)"}
+            continue
+        version = int(match.group(2)) if match.group(2) else None
+        try:
+            descriptor = get_task_descriptor(match.group(1), version)
+        except Exception as exc:  # a broken plugin registry is the user's problem to see
+            tasks[ref] = {"ok": False, "error": f"task registry failed: {exc}"}
+            continue
+        tasks[ref] = {"ok": True} if descriptor else {"ok": False, "error": "no installed task of that name and version"}
+
+    try:
+        version = metadata.version("tracecore")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return {
+        "executable": sys.executable,
+        "python_version": sys.version.split()[0],
+        "tracecore_version": version,
+        "agents": agents,
+        "tasks": tasks,
+    }
+
+
+def metrics(request: dict) -> dict:
+    """TraceCore's own metrics pipeline over exactly this run's artifacts (cwd = run dir)."""
+    from agent_bench.runner.metrics import compute_all_metrics
+
+    return {"rows": compute_all_metrics(limit=max(int(request.get("limit", 1)), 1))}
+
+
+# --- the worker's serve loop ---------------------------------------------------------------
+
+
+class Worker:
+    def __init__(self, isolation: str, proto_out: int) -> None:
+        self.isolation = isolation
+        self.proto_out = proto_out
+        self.stdin_buf = b""
+        self.pending_kill: dict | None = None
+        self.current_pgid: int | None = None
+        self.exiting = False
+
+    # protocol ---------------------------------------------------------------------------
+    def send(self, message: dict) -> None:
+        _write_all(self.proto_out, json.dumps(message).encode("utf-8") + b"\n")
+
+    def read_command(self, block: bool) -> dict | None:
+        while b"\n" not in self.stdin_buf:
+            if not block and not select.select([0], [], [], 0)[0]:
+                return None
+            chunk = os.read(0, 65536)
+            if not chunk:  # the harness closed our stdin: it is gone or done
+                return {"cmd": "exit"}
+            self.stdin_buf += chunk
+        line, self.stdin_buf = self.stdin_buf.split(b"\n", 1)
+        return json.loads(line)
+
+    # lifecycle --------------------------------------------------------------------------
+    def on_terminate(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
+        """Our parent died (PDEATHSIG) or we were told to stop: take the episode with us."""
+        self.kill_tree(signal.SIGKILL)
+        self.kill_leftovers()
+        os._exit(128 + signum)
+
+    def warm(self, scenario: list[dict]) -> None:
+        """Pay once, in the server, what every forked child would otherwise pay: imports,
+        the task registry, jsonschema's validator machinery. No agent code runs here."""
+        import agent_bench.runner.runlog  # noqa: F401
+        import agent_bench.runner.runner  # noqa: F401
+        from agent_bench.runner.spec_check import check_spec_compliance
+        from agent_bench.tasks.loader import load_task
+
+        check_spec_compliance({})
+        for row in scenario:
+            try:
+                task_id, _, version = row["task_ref"].partition("@")
+                load_task(task_id, int(version) if version else None)
+            except Exception:  # noqa: BLE001 - a bad row is reported by the probe, not here
+                pass
+        import gc
+
+        gc.collect()
+        gc.freeze()  # keep the server's objects out of the children's collections (fewer page copies)
+
+    def serve(self) -> None:
+        self.send({"event": "ready", "pid": os.getpid()})
+        while not self.exiting:
+            command = self.read_command(block=True)
+            kind = command.get("cmd")
+            if kind == "run":
+                self.send(self.run_child(command, self.episode_target(command)))
+            elif kind in ("probe", "metrics"):
+                self.send(self.run_child(command, self.call_target(command)))
+            elif kind == "warm":
+                self.warm(command.get("scenario", []))
+                self.send({"event": "warmed"})
+            elif kind == "exit":
+                usage = __import__("resource").getrusage(__import__("resource").RUSAGE_SELF)
+                self.send({"event": "bye", "cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime})
+                self.exiting = True
+            # a "kill" that arrives while idle is for an episode that already ended
+
+    # children ---------------------------------------------------------------------------
+    def episode_target(self, job: dict):
+        if self.isolation == "forkserver":
+
+            def target(result_fd: int) -> None:
+                _write_all(result_fd, json.dumps(run_episode(job)).encode("utf-8"))
+
+            return target
+
+        def target(result_fd: int) -> None:
+            os.set_inheritable(result_fd, True)
+            os.execv(sys.executable, [sys.executable, os.path.abspath(__file__), "episode", json.dumps(job), str(result_fd)])
+
+        return target
+
+    @staticmethod
+    def call_target(request: dict):
+        function = probe if request["cmd"] == "probe" else metrics
+
+        def target(result_fd: int) -> None:
+            _write_all(result_fd, json.dumps(function(request), default=str).encode("utf-8"))
+
+        return target
+
+    def run_child(self, job: dict, target) -> dict:
+        """Fork one child in its own process group, run ``target`` in it, capture its
+        output (capped) and result, obey kill requests, and account for it."""
+        result_r, result_w = os.pipe()
+        output_r, output_w = os.pipe()
+        output_cap = int(job.get("output_cap", 1024 * 1024))
+        log_path = job.get("log_path")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        worker_pid = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # ---- the child
+            try:
+                os.setpgid(0, 0)
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    signal.signal(sig, signal.SIG_DFL)
+                _die_with_parent(signal.SIGKILL, worker_pid)
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                os.dup2(output_w, 1)
+                os.dup2(output_w, 2)
+                for fd in (null, output_w, output_r, result_r, self.proto_out):
+                    os.close(fd)
+                os.chdir(job.get("cwd") or ".")
+                target(result_w)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
+            except BaseException:  # noqa: BLE001 - nothing may escape a forked child
+                try:
+                    import traceback
+
+                    traceback.print_exc()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(EXIT_CHILD_SETUP_FAILED)
+        # ---- the worker
+        self.current_pgid = pid
+        os.close(result_w)
+        os.close(output_w)
+        result = bytearray()
+        output = _CappedLog(log_path, output_cap)
+        killed = False
+        kill_deadline: float | None = None
+        pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+        streams = {result_r: result, output_r: output}
+        exited = False
+        while not exited:
+            watch = [0, *streams]
+            if pidfd is not None:
+                watch.append(pidfd)
+            timeout = 0.05 if pidfd is None else None
+            if kill_deadline is not None:
+                remaining = max(kill_deadline - time.monotonic(), 0)
+                timeout = remaining if timeout is None else min(timeout, remaining)
+            ready, _, _ = select.select(watch, [], [], timeout)
+            for fd in ready:
+                if fd == 0:
+                    command = self.read_command(block=False)
+                    if command and command.get("cmd") == "kill" and not killed:
+                        killed = True
+                        self.kill_tree(signal.SIGTERM)
+                        kill_deadline = time.monotonic() + float(command.get("grace", 1.0))
+                    elif command and command.get("cmd") == "exit":
+                        killed = True
+                        self.kill_tree(signal.SIGKILL)
+                        self.exiting = True
+                elif fd in streams:
+                    chunk = os.read(fd, 65536)
+                    if chunk:
+                        _append(streams[fd], chunk)
+                    else:
+                        os.close(fd)
+                        del streams[fd]
+            if kill_deadline is not None and time.monotonic() >= kill_deadline:
+                self.kill_tree(signal.SIGKILL)
+                kill_deadline = None
+            if pidfd is None or pidfd in ready:
+                waited, status, usage = os.wait4(pid, 0 if pidfd is not None else os.WNOHANG)
+                exited = waited == pid
+        if pidfd is not None:
+            os.close(pidfd)
+        # The episode is over: nothing it started may outlive it.
+        self.kill_tree(signal.SIGKILL)
+        leftovers, extra_user, extra_sys = self.kill_leftovers()
+        self.current_pgid = None
+        for fd in list(streams):  # every writer is dead now, so these reach EOF
+            while chunk := os.read(fd, 65536):
+                _append(streams[fd], chunk)
+            os.close(fd)
+        output.close()
+        message = {
+            "event": "done",
+            "returncode": os.waitstatus_to_exitcode(status),
+            "killed": killed,
+            "cpu_user_s": usage.ru_utime + extra_user,
+            "cpu_sys_s": usage.ru_stime + extra_sys,
+            "max_rss_bytes": usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024),
+            "output_bytes": output.total,
+            "leftover_processes": leftovers,
+            "result": None,
+        }
+        if result:
+            try:
+                message["result"] = json.loads(bytes(result))
+            except ValueError as exc:
+                message["result_error"] = f"unreadable result from episode process: {exc}"
+        return message
+
+    def kill_tree(self, sig: int) -> None:
+        if self.current_pgid is None:
+            return
+        try:
+            os.killpg(self.current_pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    @staticmethod
+    def kill_leftovers() -> tuple[int, float, float]:
+        """Kill and reap every process re-parented to us (we are a subreaper), repeating
+        until none is left, since killing one re-parents its own children to us."""
+        count, user, system = 0, 0.0, 0.0
+        while kids := _children():
+            for kid in kids:
+                try:
+                    os.kill(kid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            for kid in kids:
+                try:
+                    _, _, usage = os.wait4(kid, 0)
+                except ChildProcessError:
+                    continue
+                count += 1
+                user += usage.ru_utime
+                system += usage.ru_stime
+        return count, user, system
+
+
+def _children() -> list[int]:
+    pid = os.getpid()
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(p) for p in fh.read().split()]
+    except OSError:
+        return []
+
+
+class _CappedLog:
+    """Keeps the first ``cap`` bytes of an episode's stdout+stderr in a file (created only
+    when there is output) and counts the rest, so a flood neither blocks nor fills disk."""
+
+    def __init__(self, path: str | None, cap: int) -> None:
+        self.path, self.cap, self.kept, self.total, self.fh = path, cap, 0, 0, None
+
+    def write(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if self.path is None or self.kept >= self.cap:
+            return
+        if self.fh is None:
+            self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        piece = chunk[: self.cap - self.kept]
+        self.fh.write(piece)
+        self.kept += len(piece)
+
+    def close(self) -> None:
+        if self.fh is not None:
+            if self.total > self.kept:
+                self.fh.write(f"\n[tracecore-perf: output capped, {self.total - self.kept} more bytes dropped]\n".encode())
+            self.fh.close()
+
+
+def _append(sink, chunk: bytes) -> None:
+    if isinstance(sink, bytearray):
+        if len(sink) < RESULT_CAP_BYTES:
+            sink.extend(chunk)
+    else:
+        sink.write(chunk)
+
+
+def main(argv: list[str]) -> None:
+    mode = argv[1]
+    if mode == "episode":  # a spawned episode interpreter
+        _child_main_episode(json.loads(argv[2]), int(argv[3]))
+        return
+    if mode == "probe":  # validation before a run: answers on stdout
+        sys.stdout.write(json.dumps(probe(json.loads(argv[2]))))
+        return
+    # mode == "serve": argv = [.., "serve", isolation, harness_pid]
+    isolation, harness_pid = argv[2], int(argv[3])
+    proto_out = os.dup(1)
+    os.dup2(2, 1)  # nothing but the protocol may reach the harness's pipe
+    worker = Worker(isolation, proto_out)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harness decides what Ctrl-C means
+    signal.signal(signal.SIGTERM, worker.on_terminate)
+    _die_with_parent(signal.SIGTERM, harness_pid)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    worker.serve()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,11 @@
+"""Errors the CLI turns into one line on stderr and an exit code."""
+
+from __future__ import annotations
+
+
+class UsageError(Exception):
+    """Bad input found before any episode starts: exit 2, nothing written."""
+
+
+class RunAborted(Exception):
+    """The run could not go on (disk full, output directory gone): exit 3, rows kept."""

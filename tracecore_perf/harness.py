@@ -1,0 +1,274 @@
+"""A run from start to finish: validate, lay out the run directory, execute, publish.
+
+``start`` begins a new run; ``resume`` finishes an interrupted one from its run directory.
+Everything that can be wrong with the input is found by ``validate`` before anything is
+written or any episode starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import tempfile
+from pathlib import Path
+
+import anyio
+import msgspec
+import structlog
+
+from tracecore_perf import __version__
+from tracecore_perf.console import ProgressBar
+from tracecore_perf.errors import RunAborted, UsageError
+from tracecore_perf.hostinfo import host_context, machine_class
+from tracecore_perf.launcher import WORKER_SCRIPT
+from tracecore_perf.logs import add_run_log
+from tracecore_perf.models import AttemptRecord, Interpreter, IsolationMode, KeepRuns, Manifest, ScenarioRow
+from tracecore_perf.monitor import SAMPLE_FIELDS
+from tracecore_perf.orchestrator import Execution
+from tracecore_perf.publish import Publication, SeriesIndex, prune_run_artifacts, publish
+from tracecore_perf.rundir import MANIFEST, RunDir, new_stamp, utc_now
+from tracecore_perf.scenario import plan
+
+log = structlog.get_logger("tracecore_perf.harness")
+
+PROBE_TIMEOUT_S = 120
+
+
+class RunOptions(msgspec.Struct, kw_only=True):
+    episodes: int
+    workers: int
+    timeout: float
+    output_dir: str
+    strict_spec: bool
+    compress: bool
+    scenario: list[ScenarioRow]
+    isolation: IsolationMode
+    python: str
+    keep_runs: KeepRuns
+    sample_interval: float
+    output_cap: int
+
+
+class Validated(msgspec.Struct):
+    interpreter: Interpreter
+    agents: dict[str, str]  # as given -> as passed to TraceCore
+
+
+class Outcome(msgspec.Struct):
+    exit_code: int
+    publication: Publication | None
+    run_dir: str
+
+
+def _check_writable_dir(path: Path) -> None:
+    """The output directory must be a writable directory, or creatable as one."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        what = "is a file" if probe == path else f"cannot be created: {probe} is a file"
+        raise UsageError(f"output directory {what}: {path}")
+    try:
+        fd, name = tempfile.mkstemp(dir=probe, prefix=".tracecore-perf-write-test-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise UsageError(f"output directory is not writable: {path} ({exc.strerror})") from None
+
+
+def validate(scenario: list[ScenarioRow], python: str, output_dir: Path) -> Validated:
+    """Check the output directory, the interpreter, every agent and task ref. Raises
+    UsageError naming the first problem; writes nothing."""
+    _check_writable_dir(output_dir)
+    if not (os.path.isfile(python) and os.access(python, os.X_OK)):
+        raise UsageError(f"--python is not an executable file: {python}")
+    request = {
+        "cwd": os.getcwd(),
+        "agents": sorted({row.agent for row in scenario}),
+        "task_refs": sorted({row.task_ref for row in scenario}),
+    }
+    try:
+        done = subprocess.run(
+            [python, str(WORKER_SCRIPT), "probe", json.dumps(request)],
+            capture_output=True,
+            timeout=PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(f"cannot run {python}: {exc}") from None
+    if done.returncode != 0:
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        raise UsageError(f"{python} cannot load TraceCore (agent_bench): {last}")
+    answer = json.loads(done.stdout)
+    for agent, verdict in answer["agents"].items():
+        if not verdict["ok"]:
+            raise UsageError(f"agent not found: {agent}: {verdict['error']}")
+    for ref, verdict in answer["tasks"].items():
+        if not verdict["ok"]:
+            raise UsageError(f"bad task ref {ref!r}: {verdict['error']}")
+    return Validated(
+        interpreter=Interpreter(
+            executable=answer["executable"],
+            python_version=answer["python_version"],
+            tracecore_version=answer["tracecore_version"],
+        ),
+        agents={agent: verdict["resolved"] for agent, verdict in answer["agents"].items()},
+    )
+
+
+def start(options: RunOptions, *, show_progress: bool = True) -> Outcome:
+    output_dir = Path(options.output_dir)
+    checked = validate(options.scenario, options.python, output_dir)
+    host = host_context()
+    if not host.quiet:
+        log.warning("host.busy", reason=host.quiet_reason, advice="figures from a busy host are noisy")
+    fingerprint, fields = machine_class(host, checked.interpreter)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    stamp = new_stamp(output_dir)
+    run_dir = RunDir(output_dir / f"run-{stamp}")
+    run_dir.create()
+    manifest = Manifest(
+        generated_at=utc_now().isoformat(),
+        episodes=options.episodes,
+        workers=options.workers,
+        timeout=options.timeout,
+        strict_spec=options.strict_spec,
+        compress=options.compress,
+        scenario=options.scenario,
+        system_samples={"available": True, "provider": "psutil", "interval_s": options.sample_interval, "fields": SAMPLE_FIELDS},
+        artifact_set=[],
+        stamp=stamp,
+        status="running",
+        isolation=options.isolation,
+        keep_runs=options.keep_runs,
+        sample_interval_s=options.sample_interval,
+        interpreter=checked.interpreter,
+        host=host,
+        machine_class=fingerprint,
+        machine_class_fields=fields,
+        run_dir=str(run_dir.path),
+        harness_version=__version__,
+        attempts=[],
+    )
+    return _execute(run_dir, manifest, options.output_cap, checked.agents, show_progress=show_progress)
+
+
+def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcome:
+    """Finish an interrupted run: same parameters, only the episodes with no row."""
+    run_dir = RunDir(path)
+    if not (path / MANIFEST).is_file():
+        raise UsageError(f"not a run directory (no {MANIFEST}): {path}")
+    try:
+        manifest = run_dir.read_manifest()
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise UsageError(f"run manifest unreadable: {path / MANIFEST}: {exc}") from None
+    done = SeriesIndex(run_dir)
+    if done.count >= manifest.episodes:
+        return Outcome(exit_code=0 if done.passed == done.count else 1, publication=None, run_dir=str(path))
+    checked = validate(manifest.scenario, manifest.interpreter.executable, run_dir.output_dir)
+    return _execute(run_dir, manifest, output_cap, checked.agents, show_progress=show_progress, done=done)
+
+
+def _execute(
+    run_dir: RunDir,
+    manifest: Manifest,
+    output_cap: int,
+    agents: dict[str, str],
+    *,
+    show_progress: bool,
+    done: SeriesIndex | None = None,
+) -> Outcome:
+    attempt = AttemptRecord(attempt=len(manifest.attempts) + 1, started_at=utc_now().isoformat())
+    manifest.attempts.append(attempt)
+    manifest.status = "running"
+    run_dir.write_manifest(manifest)
+    handler = add_run_log(run_dir.path / "harness.log")
+    skip = set(done.offsets) if done else set()
+    todo = manifest.episodes - len(skip)
+    log.info(
+        "run.start",
+        stamp=manifest.stamp,
+        attempt=attempt.attempt,
+        episodes=todo,
+        workers=manifest.workers,
+        isolation=manifest.isolation,
+        run_dir=str(run_dir.path),
+    )
+    with ProgressBar(manifest.episodes, already_done=len(skip)) if show_progress else _NoBar() as bar:
+        execution = Execution(
+            run_dir,
+            workers=manifest.workers,
+            timeout=manifest.timeout,
+            strict_spec=manifest.strict_spec,
+            isolation=manifest.isolation,
+            python=manifest.interpreter.executable,
+            sample_interval=manifest.sample_interval_s,
+            output_cap=output_cap,
+            agents=agents,
+            warm_scenario=[msgspec.to_builtins(row) for row in manifest.scenario],
+            attempt=attempt.attempt,
+            known_run_ids=done.run_ids if done else set(),
+            on_row=bar.advance,
+        )
+        try:
+            anyio.run(execution.run, plan(manifest.scenario, manifest.episodes, skip), manifest.episodes)
+        except* RunAborted as group:
+            log.error("run.aborted", error=str(group.exceptions[0]))
+            attempt.status = manifest.status = "interrupted"
+            attempt.episodes_run = execution.progress.done
+            try:
+                run_dir.write_manifest(manifest)
+            except OSError:
+                pass
+            raise group.exceptions[0] from None
+        finally:
+            logging_handler_close(handler)
+
+    attempt.episodes_run = execution.progress.done
+    attempt.finished_at = utc_now().isoformat()
+    if execution.interrupted_by is not None:
+        status = "interrupted"
+    else:
+        status = "resumed" if attempt.attempt > 1 else "complete"
+    attempt.status = manifest.status = status
+    index = SeriesIndex(run_dir)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    publication = publish(
+        run_dir,
+        manifest,
+        index=index,
+        metrics_rows=execution.metrics_rows,
+        elapsed_s=execution.elapsed_s,
+        harness_cpu_s=usage.ru_utime + usage.ru_stime,
+        workers_cpu_s=execution.worker_cpu_s,
+        episodes_this_attempt=execution.progress.done,
+    )
+    if status != "interrupted":
+        prune_run_artifacts(run_dir, manifest.keep_runs, index.failed_run_ids)
+    if execution.interrupted_by is not None:
+        code = 128 + execution.interrupted_by
+    else:
+        code = 0 if index.passed == index.count == manifest.episodes else 1
+    return Outcome(exit_code=code, publication=publication, run_dir=str(run_dir.path))
+
+
+class _NoBar:
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def advance(self, row: object) -> None:
+        return None
+
+
+def logging_handler_close(handler) -> None:
+    import logging
+
+    logging.getLogger("tracecore_perf").removeHandler(handler)
+    handler.close()

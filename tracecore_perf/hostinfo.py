@@ -1,0 +1,77 @@
+"""Host context and the machine-class fingerprint recorded in every manifest.
+
+Two runs are comparable only on the same machine class: the same CPU model, logical core
+count, memory class (total rounded to whole GiB), OS, Python and TraceCore versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+from pathlib import Path
+
+import psutil
+
+from tracecore_perf.models import HostContext, Interpreter
+
+# A host is "quiet" when other processes leave most of the machine to the run.
+QUIET_LOAD_PER_CORE = 0.5
+QUIET_CPU_BUSY_PERCENT = 25.0
+BUSY_PROBE_S = 0.25
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def host_context(probe_busy: bool = True) -> HostContext:
+    """Read the host and judge whether it is quiet enough for a trustworthy run."""
+    cores = psutil.cpu_count(logical=True) or os.cpu_count() or 1
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        load = None
+    busy = psutil.cpu_percent(interval=BUSY_PROBE_S) if probe_busy else None
+    reasons = []
+    if load is not None and load[0] / cores > QUIET_LOAD_PER_CORE:
+        reasons.append(f"1-minute load {load[0]} on {cores} cores")
+    if busy is not None and busy > QUIET_CPU_BUSY_PERCENT:
+        reasons.append(f"CPU {busy:.0f}% busy before the run")
+    return HostContext(
+        cpu_model=cpu_model(),
+        logical_cores=cores,
+        memory_total_bytes=psutil.virtual_memory().total,
+        os=f"{platform.system()} {platform.release()}",
+        kernel=platform.version(),
+        machine=platform.machine(),
+        hostname=socket.gethostname(),
+        load_avg_start=load,
+        cpu_busy_percent_start=busy,
+        quiet=not reasons,
+        quiet_reason="; ".join(reasons) or None,
+    )
+
+
+def machine_class(host: HostContext, interpreter: Interpreter) -> tuple[str, dict]:
+    """A short stable id for "same kind of machine and software", and what it hashes."""
+    python_minor = ".".join(interpreter.python_version.split(".")[:2])
+    fields = {
+        "cpu_model": host.cpu_model,
+        "logical_cores": host.logical_cores,
+        "memory_gib": round(host.memory_total_bytes / 2**30),
+        "os": platform.system(),
+        "machine": host.machine,
+        "python": python_minor,
+        "tracecore": interpreter.tracecore_version,
+    }
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+    return digest, fields

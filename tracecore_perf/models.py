@@ -1,0 +1,286 @@
+"""The typed contracts between the harness's stages.
+
+Every value that crosses a stage boundary is one of these msgspec Structs: the scenario
+rows the planner reads, the job the launcher sends to an episode process, the outcome it
+gets back, the series row and monitor sample the writer streams to disk, and the
+manifest and summary that are published. Field names from TraceCore's performance guide
+are kept exactly; our additions sit beside them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+IsolationMode = Literal["forkserver", "spawn"]
+KeepRuns = Literal["all", "failed", "none"]
+RunStatus = Literal["running", "complete", "interrupted", "resumed", "failed"]
+
+
+class ScenarioRow(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One line of a scenario: an agent on a task, with the seed the first episode gets."""
+
+    agent: str
+    task_ref: str
+    seed: int = 0
+
+
+class EpisodeJob(msgspec.Struct, frozen=True):
+    """One planned episode. ``seed`` is the row's seed plus ``episode_index``."""
+
+    episode_index: int
+    scenario_row: int
+    agent: str
+    task_ref: str
+    seed: int
+
+
+# --- what comes back from the episode process ------------------------------------------
+
+
+class ChildResult(msgspec.Struct, frozen=True):
+    """What the episode process itself reports (written by episode_worker.py).
+
+    ``completed`` is false when TraceCore's ``run()`` raised; ``error`` then holds the
+    exception type and message.
+    """
+
+    completed: bool
+    episode_s: float
+    success: bool = False
+    run_id: str | None = None
+    error: str | None = None
+    failure_type: str | None = None
+    failure_reason: str | None = None
+    spec_errors: list[str] | None = None
+    artifact_bytes: int = 0
+    llm_trace_entries: int = 0
+    prompt_bytes: int = 0
+    completion_bytes: int = 0
+    tokens_used: int = 0
+
+
+class EpisodeOutcome(msgspec.Struct, frozen=True):
+    """What the worker process measured about one episode process, from the kernel.
+
+    ``returncode`` follows subprocess conventions: negative for death by signal.
+    ``result`` is None when the episode process died before reporting.
+    """
+
+    returncode: int
+    killed: bool
+    cpu_user_s: float
+    cpu_sys_s: float
+    max_rss_bytes: int
+    output_bytes: int
+    leftover_processes: int
+    result: ChildResult | None = None
+    result_error: str | None = None
+
+
+class CallOutcome(msgspec.Struct, frozen=True):
+    """The answer to a probe or metrics request, run in a forked child of a worker."""
+
+    returncode: int
+    result: dict[str, Any] | None = None
+    result_error: str | None = None
+
+
+# --- what the writer streams -----------------------------------------------------------
+
+
+class EpisodeRow(msgspec.Struct, kw_only=True):
+    """One episode of the series: the seed guide's fields, then the measurement fields."""
+
+    episode: int
+    episode_index: int
+    agent: str
+    task_ref: str
+    seed: int
+    success: bool
+    wall_clock_s: float
+    error: str | None
+    artifact_bytes: int
+    llm_trace_entries: int
+    prompt_bytes: int
+    completion_bytes: int
+    tokens_used: int
+    # additions: what makes a row a measurement
+    episode_s: float | None
+    queue_s: float
+    started_s: float
+    cpu_user_s: float
+    cpu_sys_s: float
+    max_rss_bytes: int
+    returncode: int
+    timed_out: bool
+    scenario_row: int
+    run_id: str | None = None
+    failure_type: str | None = None
+    output_bytes: int = 0
+    attempt: int = 1
+
+
+class Sample(msgspec.Struct, kw_only=True):
+    """One reading of the monitor: the host, the harness, and the live episode processes."""
+
+    t_s: float
+    cpu_percent: float
+    memory_total_bytes: int
+    memory_available_bytes: int
+    harness_rss_bytes: int
+    harness_cpu_percent: float
+    workers_rss_bytes: int
+    episode_processes: int
+    episode_rss_bytes: int
+    episodes_done: int
+    episodes_failed: int
+    load_1m: float | None = None
+
+
+# --- what is published -----------------------------------------------------------------
+
+
+class HostContext(msgspec.Struct, kw_only=True):
+    cpu_model: str
+    logical_cores: int
+    memory_total_bytes: int
+    os: str
+    kernel: str
+    machine: str
+    hostname: str
+    load_avg_start: list[float] | None
+    cpu_busy_percent_start: float | None
+    quiet: bool
+    quiet_reason: str | None
+
+
+class Interpreter(msgspec.Struct, kw_only=True):
+    executable: str
+    python_version: str
+    tracecore_version: str
+
+
+class AttemptRecord(msgspec.Struct, kw_only=True):
+    """One invocation that worked on a run directory (the first run, or a resume)."""
+
+    attempt: int
+    started_at: str
+    finished_at: str | None = None
+    episodes_run: int = 0
+    status: RunStatus = "running"
+
+
+class Manifest(msgspec.Struct, kw_only=True):
+    """The run descriptor. The first eight fields are the seed guide's."""
+
+    generated_at: str
+    episodes: int
+    workers: int
+    timeout: float
+    strict_spec: bool
+    compress: bool
+    scenario: list[ScenarioRow]
+    system_samples: dict[str, Any]
+    artifact_set: list[str]
+    # additions
+    stamp: str
+    status: RunStatus
+    isolation: IsolationMode
+    keep_runs: KeepRuns
+    sample_interval_s: float
+    interpreter: Interpreter
+    host: HostContext
+    machine_class: str
+    machine_class_fields: dict[str, Any]
+    run_dir: str
+    harness_version: str
+    attempts: list[AttemptRecord]
+
+
+class BatchSummary(msgspec.Struct, kw_only=True):
+    """The same block TraceCore's ``run_batch`` returns under ``summary``."""
+
+    total: int
+    passed: int
+    failed: int
+    workers: int
+    p50_wall_clock_s: float | None
+    p95_wall_clock_s: float | None
+
+
+class RunArtifactStats(msgspec.Struct, kw_only=True):
+    root: str
+    file_count: int
+    total_bytes: int
+    avg_bytes: float | None
+
+
+class SystemSamples(msgspec.Struct, kw_only=True):
+    available: bool
+    provider: str
+    cpu_percent: float | None
+    process_rss_bytes: int | None
+    system_memory_total_bytes: int | None
+    system_memory_available_bytes: int | None
+    # additions
+    sample_count: int = 0
+    interval_s: float | None = None
+    cpu_percent_max: float | None = None
+    process_rss_bytes_start: int | None = None
+
+
+class TelemetryVerbosity(msgspec.Struct, kw_only=True):
+    artifact_bytes_total: int
+    artifact_bytes_avg: float | None
+    artifact_bytes_max: int | None
+    llm_trace_entries_total: int
+    llm_trace_entries_avg: float | None
+    prompt_bytes_total: int
+    completion_bytes_total: int
+    tokens_used_total: int
+
+
+class Distribution(msgspec.Struct, kw_only=True):
+    count: int
+    mean: float | None
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+    max: float | None
+
+
+class ResourcePeaks(msgspec.Struct, kw_only=True):
+    episode_max_rss_bytes: int | None
+    episode_cpu_s_total: float
+    harness_peak_rss_bytes: int | None
+    harness_cpu_s: float
+    workers_cpu_s: float
+    harness_cpu_ms_per_episode: float | None
+    peak_episode_processes: int | None
+
+
+class Summary(msgspec.Struct, kw_only=True):
+    """The quick-review artifact. The first nine fields are the seed guide's."""
+
+    summary: BatchSummary
+    episodes: int
+    success_count: int
+    failure_count: int
+    max_wall_clock_s: float | None
+    failure_reasons: dict[str, int]
+    run_artifacts: RunArtifactStats
+    system_samples: SystemSamples
+    telemetry_verbosity: TelemetryVerbosity
+    # additions
+    stamp: str
+    status: RunStatus
+    elapsed_s: float
+    throughput_eps: float | None
+    timed_out_count: int
+    wall_clock_s: Distribution
+    episode_s: Distribution
+    queue_s: Distribution
+    resources: ResourcePeaks

@@ -1,0 +1,84 @@
+"""The resource monitor: a psutil reading of host, harness and episode processes every
+``interval`` seconds, sent to the writer as a :class:`Sample`.
+
+psutil's CPU percentages are deltas since the previous call, so the counters are primed
+when the monitor is created: the first sample is a real reading, not the 0.0 that a single
+``cpu_percent(interval=None)`` returns.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import anyio
+import psutil
+from anyio.streams.memory import MemoryObjectSendStream
+
+from tracecore_perf.models import EpisodeRow, Sample
+
+
+class Progress:
+    """Counters the episode tasks update and the monitor and console read."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.failed = 0
+
+
+class Monitor:
+    def __init__(self, worker_pids: Callable[[], list[int]], progress: Progress, t0: float) -> None:
+        self.worker_pids = worker_pids
+        self.progress = progress
+        self.t0 = t0
+        self.harness = psutil.Process(os.getpid())
+        self.harness.cpu_percent(None)  # prime
+        psutil.cpu_percent(None)  # prime
+        self._workers: dict[int, psutil.Process] = {}
+
+    def sample(self) -> Sample:
+        memory = psutil.virtual_memory()
+        workers_rss = episode_rss = episodes = 0
+        for pid in self.worker_pids():
+            proc = self._workers.get(pid)
+            try:
+                if proc is None:
+                    proc = self._workers[pid] = psutil.Process(pid)
+                workers_rss += proc.memory_info().rss
+                for child in proc.children(recursive=True):
+                    try:
+                        episode_rss += child.memory_info().rss
+                        episodes += 1
+                    except psutil.Error:
+                        continue
+            except psutil.Error:
+                self._workers.pop(pid, None)
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            load = None
+        return Sample(
+            t_s=round(time.perf_counter() - self.t0, 4),
+            cpu_percent=psutil.cpu_percent(None),
+            memory_total_bytes=memory.total,
+            memory_available_bytes=memory.available,
+            harness_rss_bytes=self.harness.memory_info().rss,
+            harness_cpu_percent=self.harness.cpu_percent(None),
+            workers_rss_bytes=workers_rss,
+            episode_processes=episodes,
+            episode_rss_bytes=episode_rss,
+            episodes_done=self.progress.done,
+            episodes_failed=self.progress.failed,
+            load_1m=load,
+        )
+
+    async def run(self, send: MemoryObjectSendStream[EpisodeRow | Sample], interval: float) -> None:
+        """Sample until cancelled. The first reading is one interval in, so that the primed
+        CPU counters cover a real span."""
+        while True:
+            await anyio.sleep(interval)
+            await send.send(self.sample())
+
+
+SAMPLE_FIELDS = list(Sample.__struct_fields__)

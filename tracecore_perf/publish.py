@@ -1,0 +1,314 @@
+"""Publishing: from a run directory's streams to the seed guide's artifact set.
+
+Everything here streams: the series is read twice (once to index rows by episode and fold
+them into the summary, once to write them out in episode order), so publishing a
+10k-episode run holds offsets and latencies, never the rows or TraceCore's artifacts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from tracecore_perf.models import (
+    BatchSummary,
+    Distribution,
+    EpisodeRow,
+    KeepRuns,
+    Manifest,
+    ResourcePeaks,
+    RunArtifactStats,
+    Summary,
+    SystemSamples,
+    TelemetryVerbosity,
+)
+from tracecore_perf.rundir import RunDir, write_atomic
+
+ARTIFACT_KINDS = ("manifest", "summary", "metrics", "series", "samples")
+
+
+def artifact_path(output_dir: Path, kind: str, stamp: str) -> Path:
+    suffix = "zip" if kind == "artifacts" else "json"
+    return output_dir / f"perf-{kind}-{stamp}.{suffix}"
+
+
+def _pretty(value: Any) -> bytes:
+    return msgspec.json.format(msgspec.json.encode(value), indent=2)
+
+
+def distribution(values: Iterable[float]) -> Distribution:
+    data = np.fromiter(values, dtype=float)
+    if data.size == 0:
+        return Distribution(count=0, mean=None, p50=None, p90=None, p95=None, p99=None, max=None)
+    p50, p90, p95, p99 = (round(float(x), 6) for x in np.percentile(data, [50, 90, 95, 99]))
+    return Distribution(
+        count=int(data.size),
+        mean=round(float(data.mean()), 6),
+        p50=p50,
+        p90=p90,
+        p95=p95,
+        p99=p99,
+        max=round(float(data.max()), 6),
+    )
+
+
+class SeriesIndex:
+    """One pass over ``series.jsonl``: where each episode's row is, and the summary folds.
+
+    The first readable row of an episode wins; a resumed run never writes a second one,
+    and a torn line is skipped.
+    """
+
+    def __init__(self, run_dir: RunDir) -> None:
+        self.offsets: dict[int, tuple[int, int]] = {}
+        self.run_ids: set[str] = set()
+        self.failed_run_ids: set[str] = set()
+        self.wall: list[float] = []
+        self.episode_s: list[float] = []
+        self.queue_s: list[float] = []
+        self.reasons: Counter[str] = Counter()
+        self.passed = self.timed_out = 0
+        self.artifact_bytes_total = self.artifact_bytes_max = 0
+        self.llm_entries = self.prompt_bytes = self.completion_bytes = self.tokens = 0
+        self.max_rss = 0
+        self.cpu_s = 0.0
+        decoder = msgspec.json.Decoder(EpisodeRow)
+        if not run_dir.series.exists():
+            return
+        with run_dir.series.open("rb") as fh:
+            offset = 0
+            for line in fh:
+                start, offset = offset, offset + len(line)
+                try:
+                    row = decoder.decode(line)
+                except msgspec.DecodeError:
+                    continue
+                if row.episode_index in self.offsets:
+                    continue
+                self.offsets[row.episode_index] = (start, len(line))
+                self._fold(row)
+
+    def _fold(self, row: EpisodeRow) -> None:
+        if row.run_id:
+            self.run_ids.add(row.run_id)
+            if not row.success:
+                self.failed_run_ids.add(row.run_id)
+        self.wall.append(row.wall_clock_s)
+        if row.episode_s is not None:
+            self.episode_s.append(row.episode_s)
+        self.queue_s.append(row.queue_s)
+        if row.success:
+            self.passed += 1
+        else:
+            self.reasons[row.error or "unsuccessful_run"] += 1
+        self.timed_out += row.timed_out
+        self.artifact_bytes_total += row.artifact_bytes
+        self.artifact_bytes_max = max(self.artifact_bytes_max, row.artifact_bytes)
+        self.llm_entries += row.llm_trace_entries
+        self.prompt_bytes += row.prompt_bytes
+        self.completion_bytes += row.completion_bytes
+        self.tokens += row.tokens_used
+        self.max_rss = max(self.max_rss, row.max_rss_bytes)
+        self.cpu_s += row.cpu_user_s + row.cpu_sys_s
+
+    @property
+    def count(self) -> int:
+        return len(self.offsets)
+
+
+def set_aside_orphans(run_dir: RunDir, run_ids: set[str]) -> int:
+    """Move TraceCore artifacts that no row accounts for (episodes killed in flight by an
+    interruption, and re-run on resume) out of ``.agent_bench/runs``, so TraceCore's
+    metrics count each episode once."""
+    moved = 0
+    orphans = run_dir.path / "orphaned-artifacts"
+    for path in run_dir.runs_root.glob("*.json"):
+        if path.stem not in run_ids:
+            orphans.mkdir(exist_ok=True)
+            path.rename(orphans / path.name)
+            moved += 1
+    return moved
+
+
+def run_artifact_stats(root: Path) -> RunArtifactStats:
+    count = total = 0
+    if root.exists():
+        for entry in os.scandir(root):
+            if entry.name.endswith(".json") and entry.is_file():
+                count += 1
+                total += entry.stat().st_size
+    return RunArtifactStats(
+        root=str(root), file_count=count, total_bytes=total, avg_bytes=round(total / count, 2) if count else None
+    )
+
+
+def prune_run_artifacts(run_dir: RunDir, keep: KeepRuns, failed_run_ids: set[str]) -> None:
+    """``--keep-runs``: bound what a long run leaves on disk, after it has been measured."""
+    if keep == "all":
+        return
+    for path in run_dir.runs_root.glob("*.json"):
+        if keep == "none" or path.stem not in failed_run_ids:
+            path.unlink()
+
+
+def system_samples(run_dir: RunDir, interval: float) -> tuple[SystemSamples, int | None, int | None]:
+    """Fold the monitor's samples. Also returns the harness's peak RSS and the peak count
+    of live episode processes."""
+    count = 0
+    cpu_sum = 0.0
+    cpu_max = rss_peak = rss_start = total = available_min = procs_peak = None
+    for sample in run_dir.iter_samples():
+        count += 1
+        cpu_sum += sample.cpu_percent
+        cpu_max = max(cpu_max or 0.0, sample.cpu_percent)
+        rss_peak = max(rss_peak or 0, sample.harness_rss_bytes)
+        rss_start = sample.harness_rss_bytes if rss_start is None else rss_start
+        total = sample.memory_total_bytes
+        available_min = min(available_min or sample.memory_available_bytes, sample.memory_available_bytes)
+        procs_peak = max(procs_peak or 0, sample.episode_processes)
+    return (
+        SystemSamples(
+            available=count > 0,
+            provider="psutil",
+            cpu_percent=round(cpu_sum / count, 2) if count else None,
+            process_rss_bytes=rss_peak,
+            system_memory_total_bytes=total,
+            system_memory_available_bytes=available_min,
+            sample_count=count,
+            interval_s=interval,
+            cpu_percent_max=cpu_max,
+            process_rss_bytes_start=rss_start,
+        ),
+        rss_peak,
+        procs_peak,
+    )
+
+
+def _write_json_array(path: Path, items: Iterable[bytes]) -> None:
+    """Write a JSON array one encoded element at a time, atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as fh:
+        fh.write(b"[")
+        first = True
+        for item in items:
+            fh.write(b"\n  " if first else b",\n  ")
+            fh.write(item)
+            first = False
+        fh.write(b"\n]\n" if not first else b"]\n")
+    tmp.replace(path)
+
+
+def _rows_in_order(run_dir: RunDir, index: SeriesIndex) -> Iterable[bytes]:
+    with run_dir.series.open("rb") as fh:
+        for episode_index in sorted(index.offsets):
+            start, length = index.offsets[episode_index]
+            fh.seek(start)
+            yield fh.read(length).rstrip(b"\n")
+
+
+def _samples(run_dir: RunDir) -> Iterable[bytes]:
+    encoder = msgspec.json.Encoder()
+    for sample in run_dir.iter_samples():
+        yield encoder.encode(sample)
+
+
+class Publication(msgspec.Struct):
+    stamp: str
+    artifacts: dict[str, str]
+    summary: Summary
+
+
+def publish(
+    run_dir: RunDir,
+    manifest: Manifest,
+    *,
+    index: SeriesIndex,
+    metrics_rows: list[dict[str, Any]],
+    elapsed_s: float,
+    harness_cpu_s: float,
+    workers_cpu_s: float,
+    episodes_this_attempt: int,
+) -> Publication:
+    """Write the published artifacts for ``run_dir`` into its output directory."""
+    out = run_dir.output_dir
+    stamp = manifest.stamp
+    samples_summary, harness_peak_rss, procs_peak = system_samples(run_dir, manifest.sample_interval_s)
+    artifacts = run_artifact_stats(run_dir.runs_root)
+    wall = distribution(index.wall)
+    n = index.count
+    own_cpu = harness_cpu_s + workers_cpu_s
+    summary = Summary(
+        summary=BatchSummary(
+            total=n,
+            passed=index.passed,
+            failed=n - index.passed,
+            workers=manifest.workers,
+            p50_wall_clock_s=wall.p50,
+            p95_wall_clock_s=wall.p95,
+        ),
+        episodes=n,
+        success_count=index.passed,
+        failure_count=n - index.passed,
+        max_wall_clock_s=wall.max,
+        failure_reasons=dict(index.reasons.most_common()),
+        run_artifacts=artifacts,
+        system_samples=samples_summary,
+        telemetry_verbosity=TelemetryVerbosity(
+            artifact_bytes_total=index.artifact_bytes_total,
+            artifact_bytes_avg=round(index.artifact_bytes_total / n, 2) if n else None,
+            artifact_bytes_max=index.artifact_bytes_max if n else None,
+            llm_trace_entries_total=index.llm_entries,
+            llm_trace_entries_avg=round(index.llm_entries / n, 4) if n else None,
+            prompt_bytes_total=index.prompt_bytes,
+            completion_bytes_total=index.completion_bytes,
+            tokens_used_total=index.tokens,
+        ),
+        stamp=stamp,
+        status=manifest.status,
+        elapsed_s=round(elapsed_s, 4),
+        throughput_eps=round(episodes_this_attempt / elapsed_s, 3) if elapsed_s > 0 and episodes_this_attempt else None,
+        timed_out_count=index.timed_out,
+        wall_clock_s=wall,
+        episode_s=distribution(index.episode_s),
+        queue_s=distribution(index.queue_s),
+        resources=ResourcePeaks(
+            episode_max_rss_bytes=index.max_rss or None,
+            episode_cpu_s_total=round(index.cpu_s, 4),
+            harness_peak_rss_bytes=harness_peak_rss,
+            harness_cpu_s=round(harness_cpu_s, 4),
+            workers_cpu_s=round(workers_cpu_s, 4),
+            harness_cpu_ms_per_episode=round(own_cpu * 1000 / episodes_this_attempt, 4) if episodes_this_attempt else None,
+            peak_episode_processes=procs_peak,
+        ),
+    )
+
+    paths = {kind: artifact_path(out, kind, stamp) for kind in ARTIFACT_KINDS}
+    manifest.artifact_set = list(ARTIFACT_KINDS) + (["artifacts"] if manifest.compress else [])
+    write_atomic(paths["summary"], _pretty(summary))
+    write_atomic(paths["metrics"], _pretty(metrics_rows))
+    _write_json_array(paths["series"], _rows_in_order(run_dir, index))
+    _write_json_array(paths["samples"], _samples(run_dir))
+    write_atomic(paths["manifest"], _pretty(manifest))
+    run_dir.write_manifest(manifest)
+    if manifest.compress:
+        paths["artifacts"] = artifact_path(out, "artifacts", stamp)
+        bundle(paths["artifacts"], [paths[k] for k in ARTIFACT_KINDS])
+    return Publication(stamp=stamp, artifacts={k: str(v) for k, v in paths.items()}, summary=summary)
+
+
+def bundle(zip_path: Path, files: list[Path]) -> None:
+    """A lossless zip of the published JSON files, byte for byte."""
+    tmp = zip_path.with_name(f".{zip_path.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for path in files:
+            with path.open("rb") as src, archive.open(path.name, "w") as dst:
+                shutil.copyfileobj(src, dst)
+    tmp.replace(zip_path)

@@ -1,0 +1,118 @@
+"""The run directory: a run's working state on disk, enough to publish or resume it.
+
+    <output>/run-<stamp>/
+        manifest.json          the run descriptor, rewritten at each state change
+        series.jsonl           one EpisodeRow per finished episode, appended as it ends
+        samples.jsonl          one monitor Sample per line
+        harness.log            the harness's structlog JSON log
+        logs/                  episode output (only episodes that printed), worker stderr
+        .agent_bench/runs/     TraceCore's run artifacts for exactly this run
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+from tracecore_perf.models import EpisodeRow, Manifest, Sample
+
+T = TypeVar("T")
+
+MANIFEST = "manifest.json"
+SERIES = "series.jsonl"
+SAMPLES = "samples.jsonl"
+HARNESS_LOG = "harness.log"
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_stamp(output_dir: Path, now: datetime | None = None) -> str:
+    """A stamp no run in ``output_dir`` has used: TraceCore's ``%Y%m%dT%H%M%SZ``, with a
+    suffix when two runs start in the same second."""
+    base = (now or utc_now()).strftime("%Y%m%dT%H%M%SZ")
+    stamp, n = base, 1
+    while (output_dir / f"run-{stamp}").exists() or any(output_dir.glob(f"perf-*-{stamp}.*")):
+        stamp, n = f"{base}-{n}", n + 1
+    return stamp
+
+
+class RunDir:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def stamp(self) -> str:
+        return self.path.name.removeprefix("run-")
+
+    @property
+    def output_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def runs_root(self) -> Path:
+        return self.path / ".agent_bench" / "runs"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def series(self) -> Path:
+        return self.path / SERIES
+
+    @property
+    def samples(self) -> Path:
+        return self.path / SAMPLES
+
+    def create(self) -> None:
+        self.path.mkdir(parents=False, exist_ok=False)
+        self.logs.mkdir()
+        self.runs_root.mkdir(parents=True)
+
+    def episode_log(self, episode_index: int) -> Path:
+        return self.logs / f"episode-{episode_index:06d}.log"
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        write_atomic(self.path / MANIFEST, msgspec.json.format(msgspec.json.encode(manifest), indent=2))
+
+    def read_manifest(self) -> Manifest:
+        return msgspec.json.decode((self.path / MANIFEST).read_bytes(), type=Manifest)
+
+    def iter_rows(self) -> Iterator[EpisodeRow]:
+        return iter_jsonl(self.series, EpisodeRow)
+
+    def iter_samples(self) -> Iterator[Sample]:
+        return iter_jsonl(self.samples, Sample)
+
+
+def iter_jsonl(path: Path, kind: type[T]) -> Iterator[T]:
+    """Decode a JSON-lines file one line at a time. A line that does not decode (the torn
+    last line of a run killed mid-write) is skipped."""
+    if not path.exists():
+        return
+    decoder = msgspec.json.Decoder(kind)
+    with path.open("rb") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                yield decoder.decode(line)
+            except msgspec.DecodeError:
+                continue
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary file and rename, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
