@@ -62,14 +62,22 @@ def run_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Run TraceCore episodes, each in its own process, and publish perf evidence.")
     parser.add_argument("--episodes", type=_positive_int, help="episodes to run (default 24)")
     parser.add_argument("--workers", type=_positive_int, help="episodes in parallel (default 4)")
-    parser.add_argument("--timeout", type=_positive_float, help="seconds per episode before its process tree is killed (default 180)")
+    parser.add_argument(
+        "--timeout", type=_positive_float, help="seconds per episode before its process tree is killed (default 180)"
+    )
     parser.add_argument("--output-dir", help="where run directories and artifacts go (default deliverables/perf)")
-    parser.add_argument("--strict-spec", action="store_true", default=None, help="fail episodes whose artifact breaks TraceCore's spec")
+    parser.add_argument(
+        "--strict-spec", action="store_true", default=None, help="fail episodes whose artifact breaks TraceCore's spec"
+    )
     parser.add_argument("--compress", action="store_true", default=None, help="also write perf-artifacts-<stamp>.zip")
     parser.add_argument("--scenario", type=Path, help="TOML or JSON file of rows with agent, task_ref, seed")
-    parser.add_argument("--isolation", choices=["forkserver", "spawn"], help=f"how episode processes start (default {default_isolation()})")
+    parser.add_argument(
+        "--isolation", choices=["forkserver", "spawn"], help=f"how episode processes start (default {default_isolation()})"
+    )
     parser.add_argument("--python", help="interpreter (with TraceCore installed) that runs the episodes")
-    parser.add_argument("--keep-runs", choices=["all", "failed", "none"], help="TraceCore run artifacts left in the run directory (default all)")
+    parser.add_argument(
+        "--keep-runs", choices=["all", "failed", "none"], help="TraceCore run artifacts left in the run directory (default all)"
+    )
     parser.add_argument("--sample-interval", type=_positive_float, help="seconds between resource samples (default 0.5)")
     parser.add_argument("--output-cap", type=_positive_int, help="bytes of each episode's stdout+stderr kept (default 1 MiB)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish an interrupted run from its run directory")
@@ -90,11 +98,29 @@ def cmd_run(argv: list[str]) -> int:
     configure(args.log_format)
     show_progress = not (args.no_progress or args.json)
     if args.resume is not None:
-        given = [name for name in ("episodes", "workers", "timeout", "output_dir", "scenario", "isolation", "python", "keep_runs", "sample_interval", "strict_spec", "compress") if getattr(args, name) is not None]
+        given = [
+            name
+            for name in (
+                "episodes",
+                "workers",
+                "timeout",
+                "output_dir",
+                "scenario",
+                "isolation",
+                "python",
+                "keep_runs",
+                "sample_interval",
+                "strict_spec",
+                "compress",
+            )
+            if getattr(args, name) is not None
+        ]
         if given:
             flag = "--" + given[0].replace("_", "-")
             raise UsageError(f"--resume takes the run's parameters from its manifest; drop {flag}")
-        outcome = harness.resume(args.resume, output_cap=args.output_cap or RUN_DEFAULTS["output_cap"], show_progress=show_progress)
+        outcome = harness.resume(
+            args.resume, output_cap=args.output_cap or RUN_DEFAULTS["output_cap"], show_progress=show_progress
+        )
         if outcome.publication is None:
             print(f"{PROG}: run already complete, nothing to resume: {args.resume}", file=sys.stderr)
             return outcome.exit_code

@@ -60,8 +60,14 @@ def print_summary(summary: Summary, artifacts: dict[str, str], run_dir: str) -> 
     table = Table(title=f"tracecore-perf run {summary.stamp} ({summary.status})", show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("episodes", f"{summary.episodes} ({summary.success_count} ok, {summary.failure_count} failed, {summary.timed_out_count} timed out)")
-    table.add_row("throughput", "-" if summary.throughput_eps is None else f"{summary.throughput_eps:.1f} episodes/s over {summary.elapsed_s:.2f} s")
+    table.add_row(
+        "episodes",
+        f"{summary.episodes} ({summary.success_count} ok, {summary.failure_count} failed, {summary.timed_out_count} timed out)",
+    )
+    table.add_row(
+        "throughput",
+        "-" if summary.throughput_eps is None else f"{summary.throughput_eps:.1f} episodes/s over {summary.elapsed_s:.2f} s",
+    )
     wall = summary.wall_clock_s
     table.add_row("latency (wall)", f"p50 {_seconds(wall.p50)}  p95 {_seconds(wall.p95)}  max {_seconds(wall.max)}")
     table.add_row("episode (TraceCore)", f"p50 {_seconds(summary.episode_s.p50)}  p95 {_seconds(summary.episode_s.p95)}")

@@ -19,6 +19,7 @@ episode ends. The harness owns the policy (when to kill).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -230,12 +231,31 @@ class Worker:
         from agent_bench.tasks.loader import load_task
 
         check_spec_compliance({})
+        sources: set[str] = set()
         for row in scenario:
             try:
                 task_id, _, version = row["task_ref"].partition("@")
-                load_task(task_id, int(version) if version else None)
+                task = load_task(task_id, int(version) if version else None)
             except Exception:  # noqa: BLE001 - a bad row is reported by the probe, not here
-                pass
+                continue
+            if task.get("path"):
+                sources.update(str(p) for p in task["path"].glob("*.py"))
+            if os.path.isfile(row.get("agent", "")):
+                sources.add(row["agent"])
+        # TraceCore's sandbox guard calls inspect.stack() on every file access, which reads
+        # source through linecache and maps files to modules through inspect's caches. A
+        # forked child inherits those caches; a cold one costs it ~15 ms per episode.
+        import inspect
+        import linecache
+
+        import agent_bench
+
+        package_root = os.path.dirname(agent_bench.__file__)
+        for folder, _, files in os.walk(package_root):
+            sources.update(os.path.join(folder, name) for name in files if name.endswith(".py"))
+        for path in sources:
+            linecache.getlines(path)
+        inspect.stack()
         import gc
 
         gc.collect()
@@ -395,10 +415,8 @@ class Worker:
     def kill_tree(self, sig: int) -> None:
         if self.current_pgid is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.current_pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     @staticmethod
     def kill_leftovers() -> tuple[int, float, float]:
@@ -407,10 +425,8 @@ class Worker:
         count, user, system = 0, 0.0, 0.0
         while kids := _children():
             for kid in kids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(kid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             for kid in kids:
                 try:
                     _, _, usage = os.wait4(kid, 0)

@@ -7,6 +7,7 @@ written or any episode starts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -209,7 +210,7 @@ def _execute(
             sample_interval=manifest.sample_interval_s,
             output_cap=output_cap,
             agents=agents,
-            warm_scenario=[msgspec.to_builtins(row) for row in manifest.scenario],
+            warm_scenario=[{"agent": agents.get(row.agent, row.agent), "task_ref": row.task_ref} for row in manifest.scenario],
             attempt=attempt.attempt,
             known_run_ids=done.run_ids if done else set(),
             on_row=bar.advance,
@@ -220,20 +221,15 @@ def _execute(
             log.error("run.aborted", error=str(group.exceptions[0]))
             attempt.status = manifest.status = "interrupted"
             attempt.episodes_run = execution.progress.done
-            try:
+            with contextlib.suppress(OSError):
                 run_dir.write_manifest(manifest)
-            except OSError:
-                pass
             raise group.exceptions[0] from None
         finally:
             logging_handler_close(handler)
 
     attempt.episodes_run = execution.progress.done
     attempt.finished_at = utc_now().isoformat()
-    if execution.interrupted_by is not None:
-        status = "interrupted"
-    else:
-        status = "resumed" if attempt.attempt > 1 else "complete"
+    status = "interrupted" if execution.interrupted_by is not None else "resumed" if attempt.attempt > 1 else "complete"
     attempt.status = manifest.status = status
     index = SeriesIndex(run_dir)
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -126,9 +126,7 @@ class Execution:
                     await slots.acquire()
                     episodes.start_soon(self._run_one, job, queued_at, slots, send)
 
-    async def _run_one(
-        self, job: EpisodeJob, queued_at: float, slots: anyio.Semaphore, send: MemoryObjectSendStream
-    ) -> None:
+    async def _run_one(self, job: EpisodeJob, queued_at: float, slots: anyio.Semaphore, send: MemoryObjectSendStream) -> None:
         worker = self._idle.pop()
         started = time.perf_counter()
         try:

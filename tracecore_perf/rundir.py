@@ -1,19 +1,19 @@
 """The run directory: a run's working state on disk, enough to publish or resume it.
 
-    <output>/run-<stamp>/
-        manifest.json          the run descriptor, rewritten at each state change
-        series.jsonl           one EpisodeRow per finished episode, appended as it ends
-        samples.jsonl          one monitor Sample per line
-        harness.log            the harness's structlog JSON log
-        logs/                  episode output (only episodes that printed), worker stderr
-        .agent_bench/runs/     TraceCore's run artifacts for exactly this run
+<output>/run-<stamp>/
+    manifest.json          the run descriptor, rewritten at each state change
+    series.jsonl           one EpisodeRow per finished episode, appended as it ends
+    samples.jsonl          one monitor Sample per line
+    harness.log            the harness's structlog JSON log
+    logs/                  episode output (only episodes that printed), worker stderr
+    .agent_bench/runs/     TraceCore's run artifacts for exactly this run
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,7 +30,7 @@ HARNESS_LOG = "harness.log"
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_stamp(output_dir: Path, now: datetime | None = None) -> str:

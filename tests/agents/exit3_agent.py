@@ -1,0 +1,15 @@
+"""Fixture: exits with code 3 without cleanup, from act()."""
+
+import ctypes  # noqa: F401
+import os  # noqa: F401
+
+
+class Agent:
+    def reset(self, task_spec):
+        pass
+
+    def observe(self, observation):
+        pass
+
+    def act(self):
+        os._exit(3)

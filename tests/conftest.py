@@ -1,0 +1,63 @@
+"""Shared helpers: run the real harness as a subprocess, and check the machine for
+processes an episode left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+AGENTS = Path(__file__).resolve().parent / "agents"
+GRANDCHILD_MARKER = "tracecore-perf-fixture-grandchild"
+
+
+def harness(*args: str, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m tracecore_perf ARGS`` in ``cwd``, as a maintainer would type it."""
+    return subprocess.run(
+        [sys.executable, "-m", "tracecore_perf", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def published(out: Path, kind: str) -> object:
+    (path,) = out.glob(f"perf-{kind}-*.json")
+    return json.loads(path.read_text())
+
+
+def scenario_file(path: Path, rows: list[dict]) -> Path:
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def leftover_processes(root: Path) -> list[str]:
+    """Live processes working inside ``root`` (episode processes chdir into their run
+    directory) or carrying the grandchild fixture's marker."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE or proc.pid == os.getpid():
+                continue
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            cwd = proc.cwd()
+            if GRANDCHILD_MARKER in cmdline or cwd == str(root) or cwd.startswith(str(root) + os.sep):
+                found.append(f"{proc.pid}: {cmdline[:120]} (cwd {cwd})")
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.fixture
+def no_leftovers(tmp_path: Path):
+    """Fails the test if any process of its episodes is still alive afterwards."""
+    yield tmp_path
+    assert leftover_processes(tmp_path) == []

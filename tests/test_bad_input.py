@@ -1,0 +1,122 @@
+"""Bad input: one line on stderr naming the problem, exit 2, before any episode starts,
+and nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import AGENTS, harness, scenario_file
+
+
+def _row(agent="agents/toy_agent.py", task_ref="filesystem_hidden_config@1", seed=1):
+    return {"agent": agent, "task_ref": task_ref, "seed": seed}
+
+
+CASES = {
+    "zero episodes": (["--episodes", "0"], "--episodes: must be at least 1"),
+    "negative episodes": (["--episodes", "-3"], "--episodes: must be at least 1"),
+    "non-numeric episodes": (["--episodes", "many"], "--episodes: not a whole number"),
+    "zero workers": (["--workers", "0"], "--workers: must be at least 1"),
+    "zero timeout": (["--timeout", "0"], "--timeout: must be a positive number"),
+    "negative timeout": (["--timeout", "-1"], "--timeout: must be a positive number"),
+    "unknown flag": (["--episodez", "3"], "unrecognized arguments: --episodez"),
+    "bad isolation": (["--isolation", "thread"], "--isolation: invalid choice"),
+    "missing scenario": (["--scenario", "nope.json"], "scenario file not found"),
+    "python not executable": (["--python", "/nonexistent/python3"], "--python is not an executable file"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_flags(tmp_path: Path, case: str):
+    args, message = CASES[case]
+    out = tmp_path / "out"
+    done = harness(*args, "--output-dir", str(out), cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tracecore-perf: error: ") and message in lines[0], done.stderr
+    assert not out.exists()
+
+
+SCENARIO_CASES = {
+    "agent file missing": ([_row(agent="agents/no_such_agent.py")], "agent not found: agents/no_such_agent.py"),
+    "own agent file missing": ([_row(agent="./mine/agent.py")], "agent not found: ./mine/agent.py"),
+    "malformed task ref": ([_row(task_ref="filesystem hidden config@one")], "malformed task ref"),
+    "unknown task": ([_row(task_ref="no_such_task@1")], "bad task ref 'no_such_task@1': no installed task"),
+    "unknown task version": ([_row(task_ref="filesystem_hidden_config@99")], "no installed task"),
+    "empty scenario": ([], "has no rows"),
+    "row without agent": ([{"task_ref": "dice_game@1"}], "row 1 has no 'agent'"),
+    "non-integer seed": ([_row(seed="x")], "non-integer seed"),
+}
+
+
+@pytest.mark.parametrize("case", list(SCENARIO_CASES))
+def test_bad_scenarios(tmp_path: Path, case: str):
+    rows, message = SCENARIO_CASES[case]
+    out = tmp_path / "out"
+    done = harness(
+        "--scenario", str(scenario_file(tmp_path / "s.json", rows)), "--output-dir", str(out), cwd=tmp_path, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert not out.exists()
+
+
+def test_output_dir_that_is_a_file(tmp_path: Path):
+    target = tmp_path / "out"
+    target.write_text("precious")
+    done = harness("--output-dir", str(target), cwd=tmp_path, timeout=60)
+    assert done.returncode == 2 and "output directory is a file" in done.stderr
+    assert target.read_text() == "precious"
+
+
+def test_output_dir_under_a_file(tmp_path: Path):
+    (tmp_path / "f").write_text("x")
+    done = harness("--output-dir", str(tmp_path / "f" / "out"), cwd=tmp_path, timeout=60)
+    assert done.returncode == 2 and "cannot be created" in done.stderr
+
+
+def test_output_dir_not_writable(tmp_path: Path):
+    # /proc refuses new files even to root, so this holds whoever runs the suite.
+    done = harness("--output-dir", "/proc/tracecore-perf-out", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert "output directory is not writable" in done.stderr
+
+
+def test_nothing_already_written_is_touched(tmp_path: Path):
+    """A failing invocation into an existing output directory leaves it exactly as it was."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "perf-summary-20260101T000000Z.json").write_text("{}")
+    before = sorted(p.name for p in out.iterdir())
+    done = harness(
+        "--scenario",
+        str(scenario_file(tmp_path / "s.json", [_row(task_ref="nope@1")])),
+        "--output-dir",
+        str(out),
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_users_own_agent_file_resolves_from_the_working_directory(tmp_path: Path):
+    """A relative path to the user's own agent works, though episodes run in the run dir."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "agent.py").write_text((AGENTS / "llm_telemetry_agent.py").read_text())
+    out = tmp_path / "out"
+    done = harness(
+        "--episodes",
+        "1",
+        "--workers",
+        "1",
+        "--output-dir",
+        str(out),
+        "--scenario",
+        str(scenario_file(tmp_path / "s.json", [_row(agent="mine/agent.py")])),
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
