@@ -10,6 +10,7 @@ import sys
 import zipfile
 
 import pytest
+
 from conftest import REPO, harness, leftover_processes, published
 
 SERIES_SEED_FIELDS = {
