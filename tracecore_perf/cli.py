@@ -183,3 +183,6 @@ def main(argv: list[str] | None = None) -> int:
     except RunAborted as exc:
         print(f"{PROG}: run stopped: {exc}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:  # Ctrl-C outside the batch (validation, publishing)
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130

@@ -459,7 +459,11 @@ class _CappedLog:
         if self.path is None or self.kept >= self.cap:
             return
         if self.fh is None:
-            self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+            try:
+                self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+            except OSError:  # the run directory is gone or full: count, keep nothing
+                self.path = None
+                return
         piece = chunk[: self.cap - self.kept]
         self.fh.write(piece)
         self.kept += len(piece)

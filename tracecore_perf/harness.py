@@ -142,6 +142,7 @@ def start(options: RunOptions, *, show_progress: bool = True) -> Outcome:
         scenario=options.scenario,
         system_samples={"available": True, "provider": "psutil", "interval_s": options.sample_interval, "fields": SAMPLE_FIELDS},
         artifact_set=[],
+        agents=checked.agents,
         stamp=stamp,
         status="running",
         isolation=options.isolation,
@@ -167,11 +168,16 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
         manifest = run_dir.read_manifest()
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise UsageError(f"run manifest unreadable: {path / MANIFEST}: {exc}") from None
+    run_dir.repair_tail()
     done = SeriesIndex(run_dir)
     if done.count >= manifest.episodes:
         return Outcome(exit_code=0 if done.passed == done.count else 1, publication=None, run_dir=str(path))
-    checked = validate(manifest.scenario, manifest.interpreter.executable, run_dir.output_dir)
-    return _execute(run_dir, manifest, output_cap, checked.agents, show_progress=show_progress, done=done)
+    # Validate what the episodes will load (resolved when the run began), wherever we are now.
+    resolved = [
+        ScenarioRow(agent=manifest.agents.get(r.agent, r.agent), task_ref=r.task_ref, seed=r.seed) for r in manifest.scenario
+    ]
+    validate(resolved, manifest.interpreter.executable, run_dir.output_dir)
+    return _execute(run_dir, manifest, output_cap, manifest.agents, show_progress=show_progress, done=done)
 
 
 def _execute(
@@ -183,6 +189,12 @@ def _execute(
     show_progress: bool,
     done: SeriesIndex | None = None,
 ) -> Outcome:
+    if done is not None:
+        # An attempt killed outright (kill -9, power loss) never wrote its own record.
+        for record in manifest.attempts:
+            if record.status == "running":
+                record.status = "interrupted"
+                record.episodes_run = done.attempts.get(record.attempt, 0)
     attempt = AttemptRecord(attempt=len(manifest.attempts) + 1, started_at=utc_now().isoformat())
     manifest.attempts.append(attempt)
     manifest.status = "running"
@@ -218,12 +230,13 @@ def _execute(
         try:
             anyio.run(execution.run, plan(manifest.scenario, manifest.episodes, skip), manifest.episodes)
         except* RunAborted as group:
-            log.error("run.aborted", error=str(group.exceptions[0]))
+            reason = _leaf(group)
+            log.error("run.aborted", error=str(reason))
             attempt.status = manifest.status = "interrupted"
             attempt.episodes_run = execution.progress.done
             with contextlib.suppress(OSError):
                 run_dir.write_manifest(manifest)
-            raise group.exceptions[0] from None
+            raise reason from None
         finally:
             logging_handler_close(handler)
 
@@ -250,6 +263,13 @@ def _execute(
     else:
         code = 0 if index.passed == index.count == manifest.episodes else 1
     return Outcome(exit_code=code, publication=publication, run_dir=str(run_dir.path))
+
+
+def _leaf(error: BaseException) -> BaseException:
+    """The first real exception inside (possibly nested) exception groups."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 class _NoBar:

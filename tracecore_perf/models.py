@@ -185,6 +185,7 @@ class Manifest(msgspec.Struct, kw_only=True):
     system_samples: dict[str, Any]
     artifact_set: list[str]
     # additions
+    agents: dict[str, str]  # each scenario agent as given -> the path episodes load
     stamp: str
     status: RunStatus
     isolation: IsolationMode

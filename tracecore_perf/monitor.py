@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import psutil
 from anyio.streams.memory import MemoryObjectSendStream
 
+from tracecore_perf.errors import RunAborted
 from tracecore_perf.models import EpisodeRow, Sample
 
 
@@ -28,8 +30,9 @@ class Progress:
 
 
 class Monitor:
-    def __init__(self, worker_pids: Callable[[], list[int]], progress: Progress, t0: float) -> None:
+    def __init__(self, worker_pids: Callable[[], list[int]], progress: Progress, t0: float, run_dir: Path) -> None:
         self.worker_pids = worker_pids
+        self.run_dir = run_dir
         self.progress = progress
         self.t0 = t0
         self.harness = psutil.Process(os.getpid())
@@ -78,6 +81,9 @@ class Monitor:
         CPU counters cover a real span."""
         while True:
             await anyio.sleep(interval)
+            if not self.run_dir.is_dir():
+                # Open files would go on accepting rows into a deleted directory: stop instead.
+                raise RunAborted(f"the run directory disappeared: {self.run_dir}")
             await send.send(self.sample())
 
 

@@ -23,6 +23,7 @@ import anyio
 import structlog
 from anyio.streams.memory import MemoryObjectSendStream
 
+from tracecore_perf.errors import RunAborted
 from tracecore_perf.launcher import WorkerFailed, WorkerProcess
 from tracecore_perf.models import EpisodeJob, EpisodeOutcome, EpisodeRow, IsolationMode, Sample
 from tracecore_perf.monitor import Monitor, Progress
@@ -85,7 +86,7 @@ class Execution:
             tg.start_soon(write_stream, receive, self.run_dir.series, self.run_dir.samples)
             async with send, anyio.create_task_group() as background:
                 background.start_soon(self._watch_signals)
-                monitor = Monitor(lambda: [w.pid for w in self._all], self.progress, self.t0)
+                monitor = Monitor(lambda: [w.pid for w in self._all], self.progress, self.t0, self.run_dir.path)
                 background.start_soon(self._sample, monitor, send.clone())
                 try:
                     await self._start_workers()
@@ -170,9 +171,12 @@ class Execution:
     async def _replace(self, worker: WorkerProcess) -> WorkerProcess:
         await worker.kill()
         self._all.remove(worker)
-        fresh = await WorkerProcess.start(
-            self.python, self.isolation, worker.slot, self.run_dir.logs / f"worker-{worker.slot}.log", self.warm_scenario
-        )
+        try:
+            fresh = await WorkerProcess.start(
+                self.python, self.isolation, worker.slot, self.run_dir.logs / f"worker-{worker.slot}.log", self.warm_scenario
+            )
+        except (OSError, WorkerFailed) as exc:
+            raise RunAborted(f"cannot restart worker {worker.slot}: {exc}") from exc
         self._all.append(fresh)
         return fresh
 

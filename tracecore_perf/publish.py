@@ -75,6 +75,7 @@ class SeriesIndex:
         self.episode_s: list[float] = []
         self.queue_s: list[float] = []
         self.reasons: Counter[str] = Counter()
+        self.attempts: Counter[int] = Counter()
         self.passed = self.timed_out = 0
         self.artifact_bytes_total = self.artifact_bytes_max = 0
         self.llm_entries = self.prompt_bytes = self.completion_bytes = self.tokens = 0
@@ -97,6 +98,7 @@ class SeriesIndex:
                 self._fold(row)
 
     def _fold(self, row: EpisodeRow) -> None:
+        self.attempts[row.attempt] += 1
         if row.run_id:
             self.run_ids.add(row.run_id)
             if not row.success:

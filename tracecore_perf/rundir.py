@@ -85,6 +85,30 @@ class RunDir:
     def read_manifest(self) -> Manifest:
         return msgspec.json.decode((self.path / MANIFEST).read_bytes(), type=Manifest)
 
+    def repair_tail(self) -> None:
+        """Cut a torn last line (the harness was killed mid-write) off ``series.jsonl`` and
+        ``samples.jsonl`` before appending to them again, so it cannot swallow the next row."""
+        for path in (self.series, self.samples):
+            if not path.exists() or path.stat().st_size == 0:
+                continue
+            with path.open("rb+") as fh:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) == b"\n":
+                    continue
+                data_end = fh.seek(0, os.SEEK_END)
+                keep = 0
+                block = 65536
+                while data_end > 0 and not keep:
+                    start = max(0, data_end - block)
+                    fh.seek(start)
+                    chunk = fh.read(data_end - start)
+                    newline = chunk.rfind(b"\n")
+                    if newline >= 0:
+                        keep = start + newline + 1
+                        break
+                    data_end = start
+                fh.truncate(keep)
+
     def iter_rows(self) -> Iterator[EpisodeRow]:
         return iter_jsonl(self.series, EpisodeRow)
 

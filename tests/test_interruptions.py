@@ -1,0 +1,177 @@
+"""The harness itself interrupted: kill -9 and resume, Ctrl-C, SIGTERM, a full disk, a
+vanished output directory. Each runs the real harness as a process and checks the machine
+for leftover processes afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import AGENTS, harness, leftover_processes, published, scenario_file
+
+
+def start(work: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tracecore_perf", *args, "--output-dir", str(work / "out"), "--json"],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_rows(work: Path, count: int, proc: subprocess.Popen, deadline_s: float = 120) -> Path:
+    """Block until the run has written ``count`` rows (polling the file it appends to)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        assert proc.poll() is None, proc.communicate()
+        for series in (work / "out").glob("run-*/series.jsonl"):
+            if len(series.read_bytes().splitlines()) >= count:
+                return series.parent
+        time.sleep(0.05)
+    raise AssertionError(f"no {count} rows within {deadline_s}s")
+
+
+def wait_until_no_leftovers(root: Path, deadline_s: float = 10) -> list[str]:
+    """Processes dying with their parent take a moment; poll until none is left."""
+    end = time.monotonic() + deadline_s
+    while (left := leftover_processes(root)) and time.monotonic() < end:
+        time.sleep(0.05)
+    return left
+
+
+def test_kill_9_loses_only_episodes_in_flight_and_resume_finishes_the_run(tmp_path: Path):
+    proc = start(tmp_path, "--episodes", "120", "--workers", "2")
+    run_dir = wait_for_rows(tmp_path, 20, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert wait_until_no_leftovers(tmp_path) == []
+    rows_before = [json.loads(line) for line in (run_dir / "series.jsonl").read_text().splitlines() if line.strip()]
+    assert len(rows_before) >= 20
+    # simulate the torn line of a write cut short
+    with (run_dir / "series.jsonl").open("a") as fh:
+        fh.write('{"episode": 999, "episode_in')
+
+    resumed = harness("--resume", str(run_dir), "--json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert wait_until_no_leftovers(tmp_path) == []
+    series = published(tmp_path / "out", "series")
+    assert [row["episode_index"] for row in series] == list(range(120))
+    by_index = {row["episode_index"]: row for row in series}
+    for row in rows_before:  # rows written before the kill are kept as they were
+        assert by_index[row["episode_index"]] == row
+    manifest = published(tmp_path / "out", "manifest")
+    assert manifest["status"] == "resumed"
+    attempts = manifest["attempts"]
+    assert [a["attempt"] for a in attempts] == [1, 2]
+    assert attempts[0]["status"] == "interrupted"
+    assert attempts[0]["episodes_run"] + attempts[1]["episodes_run"] == 120
+    assert attempts[1]["episodes_run"] == 120 - len(rows_before)
+    assert {row["attempt"] for row in series} == {1, 2}
+    metrics = published(tmp_path / "out", "metrics")
+    assert sum(row["run_count"] for row in metrics) == 120  # each episode's artifact once
+    summary = json.loads(resumed.stdout)["summary"]
+    assert summary["episodes"] == 120 and summary["status"] == "resumed"
+
+
+def test_resuming_a_complete_run_says_so_and_changes_nothing(tmp_path: Path):
+    done = harness("--episodes", "4", "--workers", "2", "--output-dir", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = (tmp_path / "out").glob("run-*")
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    again = harness("--resume", str(run_dir), cwd=tmp_path)
+    assert again.returncode == 0
+    assert "already complete" in again.stderr
+    after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_resume_refuses_flags_and_non_run_directories(tmp_path: Path):
+    done = harness("--resume", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2 and "not a run directory" in done.stderr
+    done = harness("--resume", str(tmp_path), "--episodes", "3", cwd=tmp_path)
+    assert done.returncode == 2 and "drop --episodes" in done.stderr
+
+
+HANG_MIX = [
+    {"agent": "agents/toy_agent.py", "task_ref": "filesystem_hidden_config@1", "seed": 1},
+    {"agent": str(AGENTS / "sigterm_ignoring_agent.py"), "task_ref": "filesystem_hidden_config@1", "seed": 1},
+]
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_the_run_kills_episodes_in_flight_and_publishes(tmp_path: Path, sig, code):
+    scenario = scenario_file(tmp_path / "mix.json", HANG_MIX)
+    proc = start(tmp_path, "--scenario", str(scenario), "--episodes", "40", "--workers", "3", "--timeout", "600")
+    wait_for_rows(tmp_path, 2, proc)
+    assert leftover_processes(tmp_path), "the hanging episodes should be running now"
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert leftover_processes(tmp_path) == []
+    payload = json.loads(out)
+    assert payload["ok"] is False
+    summary = published(tmp_path / "out", "summary")
+    assert summary["status"] == "interrupted" and 2 <= summary["episodes"] < 40
+    manifest = published(tmp_path / "out", "manifest")
+    assert manifest["status"] == "interrupted" and manifest["attempts"][0]["status"] == "interrupted"
+    # episodes killed by the interruption get no row: a resume runs them again
+    series = published(tmp_path / "out", "series")
+    assert all(not row["timed_out"] for row in series)
+
+
+def test_a_second_ctrl_c_exits_at_once(tmp_path: Path):
+    scenario = scenario_file(tmp_path / "mix.json", HANG_MIX)
+    proc = start(tmp_path, "--scenario", str(scenario), "--episodes", "40", "--workers", "3", "--timeout", "600")
+    wait_for_rows(tmp_path, 2, proc)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert wait_until_no_leftovers(tmp_path) == []
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir()
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True).returncode == 0
+
+
+def test_a_full_disk_stops_the_run_with_a_clear_error_keeping_rows(tmp_path: Path):
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "400k"):
+        pytest.skip("needs root to mount a small tmpfs as a disk that fills up")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tracecore_perf", "--episodes", "400", "--workers", "2", "--output-dir", str(disk / "out")],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 3, proc.stderr
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith("tracecore-perf: run stopped: ") and "No space left on device" in last
+        (run_dir,) = (disk / "out").glob("run-*")
+        lines = (run_dir / "series.jsonl").read_bytes().splitlines()
+        complete = [json.loads(line) for line in lines[:-1]]
+        assert len(complete) > 0 and all(row["episode"] == row["episode_index"] + 1 for row in complete)
+        assert wait_until_no_leftovers(tmp_path) == []
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_vanished_output_directory_stops_the_run(tmp_path: Path):
+    import shutil
+
+    proc = start(tmp_path, "--episodes", "2000", "--workers", "2")
+    run_dir = wait_for_rows(tmp_path, 5, proc)
+    shutil.rmtree(run_dir)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert "the run directory disappeared" in err.strip().splitlines()[-1]
+    assert wait_until_no_leftovers(tmp_path) == []
+    assert os.path.isdir(tmp_path / "out")

@@ -1,0 +1,50 @@
+"""--python: the episodes run under another interpreter and its own TraceCore, which has
+nothing of ours installed; both isolation modes keep the per-episode accounting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import harness, published
+
+
+@pytest.fixture(scope="module")
+def other_python(tmp_path_factory) -> Path:
+    """A separate environment holding TraceCore and its dependencies only."""
+    root = tmp_path_factory.mktemp("other-env")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
+    site = root / "site"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(site), "tracecore"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if install.returncode != 0:
+        pytest.skip(f"cannot install TraceCore into a second environment: {install.stderr.strip()[-200:]}")
+    python = root / "venv" / "bin" / "python"
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    Path(purelib, "tracecore-only.pth").write_text(str(site) + "\n")
+    return python
+
+
+def test_the_other_environment_has_tracecore_and_nothing_of_ours(other_python: Path):
+    probe = subprocess.run([other_python, "-c", "import agent_bench, tracecore_perf"], capture_output=True, text=True, cwd="/")
+    assert "No module named 'tracecore_perf'" in probe.stderr
+
+
+@pytest.mark.parametrize("isolation", ["forkserver", "spawn"])
+def test_episodes_run_under_the_given_interpreter(tmp_path: Path, other_python: Path, isolation: str):
+    out = tmp_path / "out"
+    done = harness("--python", str(other_python), "--isolation", isolation, "--episodes", "4", "--workers", "2",
+                   "--strict-spec", "--output-dir", str(out), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    manifest = published(out, "manifest")
+    assert manifest["interpreter"]["executable"] == str(other_python)
+    assert manifest["isolation"] == isolation
+    series = published(out, "series")
+    assert all(row["success"] and row["cpu_user_s"] > 0 and row["max_rss_bytes"] > 0 for row in series)
+    assert sum(row["run_count"] for row in published(out, "metrics")) == 4
