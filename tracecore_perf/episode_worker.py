@@ -1,13 +1,15 @@
 """The worker process: runs under the episode interpreter, one per worker slot.
 
-This file is executed by path (``python episode_worker.py serve ...``) and depends only on
+This file is executed by path (``python episode_worker.py zygote ...``) and depends only on
 the standard library and ``agent_bench``, so ``--python`` can point at any interpreter
 that has TraceCore installed and nothing of ours.
 
-The harness talks to each worker over its stdin/stdout in JSON lines. For every episode
-the worker forks one child process that runs exactly one episode and exits:
+One zygote process per run (``episode_worker.py zygote ...``) warms TraceCore once and
+forks one worker per worker slot. The harness talks to the zygote and to each worker over
+Unix sockets in JSON lines. For every episode the worker forks one child process that runs
+exactly one episode and exits:
 
-- ``forkserver``: this process imported TraceCore once; the child runs ``run()`` directly.
+- ``forkserver``: the zygote imported and warmed TraceCore; the child runs ``run()`` directly.
 - ``spawn``: the child execs a fresh interpreter (``episode_worker.py episode ...``).
 
 The worker owns the mechanism around each child: its own process group, death with its
@@ -188,31 +190,71 @@ def metrics(request: dict) -> dict:
     return {"rows": compute_all_metrics(limit=max(int(request.get("limit", 1)), 1))}
 
 
+def warm(scenario: list[dict]) -> None:
+    """Pay once, in the zygote, what every forked child would otherwise pay: imports,
+    the task registry, jsonschema's validator machinery. No agent code runs here."""
+    import agent_bench.runner.runlog  # noqa: F401
+    import agent_bench.runner.runner  # noqa: F401
+    from agent_bench.runner.spec_check import check_spec_compliance
+    from agent_bench.tasks.loader import load_task
+
+    check_spec_compliance({})
+    sources: set[str] = set()
+    for row in scenario:
+        try:
+            task_id, _, version = row["task_ref"].partition("@")
+            task = load_task(task_id, int(version) if version else None)
+        except Exception:  # noqa: BLE001 - a bad row is reported by the probe, not here
+            continue
+        if task.get("path"):
+            sources.update(str(p) for p in task["path"].glob("*.py"))
+        if os.path.isfile(row.get("agent", "")):
+            sources.add(row["agent"])
+    # TraceCore's sandbox guard calls inspect.stack() on every file access, which reads
+    # source through linecache and maps files to modules through inspect's caches. A
+    # forked child inherits those caches; a cold one costs it ~15 ms per episode.
+    import inspect
+    import linecache
+
+    import agent_bench
+
+    package_root = os.path.dirname(agent_bench.__file__)
+    for folder, _, files in os.walk(package_root):
+        sources.update(os.path.join(folder, name) for name in files if name.endswith(".py"))
+    for path in sources:
+        linecache.getlines(path)
+    inspect.stack()
+    import gc
+
+    gc.collect()
+    gc.freeze()  # keep the server's objects out of the children's collections (fewer page copies)
+
+
 # --- the worker's serve loop ---------------------------------------------------------------
 
 
 class Worker:
-    def __init__(self, isolation: str, proto_out: int) -> None:
+    def __init__(self, isolation: str, channel: int) -> None:
         self.isolation = isolation
-        self.proto_out = proto_out
-        self.stdin_buf = b""
+        self.channel = channel  # a Unix socket to the harness, both directions
+        self.inbox = b""
         self.pending_kill: dict | None = None
         self.current_pgid: int | None = None
         self.exiting = False
 
     # protocol ---------------------------------------------------------------------------
     def send(self, message: dict) -> None:
-        _write_all(self.proto_out, json.dumps(message).encode("utf-8") + b"\n")
+        _write_all(self.channel, json.dumps(message).encode("utf-8") + b"\n")
 
     def read_command(self, block: bool) -> dict | None:
-        while b"\n" not in self.stdin_buf:
-            if not block and not select.select([0], [], [], 0)[0]:
+        while b"\n" not in self.inbox:
+            if not block and not select.select([self.channel], [], [], 0)[0]:
                 return None
-            chunk = os.read(0, 65536)
+            chunk = os.read(self.channel, 65536)
             if not chunk:  # the harness closed our stdin: it is gone or done
                 return {"cmd": "exit"}
-            self.stdin_buf += chunk
-        line, self.stdin_buf = self.stdin_buf.split(b"\n", 1)
+            self.inbox += chunk
+        line, self.inbox = self.inbox.split(b"\n", 1)
         return json.loads(line)
 
     # lifecycle --------------------------------------------------------------------------
@@ -221,45 +263,6 @@ class Worker:
         self.kill_tree(signal.SIGKILL)
         self.kill_leftovers()
         os._exit(128 + signum)
-
-    def warm(self, scenario: list[dict]) -> None:
-        """Pay once, in the server, what every forked child would otherwise pay: imports,
-        the task registry, jsonschema's validator machinery. No agent code runs here."""
-        import agent_bench.runner.runlog  # noqa: F401
-        import agent_bench.runner.runner  # noqa: F401
-        from agent_bench.runner.spec_check import check_spec_compliance
-        from agent_bench.tasks.loader import load_task
-
-        check_spec_compliance({})
-        sources: set[str] = set()
-        for row in scenario:
-            try:
-                task_id, _, version = row["task_ref"].partition("@")
-                task = load_task(task_id, int(version) if version else None)
-            except Exception:  # noqa: BLE001 - a bad row is reported by the probe, not here
-                continue
-            if task.get("path"):
-                sources.update(str(p) for p in task["path"].glob("*.py"))
-            if os.path.isfile(row.get("agent", "")):
-                sources.add(row["agent"])
-        # TraceCore's sandbox guard calls inspect.stack() on every file access, which reads
-        # source through linecache and maps files to modules through inspect's caches. A
-        # forked child inherits those caches; a cold one costs it ~15 ms per episode.
-        import inspect
-        import linecache
-
-        import agent_bench
-
-        package_root = os.path.dirname(agent_bench.__file__)
-        for folder, _, files in os.walk(package_root):
-            sources.update(os.path.join(folder, name) for name in files if name.endswith(".py"))
-        for path in sources:
-            linecache.getlines(path)
-        inspect.stack()
-        import gc
-
-        gc.collect()
-        gc.freeze()  # keep the server's objects out of the children's collections (fewer page copies)
 
     def serve(self) -> None:
         self.send({"event": "ready", "pid": os.getpid()})
@@ -270,9 +273,6 @@ class Worker:
                 self.send(self.run_child(command, self.episode_target(command)))
             elif kind in ("probe", "metrics"):
                 self.send(self.run_child(command, self.call_target(command)))
-            elif kind == "warm":
-                self.warm(command.get("scenario", []))
-                self.send({"event": "warmed"})
             elif kind == "exit":
                 usage = __import__("resource").getrusage(__import__("resource").RUSAGE_SELF)
                 self.send({"event": "bye", "cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime})
@@ -324,7 +324,7 @@ class Worker:
                 os.dup2(null, 0)
                 os.dup2(output_w, 1)
                 os.dup2(output_w, 2)
-                for fd in (null, output_w, output_r, result_r, self.proto_out):
+                for fd in (null, output_w, output_r, result_r, self.channel):
                     os.close(fd)
                 os.chdir(job.get("cwd") or ".")
                 target(result_w)
@@ -351,7 +351,7 @@ class Worker:
         streams = {result_r: result, output_r: output}
         exited = False
         while not exited:
-            watch = [0, *streams]
+            watch = [self.channel, *streams]
             if pidfd is not None:
                 watch.append(pidfd)
             timeout = 0.05 if pidfd is None else None
@@ -360,7 +360,7 @@ class Worker:
                 timeout = remaining if timeout is None else min(timeout, remaining)
             ready, _, _ = select.select(watch, [], [], timeout)
             for fd in ready:
-                if fd == 0:
+                if fd == self.channel:
                     command = self.read_command(block=False)
                     if command and command.get("cmd") == "kill" and not killed:
                         killed = True
@@ -483,6 +483,114 @@ def _append(sink, chunk: bytes) -> None:
         sink.write(chunk)
 
 
+class Zygote:
+    """The first process of a run's episode interpreter: it warms TraceCore once (forkserver)
+    and forks one :class:`Worker` per worker slot when the harness asks, handing each the
+    socket the harness sent along. Workers are born warm; the warm-up is paid once per run
+    instead of once per slot."""
+
+    def __init__(self, isolation: str, control) -> None:
+        self.isolation = isolation
+        self.control = control  # socket.socket: JSON lines, with file descriptors attached
+        self.workers: set[int] = set()
+        self.inbox = b""
+        self.fds: list[int] = []
+
+    def send(self, message: dict) -> None:
+        self.control.sendall(json.dumps(message).encode("utf-8") + b"\n")
+
+    def receive(self) -> tuple[dict, list[int]]:
+        import socket
+
+        while b"\n" not in self.inbox:
+            ready = select.select([self.control], [], [], 1.0)[0]
+            self.reap()
+            if not ready:
+                continue
+            data, fds, _, _ = socket.recv_fds(self.control, 65536, 8)
+            if not data:  # the harness is gone
+                return {"cmd": "exit"}, []
+            self.inbox += data
+            self.fds += fds
+        line, self.inbox = self.inbox.split(b"\n", 1)
+        fds, self.fds = self.fds, []
+        return json.loads(line), fds
+
+    def reap(self) -> None:
+        """Collect exited workers; kill anything else re-parented to us (a subreaper), so
+        no stray process outlives the run."""
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            self.workers.discard(pid)
+        for kid in _children():
+            if kid not in self.workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(kid, signal.SIGKILL)
+
+    def spawn(self, channel: int) -> int:
+        zygote_pid = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # ---- the new worker
+            code = 0
+            try:
+                self.control.close()
+                worker = Worker(self.isolation, channel)
+                signal.signal(signal.SIGTERM, worker.on_terminate)
+                _die_with_parent(signal.SIGTERM, zygote_pid)
+                _prctl(PR_SET_CHILD_SUBREAPER, 1)
+                worker.serve()
+            except BaseException:  # noqa: BLE001 - a forked worker must never return into the zygote
+                import traceback
+
+                traceback.print_exc()
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(channel)
+        self.workers.add(pid)
+        return pid
+
+    def stop_workers(self, wait: bool) -> None:
+        for pid in list(self.workers):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        if wait:
+            for pid in list(self.workers):
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+                self.workers.discard(pid)
+
+    def on_terminate(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
+        self.stop_workers(wait=False)  # each worker kills its episode tree on SIGTERM
+        os._exit(128 + signum)
+
+    def serve(self) -> None:
+        self.send({"event": "ready", "pid": os.getpid()})
+        while True:
+            command, fds = self.receive()
+            kind = command.get("cmd")
+            if kind == "warm":
+                if self.isolation == "forkserver":
+                    warm(command.get("scenario", []))
+                self.send({"event": "warmed"})
+            elif kind == "spawn":
+                self.send({"event": "spawned", "pid": self.spawn(fds[0])})
+            elif kind == "exit":
+                self.stop_workers(wait=True)
+                import resource
+
+                usage = resource.getrusage(resource.RUSAGE_SELF)
+                self.send({"event": "bye", "cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime})
+                return
+            for fd in fds if kind != "spawn" else fds[1:]:
+                os.close(fd)
+
+
 def main(argv: list[str]) -> None:
     mode = argv[1]
     if mode == "episode":  # a spawned episode interpreter
@@ -491,16 +599,21 @@ def main(argv: list[str]) -> None:
     if mode == "probe":  # validation before a run: answers on stdout
         sys.stdout.write(json.dumps(probe(json.loads(argv[2]))))
         return
-    # mode == "serve": argv = [.., "serve", isolation, harness_pid]
+    # mode == "zygote": argv = [.., "zygote", isolation, harness_pid]; stdin is a Unix
+    # socket to the harness.
+    import socket
+
     isolation, harness_pid = argv[2], int(argv[3])
-    proto_out = os.dup(1)
-    os.dup2(2, 1)  # nothing but the protocol may reach the harness's pipe
-    worker = Worker(isolation, proto_out)
+    control = socket.socket(fileno=os.dup(0))
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    zygote = Zygote(isolation, control)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harness decides what Ctrl-C means
-    signal.signal(signal.SIGTERM, worker.on_terminate)
+    signal.signal(signal.SIGTERM, zygote.on_terminate)
     _die_with_parent(signal.SIGTERM, harness_pid)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    worker.serve()
+    zygote.serve()
 
 
 if __name__ == "__main__":

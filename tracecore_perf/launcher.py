@@ -1,8 +1,10 @@
-"""The launcher: one worker process per worker slot, and episodes run through them.
+"""The launcher: a zygote per run, one worker process per worker slot, and episodes run
+through them.
 
-A :class:`WorkerProcess` is the harness's handle on one ``episode_worker.py serve``
-process. ``run_episode`` sends a job, waits for the outcome under the per-episode timeout,
-and on timeout asks the worker to kill the episode's whole process tree (SIGTERM, then
+The :class:`Zygote` is the harness's handle on ``episode_worker.py zygote``, which warms
+TraceCore once and forks the workers. A :class:`WorkerProcess` is the handle on one
+worker: ``run_episode`` sends a job, waits for the outcome under the per-episode timeout, and
+on timeout asks the worker to kill the episode's whole process tree (SIGTERM, then
 SIGKILL after a grace period). If the worker itself stops answering, it is killed and
 replaced, and the episode is recorded as lost to a worker failure.
 """
@@ -11,14 +13,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
 import msgspec
-from anyio.abc import Process
+from anyio.abc import Process, UNIXSocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from tracecore_perf.models import CallOutcome, EpisodeJob, EpisodeOutcome, IsolationMode
@@ -46,53 +48,27 @@ _encoder = msgspec.json.Encoder()
 
 
 class WorkerProcess:
-    def __init__(self, process: Process, slot: int, isolation: IsolationMode) -> None:
-        self.process = process
+    """The harness's handle on one worker (a process forked by the zygote)."""
+
+    def __init__(self, stream: UNIXSocketStream, pid: int, slot: int) -> None:
+        self.stream = stream
+        self.pid = pid
         self.slot = slot
-        self.isolation = isolation
-        self._lines = BufferedByteReceiveStream(process.stdout)
+        self._lines = BufferedByteReceiveStream(stream)
         self.cpu_user_s = 0.0
         self.cpu_sys_s = 0.0
 
-    @classmethod
-    async def start(
-        cls,
-        python: str,
-        isolation: IsolationMode,
-        slot: int,
-        stderr_path: Path,
-        scenario: list[dict[str, Any]] | None = None,
-    ) -> WorkerProcess:
-        with open(stderr_path, "ab") as stderr:
-            process = await anyio.open_process(
-                [python, str(WORKER_SCRIPT), "serve", isolation, str(os.getpid())],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                start_new_session=True,  # a terminal's Ctrl-C is the harness's to handle
-            )
-        worker = cls(process, slot, isolation)
-        await worker._expect("ready")
-        if isolation == "forkserver" and scenario is not None:
-            await worker._send({"cmd": "warm", "scenario": scenario})
-            await worker._expect("warmed")
-        return worker
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
     async def _send(self, message: dict[str, Any]) -> None:
         try:
-            await self.process.stdin.send(_encoder.encode(message) + b"\n")
+            await self.stream.send(_encoder.encode(message) + b"\n")
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             raise WorkerFailed(f"worker {self.slot} is gone: {exc}") from exc
 
     async def _receive(self) -> bytes:
         try:
             return await self._lines.receive_until(b"\n", MAX_LINE_BYTES)
-        except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError) as exc:
-            raise WorkerFailed(f"worker {self.slot} closed its pipe (exit code {self.process.returncode})") from exc
+        except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            raise WorkerFailed(f"worker {self.slot} (pid {self.pid}) closed its socket") from exc
 
     async def _expect(self, event: str) -> bytes:
         line = await self._receive()
@@ -102,7 +78,7 @@ class WorkerProcess:
         return line
 
     async def call(self, command: dict[str, Any]) -> CallOutcome:
-        """Run a probe or metrics request in a forked child of this worker."""
+        """Run a metrics request in a forked child of this worker."""
         await self._send(command)
         return _call_decoder.decode(await self._expect("done"))
 
@@ -163,29 +139,127 @@ class WorkerProcess:
         try:
             await self._send({"cmd": "exit"})
             with anyio.fail_after(5):
-                line = await self._receive()
-            bye = msgspec.json.decode(line)
-            self.cpu_user_s, self.cpu_sys_s = bye.get("cpu_user_s", 0.0), bye.get("cpu_sys_s", 0.0)
-            with anyio.fail_after(5):
-                await self.process.wait()
+                bye = _bye_decoder.decode(await self._expect("bye"))
+            self.cpu_user_s, self.cpu_sys_s = bye.cpu_user_s, bye.cpu_sys_s
         except (WorkerFailed, TimeoutError, msgspec.DecodeError):
             await self.kill()
         finally:
-            await self.process.aclose()
+            await self.stream.aclose()
 
     async def kill(self) -> None:
-        """SIGTERM makes the worker kill its episode tree and exit; SIGKILL if it won't."""
-        if self.process.returncode is not None:
-            return
-        try:
-            self.process.send_signal(signal.SIGTERM)
-            with anyio.move_on_after(2):
-                await self.process.wait()
+        """SIGTERM makes a worker kill its episode tree and exit; SIGKILL if it won't.
+        Its socket reaching end-of-stream is how we see it gone."""
+        for sig, patience in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
                 return
+            with anyio.move_on_after(patience):
+                try:
+                    while await self.stream.receive():
+                        pass
+                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    return
+
+
+class _Bye(msgspec.Struct):
+    event: str
+    cpu_user_s: float = 0.0
+    cpu_sys_s: float = 0.0
+
+
+class _Spawned(msgspec.Struct):
+    event: str
+    pid: int
+
+
+_bye_decoder = msgspec.json.Decoder(_Bye)
+_spawned_decoder = msgspec.json.Decoder(_Spawned)
+
+
+class Zygote:
+    """The harness's handle on the run's zygote: the episode interpreter's first process,
+    which warms TraceCore once and forks a worker per slot on request."""
+
+    def __init__(self, process: Process, control: UNIXSocketStream, isolation: IsolationMode) -> None:
+        self.process = process
+        self.control = control
+        self.isolation = isolation
+        self._lines = BufferedByteReceiveStream(control)
+        self._lock = anyio.Lock()  # one request at a time on the control socket
+        self.cpu_user_s = 0.0
+        self.cpu_sys_s = 0.0
+
+    @classmethod
+    async def start(cls, python: str, isolation: IsolationMode, log_path: Path, scenario: list[dict[str, Any]]) -> Zygote:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with open(log_path, "ab") as log:
+                process = await anyio.open_process(
+                    [python, str(WORKER_SCRIPT), "zygote", isolation, str(os.getpid())],
+                    stdin=theirs.fileno(),
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,  # a terminal's Ctrl-C is the harness's to handle
+                )
+        finally:
+            theirs.close()
+        zygote = cls(process, await UNIXSocketStream.from_socket(ours), isolation)
+        await zygote._request({"cmd": "warm", "scenario": scenario}, expect="warmed", wait_ready=True)
+        return zygote
+
+    async def _request(
+        self, message: dict[str, Any], expect: str, fds: list[int] | None = None, wait_ready: bool = False
+    ) -> bytes:
+        async with self._lock:
+            try:
+                if wait_ready:
+                    await self._expect("ready")
+                payload = _encoder.encode(message) + b"\n"
+                if fds:
+                    await self.control.send_fds(payload, list(fds))
+                else:
+                    await self.control.send(payload)
+                return await self._expect(expect)
+            except (
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+                anyio.EndOfStream,
+                anyio.IncompleteRead,
+                OSError,
+            ) as exc:
+                raise WorkerFailed(f"the zygote process is gone (exit code {self.process.returncode}): {exc}") from exc
+
+    async def _expect(self, event: str) -> bytes:
+        line = await self._lines.receive_until(b"\n", MAX_LINE_BYTES)
+        got = _event_decoder.decode(line).event
+        if got != event:
+            raise WorkerFailed(f"zygote: expected {event!r}, got {got!r}")
+        return line
+
+    async def spawn_worker(self, slot: int) -> WorkerProcess:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            line = await self._request({"cmd": "spawn", "slot": slot}, expect="spawned", fds=[theirs.fileno()])
+        finally:
+            theirs.close()
+        worker = WorkerProcess(await UNIXSocketStream.from_socket(ours), _spawned_decoder.decode(line).pid, slot)
+        await worker._expect("ready")
+        return worker
+
+    async def close(self) -> None:
+        try:
+            line = await self._request({"cmd": "exit"}, expect="bye")
+            bye = _bye_decoder.decode(line)
+            self.cpu_user_s, self.cpu_sys_s = bye.cpu_user_s, bye.cpu_sys_s
+            with anyio.fail_after(5):
+                await self.process.wait()
+        except (WorkerFailed, TimeoutError, msgspec.DecodeError):
             self.process.kill()
             await self.process.wait()
-        except ProcessLookupError:
-            pass
+        finally:
+            await self.control.aclose()
+            await self.process.aclose()
 
 
 def default_isolation() -> IsolationMode:

@@ -24,7 +24,7 @@ import structlog
 from anyio.streams.memory import MemoryObjectSendStream
 
 from tracecore_perf.errors import RunAborted
-from tracecore_perf.launcher import WorkerFailed, WorkerProcess
+from tracecore_perf.launcher import WorkerFailed, WorkerProcess, Zygote
 from tracecore_perf.models import EpisodeJob, EpisodeOutcome, EpisodeRow, IsolationMode, Sample
 from tracecore_perf.monitor import Monitor, Progress
 from tracecore_perf.publish import set_aside_orphans
@@ -75,6 +75,7 @@ class Execution:
         self.elapsed_s = 0.0
         self._idle: list[WorkerProcess] = []
         self._all: list[WorkerProcess] = []
+        self._zygote: Zygote | None = None
         self._launch_scope: anyio.CancelScope | None = None
         self.t0 = time.perf_counter()
 
@@ -102,14 +103,10 @@ class Execution:
                     background.cancel_scope.cancel()
 
     async def _start_workers(self) -> None:
+        self._zygote = await Zygote.start(self.python, self.isolation, self.run_dir.logs / "workers.log", self.warm_scenario)
+
         async def start(slot: int) -> None:
-            worker = await WorkerProcess.start(
-                self.python,
-                self.isolation,
-                slot,
-                self.run_dir.logs / f"worker-{slot}.log",
-                self.warm_scenario,
-            )
+            worker = await self._zygote.spawn_worker(slot)
             self._all.append(worker)
             self._idle.append(worker)
 
@@ -172,9 +169,7 @@ class Execution:
         await worker.kill()
         self._all.remove(worker)
         try:
-            fresh = await WorkerProcess.start(
-                self.python, self.isolation, worker.slot, self.run_dir.logs / f"worker-{worker.slot}.log", self.warm_scenario
-            )
+            fresh = await self._zygote.spawn_worker(worker.slot)
         except (OSError, WorkerFailed) as exc:
             raise RunAborted(f"cannot restart worker {worker.slot}: {exc}") from exc
         self._all.append(fresh)
@@ -238,7 +233,10 @@ class Execution:
         async with anyio.create_task_group() as tg:
             for worker in list(self._all):
                 tg.start_soon(worker.close)
-        self.worker_cpu_s = sum(w.cpu_user_s + w.cpu_sys_s for w in self._all)
+        if self._zygote is not None:
+            await self._zygote.close()
+            self.worker_cpu_s = self._zygote.cpu_user_s + self._zygote.cpu_sys_s
+        self.worker_cpu_s += sum(w.cpu_user_s + w.cpu_sys_s for w in self._all)
 
     async def _sample(self, monitor: Monitor, send: MemoryObjectSendStream) -> None:
         async with send:
