@@ -22,7 +22,7 @@ import structlog
 from tracecore_perf import __version__
 from tracecore_perf.console import ProgressBar
 from tracecore_perf.errors import RunAborted, UsageError
-from tracecore_perf.hostinfo import host_context, machine_class
+from tracecore_perf.hostinfo import BusyProbe, host_context, machine_class
 from tracecore_perf.launcher import WORKER_SCRIPT
 from tracecore_perf.logs import add_run_log
 from tracecore_perf.models import AttemptRecord, Interpreter, IsolationMode, KeepRuns, Manifest, ScenarioRow
@@ -123,8 +123,9 @@ def validate(scenario: list[ScenarioRow], python: str, output_dir: Path) -> Vali
 
 def start(options: RunOptions, *, show_progress: bool = True) -> Outcome:
     output_dir = Path(options.output_dir)
+    busy = BusyProbe()  # watches the host while we validate
     checked = validate(options.scenario, options.python, output_dir)
-    host = host_context()
+    host = host_context(busy)
     if not host.quiet:
         log.warning("host.busy", reason=host.quiet_reason, advice="figures from a busy host are noisy")
     fingerprint, fields = machine_class(host, checked.interpreter)

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import socket
+import time
 from pathlib import Path
 
 import psutil
@@ -20,7 +21,35 @@ from tracecore_perf.models import HostContext, Interpreter
 # A host is "quiet" when other processes leave most of the machine to the run.
 QUIET_LOAD_PER_CORE = 0.5
 QUIET_CPU_BUSY_PERCENT = 25.0
-BUSY_PROBE_S = 0.25
+
+
+class BusyProbe:
+    """How busy *other* processes keep the CPUs over a window, e.g. while the harness
+    validates its input: all CPU time spent on the host minus our own and our finished
+    children's, over the wall time of the window times the core count."""
+
+    def __init__(self) -> None:
+        self.start_wall = time.monotonic()
+        self.start_busy = _host_busy_s()
+        self.start_own = _own_cpu_s()
+
+    def other_busy_percent(self) -> float | None:
+        wall = time.monotonic() - self.start_wall
+        cores = psutil.cpu_count(logical=True) or 1
+        if wall < 0.05:
+            return None
+        others = (_host_busy_s() - self.start_busy) - (_own_cpu_s() - self.start_own)
+        return round(min(max(others / (wall * cores) * 100, 0.0), 100.0), 1)
+
+
+def _host_busy_s() -> float:
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _own_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def cpu_model() -> str:
@@ -33,19 +62,19 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def host_context(probe_busy: bool = True) -> HostContext:
+def host_context(busy: BusyProbe | None = None) -> HostContext:
     """Read the host and judge whether it is quiet enough for a trustworthy run."""
     cores = psutil.cpu_count(logical=True) or os.cpu_count() or 1
     try:
         load = [round(x, 2) for x in os.getloadavg()]
     except (AttributeError, OSError):
         load = None
-    busy = psutil.cpu_percent(interval=BUSY_PROBE_S) if probe_busy else None
+    busy_percent = busy.other_busy_percent() if busy else None
     reasons = []
     if load is not None and load[0] / cores > QUIET_LOAD_PER_CORE:
         reasons.append(f"1-minute load {load[0]} on {cores} cores")
-    if busy is not None and busy > QUIET_CPU_BUSY_PERCENT:
-        reasons.append(f"CPU {busy:.0f}% busy before the run")
+    if busy_percent is not None and busy_percent > QUIET_CPU_BUSY_PERCENT:
+        reasons.append(f"other processes kept the CPUs {busy_percent:.0f}% busy before the run")
     return HostContext(
         cpu_model=cpu_model(),
         logical_cores=cores,
@@ -55,7 +84,7 @@ def host_context(probe_busy: bool = True) -> HostContext:
         machine=platform.machine(),
         hostname=socket.gethostname(),
         load_avg_start=load,
-        cpu_busy_percent_start=busy,
+        cpu_busy_percent_start=busy_percent,
         quiet=not reasons,
         quiet_reason="; ".join(reasons) or None,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import zipfile
 from collections import Counter
 from collections.abc import Iterable
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import numpy as np
 
 from tracecore_perf.models import (
     BatchSummary,
@@ -45,18 +45,20 @@ def _pretty(value: Any) -> bytes:
 
 
 def distribution(values: Iterable[float]) -> Distribution:
-    data = np.fromiter(values, dtype=float)
-    if data.size == 0:
+    """Mean, percentiles (the standard library's inclusive method, i.e. linear
+    interpolation between order statistics) and max of a sample."""
+    data = sorted(values)
+    if not data:
         return Distribution(count=0, mean=None, p50=None, p90=None, p95=None, p99=None, max=None)
-    p50, p90, p95, p99 = (round(float(x), 6) for x in np.percentile(data, [50, 90, 95, 99]))
+    cuts = statistics.quantiles(data, n=100, method="inclusive") if len(data) > 1 else [data[0]] * 99
     return Distribution(
-        count=int(data.size),
-        mean=round(float(data.mean()), 6),
-        p50=p50,
-        p90=p90,
-        p95=p95,
-        p99=p99,
-        max=round(float(data.max()), 6),
+        count=len(data),
+        mean=round(statistics.fmean(data), 6),
+        p50=round(cuts[49], 6),
+        p90=round(cuts[89], 6),
+        p95=round(cuts[94], 6),
+        p99=round(cuts[98], 6),
+        max=round(data[-1], 6),
     )
 
 
