@@ -254,6 +254,8 @@ def _execute(
         metrics_rows=execution.metrics_rows,
         elapsed_s=execution.elapsed_s,
         harness_cpu_s=usage.ru_utime + usage.ru_stime,
+        # the kernel's high-water mark for this process: start-up, the run and publishing
+        harness_peak_rss_bytes=usage.ru_maxrss * 1024,
         workers_cpu_s=execution.worker_cpu_s,
         episodes_this_attempt=execution.progress.done,
     )

@@ -254,6 +254,9 @@ class Distribution(msgspec.Struct, kw_only=True):
 
 
 class ResourcePeaks(msgspec.Struct, kw_only=True):
+    """Peaks and totals. ``harness_peak_rss_bytes`` is the kernel's high-water mark of the
+    harness process (getrusage); the monitor's samples give its RSS over time."""
+
     episode_max_rss_bytes: int | None
     episode_cpu_s_total: float
     harness_peak_rss_bytes: int | None

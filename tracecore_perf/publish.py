@@ -163,9 +163,8 @@ def prune_run_artifacts(run_dir: RunDir, keep: KeepRuns, failed_run_ids: set[str
             path.unlink()
 
 
-def system_samples(run_dir: RunDir, interval: float) -> tuple[SystemSamples, int | None, int | None]:
-    """Fold the monitor's samples. Also returns the harness's peak RSS and the peak count
-    of live episode processes."""
+def system_samples(run_dir: RunDir, interval: float) -> tuple[SystemSamples, int | None]:
+    """Fold the monitor's samples. Also returns the peak count of live episode processes."""
     count = 0
     cpu_sum = 0.0
     cpu_max = rss_peak = rss_start = total = available_min = procs_peak = None
@@ -191,7 +190,6 @@ def system_samples(run_dir: RunDir, interval: float) -> tuple[SystemSamples, int
             cpu_percent_max=cpu_max,
             process_rss_bytes_start=rss_start,
         ),
-        rss_peak,
         procs_peak,
     )
 
@@ -238,13 +236,14 @@ def publish(
     metrics_rows: list[dict[str, Any]],
     elapsed_s: float,
     harness_cpu_s: float,
+    harness_peak_rss_bytes: int,
     workers_cpu_s: float,
     episodes_this_attempt: int,
 ) -> Publication:
     """Write the published artifacts for ``run_dir`` into its output directory."""
     out = run_dir.output_dir
     stamp = manifest.stamp
-    samples_summary, harness_peak_rss, procs_peak = system_samples(run_dir, manifest.sample_interval_s)
+    samples_summary, procs_peak = system_samples(run_dir, manifest.sample_interval_s)
     artifacts = run_artifact_stats(run_dir.runs_root)
     wall = distribution(index.wall)
     n = index.count
@@ -286,7 +285,7 @@ def publish(
         resources=ResourcePeaks(
             episode_max_rss_bytes=index.max_rss or None,
             episode_cpu_s_total=round(index.cpu_s, 4),
-            harness_peak_rss_bytes=harness_peak_rss,
+            harness_peak_rss_bytes=harness_peak_rss_bytes,
             harness_cpu_s=round(harness_cpu_s, 4),
             workers_cpu_s=round(workers_cpu_s, 4),
             harness_cpu_ms_per_episode=round(own_cpu * 1000 / episodes_this_attempt, 4) if episodes_this_attempt else None,
