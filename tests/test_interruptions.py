@@ -155,10 +155,13 @@ def test_a_full_disk_stops_the_run_with_a_clear_error_keeping_rows(tmp_path: Pat
         assert proc.returncode == 3, proc.stderr
         last = proc.stderr.strip().splitlines()[-1]
         assert last.startswith("tracecore-perf: run stopped: ") and "No space left on device" in last
+        assert "Traceback" not in proc.stderr and "Logging error" not in proc.stderr
         (run_dir,) = (disk / "out").glob("run-*")
         lines = (run_dir / "series.jsonl").read_bytes().splitlines()
         complete = [json.loads(line) for line in lines[:-1]]
         assert len(complete) > 0 and all(row["episode"] == row["episode_index"] + 1 for row in complete)
+        # episodes may fail to persist their artifacts, but the workers themselves carry on
+        assert not [row for row in complete if (row["error"] or "").startswith("worker failed")]
         assert wait_until_no_leftovers(tmp_path) == []
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -465,14 +465,22 @@ class _CappedLog:
                 self.path = None
                 return
         piece = chunk[: self.cap - self.kept]
-        self.fh.write(piece)
+        try:
+            self.fh.write(piece)
+        except OSError:  # a full disk: stop keeping output, never stop the worker
+            self.path, self.kept = None, self.cap
+            return
         self.kept += len(piece)
 
     def close(self) -> None:
-        if self.fh is not None:
-            if self.total > self.kept:
+        if self.fh is None:
+            return
+        try:
+            if self.total > self.kept and self.path is not None:
                 self.fh.write(f"\n[tracecore-perf: output capped, {self.total - self.kept} more bytes dropped]\n".encode())
             self.fh.close()
+        except OSError:
+            pass
 
 
 def _append(sink, chunk: bytes) -> None:

@@ -3,6 +3,7 @@ always a JSON-lines log in the run directory for after the fact."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -41,9 +42,27 @@ def configure(log_format: str = "console", level: int = logging.INFO) -> None:
     root.addHandler(handler)
 
 
+class _RunLogHandler(logging.FileHandler):
+    """A file handler that goes quiet instead of printing a traceback per event when its
+    disk fills up or its directory vanishes: the run's own error says what happened."""
+
+    broken = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.broken:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        self.broken = True
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            super().close()
+
+
 def add_run_log(path: Path) -> logging.Handler:
     """Every event, as JSON lines, into the run directory's ``harness.log``."""
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _RunLogHandler(path, encoding="utf-8")
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
