@@ -121,3 +121,18 @@ def test_users_own_agent_file_resolves_from_the_working_directory(tmp_path: Path
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("isolation", ["forkserver", "spawn"])
+def test_python_without_tracecore(tmp_path: Path, isolation: str):
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
+    out = tmp_path / "out"
+    done = harness("--python", str(tmp_path / "bare" / "bin" / "python"), "--isolation", isolation,
+                   "--output-dir", str(out), cwd=tmp_path, timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "No module named 'agent_bench'" in lines[0], done.stderr
+    assert not out.exists()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import select
 import signal
 import sys
@@ -271,10 +272,8 @@ class Worker:
             kind = command.get("cmd")
             if kind == "run":
                 self.send(self.run_child(command, self.episode_target(command)))
-            elif kind in ("probe", "metrics"):
-                self.send(self.run_child(command, self.call_target(command)))
             elif kind == "exit":
-                usage = __import__("resource").getrusage(__import__("resource").RUSAGE_SELF)
+                usage = resource.getrusage(resource.RUSAGE_SELF)
                 self.send({"event": "bye", "cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime})
                 self.exiting = True
             # a "kill" that arrives while idle is for an episode that already ended
@@ -291,15 +290,6 @@ class Worker:
         def target(result_fd: int) -> None:
             os.set_inheritable(result_fd, True)
             os.execv(sys.executable, [sys.executable, os.path.abspath(__file__), "episode", json.dumps(job), str(result_fd)])
-
-        return target
-
-    @staticmethod
-    def call_target(request: dict):
-        function = probe if request["cmd"] == "probe" else metrics
-
-        def target(result_fd: int) -> None:
-            _write_all(result_fd, json.dumps(function(request), default=str).encode("utf-8"))
 
         return target
 
@@ -491,6 +481,42 @@ def _append(sink, chunk: bytes) -> None:
         sink.write(chunk)
 
 
+def fork_call(function, request: dict) -> dict:
+    """``function(request)`` in a forked child, in ``request["cwd"]``, so the zygote stays
+    exactly as it was. Answers like an episode: returncode, result, result_error."""
+    result_r, result_w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(result_r)
+            os.chdir(request.get("cwd") or ".")
+            _write_all(result_w, json.dumps(function(request), default=str).encode("utf-8"))
+        except BaseException:  # noqa: BLE001 - report on stderr, never return into the zygote
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(result_w)
+    chunks = []
+    while chunk := os.read(result_r, 65536):
+        chunks.append(chunk)
+    os.close(result_r)
+    _, status = os.waitpid(pid, 0)
+    answer = {"event": "done", "returncode": os.waitstatus_to_exitcode(status), "result": None}
+    if chunks:
+        try:
+            answer["result"] = json.loads(b"".join(chunks))
+        except ValueError as exc:
+            answer["result_error"] = f"unreadable answer: {exc}"
+    return answer
+
+
 class Zygote:
     """The first process of a run's episode interpreter: it warms TraceCore once (forkserver)
     and forks one :class:`Worker` per worker slot when the harness asks, handing each the
@@ -588,10 +614,17 @@ class Zygote:
                 self.send({"event": "warmed"})
             elif kind == "spawn":
                 self.send({"event": "spawned", "pid": self.spawn(fds[0])})
+            elif kind in ("probe", "metrics"):
+                self.send(fork_call(probe if kind == "probe" else metrics, command))
+            elif kind == "log":
+                # from now on our stdout/stderr (inherited by workers) go to the run's log
+                fd = os.open(command["path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                os.close(fd)
+                self.send({"event": "logging"})
             elif kind == "exit":
                 self.stop_workers(wait=True)
-                import resource
-
                 usage = resource.getrusage(resource.RUSAGE_SELF)
                 self.send({"event": "bye", "cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime})
                 return
@@ -603,9 +636,6 @@ def main(argv: list[str]) -> None:
     mode = argv[1]
     if mode == "episode":  # a spawned episode interpreter
         _child_main_episode(json.loads(argv[2]), int(argv[3]))
-        return
-    if mode == "probe":  # validation before a run: answers on stdout
-        sys.stdout.write(json.dumps(probe(json.loads(argv[2]))))
         return
     # mode == "zygote": argv = [.., "zygote", isolation, harness_pid]; stdin is a Unix
     # socket to the harness.

@@ -8,11 +8,10 @@ written or any episode starts.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import resource
-import subprocess
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -23,7 +22,7 @@ from tracecore_perf import __version__
 from tracecore_perf.console import ProgressBar
 from tracecore_perf.errors import RunAborted, UsageError
 from tracecore_perf.hostinfo import BusyProbe, host_context, machine_class
-from tracecore_perf.launcher import WORKER_SCRIPT
+from tracecore_perf.launcher import WorkerFailed, Zygote
 from tracecore_perf.logs import add_run_log
 from tracecore_perf.models import AttemptRecord, Interpreter, IsolationMode, KeepRuns, Manifest, ScenarioRow
 from tracecore_perf.monitor import SAMPLE_FIELDS
@@ -33,8 +32,6 @@ from tracecore_perf.rundir import MANIFEST, RunDir, new_stamp, utc_now
 from tracecore_perf.scenario import plan
 
 log = structlog.get_logger("tracecore_perf.harness")
-
-PROBE_TIMEOUT_S = 120
 
 
 class RunOptions(msgspec.Struct, kw_only=True):
@@ -81,83 +78,99 @@ def _check_writable_dir(path: Path) -> None:
         raise UsageError(f"output directory is not writable: {path} ({exc.strerror})") from None
 
 
-def validate(scenario: list[ScenarioRow], python: str, output_dir: Path) -> Validated:
-    """Check the output directory, the interpreter, every agent and task ref. Raises
-    UsageError naming the first problem; writes nothing."""
-    _check_writable_dir(output_dir)
+def _check_python(python: str) -> None:
     if not (os.path.isfile(python) and os.access(python, os.X_OK)):
         raise UsageError(f"--python is not an executable file: {python}")
+
+
+async def _start_zygote(python: str, isolation: IsolationMode, scenario: list[ScenarioRow]) -> Zygote:
+    try:
+        return await Zygote.start(python, isolation, [msgspec.to_builtins(row) for row in scenario])
+    except WorkerFailed as exc:
+        raise UsageError(f"{python} cannot run TraceCore episodes: {exc}") from None
+
+
+async def validate(zygote: Zygote, python: str, scenario: list[ScenarioRow]) -> Validated:
+    """Resolve every agent and task ref with the interpreter that will run the episodes.
+    Raises UsageError naming the first problem; writes nothing."""
     request = {
         "cwd": os.getcwd(),
         "agents": sorted({row.agent for row in scenario}),
         "task_refs": sorted({row.task_ref for row in scenario}),
     }
-    try:
-        done = subprocess.run(
-            [python, str(WORKER_SCRIPT), "probe", json.dumps(request)],
-            capture_output=True,
-            timeout=PROBE_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise UsageError(f"cannot run {python}: {exc}") from None
-    if done.returncode != 0:
-        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
-        raise UsageError(f"{python} cannot load TraceCore (agent_bench): {last}")
-    answer = json.loads(done.stdout)
-    for agent, verdict in answer["agents"].items():
+    answer = await zygote.probe(request)
+    if answer.returncode != 0 or answer.result is None:
+        raise UsageError(f"{python} cannot load TraceCore (agent_bench): {zygote.startup_error()}")
+    result = answer.result
+    for agent, verdict in result["agents"].items():
         if not verdict["ok"]:
             raise UsageError(f"agent not found: {agent}: {verdict['error']}")
-    for ref, verdict in answer["tasks"].items():
+    for ref, verdict in result["tasks"].items():
         if not verdict["ok"]:
             raise UsageError(f"bad task ref {ref!r}: {verdict['error']}")
     return Validated(
         interpreter=Interpreter(
-            executable=answer["executable"],
-            python_version=answer["python_version"],
-            tracecore_version=answer["tracecore_version"],
+            executable=result["executable"],
+            python_version=result["python_version"],
+            tracecore_version=result["tracecore_version"],
         ),
-        agents={agent: verdict["resolved"] for agent, verdict in answer["agents"].items()},
+        agents={agent: verdict["resolved"] for agent, verdict in result["agents"].items()},
     )
+
+
+# What a new run or a resume does between validation and the first episode: returns the
+# run directory, its manifest and the agent paths episodes load.
+Prepare = Callable[[Zygote], Awaitable[tuple[RunDir, Manifest, dict[str, str]]]]
 
 
 def start(options: RunOptions, *, show_progress: bool = True) -> Outcome:
     output_dir = Path(options.output_dir)
+    _check_writable_dir(output_dir)
+    _check_python(options.python)
     busy = BusyProbe()  # watches the host while we validate
-    checked = validate(options.scenario, options.python, output_dir)
-    host = host_context(busy)
-    if not host.quiet:
-        log.warning("host.busy", reason=host.quiet_reason, advice="figures from a busy host are noisy")
-    fingerprint, fields = machine_class(host, checked.interpreter)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    stamp = new_stamp(output_dir)
-    run_dir = RunDir(output_dir / f"run-{stamp}")
-    run_dir.create()
-    manifest = Manifest(
-        generated_at=utc_now().isoformat(),
-        episodes=options.episodes,
-        workers=options.workers,
-        timeout=options.timeout,
-        strict_spec=options.strict_spec,
-        compress=options.compress,
-        scenario=options.scenario,
-        system_samples={"available": True, "provider": "psutil", "interval_s": options.sample_interval, "fields": SAMPLE_FIELDS},
-        artifact_set=[],
-        agents=checked.agents,
-        stamp=stamp,
-        status="running",
-        isolation=options.isolation,
-        keep_runs=options.keep_runs,
-        sample_interval_s=options.sample_interval,
-        interpreter=checked.interpreter,
-        host=host,
-        machine_class=fingerprint,
-        machine_class_fields=fields,
-        run_dir=str(run_dir.path),
-        harness_version=__version__,
-        attempts=[],
-    )
-    return _execute(run_dir, manifest, options.output_cap, checked.agents, show_progress=show_progress)
+
+    async def prepare(zygote: Zygote) -> tuple[RunDir, Manifest, dict[str, str]]:
+        checked = await validate(zygote, options.python, options.scenario)
+        host = host_context(busy)
+        if not host.quiet:
+            log.warning("host.busy", reason=host.quiet_reason, advice="figures from a busy host are noisy")
+        fingerprint, fields = machine_class(host, checked.interpreter)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        stamp = new_stamp(output_dir)
+        run_dir = RunDir(output_dir / f"run-{stamp}")
+        run_dir.create()
+        manifest = Manifest(
+            generated_at=utc_now().isoformat(),
+            episodes=options.episodes,
+            workers=options.workers,
+            timeout=options.timeout,
+            strict_spec=options.strict_spec,
+            compress=options.compress,
+            scenario=options.scenario,
+            system_samples={
+                "available": True,
+                "provider": "psutil",
+                "interval_s": options.sample_interval,
+                "fields": SAMPLE_FIELDS,
+            },
+            artifact_set=[],
+            agents=checked.agents,
+            stamp=stamp,
+            status="running",
+            isolation=options.isolation,
+            keep_runs=options.keep_runs,
+            sample_interval_s=options.sample_interval,
+            interpreter=checked.interpreter,
+            host=host,
+            machine_class=fingerprint,
+            machine_class_fields=fields,
+            run_dir=str(run_dir.path),
+            harness_version=__version__,
+            attempts=[],
+        )
+        return run_dir, manifest, checked.agents
+
+    return _execute(options.python, options.isolation, options.scenario, prepare, options.output_cap, show_progress=show_progress)
 
 
 def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcome:
@@ -173,74 +186,97 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
     done = SeriesIndex(run_dir)
     if done.count >= manifest.episodes:
         return Outcome(exit_code=0 if done.passed == done.count else 1, publication=None, run_dir=str(path))
+    python = manifest.interpreter.executable
+    _check_python(python)
     # Validate what the episodes will load (resolved when the run began), wherever we are now.
     resolved = [
         ScenarioRow(agent=manifest.agents.get(r.agent, r.agent), task_ref=r.task_ref, seed=r.seed) for r in manifest.scenario
     ]
-    validate(resolved, manifest.interpreter.executable, run_dir.output_dir)
-    return _execute(run_dir, manifest, output_cap, manifest.agents, show_progress=show_progress, done=done)
+
+    async def prepare(zygote: Zygote) -> tuple[RunDir, Manifest, dict[str, str]]:
+        await validate(zygote, python, resolved)
+        return run_dir, manifest, manifest.agents
+
+    return _execute(python, manifest.isolation, resolved, prepare, output_cap, show_progress=show_progress, done=done)
 
 
 def _execute(
-    run_dir: RunDir,
-    manifest: Manifest,
+    python: str,
+    isolation: IsolationMode,
+    scenario: list[ScenarioRow],
+    prepare: Prepare,
     output_cap: int,
-    agents: dict[str, str],
     *,
     show_progress: bool,
     done: SeriesIndex | None = None,
 ) -> Outcome:
-    if done is not None:
-        # An attempt killed outright (kill -9, power loss) never wrote its own record.
-        for record in manifest.attempts:
-            if record.status == "running":
-                record.status = "interrupted"
-                record.episodes_run = done.attempts.get(record.attempt, 0)
-    attempt = AttemptRecord(attempt=len(manifest.attempts) + 1, started_at=utc_now().isoformat())
-    manifest.attempts.append(attempt)
-    manifest.status = "running"
-    run_dir.write_manifest(manifest)
-    handler = add_run_log(run_dir.path / "harness.log")
-    skip = set(done.offsets) if done else set()
-    todo = manifest.episodes - len(skip)
-    log.info(
-        "run.start",
-        stamp=manifest.stamp,
-        attempt=attempt.attempt,
-        episodes=todo,
-        workers=manifest.workers,
-        isolation=manifest.isolation,
-        run_dir=str(run_dir.path),
-    )
-    with ProgressBar(manifest.episodes, already_done=len(skip)) if show_progress else _NoBar() as bar:
-        execution = Execution(
-            run_dir,
-            workers=manifest.workers,
-            timeout=manifest.timeout,
-            strict_spec=manifest.strict_spec,
-            isolation=manifest.isolation,
-            python=manifest.interpreter.executable,
-            sample_interval=manifest.sample_interval_s,
-            output_cap=output_cap,
-            agents=agents,
-            warm_scenario=[{"agent": agents.get(row.agent, row.agent), "task_ref": row.task_ref} for row in manifest.scenario],
-            attempt=attempt.attempt,
-            known_run_ids=done.run_ids if done else set(),
-            on_row=bar.advance,
-        )
-        try:
-            anyio.run(execution.run, plan(manifest.scenario, manifest.episodes, skip), manifest.episodes)
-        except* RunAborted as group:
-            reason = _leaf(group)
-            log.error("run.aborted", error=str(reason))
-            attempt.status = manifest.status = "interrupted"
-            attempt.episodes_run = execution.progress.done
-            with contextlib.suppress(OSError):
-                run_dir.write_manifest(manifest)
-            raise reason from None
-        finally:
-            logging_handler_close(handler)
+    """Start the zygote, validate (through ``prepare``), run the batch, publish."""
+    context: dict = {}
 
+    async def main() -> None:
+        zygote = await _start_zygote(python, isolation, scenario)
+        try:
+            run_dir, manifest, agents = await prepare(zygote)
+            await zygote.log_to(run_dir.logs / "workers.log")
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await zygote.close()
+            raise
+        if done is not None:
+            # An attempt killed outright (kill -9, power loss) never wrote its own record.
+            for record in manifest.attempts:
+                if record.status == "running":
+                    record.status = "interrupted"
+                    record.episodes_run = done.attempts.get(record.attempt, 0)
+        attempt = AttemptRecord(attempt=len(manifest.attempts) + 1, started_at=utc_now().isoformat())
+        manifest.attempts.append(attempt)
+        manifest.status = "running"
+        run_dir.write_manifest(manifest)
+        context.update(run_dir=run_dir, manifest=manifest, attempt=attempt, handler=add_run_log(run_dir.path / "harness.log"))
+        skip = set(done.offsets) if done else set()
+        log.info(
+            "run.start",
+            stamp=manifest.stamp,
+            attempt=attempt.attempt,
+            episodes=manifest.episodes - len(skip),
+            workers=manifest.workers,
+            isolation=manifest.isolation,
+            run_dir=str(run_dir.path),
+        )
+        with ProgressBar(manifest.episodes, already_done=len(skip)) if show_progress else _NoBar() as bar:
+            execution = Execution(
+                run_dir,
+                zygote,
+                workers=manifest.workers,
+                timeout=manifest.timeout,
+                strict_spec=manifest.strict_spec,
+                isolation=manifest.isolation,
+                sample_interval=manifest.sample_interval_s,
+                output_cap=output_cap,
+                agents=agents,
+                attempt=attempt.attempt,
+                known_run_ids=done.run_ids if done else set(),
+                on_row=bar.advance,
+            )
+            context["execution"] = execution
+            await execution.run(plan(manifest.scenario, manifest.episodes, skip), manifest.episodes)
+
+    try:
+        anyio.run(main)
+    except* RunAborted as group:
+        reason = _leaf(group)
+        log.error("run.aborted", error=str(reason))
+        if "attempt" in context:
+            context["attempt"].status = context["manifest"].status = "interrupted"
+            context["attempt"].episodes_run = context["execution"].progress.done
+            with contextlib.suppress(OSError):
+                context["run_dir"].write_manifest(context["manifest"])
+        raise reason from None
+    finally:
+        if "handler" in context:
+            logging_handler_close(context["handler"])
+
+    run_dir, manifest, attempt, execution = context["run_dir"], context["manifest"], context["attempt"], context["execution"]
     attempt.episodes_run = execution.progress.done
     attempt.finished_at = utc_now().isoformat()
     status = "interrupted" if execution.interrupted_by is not None else "resumed" if attempt.attempt > 1 else "complete"

@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +77,6 @@ class WorkerProcess:
         if got != event:
             raise WorkerFailed(f"worker {self.slot}: expected {event!r}, got {got!r}")
         return line
-
-    async def call(self, command: dict[str, Any]) -> CallOutcome:
-        """Run a metrics request in a forked child of this worker."""
-        await self._send(command)
-        return _call_decoder.decode(await self._expect("done"))
 
     async def run_episode(
         self,
@@ -189,24 +185,59 @@ class Zygote:
         self._lock = anyio.Lock()  # one request at a time on the control socket
         self.cpu_user_s = 0.0
         self.cpu_sys_s = 0.0
+        self.startup_log: Any = None
 
     @classmethod
-    async def start(cls, python: str, isolation: IsolationMode, log_path: Path, scenario: list[dict[str, Any]]) -> Zygote:
+    async def start(cls, python: str, isolation: IsolationMode, scenario: list[dict[str, Any]]) -> Zygote:
+        """Start the zygote and let it warm up. Until ``log_to`` names the run's log, its
+        stderr goes to a temporary file, so a failure to start can be reported."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        startup_log = tempfile.TemporaryFile()  # noqa: SIM115 - kept open until log_to()/close()
         try:
-            with open(log_path, "ab") as log:
-                process = await anyio.open_process(
-                    [python, str(WORKER_SCRIPT), "zygote", isolation, str(os.getpid())],
-                    stdin=theirs.fileno(),
-                    stdout=log,
-                    stderr=log,
-                    start_new_session=True,  # a terminal's Ctrl-C is the harness's to handle
-                )
+            process = await anyio.open_process(
+                [python, str(WORKER_SCRIPT), "zygote", isolation, str(os.getpid())],
+                stdin=theirs.fileno(),
+                stdout=startup_log,
+                stderr=startup_log,
+                start_new_session=True,  # a terminal's Ctrl-C is the harness's to handle
+            )
+        except OSError as exc:
+            raise WorkerFailed(f"cannot start {python}: {exc}") from exc
         finally:
             theirs.close()
         zygote = cls(process, await UNIXSocketStream.from_socket(ours), isolation)
-        await zygote._request({"cmd": "warm", "scenario": scenario}, expect="warmed", wait_ready=True)
+        zygote.startup_log = startup_log
+        try:
+            await zygote._request({"cmd": "warm", "scenario": scenario}, expect="warmed", wait_ready=True)
+        except WorkerFailed:
+            with anyio.CancelScope(shield=True):
+                await zygote.process.wait()
+            reason = zygote.startup_error()
+            with anyio.CancelScope(shield=True):
+                await zygote.close()
+            raise WorkerFailed(reason) from None
         return zygote
+
+    def startup_error(self) -> str:
+        """The last line the zygote wrote before it got a log of its own."""
+        if self.startup_log is None:
+            return "no output"
+        self.startup_log.seek(0)
+        lines = self.startup_log.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else f"exited with code {self.process.returncode}"
+
+    async def probe(self, request: dict[str, Any]) -> CallOutcome:
+        """Resolve agents and task refs in a forked child of the zygote."""
+        return _call_decoder.decode(await self._request({"cmd": "probe", **request}, expect="done"))
+
+    async def metrics(self, run_dir: Path, limit: int) -> CallOutcome:
+        """TraceCore's metrics pipeline over ``run_dir``, in a forked child of the zygote."""
+        return _call_decoder.decode(await self._request({"cmd": "metrics", "cwd": str(run_dir), "limit": limit}, expect="done"))
+
+    async def log_to(self, path: Path) -> None:
+        await self._request({"cmd": "log", "path": str(path)}, expect="logging")
+        self.startup_log.close()
+        self.startup_log = None
 
     async def _request(
         self, message: dict[str, Any], expect: str, fds: list[int] | None = None, wait_ready: bool = False
@@ -260,6 +291,8 @@ class Zygote:
         finally:
             await self.control.aclose()
             await self.process.aclose()
+            if self.startup_log is not None:
+                self.startup_log.close()
 
 
 def default_isolation() -> IsolationMode:

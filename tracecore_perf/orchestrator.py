@@ -40,16 +40,15 @@ class Execution:
     def __init__(
         self,
         run_dir: RunDir,
+        zygote: Zygote,
         *,
         workers: int,
         timeout: float,
         strict_spec: bool,
         isolation: IsolationMode,
-        python: str,
         sample_interval: float,
         output_cap: int,
         agents: dict[str, str],
-        warm_scenario: list[dict],
         attempt: int,
         known_run_ids: set[str],
         on_row: Callable[[EpisodeRow], None] | None = None,
@@ -59,11 +58,9 @@ class Execution:
         self.timeout = timeout
         self.strict_spec = strict_spec
         self.isolation = isolation
-        self.python = python
         self.sample_interval = sample_interval
         self.output_cap = output_cap
         self.agents = agents
-        self.warm_scenario = warm_scenario
         self.attempt = attempt
         self.on_row = on_row
         # run ids of every episode with a row, this attempt's and earlier ones'
@@ -75,12 +72,13 @@ class Execution:
         self.elapsed_s = 0.0
         self._idle: list[WorkerProcess] = []
         self._all: list[WorkerProcess] = []
-        self._zygote: Zygote | None = None
+        self._zygote = zygote  # started and validated by the caller; closed by us
         self._launch_scope: anyio.CancelScope | None = None
         self.t0 = time.perf_counter()
 
     # --- the batch ---------------------------------------------------------------------
     async def run(self, jobs: Iterator[EpisodeJob], metrics_limit: int) -> None:
+        """Run the jobs, then TraceCore's metrics over the run; always closes the zygote."""
         self.t0 = time.perf_counter()
         send, receive = anyio.create_memory_object_stream[EpisodeRow | Sample](max_buffer_size=256)
         async with anyio.create_task_group() as tg:
@@ -103,8 +101,6 @@ class Execution:
                     background.cancel_scope.cancel()
 
     async def _start_workers(self) -> None:
-        self._zygote = await Zygote.start(self.python, self.isolation, self.run_dir.logs / "workers.log", self.warm_scenario)
-
         async def start(slot: int) -> None:
             worker = await self._zygote.spawn_worker(slot)
             self._all.append(worker)
@@ -222,8 +218,7 @@ class Execution:
         moved = set_aside_orphans(self.run_dir, self.run_ids)
         if moved:
             log.info("artifacts.orphaned", count=moved, reason="episodes killed in flight by an interruption")
-        worker = self._idle[0]
-        outcome = await worker.call({"cmd": "metrics", "limit": limit, "cwd": str(self.run_dir.path)})
+        outcome = await self._zygote.metrics(self.run_dir.path, limit)
         if outcome.returncode != 0 or outcome.result is None:
             log.error("metrics.failed", returncode=outcome.returncode, error=outcome.result_error)
             return
@@ -233,9 +228,8 @@ class Execution:
         async with anyio.create_task_group() as tg:
             for worker in list(self._all):
                 tg.start_soon(worker.close)
-        if self._zygote is not None:
-            await self._zygote.close()
-            self.worker_cpu_s = self._zygote.cpu_user_s + self._zygote.cpu_sys_s
+        await self._zygote.close()
+        self.worker_cpu_s = self._zygote.cpu_user_s + self._zygote.cpu_sys_s
         self.worker_cpu_s += sum(w.cpu_user_s + w.cpu_sys_s for w in self._all)
 
     async def _sample(self, monitor: Monitor, send: MemoryObjectSendStream) -> None:
