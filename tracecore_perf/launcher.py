@@ -11,6 +11,7 @@ replaced, and the episode is recorded as lost to a worker failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -286,7 +287,9 @@ class Zygote:
             with anyio.fail_after(5):
                 await self.process.wait()
         except (WorkerFailed, TimeoutError, msgspec.DecodeError):
-            self.process.kill()
+            if self.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    self.process.kill()
             await self.process.wait()
         finally:
             await self.control.aclose()
