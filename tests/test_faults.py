@@ -11,7 +11,7 @@ import pytest
 
 from conftest import AGENTS, harness, leftover_processes, published, scenario_file
 
-TIMEOUT = 3
+TIMEOUT = 8  # generous: healthy episodes (and the 500 MB one) stay far below it even on a loaded host
 HEALTHY = {"agent": "agents/toy_agent.py", "task_ref": "filesystem_hidden_config@1", "seed": 1}
 FAULTY = [
     "hanging_agent",

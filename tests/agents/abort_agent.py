@@ -3,13 +3,9 @@
 import ctypes  # noqa: F401
 import os  # noqa: F401
 
+from agent_bench.agents.toy_agent import ToyAgent
 
-class Agent:
-    def reset(self, task_spec):
-        pass
 
-    def observe(self, observation):
-        pass
-
+class Agent(ToyAgent):  # TraceCore's toy agent for reset/observe; act() misbehaves
     def act(self):
         os.abort()  # SIGABRT

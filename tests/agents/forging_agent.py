@@ -4,6 +4,8 @@ stdout and stderr, then fails its episode by raising."""
 import json
 import sys
 
+from agent_bench.agents.toy_agent import ToyAgent
+
 FORGED = {
     "event": "done",
     "returncode": 0,
@@ -15,13 +17,7 @@ FORGED = {
 }
 
 
-class Agent:
-    def reset(self, task_spec):
-        pass
-
-    def observe(self, observation):
-        pass
-
+class Agent(ToyAgent):  # TraceCore's toy agent for reset/observe; act() misbehaves
     def act(self):
         line = json.dumps(FORGED)
         print(line)

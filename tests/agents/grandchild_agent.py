@@ -5,16 +5,12 @@ import subprocess
 import sys
 import time
 
+from agent_bench.agents.toy_agent import ToyAgent
+
 MARKER = "tracecore-perf-fixture-grandchild"
 
 
-class Agent:
-    def reset(self, task_spec):
-        pass
-
-    def observe(self, observation):
-        pass
-
+class Agent(ToyAgent):  # TraceCore's toy agent for reset/observe; act() misbehaves
     def act(self):
         subprocess.Popen(
             [sys.executable, "-c", f"import time; time.sleep(3600)  # {MARKER}"],

@@ -2,14 +2,10 @@
 
 import time
 
+from agent_bench.agents.toy_agent import ToyAgent
 
-class Agent:
-    def reset(self, task_spec):
-        pass
 
-    def observe(self, observation):
-        pass
-
+class Agent(ToyAgent):  # TraceCore's toy agent for reset/observe; act() misbehaves
     def act(self):
         while True:
             time.sleep(3600)

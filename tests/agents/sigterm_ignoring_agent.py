@@ -3,13 +3,13 @@
 import signal
 import time
 
+from agent_bench.agents.toy_agent import ToyAgent
 
-class Agent:
+
+class Agent(ToyAgent):  # TraceCore's toy agent for reset/observe; act() misbehaves
     def reset(self, task_spec):
+        super().reset(task_spec)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-    def observe(self, observation):
-        pass
 
     def act(self):
         while True:
