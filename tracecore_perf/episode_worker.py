@@ -231,17 +231,31 @@ def warm(scenario: list[dict]) -> None:
     gc.freeze()  # keep the server's objects out of the children's collections (fewer page copies)
 
 
-# --- the worker's serve loop ---------------------------------------------------------------
+# --- the process roles -------------------------------------------------------------------
+#
+# Every fork happens in main()'s loop, so a forked process carries on from main()'s frame:
+# an episode runs only two frames below the module. TraceCore's sandbox guard calls
+# inspect.stack() on every file access, and each frame above run() costs it ~1.5 ms per
+# episode. A role (the zygote, a worker) answers its commands and says what to fork next.
+
+
+class ForkRequest:
+    """What a role wants forked: a worker (the zygote) or an episode process (a worker)."""
+
+    def __init__(self, kind: str, **fields) -> None:
+        self.kind = kind
+        self.__dict__.update(fields)
 
 
 class Worker:
+    """One per worker slot: forks one episode process per ``run`` command and supervises it."""
+
     def __init__(self, isolation: str, channel: int) -> None:
         self.isolation = isolation
         self.channel = channel  # a Unix socket to the harness, both directions
         self.inbox = b""
-        self.pending_kill: dict | None = None
         self.current_pgid: int | None = None
-        self.exiting = False
+        self.greeted = False
 
     # protocol ---------------------------------------------------------------------------
     def send(self, message: dict) -> None:
@@ -252,7 +266,7 @@ class Worker:
             if not block and not select.select([self.channel], [], [], 0)[0]:
                 return None
             chunk = os.read(self.channel, 65536)
-            if not chunk:  # the harness closed our stdin: it is gone or done
+            if not chunk:  # the harness closed our socket: it is gone or done
                 return {"cmd": "exit"}
             self.inbox += chunk
         line, self.inbox = self.inbox.split(b"\n", 1)
@@ -265,80 +279,56 @@ class Worker:
         self.kill_leftovers()
         os._exit(128 + signum)
 
-    def serve(self) -> None:
-        self.send({"event": "ready", "pid": os.getpid()})
-        while not self.exiting:
+    def next_fork(self) -> ForkRequest | None:
+        """Answer commands until one needs an episode process; None means exit."""
+        if not self.greeted:
+            self.send({"event": "ready", "pid": os.getpid()})
+            self.greeted = True
+        while True:
             command = self.read_command(block=True)
             kind = command.get("cmd")
             if kind == "run":
-                self.send(self.run_child(command, self.episode_target(command)))
-            elif kind == "exit":
-                usage = resource.getrusage(resource.RUSAGE_SELF)
-                self.send({"event": "bye", "cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime})
-                self.exiting = True
-            # a "kill" that arrives while idle is for an episode that already ended
-
-    # children ---------------------------------------------------------------------------
-    def episode_target(self, job: dict):
-        if self.isolation == "forkserver":
-
-            def target(result_fd: int) -> None:
-                _write_all(result_fd, json.dumps(run_episode(job)).encode("utf-8"))
-
-            return target
-
-        def target(result_fd: int) -> None:
-            os.set_inheritable(result_fd, True)
-            os.execv(sys.executable, [sys.executable, os.path.abspath(__file__), "episode", json.dumps(job), str(result_fd)])
-
-        return target
-
-    def run_child(self, job: dict, target) -> dict:
-        """Fork one child in its own process group, run ``target`` in it, capture its
-        output (capped) and result, obey kill requests, and account for it."""
-        result_r, result_w = os.pipe()
-        output_r, output_w = os.pipe()
-        output_cap = int(job.get("output_cap", 1024 * 1024))
-        log_path = job.get("log_path")
-        sys.stdout.flush()
-        sys.stderr.flush()
-        worker_pid = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # ---- the child
-            try:
-                os.setpgid(0, 0)
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    signal.signal(sig, signal.SIG_DFL)
-                _die_with_parent(signal.SIGKILL, worker_pid)
-                null = os.open(os.devnull, os.O_RDONLY)
-                os.dup2(null, 0)
-                os.dup2(output_w, 1)
-                os.dup2(output_w, 2)
-                for fd in (null, output_w, output_r, result_r, self.channel):
-                    os.close(fd)
-                os.chdir(job.get("cwd") or ".")
-                target(result_w)
+                result_r, result_w = os.pipe()
+                output_r, output_w = os.pipe()
                 sys.stdout.flush()
                 sys.stderr.flush()
-                os._exit(0)
-            except BaseException:  # noqa: BLE001 - nothing may escape a forked child
-                try:
-                    import traceback
+                return ForkRequest(
+                    "episode", job=command, result_r=result_r, result_w=result_w, output_r=output_r, output_w=output_w
+                )
+            if kind == "exit":
+                usage = resource.getrusage(resource.RUSAGE_SELF)
+                self.send({"event": "bye", "cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime})
+                return None
+            # a "kill" that arrives while idle is for an episode that already ended
 
-                    traceback.print_exc()
-                    sys.stderr.flush()
-                finally:
-                    os._exit(EXIT_CHILD_SETUP_FAILED)
-        # ---- the worker
+    def become_episode(self, request: ForkRequest, worker_pid: int) -> None:
+        """In the forked child: its own process group, dies with the worker, default
+        signals, output into the capture pipe, the run directory as working directory."""
+        os.setpgid(0, 0)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        _die_with_parent(signal.SIGKILL, worker_pid)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(request.output_w, 1)
+        os.dup2(request.output_w, 2)
+        for fd in (null, request.output_w, request.output_r, request.result_r, self.channel):
+            os.close(fd)
+        os.chdir(request.job.get("cwd") or ".")
+
+    def forked(self, pid: int, request: ForkRequest) -> None:
+        """In the worker: capture the episode's output (capped) and result, obey kill
+        requests, reap it, kill what it left behind, and report the kernel's accounting."""
         self.current_pgid = pid
-        os.close(result_w)
-        os.close(output_w)
+        os.close(request.result_w)
+        os.close(request.output_w)
+        job = request.job
         result = bytearray()
-        output = _CappedLog(log_path, output_cap)
+        output = _CappedLog(job.get("log_path"), int(job.get("output_cap", 1024 * 1024)))
         killed = False
         kill_deadline: float | None = None
         pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
-        streams = {result_r: result, output_r: output}
+        streams = {request.result_r: result, request.output_r: output}
         exited = False
         while not exited:
             watch = [self.channel, *streams]
@@ -356,10 +346,10 @@ class Worker:
                         killed = True
                         self.kill_tree(signal.SIGTERM)
                         kill_deadline = time.monotonic() + float(command.get("grace", 1.0))
-                    elif command and command.get("cmd") == "exit":
-                        killed = True
+                    elif command and command.get("cmd") == "exit":  # the harness is going away
                         self.kill_tree(signal.SIGKILL)
-                        self.exiting = True
+                        self.kill_leftovers()
+                        os._exit(0)
                 elif fd in streams:
                     chunk = os.read(fd, 65536)
                     if chunk:
@@ -400,7 +390,7 @@ class Worker:
                 message["result"] = json.loads(bytes(result))
             except ValueError as exc:
                 message["result_error"] = f"unreadable result from episode process: {exc}"
-        return message
+        self.send(message)
 
     def kill_tree(self, sig: int) -> None:
         if self.current_pgid is None:
@@ -529,6 +519,7 @@ class Zygote:
         self.workers: set[int] = set()
         self.inbox = b""
         self.fds: list[int] = []
+        self.greeted = False
 
     def send(self, message: dict) -> None:
         self.control.sendall(json.dumps(message).encode("utf-8") + b"\n")
@@ -566,28 +557,19 @@ class Zygote:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(kid, signal.SIGKILL)
 
-    def spawn(self, channel: int) -> int:
-        zygote_pid = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # ---- the new worker
-            code = 0
-            try:
-                self.control.close()
-                worker = Worker(self.isolation, channel)
-                signal.signal(signal.SIGTERM, worker.on_terminate)
-                _die_with_parent(signal.SIGTERM, zygote_pid)
-                _prctl(PR_SET_CHILD_SUBREAPER, 1)
-                worker.serve()
-            except BaseException:  # noqa: BLE001 - a forked worker must never return into the zygote
-                import traceback
+    def become_worker(self, request: ForkRequest, zygote_pid: int) -> Worker:
+        """In the forked child: drop the zygote's socket, become the worker of one slot."""
+        self.control.close()
+        worker = Worker(self.isolation, request.channel)
+        signal.signal(signal.SIGTERM, worker.on_terminate)
+        _die_with_parent(signal.SIGTERM, zygote_pid)
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        return worker
 
-                traceback.print_exc()
-                code = 1
-            finally:
-                os._exit(code)
-        os.close(channel)
+    def forked(self, pid: int, request: ForkRequest) -> None:
+        os.close(request.channel)
         self.workers.add(pid)
-        return pid
+        self.send({"event": "spawned", "pid": pid})
 
     def stop_workers(self, wait: bool) -> None:
         for pid in list(self.workers):
@@ -603,17 +585,26 @@ class Zygote:
         self.stop_workers(wait=False)  # each worker kills its episode tree on SIGTERM
         os._exit(128 + signum)
 
-    def serve(self) -> None:
-        self.send({"event": "ready", "pid": os.getpid()})
+    def next_fork(self) -> ForkRequest | None:
+        """Answer commands until one needs a worker forked; None means exit."""
+        if not self.greeted:
+            self.send({"event": "ready", "pid": os.getpid()})
+            self.greeted = True
         while True:
             command, fds = self.receive()
             kind = command.get("cmd")
+            if kind == "spawn":
+                for fd in fds[1:]:
+                    os.close(fd)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                return ForkRequest("worker", channel=fds[0])
+            for fd in fds:
+                os.close(fd)
             if kind == "warm":
                 if self.isolation == "forkserver":
                     warm(command.get("scenario", []))
                 self.send({"event": "warmed"})
-            elif kind == "spawn":
-                self.send({"event": "spawned", "pid": self.spawn(fds[0])})
             elif kind in ("probe", "metrics"):
                 self.send(fork_call(probe if kind == "probe" else metrics, command))
             elif kind == "log":
@@ -627,9 +618,7 @@ class Zygote:
                 self.stop_workers(wait=True)
                 usage = resource.getrusage(resource.RUSAGE_SELF)
                 self.send({"event": "bye", "cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime})
-                return
-            for fd in fds if kind != "spawn" else fds[1:]:
-                os.close(fd)
+                return None
 
 
 def main(argv: list[str]) -> None:
@@ -646,12 +635,44 @@ def main(argv: list[str]) -> None:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    zygote = Zygote(isolation, control)
+    role: Zygote | Worker = Zygote(isolation, control)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harness decides what Ctrl-C means
-    signal.signal(signal.SIGTERM, zygote.on_terminate)
+    signal.signal(signal.SIGTERM, role.on_terminate)
     _die_with_parent(signal.SIGTERM, harness_pid)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    zygote.serve()
+    while (request := role.next_fork()) is not None:
+        parent_pid = os.getpid()
+        pid = os.fork()
+        if pid:
+            role.forked(pid, request)
+            continue
+        try:
+            if request.kind == "worker":
+                role = role.become_worker(request, parent_pid)
+                continue
+            # An episode process: it runs right here, two frames below the module.
+            role.become_episode(request, parent_pid)
+            if isolation == "spawn":
+                os.set_inheritable(request.result_w, True)
+                os.execv(
+                    sys.executable,
+                    [sys.executable, os.path.abspath(__file__), "episode", json.dumps(request.job), str(request.result_w)],
+                )
+            _write_all(request.result_w, json.dumps(run_episode(request.job)).encode("utf-8"))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            code = 0
+        except BaseException:  # noqa: BLE001 - nothing may escape a forked child
+            import traceback
+
+            traceback.print_exc()
+            code = EXIT_CHILD_SETUP_FAILED
+        try:
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    if isinstance(role, Worker):
+        os._exit(0)  # a worker that was told to exit: skip the zygote's interpreter teardown
 
 
 if __name__ == "__main__":

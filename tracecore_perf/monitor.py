@@ -38,25 +38,23 @@ class Monitor:
         self.harness = psutil.Process(os.getpid())
         self.harness.cpu_percent(None)  # prime
         psutil.cpu_percent(None)  # prime
-        self._workers: dict[int, psutil.Process] = {}
 
     def sample(self) -> Sample:
         memory = psutil.virtual_memory()
+        workers = set(self.worker_pids())
         workers_rss = episode_rss = episodes = 0
-        for pid in self.worker_pids():
-            proc = self._workers.get(pid)
+        # One walk of the process table per sample: everything below the harness is the
+        # zygote, a worker, or an episode process (and whatever an episode started).
+        for proc in self.harness.children(recursive=True):
             try:
-                if proc is None:
-                    proc = self._workers[pid] = psutil.Process(pid)
-                workers_rss += proc.memory_info().rss
-                for child in proc.children(recursive=True):
-                    try:
-                        episode_rss += child.memory_info().rss
-                        episodes += 1
-                    except psutil.Error:
-                        continue
+                rss = proc.memory_info().rss
             except psutil.Error:
-                self._workers.pop(pid, None)
+                continue
+            if proc.pid in workers or proc.ppid() == self.harness.pid:
+                workers_rss += rss
+            else:
+                episode_rss += rss
+                episodes += 1
         try:
             load = os.getloadavg()[0]
         except (AttributeError, OSError):
