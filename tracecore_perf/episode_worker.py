@@ -126,11 +126,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _child_main_episode(job: dict, result_fd: int) -> None:
-    """Entry point of a spawned episode interpreter."""
-    _write_all(result_fd, json.dumps(run_episode(job)).encode("utf-8"))
-
-
 # --- probe and metrics: run in a forked child so the worker stays clean ------------------
 
 
@@ -623,8 +618,8 @@ class Zygote:
 
 def main(argv: list[str]) -> None:
     mode = argv[1]
-    if mode == "episode":  # a spawned episode interpreter
-        _child_main_episode(json.loads(argv[2]), int(argv[3]))
+    if mode == "episode":  # a spawned episode interpreter: argv = [.., "episode", job, result_fd]
+        _write_all(int(argv[3]), json.dumps(run_episode(json.loads(argv[2]))).encode("utf-8"))
         return
     # mode == "zygote": argv = [.., "zygote", isolation, harness_pid]; stdin is a Unix
     # socket to the harness.
