@@ -1,0 +1,497 @@
+"""Charts: a published run -> PNG and SVG figures, one per review question of the seed guide.
+
+Figures are built with matplotlib's object API (``Figure`` directly, never pyplot), so no global
+backend or figure registry is touched and the Agg renderer is used for PNG whatever the host's
+display. Every figure answers one question; its caption says which, and the HTML report shows it.
+
+Strings from agents, tasks and error messages reach matplotlib as labels: math-text parsing is
+switched off so a ``$`` in an error message renders as itself instead of failing the render.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path, PurePosixPath
+
+import matplotlib
+import msgspec
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from tracecore_perf.loadrun import PublishedRun
+from tracecore_perf.models import EpisodeRow, Manifest, Sample, Summary
+from tracecore_perf.rundir import write_atomic
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+_RC = {
+    "text.parse_math": False,  # agent/task/error strings are data, not TeX
+    "font.size": 10,
+    "axes.titlesize": 12,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 10,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.fontsize": 8.5,
+    "legend.framealpha": 0.85,
+    "svg.hashsalt": "tracecore-perf",  # stable ids: a re-rendered baseline chart diffs cleanly
+}
+_DPI = 110
+# Legends sit in a row above their axes, so they never cover a data point.
+_ABOVE = {"loc": "lower left", "bbox_to_anchor": (0, 1.01), "frameon": False, "borderaxespad": 0}
+_FAIL_COLOUR = "#c0392b"
+_MAX_LANES = 10
+
+
+class Chart(msgspec.Struct, frozen=True):
+    """One rendered figure: where its files are and what it is for."""
+
+    name: str
+    title: str
+    caption: str
+    png: Path
+    svg: Path
+
+
+class RunData(msgspec.Struct):
+    """What the figures are drawn from, read once."""
+
+    manifest: Manifest
+    summary: Summary
+    series: list[EpisodeRow]
+    samples: list[Sample]
+
+    @classmethod
+    def load(cls, run: PublishedRun) -> RunData:
+        samples = run.samples() if run.paths["samples"].is_file() else []
+        return cls(manifest=run.manifest(), summary=run.summary(), series=run.series(), samples=samples)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def row_label(manifest: Manifest, row: int, agent: str | None = None, task_ref: str | None = None) -> str:
+    """``row 2: chain_agent · rate_limited_chain@1`` — the scenario row, short enough for a legend."""
+    if 0 <= row < len(manifest.scenario):
+        agent, task_ref = manifest.scenario[row].agent, manifest.scenario[row].task_ref
+    name = PurePosixPath(agent or "?").name.removesuffix(".py")
+    return shorten(f"row {row}: {name} · {task_ref or '?'}", 70)
+
+
+def row_colours(rows: Sequence[int]) -> dict[int, str]:
+    cmap = matplotlib.colormaps["tab10" if len(rows) <= 10 else "tab20"]
+    return {row: matplotlib.colors.to_hex(cmap(i % cmap.N)) for i, row in enumerate(sorted(rows))}
+
+
+def time_unit(values: Sequence[float]) -> tuple[str, float]:
+    """Milliseconds when everything of interest is under ten seconds, else seconds."""
+    top = float(np.percentile(values, 95)) if len(values) else 0.0
+    return ("ms", 1000.0) if top < 10 else ("s", 1.0)
+
+
+def rolling_median(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing median: the value at i looks only back, so a late rise shows where it starts."""
+    out = np.empty(len(values))
+    for i in range(len(values)):
+        out[i] = np.median(values[max(0, i - window + 1) : i + 1])
+    return out
+
+
+def _empty(ax: Axes, message: str) -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, fontsize=11, color="#555")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _rows_by_scenario(series: Sequence[EpisodeRow]) -> dict[int, list[EpisodeRow]]:
+    grouped: dict[int, list[EpisodeRow]] = defaultdict(list)
+    for row in series:
+        grouped[row.scenario_row].append(row)
+    return dict(sorted(grouped.items()))
+
+
+def failure_reason(row: EpisodeRow) -> str:
+    """The same key the summary's ``failure_reasons`` counts by."""
+    return row.error or "unsuccessful_run"
+
+
+def _subtitle(fig: Figure, data: RunData) -> None:
+    m = data.manifest
+    fig.text(
+        0.01,
+        0.005,
+        f"run {m.stamp} · {data.summary.episodes} episodes · {m.workers} workers · "
+        f"{m.host.cpu_model} ({m.host.logical_cores} cores) · tracecore {m.interpreter.tracecore_version}",
+        fontsize=7.5,
+        color="#666",
+        ha="left",
+        va="bottom",
+    )
+
+
+# --- the figures -----------------------------------------------------------------------
+
+
+def latency_timeline(fig: Figure, data: RunData) -> None:
+    fig.suptitle("Episode latency over the run")
+    ax = fig.subplots()
+    if not data.series:
+        _empty(ax, "no episodes in this run")
+        return
+    unit, scale = time_unit([r.wall_clock_s for r in data.series])
+    grouped = _rows_by_scenario(data.series)
+    colours = row_colours(list(grouped))
+    for row, rows in grouped.items():
+        x = np.array([r.episode_index for r in rows])
+        y = np.array([r.wall_clock_s for r in rows]) * scale
+        ok = np.array([r.success for r in rows])
+        label = row_label(data.manifest, row, rows[0].agent, rows[0].task_ref)
+        ax.scatter(x[ok], y[ok], s=9, alpha=0.45, color=colours[row], linewidths=0)
+        if (~ok).any():
+            ax.scatter(x[~ok], y[~ok], s=22, marker="x", color=colours[row], linewidths=1.1)
+        window = max(3, min(25, len(rows) // 8))
+        ax.plot(x, rolling_median(y, window), color=colours[row], linewidth=1.8, label=label)
+    ax.set_xlabel("episode index (order planned) · dots: episodes · lines: trailing rolling median per scenario row")
+    ax.set_ylabel(f"wall-clock latency ({unit})")
+    ax.set_ylim(bottom=0)
+    ax.margins(x=0.01)
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(matplotlib.lines.Line2D([], [], marker="x", color="#333", linestyle="none"))
+    labels.append("failed episode (×)")
+    ax.legend(handles, labels, ncols=2, **_ABOVE)
+
+
+def latency_distribution(fig: Figure, data: RunData) -> None:
+    fig.suptitle("Latency distribution per scenario row")
+    ax = fig.subplots()
+    if not data.series:
+        _empty(ax, "no episodes in this run")
+        return
+    unit, scale = time_unit([r.wall_clock_s for r in data.series])
+    grouped = _rows_by_scenario(data.series)
+    colours = row_colours(list(grouped))
+    order = list(grouped)[::-1]  # row 0 at the top
+    values = [np.array([r.wall_clock_s for r in grouped[row]]) * scale for row in order]
+    parts = ax.boxplot(
+        values,
+        orientation="horizontal",
+        whis=(5, 95),
+        widths=0.55,
+        patch_artist=True,
+        showfliers=False,
+        medianprops={"color": "black", "linewidth": 1.5},
+    )
+    rng = np.random.default_rng(0)  # fixed jitter: the same run draws the same picture
+    for i, (row, vals) in enumerate(zip(order, values, strict=True), start=1):
+        parts["boxes"][i - 1].set(facecolor=colours[row], alpha=0.35)
+        ax.scatter(vals, i + rng.uniform(-0.18, 0.18, len(vals)), s=6, alpha=0.5, color=colours[row], linewidths=0)
+    labels = []
+    for row, vals in zip(order, values, strict=True):
+        p50, p95, top = np.percentile(vals, [50, 95, 100])
+        first = grouped[row][0]
+        stats = f"n={len(vals)} · p50 {p50:.3g} · p95 {p95:.3g} · max {top:.3g} {unit}"
+        labels.append(f"{row_label(data.manifest, row, first.agent, first.task_ref)}\n{stats}")
+    ax.set_yticks(range(1, len(order) + 1), labels)
+    ax.set_xlabel(f"wall-clock latency ({unit}); box p25–p75, whiskers p5–p95, dots every episode")
+    ax.set_xlim(left=0)
+    ax.grid(axis="y", visible=False)
+
+
+def _completion_curve(data: RunData) -> tuple[np.ndarray, np.ndarray]:
+    """(t_s, episodes done) from the monitor's samples, or from the rows when there are too few."""
+    if len(data.samples) >= 2:
+        return np.array([s.t_s for s in data.samples]), np.array([s.episodes_done for s in data.samples], dtype=float)
+    ends = np.sort([r.started_s + r.wall_clock_s for r in data.series])
+    return ends, np.arange(1, len(ends) + 1, dtype=float)
+
+
+def trailing_rate(t: np.ndarray, done: np.ndarray, window_s: float) -> np.ndarray:
+    """Episodes per second over the trailing ``window_s`` at each sample (the first samples
+    use what they have): exact differences of the counter, no zero-padding at the edges."""
+    j = np.searchsorted(t, t - window_s, side="left")
+    j = np.minimum(j, np.arange(len(t)) - 1).clip(min=0)
+    dt = t - t[j]
+    return np.divide(done - done[j], dt, out=np.zeros_like(dt), where=dt > 0)
+
+
+def throughput(fig: Figure, data: RunData) -> None:
+    fig.suptitle("Throughput and live episode processes over time")
+    axes = fig.subplots(3, 1, sharex=True, height_ratios=[1.2, 1, 1])
+    t, done = _completion_curve(data)
+    if len(t) < 2:
+        for ax in axes:
+            _empty(ax, "too few samples to draw")
+        return
+    axes[0].plot(t, done, color="#2c7fb8", linewidth=1.8, label=f"episodes finished (of {data.manifest.episodes})")
+    axes[0].set_ylabel("episodes")
+    axes[0].set_ylim(bottom=0)
+    axes[0].legend(**_ABOVE)
+
+    interval = float(np.median(np.diff(t)))
+    window = max(5.0, 4 * interval)
+    axes[1].plot(
+        t[1:],
+        trailing_rate(t, done, interval * 1.01)[1:],
+        color="#2c7fb8",
+        alpha=0.35,
+        linewidth=0.8,
+        label="per sample interval",
+    )
+    axes[1].plot(t[1:], trailing_rate(t, done, window)[1:], color="#2c7fb8", linewidth=1.8, label=f"trailing {window:.3g} s")
+    if data.summary.throughput_eps:
+        axes[1].axhline(
+            data.summary.throughput_eps,
+            color="#444",
+            linestyle="--",
+            linewidth=1,
+            label=f"run mean {data.summary.throughput_eps:.3g} episodes/s",
+        )
+    axes[1].set_ylabel("episodes/s")
+    axes[1].set_ylim(bottom=0)
+    axes[1].legend(ncols=3, **_ABOVE)
+
+    peak = data.manifest.workers
+    if data.samples:
+        counts = [s.episode_processes for s in data.samples]
+        peak = max(peak, *counts)
+        axes[2].step(
+            [s.t_s for s in data.samples],
+            counts,
+            where="post",
+            color="#41ab5d",
+            linewidth=1.5,
+            label="live episode processes (sampled)",
+        )
+    else:
+        _empty(axes[2], "no resource samples in this run")
+    axes[2].axhline(data.manifest.workers, color="#444", linestyle=":", linewidth=1.2, label=f"--workers {data.manifest.workers}")
+    axes[2].set_ylabel("processes")
+    axes[2].set_ylim(0, peak + 0.5)
+    axes[2].yaxis.get_major_locator().set_params(integer=True)
+    axes[2].legend(ncols=2, **_ABOVE)
+    axes[2].set_xlabel("time since run start (s)")
+
+
+def resources(fig: Figure, data: RunData) -> None:
+    fig.suptitle("CPU and memory over time")
+    axes = fig.subplots(3, 1, sharex=True)
+    if not data.samples:
+        for ax in axes:
+            _empty(ax, "no resource samples in this run")
+        return
+    t = np.array([s.t_s for s in data.samples])
+    cores = data.manifest.host.logical_cores
+    axes[0].plot(t, [s.cpu_percent for s in data.samples], color="#d95f0e", linewidth=1.5, label="system, all cores")
+    # psutil gives a process's CPU as a share of one core; divide so both lines share the 0–100 % scale.
+    harness_cpu = [s.harness_cpu_percent / max(cores, 1) for s in data.samples]
+    axes[0].plot(t, harness_cpu, color="#756bb1", linewidth=1.2, label=f"harness process (share of all {cores} cores)")
+    axes[0].set_ylabel("CPU busy (%)")
+    axes[0].set_ylim(0, 105)
+    axes[0].legend(ncols=2, **_ABOVE)
+
+    for values, colour, label in (
+        ([s.harness_rss_bytes for s in data.samples], "#756bb1", "harness"),
+        ([s.workers_rss_bytes for s in data.samples], "#2c7fb8", "worker processes (sum)"),
+        ([s.episode_rss_bytes for s in data.samples], "#41ab5d", "live episode processes (sum)"),
+    ):
+        axes[1].plot(t, np.array(values) / MiB, color=colour, linewidth=1.4, label=label)
+    axes[1].set_ylabel("RSS (MiB)")
+    axes[1].set_ylim(bottom=0)
+    axes[1].legend(ncols=3, **_ABOVE)
+
+    total = data.samples[0].memory_total_bytes / GiB
+    available = np.array([s.memory_available_bytes for s in data.samples]) / GiB
+    axes[2].plot(t, available, color="#636363", linewidth=1.5, label=f"system memory available (of {total:.1f} GiB)")
+    axes[2].set_ylabel("available (GiB)")
+    # Show at least ±0.5 GiB around the line: a flat line should look flat, not like noise blown up.
+    lo, hi = float(available.min()), float(available.max())
+    pad = max(0.5, (hi - lo) * 0.25)
+    axes[2].set_ylim(max(0.0, lo - pad), min(total, hi + pad) if hi + pad <= total else hi + pad)
+    axes[2].legend(**_ABOVE)
+    axes[2].set_xlabel("time since run start (s)")
+
+
+def artifact_growth(fig: Figure, data: RunData) -> None:
+    fig.suptitle("Run-artifact bytes against episodes")
+    ax = fig.subplots()
+    if not data.series:
+        _empty(ax, "no episodes in this run")
+        return
+    x = np.arange(1, len(data.series) + 1, dtype=float)
+    cumulative = np.cumsum([r.artifact_bytes for r in data.series]).astype(float)
+    scale, unit = (MiB, "MiB") if cumulative[-1] >= 4 * MiB else (1024, "KiB")
+    ax.plot(x, cumulative / scale, color="#2c7fb8", linewidth=3, alpha=0.6, label="cumulative artifact bytes, in episode order")
+    if len(x) >= 2:
+        slope, intercept = np.polyfit(x, cumulative, 1)
+        fit = slope * x + intercept
+        ss_res = float(np.sum((cumulative - fit) ** 2))
+        ss_tot = float(np.sum((cumulative - cumulative.mean()) ** 2))
+        r2 = 1 - ss_res / ss_tot if ss_tot > 0 else 1.0
+        ax.plot(
+            x,
+            fit / scale,
+            color="#d95f0e",
+            linestyle="--",
+            linewidth=1.3,
+            label=f"linear fit: {slope:,.0f} bytes/episode, R² = {r2:.4f}",
+        )
+    limit = 2_000_000  # the seed guide's run_artifacts.total_bytes threshold
+    if cumulative[-1] > limit * 0.5:
+        ax.axhline(limit / scale, color=_FAIL_COLOUR, linestyle=":", linewidth=1.2, label="seed threshold: 2,000,000 bytes total")
+    ax.set_xlabel("episodes, in episode order")
+    ax.set_ylabel(f"cumulative artifact size ({unit})")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.legend(ncols=3, **_ABOVE)
+
+
+def failures(fig: Figure, data: RunData) -> None:
+    fig.suptitle("Failures on the timeline, by reason")
+    ax = fig.subplots()
+    ax.set_xlabel("time the episode ended, since run start (s)")
+    failed = [r for r in data.series if not r.success]
+    if not failed:
+        _empty(ax, f"no failed episodes in {len(data.series)}")
+        return
+    by_reason: dict[str, list[EpisodeRow]] = defaultdict(list)
+    for row in failed:
+        by_reason[failure_reason(row)].append(row)
+    if len(by_reason) > _MAX_LANES:
+        # Distinct error texts can be many (one per seed); keep the frequent ones readable.
+        ranked = sorted(by_reason, key=lambda k: (-len(by_reason[k]), k))
+        rest = ranked[_MAX_LANES - 1 :]
+        other = [r for reason in rest for r in by_reason.pop(reason)]
+        by_reason[f"{len(rest)} other reasons"] = other
+    reasons = sorted(by_reason, key=lambda k: (-len(by_reason[k]), k))[::-1]  # most frequent on top
+    colours = row_colours(sorted({r.scenario_row for r in data.series}))
+    end = max(r.started_s + r.wall_clock_s for r in data.series)
+    for lane, reason in enumerate(reasons):
+        rows = by_reason[reason]
+        ax.scatter(
+            [r.started_s + r.wall_clock_s for r in rows],
+            [lane] * len(rows),
+            marker="|",
+            s=260,
+            linewidths=1.6,
+            color=[colours[r.scenario_row] for r in rows],
+        )
+        # The reason as a caption over its lane: long error texts get the full width of the plot.
+        ax.text(
+            0.003,
+            lane + 0.3,
+            f"{shorten(reason, 140)}  (×{len(rows)})",
+            transform=ax.get_yaxis_transform(),
+            fontsize=8.5,
+            va="bottom",
+            ha="left",
+        )
+    ax.set_yticks([])
+    ax.set_ylim(-0.5, len(reasons) - 0.2)
+    ax.set_xlim(0, end * 1.02)
+    ax.grid(axis="y", visible=False)
+    used = sorted({r.scenario_row for r in failed})
+    handles = [
+        matplotlib.lines.Line2D([], [], marker="|", markersize=12, mew=2, linestyle="none", color=colours[row]) for row in used
+    ]
+    ax.legend(handles, [row_label(data.manifest, row) for row in used], ncols=min(3, len(used)), **_ABOVE)
+
+
+class _Spec(msgspec.Struct, frozen=True):
+    name: str
+    title: str
+    caption: str
+    size: tuple[float, float]
+    draw: Callable[[Figure, RunData], None]
+
+
+FIGURES: tuple[_Spec, ...] = (
+    _Spec(
+        "latency",
+        "Latency over the run",
+        "Is latency increasing late in the run? Every episode's wall-clock time by its index, one colour per scenario "
+        "row, with a trailing rolling median; failed episodes are crosses.",
+        (11, 5.5),
+        latency_timeline,
+    ),
+    _Spec(
+        "distribution",
+        "Latency distribution per scenario row",
+        "Did one scenario spike disproportionately? Each row's latency spread with p50, p95 and max.",
+        (11, 4.8),
+        latency_distribution,
+    ),
+    _Spec(
+        "throughput",
+        "Throughput and live episode processes",
+        "Episodes finished, episodes per second and live episode processes over time, from the monitor's samples; "
+        "the processes line should sit at --workers while episodes remain.",
+        (11, 7),
+        throughput,
+    ),
+    _Spec(
+        "resources",
+        "CPU and memory",
+        "Do CPU or memory samples show runaway growth? System CPU, the harness's CPU, resident memory of the harness, "
+        "its worker processes and the live episode processes, and the system's available memory.",
+        (11, 7.5),
+        resources,
+    ),
+    _Spec(
+        "artifacts",
+        "Run-artifact growth",
+        "Does artifact growth stay roughly linear with episode count? Cumulative TraceCore artifact bytes with a "
+        "least-squares line; R² near 1 means linear.",
+        (11, 5),
+        artifact_growth,
+    ),
+    _Spec(
+        "failures",
+        "Failures on the timeline",
+        "Are failures clustered on a single task, seed pattern or stretch of the run? Every failed episode at the "
+        "time it ended, one lane per failure reason, coloured by scenario row.",
+        (11, 4.5),
+        failures,
+    ),
+)
+
+
+def chart_paths(output_dir: Path, name: str, stamp: str) -> tuple[Path, Path]:
+    base = output_dir / f"perf-chart-{name}-{stamp}"
+    return base.with_suffix(".png"), base.with_suffix(".svg")
+
+
+def render(data: RunData, output_dir: Path) -> list[Chart]:
+    """Draw every figure of ``data`` into ``output_dir`` as PNG and SVG."""
+    charts = []
+    stamp = data.manifest.stamp
+    with matplotlib.rc_context(_RC):
+        for spec in FIGURES:
+            fig = Figure(figsize=spec.size, layout="constrained")
+            fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))  # room for the footer line
+            spec.draw(fig, data)
+            _subtitle(fig, data)
+            png, svg = chart_paths(output_dir, spec.name, stamp)
+            write_atomic(png, _encode(fig, "png"))
+            write_atomic(svg, _encode(fig, "svg"))
+            charts.append(Chart(name=spec.name, title=spec.title, caption=spec.caption, png=png, svg=svg))
+    return charts
+
+
+def _encode(fig: Figure, fmt: str) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    # No dates or software versions in the files: re-rendering the same run gives the same bytes.
+    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+    fig.savefig(buf, format=fmt, dpi=_DPI, metadata=metadata)
+    return buf.getvalue()
