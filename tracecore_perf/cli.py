@@ -167,7 +167,12 @@ def _lazy(module: str, function: str = "main") -> Callable[[list[str]], int]:
     return call
 
 
-SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"run": cmd_run}
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "run": cmd_run,
+    "check": _lazy("tracecore_perf.check"),
+    "compare": _lazy("tracecore_perf.compare"),
+    "ab": _lazy("tracecore_perf.ab"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
