@@ -18,7 +18,10 @@ import matplotlib
 import msgspec
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from tracecore_perf.loadrun import PublishedRun
 from tracecore_perf.models import EpisodeRow, Manifest, Sample, Summary
@@ -90,7 +93,7 @@ def row_label(manifest: Manifest, row: int, agent: str | None = None, task_ref: 
 
 def row_colours(rows: Sequence[int]) -> dict[int, str]:
     cmap = matplotlib.colormaps["tab10" if len(rows) <= 10 else "tab20"]
-    return {row: matplotlib.colors.to_hex(cmap(i % cmap.N)) for i, row in enumerate(sorted(rows))}
+    return {row: to_hex(cmap(i % cmap.N)) for i, row in enumerate(sorted(rows))}
 
 
 def time_unit(values: Sequence[float]) -> tuple[str, float]:
@@ -166,7 +169,7 @@ def latency_timeline(fig: Figure, data: RunData) -> None:
     ax.set_ylim(bottom=0)
     ax.margins(x=0.01)
     handles, labels = ax.get_legend_handles_labels()
-    handles.append(matplotlib.lines.Line2D([], [], marker="x", color="#333", linestyle="none"))
+    handles.append(Line2D([], [], marker="x", color="#333", linestyle="none"))
     labels.append("failed episode (×)")
     ax.legend(handles, labels, ncols=2, **_ABOVE)
 
@@ -208,11 +211,17 @@ def latency_distribution(fig: Figure, data: RunData) -> None:
 
 
 def _completion_curve(data: RunData) -> tuple[np.ndarray, np.ndarray]:
-    """(t_s, episodes done) from the monitor's samples, or from the rows when there are too few."""
-    if len(data.samples) >= 2:
-        return np.array([s.t_s for s in data.samples]), np.array([s.episodes_done for s in data.samples], dtype=float)
+    """(t_s, episodes done) from the run start: the monitor's samples when there are enough of
+    them, else a regular grid over the rows' end times (a run of a few seconds has few samples)."""
+    if len(data.samples) >= 8:
+        t = [0.0] + [s.t_s for s in data.samples]
+        done = [0] + [s.episodes_done for s in data.samples]
+        return np.array(t), np.array(done, dtype=float)
     ends = np.sort([r.started_s + r.wall_clock_s for r in data.series])
-    return ends, np.arange(1, len(ends) + 1, dtype=float)
+    if not len(ends):
+        return np.array([]), np.array([])
+    grid = np.linspace(0.0, float(ends[-1]), max(2, min(60, len(ends) + 1)))
+    return grid, np.searchsorted(ends, grid, side="right").astype(float)
 
 
 def trailing_rate(t: np.ndarray, done: np.ndarray, window_s: float) -> np.ndarray:
@@ -386,23 +395,22 @@ def failures(fig: Figure, data: RunData) -> None:
             color=[colours[r.scenario_row] for r in rows],
         )
         # The reason as a caption over its lane: long error texts get the full width of the plot.
-        ax.text(
-            0.003,
-            lane + 0.3,
+        ax.annotate(
             f"{shorten(reason, 140)}  (×{len(rows)})",
-            transform=ax.get_yaxis_transform(),
+            xy=(0.003, lane),
+            xycoords=("axes fraction", "data"),
+            xytext=(0, 11),  # points: just above the tick marks, whatever the figure's height
+            textcoords="offset points",
             fontsize=8.5,
             va="bottom",
             ha="left",
         )
     ax.set_yticks([])
-    ax.set_ylim(-0.5, len(reasons) - 0.2)
+    ax.set_ylim(-0.5, len(reasons) - 0.35)
     ax.set_xlim(0, end * 1.02)
     ax.grid(axis="y", visible=False)
     used = sorted({r.scenario_row for r in failed})
-    handles = [
-        matplotlib.lines.Line2D([], [], marker="|", markersize=12, mew=2, linestyle="none", color=colours[row]) for row in used
-    ]
+    handles = [Line2D([], [], marker="|", markersize=12, mew=2, linestyle="none", color=colours[row]) for row in used]
     ax.legend(handles, [row_label(data.manifest, row) for row in used], ncols=min(3, len(used)), **_ABOVE)
 
 
@@ -410,7 +418,7 @@ class _Spec(msgspec.Struct, frozen=True):
     name: str
     title: str
     caption: str
-    size: tuple[float, float]
+    size: tuple[float, float] | Callable[[RunData], tuple[float, float]]
     draw: Callable[[Figure, RunData], None]
 
 
@@ -459,7 +467,7 @@ FIGURES: tuple[_Spec, ...] = (
         "Failures on the timeline",
         "Are failures clustered on a single task, seed pattern or stretch of the run? Every failed episode at the "
         "time it ended, one lane per failure reason, coloured by scenario row.",
-        (11, 4.5),
+        lambda data: (11, max(3.2, 2.0 + 0.6 * min(_MAX_LANES, len({failure_reason(r) for r in data.series if not r.success})))),
         failures,
     ),
 )
@@ -476,7 +484,8 @@ def render(data: RunData, output_dir: Path) -> list[Chart]:
     stamp = data.manifest.stamp
     with matplotlib.rc_context(_RC):
         for spec in FIGURES:
-            fig = Figure(figsize=spec.size, layout="constrained")
+            size = spec.size(data) if callable(spec.size) else spec.size
+            fig = Figure(figsize=size, layout="constrained")
             fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))  # room for the footer line
             spec.draw(fig, data)
             _subtitle(fig, data)
@@ -495,3 +504,71 @@ def _encode(fig: Figure, fmt: str) -> bytes:
     metadata = {"Date": None} if fmt == "svg" else {"Software": None}
     fig.savefig(buf, format=fmt, dpi=_DPI, metadata=metadata)
     return buf.getvalue()
+
+
+def latency_comparison(fig: Figure, current: RunData, baseline: RunData) -> None:
+    """Baseline and current latency per (agent, task_ref), paired: rows match by what they run,
+    not by their position in the scenario."""
+    fig.suptitle(f"Latency: baseline {baseline.manifest.stamp} against this run {current.manifest.stamp}")
+    ax = fig.subplots()
+    groups: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: {"baseline": [], "current": []})
+    for which, data in (("baseline", baseline), ("current", current)):
+        for row in data.series:
+            groups[(row.agent, row.task_ref)][which].append(row.wall_clock_s)
+    if not groups:
+        _empty(ax, "no episodes in either run")
+        return
+    unit, scale = time_unit([v for g in groups.values() for vals in g.values() for v in vals])
+    keys = sorted(groups)[::-1]
+    labels, positions = [], []
+    for i, key in enumerate(keys):
+        centre = i * 3 + 1
+        for offset, which, colour in ((0.45, "baseline", "#9e9e9e"), (-0.45, "current", "#2c7fb8")):
+            vals = np.array(groups[key][which]) * scale
+            if vals.size:
+                box = ax.boxplot(
+                    [vals],
+                    positions=[centre + offset],
+                    orientation="horizontal",
+                    whis=(5, 95),
+                    widths=0.7,
+                    patch_artist=True,
+                    showfliers=False,
+                    medianprops={"color": "black", "linewidth": 1.5},
+                )
+                box["boxes"][0].set(facecolor=colour, alpha=0.55)
+        base, cur = groups[key]["baseline"], groups[key]["current"]
+        if base and cur:
+            b50, c50 = float(np.median(base)), float(np.median(cur))
+            change = f"p50 {b50 * scale:.3g} → {c50 * scale:.3g} {unit} ({(c50 / b50 - 1) * 100:+.0f}%)" if b50 > 0 else ""
+        else:
+            change = "only in the baseline" if base else "only in this run"
+        name = PurePosixPath(key[0]).name.removesuffix(".py")
+        labels.append(f"{shorten(f'{name} · {key[1]}', 60)}\n{change}")
+        positions.append(centre)
+    ax.set_yticks(positions, labels)
+    ax.set_xlim(left=0)
+    ax.set_xlabel(f"wall-clock latency ({unit}); box p25–p75, whiskers p5–p95")
+    ax.grid(axis="y", visible=False)
+    handles = [Patch(facecolor=c, alpha=0.55, edgecolor="black") for c in ("#9e9e9e", "#2c7fb8")]
+    ax.legend(handles, [f"baseline {baseline.manifest.stamp}", f"this run {current.manifest.stamp}"], ncols=2, **_ABOVE)
+
+
+def render_comparison(current: RunData, baseline: RunData, output_dir: Path) -> Chart:
+    keys = {(r.agent, r.task_ref) for d in (current, baseline) for r in d.series}
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(11, 2.2 + 0.9 * max(1, len(keys))), layout="constrained")
+        fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))
+        latency_comparison(fig, current, baseline)
+        _subtitle(fig, current)
+        png, svg = chart_paths(output_dir, "comparison", current.manifest.stamp)
+        write_atomic(png, _encode(fig, "png"))
+        write_atomic(svg, _encode(fig, "svg"))
+    return Chart(
+        name="comparison",
+        title="Latency against the baseline",
+        caption="Did a scenario get slower than in the baseline? Each (agent, task) of either run, baseline above this run, "
+        "with the change of the median. Significance is compare's job; this shows the spread behind it.",
+        png=png,
+        svg=svg,
+    )

@@ -81,6 +81,9 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample-interval", type=_positive_float, help="seconds between resource samples (default 0.5)")
     parser.add_argument("--output-cap", type=_positive_int, help="bytes of each episode's stdout+stderr kept (default 1 MiB)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish an interrupted run from its run directory")
+    parser.add_argument(
+        "--report", action="store_true", help="also write charts and perf-report-<stamp>.html next to the artifacts"
+    )
     parser.add_argument("--json", action="store_true", help='print {"ok", "stamp", "artifacts", "summary"} instead of the table')
     parser.add_argument("--log-format", choices=["console", "json"], default="console", help="stderr log format")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
@@ -143,17 +146,28 @@ def cmd_run(argv: list[str]) -> int:
 
     publication = outcome.publication
     assert publication is not None
+    artifacts = dict(publication.artifacts)
+    exit_code = outcome.exit_code
+    if args.report:
+        # Imported only here: a run without --report never loads matplotlib.
+        from tracecore_perf import report
+
+        try:
+            artifacts["report"] = str(report.report_after_run(Path(publication.artifacts["manifest"])))
+        except Exception as exc:  # the run is published whatever happens to its report
+            print(f"{PROG}: report not written: {type(exc).__name__}: {exc}", file=sys.stderr)
+            exit_code = exit_code or 1
     if args.json:
         payload = {
-            "ok": outcome.exit_code == 0,
+            "ok": exit_code == 0,
             "stamp": publication.stamp,
-            "artifacts": publication.artifacts,
+            "artifacts": artifacts,
             "summary": msgspec.to_builtins(publication.summary),
         }
         print(json.dumps(payload, indent=2))
     else:
-        print_summary(publication.summary, publication.artifacts, outcome.run_dir)
-    return outcome.exit_code
+        print_summary(publication.summary, artifacts, outcome.run_dir)
+    return exit_code
 
 
 # Subcommands other than ``run``: name -> function(argv) -> exit code. Each lives in the
@@ -172,6 +186,7 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "check": _lazy("tracecore_perf.check"),
     "compare": _lazy("tracecore_perf.compare"),
     "ab": _lazy("tracecore_perf.ab"),
+    "report": _lazy("tracecore_perf.report"),
 }
 
 

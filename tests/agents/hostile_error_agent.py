@@ -9,4 +9,4 @@ class Agent:
         pass
 
     def act(self):
-        raise RuntimeError("<script>window.__pwned=1</script> & <b>bold</b> \"quoted\"")
+        raise RuntimeError("<script>window.__pwned=1</script> & <b>bold</b> costs $5 and $x^2$")
