@@ -519,7 +519,14 @@ def latency_comparison(fig: Figure, current: RunData, baseline: RunData) -> None
         _empty(ax, "no episodes in either run")
         return
     unit, scale = time_unit([v for g in groups.values() for vals in g.values() for v in vals])
-    keys = sorted(groups)[::-1]
+    # This run's rows in scenario order, then what only the baseline has; top to bottom.
+    order = {
+        key: i
+        for i, key in enumerate(
+            dict.fromkeys((r.agent, r.task_ref) for r in sorted(current.series, key=lambda r: r.scenario_row))
+        )
+    }
+    keys = sorted(groups, key=lambda k: (order.get(k, len(order)), k))[::-1]
     labels, positions = [], []
     for i, key in enumerate(keys):
         centre = i * 3 + 1
