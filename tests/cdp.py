@@ -8,6 +8,7 @@ fails the test instead of hanging it; nothing here waits on a clock to synchroni
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import select
@@ -38,6 +39,13 @@ def chromium_path() -> str | None:
     return None
 
 
+def _above_4(fd: int) -> int:
+    """The same pipe end on a descriptor number of at least 10 (close-on-exec, as os.pipe's)."""
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return high
+
+
 class BrowserError(Exception):
     pass
 
@@ -46,12 +54,14 @@ class Chromium:
     """One headless browser with one page. Use as a context manager."""
 
     def __init__(self, executable: str, profile: Path) -> None:
-        to_browser_r, self._to_browser = os.pipe()
-        self._from_browser, from_browser_w = os.pipe()
-        # The shell puts our pipe ends on fds 3 and 4, where --remote-debugging-pipe expects them.
-        command = f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}'
+        to_browser_r, self._to_browser = (_above_4(fd) for fd in os.pipe())
+        self._from_browser, from_browser_w = (_above_4(fd) for fd in os.pipe())
+        # The shell puts our pipe ends on fds 3 and 4, where --remote-debugging-pipe expects them;
+        # they start above 4 so neither redirection overwrites the other's source.
+        # bash, not sh: dash takes only one-digit descriptors in a redirection.
+        command = f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w} {to_browser_r}<&- {from_browser_w}>&-'
         self.proc = subprocess.Popen(
-            ["sh", "-c", command, executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            ["bash", "-c", command, executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
             pass_fds=(to_browser_r, from_browser_w),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

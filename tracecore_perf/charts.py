@@ -10,6 +10,8 @@ switched off so a ``$`` in an error message renders as itself instead of failing
 
 from __future__ import annotations
 
+import io
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
@@ -496,14 +498,21 @@ def render(data: RunData, output_dir: Path) -> list[Chart]:
     return charts
 
 
-def _encode(fig: Figure, fmt: str) -> bytes:
-    import io
+_CLIP_ID = re.compile(rb"\bp[0-9a-f]{10}\b")
 
+
+def _encode(fig: Figure, fmt: str) -> bytes:
+    """The figure's bytes. Re-rendering the same run gives the same bytes, so a refreshed
+    baseline's charts diff only where the data changed: no dates or versions in the files, and
+    the SVG's clip-path ids (hashed from object ids by matplotlib) renumbered in order."""
     buf = io.BytesIO()
-    # No dates or software versions in the files: re-rendering the same run gives the same bytes.
     metadata = {"Date": None} if fmt == "svg" else {"Software": None}
     fig.savefig(buf, format=fmt, dpi=_DPI, metadata=metadata)
-    return buf.getvalue()
+    data = buf.getvalue()
+    if fmt == "svg":
+        ids: dict[bytes, bytes] = {}
+        data = _CLIP_ID.sub(lambda m: ids.setdefault(m.group(0), b"clip%d" % len(ids)), data)
+    return data
 
 
 def latency_comparison(fig: Figure, current: RunData, baseline: RunData) -> None:

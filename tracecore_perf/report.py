@@ -18,17 +18,19 @@ import sys
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 import msgspec
 import numpy as np
 
-from tracecore_perf import __version__, charts
+from tracecore_perf import __version__
 from tracecore_perf.errors import UsageError
 from tracecore_perf.loadrun import PublishedRun, locate
 from tracecore_perf.models import EpisodeRow, Summary
 from tracecore_perf.rundir import write_atomic
+
+if TYPE_CHECKING:
+    from tracecore_perf.charts import Chart
 
 PROG = "tracecore-perf report"
 
@@ -249,7 +251,9 @@ def comparison_for(baseline: PublishedRun, run: PublishedRun) -> tuple[dict[str,
 # --- assembly --------------------------------------------------------------------------
 
 
-def _environment() -> jinja2.Environment:
+def _environment() -> Any:
+    import jinja2
+
     # autoescape=True, not select_autoescape(): the template is named *.html.j2, which
     # select_autoescape's extension check would not recognise as HTML.
     env = jinja2.Environment(
@@ -266,7 +270,7 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def _chart_view(chart: charts.Chart) -> ChartView:
+def _chart_view(chart: Chart) -> ChartView:
     data = base64.b64encode(chart.png.read_bytes()).decode("ascii")
     return ChartView(
         name=chart.name,
@@ -290,6 +294,9 @@ def write_report(
 ) -> Written:
     """Render the charts and the HTML page of ``run`` into ``output_dir`` (default: next to the
     run's artifacts)."""
+    # matplotlib is imported here, not at module level: bad input is refused before paying for it.
+    from tracecore_perf import charts
+
     out = output_dir or run.output_dir
     data = charts.RunData.load(run)
     baseline_data = charts.RunData.load(baseline) if baseline is not None else None
