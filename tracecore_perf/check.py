@@ -8,7 +8,6 @@ output format never touches evaluation.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tomllib
 from pathlib import Path
@@ -28,6 +27,7 @@ __all__ = [
     "Verdict",
     "evaluate",
     "load_thresholds",
+    "after_run",
     "main",
     "reason_allowed",
 ]
@@ -210,16 +210,15 @@ def _check_junit_target(fmt: str, path: Path | None) -> None:
         raise UsageError(f"--junit-file must be a file in an existing directory: {path}")
 
 
-def run_and_print(stamp: str, output_dir: Path, fmt: str = "text") -> int:
-    """For ``run --check``: check the run just published, with the cwd's thresholds."""
+def after_run(stamp: str, output_dir: Path, thresholds: Thresholds, json_payload: dict | None = None) -> int:
+    """``run --check``: check the run just published. With ``--json`` the verdict goes into
+    the run's JSON payload under ``check``; otherwise it is printed as text."""
     from tracecore_perf.export import emit
 
     run = locate(stamp, output_dir)
-    verdict = evaluate(run, load_thresholds())
-    emit(fmt, verdict, run.output_dir / f"perf-check-{run.stamp}.junit.xml", junit_file=None, stream=sys.stdout)
+    verdict = evaluate(run, thresholds)
+    if json_payload is not None:
+        json_payload["check"] = msgspec.to_builtins(verdict)
+    else:
+        emit("text", verdict, output_dir, stream=sys.stdout)
     return 0 if verdict.ok else 1
-
-
-def github_summary_path() -> Path | None:
-    value = os.environ.get("GITHUB_STEP_SUMMARY")
-    return Path(value) if value else None

@@ -84,6 +84,7 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help='print {"ok", "stamp", "artifacts", "summary"} instead of the table')
     parser.add_argument("--log-format", choices=["console", "json"], default="console", help="stderr log format")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    parser.add_argument("--check", action="store_true", help="check the run against the thresholds when it ends (see `check`)")
     return parser
 
 
@@ -95,6 +96,11 @@ def cmd_run(argv: list[str]) -> int:
     from tracecore_perf.scenario import DEFAULT_SCENARIO, load_scenario
 
     args = run_parser().parse_args(argv)
+    thresholds = None
+    if args.check:  # bad thresholds are bad input: exit 2 before any episode starts
+        from tracecore_perf.check import after_run, load_thresholds
+
+        thresholds = load_thresholds()
     configure(args.log_format)
     show_progress = not (args.no_progress or args.json)
     if args.resume is not None:
@@ -150,10 +156,12 @@ def cmd_run(argv: list[str]) -> int:
             "artifacts": publication.artifacts,
             "summary": msgspec.to_builtins(publication.summary),
         }
+        check_code = after_run(publication.stamp, Path(outcome.run_dir).parent, thresholds, payload) if thresholds else 0
         print(json.dumps(payload, indent=2))
     else:
         print_summary(publication.summary, publication.artifacts, outcome.run_dir)
-    return outcome.exit_code
+        check_code = after_run(publication.stamp, Path(outcome.run_dir).parent, thresholds) if thresholds else 0
+    return outcome.exit_code or check_code
 
 
 # Subcommands other than ``run``: name -> function(argv) -> exit code. Each lives in the
