@@ -1,4 +1,4 @@
-"""Fixture: the toy agent, but about two episodes in ten stall for a second (when the count
+"""Fixture: the toy agent, but about two episodes in ten stall for 0.8 s (when the count
 of finished episodes in the run directory's ``.agent_bench/runs`` ends in 6 or 7)."""
 
 import os
@@ -6,7 +6,7 @@ import time
 
 from agent_bench.agents.toy_agent import ToyAgent
 
-STALL_S = 1.0
+STALL_S = 0.8
 
 
 class Agent(ToyAgent):
