@@ -160,10 +160,12 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
         warnings.append(f"host was busy at the start of the run ({manifest.host.quiet_reason}); latency figures are noisy")
 
     findings: list[Finding] = []
+    checks: list[str] = []
     if limits.trends:
         from tracecore_perf import trends
 
         findings = trends.detect(run, reference=reference)
+        checks = [name for name in trends.CHECKS if reference is not None or name != "success_rate_shift"]
         if reference is not None:
             ref_manifest = reference.manifest()
             if ref_manifest.machine_class != manifest.machine_class:
@@ -172,7 +174,7 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
                     f"({ref_manifest.machine_class} vs {manifest.machine_class}); compare only within a machine class"
                 )
     ok = all(r.ok for r in results) and not any(f.severity == "error" for f in findings)
-    return Verdict(ok=ok, stamp=run.stamp, thresholds=results, findings=findings, warnings=warnings)
+    return Verdict(ok=ok, stamp=run.stamp, thresholds=results, findings=findings, warnings=warnings, trend_checks=checks)
 
 
 def parser() -> argparse.ArgumentParser:

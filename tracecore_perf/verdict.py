@@ -44,6 +44,7 @@ class Verdict(msgspec.Struct, kw_only=True):
     thresholds: list[ThresholdResult]
     findings: list[Finding]
     warnings: list[str] = []
+    trend_checks: list[str] = []  # the trend checks that ran (none with --no-trends)
 
 
 class Estimate(msgspec.Struct, kw_only=True):
