@@ -8,7 +8,6 @@ output format never touches evaluation.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tomllib
 from pathlib import Path
@@ -28,6 +27,7 @@ __all__ = [
     "Verdict",
     "evaluate",
     "load_thresholds",
+    "after_run",
     "main",
     "reason_allowed",
 ]
@@ -160,10 +160,12 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
         warnings.append(f"host was busy at the start of the run ({manifest.host.quiet_reason}); latency figures are noisy")
 
     findings: list[Finding] = []
+    checks: list[str] = []
     if limits.trends:
         from tracecore_perf import trends
 
         findings = trends.detect(run, reference=reference)
+        checks = [name for name in trends.CHECKS if reference is not None or name != "success_rate_shift"]
         if reference is not None:
             ref_manifest = reference.manifest()
             if ref_manifest.machine_class != manifest.machine_class:
@@ -172,7 +174,7 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
                     f"({ref_manifest.machine_class} vs {manifest.machine_class}); compare only within a machine class"
                 )
     ok = all(r.ok for r in results) and not any(f.severity == "error" for f in findings)
-    return Verdict(ok=ok, stamp=run.stamp, thresholds=results, findings=findings, warnings=warnings)
+    return Verdict(ok=ok, stamp=run.stamp, thresholds=results, findings=findings, warnings=warnings, trend_checks=checks)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -210,16 +212,15 @@ def _check_junit_target(fmt: str, path: Path | None) -> None:
         raise UsageError(f"--junit-file must be a file in an existing directory: {path}")
 
 
-def run_and_print(stamp: str, output_dir: Path, fmt: str = "text") -> int:
-    """For ``run --check``: check the run just published, with the cwd's thresholds."""
+def after_run(stamp: str, output_dir: Path, thresholds: Thresholds, json_payload: dict | None = None) -> int:
+    """``run --check``: check the run just published. With ``--json`` the verdict goes into
+    the run's JSON payload under ``check``; otherwise it is printed as text."""
     from tracecore_perf.export import emit
 
     run = locate(stamp, output_dir)
-    verdict = evaluate(run, load_thresholds())
-    emit(fmt, verdict, run.output_dir / f"perf-check-{run.stamp}.junit.xml", junit_file=None, stream=sys.stdout)
+    verdict = evaluate(run, thresholds)
+    if json_payload is not None:
+        json_payload["check"] = msgspec.to_builtins(verdict)
+    else:
+        emit("text", verdict, output_dir, stream=sys.stdout)
     return 0 if verdict.ok else 1
-
-
-def github_summary_path() -> Path | None:
-    value = os.environ.get("GITHUB_STEP_SUMMARY")
-    return Path(value) if value else None

@@ -87,6 +87,7 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help='print {"ok", "stamp", "artifacts", "summary"} instead of the table')
     parser.add_argument("--log-format", choices=["console", "json"], default="console", help="stderr log format")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    parser.add_argument("--check", action="store_true", help="check the run against the thresholds when it ends (see `check`)")
     return parser
 
 
@@ -98,6 +99,16 @@ def cmd_run(argv: list[str]) -> int:
     from tracecore_perf.scenario import DEFAULT_SCENARIO, load_scenario
 
     args = run_parser().parse_args(argv)
+    thresholds = None
+    if args.check:  # bad thresholds are bad input: exit 2 before any episode starts
+        from tracecore_perf.check import after_run, load_thresholds
+
+        thresholds = load_thresholds()
+    report_thresholds = None
+    if args.report:  # the report's verdict reads the same thresholds: bad ones are bad input too
+        from tracecore_perf.check import load_thresholds
+
+        report_thresholds = thresholds or load_thresholds()
     configure(args.log_format)
     show_progress = not (args.no_progress or args.json)
     if args.resume is not None:
@@ -153,7 +164,7 @@ def cmd_run(argv: list[str]) -> int:
         from tracecore_perf import report
 
         try:
-            artifacts["report"] = str(report.report_after_run(Path(publication.artifacts["manifest"])))
+            artifacts["report"] = str(report.report_after_run(Path(publication.artifacts["manifest"]), report_thresholds))
         except Exception as exc:  # the run is published whatever happens to its report
             print(f"{PROG}: report not written: {type(exc).__name__}: {exc}", file=sys.stderr)
             exit_code = exit_code or 1
@@ -164,10 +175,12 @@ def cmd_run(argv: list[str]) -> int:
             "artifacts": artifacts,
             "summary": msgspec.to_builtins(publication.summary),
         }
+        check_code = after_run(publication.stamp, Path(outcome.run_dir).parent, thresholds, payload) if thresholds else 0
         print(json.dumps(payload, indent=2))
     else:
         print_summary(publication.summary, artifacts, outcome.run_dir)
-    return exit_code
+        check_code = after_run(publication.stamp, Path(outcome.run_dir).parent, thresholds) if thresholds else 0
+    return exit_code or check_code
 
 
 # Subcommands other than ``run``: name -> function(argv) -> exit code. Each lives in the

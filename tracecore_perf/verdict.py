@@ -44,6 +44,7 @@ class Verdict(msgspec.Struct, kw_only=True):
     thresholds: list[ThresholdResult]
     findings: list[Finding]
     warnings: list[str] = []
+    trend_checks: list[str] = []  # the trend checks that ran (none with --no-trends)
 
 
 class Estimate(msgspec.Struct, kw_only=True):
@@ -68,7 +69,7 @@ class RowComparison(msgspec.Struct, kw_only=True):
     ratio: Estimate  # current median / baseline median, bootstrap CI
     shift_s: Estimate  # Hodges-Lehmann shift (current - baseline), seconds
     p_value: float | None  # Mann-Whitney U, two-sided
-    p_adjusted: float | None  # Holm across rows
+    p_adjusted: float | None  # Benjamini-Hochberg across rows
     verdict: RowVerdict
     success_rate_baseline: float | None
     success_rate_current: float | None

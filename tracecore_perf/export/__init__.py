@@ -49,8 +49,6 @@ def cases(result: Verdict | Comparison) -> list[Case]:
 
 
 def _verdict_cases(verdict: Verdict) -> list[Case]:
-    from tracecore_perf.trends import CHECKS
-
     out = [
         Case(suite="thresholds", name=t.name, ok=t.ok, severity=None if t.ok else "error", message=t.message)
         for t in verdict.thresholds
@@ -67,8 +65,7 @@ def _verdict_cases(verdict: Verdict) -> list[Case]:
                 details=msgspec.json.encode({"evidence": finding.evidence, "episodes": finding.episodes}).decode(),
             )
         )
-    if verdict.thresholds and any(t.name == "failure_count" for t in verdict.thresholds):
-        out += [Case(suite="trends", name=name, ok=True, message="no finding") for name in CHECKS if name not in fired]
+    out += [Case(suite="trends", name=name, ok=True, message="no finding") for name in verdict.trend_checks if name not in fired]
     out += [Case(suite="run", name="warning", ok=True, severity="warning", message=w) for w in verdict.warnings]
     return out
 

@@ -33,7 +33,9 @@ def _comparison(c: Comparison) -> list[str]:
     for warning in c.warnings:
         lines.append(f"WARNING {warning}")
     lines.append(f"tracecore-perf compare {c.baseline} -> {c.current} ({c.metric}): {c.verdict.upper()}")
-    lines.append(f"  alpha {c.alpha:g} (Holm across rows), noise floor {c.noise:.0%}, regression margin {c.margin:.0%}")
+    lines.append(
+        f"  alpha {c.alpha:g} (Benjamini-Hochberg across rows), noise floor {c.noise:.0%}, regression margin {c.margin:.0%}"
+    )
     for row in c.rows:
         mark = "REGRESSION " if row.regression else ""
         lines.append(f"  {row.agent} on {row.task_ref}: {mark}{row.verdict}")
