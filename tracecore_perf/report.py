@@ -178,6 +178,26 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+def _delta(value: float, name: str = "") -> str:
+    """A signed change, in the unit its name says."""
+    if name.endswith("_bytes"):
+        sign = "+" if value >= 0 else "−"
+        return sign + _bytes(abs(value))
+    if name.endswith("_ms_per_episode"):
+        return f"{value:+.2f} ms"
+    if name.endswith("_s_per_episode"):
+        return f"{value * 1000:+.2f} ms"
+    if name.endswith("_percent"):
+        return f"{value:+.1f} percentage points"
+    return f"{value:+.4g}"
+
+
+def _pvalue(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return "< 0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
 def summary_lines(summary: Summary) -> list[tuple[str, str]]:
     s = summary
     rate = s.success_count / s.episodes if s.episodes else None
@@ -267,6 +287,8 @@ def _environment() -> Any:
     env.filters["bytes"] = _bytes
     env.filters["number"] = _number
     env.filters["shown"] = _shown
+    env.filters["delta"] = _delta
+    env.filters["pvalue"] = _pvalue
     return env
 
 
