@@ -205,3 +205,61 @@ def test_report_in_headless_chromium(hostile_run, compared, tmp_path, which):
     assert HOSTILE in text  # shown, as text
     assert pwned == "undefined" and scripts == 0  # and never run
     assert title.startswith("tracecore-perf report")
+
+
+# --- a resumed run -------------------------------------------------------------------------
+
+
+def test_a_resumed_run_is_charted_on_one_time_axis(tmp_path):
+    """Interrupt a real run after two episodes have failed, resume it, report it: the attempts'
+    clocks (which each restart at zero) are laid end to end, and the counters carry over."""
+    import signal
+    import subprocess
+    import sys
+
+    from tracecore_perf.charts import RunData
+    from tracecore_perf.loadrun import locate
+
+    scenario = scenario_file(
+        tmp_path / "scenario.json",
+        [
+            {"agent": str(AGENTS / "raising_agent.py"), "task_ref": "filesystem_hidden_config@1", "seed": 1},
+            {"agent": str(AGENTS / "hanging_agent.py"), "task_ref": "filesystem_hidden_config@1", "seed": 2},
+        ],
+    )
+    # Episodes 0 and 2 raise at once; 1 and 3 hang until the 3 s timeout, so the interrupt after
+    # the second failure finds them in flight and the resume has them to run.
+    args = ["--episodes", "4", "--workers", "2", "--timeout", "3", "--scenario", str(scenario), "--output-dir", "out"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracecore_perf", *args, "--log-format", "json", "--no-progress"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    failed = 0
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the harness's own log: interrupt once two rows are on disk
+        failed += '"episode.failed"' in line and "exploded on purpose" in line
+        if failed == 2:
+            proc.send_signal(signal.SIGINT)
+            break
+    proc.stderr.read()
+    assert proc.wait(timeout=120) == 130
+    (run_dir,) = (tmp_path / "out").glob("run-*")
+    resumed = harness("--resume", str(run_dir.relative_to(tmp_path)), "--no-progress", cwd=tmp_path)
+    assert resumed.returncode == 1, resumed.stderr
+
+    run = locate(run_dir)
+    assert run.manifest().status == "resumed" and len(run.manifest().attempts) == 2
+    raw = run.series()
+    assert {r.attempt for r in raw} == {1, 2}
+    data = RunData.load(run)
+    assert len(data.resumed_at) == 1
+    first_attempt_end = max(r.started_s + r.wall_clock_s for r in raw if r.attempt == 1)
+    assert data.resumed_at[0] >= first_attempt_end
+    assert all(r.started_s >= data.resumed_at[0] for r in data.series if r.attempt == 2)
+    times = [s.t_s for s in data.samples]
+    assert times == sorted(times)
+    done = [s.episodes_done for s in data.samples]
+    assert done == sorted(done) and done[-1] == len(raw)

@@ -70,11 +70,61 @@ class RunData(msgspec.Struct):
     summary: Summary
     series: list[EpisodeRow]
     samples: list[Sample]
+    resumed_at: list[float] = []  # run time where each later attempt of a resumed run begins
 
     @classmethod
     def load(cls, run: PublishedRun) -> RunData:
         samples = run.samples() if run.paths["samples"].is_file() else []
-        return cls(manifest=run.manifest(), summary=run.summary(), series=run.series(), samples=samples)
+        data = cls(manifest=run.manifest(), summary=run.summary(), series=run.series(), samples=samples)
+        return concatenate_attempts(data)
+
+
+def concatenate_attempts(data: RunData) -> RunData:
+    """Lay a resumed run's attempts end to end on one time axis.
+
+    Each attempt restarts the clock (``started_s``, ``t_s``) and the monitor's counters at zero.
+    Rows say which attempt they belong to; samples do not, but the clock going backwards marks
+    where the next attempt's samples begin, and attempts are in order. Attempt k is shifted by
+    the time the attempts before it ran, and its counters by the episodes they finished.
+    """
+    attempts = sorted({r.attempt for r in data.series})
+    segments: list[list[Sample]] = []
+    for sample in data.samples:
+        if not segments or sample.t_s < segments[-1][-1].t_s:
+            segments.append([])
+        segments[-1].append(sample)
+    if len(attempts) <= 1 and len(segments) <= 1:
+        return data
+    by_attempt: dict[int, list[EpisodeRow]] = defaultdict(list)
+    for row in data.series:
+        by_attempt[row.attempt].append(row)
+    rows: list[EpisodeRow] = []
+    samples: list[Sample] = []
+    resumed_at: list[float] = []
+    shift, done, failed = 0.0, 0, 0
+    for i in range(max(len(attempts), len(segments))):
+        mine = by_attempt[attempts[i]] if i < len(attempts) else []
+        segment = segments[i] if i < len(segments) else []
+        if i:
+            resumed_at.append(shift)
+        rows += [msgspec.structs.replace(r, started_s=round(r.started_s + shift, 6)) for r in mine]
+        samples += [
+            msgspec.structs.replace(
+                s, t_s=round(s.t_s + shift, 4), episodes_done=s.episodes_done + done, episodes_failed=s.episodes_failed + failed
+            )
+            for s in segment
+        ]
+        shift += max([r.started_s + r.wall_clock_s for r in mine] + [s.t_s for s in segment] + [0.0])
+        done += len(mine)
+        failed += sum(not r.success for r in mine)
+    rows.sort(key=lambda r: r.episode_index)
+    return RunData(manifest=data.manifest, summary=data.summary, series=rows, samples=samples, resumed_at=resumed_at)
+
+
+def _mark_resumes(ax: Axes, data: RunData, label: bool = False) -> None:
+    """Dashed lines where a resumed run's later attempts begin."""
+    for i, t in enumerate(data.resumed_at):
+        ax.axvline(t, color="#7f7f7f", linestyle="--", linewidth=1, label="resumed here" if label and i == 0 else None)
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -136,7 +186,8 @@ def _subtitle(fig: Figure, data: RunData) -> None:
         0.01,
         0.005,
         f"run {m.stamp} · {data.summary.episodes} episodes · {m.workers} workers · "
-        f"{m.host.cpu_model} ({m.host.logical_cores} cores) · tracecore {m.interpreter.tracecore_version}",
+        f"{m.host.cpu_model} ({m.host.logical_cores} cores) · tracecore {m.interpreter.tracecore_version}"
+        + (f" · resumed: {len(data.resumed_at) + 1} attempts laid end to end" if data.resumed_at else ""),
         fontsize=7.5,
         color="#666",
         ha="left",
@@ -244,6 +295,8 @@ def throughput(fig: Figure, data: RunData) -> None:
             _empty(ax, "too few samples to draw")
         return
     axes[0].plot(t, done, color="#2c7fb8", linewidth=1.8, label=f"episodes finished (of {data.manifest.episodes})")
+    for i, ax in enumerate(axes):
+        _mark_resumes(ax, data, label=i == 0)
     axes[0].set_ylabel("episodes")
     axes[0].set_ylim(bottom=0)
     axes[0].legend(**_ABOVE)
@@ -302,6 +355,8 @@ def resources(fig: Figure, data: RunData) -> None:
         return
     t = np.array([s.t_s for s in data.samples])
     cores = data.manifest.host.logical_cores
+    for i, ax in enumerate(axes):
+        _mark_resumes(ax, data, label=i == 0)
     axes[0].plot(t, [s.cpu_percent for s in data.samples], color="#d95f0e", linewidth=1.5, label="system, all cores")
     # psutil gives a process's CPU as a share of one core; divide so both lines share the 0–100 % scale.
     harness_cpu = [s.harness_cpu_percent / max(cores, 1) for s in data.samples]
@@ -407,6 +462,7 @@ def failures(fig: Figure, data: RunData) -> None:
             va="bottom",
             ha="left",
         )
+    _mark_resumes(ax, data)
     ax.set_yticks([])
     ax.set_ylim(-0.5, len(reasons) - 0.35)
     ax.set_xlim(0, end * 1.02)
