@@ -83,14 +83,17 @@ def concatenate_attempts(data: RunData) -> RunData:
     """Lay a resumed run's attempts end to end on one time axis.
 
     Each attempt restarts the clock (``started_s``, ``t_s``) and the monitor's counters at zero.
-    Rows say which attempt they belong to; samples do not, but the clock going backwards marks
-    where the next attempt's samples begin, and attempts are in order. Attempt k is shifted by
+    Rows say which attempt they belong to; samples do not, but samples are in order and the
+    clock or the episodes-done counter going backwards marks where the next attempt's begin.
+    (An attempt that finished no episode and ran shorter than the next one's first sample cannot
+    be told apart; its few samples then stay with the next attempt.) Attempt k is shifted by
     the time the attempts before it ran, and its counters by the episodes they finished.
     """
     attempts = sorted({r.attempt for r in data.series})
     segments: list[list[Sample]] = []
     for sample in data.samples:
-        if not segments or sample.t_s < segments[-1][-1].t_s:
+        last = segments[-1][-1] if segments else None
+        if last is None or sample.t_s < last.t_s or sample.episodes_done < last.episodes_done:
             segments.append([])
         segments[-1].append(sample)
     if len(attempts) <= 1 and len(segments) <= 1:
