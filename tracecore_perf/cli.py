@@ -156,11 +156,11 @@ def cmd_run(argv: list[str]) -> int:
             "artifacts": publication.artifacts,
             "summary": msgspec.to_builtins(publication.summary),
         }
-        check_code = after_run(publication.stamp, Path(outcome.run_dir).parent, thresholds, payload) if thresholds else 0
+        check_code = 0 if thresholds is None else after_run(publication.stamp, Path(outcome.run_dir).parent, thresholds, payload)
         print(json.dumps(payload, indent=2))
     else:
         print_summary(publication.summary, publication.artifacts, outcome.run_dir)
-        check_code = after_run(publication.stamp, Path(outcome.run_dir).parent, thresholds) if thresholds else 0
+        check_code = 0 if thresholds is None else after_run(publication.stamp, Path(outcome.run_dir).parent, thresholds)
     return outcome.exit_code or check_code
 
 
