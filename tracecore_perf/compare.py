@@ -218,7 +218,8 @@ def compare_runs(
         )
     for label, manifest in (("baseline", base_m), ("current", cur_m)):
         if not manifest.host.quiet:
-            warnings.append(f"{label} run {manifest.stamp} started on a busy host ({manifest.host.quiet_reason})")
+            advice = "; wall-clock latency is noisy there, --metric cpu_s is not" if settings.metric == "wall_clock_s" else ""
+            warnings.append(f"{label} run {manifest.stamp} started on a busy host ({manifest.host.quiet_reason}){advice}")
         if manifest.status == "interrupted":
             warnings.append(f"{label} run {manifest.stamp} was interrupted; it has fewer episodes than planned")
     if not shared:
