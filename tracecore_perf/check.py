@@ -166,13 +166,11 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
 
         findings = trends.detect(run, reference=reference)
         checks = [name for name in trends.CHECKS if reference is not None or name != "success_rate_shift"]
-        if reference is not None:
-            ref_manifest = reference.manifest()
-            if ref_manifest.machine_class != manifest.machine_class:
-                warnings.append(
-                    f"reference {reference.stamp} is from another machine class "
-                    f"({ref_manifest.machine_class} vs {manifest.machine_class}); compare only within a machine class"
-                )
+    if reference is not None and reference.manifest().machine_class != manifest.machine_class:
+        warnings.append(
+            f"reference {reference.stamp} is from another machine class "
+            f"({reference.manifest().machine_class} vs {manifest.machine_class}); compare only within a machine class"
+        )
     ok = all(r.ok for r in results) and not any(f.severity == "error" for f in findings)
     return Verdict(ok=ok, stamp=run.stamp, thresholds=results, findings=findings, warnings=warnings, trend_checks=checks)
 

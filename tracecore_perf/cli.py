@@ -108,7 +108,7 @@ def cmd_run(argv: list[str]) -> int:
     if args.report:  # the report's verdict reads the same thresholds: bad ones are bad input too
         from tracecore_perf.check import load_thresholds
 
-        report_thresholds = thresholds or load_thresholds()
+        report_thresholds = thresholds if thresholds is not None else load_thresholds()
     configure(args.log_format)
     show_progress = not (args.no_progress or args.json)
     if args.resume is not None:
@@ -175,11 +175,11 @@ def cmd_run(argv: list[str]) -> int:
             "artifacts": artifacts,
             "summary": msgspec.to_builtins(publication.summary),
         }
-        check_code = after_run(publication.stamp, Path(outcome.run_dir).parent, thresholds, payload) if thresholds else 0
+        check_code = 0 if thresholds is None else after_run(publication.stamp, Path(outcome.run_dir).parent, thresholds, payload)
         print(json.dumps(payload, indent=2))
     else:
         print_summary(publication.summary, artifacts, outcome.run_dir)
-        check_code = after_run(publication.stamp, Path(outcome.run_dir).parent, thresholds) if thresholds else 0
+        check_code = 0 if thresholds is None else after_run(publication.stamp, Path(outcome.run_dir).parent, thresholds)
     return exit_code or check_code
 
 

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from tracecore_perf.errors import UsageError
 from tracecore_perf.loadrun import PublishedRun, locate
@@ -56,6 +55,8 @@ def _median_ratio(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def _latency(base: np.ndarray, cur: np.ndarray, seed: int) -> tuple[Estimate, Estimate, float]:
+    from scipy import stats  # imported when needed: it is most of the start-up time
+
     ratio = float(np.median(cur) / np.median(base))
     boot = stats.bootstrap(
         (base, cur),
@@ -90,6 +91,8 @@ def _delta(a: float | None, b: float | None) -> float | None:
 
 
 def _row(key: tuple[str, str], base: list[EpisodeRow], cur: list[EpisodeRow], settings: Settings, seed: int) -> RowComparison:
+    from scipy import stats  # imported when needed: it is most of the start-up time
+
     value = METRICS[settings.metric]
     x = np.array([value(r) for r in base if r.success and value(r) is not None], dtype=float)
     y = np.array([value(r) for r in cur if r.success and value(r) is not None], dtype=float)
@@ -133,6 +136,8 @@ def _row(key: tuple[str, str], base: list[EpisodeRow], cur: list[EpisodeRow], se
 
 def _decide(rows: list[RowComparison], settings: Settings) -> None:
     """Adjust p-values across rows, then call each row faster, slower or no change."""
+    from scipy import stats  # imported when needed: it is most of the start-up time
+
     tested = [row for row in rows if row.p_value is not None]
     if not tested:
         return
@@ -213,7 +218,8 @@ def compare_runs(
         )
     for label, manifest in (("baseline", base_m), ("current", cur_m)):
         if not manifest.host.quiet:
-            warnings.append(f"{label} run {manifest.stamp} started on a busy host ({manifest.host.quiet_reason})")
+            advice = "; wall-clock latency is noisy there, --metric cpu_s is not" if settings.metric == "wall_clock_s" else ""
+            warnings.append(f"{label} run {manifest.stamp} started on a busy host ({manifest.host.quiet_reason}){advice}")
         if manifest.status == "interrupted":
             warnings.append(f"{label} run {manifest.stamp} was interrupted; it has fewer episodes than planned")
     if not shared:

@@ -29,10 +29,9 @@ def _verdict(verdict: Verdict) -> list[str]:
 
 
 def _comparison(c: Comparison) -> list[str]:
-    lines = []
+    lines = [f"tracecore-perf compare {c.baseline} -> {c.current} ({c.metric}): {c.verdict.upper()}"]
     for warning in c.warnings:
-        lines.append(f"WARNING {warning}")
-    lines.append(f"tracecore-perf compare {c.baseline} -> {c.current} ({c.metric}): {c.verdict.upper()}")
+        lines.append(f"  WARNING {warning}")
     lines.append(
         f"  alpha {c.alpha:g} (Benjamini-Hochberg across rows), noise floor {c.noise:.0%}, regression margin {c.margin:.0%}"
     )
