@@ -26,8 +26,9 @@ import numpy as np
 from tracecore_perf import __version__
 from tracecore_perf.errors import UsageError
 from tracecore_perf.loadrun import PublishedRun, locate
-from tracecore_perf.models import EpisodeRow, Summary
+from tracecore_perf.models import EpisodeRow, Manifest, Summary
 from tracecore_perf.rundir import write_atomic
+from tracecore_perf.verdict import Comparison, Verdict  # the verdict stages' result types (msgspec only)
 
 if TYPE_CHECKING:
     from tracecore_perf.charts import Chart
@@ -79,18 +80,18 @@ class Report(msgspec.Struct, kw_only=True):
     stamp: str
     generated_at: str
     harness_version: str
-    manifest: dict[str, Any]
+    manifest: Manifest
     summary_lines: list[SummaryLine]
     failure_reasons: list[tuple[str, int]]
     rows: list[RowStats]
     metrics: list[dict[str, Any]]
     charts: list[ChartView]
-    verdict: dict[str, Any] | None
+    verdict: Verdict | None
     verdict_note: str | None
     baseline_stamp: str | None = None
-    baseline_manifest: dict[str, Any] | None = None
+    baseline_manifest: Manifest | None = None
     row_pairs: list[RowPair] = []
-    comparison: dict[str, Any] | None = None
+    comparison: Comparison | None = None
     comparison_note: str | None = None
 
 
@@ -249,15 +250,14 @@ def _optional(module: str) -> Any | None:
         return None
 
 
-def verdict_for(run: PublishedRun, reference: PublishedRun | None, thresholds: Any) -> tuple[dict[str, Any] | None, str | None]:
+def verdict_for(run: PublishedRun, reference: PublishedRun | None, thresholds: Any) -> tuple[Verdict | None, str | None]:
     check = _optional("tracecore_perf.check")
     if check is None:
         return None, "check is not part of this installation: no threshold verdict or trend findings."
-    verdict = check.evaluate(run, thresholds, reference)
-    return msgspec.to_builtins(verdict), None
+    return check.evaluate(run, thresholds, reference), None
 
 
-def comparison_for(baseline: PublishedRun, run: PublishedRun) -> tuple[dict[str, Any] | None, str | None]:
+def comparison_for(baseline: PublishedRun, run: PublishedRun) -> tuple[Comparison | None, str | None]:
     compare = _optional("tracecore_perf.compare")
     function = getattr(compare, "compare_runs", None) if compare else None
     if function is None:
@@ -265,7 +265,7 @@ def comparison_for(baseline: PublishedRun, run: PublishedRun) -> tuple[dict[str,
             "The statistical comparison (compare) is not part of this installation; "
             "below are the two runs' figures side by side, without significance tests."
         )
-    return msgspec.to_builtins(function(baseline, run)), None
+    return function(baseline, run), None
 
 
 # --- assembly --------------------------------------------------------------------------
@@ -336,7 +336,7 @@ def write_report(
         stamp=run.stamp,
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         harness_version=__version__,
-        manifest=msgspec.to_builtins(data.manifest),
+        manifest=data.manifest,
         summary_lines=[SummaryLine(label=label, current=value, baseline=base_lines.get(label)) for label, value in lines],
         failure_reasons=sorted(data.summary.failure_reasons.items(), key=lambda kv: (-kv[1], kv[0])),
         rows=row_stats(data.series, data.manifest.scenario),
@@ -347,7 +347,7 @@ def write_report(
     )
     if baseline is not None and baseline_data is not None:
         page.baseline_stamp = baseline.stamp
-        page.baseline_manifest = msgspec.to_builtins(baseline_data.manifest)
+        page.baseline_manifest = baseline_data.manifest
         page.row_pairs = pair_rows(row_stats(baseline_data.series, baseline_data.manifest.scenario), page.rows)
         page.comparison = comparison
         page.comparison_note = comparison_note
