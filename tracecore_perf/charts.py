@@ -225,8 +225,9 @@ def latency_timeline(fig: Figure, data: RunData) -> None:
     ax.set_ylim(bottom=0)
     ax.margins(x=0.01)
     handles, labels = ax.get_legend_handles_labels()
-    handles.append(Line2D([], [], marker="x", color="#333", linestyle="none"))
-    labels.append("failed episode (×)")
+    if not all(r.success for r in data.series):
+        handles.append(Line2D([], [], marker="x", color="#333", linestyle="none"))
+        labels.append("failed episode (×)")
     ax.legend(handles, labels, ncols=2, **_ABOVE)
 
 
