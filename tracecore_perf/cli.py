@@ -81,9 +81,13 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample-interval", type=_positive_float, help="seconds between resource samples (default 0.5)")
     parser.add_argument("--output-cap", type=_positive_int, help="bytes of each episode's stdout+stderr kept (default 1 MiB)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish an interrupted run from its run directory")
+    parser.add_argument(
+        "--report", action="store_true", help="also write charts and perf-report-<stamp>.html next to the artifacts"
+    )
     parser.add_argument("--json", action="store_true", help='print {"ok", "stamp", "artifacts", "summary"} instead of the table')
     parser.add_argument("--log-format", choices=["console", "json"], default="console", help="stderr log format")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    parser.add_argument("--check", action="store_true", help="check the run against the thresholds when it ends (see `check`)")
     return parser
 
 
@@ -95,6 +99,16 @@ def cmd_run(argv: list[str]) -> int:
     from tracecore_perf.scenario import DEFAULT_SCENARIO, load_scenario
 
     args = run_parser().parse_args(argv)
+    thresholds = None
+    if args.check:  # bad thresholds are bad input: exit 2 before any episode starts
+        from tracecore_perf.check import after_run, load_thresholds
+
+        thresholds = load_thresholds()
+    report_thresholds = None
+    if args.report:  # the report's verdict reads the same thresholds: bad ones are bad input too
+        from tracecore_perf.check import load_thresholds
+
+        report_thresholds = thresholds if thresholds is not None else load_thresholds()
     configure(args.log_format)
     show_progress = not (args.no_progress or args.json)
     if args.resume is not None:
@@ -143,17 +157,30 @@ def cmd_run(argv: list[str]) -> int:
 
     publication = outcome.publication
     assert publication is not None
+    artifacts = dict(publication.artifacts)
+    exit_code = outcome.exit_code
+    if args.report:
+        # Imported only here: a run without --report never loads matplotlib.
+        from tracecore_perf import report
+
+        try:
+            artifacts["report"] = str(report.report_after_run(Path(publication.artifacts["manifest"]), report_thresholds))
+        except Exception as exc:  # the run is published whatever happens to its report
+            print(f"{PROG}: report not written: {type(exc).__name__}: {exc}", file=sys.stderr)
+            exit_code = exit_code or 1
     if args.json:
         payload = {
-            "ok": outcome.exit_code == 0,
+            "ok": exit_code == 0,
             "stamp": publication.stamp,
-            "artifacts": publication.artifacts,
+            "artifacts": artifacts,
             "summary": msgspec.to_builtins(publication.summary),
         }
+        check_code = 0 if thresholds is None else after_run(publication.stamp, Path(outcome.run_dir).parent, thresholds, payload)
         print(json.dumps(payload, indent=2))
     else:
-        print_summary(publication.summary, publication.artifacts, outcome.run_dir)
-    return outcome.exit_code
+        print_summary(publication.summary, artifacts, outcome.run_dir)
+        check_code = 0 if thresholds is None else after_run(publication.stamp, Path(outcome.run_dir).parent, thresholds)
+    return exit_code or check_code
 
 
 # Subcommands other than ``run``: name -> function(argv) -> exit code. Each lives in the
@@ -167,7 +194,13 @@ def _lazy(module: str, function: str = "main") -> Callable[[list[str]], int]:
     return call
 
 
-SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"run": cmd_run}
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "run": cmd_run,
+    "check": _lazy("tracecore_perf.check"),
+    "compare": _lazy("tracecore_perf.compare"),
+    "ab": _lazy("tracecore_perf.ab"),
+    "report": _lazy("tracecore_perf.report"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:

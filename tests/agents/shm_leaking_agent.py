@@ -1,0 +1,22 @@
+"""Fixture: the toy agent, but every episode leaves 12 MB in a file under /dev/shm (tmpfs, so
+it is the host's memory) that nobody removes: system memory grows without bound through the
+run. The test removes the files (their names carry LEAK_PREFIX)."""
+
+import os
+import uuid
+
+from agent_bench.agents.toy_agent import ToyAgent
+
+LEAK_PREFIX = "tracecore-perf-fixture-leak-"
+LEAK_BYTES = 12 * 1024 * 1024
+
+
+class Agent(ToyAgent):
+    leaked = False
+
+    def act(self):
+        if not self.leaked:
+            self.leaked = True
+            with open(f"/dev/shm/{LEAK_PREFIX}{uuid.uuid4().hex}", "wb") as fh:
+                fh.write(os.urandom(1024) * (LEAK_BYTES // 1024))
+        return super().act()

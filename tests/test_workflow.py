@@ -1,0 +1,76 @@
+"""The GitHub Actions workflow a TraceCore maintainer drops into their repository: it parses,
+it does what the issue asks, and every tracecore_perf command in it is one our CLI accepts."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+import yaml
+from conftest import REPO
+
+from tracecore_perf import check, cli, report
+
+WORKFLOW = REPO / "deliverables" / "ci" / "tracecore-perf.yml"
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict:
+    return yaml.safe_load(WORKFLOW.read_text())
+
+
+def _steps(workflow: dict) -> list[dict]:
+    (job,) = workflow["jobs"].values()
+    return job["steps"]
+
+
+def _commands(workflow: dict) -> list[list[str]]:
+    """Every ``python -m tracecore_perf ...`` line, continuation lines joined, with the shell
+    variables replaced by values of the kind they hold."""
+    found = []
+    for step in _steps(workflow):
+        script = step.get("run", "").replace("\\\n", " ")
+        for line in script.splitlines():
+            line = line.strip()
+            if line.startswith("python -m tracecore_perf"):
+                line = line.split(">", 1)[0]  # drop the redirections
+                for name, value in {"$STAMP": "20260101T000000Z", "$PERF_OUT": "perf-out", "$BASELINE": "b.json"}.items():
+                    line = line.replace(f'"{name}"', value)
+                found.append(shlex.split(line)[3:])
+    return found
+
+
+def test_it_runs_on_pull_requests_with_read_only_permissions(workflow):
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert "pull_request" in triggers
+    assert workflow["permissions"] == {"contents": "read"}
+
+
+def test_it_runs_the_slice_checks_it_and_uploads_bundle_and_report(workflow):
+    commands = _commands(workflow)
+    run = next(c for c in commands if c[:1] != ["check"] and c[:1] != ["report"])
+    assert run[run.index("--episodes") + 1] == "24" and "--compress" in run and "--report" in run
+    checks = [c for c in commands if c[0] == "check"]
+    assert checks and all(c[c.index("--format") + 1] == "github" for c in checks)
+    uploads = [s["with"]["path"] for s in _steps(workflow) if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert any("perf-artifacts-" in p and p.strip().endswith(".zip") for p in uploads)
+    assert any("perf-report-" in p and ".html" in p for p in uploads)
+    assert any("GITHUB_STEP_SUMMARY" in s.get("run", "") for s in _steps(workflow))
+
+
+def test_every_command_in_it_parses_with_our_cli(workflow):
+    parsers = {"check": check.parser(), "report": report.parser()}
+    commands = _commands(workflow)
+    assert len(commands) >= 3
+    for argv in commands:
+        parser = parsers.get(argv[0])
+        if parser is None:
+            cli.run_parser().parse_args(argv)
+        else:
+            parser.parse_args(argv[1:])
+
+
+def test_untrusted_expressions_stay_out_of_scripts(workflow):
+    # ${{ }} inside `run:` is pasted into the shell before it runs; values go through env: instead.
+    for step in _steps(workflow):
+        assert "${{" not in step.get("run", ""), step.get("name")

@@ -1,0 +1,224 @@
+"""``python -m tracecore_perf check RUN``: the seed guide's thresholds and the trend checks.
+
+Thresholds are hard limits on the summary (exit 1 when one breaks); trends are findings
+drawn from the series and samples (``trends.py``). Rendering lives in ``export/``, so a new
+output format never touches evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+from tracecore_perf.errors import UsageError
+from tracecore_perf.loadrun import PublishedRun, locate
+from tracecore_perf.verdict import Finding, Severity, ThresholdResult, Verdict
+
+__all__ = [
+    "Finding",
+    "Severity",
+    "ThresholdResult",
+    "Thresholds",
+    "Verdict",
+    "evaluate",
+    "load_thresholds",
+    "after_run",
+    "main",
+    "reason_allowed",
+]
+
+NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
+NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class Thresholds(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The seed guide's initial review thresholds; every field can be overridden from
+    ``[tool.tracecore_perf.thresholds]`` or ``--thresholds FILE``."""
+
+    max_failure_count: NonNegInt = 0
+    max_wall_clock_s: NonNegFloat = 15.0
+    max_run_artifacts_total_bytes: NonNegInt = 2_000_000
+    max_run_artifacts_avg_bytes: NonNegFloat = 150_000.0
+    # a failure reason matches when it equals an entry, or its category (text before the
+    # first ":", e.g. "timeout" or "logic_failure") does
+    allowed_failure_reasons: list[str] = []
+    trends: bool = True
+
+
+def reason_allowed(reason: str, allowed: set[str]) -> bool:
+    return reason in allowed or reason.split(":", 1)[0].strip() in allowed
+
+
+def _table_from_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"thresholds file not found: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"thresholds file is a directory: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"thresholds file unreadable: {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"thresholds file is not valid TOML: {path}: {exc}") from None
+    # a pyproject-style file, a [thresholds] table, or the keys at top level
+    if "tool" in data:
+        return data.get("tool", {}).get("tracecore_perf", {}).get("thresholds", {})
+    if set(data) == {"thresholds"} and isinstance(data["thresholds"], dict):
+        return data["thresholds"]
+    return data
+
+
+def _validated(table: Any, source: str) -> dict[str, Any]:
+    """The keys ``table`` sets, after checking them against :class:`Thresholds`."""
+    if not isinstance(table, dict):
+        raise UsageError(f"{source}: thresholds must be a table")
+    try:
+        msgspec.convert(table, Thresholds)
+    except msgspec.ValidationError as exc:
+        raise UsageError(f"{source}: {exc}") from None
+    return table
+
+
+def load_thresholds(file: Path | None = None, cwd: Path | None = None) -> Thresholds:
+    """Defaults, then ``[tool.tracecore_perf.thresholds]`` of ``cwd/pyproject.toml``, then
+    ``file``. An unknown key or a wrong type is a UsageError naming the file."""
+    merged: dict[str, Any] = {}
+    pyproject = (cwd or Path.cwd()) / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise UsageError(f"pyproject.toml is not valid TOML: {pyproject}: {exc}") from None
+        table = data.get("tool", {}).get("tracecore_perf", {}).get("thresholds")
+        if table is not None:
+            merged.update(_validated(table, f"{pyproject} [tool.tracecore_perf.thresholds]"))
+    if file is not None:
+        merged.update(_validated(_table_from_file(file), str(file)))
+    return msgspec.convert(merged, Thresholds)
+
+
+def _limit(name: str, limit: float | int, actual: float | int | None, unit: str = "") -> ThresholdResult:
+    ok = actual is None or actual <= limit
+    shown = "n/a" if actual is None else f"{actual:,}{unit}"
+    relation = "<=" if ok else ">"
+    return ThresholdResult(name=name, limit=limit, actual=actual, ok=ok, message=f"{name} {shown} {relation} {limit:,}{unit}")
+
+
+def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference: PublishedRun | None = None) -> Verdict:
+    """The run against the thresholds, plus trend findings (and the reference's success
+    rate and failure reasons when a reference is given)."""
+    limits = thresholds or Thresholds()
+    summary = run.summary()
+    results = [
+        ThresholdResult(
+            name="failure_count",
+            limit=limits.max_failure_count,
+            actual=summary.failure_count,
+            ok=summary.failure_count <= limits.max_failure_count,
+            message=(
+                f"failure_count {summary.failure_count} "
+                f"{'<=' if summary.failure_count <= limits.max_failure_count else '>'} {limits.max_failure_count}"
+            ),
+        ),
+        _limit("max_wall_clock_s", limits.max_wall_clock_s, summary.max_wall_clock_s, " s"),
+        _limit("run_artifacts.total_bytes", limits.max_run_artifacts_total_bytes, summary.run_artifacts.total_bytes, " B"),
+        _limit(
+            "run_artifacts.avg_bytes",
+            limits.max_run_artifacts_avg_bytes,
+            None if summary.run_artifacts.avg_bytes is None else round(summary.run_artifacts.avg_bytes, 1),
+            " B",
+        ),
+    ]
+    allowed = set(limits.allowed_failure_reasons)
+    if reference is not None:
+        allowed |= set(reference.summary().failure_reasons)
+    unexpected = sorted(reason for reason in summary.failure_reasons if not reason_allowed(reason, allowed))
+    results.append(
+        ThresholdResult(
+            name="failure_reasons",
+            limit=sorted(allowed),
+            actual=unexpected,
+            ok=not unexpected,
+            message=(
+                "no unexpected failure reasons"
+                if not unexpected
+                else f"{len(unexpected)} unexpected failure reason(s): " + "; ".join(r[:120] for r in unexpected[:3])
+            ),
+        )
+    )
+
+    warnings: list[str] = []
+    manifest = run.manifest()
+    if manifest.status == "interrupted":
+        warnings.append(f"run {run.stamp} was interrupted: {summary.episodes} of {manifest.episodes} episodes have rows")
+    if not manifest.host.quiet:
+        warnings.append(f"host was busy at the start of the run ({manifest.host.quiet_reason}); latency figures are noisy")
+
+    findings: list[Finding] = []
+    checks: list[str] = []
+    if limits.trends:
+        from tracecore_perf import trends
+
+        findings = trends.detect(run, reference=reference)
+        checks = [name for name in trends.CHECKS if reference is not None or name != "success_rate_shift"]
+    if reference is not None and reference.manifest().machine_class != manifest.machine_class:
+        warnings.append(
+            f"reference {reference.stamp} is from another machine class "
+            f"({reference.manifest().machine_class} vs {manifest.machine_class}); compare only within a machine class"
+        )
+    ok = all(r.ok for r in results) and not any(f.severity == "error" for f in findings)
+    return Verdict(ok=ok, stamp=run.stamp, thresholds=results, findings=findings, warnings=warnings, trend_checks=checks)
+
+
+def parser() -> argparse.ArgumentParser:
+    from tracecore_perf.cli import _Parser
+    from tracecore_perf.export import FORMATS
+
+    p = _Parser(prog="tracecore-perf check", description="Check a published run against thresholds and trend checks.")
+    p.add_argument("run", help="stamp, run directory, or perf-*-<stamp>.json of the run")
+    p.add_argument("--baseline", help="reference run: its failure reasons are allowed, its success rate is compared")
+    p.add_argument("--thresholds", type=Path, metavar="FILE", help="TOML file of threshold overrides")
+    p.add_argument("--format", choices=sorted(FORMATS), default="text", help="output format (default text)")
+    p.add_argument("--junit-file", type=Path, metavar="PATH", help="where --format junit writes (default next to the run)")
+    p.add_argument("--search-dir", type=Path, default=Path("deliverables/perf"), help="where stamps are looked up")
+    p.add_argument("--no-trends", action="store_true", help="thresholds only")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    from tracecore_perf.export import emit
+
+    args = parser().parse_args(argv)
+    thresholds = load_thresholds(args.thresholds)
+    if args.no_trends:
+        thresholds.trends = False
+    run = locate(args.run, args.search_dir)
+    reference = locate(args.baseline, args.search_dir) if args.baseline else None
+    _check_junit_target(args.format, args.junit_file)
+    verdict = evaluate(run, thresholds, reference)
+    emit(args.format, verdict, run.output_dir / f"perf-check-{run.stamp}.junit.xml", junit_file=args.junit_file)
+    return 0 if verdict.ok else 1
+
+
+def _check_junit_target(fmt: str, path: Path | None) -> None:
+    if fmt == "junit" and path is not None and (path.is_dir() or not path.parent.is_dir()):
+        raise UsageError(f"--junit-file must be a file in an existing directory: {path}")
+
+
+def after_run(stamp: str, output_dir: Path, thresholds: Thresholds, json_payload: dict | None = None) -> int:
+    """``run --check``: check the run just published. With ``--json`` the verdict goes into
+    the run's JSON payload under ``check``; otherwise it is printed as text."""
+    from tracecore_perf.export import emit
+
+    run = locate(stamp, output_dir)
+    verdict = evaluate(run, thresholds)
+    if json_payload is not None:
+        json_payload["check"] = msgspec.to_builtins(verdict)
+    else:
+        emit("text", verdict, output_dir, stream=sys.stdout)
+    return 0 if verdict.ok else 1

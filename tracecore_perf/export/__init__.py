@@ -1,0 +1,117 @@
+"""Output formats for the verdict stages, one module per format (as hyperfine's
+``export/``): adding a format never touches evaluation or comparison.
+
+Every format module has ``write(result, target)``, where ``result`` is a ``Verdict`` or a
+``Comparison`` and ``target`` says where things go. ``github`` and ``junit`` see results
+as flat :class:`Case` lists (one per threshold, trend check or scenario row), so they need
+not know which stage produced them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import msgspec
+
+from tracecore_perf.verdict import Comparison, Severity, Verdict
+
+FORMATS = {
+    "text": "tracecore_perf.export.text",
+    "json": "tracecore_perf.export.jsonout",
+    "github": "tracecore_perf.export.github",
+    "junit": "tracecore_perf.export.junit",
+}
+
+
+class Target(msgspec.Struct):
+    stream: TextIO
+    junit_file: Path
+
+
+class Case(msgspec.Struct, kw_only=True):
+    """One gate-able line of a result: a threshold, a trend check, a scenario row."""
+
+    suite: str
+    name: str
+    ok: bool
+    severity: Severity | None = None  # for a case that is not ok, or a warning on one that is
+    message: str = ""
+    details: str = ""
+
+
+def cases(result: Verdict | Comparison) -> list[Case]:
+    if isinstance(result, Verdict):
+        return _verdict_cases(result)
+    return _comparison_cases(result)
+
+
+def _verdict_cases(verdict: Verdict) -> list[Case]:
+    out = [
+        Case(suite="thresholds", name=t.name, ok=t.ok, severity=None if t.ok else "error", message=t.message)
+        for t in verdict.thresholds
+    ]
+    fired = {f.name for f in verdict.findings}
+    for finding in verdict.findings:
+        out.append(
+            Case(
+                suite="trends",
+                name=finding.name,
+                ok=finding.severity != "error",
+                severity=finding.severity,
+                message=finding.explanation,
+                details=msgspec.json.encode({"evidence": finding.evidence, "episodes": finding.episodes}).decode(),
+            )
+        )
+    out += [Case(suite="trends", name=name, ok=True, message="no finding") for name in verdict.trend_checks if name not in fired]
+    out += [Case(suite="run", name="warning", ok=True, severity="warning", message=w) for w in verdict.warnings]
+    return out
+
+
+def _comparison_cases(comparison: Comparison) -> list[Case]:
+    out = []
+    for row in comparison.rows:
+        message = f"{row.verdict}: {_ratio_text(row.ratio.value, row.ratio.low, row.ratio.high)}, p={_p(row.p_adjusted)}"
+        severity = "error" if row.regression else "warning" if row.verdict == "slower" else None
+        out.append(
+            Case(
+                suite="compare",
+                name=f"{row.agent} on {row.task_ref}",
+                ok=not row.regression,
+                severity=severity,
+                message=message,
+                details=msgspec.json.encode(row).decode(),
+            )
+        )
+    for finding in comparison.findings:
+        out.append(
+            Case(
+                suite="compare",
+                name=finding.name,
+                ok=finding.severity != "error",
+                severity=finding.severity,
+                message=finding.explanation,
+                details=msgspec.json.encode(finding.evidence).decode(),
+            )
+        )
+    out += [Case(suite="run", name="warning", ok=True, severity="warning", message=w) for w in comparison.warnings]
+    return out
+
+
+def _ratio_text(value: float | None, low: float | None, high: float | None) -> str:
+    if value is None:
+        return "ratio n/a"
+    if low is None or high is None:
+        return f"x{value:.3f}"
+    return f"x{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _p(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2g}"
+
+
+def emit(fmt: str, result: Verdict | Comparison, default_junit: Path, *, junit_file: Path | None = None, stream=None) -> None:
+    module = importlib.import_module(FORMATS[fmt])
+    module.write(result, Target(stream=stream or sys.stdout, junit_file=junit_file or default_junit))

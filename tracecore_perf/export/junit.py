@@ -1,0 +1,38 @@
+"""``--format junit``: a JUnit XML file CI systems show as test results (one testcase per
+threshold, trend check and scenario row; a broken one is a ``<failure>``), plus one line
+on stdout saying where it went."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from itertools import groupby
+
+from tracecore_perf.export import Target, cases
+from tracecore_perf.verdict import Comparison, Verdict
+
+
+def document(result: Verdict | Comparison) -> ET.ElementTree:
+    rows = cases(result)
+    name = f"tracecore-perf {'check ' + result.stamp if isinstance(result, Verdict) else 'compare ' + result.current}"
+    root = ET.Element("testsuites", name=name, tests=str(len(rows)), failures=str(sum(not c.ok for c in rows)))
+    for suite_name, group in groupby(rows, key=lambda c: c.suite):
+        members = list(group)
+        suite = ET.SubElement(
+            root, "testsuite", name=suite_name, tests=str(len(members)), failures=str(sum(not c.ok for c in members))
+        )
+        for case in members:
+            element = ET.SubElement(suite, "testcase", classname=f"tracecore_perf.{suite_name}", name=case.name)
+            if not case.ok:
+                failure = ET.SubElement(element, "failure", message=case.message, type=case.severity or "error")
+                failure.text = case.details or case.message
+            elif case.severity == "warning" or case.details:
+                out = ET.SubElement(element, "system-out")
+                out.text = f"{(case.severity or 'info').upper()}: {case.message}\n{case.details}".strip()
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def write(result: Verdict | Comparison, target: Target) -> None:
+    document(result).write(target.junit_file, encoding="utf-8", xml_declaration=True)
+    ok = result.ok
+    target.stream.write(f"{'pass' if ok else 'FAIL'}: JUnit report written to {target.junit_file}\n")

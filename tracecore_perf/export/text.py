@@ -1,0 +1,69 @@
+"""``--format text`` (the default): a short report for people, one line per threshold,
+finding and scenario row."""
+
+from __future__ import annotations
+
+from tracecore_perf.export import Target, _p, _ratio_text
+from tracecore_perf.verdict import Comparison, Verdict
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:+.1f}%"
+
+
+def _verdict(verdict: Verdict) -> list[str]:
+    lines = [f"tracecore-perf check {verdict.stamp}: {'PASS' if verdict.ok else 'FAIL'}"]
+    for warning in verdict.warnings:
+        lines.append(f"  WARNING {warning}")
+    lines.append("thresholds:")
+    for t in verdict.thresholds:
+        lines.append(f"  {'ok  ' if t.ok else 'FAIL'} {t.message}")
+    if verdict.findings:
+        lines.append("findings:")
+        for f in verdict.findings:
+            episodes = f" (episodes {', '.join(map(str, f.episodes[:12]))}{' ...' if len(f.episodes) > 12 else ''})"
+            lines.append(f"  {f.severity.upper():7} {f.name}: {f.explanation}{episodes if f.episodes else ''}")
+    else:
+        lines.append("findings: none")
+    return lines
+
+
+def _comparison(c: Comparison) -> list[str]:
+    lines = [f"tracecore-perf compare {c.baseline} -> {c.current} ({c.metric}): {c.verdict.upper()}"]
+    for warning in c.warnings:
+        lines.append(f"  WARNING {warning}")
+    lines.append(
+        f"  alpha {c.alpha:g} (Benjamini-Hochberg across rows), noise floor {c.noise:.0%}, regression margin {c.margin:.0%}"
+    )
+    for row in c.rows:
+        mark = "REGRESSION " if row.regression else ""
+        lines.append(f"  {row.agent} on {row.task_ref}: {mark}{row.verdict}")
+        if row.baseline_median_s is not None and row.current_median_s is not None:
+            lines.append(
+                f"    median {row.baseline_median_s * 1000:.1f} -> {row.current_median_s * 1000:.1f} ms, "
+                f"ratio {_ratio_text(row.ratio.value, row.ratio.low, row.ratio.high)}, "
+                f"p={_p(row.p_value)} (adjusted {_p(row.p_adjusted)}), n={row.baseline_n}/{row.current_n}"
+            )
+        if row.success_rate_delta is not None:
+            lines.append(
+                f"    success {row.success_rate_baseline:.1%} -> {row.success_rate_current:.1%} "
+                f"(p={_p(row.success_p_value)}), artifact bytes/episode {row.artifact_bytes_mean_delta:+,.0f}"
+            )
+    for label, keys in (("only in baseline", c.baseline_only), ("only in current", c.current_only)):
+        if keys:
+            lines.append(f"  {label}: {'; '.join(keys)}")
+    lines.append(
+        f"  throughput {c.throughput_eps_baseline} -> {c.throughput_eps_current} episodes/s ({_pct(c.throughput_delta)}), "
+        f"success rate {_pct(c.success_rate_delta)} points"
+    )
+    shown = {k: v for k, v in c.resource_deltas.items() if v is not None}
+    if shown:
+        lines.append("  resources: " + ", ".join(f"{k} {v:+,.4g}" for k, v in shown.items()))
+    for f in c.findings:
+        lines.append(f"  {f.severity.upper():7} {f.name}: {f.explanation}")
+    return lines
+
+
+def write(result: Verdict | Comparison, target: Target) -> None:
+    lines = _verdict(result) if isinstance(result, Verdict) else _comparison(result)
+    target.stream.write("\n".join(lines) + "\n")

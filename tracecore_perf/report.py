@@ -1,0 +1,406 @@
+"""``python -m tracecore_perf report RUN``: the charts and one self-contained HTML page.
+
+The page opens from disk with no network: charts are PNG data URIs, styles are inline, and a
+Content-Security-Policy forbids scripts and every outside fetch. Every string that comes from an
+agent, a task or an error message goes through Jinja's autoescaping, so an error text
+containing ``<script>`` shows as text.
+
+Verdicts come from ``check.evaluate`` and the statistical comparison from ``compare``; when
+either is missing from this installation the page says so instead of inventing one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import importlib
+import sys
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+
+from tracecore_perf import __version__
+from tracecore_perf.errors import UsageError
+from tracecore_perf.loadrun import PublishedRun, locate
+from tracecore_perf.models import EpisodeRow, Manifest, Summary
+from tracecore_perf.rundir import write_atomic
+from tracecore_perf.verdict import Comparison, Verdict  # the verdict stages' result types (msgspec only)
+
+if TYPE_CHECKING:
+    from tracecore_perf.charts import Chart
+
+PROG = "tracecore-perf report"
+
+
+class RowStats(msgspec.Struct, kw_only=True):
+    """One scenario row's latency and failures, from the series."""
+
+    row: int
+    agent: str
+    task_ref: str
+    episodes: int
+    failed: int
+    timed_out: int
+    p50_s: float | None
+    p95_s: float | None
+    max_s: float | None
+
+
+class ChartView(msgspec.Struct, kw_only=True):
+    name: str
+    title: str
+    caption: str
+    data_uri: str
+    png_name: str
+    svg_name: str
+
+
+class RowPair(msgspec.Struct, kw_only=True):
+    """The same (agent, task_ref) in the baseline and in this run; either side may be absent."""
+
+    agent: str
+    task_ref: str
+    baseline: RowStats | None
+    current: RowStats | None
+
+
+class SummaryLine(msgspec.Struct, kw_only=True):
+    label: str
+    current: str
+    baseline: str | None = None
+
+
+class Report(msgspec.Struct, kw_only=True):
+    """Everything the template shows; built first, so the template only lays it out."""
+
+    stamp: str
+    generated_at: str
+    harness_version: str
+    manifest: Manifest
+    summary_lines: list[SummaryLine]
+    failure_reasons: list[tuple[str, int]]
+    rows: list[RowStats]
+    metrics: list[dict[str, Any]]
+    charts: list[ChartView]
+    verdict: Verdict | None
+    verdict_note: str | None
+    baseline_stamp: str | None = None
+    baseline_manifest: Manifest | None = None
+    row_pairs: list[RowPair] = []
+    comparison: Comparison | None = None
+    comparison_note: str | None = None
+
+
+class Written(msgspec.Struct, kw_only=True):
+    report: Path
+    charts: list[Path]
+
+
+# --- figures for the tables ------------------------------------------------------------
+
+
+def row_stats(series: list[EpisodeRow], scenario: list[Any]) -> list[RowStats]:
+    grouped: dict[int, list[EpisodeRow]] = defaultdict(list)
+    for row in series:
+        grouped[row.scenario_row].append(row)
+    out = []
+    for index, rows in sorted(grouped.items()):
+        wall = np.array([r.wall_clock_s for r in rows])
+        agent, task_ref = rows[0].agent, rows[0].task_ref
+        if 0 <= index < len(scenario):
+            agent, task_ref = scenario[index].agent, scenario[index].task_ref
+        p50, p95 = (round(float(x), 6) for x in np.percentile(wall, [50, 95]))
+        out.append(
+            RowStats(
+                row=index,
+                agent=agent,
+                task_ref=task_ref,
+                episodes=len(rows),
+                failed=sum(not r.success for r in rows),
+                timed_out=sum(r.timed_out for r in rows),
+                p50_s=p50,
+                p95_s=p95,
+                max_s=round(float(wall.max()), 6),
+            )
+        )
+    return out
+
+
+def pair_rows(baseline: list[RowStats], current: list[RowStats]) -> list[RowPair]:
+    """Match rows by what they run, not by position: a scenario may be reordered or extended.
+    Two rows with the same agent and task (different seeds) keep their own lines."""
+    pairs: dict[tuple[str, str, int], RowPair] = {}
+    for side, rows in (("baseline", baseline), ("current", current)):
+        seen: dict[tuple[str, str], int] = defaultdict(int)
+        for stats in rows:
+            nth = seen[(stats.agent, stats.task_ref)]
+            seen[(stats.agent, stats.task_ref)] += 1
+            key = (stats.agent, stats.task_ref, nth)
+            pair = pairs.setdefault(key, RowPair(agent=stats.agent, task_ref=stats.task_ref, baseline=None, current=None))
+            setattr(pair, side, stats)
+    return list(pairs.values())
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.3f} s"
+
+
+def _bytes(value: float | None) -> str:
+    if value is None:
+        return "–"
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if value >= size:
+            return f"{value / size:,.2f} {unit} ({value:,.0f} B)"
+    return f"{value:,.0f} B"
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def _shown(value: Any) -> str:
+    """A threshold's limit or actual as a person reads it: lists joined, numbers grouped."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "; ".join(_shown(v) for v in value) if value else "none"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.6g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    return str(value)
+
+
+def _delta(value: float, name: str = "") -> str:
+    """A signed change, in the unit its name says."""
+    if name.endswith("_bytes"):
+        sign = "+" if value >= 0 else "−"
+        return sign + _bytes(abs(value))
+    if name.endswith("_ms_per_episode"):
+        return f"{value:+.2f} ms"
+    if name.endswith("_s_per_episode"):
+        return f"{value * 1000:+.2f} ms"
+    if name.endswith("_percent"):
+        return f"{value:+.1f} percentage points"
+    return f"{value:+.4g}"
+
+
+def _pvalue(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return "< 0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
+def summary_lines(summary: Summary) -> list[tuple[str, str]]:
+    s = summary
+    rate = s.success_count / s.episodes if s.episodes else None
+    return [
+        ("episodes", f"{s.episodes:,}"),
+        ("passed / failed", f"{s.success_count:,} / {s.failure_count:,}"),
+        ("success rate", "–" if rate is None else f"{rate:.1%}"),
+        ("timed out", f"{s.timed_out_count:,}"),
+        ("elapsed", f"{s.elapsed_s:,.2f} s"),
+        ("throughput", "–" if s.throughput_eps is None else f"{s.throughput_eps:,.2f} episodes/s"),
+        ("wall clock p50", _seconds(s.wall_clock_s.p50)),
+        ("wall clock p95", _seconds(s.wall_clock_s.p95)),
+        ("wall clock p99", _seconds(s.wall_clock_s.p99)),
+        ("wall clock max", _seconds(s.max_wall_clock_s)),
+        ("episode (TraceCore run) p50 / p95", f"{_seconds(s.episode_s.p50)} / {_seconds(s.episode_s.p95)}"),
+        ("queue p95", _seconds(s.queue_s.p95)),
+        ("run artifacts", f"{s.run_artifacts.file_count:,} files, {_bytes(s.run_artifacts.total_bytes)}"),
+        ("run artifact average", _bytes(s.run_artifacts.avg_bytes)),
+        ("artifact bytes max (one episode)", _bytes(s.telemetry_verbosity.artifact_bytes_max)),
+        ("LLM trace entries", f"{s.telemetry_verbosity.llm_trace_entries_total:,}"),
+        ("tokens used", f"{s.telemetry_verbosity.tokens_used_total:,}"),
+        ("episode max RSS", _bytes(s.resources.episode_max_rss_bytes)),
+        ("harness peak RSS", _bytes(s.resources.harness_peak_rss_bytes)),
+        (
+            "harness CPU per episode",
+            "–" if s.resources.harness_cpu_ms_per_episode is None else f"{s.resources.harness_cpu_ms_per_episode:.1f} ms",
+        ),
+        (
+            "peak live episode processes",
+            "–" if s.resources.peak_episode_processes is None else str(s.resources.peak_episode_processes),
+        ),
+        (
+            "system CPU max (sampled)",
+            "–" if s.system_samples.cpu_percent_max is None else f"{s.system_samples.cpu_percent_max:.0f} %",
+        ),
+    ]
+
+
+# --- verdict and comparison, from the verdict stages -------------------------------------
+
+
+def _optional(module: str) -> Any | None:
+    """A verdict-stage module, or None when this installation does not have it."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise  # the module exists but is broken: that is a bug, not an absence
+        return None
+
+
+def verdict_for(run: PublishedRun, reference: PublishedRun | None, thresholds: Any) -> tuple[Verdict | None, str | None]:
+    check = _optional("tracecore_perf.check")
+    if check is None:
+        return None, "check is not part of this installation: no threshold verdict or trend findings."
+    return check.evaluate(run, thresholds, reference), None
+
+
+def comparison_for(baseline: PublishedRun, run: PublishedRun) -> tuple[Comparison | None, str | None]:
+    compare = _optional("tracecore_perf.compare")
+    function = getattr(compare, "compare_runs", None) if compare else None
+    if function is None:
+        return None, (
+            "The statistical comparison (compare) is not part of this installation; "
+            "below are the two runs' figures side by side, without significance tests."
+        )
+    return function(baseline, run), None
+
+
+# --- assembly --------------------------------------------------------------------------
+
+
+def _environment() -> Any:
+    import jinja2
+
+    # autoescape=True, not select_autoescape(): the template is named *.html.j2, which
+    # select_autoescape's extension check would not recognise as HTML.
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("tracecore_perf", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["seconds"] = _seconds
+    env.filters["bytes"] = _bytes
+    env.filters["number"] = _number
+    env.filters["shown"] = _shown
+    env.filters["delta"] = _delta
+    env.filters["pvalue"] = _pvalue
+    return env
+
+
+def _chart_view(chart: Chart) -> ChartView:
+    data = base64.b64encode(chart.png.read_bytes()).decode("ascii")
+    return ChartView(
+        name=chart.name,
+        title=chart.title,
+        caption=chart.caption,
+        data_uri=f"data:image/png;base64,{data}",
+        png_name=chart.png.name,
+        svg_name=chart.svg.name,
+    )
+
+
+def report_path(output_dir: Path, stamp: str) -> Path:
+    return output_dir / f"perf-report-{stamp}.html"
+
+
+def write_report(
+    run: PublishedRun,
+    baseline: PublishedRun | None = None,
+    output_dir: Path | None = None,
+    thresholds: Any = None,
+) -> Written:
+    """Render the charts and the HTML page of ``run`` into ``output_dir`` (default: next to the
+    run's artifacts)."""
+    # matplotlib is imported here, not at module level: bad input is refused before paying for it.
+    from tracecore_perf import charts
+
+    out = output_dir or run.output_dir
+    data = charts.RunData.load(run)
+    baseline_data = charts.RunData.load(baseline) if baseline is not None else None
+    # Verdicts first: if check refuses the input, nothing has been written yet.
+    verdict, verdict_note = verdict_for(run, baseline, thresholds)
+    comparison, comparison_note = comparison_for(baseline, run) if baseline is not None else (None, None)
+
+    rendered = charts.render(data, out)
+    if baseline_data is not None:
+        rendered.append(charts.render_comparison(data, baseline_data, out))
+
+    lines = summary_lines(data.summary)
+    base_lines = dict(summary_lines(baseline_data.summary)) if baseline_data else {}
+    page = Report(
+        stamp=run.stamp,
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        harness_version=__version__,
+        manifest=data.manifest,
+        summary_lines=[SummaryLine(label=label, current=value, baseline=base_lines.get(label)) for label, value in lines],
+        failure_reasons=sorted(data.summary.failure_reasons.items(), key=lambda kv: (-kv[1], kv[0])),
+        rows=row_stats(data.series, data.manifest.scenario),
+        metrics=run.metrics() if run.paths["metrics"].is_file() else [],
+        charts=[_chart_view(chart) for chart in rendered],
+        verdict=verdict,
+        verdict_note=verdict_note,
+    )
+    if baseline is not None and baseline_data is not None:
+        page.baseline_stamp = baseline.stamp
+        page.baseline_manifest = baseline_data.manifest
+        page.row_pairs = pair_rows(row_stats(baseline_data.series, baseline_data.manifest.scenario), page.rows)
+        page.comparison = comparison
+        page.comparison_note = comparison_note
+
+    html = _environment().get_template("report.html.j2").render(page=page)
+    target = report_path(out, run.stamp)
+    write_atomic(target, html.encode("utf-8"))
+    return Written(report=target, charts=[p for c in rendered for p in (c.png, c.svg)])
+
+
+def find_run(ref: str, search_dir: Path) -> PublishedRun:
+    """``locate``, and also a directory that holds exactly one published run (such as the
+    committed ``deliverables/perf/baseline/``), so a baseline can be named by its folder."""
+    path = Path(ref)
+    if path.is_dir() and not path.name.startswith("run-"):
+        manifests = sorted(path.glob("perf-manifest-*.json"))
+        if len(manifests) != 1:
+            found = "no published run" if not manifests else f"{len(manifests)} published runs"
+            raise UsageError(f"{ref} holds {found}; name one by its stamp or a perf-*-<stamp>.json file")
+        return locate(manifests[0], search_dir)
+    return locate(ref, search_dir)
+
+
+def parser() -> argparse.ArgumentParser:
+    from tracecore_perf.cli import _Parser
+
+    p = _Parser(prog=PROG, description="Render a published run's charts and a self-contained HTML report.")
+    p.add_argument("run", help="stamp, run directory, or perf-*-<stamp>.json of the run")
+    p.add_argument("--baseline", help="a reference run (stamp, run directory or artifact) for the comparison section")
+    p.add_argument("--output-dir", type=Path, help="where charts and report go (default: next to the run's artifacts)")
+    p.add_argument("--search-dir", type=Path, default=Path("deliverables/perf"), help="where stamps are looked up")
+    p.add_argument("--thresholds", type=Path, metavar="FILE", help="TOML file of threshold overrides for the verdict")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    run = find_run(args.run, args.search_dir)
+    baseline = find_run(args.baseline, args.search_dir) if args.baseline else None
+    if args.output_dir is not None and not args.output_dir.is_dir():
+        raise UsageError(f"--output-dir is not an existing directory: {args.output_dir}")
+    thresholds = None
+    check = _optional("tracecore_perf.check")
+    if check is not None:
+        thresholds = check.load_thresholds(args.thresholds)
+    elif args.thresholds is not None:
+        raise UsageError("--thresholds needs check, which is not part of this installation")
+    written = write_report(run, baseline, args.output_dir, thresholds)
+    print(f"{PROG}: {written.report}", file=sys.stdout)
+    print(f"{PROG}: {len(written.charts)} chart files beside it (PNG and SVG)", file=sys.stdout)
+    return 0
+
+
+def report_after_run(manifest_path: Path, thresholds: Any = None) -> Path:
+    """For ``run --report``: the report of the run just published (thresholds read before the run)."""
+    return write_report(locate(manifest_path), thresholds=thresholds).report

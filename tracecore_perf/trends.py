@@ -1,0 +1,443 @@
+"""Trend checks: the seed guide's review questions for larger runs, asked of the series and
+the samples. Each detector returns zero or more named :class:`Finding`s with their evidence.
+
+Every detector needs a minimum amount of data before it says anything (a finding on a
+handful of episodes would be noise); they matter from a few hundred episodes, but the
+minimums are low enough that a purpose-built small run shows each one. Each finding needs
+both statistical evidence (a test at ``ALPHA`` or stricter) and a practical size (a ratio or
+an absolute amount), so that a large healthy run does not trip on a tiny, real difference.
+
+Episode numbers in findings are the series' ``episode`` field (1-based).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy import stats
+
+from tracecore_perf.loadrun import PublishedRun
+from tracecore_perf.models import EpisodeRow, Sample
+from tracecore_perf.verdict import Finding
+
+CHECKS = ("long_tail_spike", "late_latency_drift", "failure_cluster", "artifact_growth", "memory_growth", "success_rate_shift")
+
+ALPHA = 0.01
+MIB = 2**20
+
+# long-tail spikes: within one scenario row, far beyond the row's typical spread
+SPIKE_MIN_ROW_EPISODES = 12
+SPIKE_FACTOR = 3.0  # x the row median
+SPIKE_MADS = 10.0  # robust standard deviations above the median
+SPIKE_MIN_EXCESS_S = 0.5  # and at least this much slower than the median (scheduler jitter is not a spike)
+
+# late drift: the last part of the run against the first
+DRIFT_MIN_EPISODES = 30
+DRIFT_MIN_RATIO = 1.25
+DRIFT_MIN_RHO = 0.3
+
+# failure clusters
+CLUSTER_MIN_FAILURES = 3
+CLUSTER_MIN_SHARE = 0.8
+SEED_MODULI = range(2, 11)
+
+# artifact growth
+GROWTH_MIN_EPISODES = 20
+GROWTH_MIN_RATIO = 1.2
+GROWTH_MIN_RHO = 0.5
+
+# memory growth (from the samples, after the first WARMUP share of the run)
+MEMORY_MIN_SAMPLES = 10
+MEMORY_WARMUP = 0.2
+MEMORY_MIN_RHO = 0.8
+MEMORY_LABELS = {
+    "harness_rss_bytes": "harness RSS",
+    "workers_rss_bytes": "worker processes' RSS",
+    "system_used_bytes": "system memory in use",
+}
+MEMORY_MIN_GROWTH = {"harness_rss_bytes": 32 * MIB, "workers_rss_bytes": 64 * MIB, "system_used_bytes": 256 * MIB}
+
+# success rate against a reference run
+SUCCESS_MIN_DELTA = 0.05
+
+
+def detect(run: PublishedRun, reference: PublishedRun | None = None) -> list[Finding]:
+    rows = run.series()
+    samples = run.samples() if run.paths["samples"].is_file() else []
+    reference_rows = reference.series() if reference is not None else None
+    return detect_rows(rows, samples, reference_rows)
+
+
+def detect_rows(
+    rows: Sequence[EpisodeRow], samples: Sequence[Sample] = (), reference_rows: Sequence[EpisodeRow] | None = None
+) -> list[Finding]:
+    """Every trend check over rows and samples already in memory (the tests build them)."""
+    rows = sorted(rows, key=lambda r: r.episode_index)
+    findings = long_tail_spikes(rows) + late_latency_drift(rows) + failure_clusters(rows)
+    findings += artifact_growth(rows) + memory_growth(samples)
+    if reference_rows is not None:
+        findings += success_rate_shift(rows, reference_rows)
+    return findings
+
+
+def _row_key(row: EpisodeRow) -> str:
+    return f"{row.agent} on {row.task_ref}"
+
+
+def _by_row(rows: Sequence[EpisodeRow]) -> dict[str, list[EpisodeRow]]:
+    groups: dict[str, list[EpisodeRow]] = defaultdict(list)
+    for row in rows:
+        groups[_row_key(row)].append(row)
+    return groups
+
+
+def _normalised(rows: Sequence[EpisodeRow], value: Callable[[EpisodeRow], float]) -> np.ndarray:
+    """Each row's value over its scenario row's median, so rows of different size mix."""
+    medians = {key: float(np.median([value(r) for r in group])) for key, group in _by_row(rows).items()}
+    return np.array([value(r) / medians[_row_key(r)] if medians[_row_key(r)] > 0 else np.nan for r in rows])
+
+
+def _r(value: float, digits: int = 4) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), digits)
+
+
+# --- long-tail spikes ------------------------------------------------------------------
+
+
+def long_tail_spikes(rows: Sequence[EpisodeRow]) -> list[Finding]:
+    findings = []
+    for key, group in _by_row(rows).items():
+        if len(group) < SPIKE_MIN_ROW_EPISODES:
+            continue
+        wall = np.array([r.wall_clock_s for r in group])
+        median = float(np.median(wall))
+        mad = float(stats.median_abs_deviation(wall, scale="normal"))
+        cutoff = max(median * SPIKE_FACTOR, median + SPIKE_MADS * mad, median + SPIKE_MIN_EXCESS_S)
+        spikes = [r for r in group if r.wall_clock_s > cutoff]
+        if not spikes:
+            continue
+        worst = max(spikes, key=lambda r: r.wall_clock_s)
+        findings.append(
+            Finding(
+                name="long_tail_spike",
+                severity="warning",
+                explanation=(
+                    f"{len(spikes)} of {len(group)} episodes of {key} took over {cutoff:.3g} s against a median of "
+                    f"{median:.3g} s (worst: episode {worst.episode}, {worst.wall_clock_s:.3g} s)"
+                ),
+                evidence={
+                    "scenario_row": key,
+                    "episodes_in_row": len(group),
+                    "median_s": _r(median, 6),
+                    "mad_s": _r(mad, 6),
+                    "cutoff_s": _r(cutoff, 6),
+                    "spikes": [{"episode": r.episode, "wall_clock_s": r.wall_clock_s} for r in spikes[:50]],
+                },
+                episodes=[r.episode for r in spikes],
+            )
+        )
+    return findings
+
+
+# --- latency drifting upward late in the run -------------------------------------------
+
+
+def late_latency_drift(rows: Sequence[EpisodeRow]) -> list[Finding]:
+    if len(rows) < DRIFT_MIN_EPISODES:
+        return []
+    latency = _normalised(rows, lambda r: r.wall_clock_s)
+    index = np.array([r.episode_index for r in rows])
+    keep = np.isfinite(latency)
+    latency, index = latency[keep], index[keep]
+    third = len(latency) // 3
+    first, last = latency[:third], latency[-third:]
+    ratio = float(np.median(last) / np.median(first))
+    mw = stats.mannwhitneyu(last, first, alternative="greater")
+    rho = stats.spearmanr(index, latency)
+    if not (mw.pvalue < ALPHA and rho.pvalue < ALPHA and rho.statistic >= DRIFT_MIN_RHO and ratio >= DRIFT_MIN_RATIO):
+        return []
+    first_s = float(np.median([r.wall_clock_s for r in rows[:third]]))
+    last_s = float(np.median([r.wall_clock_s for r in rows[-third:]]))
+    slowest = sorted(rows[-third:], key=lambda r: r.wall_clock_s, reverse=True)[:10]
+    return [
+        Finding(
+            name="late_latency_drift",
+            severity="warning",
+            explanation=(
+                f"latency drifts upward: the last third of the run is x{ratio:.2f} the first third "
+                f"(median {first_s:.3g} s -> {last_s:.3g} s; Spearman rho {rho.statistic:.2f} with episode index)"
+            ),
+            evidence={
+                "episodes_per_part": third,
+                "median_ratio_last_to_first": _r(ratio),
+                "median_first_s": _r(first_s, 6),
+                "median_last_s": _r(last_s, 6),
+                "mann_whitney_p": float(mw.pvalue),
+                "spearman_rho": _r(rho.statistic),
+                "spearman_p": float(rho.pvalue),
+                "normalised_by": "each scenario row's median wall_clock_s",
+            },
+            episodes=sorted(r.episode for r in slowest),
+        )
+    ]
+
+
+# --- failures clustered on one task, agent or seed pattern -----------------------------
+
+
+def _fisher_greater(in_fail: int, in_total: int, out_fail: int, out_total: int) -> float:
+    table = [[in_fail, in_total - in_fail], [out_fail, out_total - out_fail]]
+    return float(stats.fisher_exact(table, alternative="greater").pvalue)
+
+
+def failure_clusters(rows: Sequence[EpisodeRow]) -> list[Finding]:
+    failed = [r for r in rows if not r.success]
+    if len(failed) < CLUSTER_MIN_FAILURES or len(failed) == len(rows):
+        return []
+    findings = []
+    seen: set[frozenset[int]] = set()
+    for dimension in ("scenario row", "agent", "task_ref"):
+        value_of: Callable[[EpisodeRow], str] = _row_key if dimension == "scenario row" else lambda r, d=dimension: getattr(r, d)
+        totals: dict[str, int] = defaultdict(int)
+        fails: dict[str, int] = defaultdict(int)
+        for r in rows:
+            totals[value_of(r)] += 1
+            fails[value_of(r)] += not r.success
+        if len(totals) < 2:
+            continue
+        value = max(fails, key=lambda v: fails[v])
+        share = fails[value] / len(failed)
+        p = _fisher_greater(fails[value], totals[value], len(failed) - fails[value], len(rows) - totals[value])
+        episodes = frozenset(r.episode for r in failed if value_of(r) == value)
+        if share < CLUSTER_MIN_SHARE or p >= ALPHA or episodes in seen:
+            continue  # the agent and the task of a one-row cluster are the same finding
+        seen.add(episodes)
+        findings.append(
+            Finding(
+                name="failure_cluster",
+                severity="warning",
+                explanation=(
+                    f"{fails[value]} of {len(failed)} failures are on {dimension} {value} "
+                    f"({fails[value]}/{totals[value]} of its episodes fail, {len(failed) - fails[value]}/"
+                    f"{len(rows) - totals[value]} elsewhere; Fisher p={p:.2g})"
+                ),
+                evidence={
+                    "dimension": dimension,
+                    "value": value,
+                    "failures_there": fails[value],
+                    "episodes_there": totals[value],
+                    "failures_elsewhere": len(failed) - fails[value],
+                    "episodes_elsewhere": len(rows) - totals[value],
+                    "share_of_failures": _r(share),
+                    "fisher_p": p,
+                    "values": {v: {"episodes": totals[v], "failures": fails[v]} for v in sorted(totals)},
+                },
+                episodes=sorted(episodes),
+            )
+        )
+    seed_finding = _seed_pattern(rows, failed)
+    if seed_finding is not None:
+        findings.append(seed_finding)
+    return findings
+
+
+def _seed_pattern(rows: Sequence[EpisodeRow], failed: Sequence[EpisodeRow]) -> Finding | None:
+    """Failures on seeds of one residue class (seed % k == r), smallest k first; the p-value
+    is Bonferroni-corrected for every (k, r) tried."""
+    tests = sum(SEED_MODULI)
+    for k in SEED_MODULI:
+        for residue in range(k):
+            inside = [r for r in rows if r.seed % k == residue]
+            in_fail = sum(not r.success for r in inside)
+            share = in_fail / len(failed)
+            if share < CLUSTER_MIN_SHARE or len(inside) == len(rows):
+                continue
+            p = min(1.0, _fisher_greater(in_fail, len(inside), len(failed) - in_fail, len(rows) - len(inside)) * tests)
+            if p >= ALPHA:
+                continue
+            return Finding(
+                name="failure_cluster",
+                severity="warning",
+                explanation=(
+                    f"{in_fail} of {len(failed)} failures are on seeds with seed % {k} == {residue} "
+                    f"({in_fail}/{len(inside)} of those fail; corrected Fisher p={p:.2g})"
+                ),
+                evidence={
+                    "dimension": "seed pattern",
+                    "value": f"seed % {k} == {residue}",
+                    "failures_there": in_fail,
+                    "episodes_there": len(inside),
+                    "failures_elsewhere": len(failed) - in_fail,
+                    "episodes_elsewhere": len(rows) - len(inside),
+                    "share_of_failures": _r(share),
+                    "fisher_p_bonferroni": p,
+                    "failed_seeds": sorted(r.seed for r in failed)[:100],
+                },
+                episodes=sorted(r.episode for r in failed if r.seed % k == residue),
+            )
+    return None
+
+
+# --- artifact growth not linear in episode count ---------------------------------------
+
+
+def artifact_growth(rows: Sequence[EpisodeRow]) -> list[Finding]:
+    if len(rows) < GROWTH_MIN_EPISODES or sum(r.artifact_bytes for r in rows) == 0:
+        return []
+    size = _normalised(rows, lambda r: r.artifact_bytes)
+    keep = np.isfinite(size)
+    if keep.sum() < GROWTH_MIN_EPISODES or np.ptp(size[keep]) == 0:
+        return []  # every episode of every row the same size: exactly linear
+    index = np.array([r.episode_index for r in rows])[keep]
+    size = size[keep]
+    fifth = max(len(size) // 5, 1)
+    ratio = float(np.mean(size[-fifth:]) / np.mean(size[:fifth]))
+    rho = stats.spearmanr(index, size)
+    if not (rho.pvalue < ALPHA and rho.statistic >= GROWTH_MIN_RHO and ratio >= GROWTH_MIN_RATIO):
+        return []
+    # the seed's question in its own terms: total bytes against episode count. A straight
+    # line through the first half's rate predicts the total; the residual is what breaks it.
+    count = np.arange(1, len(rows) + 1)
+    total = np.cumsum([r.artifact_bytes for r in rows])
+    fit = stats.linregress(count, total)
+    half = len(rows) // 2
+    rate = total[half - 1] / half
+    residual = float(total[-1] - rate * len(rows))
+    return [
+        Finding(
+            name="artifact_growth",
+            severity="warning",
+            explanation=(
+                f"artifact bytes per episode grow x{ratio:.2f} from the first to the last fifth of the run "
+                f"(Spearman rho {rho.statistic:.2f}): total size is not linear in episode count, "
+                f"{residual / (rate * len(rows)):+.0%} against the first half's {rate:,.0f} bytes per episode"
+            ),
+            evidence={
+                "mean_ratio_last_to_first_fifth": _r(ratio),
+                "spearman_rho": _r(rho.statistic),
+                "spearman_p": float(rho.pvalue),
+                "linear_fit": {
+                    "bytes_per_episode": _r(fit.slope, 2),
+                    "intercept_bytes": _r(fit.intercept, 2),
+                    "r_squared": _r(fit.rvalue**2, 6),
+                },
+                "first_half_bytes_per_episode": _r(rate, 2),
+                "total_bytes": int(total[-1]),
+                "predicted_total_bytes": _r(rate * len(rows), 0),
+                "residual_bytes": _r(residual, 0),
+                "residual_share": _r(residual / (rate * len(rows))),
+                "bytes_first_episode": rows[0].artifact_bytes,
+                "bytes_last_episode": rows[-1].artifact_bytes,
+                "normalised_by": "each scenario row's median artifact_bytes",
+            },
+            episodes=sorted(r.episode for r in sorted(rows, key=lambda r: r.artifact_bytes, reverse=True)[:10]),
+        )
+    ]
+
+
+# --- memory growing without bound ------------------------------------------------------
+
+
+def _timeline(samples: Sequence[Sample]) -> np.ndarray:
+    """Sample times on one clock: a resumed run's attempts each start at 0."""
+    times, offset, last = [], 0.0, -math.inf
+    for s in samples:
+        if s.t_s + offset < last:
+            offset = last
+        last = s.t_s + offset
+        times.append(last)
+    return np.array(times)
+
+
+def memory_growth(samples: Sequence[Sample]) -> list[Finding]:
+    if len(samples) < MEMORY_MIN_SAMPLES:
+        return []
+    t = _timeline(samples)
+    series = {
+        "harness_rss_bytes": np.array([s.harness_rss_bytes for s in samples], dtype=float),
+        "workers_rss_bytes": np.array([s.workers_rss_bytes for s in samples], dtype=float),
+        "system_used_bytes": np.array([s.memory_total_bytes - s.memory_available_bytes for s in samples], dtype=float),
+    }
+    start = int(len(samples) * MEMORY_WARMUP)
+    findings = []
+    for name, values in series.items():
+        x, y = t[start:], values[start:]
+        if len(y) < MEMORY_MIN_SAMPLES or np.ptp(y) == 0 or np.ptp(x) == 0:
+            continue
+        slope, intercept, low, high = stats.theilslopes(y, x, alpha=0.95)
+        rho = stats.spearmanr(x, y)
+        growth = slope * (x[-1] - x[0])
+        if not (low > 0 and rho.statistic >= MEMORY_MIN_RHO and rho.pvalue < ALPHA and growth >= MEMORY_MIN_GROWTH[name]):
+            continue
+        findings.append(
+            Finding(
+                name="memory_growth",
+                severity="warning",
+                explanation=(
+                    f"{MEMORY_LABELS[name]} grows steadily: {growth / MIB:+.0f} MiB over "
+                    f"{x[-1] - x[0]:.1f} s ({slope / MIB:.1f} MiB/s, Spearman rho {rho.statistic:.2f}) with no plateau"
+                ),
+                evidence={
+                    "series": name,
+                    "samples": len(y),
+                    "warmup_samples_skipped": start,
+                    "slope_bytes_per_s": _r(slope, 1),
+                    "slope_ci95_bytes_per_s": [_r(low, 1), _r(high, 1)],
+                    "growth_bytes": _r(growth, 0),
+                    "first_bytes": int(y[0]),
+                    "last_bytes": int(y[-1]),
+                    "spearman_rho": _r(rho.statistic),
+                    "min_growth_bytes": MEMORY_MIN_GROWTH[name],
+                },
+            )
+        )
+    return findings
+
+
+# --- success rate against a reference run ----------------------------------------------
+
+
+def _rate_finding(scope: str, current: Sequence[EpisodeRow], reference: Sequence[EpisodeRow]) -> Finding | None:
+    if not current or not reference:
+        return None
+    ok_now, ok_then = sum(r.success for r in current), sum(r.success for r in reference)
+    rate_now, rate_then = ok_now / len(current), ok_then / len(reference)
+    delta = rate_now - rate_then
+    table = [[ok_now, len(current) - ok_now], [ok_then, len(reference) - ok_then]]
+    p = float(stats.fisher_exact(table).pvalue)
+    if p >= ALPHA or abs(delta) < SUCCESS_MIN_DELTA:
+        return None
+    return Finding(
+        name="success_rate_shift",
+        severity="warning" if delta < 0 else "info",
+        explanation=(
+            f"success rate of {scope} {'fell' if delta < 0 else 'rose'} from {rate_then:.1%} to {rate_now:.1%} "
+            f"against the reference ({delta * 100:+.1f} points, Fisher p={p:.2g})"
+        ),
+        evidence={
+            "scope": scope,
+            "reference_success": ok_then,
+            "reference_episodes": len(reference),
+            "current_success": ok_now,
+            "current_episodes": len(current),
+            "delta": _r(delta),
+            "fisher_p": p,
+        },
+        episodes=[r.episode for r in current if not r.success][:200],
+    )
+
+
+def success_rate_shift(rows: Sequence[EpisodeRow], reference_rows: Sequence[EpisodeRow]) -> list[Finding]:
+    overall = _rate_finding("the run", rows, reference_rows)
+    findings = [overall] if overall else []
+    now, then = _by_row(rows), _by_row(reference_rows)
+    shared = sorted(set(now) & set(then))
+    if len(shared) > 1 or len(now) > 1:
+        for key in shared:
+            finding = _rate_finding(key, now[key], then[key])
+            if finding is not None:
+                findings.append(finding)
+    return findings
