@@ -9,8 +9,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from conftest import harness, scenario_file
 from runs import TASK, TOY
+
+from conftest import harness, scenario_file
 
 
 def _manifest(side: Path) -> dict:

@@ -7,12 +7,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import harness
 from runs import check_json, fixture_agent, real_run
 
 from tracecore_perf.check import Thresholds, after_run, evaluate, load_thresholds
 from tracecore_perf.loadrun import locate
 from tracecore_perf.trends import CHECKS
+
+from conftest import harness
 
 THRESHOLD_NAMES = ["failure_count", "max_wall_clock_s", "run_artifacts.total_bytes", "run_artifacts.avg_bytes", "failure_reasons"]
 

@@ -9,8 +9,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import harness
 from runs import fixture_agent, real_run
+
+from conftest import harness
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
     settings = settings_from(args)
     scenario = load_scenario(args.scenario) if args.scenario else list(DEFAULT_SCENARIO)
     for python in args.python:  # both sides valid before either starts
-        harness.validate(scenario, python, args.output_dir)
+        harness.preflight(scenario, python, args.isolation or default_isolation(), args.output_dir)
     configure("console", level=logging.WARNING)
 
     dirs = {side: args.output_dir / side.lower() for side in SIDES}

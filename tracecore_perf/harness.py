@@ -118,6 +118,23 @@ async def validate(zygote: Zygote, python: str, scenario: list[ScenarioRow]) -> 
     )
 
 
+def preflight(scenario: list[ScenarioRow], python: str, isolation: IsolationMode, output_dir: Path) -> Validated:
+    """All of a run's input checks, standalone: for callers that validate several runs
+    before starting any (``ab`` checks both interpreters first)."""
+    _check_writable_dir(output_dir)
+    _check_python(python)
+
+    async def main() -> Validated:
+        zygote = await _start_zygote(python, isolation, scenario)
+        try:
+            return await validate(zygote, python, scenario)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await zygote.close()
+
+    return anyio.run(main)
+
+
 # What a new run or a resume does between validation and the first episode: returns the
 # run directory, its manifest and the agent paths episodes load.
 Prepare = Callable[[Zygote], Awaitable[tuple[RunDir, Manifest, dict[str, str]]]]
@@ -183,7 +200,7 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise UsageError(f"run manifest unreadable: {path / MANIFEST}: {exc}") from None
     run_dir.repair_tail()
-    done = SeriesIndex(run_dir)
+    done = SeriesIndex(run_dir, with_run_ids=True)
     if done.count >= manifest.episodes:
         return Outcome(exit_code=0 if done.passed == done.count else 1, publication=None, run_dir=str(path))
     python = manifest.interpreter.executable
@@ -233,7 +250,7 @@ def _execute(
         manifest.status = "running"
         run_dir.write_manifest(manifest)
         context.update(run_dir=run_dir, manifest=manifest, attempt=attempt, handler=add_run_log(run_dir.path / "harness.log"))
-        skip = set(done.offsets) if done else set()
+        skip = done.done() if done else set()
         log.info(
             "run.start",
             stamp=manifest.stamp,

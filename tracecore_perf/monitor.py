@@ -46,11 +46,12 @@ class Monitor:
         # One walk of the process table per sample: everything below the harness is the
         # zygote, a worker, or an episode process (and whatever an episode started).
         for proc in self.harness.children(recursive=True):
-            try:
+            try:  # any of them may exit while we look
                 rss = proc.memory_info().rss
+                is_worker = proc.pid in workers or proc.ppid() == self.harness.pid
             except psutil.Error:
                 continue
-            if proc.pid in workers or proc.ppid() == self.harness.pid:
+            if is_worker:
                 workers_rss += rss
             else:
                 episode_rss += rss

@@ -11,6 +11,7 @@ import os
 import shutil
 import statistics
 import zipfile
+from array import array
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -66,16 +67,20 @@ class SeriesIndex:
     """One pass over ``series.jsonl``: where each episode's row is, and the summary folds.
 
     The first readable row of an episode wins; a resumed run never writes a second one,
-    and a torn line is skipped.
+    and a torn line is skipped. Per-row figures are kept in flat arrays (8 bytes each), so
+    indexing a 10k-episode run costs the harness well under a megabyte.
     """
 
-    def __init__(self, run_dir: RunDir) -> None:
-        self.offsets: dict[int, tuple[int, int]] = {}
-        self.run_ids: set[str] = set()
+    def __init__(self, run_dir: RunDir, *, with_run_ids: bool = False) -> None:
+        self.indices = array("q")  # episode index of each kept row, in file order
+        self.starts = array("q")  # byte offset of that row in series.jsonl
+        self.lengths = array("q")
+        self._seen = bytearray()  # one flag per episode index
+        self.run_ids: set[str] = set()  # only with_run_ids: what a resume must not orphan
         self.failed_run_ids: set[str] = set()
-        self.wall: list[float] = []
-        self.episode_s: list[float] = []
-        self.queue_s: list[float] = []
+        self.wall = array("d")
+        self.episode_s = array("d")
+        self.queue_s = array("d")
         self.reasons: Counter[str] = Counter()
         self.attempts: Counter[int] = Counter()
         self.passed = self.timed_out = 0
@@ -83,6 +88,7 @@ class SeriesIndex:
         self.llm_entries = self.prompt_bytes = self.completion_bytes = self.tokens = 0
         self.max_rss = 0
         self.cpu_s = 0.0
+        self._with_run_ids = with_run_ids
         decoder = msgspec.json.Decoder(EpisodeRow)
         if not run_dir.series.exists():
             return
@@ -94,15 +100,31 @@ class SeriesIndex:
                     row = decoder.decode(line)
                 except msgspec.DecodeError:
                     continue
-                if row.episode_index in self.offsets:
+                if self.has(row.episode_index):
                     continue
-                self.offsets[row.episode_index] = (start, len(line))
+                if row.episode_index >= len(self._seen):
+                    self._seen.extend(bytes(row.episode_index + 1 - len(self._seen)))
+                self._seen[row.episode_index] = 1
+                self.indices.append(row.episode_index)
+                self.starts.append(start)
+                self.lengths.append(len(line))
                 self._fold(row)
+
+    def has(self, episode_index: int) -> bool:
+        return episode_index < len(self._seen) and self._seen[episode_index] == 1
+
+    def done(self) -> set[int]:
+        return set(self.indices)
+
+    def in_episode_order(self) -> list[int]:
+        """Positions of the kept rows, sorted by episode index."""
+        return sorted(range(len(self.indices)), key=self.indices.__getitem__)
 
     def _fold(self, row: EpisodeRow) -> None:
         self.attempts[row.attempt] += 1
         if row.run_id:
-            self.run_ids.add(row.run_id)
+            if self._with_run_ids:
+                self.run_ids.add(row.run_id)
             if not row.success:
                 self.failed_run_ids.add(row.run_id)
         self.wall.append(row.wall_clock_s)
@@ -125,7 +147,7 @@ class SeriesIndex:
 
     @property
     def count(self) -> int:
-        return len(self.offsets)
+        return len(self.indices)
 
 
 def set_aside_orphans(run_dir: RunDir, run_ids: set[str]) -> int:
@@ -210,10 +232,9 @@ def _write_json_array(path: Path, items: Iterable[bytes]) -> None:
 
 def _rows_in_order(run_dir: RunDir, index: SeriesIndex) -> Iterable[bytes]:
     with run_dir.series.open("rb") as fh:
-        for episode_index in sorted(index.offsets):
-            start, length = index.offsets[episode_index]
-            fh.seek(start)
-            yield fh.read(length).rstrip(b"\n")
+        for position in index.in_episode_order():
+            fh.seek(index.starts[position])
+            yield fh.read(index.lengths[position]).rstrip(b"\n")
 
 
 def _samples(run_dir: RunDir) -> Iterable[bytes]:
