@@ -384,7 +384,8 @@ def markdown(report: dict) -> str:
     for name, rec in report["modes"].items():
         r = whole.get(name, {})
         lines.append(
-            f"| {name} | {rec['workers']} | {rec.get('passed')}/{rec.get('failed')} | {rec['whole_s']:.2f} | {rec['whole_eps']:.2f} "
+            f"| {name} | {rec['workers']} | {rec.get('passed')}/{rec.get('failed')} "
+            f"| {rec['whole_s']:.2f} | {rec['whole_eps']:.2f} "
             f"| {_fmt(rec.get('in_run_eps'))} | {_fmt(r.get('vs_run_batch'))} | {_fmt(r.get('vs_inprocess'))} "
             f"| {_fmt(r.get('vs_inprocess_x_cores'))} | {rec['tree_cpu_s']:.1f} | {_mb(rec.get('top_process_peak_rss_bytes'))} "
             f"| {rec['load_avg_before']} |"
