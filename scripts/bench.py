@@ -149,7 +149,7 @@ def load_avg() -> list[float] | None:
         return None
 
 
-def timed(cmd: list[str], cwd: Path, *, sample_pid: bool = True) -> dict:
+def timed(cmd: list[str], cwd: Path, *, sample_pid: bool = True, keep_series: bool = False) -> dict:
     """Run ``cmd`` from process start to exit; returns its wall time, exit code, the CPU
     time of its whole process tree (kernel accounting via wait4) and its peak RSS
     (psutil, sampled; the top process only, not its children)."""
@@ -166,7 +166,7 @@ def timed(cmd: list[str], cwd: Path, *, sample_pid: bool = True) -> dict:
         proc.returncode = os.waitstatus_to_exitcode(status)
         if sampler:
             sampler.stop()
-    return {
+    record = {
         "command": cmd,
         "load_avg_before": load,
         "returncode": proc.returncode,
@@ -176,6 +176,9 @@ def timed(cmd: list[str], cwd: Path, *, sample_pid: bool = True) -> dict:
         "stdout": out_path.read_text(errors="replace"),
         "stderr_tail": err_path.read_text(errors="replace")[-2000:],
     }
+    if keep_series:
+        record["rss_series"] = sampler.series if sampler else []
+    return record
 
 
 def run_mode(mode: str, args: argparse.Namespace, rows: list[dict], work: Path) -> dict:
