@@ -68,6 +68,9 @@ def measure(episodes: int, args: argparse.Namespace, work: Path) -> dict:
         "load_avg_before": done["load_avg_before"],
         "psutil_peak_rss_bytes": done["top_process_peak_rss_bytes"],
         "psutil_samples": len(series),
+        # when the peak happened, as a fraction of the run: a late peak is the publishing phase
+        "psutil_peak_at_fraction": _peak_at(series),
+        "psutil_series_downsampled": series[:: max(len(series) // 200, 1)],
         # RSS at the start, middle and end of the run, to show a trend rather than a peak
         "psutil_rss_at": {
             f"{int(q * 100)}%": series[min(int(q * len(series)), len(series) - 1)][1] for q in (0.1, 0.25, 0.5, 0.75, 0.9)
@@ -89,6 +92,13 @@ def measure(episodes: int, args: argparse.Namespace, work: Path) -> dict:
     if not args.keep_work:
         shutil.rmtree(cwd, ignore_errors=True)
     return record
+
+
+def _peak_at(series: list[tuple[float, int]]) -> float | None:
+    if not series:
+        return None
+    t_peak = max(series, key=lambda point: point[1])[0]
+    return round(t_peak / series[-1][0], 4) if series[-1][0] else None
 
 
 def _mb(value) -> str:
@@ -143,15 +153,15 @@ def main(argv: list[str]) -> int:
         "Harness process only (not workers or episode processes).",
         "",
         "| episodes | whole s | passed/failed | peak RSS MB (psutil, 50 ms) | peak RSS MB (summary) "
-        "| RSS MB at 10% / 50% / 90% of run | load before |",
-        "|---|---|---|---|---|---|---|",
+        "| RSS MB at 10% / 50% / 90% of run | peak at (fraction of run) | load before |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for rec in (small, large):
         at = rec["psutil_rss_at"]
         trend = " / ".join(_mb(at.get(k)) for k in ("10%", "50%", "90%"))
         lines.append(
             f"| {rec['episodes']} | {rec['whole_s']:.1f} | {rec['passed']}/{rec['failed']} | {_mb(rec['psutil_peak_rss_bytes'])} "
-            f"| {_mb(rec['summary_peak_rss_bytes'])} | {trend} | {rec['load_avg_before']} |"
+            f"| {_mb(rec['summary_peak_rss_bytes'])} | {trend} | {rec['psutil_peak_at_fraction']} | {rec['load_avg_before']} |"
         )
     for name, value in report["growth"].items():
         verdict = "n/a" if verdicts[name] is None else ("PASS" if verdicts[name] else "FAIL")
