@@ -24,3 +24,18 @@ def perf(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6")
     session.run("ruff", "check", "tracecore_perf", "tests", "scripts", "noxfile.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Throughput and overhead benchmark (issue 4): run_batch, spawn, forkserver, in-process.
+    `nox -s bench -- --episodes 300` for a quicker run; output in deliverables/perf/bench/."""
+    session.install("-e", ".")
+    session.run("python", "scripts/bench.py", *session.posargs)
+
+
+@nox.session(name="memory-bench")
+def memory_bench(session: nox.Session) -> None:
+    """The harness's own peak RSS at 5,000 episodes against 500 (issue 3)."""
+    session.install("-e", ".")
+    session.run("python", "scripts/memory_bench.py", *session.posargs)

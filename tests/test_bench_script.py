@@ -1,0 +1,46 @@
+"""Smoke test of scripts/bench.py: a tiny run of all four modes writes a report with a
+positive throughput for each. It asserts the shape of the output, never a timing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_bench_smoke(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "bench.py"),
+            "--episodes",
+            "4",
+            "--workers",
+            "2",
+            "--batch-workers",
+            "2",
+            "--slice-repeats",
+            "0",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (report_path,) = tmp_path.glob("bench-*.json")
+    report = json.loads(report_path.read_text())
+    assert set(report["modes"]) == {"run_batch", "spawn", "forkserver", "inprocess"}
+    for name, mode in report["modes"].items():
+        assert mode["returncode"] == 0, name
+        assert mode["passed"] == 4 and mode["failed"] == 0, name
+        assert mode["whole_eps"] > 0 and mode["in_run_eps"] > 0, name
+    for name in ("spawn", "forkserver"):
+        assert report["modes"][name]["harness_cpu_ms_per_episode"] > 0
+        assert report["modes"][name]["harness_peak_rss_bytes"] > 0
+    assert {t["basis"] for t in report["targets"]} >= {"whole", "in-run"}
+    assert (tmp_path / report_path.name.replace(".json", ".md")).read_text().startswith("# tracecore-perf benchmark")
