@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 from runs import fixture_agent, real_run
 
+from tracecore_perf.compare import Settings, compare_runs
+from tracecore_perf.loadrun import locate
+from tracecore_perf.verdict import Comparison
+
 from conftest import harness
 
 
@@ -51,19 +55,25 @@ def test_more_work_per_step_is_a_regression(runs):
     assert row["success_rate_delta"] == 0 and row["baseline_n"] == row["current_n"] == 20
 
 
-def test_without_fail_on_a_regression_is_reported_but_exits_0(runs):
-    code, result = compare(runs, "base", "heavy", "--metric", "cpu_s")
-    assert code == 0 and result["rows"][0]["regression"] is True
+def _in_process(runs, baseline: str, current: str, **settings) -> Comparison:
+    """The comparison itself, without a process start (the CLI paths are tested above)."""
+    fail = settings.pop("fail_on_regression", False)
+    return compare_runs(locate(runs[baseline]), locate(runs[current]), Settings(**settings), fail_on_regression=fail)
+
+
+def test_without_fail_on_a_regression_is_reported_but_ok(runs):
+    result = _in_process(runs, "base", "heavy", metric="cpu_s")
+    assert result.ok and result.rows[0].regression
 
 
 def test_the_other_way_round_is_faster(runs):
-    code, result = compare(runs, "heavy", "base", "--metric", "cpu_s", "--fail-on", "regression")
-    assert code == 0 and result["verdict"] == "faster"
+    result = _in_process(runs, "heavy", "base", metric="cpu_s", fail_on_regression=True)
+    assert result.ok and result.verdict == "faster" and result.rows[0].ratio.high < 1
 
 
 def test_a_wide_margin_turns_the_regression_into_a_slower_row(runs):
-    code, result = compare(runs, "base", "heavy", "--metric", "cpu_s", "--fail-on", "regression", "--margin", "0.9")
-    assert code == 0 and result["rows"][0]["verdict"] == "slower" and result["rows"][0]["regression"] is False
+    result = _in_process(runs, "base", "heavy", metric="cpu_s", margin=0.9, fail_on_regression=True)
+    assert result.ok and result.rows[0].verdict == "slower" and not result.rows[0].regression
 
 
 def test_text_github_and_junit_outputs(runs, tmp_path):
@@ -85,10 +95,9 @@ def test_text_github_and_junit_outputs(runs, tmp_path):
 
 
 def test_wall_clock_is_the_default_metric(runs):
-    _, result = compare(runs, "base", "same")
-    assert result["metric"] == "wall_clock_s"
-    assert result["rows"][0]["baseline_median_s"] > 0
-    assert result["throughput_eps_baseline"] > 0 and "episode_max_rss_bytes" in result["resource_deltas"]
+    result = _in_process(runs, "base", "same")
+    assert result.metric == "wall_clock_s" and result.rows[0].baseline_median_s > 0
+    assert result.throughput_eps_baseline > 0 and "episode_max_rss_bytes" in result.resource_deltas
 
 
 def test_machine_class_mismatch_is_loud(runs, tmp_path):

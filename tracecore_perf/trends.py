@@ -36,7 +36,7 @@ SPIKE_MIN_EXCESS_S = 0.5  # and at least this much slower than the median (sched
 
 # late drift: the last part of the run against the first
 DRIFT_MIN_EPISODES = 30
-DRIFT_MIN_RATIO = 1.25
+DRIFT_MIN_RATIO = 1.5  # a busy host easily moves wall-clock medians by a quarter
 DRIFT_MIN_RHO = 0.3
 
 # failure clusters
@@ -161,6 +161,10 @@ def late_latency_drift(rows: Sequence[EpisodeRow]) -> list[Finding]:
         return []
     first_s = float(np.median([r.wall_clock_s for r in rows[:third]]))
     last_s = float(np.median([r.wall_clock_s for r in rows[-third:]]))
+    # CPU time rising too means the episodes do more work; wall-clock alone means they wait
+    # (sleeps, I/O, or other load on the host)
+    cpu_first = float(np.median([r.cpu_user_s + r.cpu_sys_s for r in rows[:third]]))
+    cpu_last = float(np.median([r.cpu_user_s + r.cpu_sys_s for r in rows[-third:]]))
     slowest = sorted(rows[-third:], key=lambda r: r.wall_clock_s, reverse=True)[:10]
     return [
         Finding(
@@ -178,6 +182,7 @@ def late_latency_drift(rows: Sequence[EpisodeRow]) -> list[Finding]:
                 "mann_whitney_p": float(mw.pvalue),
                 "spearman_rho": _r(rho.statistic),
                 "spearman_p": float(rho.pvalue),
+                "cpu_s_median_ratio_last_to_first": _r(cpu_last / cpu_first) if cpu_first > 0 else None,
                 "normalised_by": "each scenario row's median wall_clock_s",
             },
             episodes=sorted(r.episode for r in slowest),

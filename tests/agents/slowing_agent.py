@@ -7,7 +7,7 @@ import time
 
 from agent_bench.agents.toy_agent import ToyAgent
 
-SECONDS_PER_EPISODE_DONE = 0.004
+SECONDS_PER_EPISODE_DONE = 0.006
 
 
 class Agent(ToyAgent):
