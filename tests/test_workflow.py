@@ -7,9 +7,10 @@ import shlex
 
 import pytest
 import yaml
-from conftest import REPO
 
 from tracecore_perf import check, cli, report
+
+from conftest import REPO
 
 WORKFLOW = REPO / "deliverables" / "ci" / "tracecore-perf.yml"
 
