@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
 from cdp import Chromium, chromium_path
 
 from conftest import AGENTS, harness, scenario_file
