@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from cdp import Chromium, chromium_path
-
 from conftest import AGENTS, harness, scenario_file
 
 CHART_NAMES = ("latency", "distribution", "throughput", "resources", "artifacts", "failures")
