@@ -148,7 +148,7 @@ def start(options: RunOptions, *, show_progress: bool = True) -> Outcome:
 
     async def prepare(zygote: Zygote) -> tuple[RunDir, Manifest, dict[str, str]]:
         checked = await validate(zygote, options.python, options.scenario)
-        host = host_context(busy)
+        host = host_context(busy, own_processes=(zygote.process.pid,))
         if not host.quiet:
             log.warning("host.busy", reason=host.quiet_reason, advice="figures from a busy host are noisy")
         fingerprint, fields = machine_class(host, checked.interpreter)

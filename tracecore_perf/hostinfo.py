@@ -33,12 +33,21 @@ class BusyProbe:
         self.start_busy = _host_busy_s()
         self.start_own = _own_cpu_s()
 
-    def other_busy_percent(self) -> float | None:
+    def other_busy_percent(self, own_processes: tuple[int, ...] = ()) -> float | None:
+        """``own_processes``: live processes we started during the window (the zygote),
+        whose CPU time, and their reaped children's, is ours too."""
         wall = time.monotonic() - self.start_wall
         cores = psutil.cpu_count(logical=True) or 1
         if wall < 0.05:
             return None
-        others = (_host_busy_s() - self.start_busy) - (_own_cpu_s() - self.start_own)
+        ours = _own_cpu_s() - self.start_own
+        for pid in own_processes:
+            try:
+                t = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            ours += t.user + t.system + t.children_user + t.children_system
+        others = (_host_busy_s() - self.start_busy) - ours
         return round(min(max(others / (wall * cores) * 100, 0.0), 100.0), 1)
 
 
@@ -62,14 +71,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def host_context(busy: BusyProbe | None = None) -> HostContext:
+def host_context(busy: BusyProbe | None = None, own_processes: tuple[int, ...] = ()) -> HostContext:
     """Read the host and judge whether it is quiet enough for a trustworthy run."""
     cores = psutil.cpu_count(logical=True) or os.cpu_count() or 1
     try:
         load = [round(x, 2) for x in os.getloadavg()]
     except (AttributeError, OSError):
         load = None
-    busy_percent = busy.other_busy_percent() if busy else None
+    busy_percent = busy.other_busy_percent(own_processes) if busy else None
     reasons = []
     if load is not None and load[0] / cores > QUIET_LOAD_PER_CORE:
         reasons.append(f"1-minute load {load[0]} on {cores} cores")

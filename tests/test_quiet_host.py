@@ -1,0 +1,29 @@
+"""The quiet-host check: a run records how busy other processes kept the CPUs while it
+started, and warns when that makes its figures noisy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import harness, published
+
+BURN = "import time\nend = time.monotonic() + 60\nwhile time.monotonic() < end: pass\n"
+
+
+def test_a_busy_host_is_recorded_and_warned_about(tmp_path: Path):
+    burners = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(os.cpu_count() or 2)]
+    try:
+        done = harness("--episodes", "2", "--workers", "1", "--output-dir", str(tmp_path / "out"), cwd=tmp_path)
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    assert done.returncode == 0, done.stderr
+    host = published(tmp_path / "out", "manifest")["host"]
+    assert host["quiet"] is False
+    assert host["cpu_busy_percent_start"] > 50
+    assert "other processes kept the CPUs" in host["quiet_reason"]
+    assert "host.busy" in done.stderr
