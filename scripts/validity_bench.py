@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tracecore_perf.compare import Settings, compare_runs  # noqa: E402
-from tracecore_perf.hostinfo import host_context  # noqa: E402
+from tracecore_perf.hostinfo import BusyProbe, host_context  # noqa: E402
 from tracecore_perf.loadrun import locate  # noqa: E402
 
 AGENT = REPO / "tests" / "agents" / "busy_agent.py"
@@ -68,7 +68,9 @@ def judge(base: Path, current: Path) -> dict[str, dict]:
 
 
 def load() -> str:
-    host = host_context()
+    busy = BusyProbe()
+    time.sleep(0.5)  # a short window for the CPU busy reading
+    host = host_context(busy)
     return f"load {host.load_avg_start}, CPU {host.cpu_busy_percent_start:.0f}% busy, quiet={host.quiet}"
 
 
