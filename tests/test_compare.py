@@ -137,3 +137,12 @@ def test_a_missing_run_is_one_line_exit_2(runs, tmp_path):
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert "not a tracecore-perf run" in line
+
+
+def test_runs_set_up_differently_are_called_out(runs):
+    single = real_run(runs["work"], "single", [fixture_agent("busy_agent")], 4, "--workers", "1",
+                      env={"BUSY_AGENT_ROUNDS": "10000"})  # fmt: skip
+    _, result = compare({**runs, "single": single}, "base", "single", "--metric", "cpu_s")
+    assert any("set up differently (workers 2 vs 1)" in warning for warning in result["warnings"]), result["warnings"]
+    _, same = compare(runs, "base", "same", "--metric", "cpu_s")
+    assert not any("set up differently" in warning for warning in same["warnings"])

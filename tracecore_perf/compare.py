@@ -224,6 +224,15 @@ def compare_runs(
             warnings.append(f"{label} run {manifest.stamp} was interrupted; it has fewer episodes than planned")
     if not shared:
         warnings.append("the runs share no scenario row (agent, task_ref): nothing to compare row by row")
+    # Episodes sharing the cores with more or fewer others cost more or less, even in CPU time.
+    setup = {"workers": "workers", "isolation": "isolation", "strict_spec": "strict spec"}
+    differing_setup = [
+        f"{label} {getattr(base_m, field)} vs {getattr(cur_m, field)}"
+        for field, label in setup.items()
+        if getattr(base_m, field) != getattr(cur_m, field)
+    ]
+    if differing_setup:
+        warnings.append(f"the runs were set up differently ({'; '.join(differing_setup)}): part of any change is the set-up")
 
     base_tp, cur_tp = throughput(base_m, base_s), throughput(cur_m, cur_s)
     base_res, cur_res = base_s.resources, cur_s.resources

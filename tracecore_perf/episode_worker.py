@@ -242,7 +242,21 @@ class ForkRequest:
         self.__dict__.update(fields)
 
 
-class Worker:
+class _Role:
+    """What the zygote and a worker share: they greet the harness once, then take commands."""
+
+    greeted = False
+
+    def send(self, message: dict) -> None:
+        raise NotImplementedError
+
+    def greet_once(self) -> None:
+        if not self.greeted:
+            self.send({"event": "ready", "pid": os.getpid()})
+            self.greeted = True
+
+
+class Worker(_Role):
     """One per worker slot: forks one episode process per ``run`` command and supervises it."""
 
     def __init__(self, isolation: str, channel: int) -> None:
@@ -250,7 +264,6 @@ class Worker:
         self.channel = channel  # a Unix socket to the harness, both directions
         self.inbox = b""
         self.current_pgid: int | None = None
-        self.greeted = False
 
     # protocol ---------------------------------------------------------------------------
     def send(self, message: dict) -> None:
@@ -276,9 +289,7 @@ class Worker:
 
     def next_fork(self) -> ForkRequest | None:
         """Answer commands until one needs an episode process; None means exit."""
-        if not self.greeted:
-            self.send({"event": "ready", "pid": os.getpid()})
-            self.greeted = True
+        self.greet_once()
         while True:
             command = self.read_command(block=True)
             kind = command.get("cmd")
@@ -502,7 +513,7 @@ def fork_call(function, request: dict) -> dict:
     return answer
 
 
-class Zygote:
+class Zygote(_Role):
     """The first process of a run's episode interpreter: it warms TraceCore once (forkserver)
     and forks one :class:`Worker` per worker slot when the harness asks, handing each the
     socket the harness sent along. Workers are born warm; the warm-up is paid once per run
@@ -514,7 +525,6 @@ class Zygote:
         self.workers: set[int] = set()
         self.inbox = b""
         self.fds: list[int] = []
-        self.greeted = False
 
     def send(self, message: dict) -> None:
         self.control.sendall(json.dumps(message).encode("utf-8") + b"\n")
@@ -582,9 +592,7 @@ class Zygote:
 
     def next_fork(self) -> ForkRequest | None:
         """Answer commands until one needs a worker forked; None means exit."""
-        if not self.greeted:
-            self.send({"event": "ready", "pid": os.getpid()})
-            self.greeted = True
+        self.greet_once()
         while True:
             command, fds = self.receive()
             kind = command.get("cmd")

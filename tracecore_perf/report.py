@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-import numpy as np
 
 from tracecore_perf import __version__
 from tracecore_perf.errors import UsageError
 from tracecore_perf.loadrun import PublishedRun, locate
 from tracecore_perf.models import EpisodeRow, Manifest, Summary
+from tracecore_perf.publish import distribution
 from tracecore_perf.rundir import write_atomic
 from tracecore_perf.verdict import Comparison, Verdict  # the verdict stages' result types (msgspec only)
 
@@ -109,11 +109,10 @@ def row_stats(series: list[EpisodeRow], scenario: list[Any]) -> list[RowStats]:
         grouped[row.scenario_row].append(row)
     out = []
     for index, rows in sorted(grouped.items()):
-        wall = np.array([r.wall_clock_s for r in rows])
+        wall = distribution(r.wall_clock_s for r in rows)  # the summary's own percentile definition
         agent, task_ref = rows[0].agent, rows[0].task_ref
         if 0 <= index < len(scenario):
             agent, task_ref = scenario[index].agent, scenario[index].task_ref
-        p50, p95 = (round(float(x), 6) for x in np.percentile(wall, [50, 95]))
         out.append(
             RowStats(
                 row=index,
@@ -122,9 +121,9 @@ def row_stats(series: list[EpisodeRow], scenario: list[Any]) -> list[RowStats]:
                 episodes=len(rows),
                 failed=sum(not r.success for r in rows),
                 timed_out=sum(r.timed_out for r in rows),
-                p50_s=p50,
-                p95_s=p95,
-                max_s=round(float(wall.max()), 6),
+                p50_s=wall.p50,
+                p95_s=wall.p95,
+                max_s=wall.max,
             )
         )
     return out
