@@ -207,11 +207,14 @@ def compare_runs(
     _decide(rows, settings)
 
     warnings = []
-    match = base_m.machine_class == cur_m.machine_class
+    differing = sorted(
+        k
+        for k in base_m.machine_class_fields
+        if base_m.machine_class_fields.get(k) != cur_m.machine_class_fields.get(k)
+        and not (interpreter_ab and k in INTERPRETER_FIELDS)  # what an A/B is meant to vary
+    )
+    match = not differing
     if not match:
-        differing = sorted(
-            k for k in base_m.machine_class_fields if base_m.machine_class_fields.get(k) != cur_m.machine_class_fields.get(k)
-        )
         warnings.append(
             f"MACHINE CLASS MISMATCH: baseline {base_m.machine_class} vs current {cur_m.machine_class} "
             f"(differ in {', '.join(differing) or 'fingerprint'}); latency differences may be the machines, not the code"

@@ -4,7 +4,6 @@ report). A run is named by its stamp, its run directory, or any of its ``perf-*`
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +36,6 @@ class PublishedRun(msgspec.Struct):
 
     def samples(self) -> list[Sample]:
         return msgspec.json.decode(self.paths["samples"].read_bytes(), type=list[Sample])
-
-    def iter_series(self) -> Iterator[EpisodeRow]:
-        yield from self.series()
 
 
 def locate(ref: str | Path, search_dir: Path = Path("deliverables/perf")) -> PublishedRun:
