@@ -333,23 +333,25 @@ def ratios_and_targets(modes: dict[str, dict], cores_used: int, slice_: dict | N
         ok = None if value is None else (value >= target if op == ">=" else value < target)
         return {"target": name, "value": value, "threshold": f"{op} {target}", "basis": basis, "pass": ok}
 
-    whole = ratios["whole_eps"]
-    fork = modes.get("forkserver", {})
-    targets = [
-        verdict(
-            "forkserver / run_batch", whole.get("forkserver", {}).get("vs_run_batch"), TARGET_FORKSERVER_VS_BATCH, ">=", "whole"
-        ),
-        verdict(
-            f"forkserver / (inprocess x {cores_used} cores)",
-            whole.get("forkserver", {}).get("vs_inprocess_x_cores"),
-            TARGET_FORKSERVER_VS_CEILING,
-            ">=",
-            "whole",
-        ),
-        verdict("spawn / run_batch", whole.get("spawn", {}).get("vs_run_batch"), TARGET_SPAWN_VS_BATCH, ">=", "whole"),
+    def ratio_targets(basis: str) -> list[dict]:
+        table = ratios["whole_eps" if basis == "whole" else "in_run_eps"]
+        fork, spawn = table.get("forkserver", {}), table.get("spawn", {})
+        return [
+            verdict("forkserver / run_batch", fork.get("vs_run_batch"), TARGET_FORKSERVER_VS_BATCH, ">=", basis),
+            verdict(
+                f"forkserver / (inprocess x {cores_used} cores)",
+                fork.get("vs_inprocess_x_cores"),
+                TARGET_FORKSERVER_VS_CEILING,
+                ">=",
+                basis,
+            ),
+            verdict("spawn / run_batch", spawn.get("vs_run_batch"), TARGET_SPAWN_VS_BATCH, ">=", basis),
+        ]
+
+    targets = ratio_targets("whole") + [
         verdict(
             "harness own CPU ms/episode (forkserver: harness + workers)",
-            fork.get("harness_cpu_ms_per_episode"),
+            modes.get("forkserver", {}).get("harness_cpu_ms_per_episode"),
             TARGET_HARNESS_CPU_MS,
             "<",
             "summary resources",
@@ -362,20 +364,7 @@ def ratios_and_targets(modes: dict[str, dict], cores_used: int, slice_: dict | N
             "whole",
         ),
     ]
-    in_run = ratios["in_run_eps"]
-    targets += [
-        verdict(
-            "forkserver / run_batch", in_run.get("forkserver", {}).get("vs_run_batch"), TARGET_FORKSERVER_VS_BATCH, ">=", "in-run"
-        ),
-        verdict(
-            f"forkserver / (inprocess x {cores_used} cores)",
-            in_run.get("forkserver", {}).get("vs_inprocess_x_cores"),
-            TARGET_FORKSERVER_VS_CEILING,
-            ">=",
-            "in-run",
-        ),
-        verdict("spawn / run_batch", in_run.get("spawn", {}).get("vs_run_batch"), TARGET_SPAWN_VS_BATCH, ">=", "in-run"),
-    ]
+    targets += ratio_targets("in-run")
     return ratios, targets
 
 

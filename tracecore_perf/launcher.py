@@ -83,17 +83,19 @@ class WorkerProcess:
         self,
         job: EpisodeJob,
         *,
+        agent_path: str,
         timeout: float,
         cwd: Path,
         log_path: Path,
         strict_spec: bool,
         output_cap: int,
     ) -> tuple[EpisodeOutcome, bool]:
-        """Run one episode. Returns the outcome and whether the harness timed it out."""
+        """Run one episode (``agent_path``: the job's agent as the episode process loads it).
+        Returns the outcome and whether the harness timed it out."""
         await self._send(
             {
                 "cmd": "run",
-                "agent": job.agent,
+                "agent": agent_path,
                 "task_ref": job.task_ref,
                 "seed": job.seed,
                 "strict_spec": strict_spec,

@@ -126,13 +126,8 @@ class Execution:
         try:
             try:
                 outcome, timed_out = await worker.run_episode(
-                    EpisodeJob(
-                        episode_index=job.episode_index,
-                        scenario_row=job.scenario_row,
-                        agent=self.agents.get(job.agent, job.agent),
-                        task_ref=job.task_ref,
-                        seed=job.seed,
-                    ),
+                    job,
+                    agent_path=self.agents.get(job.agent, job.agent),
                     timeout=self.timeout,
                     cwd=self.run_dir.path,
                     log_path=self.run_dir.episode_log(job.episode_index),

@@ -48,23 +48,24 @@ def cases(result: Verdict | Comparison) -> list[Case]:
     return _comparison_cases(result)
 
 
+def _finding_case(suite: str, finding, details: object) -> Case:
+    return Case(
+        suite=suite,
+        name=finding.name,
+        ok=finding.severity != "error",
+        severity=finding.severity,
+        message=finding.explanation,
+        details=msgspec.json.encode(details).decode(),
+    )
+
+
 def _verdict_cases(verdict: Verdict) -> list[Case]:
     out = [
         Case(suite="thresholds", name=t.name, ok=t.ok, severity=None if t.ok else "error", message=t.message)
         for t in verdict.thresholds
     ]
     fired = {f.name for f in verdict.findings}
-    for finding in verdict.findings:
-        out.append(
-            Case(
-                suite="trends",
-                name=finding.name,
-                ok=finding.severity != "error",
-                severity=finding.severity,
-                message=finding.explanation,
-                details=msgspec.json.encode({"evidence": finding.evidence, "episodes": finding.episodes}).decode(),
-            )
-        )
+    out += [_finding_case("trends", f, {"evidence": f.evidence, "episodes": f.episodes}) for f in verdict.findings]
     out += [Case(suite="trends", name=name, ok=True, message="no finding") for name in verdict.trend_checks if name not in fired]
     out += [Case(suite="run", name="warning", ok=True, severity="warning", message=w) for w in verdict.warnings]
     return out
@@ -85,17 +86,7 @@ def _comparison_cases(comparison: Comparison) -> list[Case]:
                 details=msgspec.json.encode(row).decode(),
             )
         )
-    for finding in comparison.findings:
-        out.append(
-            Case(
-                suite="compare",
-                name=finding.name,
-                ok=finding.severity != "error",
-                severity=finding.severity,
-                message=finding.explanation,
-                details=msgspec.json.encode(finding.evidence).decode(),
-            )
-        )
+    out += [_finding_case("compare", f, f.evidence) for f in comparison.findings]
     out += [Case(suite="run", name="warning", ok=True, severity="warning", message=w) for w in comparison.warnings]
     return out
 
