@@ -1,8 +1,8 @@
 """Command line: ``python -m tracecore_perf [run] [flags]`` and the verdict subcommands.
 
 Exit codes: 0 every episode succeeded (or every threshold held), 1 an episode failed (or a
-threshold broke), 2 bad input, 3 the run had to stop (disk full, output gone), 130/143
-interrupted by SIGINT/SIGTERM.
+threshold broke), 2 bad input, 3 the run had to stop (disk full, output gone), 4 the run's
+evidence was tampered with (published as ``tainted``), 130/143 interrupted by SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def cmd_run(argv: list[str]) -> int:
         outcome = harness.resume(
             args.resume, output_cap=args.output_cap or RUN_DEFAULTS["output_cap"], show_progress=show_progress
         )
-        if outcome.publication is None:
+        if outcome.publication is None and outcome.stopped is None:
             print(f"{PROG}: run already complete, nothing to resume: {args.resume}", file=sys.stderr)
             return outcome.exit_code
     else:
@@ -155,8 +155,11 @@ def cmd_run(argv: list[str]) -> int:
         )
         outcome = harness.start(options, show_progress=show_progress)
 
+    if outcome.stopped is not None:
+        print(f"{PROG}: run stopped: {outcome.stopped} (rows so far kept in {outcome.run_dir})", file=sys.stderr)
     publication = outcome.publication
-    assert publication is not None
+    if publication is None:
+        return outcome.exit_code
     artifacts = dict(publication.artifacts)
     exit_code = outcome.exit_code
     if args.report:

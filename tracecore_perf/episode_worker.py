@@ -26,8 +26,11 @@ import json
 import os
 import resource
 import select
+import shutil
 import signal
+import stat
 import sys
+import tempfile
 import time
 
 # Running by path puts this file's folder on sys.path; nothing here should import from it.
@@ -36,8 +39,14 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
-RESULT_CAP_BYTES = 4 * 1024 * 1024
+# A real result is a few hundred bytes; anything near this is an episode misbehaving.
+RESULT_CAP_BYTES = 64 * 1024
+# TraceCore's artifacts run to tens of KB (LLM-heavy ones to a few MB); a bigger file is
+# not read into the worker.
+ARTIFACT_CAP_BYTES = 64 * 1024 * 1024
 EXIT_CHILD_SETUP_FAILED = 70
+RESULT_FD = 3  # where an episode process finds its result pipe
+RUN_ID_PATTERN = r"[A-Za-z0-9_-][A-Za-z0-9._-]*"  # TraceCore's run ids (runlog._validate_run_id)
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -60,8 +69,10 @@ def _die_with_parent(sig: int, parent_pid: int) -> None:
 
 
 def _telemetry(artifact: dict) -> dict:
-    """Artifact size and LLM telemetry volume, counted as TraceCore's metrics module does:
-    ``llm_trace`` entries of each action-trace step, prompt/completion bytes, tokens."""
+    """Artifact size and LLM telemetry volume. The size is TraceCore's performance-guide
+    scaffold's figure, ``len(json.dumps(artifact, sort_keys=True).encode("utf-8"))``; the
+    telemetry is counted as TraceCore's metrics module counts it: ``llm_trace`` entries of
+    each action-trace step, prompt/completion bytes, tokens."""
     entries = prompt = completion = tokens = 0
     for step in artifact.get("action_trace") or []:
         if not isinstance(step, dict):
@@ -79,7 +90,7 @@ def _telemetry(artifact: dict) -> dict:
             if isinstance(response.get("tokens_used"), int):
                 tokens += response["tokens_used"]
     return {
-        "artifact_bytes": len(str(artifact).encode("utf-8")),
+        "artifact_bytes": len(json.dumps(artifact, sort_keys=True).encode("utf-8")),
         "llm_trace_entries": entries,
         "prompt_bytes": prompt,
         "completion_bytes": completion,
@@ -88,8 +99,9 @@ def _telemetry(artifact: dict) -> dict:
 
 
 def run_episode(job: dict) -> dict:
-    """Run one TraceCore episode in this process (cwd is the run directory) and persist
-    its artifact to ``.agent_bench/runs``. Returns the ChildResult fields."""
+    """Run one TraceCore episode in this process (cwd is the episode's scratch directory)
+    and persist its artifact to ``.agent_bench/runs`` there; the worker verifies it and
+    places it in the run. Returns the ChildResult fields."""
     from agent_bench.runner.runlog import persist_run
     from agent_bench.runner.runner import run
 
@@ -103,21 +115,29 @@ def run_episode(job: dict) -> dict:
             "error": f"{type(exc).__name__}: {exc}",
         }
     episode_s = time.perf_counter() - start
+    label = job.get("agent_label")
+    if label and label != job["agent"]:
+        _relabel(artifact, label)
     persist_run(artifact)
-    result = {
-        "completed": True,
-        "episode_s": episode_s,
-        "success": bool(artifact.get("success")),
-        "run_id": artifact.get("run_id"),
-        "failure_type": artifact.get("failure_type"),
-        "failure_reason": artifact.get("failure_reason"),
-        **_telemetry(artifact),
-    }
+    result = {"completed": True, "episode_s": episode_s, "run_id": artifact.get("run_id")}
     if job.get("strict_spec"):
         from agent_bench.runner.spec_check import check_spec_compliance
 
         result["spec_errors"] = list(check_spec_compliance(artifact)["errors"])
     return result
+
+
+def _relabel(artifact: dict, label: str) -> None:
+    """A packaged agent is loaded by absolute path (so nothing in a working directory can
+    stand in for it) but recorded under the name the user gave, as TraceCore records it
+    when it resolves that name itself; the artifact hash is recomputed by TraceCore."""
+    artifact["agent"] = artifact["agent_ref"] = label
+    try:
+        from agent_bench.runner.runner import _inject_artifact_hash
+    except ImportError:  # an older or newer TraceCore without it: keep its hash as it was
+        return
+    artifact.pop("artifact_hash", None)
+    _inject_artifact_hash(artifact)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -147,10 +167,16 @@ def probe(request: dict) -> dict:
         found = next(((c, own) for c, own in candidates if os.path.isfile(c)), None)
         if found is None:
             agents[path] = {"ok": False, "error": "no such agent file (not a file, nor a TraceCore agent)"}
+            continue
+        # Episodes load every agent by absolute path, so nothing an episode writes into a
+        # working directory can stand in for it; a packaged agent keeps the name the user
+        # gave as its label, so TraceCore's artifacts and metrics group by that name.
+        resolved = os.path.realpath(found[0])
+        problem = _agent_class_problem(resolved)
+        if problem:
+            agents[path] = {"ok": False, "error": problem}
         else:
-            # A user's file is passed by absolute path, since episodes run in the run dir;
-            # a packaged agent keeps the name the user gave, so metrics group by it.
-            agents[path] = {"ok": True, "resolved": os.path.abspath(found[0]) if found[1] else path}
+            agents[path] = {"ok": True, "resolved": resolved, "label": resolved if found[1] else path}
 
     tasks: dict[str, dict] = {}
     for ref in request.get("task_refs", []):
@@ -177,6 +203,23 @@ def probe(request: dict) -> dict:
         "agents": agents,
         "tasks": tasks,
     }
+
+
+def _agent_class_problem(path: str) -> str | None:
+    """Load the file with TraceCore's own loader, as an episode will, and find its agent
+    class (without instantiating it). None when it loads; else what is wrong."""
+    from agent_bench.agent import loader
+
+    try:
+        if hasattr(loader, "_load_module") and hasattr(loader, "_find_agent_class"):
+            loader._find_agent_class(loader._load_module(path))
+        else:  # a TraceCore without those helpers: its public loader (instantiates)
+            loader.load_agent(path)
+    except SyntaxError as exc:
+        return f"not loadable Python: {exc.msg} (line {exc.lineno})"
+    except BaseException as exc:  # noqa: BLE001 - an agent's module may raise anything
+        return f"TraceCore's loader cannot load an agent class from it: {type(exc).__name__}: {exc}"
+    return None
 
 
 def metrics(request: dict) -> dict:
@@ -294,12 +337,21 @@ class Worker(_Role):
             command = self.read_command(block=True)
             kind = command.get("cmd")
             if kind == "run":
+                # A fresh, private working directory per episode, outside the run directory:
+                # nothing one episode leaves in its cwd is seen by another.
+                scratch = tempfile.mkdtemp(prefix="ep-", dir=command.get("scratch_root"))
                 result_r, result_w = os.pipe()
                 output_r, output_w = os.pipe()
                 sys.stdout.flush()
                 sys.stderr.flush()
                 return ForkRequest(
-                    "episode", job=command, result_r=result_r, result_w=result_w, output_r=output_r, output_w=output_w
+                    "episode",
+                    job=command,
+                    scratch=scratch,
+                    result_r=result_r,
+                    result_w=result_w,
+                    output_r=output_r,
+                    output_w=output_w,
                 )
             if kind == "exit":
                 usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -309,7 +361,8 @@ class Worker(_Role):
 
     def become_episode(self, request: ForkRequest, worker_pid: int) -> None:
         """In the forked child: its own process group, dies with the worker, default
-        signals, output into the capture pipe, the run directory as working directory."""
+        signals, output into the capture pipe, the result pipe at fd 3 and no other
+        descriptor of ours, its scratch directory as working directory."""
         os.setpgid(0, 0)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
@@ -318,13 +371,14 @@ class Worker(_Role):
         os.dup2(null, 0)
         os.dup2(request.output_w, 1)
         os.dup2(request.output_w, 2)
-        for fd in (null, request.output_w, request.output_r, request.result_r, self.channel):
-            os.close(fd)
-        os.chdir(request.job.get("cwd") or ".")
+        os.dup2(request.result_w, RESULT_FD)
+        os.closerange(RESULT_FD + 1, _fd_limit())
+        os.chdir(request.scratch)
 
     def forked(self, pid: int, request: ForkRequest) -> None:
         """In the worker: capture the episode's output (capped) and result, obey kill
-        requests, reap it, kill what it left behind, and report the kernel's accounting."""
+        requests, reap it, kill what it left behind, check its result and TraceCore's
+        artifact, place the artifact in the run, and report the kernel's accounting."""
         self.current_pgid = pid
         os.close(request.result_w)
         os.close(request.output_w)
@@ -355,6 +409,7 @@ class Worker(_Role):
                     elif command and command.get("cmd") == "exit":  # the harness is going away
                         self.kill_tree(signal.SIGKILL)
                         self.kill_leftovers()
+                        shutil.rmtree(request.scratch, ignore_errors=True)
                         os._exit(0)
                 elif fd in streams:
                     chunk = os.read(fd, 65536)
@@ -380,29 +435,33 @@ class Worker(_Role):
                 _append(streams[fd], chunk)
             os.close(fd)
         output.close()
+        returncode = os.waitstatus_to_exitcode(status)
         message = {
             "event": "done",
-            "returncode": os.waitstatus_to_exitcode(status),
+            "returncode": returncode,
             "killed": killed,
             "cpu_user_s": usage.ru_utime + extra_user,
             "cpu_sys_s": usage.ru_stime + extra_sys,
             "max_rss_bytes": usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024),
             "output_bytes": output.total,
             "leftover_processes": leftovers,
-            "result": None,
+            **_check_result(result),
         }
-        if result:
-            try:
-                message["result"] = json.loads(bytes(result))
-            except ValueError as exc:
-                message["result_error"] = f"unreadable result from episode process: {exc}"
+        reported = message["result"]
+        if isinstance(reported, dict) and reported.get("completed") is True:
+            message.update(_take_artifact(request.scratch, reported.get("run_id"), job.get("runs_dir")))
+        shutil.rmtree(request.scratch, ignore_errors=True)
         self.send(message)
 
     def kill_tree(self, sig: int) -> None:
+        """Signal the episode's process group; SIGCONT after a SIGTERM, since a stopped
+        process only acts on it once continued (SIGKILL needs no help)."""
         if self.current_pgid is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.current_pgid, sig)
+            if sig != signal.SIGKILL:
+                os.killpg(self.current_pgid, signal.SIGCONT)
 
     @staticmethod
     def kill_leftovers() -> tuple[int, float, float]:
@@ -431,6 +490,84 @@ def _children() -> list[int]:
             return [int(p) for p in fh.read().split()]
     except OSError:
         return []
+
+
+def _fd_limit() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if 0 < soft < 1 << 20 else 1 << 20
+
+
+def _check_result(raw: bytearray) -> dict:
+    """The episode's own report, only if it is one small JSON object; its fields are
+    checked against their types by the harness. Anything else is the episode's failure."""
+    if not raw:
+        return {"result": None}
+    if len(raw) >= RESULT_CAP_BYTES:
+        return {"result": None, "result_error": f"bad result: more than the {RESULT_CAP_BYTES // 1024} KiB a result may take"}
+    try:
+        value = json.loads(bytes(raw))
+    except ValueError as exc:
+        return {"result": None, "result_error": f"bad result: not one JSON value ({exc})"}
+    if not isinstance(value, dict):
+        return {"result": None, "result_error": f"bad result: a JSON {type(value).__name__}, not an object"}
+    return {"result": value}
+
+
+def _take_artifact(scratch: str, run_id: object, runs_dir: str | None) -> dict:
+    """Read TraceCore's artifact for ``run_id`` from the episode's scratch directory,
+    check it is that run's, measure it, and write exactly those bytes into the run's
+    ``.agent_bench/runs`` (never overwriting one that is there). Returns ``artifact`` (what
+    the harness records) or ``artifact_error`` (why the episode's claim is unverified)."""
+    import re
+
+    if not isinstance(run_id, str) or not re.fullmatch(RUN_ID_PATTERN, run_id):
+        return {"artifact_error": f"the result names no valid run id ({str(run_id)[:80]!r})"}
+    path = os.path.join(scratch, ".agent_bench", "runs", f"{run_id}.json")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return {"artifact_error": f"no TraceCore artifact for run id {run_id!r}"}
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > ARTIFACT_CAP_BYTES:
+            return {"artifact_error": f"the artifact for run id {run_id!r} is not a regular file of at most 64 MiB"}
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(ARTIFACT_CAP_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        artifact = json.loads(data)
+    except ValueError:
+        return {"artifact_error": f"the artifact for run id {run_id!r} is not JSON"}
+    if not isinstance(artifact, dict) or artifact.get("run_id") != run_id:
+        return {"artifact_error": f"the artifact for run id {run_id!r} is another run's"}
+    if runs_dir:
+        try:
+            out = os.open(os.path.join(runs_dir, f"{run_id}.json"), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except FileExistsError:
+            return {"artifact_error": f"the run already holds an artifact with run id {run_id!r}"}
+        except OSError as exc:
+            return {"artifact_error": f"cannot place the artifact in the run: {exc.strerror}"}
+        try:
+            _write_all(out, data)
+        except OSError as exc:
+            return {"artifact_error": f"cannot place the artifact in the run: {exc.strerror}"}
+        finally:
+            os.close(out)
+    return {
+        "artifact": {
+            "run_id": run_id,
+            "success": artifact.get("success") is True,
+            "failure_type": _short(artifact.get("failure_type")),
+            "failure_reason": _short(artifact.get("failure_reason")),
+            "file_bytes": len(data),
+            **_telemetry(artifact),
+        }
+    }
+
+
+def _short(value: object) -> str | None:
+    return None if value is None else str(value)[:500]
 
 
 class _CappedLog:
@@ -499,13 +636,31 @@ def fork_call(function, request: dict) -> dict:
             sys.stderr.flush()
             os._exit(code)
     os.close(result_w)
-    chunks = []
-    while chunk := os.read(result_r, 65536):
-        chunks.append(chunk)
+    # An agent's module runs here (the probe loads it): bounded, like everything else.
+    deadline = time.monotonic() + float(request.get("deadline_s", 120))
+    chunks: list[bytes] = []
+    size = 0
+    timed_out = False
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([result_r], [], [], remaining)[0]:
+            timed_out = True
+            break
+        chunk = os.read(result_r, 65536)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size <= 64 * 1024 * 1024:
+            chunks.append(chunk)
     os.close(result_r)
+    if timed_out:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     answer = {"event": "done", "returncode": os.waitstatus_to_exitcode(status), "result": None}
-    if chunks:
+    if timed_out:
+        answer["result_error"] = f"no answer within {request.get('deadline_s', 120)} s"
+    elif chunks:
         try:
             answer["result"] = json.loads(b"".join(chunks))
         except ValueError as exc:
@@ -567,7 +722,10 @@ class Zygote(_Role):
         self.control.close()
         worker = Worker(self.isolation, request.channel)
         signal.signal(signal.SIGTERM, worker.on_terminate)
-        _die_with_parent(signal.SIGTERM, zygote_pid)
+        # A worker does not die with the zygote (an episode may kill the zygote; the other
+        # slots go on): it exits when its socket to the harness closes, which includes
+        # the harness dying.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         return worker
 
@@ -577,14 +735,30 @@ class Zygote(_Role):
         self.send({"event": "spawned", "pid": pid})
 
     def stop_workers(self, wait: bool) -> None:
+        """SIGTERM (and SIGCONT, in case an episode stopped one) to every worker; with
+        ``wait``, reap them, and SIGKILL whatever has not gone within a few seconds."""
         for pid in list(self.workers):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        if wait:
+                os.kill(pid, signal.SIGCONT)
+        if not wait:
+            return
+        deadline = time.monotonic() + 3
+        while self.workers:
             for pid in list(self.workers):
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, 0)
-                self.workers.discard(pid)
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    done = pid
+                if done:
+                    self.workers.discard(pid)
+            if self.workers and time.monotonic() > deadline:
+                for pid in self.workers:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                deadline = float("inf")
+            if self.workers:
+                time.sleep(0.01)
 
     def on_terminate(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
         self.stop_workers(wait=False)  # each worker kills its episode tree on SIGTERM
@@ -656,12 +830,11 @@ def main(argv: list[str]) -> None:
             # An episode process: it runs right here, two frames below the module.
             role.become_episode(request, parent_pid)
             if isolation == "spawn":
-                os.set_inheritable(request.result_w, True)
                 os.execv(
                     sys.executable,
-                    [sys.executable, os.path.abspath(__file__), "episode", json.dumps(request.job), str(request.result_w)],
+                    [sys.executable, os.path.abspath(__file__), "episode", json.dumps(request.job), str(RESULT_FD)],
                 )
-            _write_all(request.result_w, json.dumps(run_episode(request.job)).encode("utf-8"))
+            _write_all(RESULT_FD, json.dumps(run_episode(request.job)).encode("utf-8"))
             sys.stdout.flush()
             sys.stderr.flush()
             code = 0

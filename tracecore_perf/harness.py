@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,14 +23,25 @@ from tracecore_perf import __version__
 from tracecore_perf.console import ProgressBar
 from tracecore_perf.errors import RunAborted, UsageError
 from tracecore_perf.hostinfo import BusyProbe, host_context, machine_class
-from tracecore_perf.launcher import WorkerFailed, Zygote
+from tracecore_perf.integrity import check_artifacts, check_run
+from tracecore_perf.launcher import WorkerFailed, Zygote, ZygoteKeeper
 from tracecore_perf.logs import add_run_log
-from tracecore_perf.models import AttemptRecord, Interpreter, IsolationMode, KeepRuns, Manifest, ScenarioRow
+from tracecore_perf.models import AttemptRecord, Integrity, Interpreter, IsolationMode, KeepRuns, Manifest, ScenarioRow
 from tracecore_perf.monitor import SAMPLE_FIELDS
 from tracecore_perf.orchestrator import Execution
 from tracecore_perf.publish import Publication, SeriesIndex, prune_run_artifacts, publish
 from tracecore_perf.rundir import MANIFEST, RunDir, new_stamp, utc_now
 from tracecore_perf.scenario import plan
+from tracecore_perf.strays import become_subreaper, sweep
+
+# Exit codes of a run (the CLI's table): evidence tampered with, and a run that had to stop.
+EXIT_TAINTED = 4
+EXIT_ABORTED = 3
+# Per worker the harness holds a socket and the zygote briefly a few more; the rest of the
+# descriptor budget is for the harness itself.
+FDS_PER_WORKER = 4
+FDS_RESERVED = 64
+WORKERS_PER_CPU = 16
 
 log = structlog.get_logger("tracecore_perf.harness")
 
@@ -51,13 +63,35 @@ class RunOptions(msgspec.Struct, kw_only=True):
 
 class Validated(msgspec.Struct):
     interpreter: Interpreter
-    agents: dict[str, str]  # as given -> as passed to TraceCore
+    agents: dict[str, str]  # as given -> the absolute path episodes load
+    labels: dict[str, str]  # as given -> the name TraceCore's artifacts record
 
 
 class Outcome(msgspec.Struct):
     exit_code: int
     publication: Publication | None
     run_dir: str
+    stopped: str | None = None  # why the run had to stop (exit 3), for the one line on stderr
+
+
+def worker_limit() -> tuple[int, str]:
+    """The most workers this host can hold, and why: a few per CPU (episodes beyond that
+    only queue for the CPUs) and what the file-descriptor limit leaves room for."""
+    cpus = os.cpu_count() or 1
+    by_cpu = WORKERS_PER_CPU * cpus
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return by_cpu, f"{WORKERS_PER_CPU} per CPU on {cpus} CPUs"
+    by_fds = max((soft - FDS_RESERVED) // FDS_PER_WORKER, 1)
+    if by_fds < by_cpu:
+        return by_fds, f"the open-file limit ({soft}, ulimit -n) leaves room for {by_fds}"
+    return by_cpu, f"{WORKERS_PER_CPU} per CPU on {cpus} CPUs"
+
+
+def check_workers(workers: int) -> None:
+    limit, why = worker_limit()
+    if workers > limit:
+        raise UsageError(f"--workers {workers} is more than this host can hold: at most {limit} ({why})")
 
 
 def _check_writable_dir(path: Path) -> None:
@@ -83,11 +117,13 @@ def _check_python(python: str) -> None:
         raise UsageError(f"--python is not an executable file: {python}")
 
 
-async def _start_zygote(python: str, isolation: IsolationMode, scenario: list[ScenarioRow]) -> Zygote:
+async def _start_zygote(python: str, isolation: IsolationMode, scenario: list[ScenarioRow]) -> ZygoteKeeper:
+    keeper = ZygoteKeeper(python, isolation, [msgspec.to_builtins(row) for row in scenario])
     try:
-        return await Zygote.start(python, isolation, [msgspec.to_builtins(row) for row in scenario])
+        await keeper.start()
     except WorkerFailed as exc:
         raise UsageError(f"{python} cannot run TraceCore episodes: {exc}") from None
+    return keeper
 
 
 async def validate(zygote: Zygote, python: str, scenario: list[ScenarioRow]) -> Validated:
@@ -98,9 +134,13 @@ async def validate(zygote: Zygote, python: str, scenario: list[ScenarioRow]) -> 
         "agents": sorted({row.agent for row in scenario}),
         "task_refs": sorted({row.task_ref for row in scenario}),
     }
-    answer = await zygote.probe(request)
+    try:
+        answer = await zygote.probe(request)
+    except WorkerFailed as exc:
+        raise UsageError(f"{python} could not check the scenario: {exc}") from None
     if answer.returncode != 0 or answer.result is None:
-        raise UsageError(f"{python} cannot load TraceCore (agent_bench): {zygote.startup_error()}")
+        detail = answer.result_error or zygote.startup_error()
+        raise UsageError(f"{python} cannot load TraceCore (agent_bench) or the scenario's agents: {detail}")
     result = answer.result
     for agent, verdict in result["agents"].items():
         if not verdict["ok"]:
@@ -115,6 +155,7 @@ async def validate(zygote: Zygote, python: str, scenario: list[ScenarioRow]) -> 
             tracecore_version=result["tracecore_version"],
         ),
         agents={agent: verdict["resolved"] for agent, verdict in result["agents"].items()},
+        labels={agent: verdict.get("label", agent) for agent, verdict in result["agents"].items()},
     )
 
 
@@ -125,28 +166,29 @@ def preflight(scenario: list[ScenarioRow], python: str, isolation: IsolationMode
     _check_python(python)
 
     async def main() -> Validated:
-        zygote = await _start_zygote(python, isolation, scenario)
+        keeper = await _start_zygote(python, isolation, scenario)
         try:
-            return await validate(zygote, python, scenario)
+            return await validate(await keeper.current(), python, scenario)
         finally:
             with anyio.CancelScope(shield=True):
-                await zygote.close()
+                await keeper.close()
 
     return anyio.run(main)
 
 
 # What a new run or a resume does between validation and the first episode: returns the
-# run directory, its manifest and the agent paths episodes load.
-Prepare = Callable[[Zygote], Awaitable[tuple[RunDir, Manifest, dict[str, str]]]]
+# run directory and its manifest (which names the agent paths episodes load).
+Prepare = Callable[[Zygote], Awaitable[tuple[RunDir, Manifest]]]
 
 
 def start(options: RunOptions, *, show_progress: bool = True) -> Outcome:
     output_dir = Path(options.output_dir)
+    check_workers(options.workers)
     _check_writable_dir(output_dir)
     _check_python(options.python)
     busy = BusyProbe()  # watches the host while we validate
 
-    async def prepare(zygote: Zygote) -> tuple[RunDir, Manifest, dict[str, str]]:
+    async def prepare(zygote: Zygote) -> tuple[RunDir, Manifest]:
         checked = await validate(zygote, options.python, options.scenario)
         host = host_context(busy, own_processes=(zygote.process.pid,))
         if not host.quiet:
@@ -184,8 +226,9 @@ def start(options: RunOptions, *, show_progress: bool = True) -> Outcome:
             run_dir=str(run_dir.path),
             harness_version=__version__,
             attempts=[],
+            agent_labels=checked.labels,
         )
-        return run_dir, manifest, checked.agents
+        return run_dir, manifest
 
     return _execute(options.python, options.isolation, options.scenario, prepare, options.output_cap, show_progress=show_progress)
 
@@ -210,9 +253,12 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
         ScenarioRow(agent=manifest.agents.get(r.agent, r.agent), task_ref=r.task_ref, seed=r.seed) for r in manifest.scenario
     ]
 
-    async def prepare(zygote: Zygote) -> tuple[RunDir, Manifest, dict[str, str]]:
+    async def prepare(zygote: Zygote) -> tuple[RunDir, Manifest]:
         await validate(zygote, python, resolved)
-        return run_dir, manifest, manifest.agents
+        # Artifacts of episodes killed in flight when the last attempt died belong to no
+        # row: out of the way, so this attempt's evidence check starts clean.
+        check_artifacts(run_dir, done.run_ids, interrupted=True)
+        return run_dir, manifest
 
     return _execute(python, manifest.isolation, resolved, prepare, output_cap, show_progress=show_progress, done=done)
 
@@ -227,17 +273,19 @@ def _execute(
     show_progress: bool,
     done: SeriesIndex | None = None,
 ) -> Outcome:
-    """Start the zygote, validate (through ``prepare``), run the batch, publish."""
+    """Start the zygote, validate (through ``prepare``), run the batch, check the evidence,
+    publish."""
     context: dict = {}
+    become_subreaper()  # what an episode leaves behind its dead ancestors ends up here
 
     async def main() -> None:
-        zygote = await _start_zygote(python, isolation, scenario)
+        keeper = await _start_zygote(python, isolation, scenario)
         try:
-            run_dir, manifest, agents = await prepare(zygote)
-            await zygote.log_to(run_dir.logs / "workers.log")
+            run_dir, manifest = await prepare(await keeper.current())
+            await keeper.log_to(run_dir.logs / "workers.log")
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await zygote.close()
+                await keeper.close()
             raise
         if done is not None:
             # An attempt killed outright (kill -9, power loss) never wrote its own record.
@@ -249,7 +297,10 @@ def _execute(
         manifest.attempts.append(attempt)
         manifest.status = "running"
         run_dir.write_manifest(manifest)
-        context.update(run_dir=run_dir, manifest=manifest, attempt=attempt, handler=add_run_log(run_dir.path / "harness.log"))
+        # Episodes work in scratch directories of their own, outside the run directory.
+        scratch_root = Path(tempfile.mkdtemp(prefix=f"tracecore-perf-{manifest.stamp}-"))
+        context.update(run_dir=run_dir, manifest=manifest, attempt=attempt, scratch_root=scratch_root)
+        context["handler"] = add_run_log(run_dir.path / "harness.log")
         skip = done.done() if done else set()
         log.info(
             "run.start",
@@ -263,14 +314,16 @@ def _execute(
         with ProgressBar(manifest.episodes, already_done=len(skip)) if show_progress else _NoBar() as bar:
             execution = Execution(
                 run_dir,
-                zygote,
+                keeper,
                 workers=manifest.workers,
                 timeout=manifest.timeout,
                 strict_spec=manifest.strict_spec,
                 isolation=manifest.isolation,
                 sample_interval=manifest.sample_interval_s,
                 output_cap=output_cap,
-                agents=agents,
+                agents=manifest.agents,
+                labels=manifest.agent_labels,
+                scratch_root=scratch_root,
                 attempt=attempt.attempt,
                 known_run_ids=done.run_ids if done else set(),
                 on_row=bar.advance,
@@ -280,52 +333,72 @@ def _execute(
 
     try:
         anyio.run(main)
-    except* RunAborted as group:
-        reason = _leaf(group)
-        log.error("run.aborted", error=str(reason))
-        if "attempt" in context:
-            context["attempt"].status = context["manifest"].status = "interrupted"
-            context["attempt"].episodes_run = context["execution"].progress.done
-            with contextlib.suppress(OSError):
-                context["run_dir"].write_manifest(context["manifest"])
-        raise reason from None
     finally:
+        sweep()  # the zygote and workers are closed: any child left is a stray
+        if "scratch_root" in context:
+            shutil.rmtree(context["scratch_root"], ignore_errors=True)
         if "handler" in context:
             logging_handler_close(context["handler"])
+    return _finish(context["run_dir"], context["manifest"], context["attempt"], context["execution"])
 
-    run_dir, manifest, attempt, execution = context["run_dir"], context["manifest"], context["attempt"], context["execution"]
+
+def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, execution: Execution) -> Outcome:
+    """After the batch: check the evidence, settle the status, publish, pick the exit code."""
     attempt.episodes_run = execution.progress.done
     attempt.finished_at = utc_now().isoformat()
-    status = "interrupted" if execution.interrupted_by is not None else "resumed" if attempt.attempt > 1 else "complete"
+    stopped_early = execution.interrupted_by is not None or execution.aborted is not None
+    integrity = Integrity()
+    if execution.ledgers is not None:
+        try:
+            integrity = check_run(run_dir, execution.ledgers, execution.artifact_check)
+        except OSError as exc:  # the run directory went away under us
+            execution.aborted = execution.aborted or f"cannot check the run's evidence: {exc.strerror or exc}"
+            stopped_early = True
+        finally:
+            execution.ledgers.close()
+    if not integrity.clean:
+        log.error("run.tainted", problems=integrity.problems)
+    if stopped_early:
+        status = "interrupted"
+    elif not integrity.clean:
+        status = "tainted"
+    else:
+        status = "resumed" if attempt.attempt > 1 else "complete"
     attempt.status = manifest.status = status
-    index = SeriesIndex(run_dir)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    publication = publish(
-        run_dir,
-        manifest,
-        index=index,
-        metrics_rows=execution.metrics_rows,
-        elapsed_s=execution.elapsed_s,
-        harness_cpu_s=usage.ru_utime + usage.ru_stime,
-        # the kernel's high-water mark for this process: start-up, the run and publishing
-        harness_peak_rss_bytes=usage.ru_maxrss * 1024,
-        workers_cpu_s=execution.worker_cpu_s,
-        episodes_this_attempt=execution.progress.done,
-    )
-    if status != "interrupted":
+    try:
+        index = SeriesIndex(run_dir)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        publication = publish(
+            run_dir,
+            manifest,
+            index=index,
+            metrics_rows=execution.metrics_rows,
+            elapsed_s=execution.elapsed_s,
+            harness_cpu_s=usage.ru_utime + usage.ru_stime,
+            # the kernel's high-water mark for this process: start-up, the run and publishing
+            harness_peak_rss_bytes=usage.ru_maxrss * 1024,
+            workers_cpu_s=execution.worker_cpu_s,
+            episodes_this_attempt=execution.progress.done,
+            integrity=integrity,
+        )
+    except OSError as exc:
+        if execution.aborted is None:
+            raise RunAborted(f"cannot publish the run: {exc.strerror or exc}") from exc
+        # The run had to stop and cannot even publish: its rows stay in the run directory.
+        with contextlib.suppress(OSError):
+            run_dir.write_manifest(manifest)
+        return Outcome(exit_code=EXIT_ABORTED, publication=None, run_dir=str(run_dir.path), stopped=execution.aborted)
+    if not stopped_early:
         prune_run_artifacts(run_dir, manifest.keep_runs, index.failed_run_ids)
-    if execution.interrupted_by is not None:
+    if execution.aborted is not None:
+        code = EXIT_ABORTED
+    elif execution.interrupted_by is not None:
         code = 128 + execution.interrupted_by
+    elif not integrity.clean:
+        code = EXIT_TAINTED
     else:
         code = 0 if index.passed == index.count == manifest.episodes else 1
-    return Outcome(exit_code=code, publication=publication, run_dir=str(run_dir.path))
-
-
-def _leaf(error: BaseException) -> BaseException:
-    """The first real exception inside (possibly nested) exception groups."""
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return error
+    return Outcome(exit_code=code, publication=publication, run_dir=str(run_dir.path), stopped=execution.aborted)
 
 
 class _NoBar:

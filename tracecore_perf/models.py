@@ -15,7 +15,7 @@ import msgspec
 
 IsolationMode = Literal["forkserver", "spawn"]
 KeepRuns = Literal["all", "failed", "none"]
-RunStatus = Literal["running", "complete", "interrupted", "resumed", "failed"]
+RunStatus = Literal["running", "complete", "interrupted", "resumed", "failed", "tainted"]
 
 
 class ScenarioRow(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -40,32 +40,46 @@ class EpisodeJob(msgspec.Struct, frozen=True):
 
 
 class ChildResult(msgspec.Struct, frozen=True):
-    """What the episode process itself reports (written by episode_worker.py).
+    """What the episode process itself reports (written by episode_worker.py), checked
+    against these types by the harness: anything else is a "bad result".
 
     ``completed`` is false when TraceCore's ``run()`` raised; ``error`` then holds the
-    exception type and message.
+    exception type and message. The episode's claims decide nothing on their own: success
+    comes from the artifact the worker verified (:class:`ArtifactFacts`).
     """
 
     completed: bool
     episode_s: float
-    success: bool = False
     run_id: str | None = None
     error: str | None = None
-    failure_type: str | None = None
-    failure_reason: str | None = None
     spec_errors: list[str] | None = None
-    artifact_bytes: int = 0
-    llm_trace_entries: int = 0
-    prompt_bytes: int = 0
-    completion_bytes: int = 0
-    tokens_used: int = 0
+
+
+class ArtifactFacts(msgspec.Struct, frozen=True):
+    """What the worker read from TraceCore's artifact for the reported run id, after the
+    episode process had exited, and placed into the run's ``.agent_bench/runs``."""
+
+    run_id: str
+    success: bool
+    failure_type: str | None
+    failure_reason: str | None
+    file_bytes: int
+    artifact_bytes: int  # the performance guide's figure: len(json.dumps(artifact, sort_keys=True))
+    llm_trace_entries: int
+    prompt_bytes: int
+    completion_bytes: int
+    tokens_used: int
 
 
 class EpisodeOutcome(msgspec.Struct, frozen=True):
-    """What the worker process measured about one episode process, from the kernel.
+    """What the worker process observed about one episode process.
 
     ``returncode`` follows subprocess conventions: negative for death by signal.
-    ``result`` is None when the episode process died before reporting.
+    ``result`` is the episode's own report as the worker received it (a JSON object of at
+    most 64 KiB, not yet checked against :class:`ChildResult`), None when it died before
+    reporting or reported something unusable (``result_error`` says what). ``artifact`` is
+    set when the report claimed a finished run and TraceCore's artifact for its run id was
+    found and placed; ``artifact_error`` says why not otherwise.
     """
 
     returncode: int
@@ -75,12 +89,14 @@ class EpisodeOutcome(msgspec.Struct, frozen=True):
     max_rss_bytes: int
     output_bytes: int
     leftover_processes: int
-    result: ChildResult | None = None
+    result: dict[str, Any] | None = None
     result_error: str | None = None
+    artifact: ArtifactFacts | None = None
+    artifact_error: str | None = None
 
 
 class CallOutcome(msgspec.Struct, frozen=True):
-    """The answer to a probe or metrics request, run in a forked child of a worker."""
+    """The answer to a probe or metrics request, run in a forked child of the zygote."""
 
     returncode: int
     result: dict[str, Any] | None = None
@@ -198,6 +214,9 @@ class Manifest(msgspec.Struct, kw_only=True):
     run_dir: str
     harness_version: str
     attempts: list[AttemptRecord]
+    # each scenario agent as given -> the name its artifacts record (a packaged agent keeps
+    # the name the user gave; a user's own file is recorded by its absolute path)
+    agent_labels: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class BatchSummary(msgspec.Struct, kw_only=True):
@@ -266,6 +285,21 @@ class ResourcePeaks(msgspec.Struct, kw_only=True):
     peak_episode_processes: int | None
 
 
+class Integrity(msgspec.Struct, kw_only=True):
+    """Whether the run's evidence is what the harness wrote. Episodes run as the same user
+    as the harness, so they can reach its files; what they change is found here, set aside
+    under ``run-<stamp>/tainted/`` and never published as rows."""
+
+    clean: bool = True
+    problems: list[str] = msgspec.field(default_factory=list)
+    foreign_series_lines: int = 0  # lines in series.jsonl the harness did not write
+    missing_series_rows: int = 0  # rows the harness wrote that are gone or altered
+    foreign_sample_lines: int = 0
+    missing_samples: int = 0
+    foreign_artifacts: int = 0  # files in .agent_bench/runs no episode's row accounts for
+    missing_artifacts: int = 0  # artifacts the harness placed that are gone
+
+
 class Summary(msgspec.Struct, kw_only=True):
     """The quick-review artifact. The first nine fields are the seed guide's."""
 
@@ -288,3 +322,4 @@ class Summary(msgspec.Struct, kw_only=True):
     episode_s: Distribution
     queue_s: Distribution
     resources: ResourcePeaks
+    integrity: Integrity = msgspec.field(default_factory=Integrity)

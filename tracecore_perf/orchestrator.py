@@ -1,8 +1,10 @@
 """The orchestrator: one anyio task group runs the whole batch.
 
 - launcher: a semaphore sized to the worker count; each episode a task that takes a free
-  worker process, runs one episode process on it under the per-episode timeout, and turns
-  the outcome into an :class:`EpisodeRow`;
+  worker slot, runs one episode process on its worker under the per-episode timeout, and
+  turns the outcome into an :class:`EpisodeRow`. A worker that dies or stops answering
+  costs only the episode it held: that episode's row says so, and the slot gets a new
+  worker (from a new zygote if the zygote is gone) before its next episode;
 - monitor: a psutil :class:`Sample` every interval;
 - writer: receives rows and samples on a memory object stream and appends each to disk;
 - signals: the first SIGINT/SIGTERM stops launching and kills the episodes in flight; a
@@ -18,20 +20,31 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import anyio
+import msgspec
 import structlog
 from anyio.streams.memory import MemoryObjectSendStream
 
 from tracecore_perf.errors import RunAborted
-from tracecore_perf.launcher import WorkerFailed, WorkerProcess, Zygote
-from tracecore_perf.models import EpisodeJob, EpisodeOutcome, EpisodeRow, IsolationMode, Sample
+from tracecore_perf.integrity import check_artifacts
+from tracecore_perf.launcher import WorkerFailed, WorkerProcess, ZygoteKeeper
+from tracecore_perf.models import ChildResult, EpisodeJob, EpisodeOutcome, EpisodeRow, Integrity, IsolationMode, Sample
 from tracecore_perf.monitor import Monitor, Progress
-from tracecore_perf.publish import set_aside_orphans
 from tracecore_perf.rundir import RunDir
-from tracecore_perf.writer import write_stream
+from tracecore_perf.writer import Ledgers, open_ledgers, write_stream
 
 log = structlog.get_logger("tracecore_perf.orchestrator")
+
+
+class Slot:
+    """One of the ``workers`` places an episode can run in, and the worker serving it
+    (None until started, or after it failed)."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.worker: WorkerProcess | None = None
 
 
 class Execution:
@@ -40,7 +53,7 @@ class Execution:
     def __init__(
         self,
         run_dir: RunDir,
-        zygote: Zygote,
+        keeper: ZygoteKeeper,
         *,
         workers: int,
         timeout: float,
@@ -49,6 +62,8 @@ class Execution:
         sample_interval: float,
         output_cap: int,
         agents: dict[str, str],
+        labels: dict[str, str],
+        scratch_root: Path,
         attempt: int,
         known_run_ids: set[str],
         on_row: Callable[[EpisodeRow], None] | None = None,
@@ -61,53 +76,79 @@ class Execution:
         self.sample_interval = sample_interval
         self.output_cap = output_cap
         self.agents = agents
+        self.labels = labels
+        self.scratch_root = scratch_root
         self.attempt = attempt
         self.on_row = on_row
-        # run ids of every episode with a row, this attempt's and earlier ones'
+        # run ids of every episode whose artifact the run holds, this attempt's and earlier ones'
         self.run_ids = set(known_run_ids)
         self.progress = Progress()
         self.interrupted_by: int | None = None
+        self.aborted: str | None = None  # why the run could not go on (exit 3)
         self.metrics_rows: list[dict] = []
+        self.artifact_check = Integrity()
+        self.ledgers: Ledgers | None = None
         self.worker_cpu_s = 0.0
         self.elapsed_s = 0.0
-        self._idle: list[WorkerProcess] = []
-        self._all: list[WorkerProcess] = []
-        self._zygote = zygote  # started and validated by the caller; closed by us
+        self._slots = [Slot(number) for number in range(workers)]
+        self._idle: list[Slot] = list(self._slots)
+        self._keeper = keeper  # started and validated by the caller; closed by us
+        self._closed_worker_cpu_s = 0.0
         self._launch_scope: anyio.CancelScope | None = None
         self.t0 = time.perf_counter()
 
     # --- the batch ---------------------------------------------------------------------
     async def run(self, jobs: Iterator[EpisodeJob], metrics_limit: int) -> None:
-        """Run the jobs, then TraceCore's metrics over the run; always closes the zygote."""
+        """Run the jobs, check the run's artifacts, then TraceCore's metrics over the run.
+        Always closes the workers and the zygote. A run that cannot go on sets
+        ``aborted`` instead of raising."""
         self.t0 = time.perf_counter()
+        try:
+            self.ledgers = open_ledgers(self.run_dir.series, self.run_dir.samples)
+            await self._batch(jobs)
+        except* RunAborted as group:
+            self.aborted = str(_leaf(group))
+            log.error("run.aborted", error=self.aborted)
+        try:
+            stopped_early = self.interrupted_by is not None or self.aborted is not None
+            if self.aborted is None:
+                self.artifact_check = check_artifacts(self.run_dir, self.run_ids, interrupted=stopped_early)
+            if not stopped_early:
+                await self._collect_metrics(metrics_limit)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._keeper.close()
+            self.worker_cpu_s = self._keeper.cpu_s + self._closed_worker_cpu_s
+
+    async def _batch(self, jobs: Iterator[EpisodeJob]) -> None:
+        assert self.ledgers is not None
         send, receive = anyio.create_memory_object_stream[EpisodeRow | Sample](max_buffer_size=256)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(write_stream, receive, self.run_dir.series, self.run_dir.samples)
+            tg.start_soon(write_stream, receive, self.ledgers)
             async with send, anyio.create_task_group() as background:
                 background.start_soon(self._watch_signals)
-                monitor = Monitor(lambda: [w.pid for w in self._all], self.progress, self.t0, self.run_dir.path)
+                monitor = Monitor(self._worker_pids, self.progress, self.t0, self.run_dir.path)
                 background.start_soon(self._sample, monitor, send.clone())
                 try:
                     await self._start_workers()
                     await self._launch_all(jobs, send)
                     self.elapsed_s = time.perf_counter() - self.t0
                     await send.send(monitor.sample())
-                    if self.interrupted_by is None:
-                        await self._collect_metrics(metrics_limit)
                 finally:
                     self.elapsed_s = self.elapsed_s or time.perf_counter() - self.t0
                     with anyio.CancelScope(shield=True):
                         await self._close_workers()
                     background.cancel_scope.cancel()
 
+    def _worker_pids(self) -> list[int]:
+        return [slot.worker.pid for slot in self._slots if slot.worker is not None]
+
     async def _start_workers(self) -> None:
-        async def start(slot: int) -> None:
-            worker = await self._zygote.spawn_worker(slot)
-            self._all.append(worker)
-            self._idle.append(worker)
+        async def start(slot: Slot) -> None:
+            slot.worker = await self._keeper.spawn_worker(slot.number)
 
         async with anyio.create_task_group() as tg:
-            for slot in range(self.workers):
+            for slot in self._slots:
                 tg.start_soon(start, slot)
         log.debug("workers.ready", workers=self.workers, isolation=self.isolation)
 
@@ -121,31 +162,39 @@ class Execution:
                     episodes.start_soon(self._run_one, job, queued_at, slots, send)
 
     async def _run_one(self, job: EpisodeJob, queued_at: float, slots: anyio.Semaphore, send: MemoryObjectSendStream) -> None:
-        worker = self._idle.pop()
-        started = time.perf_counter()
+        slot = self._idle.pop()  # the semaphore guarantees one is idle
         try:
+            if slot.worker is None:  # its last worker failed: a new one, before the clock starts
+                slot.worker = await self._keeper.spawn_worker(slot.number)
+            started = time.perf_counter()
             try:
-                outcome, timed_out = await worker.run_episode(
+                outcome, timed_out = await slot.worker.run_episode(
                     job,
                     agent_path=self.agents.get(job.agent, job.agent),
+                    agent_label=self.labels.get(job.agent, job.agent),
                     timeout=self.timeout,
-                    cwd=self.run_dir.path,
+                    scratch_root=self.scratch_root,
+                    runs_dir=self.run_dir.runs_root,
                     log_path=self.run_dir.episode_log(job.episode_index),
                     strict_spec=self.strict_spec,
                     output_cap=self.output_cap,
                 )
-            except WorkerFailed as exc:
-                log.error("worker.failed", slot=worker.slot, episode_index=job.episode_index, error=str(exc))
-                worker = await self._replace(worker)
-                outcome, timed_out = None, False
-                failure = f"worker failed: {exc}"
-            else:
                 failure = None
+            except WorkerFailed as exc:
+                log.error("worker.failed", slot=slot.number, episode_index=job.episode_index, error=str(exc))
+                outcome, timed_out, failure = None, False, f"worker failed: {exc}"
+                with anyio.CancelScope(shield=True):
+                    await slot.worker.kill()  # the episode dies with it (PR_SET_PDEATHSIG)
+                    await slot.worker.stream.aclose()
+                slot.worker = None
             finished = time.perf_counter()
-            self._idle.append(worker)
         finally:
+            self._idle.append(slot)
             slots.release()
         row = self._row(job, outcome, timed_out, failure, queued_at, started, finished)
+        # A row counted is a row written: an interrupt arriving now must not drop it.
+        with anyio.CancelScope(shield=True):
+            await send.send(row)
         if row.run_id:
             self.run_ids.add(row.run_id)
         self.progress.done += 1
@@ -154,17 +203,6 @@ class Execution:
             log.warning("episode.failed", episode_index=row.episode_index, error=row.error)
         if self.on_row is not None:
             self.on_row(row)
-        await send.send(row)
-
-    async def _replace(self, worker: WorkerProcess) -> WorkerProcess:
-        await worker.kill()
-        self._all.remove(worker)
-        try:
-            fresh = await self._zygote.spawn_worker(worker.slot)
-        except (OSError, WorkerFailed) as exc:
-            raise RunAborted(f"cannot restart worker {worker.slot}: {exc}") from exc
-        self._all.append(fresh)
-        return fresh
 
     def _row(
         self,
@@ -176,8 +214,9 @@ class Execution:
         started: float,
         finished: float,
     ) -> EpisodeRow:
-        result = outcome.result if outcome else None
-        error = failure or describe_failure(outcome, timed_out, self.timeout)
+        result, bad_result = _reported(outcome)
+        error = failure or describe_failure(outcome, result, bad_result, timed_out, self.timeout)
+        artifact = outcome.artifact if outcome else None
         return EpisodeRow(
             episode=job.episode_index + 1,
             episode_index=job.episode_index,
@@ -187,11 +226,11 @@ class Execution:
             success=error is None,
             wall_clock_s=round(finished - started, 6),
             error=error,
-            artifact_bytes=result.artifact_bytes if result else 0,
-            llm_trace_entries=result.llm_trace_entries if result else 0,
-            prompt_bytes=result.prompt_bytes if result else 0,
-            completion_bytes=result.completion_bytes if result else 0,
-            tokens_used=result.tokens_used if result else 0,
+            artifact_bytes=artifact.artifact_bytes if artifact else 0,
+            llm_trace_entries=artifact.llm_trace_entries if artifact else 0,
+            prompt_bytes=artifact.prompt_bytes if artifact else 0,
+            completion_bytes=artifact.completion_bytes if artifact else 0,
+            tokens_used=artifact.tokens_used if artifact else 0,
             episode_s=round(result.episode_s, 6) if result else None,
             queue_s=round(started - queued_at, 6),
             started_s=round(started - self.t0, 6),
@@ -201,8 +240,9 @@ class Execution:
             returncode=outcome.returncode if outcome else -1,
             timed_out=timed_out,
             scenario_row=job.scenario_row,
-            run_id=result.run_id if result else None,
-            failure_type=(result.failure_type if result else None) or ("timeout" if timed_out else None),
+            # only an artifact the worker verified and placed in the run is this row's
+            run_id=artifact.run_id if artifact else None,
+            failure_type=(artifact.failure_type if artifact else None) or ("timeout" if timed_out else None),
             output_bytes=outcome.output_bytes if outcome else 0,
             attempt=self.attempt,
         )
@@ -210,22 +250,27 @@ class Execution:
     # --- the end of the batch ----------------------------------------------------------
     async def _collect_metrics(self, limit: int) -> None:
         """TraceCore's metrics pipeline, run by the episode interpreter in the run dir."""
-        moved = set_aside_orphans(self.run_dir, self.run_ids)
-        if moved:
-            log.info("artifacts.orphaned", count=moved, reason="episodes killed in flight by an interruption")
-        outcome = await self._zygote.metrics(self.run_dir.path, limit)
+        try:
+            zygote = await self._keeper.current()
+            outcome = await zygote.metrics(self.run_dir.path, limit)
+        except (WorkerFailed, RunAborted) as exc:
+            log.error("metrics.failed", error=str(exc))
+            return
         if outcome.returncode != 0 or outcome.result is None:
             log.error("metrics.failed", returncode=outcome.returncode, error=outcome.result_error)
             return
-        self.metrics_rows = outcome.result.get("rows", [])
+        rows = outcome.result.get("rows", [])
+        self.metrics_rows = rows if isinstance(rows, list) else []
 
     async def _close_workers(self) -> None:
+        async def close(worker: WorkerProcess) -> None:
+            await worker.close()
+            self._closed_worker_cpu_s += worker.cpu_user_s + worker.cpu_sys_s
+
         async with anyio.create_task_group() as tg:
-            for worker in list(self._all):
-                tg.start_soon(worker.close)
-        await self._zygote.close()
-        self.worker_cpu_s = self._zygote.cpu_user_s + self._zygote.cpu_sys_s
-        self.worker_cpu_s += sum(w.cpu_user_s + w.cpu_sys_s for w in self._all)
+            for slot in self._slots:
+                if slot.worker is not None:
+                    tg.start_soon(close, slot.worker)
 
     async def _sample(self, monitor: Monitor, send: MemoryObjectSendStream) -> None:
         async with send:
@@ -236,35 +281,62 @@ class Execution:
             async for signum in signals:
                 if self.interrupted_by is not None:
                     log.warning("interrupt.again", signal=signal.Signals(signum).name)
-                    os._exit(128 + signum)  # workers die with us (PR_SET_PDEATHSIG)
+                    os._exit(128 + signum)  # workers die with us (their sockets close)
                 self.interrupted_by = signum
                 log.warning("interrupt", signal=signal.Signals(signum).name, action="stop launching, kill episodes in flight")
                 if self._launch_scope is not None:
                     self._launch_scope.cancel()
 
 
-def describe_failure(outcome: EpisodeOutcome | None, timed_out: bool, timeout: float) -> str | None:
-    """The row's ``error``: None for a successful episode, else one line saying why not."""
+def _leaf(error: BaseException) -> BaseException:
+    """The first real exception inside (possibly nested) exception groups."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+def _reported(outcome: EpisodeOutcome | None) -> tuple[ChildResult | None, str | None]:
+    """The episode's own report, checked against its types; or why it is unusable."""
+    if outcome is None or outcome.result is None:
+        return None, None
+    try:
+        return msgspec.convert(outcome.result, ChildResult), None
+    except msgspec.ValidationError as exc:
+        return None, f"bad result: {exc}"
+
+
+def describe_failure(
+    outcome: EpisodeOutcome | None, result: ChildResult | None, bad_result: str | None, timed_out: bool, timeout: float
+) -> str | None:
+    """The row's ``error``: None for a successful episode, else one line saying why not.
+    Success needs all the harness observed to agree: the process exited 0, its report is
+    well formed, and TraceCore's artifact for the reported run id exists and says success."""
     if timed_out:
         return f"timeout: episode exceeded the {timeout:g}s limit and was killed"
     if outcome is None:
         return "worker failed"
-    result = outcome.result
+    if bad_result or outcome.result_error:
+        return bad_result or outcome.result_error
     if result is None:
-        if outcome.returncode < 0:
-            try:
-                name = signal.Signals(-outcome.returncode).name
-            except ValueError:
-                name = str(-outcome.returncode)
-            how = f"killed by signal {name}"
-        else:
-            how = f"exit code {outcome.returncode}"
-        detail = f" ({outcome.result_error})" if outcome.result_error else ""
-        return f"crashed: episode process died before reporting, {how}{detail}"
+        return f"crashed: episode process died before reporting, {_exit_status(outcome.returncode)}"
     if not result.completed:
         return result.error or "episode raised"
+    if outcome.returncode != 0:
+        return f"unverified: the episode reported a finished run, but its process ended with {_exit_status(outcome.returncode)}"
+    if outcome.artifact is None:
+        return f"unverified: {outcome.artifact_error or 'no TraceCore artifact for the reported run'}"
     if result.spec_errors:
         return "strict-spec: " + "; ".join(result.spec_errors[:3])
-    if not result.success:
-        return f"{result.failure_type or 'failure'}: {result.failure_reason or 'unsuccessful run'}"
+    artifact = outcome.artifact
+    if not artifact.success:
+        return f"{artifact.failure_type or 'failure'}: {artifact.failure_reason or 'unsuccessful run'}"
     return None
+
+
+def _exit_status(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"

@@ -23,6 +23,7 @@ from tracecore_perf.models import (
     BatchSummary,
     Distribution,
     EpisodeRow,
+    Integrity,
     KeepRuns,
     Manifest,
     ResourcePeaks,
@@ -150,20 +151,6 @@ class SeriesIndex:
         return len(self.indices)
 
 
-def set_aside_orphans(run_dir: RunDir, run_ids: set[str]) -> int:
-    """Move TraceCore artifacts that no row accounts for (episodes killed in flight by an
-    interruption, and re-run on resume) out of ``.agent_bench/runs``, so TraceCore's
-    metrics count each episode once."""
-    moved = 0
-    orphans = run_dir.path / "orphaned-artifacts"
-    for path in run_dir.runs_root.glob("*.json"):
-        if path.stem not in run_ids:
-            orphans.mkdir(exist_ok=True)
-            path.rename(orphans / path.name)
-            moved += 1
-    return moved
-
-
 def run_artifact_stats(root: Path) -> RunArtifactStats:
     count = total = 0
     if root.exists():
@@ -260,6 +247,7 @@ def publish(
     harness_peak_rss_bytes: int,
     workers_cpu_s: float,
     episodes_this_attempt: int,
+    integrity: Integrity | None = None,
 ) -> Publication:
     """Write the published artifacts for ``run_dir`` into its output directory."""
     out = run_dir.output_dir
@@ -312,6 +300,7 @@ def publish(
             harness_cpu_ms_per_episode=round(own_cpu * 1000 / episodes_this_attempt, 4) if episodes_this_attempt else None,
             peak_episode_processes=procs_peak,
         ),
+        integrity=integrity or Integrity(),
     )
 
     paths = {kind: artifact_path(out, kind, stamp) for kind in ARTIFACT_KINDS}

@@ -3,10 +3,18 @@
 Rows come over an anyio memory object stream from the episode tasks and the monitor. Each
 line is written and flushed to the OS before the next is taken, so a crash of the harness
 (even ``kill -9``) loses no finished episode. A torn last line is tolerated by readers.
+
+Each file is a :class:`Ledger`: besides the file, the writer keeps a keyed digest of every
+line it wrote (8 bytes a line), and keeps the file open, so that ``integrity`` can later tell
+its own lines from lines anyone else wrote, and read its own bytes back even if the path was
+replaced or deleted meanwhile.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+from array import array
 from pathlib import Path
 
 import msgspec
@@ -16,22 +24,64 @@ from tracecore_perf.errors import RunAborted
 from tracecore_perf.models import EpisodeRow, Sample
 
 
-async def write_stream(
-    receive: MemoryObjectReceiveStream[EpisodeRow | Sample],
-    series_path: Path,
-    samples_path: Path,
-) -> None:
+class Ledger:
+    """One JSON-lines file the harness appends to, and a digest of each line it appended."""
+
+    def __init__(self, path: Path, key: bytes) -> None:
+        self.path = path
+        self.key = key  # random per run: nobody else can make a line with one of our digests
+        self.file = path.open("a+b")
+        info = os.fstat(self.file.fileno())
+        self.identity = (info.st_dev, info.st_ino)
+        self.digests = array("Q")
+        # Lines already there (a resume) were written by an earlier attempt: they are taken
+        # as found; what happens to them from now on is checked.
+        self.file.seek(0)
+        for line in self.file:
+            self.digests.append(self.digest(line))
+
+    def digest(self, line: bytes) -> int:
+        return int.from_bytes(hashlib.blake2b(line, digest_size=8, key=self.key).digest(), "little")
+
+    def append(self, line: bytes) -> None:
+        self.file.write(line)
+        self.file.flush()
+        self.digests.append(self.digest(line))
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class Ledgers:
+    """The run's two streams: one row per episode, one sample per monitor reading."""
+
+    def __init__(self, series: Ledger, samples: Ledger) -> None:
+        self.series = series
+        self.samples = samples
+
+    def close(self) -> None:
+        self.series.close()
+        self.samples.close()
+
+
+def open_ledgers(series_path: Path, samples_path: Path) -> Ledgers:
+    key = os.urandom(16)
+    try:
+        return Ledgers(series=Ledger(series_path, key), samples=Ledger(samples_path, key))
+    except OSError as exc:
+        raise RunAborted(f"cannot open the run's rows in {series_path.parent}: {exc.strerror or exc}") from exc
+
+
+async def write_stream(receive: MemoryObjectReceiveStream[EpisodeRow | Sample], ledgers: Ledgers) -> None:
     encoder = msgspec.json.Encoder()
     buffer = bytearray()
     try:
-        with series_path.open("ab") as series, samples_path.open("ab") as samples:
-            async with receive:
-                async for item in receive:
-                    sink = series if isinstance(item, EpisodeRow) else samples
-                    encoder.encode_into(item, buffer)
-                    buffer.extend(b"\n")
-                    sink.write(buffer)
-                    sink.flush()
+        async with receive:
+            async for item in receive:
+                ledger = ledgers.series if isinstance(item, EpisodeRow) else ledgers.samples
+                encoder.encode_into(item, buffer)
+                buffer.extend(b"\n")
+                ledger.append(bytes(buffer))
     except OSError as exc:
         # A full disk or a vanished output directory: stop the run, keep what is written.
-        raise RunAborted(f"cannot write the run's rows to {series_path.parent}: {exc.strerror or exc}") from exc
+        raise RunAborted(f"cannot write the run's rows to {ledgers.series.path.parent}: {exc.strerror or exc}") from exc

@@ -1,0 +1,52 @@
+"""Processes nobody owns any more: the harness as the last child subreaper of its run.
+
+Workers and the zygote are child subreapers, so what an episode leaves running is re-parented
+to them and killed. If an episode kills its zygote (and its worker dies later), what it left
+would be re-parented to init and outlive the run. With the harness a subreaper too, it lands
+here instead, and :func:`sweep` kills and reaps it once the run's own processes are closed.
+Linux only; elsewhere a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def children() -> set[int]:
+    """Every child of this process, whichever of its threads it hangs under."""
+    found: set[int] = set()
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return found
+    for tid in tasks:
+        with contextlib.suppress(OSError, ValueError), open(f"/proc/self/task/{tid}/children") as fh:
+            found.update(int(pid) for pid in fh.read().split())
+    return found
+
+
+def sweep() -> int:
+    """At the end of a run, when the zygote and workers are closed: SIGKILL and reap every
+    child left. Returns how many there were."""
+    strays = children()
+    for pid in strays:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in strays:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, 0)  # SIGKILL cannot be ignored: this returns at once
+    return len(strays)
