@@ -23,6 +23,8 @@ def real_run(
     agents: the default scenario of shipped agents) with two workers; returns the run
     directory, which `check`/`compare` accept as RUN."""
     out = work / name
+    clock = work / f"{name}-clock"  # the fixture agents' shared episode counter
+    clock.mkdir()
     rows = [{"agent": agent, "task_ref": task, "seed": 1} for agent in agents]
     scenario = ["--scenario", str(scenario_file(work / f"{name}.json", rows))] if rows else []
     done = harness(
@@ -36,7 +38,7 @@ def real_run(
         str(out),
         *extra,
         cwd=work,
-        env=env,
+        env={"FIXTURE_CLOCK": str(clock), **(env or {})},
     )
     assert done.returncode in (0, 1), done.stderr
     (run_dir,) = out.glob("run-*")

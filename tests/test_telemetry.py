@@ -30,6 +30,8 @@ def test_llm_telemetry_is_counted_per_episode_and_in_total(tmp_path: Path):
     for row in series:
         artifact = json.loads((run_dir / ".agent_bench" / "runs" / f"{row['run_id']}.json").read_text())
         calls = sum(len(step.get("llm_trace") or []) for step in artifact["action_trace"])
+        # the performance guide's serialized size of exactly this artifact
+        assert row["artifact_bytes"] == len(json.dumps(artifact, sort_keys=True).encode("utf-8"))
         if row["agent"].endswith("llm_telemetry_agent.py"):
             assert calls > 0
             assert row["llm_trace_entries"] == calls
@@ -48,7 +50,7 @@ def test_llm_telemetry_is_counted_per_episode_and_in_total(tmp_path: Path):
     assert verbosity["artifact_bytes_total"] == sum(row["artifact_bytes"] for row in series)
 
     # TraceCore's own metrics pipeline, over the same run artifacts, counts the same volume
+    # (its artifact_bytes is len(str(artifact)), a different measure from the guide's JSON size)
     metrics = published(out, "metrics")
     for key in ("llm_trace_entries_total", "prompt_bytes_total", "completion_bytes_total", "tokens_used_total"):
         assert sum(row[key] for row in metrics) == verbosity[key]
-    assert max(row["artifact_bytes_max"] for row in metrics) == verbosity["artifact_bytes_max"]

@@ -222,3 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside the batch (validation, publishing)
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug of ours: one line for the user, the traceback in a file
+        import tempfile
+        import traceback
+
+        fd, path = tempfile.mkstemp(prefix="tracecore-perf-crash-", suffix=".txt")
+        with open(fd, "w") as fh:
+            traceback.print_exc(file=fh)
+        print(f"{PROG}: internal error: {type(exc).__name__}: {exc} (traceback in {path}; please report it)", file=sys.stderr)
+        return 3

@@ -74,6 +74,8 @@ def print_summary(summary: Summary, artifacts: dict[str, str], run_dir: str) -> 
     table.add_row("run artifacts", f"{summary.run_artifacts.file_count} files, {summary.run_artifacts.total_bytes:,} bytes")
     for reason, count in list(summary.failure_reasons.items())[:5]:
         table.add_row("failure", f"{count} × {reason}")
+    for problem in summary.integrity.problems:
+        table.add_row("[red]TAINTED", problem)
     table.add_row("run directory", run_dir)
     for kind, path in artifacts.items():
         table.add_row(kind, path)

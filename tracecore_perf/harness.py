@@ -350,7 +350,8 @@ def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, executi
     integrity = Integrity()
     if execution.ledgers is not None:
         try:
-            integrity = check_run(run_dir, execution.ledgers, execution.artifact_check)
+            write_failed = execution.aborted is not None
+            integrity = check_run(run_dir, execution.ledgers, execution.artifact_check, write_failed=write_failed)
         except OSError as exc:  # the run directory went away under us
             execution.aborted = execution.aborted or f"cannot check the run's evidence: {exc.strerror or exc}"
             stopped_early = True

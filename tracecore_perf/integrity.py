@@ -29,16 +29,22 @@ TAINTED = "tainted"
 ORPHANED = "orphaned-artifacts"
 
 
-def check_run(run_dir: RunDir, ledgers: Ledgers, artifact_check: Integrity) -> Integrity:
-    """Both streams, plus what ``check_artifacts`` found earlier; repairs the streams."""
+def check_run(run_dir: RunDir, ledgers: Ledgers, artifact_check: Integrity, *, write_failed: bool = False) -> Integrity:
+    """Both streams, plus what ``check_artifacts`` found earlier; repairs the streams.
+    ``write_failed``: the writer itself was cut off mid-line (a full disk), so a torn last
+    line is the harness's own and is dropped without blame."""
     report = Integrity(
         problems=list(artifact_check.problems),
         foreign_artifacts=artifact_check.foreign_artifacts,
         missing_artifacts=artifact_check.missing_artifacts,
     )
     tainted = run_dir.path / TAINTED
-    report.foreign_series_lines, report.missing_series_rows = _check_stream(ledgers.series, tainted, report.problems, "rows")
-    report.foreign_sample_lines, report.missing_samples = _check_stream(ledgers.samples, tainted, report.problems, "samples")
+    report.foreign_series_lines, report.missing_series_rows = _check_stream(
+        ledgers.series, tainted, report.problems, "rows", write_failed
+    )
+    report.foreign_sample_lines, report.missing_samples = _check_stream(
+        ledgers.samples, tainted, report.problems, "samples", write_failed
+    )
     report.clean = not report.problems
     return report
 
@@ -51,11 +57,14 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
-def _check_stream(ledger: Ledger, tainted: Path, problems: list[str], what: str) -> tuple[int, int]:
+def _check_stream(ledger: Ledger, tainted: Path, problems: list[str], what: str, write_failed: bool) -> tuple[int, int]:
     name = ledger.path.name
-    ledger.file.flush()
-    foreign, missing = _count(ledger)
+    foreign, missing, torn = _count(ledger)
     replaced = _identity(ledger.path) != ledger.identity
+    if torn and write_failed and not (foreign or missing or replaced):
+        _rewrite(ledger, None)  # our own half-written line: dropped, nobody to blame
+        return 0, 0
+    foreign += torn
     if not (foreign or missing or replaced):
         return 0, 0
     tainted.mkdir(exist_ok=True)
@@ -71,29 +80,35 @@ def _check_stream(ledger: Ledger, tainted: Path, problems: list[str], what: str)
     return foreign, missing
 
 
-def _count(ledger: Ledger) -> tuple[int, int]:
+def _count(ledger: Ledger) -> tuple[int, int, bool]:
+    """Lines nobody of ours wrote, lines of ours gone, and whether the file ends in half a
+    line (every line the writer writes ends in a newline)."""
     expected = Counter(ledger.digests)
     foreign = 0
+    torn = False
     ledger.file.seek(0)
     for line in ledger.file:
+        if not line.endswith(b"\n"):
+            torn = True
+            continue
         digest = ledger.digest(line)
         if expected[digest] > 0:
             expected[digest] -= 1
         else:
             foreign += 1
-    return foreign, sum(expected.values())
+    return foreign, sum(expected.values()), torn
 
 
-def _rewrite(ledger: Ledger, aside: Path) -> None:
+def _rewrite(ledger: Ledger, aside: Path | None) -> None:
     """The path gets exactly the harness's lines that survive, in file order; the rest
-    goes to ``aside``."""
+    goes to ``aside`` (or nowhere)."""
     expected = Counter(ledger.digests)
     tmp = ledger.path.with_name(f".{ledger.path.name}.clean")
     ledger.file.seek(0)
-    with tmp.open("wb") as clean, aside.open("ab") as other:
+    with tmp.open("wb") as clean, (aside.open("ab") if aside else open(os.devnull, "wb")) as other:
         for line in ledger.file:
             digest = ledger.digest(line)
-            if expected[digest] > 0:
+            if line.endswith(b"\n") and expected[digest] > 0:
                 expected[digest] -= 1
                 clean.write(line)
             else:

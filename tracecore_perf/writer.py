@@ -12,6 +12,7 @@ replaced or deleted meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from array import array
@@ -49,7 +50,9 @@ class Ledger:
         self.digests.append(self.digest(line))
 
     def close(self) -> None:
-        self.file.close()
+        # Closing flushes; on a full disk that fails again, and nothing more can be saved.
+        with contextlib.suppress(OSError):
+            self.file.close()
 
 
 class Ledgers:
