@@ -17,6 +17,14 @@ AGENTS = Path(__file__).resolve().parent / "agents"
 GRANDCHILD_MARKER = "tracecore-perf-fixture-grandchild"
 
 
+def harness_env(cwd: Path, env: dict | None = None) -> dict:
+    """The environment for a harness under test: episodes make their scratch directories in
+    ``$TMPDIR``, so it points inside the test's folder, where ``leftover_processes`` looks."""
+    scratch = cwd / ".tmp"
+    scratch.mkdir(exist_ok=True)
+    return {**os.environ, "TMPDIR": str(scratch), **(env or {})}
+
+
 def harness(*args: str, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """``python -m tracecore_perf ARGS`` in ``cwd``, as a maintainer would type it."""
     return subprocess.run(
@@ -25,7 +33,7 @@ def harness(*args: str, cwd: Path, timeout: float = 600, env: dict | None = None
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env=harness_env(cwd, env),
     )
 
 
@@ -40,8 +48,9 @@ def scenario_file(path: Path, rows: list[dict]) -> Path:
 
 
 def leftover_processes(root: Path) -> list[str]:
-    """Live processes working inside ``root`` (episode processes chdir into their run
-    directory) or carrying the grandchild fixture's marker."""
+    """Live (or stopped) processes working inside ``root`` (episode processes work in scratch
+    directories under ``$TMPDIR``, which ``harness_env`` puts there) or carrying the grandchild
+    fixture's marker."""
     found = []
     for proc in psutil.process_iter(["pid", "cmdline", "status"]):
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AGENTS, harness, leftover_processes, published, scenario_file
+from conftest import AGENTS, harness, harness_env, leftover_processes, published, scenario_file
 
 
 def start(work: Path, *args: str) -> subprocess.Popen:
@@ -24,6 +24,7 @@ def start(work: Path, *args: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=harness_env(work),
     )
 
 
@@ -150,7 +151,7 @@ def test_a_full_disk_stops_the_run_with_a_clear_error_keeping_rows(tmp_path: Pat
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "tracecore_perf", "--episodes", "400", "--workers", "2", "--output-dir", str(disk / "out")],
-            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+            cwd=tmp_path, capture_output=True, text=True, timeout=300, env=harness_env(tmp_path),
         )  # fmt: skip
         assert proc.returncode == 3, proc.stderr
         last = proc.stderr.strip().splitlines()[-1]

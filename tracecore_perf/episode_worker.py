@@ -542,8 +542,18 @@ def _take_artifact(scratch: str, run_id: object, runs_dir: str | None) -> dict:
     if not isinstance(artifact, dict) or artifact.get("run_id") != run_id:
         return {"artifact_error": f"the artifact for run id {run_id!r} is another run's"}
     if runs_dir:
+        target = os.path.join(runs_dir, f"{run_id}.json")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
         try:
-            out = os.open(os.path.join(runs_dir, f"{run_id}.json"), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            try:
+                out = os.open(target, flags, 0o644)
+            except FileNotFoundError:
+                # Another episode deleted the folder (the evidence check reports it): put it
+                # back, but never the run directory itself, so a run moved away stays gone.
+                for folder in (os.path.dirname(runs_dir), runs_dir):
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(folder)
+                out = os.open(target, flags, 0o644)
         except FileExistsError:
             return {"artifact_error": f"the run already holds an artifact with run id {run_id!r}"}
         except OSError as exc:
@@ -725,7 +735,6 @@ class Zygote(_Role):
         # A worker does not die with the zygote (an episode may kill the zygote; the other
         # slots go on): it exits when its socket to the harness closes, which includes
         # the harness dying.
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         return worker
 

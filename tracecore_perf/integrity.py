@@ -4,10 +4,10 @@ Episodes run as the same user as the harness, so a hostile one can append to, re
 delete ``series.jsonl`` and ``samples.jsonl``, or add and delete TraceCore artifacts in
 ``.agent_bench/runs``. After the batch, before anything is published:
 
-- each JSON-lines file is read back through the harness's own open file (its own bytes, even
-  if the path was replaced or deleted) and every line matched against the keyed digests the
-  writer kept; lines nobody of ours wrote are set aside under ``tainted/``, a file whose lines
-  went missing or was replaced is rewritten from the lines that match;
+- each JSON-lines file is read back and every line matched against the keyed digests the
+  writer kept; lines nobody of ours wrote are set aside under ``tainted/``, and a file with
+  foreign or missing lines, or replaced or deleted, is rewritten from the writer's private
+  copy (every line of which is checked against its digest too);
 - every artifact file must belong to a row (the worker placed it); strangers are set aside,
   and an artifact a row points to must still be there.
 
@@ -59,61 +59,79 @@ def _identity(path: Path) -> tuple[int, int] | None:
 
 def _check_stream(ledger: Ledger, tainted: Path, problems: list[str], what: str, write_failed: bool) -> tuple[int, int]:
     name = ledger.path.name
+    ledger.copy.flush()
     foreign, missing, torn = _count(ledger)
     replaced = _identity(ledger.path) != ledger.identity
     if torn and write_failed and not (foreign or missing or replaced):
-        _rewrite(ledger, None)  # our own half-written line: dropped, nobody to blame
+        _restore(ledger)  # our own half-written line: dropped, nobody to blame
         return 0, 0
     foreign += torn
     if not (foreign or missing or replaced):
         return 0, 0
     tainted.mkdir(exist_ok=True)
     if replaced:
-        problems.append(f"{name} was replaced or deleted during the run; the harness's own copy is restored")
-        if ledger.path.exists():
-            os.replace(ledger.path, tainted / f"{name}.replaced")
+        problems.append(f"{name} was replaced or deleted during the run")
     if foreign:
         problems.append(f"{name}: {foreign} lines the harness did not write (set aside in {TAINTED}/{name})")
     if missing:
-        problems.append(f"{name}: {missing} {what} the harness wrote are missing or altered")
-    _rewrite(ledger, tainted / name)
+        problems.append(f"{name}: {missing} {what} the harness wrote were missing or altered")
+    if ledger.path.exists():
+        _set_aside_foreign(ledger, tainted / name)
+    lost = _restore(ledger)
+    if lost:
+        problems.append(f"{name}: {lost} {what} could not be restored (the harness's own copy was altered too)")
     return foreign, missing
 
 
+def _lines(path: Path):
+    with path.open("rb") as fh:
+        yield from fh
+
+
 def _count(ledger: Ledger) -> tuple[int, int, bool]:
-    """Lines nobody of ours wrote, lines of ours gone, and whether the file ends in half a
-    line (every line the writer writes ends in a newline)."""
+    """Lines in the file nobody of ours wrote, lines of ours not in it, and whether it ends
+    in half a line (every line the writer writes ends in a newline)."""
     expected = Counter(ledger.digests)
     foreign = 0
     torn = False
-    ledger.file.seek(0)
-    for line in ledger.file:
-        if not line.endswith(b"\n"):
-            torn = True
-            continue
-        digest = ledger.digest(line)
-        if expected[digest] > 0:
-            expected[digest] -= 1
-        else:
-            foreign += 1
+    if ledger.path.is_file():
+        for line in _lines(ledger.path):
+            if not line.endswith(b"\n"):
+                torn = True
+                continue
+            digest = ledger.digest(line)
+            if expected[digest] > 0:
+                expected[digest] -= 1
+            else:
+                foreign += 1
     return foreign, sum(expected.values()), torn
 
 
-def _rewrite(ledger: Ledger, aside: Path | None) -> None:
-    """The path gets exactly the harness's lines that survive, in file order; the rest
-    goes to ``aside`` (or nowhere)."""
+def _set_aside_foreign(ledger: Ledger, aside: Path) -> None:
     expected = Counter(ledger.digests)
-    tmp = ledger.path.with_name(f".{ledger.path.name}.clean")
-    ledger.file.seek(0)
-    with tmp.open("wb") as clean, (aside.open("ab") if aside else open(os.devnull, "wb")) as other:
-        for line in ledger.file:
+    with aside.open("ab") as other:
+        for line in _lines(ledger.path):
+            digest = ledger.digest(line)
+            if line.endswith(b"\n") and expected[digest] > 0:
+                expected[digest] -= 1
+            else:
+                other.write(line if line.endswith(b"\n") else line + b"\n")
+
+
+def _restore(ledger: Ledger) -> int:
+    """Rewrite the file from the writer's private copy, keeping only lines that match their
+    digests. Returns how many of the harness's lines could not be restored."""
+    expected = Counter(ledger.digests)
+    tmp = ledger.path.with_name(f".{ledger.path.name}.restored")
+    ledger.copy.seek(0)
+    with tmp.open("wb") as clean:
+        for line in ledger.copy:
             digest = ledger.digest(line)
             if line.endswith(b"\n") and expected[digest] > 0:
                 expected[digest] -= 1
                 clean.write(line)
-            else:
-                other.write(line if line.endswith(b"\n") else line + b"\n")
     os.replace(tmp, ledger.path)
+    return sum(expected.values())
 
 
 def check_artifacts(run_dir: RunDir, run_ids: set[str], *, interrupted: bool) -> Integrity:

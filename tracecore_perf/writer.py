@@ -5,9 +5,9 @@ line is written and flushed to the OS before the next is taken, so a crash of th
 (even ``kill -9``) loses no finished episode. A torn last line is tolerated by readers.
 
 Each file is a :class:`Ledger`: besides the file, the writer keeps a keyed digest of every
-line it wrote (8 bytes a line), and keeps the file open, so that ``integrity`` can later tell
-its own lines from lines anyone else wrote, and read its own bytes back even if the path was
-replaced or deleted meanwhile.
+line it wrote (8 bytes a line) and a private copy of the lines in an unlinked file, so that
+``integrity`` can later tell its own lines from lines anyone else wrote, and put its own lines
+back even if the file was rewritten, replaced or deleted meanwhile.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import tempfile
 from array import array
 from pathlib import Path
 
@@ -26,20 +27,25 @@ from tracecore_perf.models import EpisodeRow, Sample
 
 
 class Ledger:
-    """One JSON-lines file the harness appends to, and a digest of each line it appended."""
+    """One JSON-lines file the harness appends to, a digest of each line it appended, and a
+    copy of those lines in a file with no name (nothing can find it by walking the run
+    directory; it is gone when the harness closes it)."""
 
     def __init__(self, path: Path, key: bytes) -> None:
         self.path = path
         self.key = key  # random per run: nobody else can make a line with one of our digests
-        self.file = path.open("a+b")
+        self.file = path.open("ab")
         info = os.fstat(self.file.fileno())
         self.identity = (info.st_dev, info.st_ino)
+        self.copy = tempfile.TemporaryFile(dir=path.parent)  # noqa: SIM115 - closed in close()
         self.digests = array("Q")
         # Lines already there (a resume) were written by an earlier attempt: they are taken
         # as found; what happens to them from now on is checked.
-        self.file.seek(0)
-        for line in self.file:
-            self.digests.append(self.digest(line))
+        with path.open("rb") as earlier:
+            for line in earlier:
+                self.copy.write(line)
+                self.digests.append(self.digest(line))
+        self.copy.flush()
 
     def digest(self, line: bytes) -> int:
         return int.from_bytes(hashlib.blake2b(line, digest_size=8, key=self.key).digest(), "little")
@@ -47,12 +53,15 @@ class Ledger:
     def append(self, line: bytes) -> None:
         self.file.write(line)
         self.file.flush()
+        self.copy.write(line)
+        self.copy.flush()
         self.digests.append(self.digest(line))
 
     def close(self) -> None:
         # Closing flushes; on a full disk that fails again, and nothing more can be saved.
-        with contextlib.suppress(OSError):
-            self.file.close()
+        for fh in (self.file, self.copy):
+            with contextlib.suppress(OSError):
+                fh.close()
 
 
 class Ledgers:
