@@ -414,7 +414,7 @@ def test_lines_the_harness_did_not_write_are_set_aside(tampered_run: tuple[str, 
     series_files = list(run.out.glob("perf-series-*.json"))
     assert series_files and all(MARKER not in path.read_text() for path in series_files)
     if TAMPERERS[name][1]:
-        tainted = run.run_dir / "tainted"
+        tainted = Path(run.artifact("summary")["integrity"]["set_aside"])
         assert tainted.is_dir(), f"no {tainted}"
         kept = "".join(p.read_text(errors="replace") for p in tainted.rglob("*") if p.is_file())
         assert MARKER in kept, f"the forged lines are not in {tainted}"

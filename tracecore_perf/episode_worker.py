@@ -28,7 +28,6 @@ import resource
 import select
 import shutil
 import signal
-import stat
 import sys
 import tempfile
 import time
@@ -39,11 +38,11 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
-# A real result is a few hundred bytes; anything near this is an episode misbehaving.
-RESULT_CAP_BYTES = 64 * 1024
-# TraceCore's artifacts run to tens of KB (LLM-heavy ones to a few MB); a bigger file is
-# not read into the worker.
-ARTIFACT_CAP_BYTES = 64 * 1024 * 1024
+# What an episode reports is its result (a few hundred bytes) and TraceCore's artifact (tens
+# of KB; LLM-heavy ones a few MB). More than this is an episode misbehaving.
+RESULT_CAP_BYTES = 64 * 1024 * 1024
+# What of the report the worker forwards to the harness (the result without the artifact).
+FORWARD_CAP_BYTES = 64 * 1024
 EXIT_CHILD_SETUP_FAILED = 70
 RESULT_FD = 3  # where an episode process finds its result pipe
 RUN_ID_PATTERN = r"[A-Za-z0-9_-][A-Za-z0-9._-]*"  # TraceCore's run ids (runlog._validate_run_id)
@@ -99,10 +98,12 @@ def _telemetry(artifact: dict) -> dict:
 
 
 def run_episode(job: dict) -> dict:
-    """Run one TraceCore episode in this process (cwd is the episode's scratch directory)
-    and persist its artifact to ``.agent_bench/runs`` there; the worker verifies it and
-    places it in the run. Returns the ChildResult fields."""
-    from agent_bench.runner.runlog import persist_run
+    """Run one TraceCore episode in this process (cwd is the episode's scratch directory).
+    Returns the ChildResult fields plus ``artifact``, TraceCore's run artifact itself: it
+    travels to the worker over the result pipe, which no other process holds, and the worker
+    checks it and writes it into the run's ``.agent_bench/runs`` as TraceCore's
+    ``persist_run`` would. Nothing of the evidence passes through a directory another
+    episode could reach."""
     from agent_bench.runner.runner import run
 
     start = time.perf_counter()
@@ -118,8 +119,7 @@ def run_episode(job: dict) -> dict:
     label = job.get("agent_label")
     if label and label != job["agent"]:
         _relabel(artifact, label)
-    persist_run(artifact)
-    result = {"completed": True, "episode_s": episode_s, "run_id": artifact.get("run_id")}
+    result = {"completed": True, "episode_s": episode_s, "run_id": artifact.get("run_id"), "artifact": artifact}
     if job.get("strict_spec"):
         from agent_bench.runner.spec_check import check_spec_compliance
 
@@ -409,7 +409,7 @@ class Worker(_Role):
                     elif command and command.get("cmd") == "exit":  # the harness is going away
                         self.kill_tree(signal.SIGKILL)
                         self.kill_leftovers()
-                        shutil.rmtree(request.scratch, ignore_errors=True)
+                        _remove_tree(request.scratch)
                         os._exit(0)
                 elif fd in streams:
                     chunk = os.read(fd, 65536)
@@ -445,12 +445,10 @@ class Worker(_Role):
             "max_rss_bytes": usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024),
             "output_bytes": output.total,
             "leftover_processes": leftovers,
-            **_check_result(result),
+            **_check_report(result, job.get("runs_dir")),
         }
-        reported = message["result"]
-        if isinstance(reported, dict) and reported.get("completed") is True:
-            message.update(_take_artifact(request.scratch, reported.get("run_id"), job.get("runs_dir")))
-        shutil.rmtree(request.scratch, ignore_errors=True)
+        del result
+        _remove_tree(request.scratch)
         self.send(message)
 
     def kill_tree(self, sig: int) -> None:
@@ -497,50 +495,52 @@ def _fd_limit() -> int:
     return soft if 0 < soft < 1 << 20 else 1 << 20
 
 
-def _check_result(raw: bytearray) -> dict:
-    """The episode's own report, only if it is one small JSON object; its fields are
-    checked against their types by the harness. Anything else is the episode's failure."""
+def _check_report(raw: bytearray, runs_dir: str | None) -> dict:
+    """The episode's report, only if it is one JSON object within the cap. Its ``artifact``
+    (when the report claims a finished run) must be that run's, and is placed into the run;
+    the rest is forwarded to the harness, which checks its fields against their types.
+    Anything else is the episode's failure, never the worker's."""
     if not raw:
         return {"result": None}
     if len(raw) >= RESULT_CAP_BYTES:
-        return {"result": None, "result_error": f"bad result: more than the {RESULT_CAP_BYTES // 1024} KiB a result may take"}
+        return {"result": None, "result_error": f"bad result: more than the {RESULT_CAP_BYTES >> 20} MiB a report may take"}
     try:
-        value = json.loads(bytes(raw))
-    except ValueError as exc:
-        return {"result": None, "result_error": f"bad result: not one JSON value ({exc})"}
-    if not isinstance(value, dict):
-        return {"result": None, "result_error": f"bad result: a JSON {type(value).__name__}, not an object"}
-    return {"result": value}
+        report = json.loads(bytes(raw))
+    except (ValueError, RecursionError) as exc:
+        return {"result": None, "result_error": f"bad result: not one JSON value ({str(exc)[:200]})"}
+    if not isinstance(report, dict):
+        return {"result": None, "result_error": f"bad result: a JSON {type(report).__name__}, not an object"}
+    artifact = report.pop("artifact", None)
+    try:
+        forwarded = json.dumps(report)
+    except (ValueError, RecursionError):
+        forwarded = ""
+    if not forwarded or len(forwarded) > FORWARD_CAP_BYTES:
+        return {"result": None, "result_error": "bad result: its fields are not plain values of a few KiB"}
+    answer: dict = {"result": report}
+    if report.get("completed") is True:
+        answer.update(_place_artifact(artifact, report.get("run_id"), runs_dir))
+    return answer
 
 
-def _take_artifact(scratch: str, run_id: object, runs_dir: str | None) -> dict:
-    """Read TraceCore's artifact for ``run_id`` from the episode's scratch directory,
-    check it is that run's, measure it, and write exactly those bytes into the run's
-    ``.agent_bench/runs`` (never overwriting one that is there). Returns ``artifact`` (what
-    the harness records) or ``artifact_error`` (why the episode's claim is unverified)."""
+def _place_artifact(artifact: object, run_id: object, runs_dir: str | None) -> dict:
+    """Check that the reported artifact is the reported run's, measure it, and write it
+    into the run's ``.agent_bench/runs`` exactly as TraceCore's ``persist_run`` writes it
+    (never over an existing file). Returns ``artifact`` (what the harness records) or
+    ``artifact_error`` (why the episode's claim is unverified)."""
     import re
 
     if not isinstance(run_id, str) or not re.fullmatch(RUN_ID_PATTERN, run_id):
         return {"artifact_error": f"the result names no valid run id ({str(run_id)[:80]!r})"}
-    path = os.path.join(scratch, ".agent_bench", "runs", f"{run_id}.json")
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
+    if not isinstance(artifact, dict):
         return {"artifact_error": f"no TraceCore artifact for run id {run_id!r}"}
+    if artifact.get("run_id") != run_id:
+        return {"artifact_error": f"the artifact reported for run id {run_id!r} is another run's"}
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > ARTIFACT_CAP_BYTES:
-            return {"artifact_error": f"the artifact for run id {run_id!r} is not a regular file of at most 64 MiB"}
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            data = fh.read(ARTIFACT_CAP_BYTES + 1)
-    finally:
-        os.close(fd)
-    try:
-        artifact = json.loads(data)
-    except ValueError:
-        return {"artifact_error": f"the artifact for run id {run_id!r} is not JSON"}
-    if not isinstance(artifact, dict) or artifact.get("run_id") != run_id:
-        return {"artifact_error": f"the artifact for run id {run_id!r} is another run's"}
+        data = json.dumps(artifact, ensure_ascii=False, indent=2).encode("utf-8")  # persist_run's format
+        telemetry = _telemetry(artifact)
+    except (ValueError, TypeError, RecursionError):
+        return {"artifact_error": f"the artifact for run id {run_id!r} is not plain JSON"}
     if runs_dir:
         target = os.path.join(runs_dir, f"{run_id}.json")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
@@ -571,9 +571,20 @@ def _take_artifact(scratch: str, run_id: object, runs_dir: str | None) -> dict:
             "failure_type": _short(artifact.get("failure_type")),
             "failure_reason": _short(artifact.get("failure_reason")),
             "file_bytes": len(data),
-            **_telemetry(artifact),
+            **telemetry,
         }
     }
+
+
+def _remove_tree(path: str) -> None:
+    """``shutil.rmtree``, but a tree too deep for its recursion (an episode can build one)
+    goes to ``rm -rf``, which walks it without recursing."""
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+    except RecursionError:
+        import subprocess
+
+        subprocess.run(["rm", "-rf", "--", path], check=False, stdin=subprocess.DEVNULL, capture_output=True)
 
 
 def _short(value: object) -> str | None:
@@ -722,15 +733,22 @@ class Zygote(_Role):
             if pid == 0:
                 break
             self.workers.discard(pid)
-        for kid in _children():
-            if kid not in self.workers:
+        # Killing one re-parents its own children to us: repeat until none is left.
+        while strays := [kid for kid in _children() if kid not in self.workers]:
+            for kid in strays:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(kid, signal.SIGKILL)
+            for kid in strays:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(kid, 0)
 
     def become_worker(self, request: ForkRequest, zygote_pid: int) -> Worker:
         """In the forked child: drop the zygote's socket, become the worker of one slot."""
         self.control.close()
         worker = Worker(self.isolation, request.channel)
+        # A process group of its own: an episode that stops or kills the zygote's group
+        # reaches no other slot's worker.
+        os.setpgid(0, 0)
         signal.signal(signal.SIGTERM, worker.on_terminate)
         # A worker does not die with the zygote (an episode may kill the zygote; the other
         # slots go on): it exits when its socket to the harness closes, which includes
@@ -791,6 +809,8 @@ class Zygote(_Role):
                 if self.isolation == "forkserver":
                     warm(command.get("scenario", []))
                 self.send({"event": "warmed"})
+            elif kind == "reap":  # receive() has just reaped: nothing of an episode's is left
+                self.send({"event": "reaped"})
             elif kind in ("probe", "metrics"):
                 self.send(fork_call(probe if kind == "probe" else metrics, command))
             elif kind == "log":

@@ -336,7 +336,7 @@ def _execute(
     finally:
         sweep()  # the zygote and workers are closed: any child left is a stray
         if "scratch_root" in context:
-            shutil.rmtree(context["scratch_root"], ignore_errors=True)
+            remove_tree(context["scratch_root"])
         if "handler" in context:
             logging_handler_close(context["handler"])
     return _finish(context["run_dir"], context["manifest"], context["attempt"], context["execution"])
@@ -352,9 +352,6 @@ def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, executi
         try:
             write_failed = execution.aborted is not None
             integrity = check_run(run_dir, execution.ledgers, execution.artifact_check, write_failed=write_failed)
-        except OSError as exc:  # the run directory went away under us
-            execution.aborted = execution.aborted or f"cannot check the run's evidence: {exc.strerror or exc}"
-            stopped_early = True
         finally:
             execution.ledgers.close()
     if not integrity.clean:
@@ -400,6 +397,17 @@ def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, executi
     else:
         code = 0 if index.passed == index.count == manifest.episodes else 1
     return Outcome(exit_code=code, publication=publication, run_dir=str(run_dir.path), stopped=execution.aborted)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove the run's scratch directories. An episode can leave a tree deeper than
+    ``shutil.rmtree`` can recurse (Python 3.11): ``rm -rf`` walks it without recursing."""
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+    except RecursionError:
+        import subprocess
+
+        subprocess.run(["rm", "-rf", "--", str(path)], check=False, stdin=subprocess.DEVNULL, capture_output=True)
 
 
 class _NoBar:

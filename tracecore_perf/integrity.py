@@ -1,23 +1,29 @@
 """The evidence check: is what lies in the run directory what the harness put there?
 
 Episodes run as the same user as the harness, so a hostile one can append to, rewrite or
-delete ``series.jsonl`` and ``samples.jsonl``, or add and delete TraceCore artifacts in
-``.agent_bench/runs``. After the batch, before anything is published:
+delete ``series.jsonl`` and ``samples.jsonl``, add and delete TraceCore artifacts in
+``.agent_bench/runs``, or plant files where the check itself wants to write. After the
+batch (and after every process an episode left behind is dead), before anything is
+published:
 
 - each JSON-lines file is read back and every line matched against the keyed digests the
-  writer kept; lines nobody of ours wrote are set aside under ``tainted/``, and a file with
-  foreign or missing lines, or replaced or deleted, is rewritten from the writer's private
-  copy (every line of which is checked against its digest too);
+  writer kept; lines nobody of ours wrote are set aside, and a file with foreign or missing
+  lines, or replaced or deleted, is rewritten from the writer's private copy (every line of
+  which is checked against its digest too);
 - every artifact file must belong to a row (the worker placed it); strangers are set aside,
   and an artifact a row points to must still be there.
 
-Whatever it finds makes the run ``tainted`` (published with an :class:`Integrity` block
-saying what, exit 4), never published as fact.
+What is set aside goes to ``run-<stamp>/tainted/`` (or a fresh ``tainted-*`` folder when that
+name is taken by something the harness did not make); the ``Integrity`` block names it.
+Whatever the check finds, and a check that cannot complete, makes the run ``tainted``
+(exit 4): never published as fact.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -29,6 +35,39 @@ TAINTED = "tainted"
 ORPHANED = "orphaned-artifacts"
 
 
+class _Aside:
+    """The folder for what the check sets aside, made on first use: ``name`` when it is a
+    real directory (an earlier attempt's) or free, else a fresh ``name-*`` folder."""
+
+    def __init__(self, parent: Path, name: str) -> None:
+        self.parent, self.name = parent, name
+        self.path: Path | None = None
+
+    def folder(self) -> Path:
+        if self.path is None:
+            wanted = self.parent / self.name
+            try:
+                os.mkdir(wanted)
+                self.path = wanted
+            except FileExistsError:
+                if stat.S_ISDIR(os.lstat(wanted).st_mode):
+                    self.path = wanted
+                else:  # a file or a link planted in its place
+                    self.path = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=self.parent))
+        return self.path
+
+    def open_append(self, name: str):
+        """A file in the folder to append to, never through a link planted there."""
+        fd = os.open(self.folder() / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        return open(fd, "ab")  # noqa: SIM115 - the caller closes it
+
+    def move_in(self, source: str, name: str) -> None:
+        target = self.folder() / name
+        if os.path.lexists(target):  # something is in the way: keep both
+            target = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.folder())) / name
+        os.replace(source, target)
+
+
 def check_run(run_dir: RunDir, ledgers: Ledgers, artifact_check: Integrity, *, write_failed: bool = False) -> Integrity:
     """Both streams, plus what ``check_artifacts`` found earlier; repairs the streams.
     ``write_failed``: the writer itself was cut off mid-line (a full disk), so a torn last
@@ -37,14 +76,25 @@ def check_run(run_dir: RunDir, ledgers: Ledgers, artifact_check: Integrity, *, w
         problems=list(artifact_check.problems),
         foreign_artifacts=artifact_check.foreign_artifacts,
         missing_artifacts=artifact_check.missing_artifacts,
+        set_aside=artifact_check.set_aside,
     )
-    tainted = run_dir.path / TAINTED
-    report.foreign_series_lines, report.missing_series_rows = _check_stream(
-        ledgers.series, tainted, report.problems, "rows", write_failed
-    )
-    report.foreign_sample_lines, report.missing_samples = _check_stream(
-        ledgers.samples, tainted, report.problems, "samples", write_failed
-    )
+    aside = _Aside(run_dir.path, TAINTED)
+    for ledger, what in ((ledgers.series, "rows"), (ledgers.samples, "samples")):
+        try:
+            foreign, missing = _check_stream(ledger, aside, report.problems, what, write_failed)
+        except OSError as exc:
+            report.problems.append(f"{ledger.path.name}: the check could not complete ({exc}); restored from the harness's copy")
+            foreign = missing = 0
+            try:
+                _restore(ledger)
+            except OSError as again:
+                report.problems.append(f"{ledger.path.name}: not restored either ({again}); its rows are not to be trusted")
+        if what == "rows":
+            report.foreign_series_lines, report.missing_series_rows = foreign, missing
+        else:
+            report.foreign_sample_lines, report.missing_samples = foreign, missing
+    if aside.path is not None:
+        report.set_aside = str(aside.path)
     report.clean = not report.problems
     return report
 
@@ -57,7 +107,7 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
-def _check_stream(ledger: Ledger, tainted: Path, problems: list[str], what: str, write_failed: bool) -> tuple[int, int]:
+def _check_stream(ledger: Ledger, aside: _Aside, problems: list[str], what: str, write_failed: bool) -> tuple[int, int]:
     name = ledger.path.name
     ledger.copy.flush()
     foreign, missing, torn = _count(ledger)
@@ -68,15 +118,14 @@ def _check_stream(ledger: Ledger, tainted: Path, problems: list[str], what: str,
     foreign += torn
     if not (foreign or missing or replaced):
         return 0, 0
-    tainted.mkdir(exist_ok=True)
     if replaced:
         problems.append(f"{name} was replaced or deleted during the run")
     if foreign:
-        problems.append(f"{name}: {foreign} lines the harness did not write (set aside in {TAINTED}/{name})")
+        problems.append(f"{name}: {foreign} lines the harness did not write (set aside)")
     if missing:
         problems.append(f"{name}: {missing} {what} the harness wrote were missing or altered")
-    if ledger.path.exists():
-        _set_aside_foreign(ledger, tainted / name)
+    if foreign:
+        _set_aside_foreign(ledger, aside)
     lost = _restore(ledger)
     if lost:
         problems.append(f"{name}: {lost} {what} could not be restored (the harness's own copy was altered too)")
@@ -94,7 +143,7 @@ def _count(ledger: Ledger) -> tuple[int, int, bool]:
     expected = Counter(ledger.digests)
     foreign = 0
     torn = False
-    if ledger.path.is_file():
+    if os.path.isfile(ledger.path):
         for line in _lines(ledger.path):
             if not line.endswith(b"\n"):
                 torn = True
@@ -107,9 +156,9 @@ def _count(ledger: Ledger) -> tuple[int, int, bool]:
     return foreign, sum(expected.values()), torn
 
 
-def _set_aside_foreign(ledger: Ledger, aside: Path) -> None:
+def _set_aside_foreign(ledger: Ledger, aside: _Aside) -> None:
     expected = Counter(ledger.digests)
-    with aside.open("ab") as other:
+    with aside.open_append(ledger.path.name) as other:
         for line in _lines(ledger.path):
             digest = ledger.digest(line)
             if line.endswith(b"\n") and expected[digest] > 0:
@@ -120,16 +169,19 @@ def _set_aside_foreign(ledger: Ledger, aside: Path) -> None:
 
 def _restore(ledger: Ledger) -> int:
     """Rewrite the file from the writer's private copy, keeping only lines that match their
-    digests. Returns how many of the harness's lines could not be restored."""
+    digests (through a fresh temporary name, so nothing planted is written through). Returns
+    how many of the harness's lines could not be restored."""
     expected = Counter(ledger.digests)
-    tmp = ledger.path.with_name(f".{ledger.path.name}.restored")
+    fd, tmp = tempfile.mkstemp(prefix=f".{ledger.path.name}.", dir=ledger.path.parent)
     ledger.copy.seek(0)
-    with tmp.open("wb") as clean:
+    with open(fd, "wb") as clean:
         for line in ledger.copy:
             digest = ledger.digest(line)
             if line.endswith(b"\n") and expected[digest] > 0:
                 expected[digest] -= 1
                 clean.write(line)
+    if os.path.isdir(ledger.path) and not os.path.islink(ledger.path):  # a directory planted in its place
+        os.replace(ledger.path, tempfile.mkdtemp(prefix=f"{ledger.path.name}-", dir=ledger.path.parent) + "/planted")
     os.replace(tmp, ledger.path)
     return sum(expected.values())
 
@@ -138,12 +190,23 @@ def check_artifacts(run_dir: RunDir, run_ids: set[str], *, interrupted: bool) ->
     """Every file in ``.agent_bench/runs`` must be the artifact of a row, and every row's
     artifact must be there. Strangers are moved out (so TraceCore's metrics count exactly
     this run's episodes): to ``orphaned-artifacts/`` when the run was interrupted (episodes
-    killed in flight after their artifact was placed, not tampering), else to
-    ``tainted/artifacts/``."""
+    killed in flight after their artifact was placed, not tampering), else set aside as
+    tainted. A check that cannot complete is itself a finding."""
     report = Integrity()
+    try:
+        _check_artifacts(run_dir, run_ids, interrupted, report)
+    except OSError as exc:
+        report.problems.append(f".agent_bench/runs: the check could not complete ({exc})")
+    report.clean = not report.problems
+    return report
+
+
+def _check_artifacts(run_dir: RunDir, run_ids: set[str], interrupted: bool, report: Integrity) -> None:
     root = run_dir.runs_root
-    if not root.is_dir():
-        report.problems.append(".agent_bench/runs was deleted during the run")
+    if not root.is_dir() or root.is_symlink():
+        report.problems.append(".agent_bench/runs was deleted or replaced during the run")
+        if os.path.lexists(root):
+            _Aside(run_dir.path, TAINTED).move_in(str(root), "runs-planted")
         root.mkdir(parents=True, exist_ok=True)
     present: set[str] = set()
     strangers: list[os.DirEntry] = []
@@ -155,17 +218,13 @@ def check_artifacts(run_dir: RunDir, run_ids: set[str], *, interrupted: bool) ->
             else:
                 strangers.append(entry)
     if strangers:
-        aside = run_dir.path / (ORPHANED if interrupted else f"{TAINTED}/artifacts")
-        aside.mkdir(parents=True, exist_ok=True)
+        aside = _Aside(run_dir.path, ORPHANED) if interrupted else _Aside(run_dir.path, TAINTED)
         for entry in strangers:
-            os.replace(entry.path, aside / entry.name)
+            aside.move_in(entry.path, entry.name)
         if not interrupted:
             report.foreign_artifacts = len(strangers)
-            report.problems.append(
-                f".agent_bench/runs: {len(strangers)} files no episode of this run produced (set aside in {TAINTED}/artifacts)"
-            )
+            report.set_aside = str(aside.folder())
+            report.problems.append(f".agent_bench/runs: {len(strangers)} files no episode of this run produced (set aside)")
     report.missing_artifacts = len(run_ids - present)
     if report.missing_artifacts:
         report.problems.append(f".agent_bench/runs: {report.missing_artifacts} artifacts of this run's episodes are gone")
-    report.clean = not report.problems
-    return report

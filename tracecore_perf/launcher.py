@@ -298,6 +298,11 @@ class Zygote:
             self.usable = False
             raise WorkerFailed(f"the zygote sent a malformed answer: {exc}") from exc
 
+    async def reap(self) -> None:
+        """Have the zygote kill and reap every process re-parented to it (what episodes of
+        workers that died left running)."""
+        await self._request({"cmd": "reap"}, expect="reaped", deadline=SPAWN_DEADLINE_S)
+
     async def log_to(self, path: Path) -> None:
         await self._request({"cmd": "log", "path": str(path)}, expect="logging", deadline=SPAWN_DEADLINE_S)
         if self.startup_log is not None:

@@ -288,7 +288,7 @@ class ResourcePeaks(msgspec.Struct, kw_only=True):
 class Integrity(msgspec.Struct, kw_only=True):
     """Whether the run's evidence is what the harness wrote. Episodes run as the same user
     as the harness, so they can reach its files; what they change is found here, set aside
-    under ``run-<stamp>/tainted/`` and never published as rows."""
+    (in ``set_aside``) and never published as rows."""
 
     clean: bool = True
     problems: list[str] = msgspec.field(default_factory=list)
@@ -298,6 +298,7 @@ class Integrity(msgspec.Struct, kw_only=True):
     missing_samples: int = 0
     foreign_artifacts: int = 0  # files in .agent_bench/runs no episode's row accounts for
     missing_artifacts: int = 0  # artifacts the harness placed that are gone
+    set_aside: str | None = None  # the folder holding what was set aside (run-<stamp>/tainted)
 
 
 class Summary(msgspec.Struct, kw_only=True):

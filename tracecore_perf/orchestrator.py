@@ -16,6 +16,7 @@ holds at most ``workers`` episodes in memory however long the run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -33,6 +34,7 @@ from tracecore_perf.launcher import WorkerFailed, WorkerProcess, ZygoteKeeper
 from tracecore_perf.models import ChildResult, EpisodeJob, EpisodeOutcome, EpisodeRow, Integrity, IsolationMode, Sample
 from tracecore_perf.monitor import Monitor, Progress
 from tracecore_perf.rundir import RunDir
+from tracecore_perf.strays import sweep
 from tracecore_perf.writer import Ledgers, open_ledgers, write_stream
 
 log = structlog.get_logger("tracecore_perf.orchestrator")
@@ -110,6 +112,7 @@ class Execution:
             self.aborted = str(_leaf(group))
             log.error("run.aborted", error=self.aborted)
         try:
+            await self._kill_strays()
             stopped_early = self.interrupted_by is not None or self.aborted is not None
             if self.aborted is None:
                 self.artifact_check = check_artifacts(self.run_dir, self.run_ids, interrupted=stopped_early)
@@ -261,6 +264,16 @@ class Execution:
             return
         rows = outcome.result.get("rows", [])
         self.metrics_rows = rows if isinstance(rows, list) else []
+
+    async def _kill_strays(self) -> None:
+        """The workers are closed: whatever of an episode's is still running (re-parented to
+        the zygote, or to the harness when its zygote died) is killed before the evidence is
+        checked, so nothing is left to change it afterwards."""
+        zygote = self._keeper.zygote
+        if zygote is not None:
+            with contextlib.suppress(WorkerFailed):
+                await zygote.reap()
+        sweep(frozenset({zygote.process.pid}) if zygote is not None else frozenset())  # the zygote is ours to close
 
     async def _close_workers(self) -> None:
         async def close(worker: WorkerProcess) -> None:

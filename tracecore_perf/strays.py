@@ -3,8 +3,9 @@
 Workers and the zygote are child subreapers, so what an episode leaves running is re-parented
 to them and killed. If an episode kills its zygote (and its worker dies later), what it left
 would be re-parented to init and outlive the run. With the harness a subreaper too, it lands
-here instead, and :func:`sweep` kills and reaps it once the run's own processes are closed.
-Linux only; elsewhere a no-op.
+here instead, and :func:`sweep` kills and reaps it: once the workers are closed (before the
+evidence is checked, so nothing of an episode's is left running to change it afterwards) and
+again when the zygote is closed. Linux only; elsewhere a no-op.
 """
 
 from __future__ import annotations
@@ -39,14 +40,17 @@ def children() -> set[int]:
     return found
 
 
-def sweep() -> int:
-    """At the end of a run, when the zygote and workers are closed: SIGKILL and reap every
-    child left. Returns how many there were."""
-    strays = children()
-    for pid in strays:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    for pid in strays:
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, 0)  # SIGKILL cannot be ignored: this returns at once
-    return len(strays)
+def sweep(keep: frozenset[int] = frozenset()) -> int:
+    """SIGKILL and reap every child but ``keep`` (the zygote, while it still has work),
+    again and again, since killing one re-parents its own children here. Returns how many
+    there were."""
+    total = 0
+    while strays := children() - keep:
+        for pid in strays:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in strays:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, 0)  # SIGKILL cannot be ignored: this returns at once
+        total += len(strays)
+    return total
