@@ -2,21 +2,12 @@
 of episodes started before it (from the test's FIXTURE_CLOCK folder; TraceCore keeps the
 agent's ``llm_trace`` in the run artifact), so artifact bytes per episode grow through the run."""
 
-import os
-import tempfile
+import runpy
+from pathlib import Path
 
 from agent_bench.agents.toy_agent import ToyAgent
 
-
-def episodes_before() -> int:
-    """How many episodes of this run started before this one: each episode leaves a file in
-    the folder the test names in FIXTURE_CLOCK (episodes run in scratch directories of their
-    own, so they share no other place)."""
-    clock = os.environ["FIXTURE_CLOCK"]
-    count = len(os.listdir(clock))
-    fd, _ = tempfile.mkstemp(dir=clock)
-    os.close(fd)
-    return count
+episodes_before = runpy.run_path(Path(__file__).resolve().with_name("hostile_tools.py"))["episodes_before"]
 
 BYTES_PER_EPISODE_DONE = 400
 

@@ -6,37 +6,20 @@ decodes and re-encodes it sees ~10 MB. Too large a result is a bad result, never
 
 import json
 import os
-import resource
+import runpy
+from pathlib import Path
 
 from agent_bench.agents.toy_agent import ToyAgent
 
 TARGET_BYTES = 3_500_000
 CHUNK = "\u0000" + "\u00e9" * 63  # 132 bytes as written here, 384 once escaped to ASCII
 
-
-def _open_fds() -> list[int]:
-    """Every descriptor from 3 up to the soft RLIMIT_NOFILE (the open ones, when /proc says)."""
-    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    try:
-        found = sorted(int(name) for name in os.listdir("/proc/self/fd"))
-    except OSError:
-        found = range(3, limit)
-    return [fd for fd in found if 3 <= fd < limit]
-
-
-def _write_everywhere(data: bytes) -> None:
-    for fd in _open_fds():
-        view = memoryview(data)
-        try:
-            while view:
-                view = view[os.write(fd, view) :]
-        except OSError:
-            pass
+write_everywhere = runpy.run_path(Path(__file__).resolve().with_name("hostile_tools.py"))["write_everywhere"]
 
 
 class Agent(ToyAgent):  # TraceCore's toy agent for reset/observe; act() misbehaves
     def act(self):
         padding = CHUNK * (TARGET_BYTES // 132)
         payload = {"completed": True, "episode_s": 0.01, "success": True, "run_id": "forged", "failure_reason": padding}
-        _write_everywhere(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+        write_everywhere(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
         os._exit(0)

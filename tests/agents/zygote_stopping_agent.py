@@ -2,26 +2,16 @@
 answers nothing (no new workers, no metrics, no goodbye): the run must still end and publish,
 and the stopped zygote must not outlive it."""
 
-import os
+import runpy
 import signal
+from pathlib import Path
 
 from agent_bench.agents.toy_agent import ToyAgent
 
-
-def _parent_of(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as fh:  # "pid (comm) state ppid ...": comm may hold spaces
-        return int(fh.read().rsplit(")", 1)[1].split()[1])
-
-
-def _cmdline(pid: int) -> str:
-    with open(f"/proc/{pid}/cmdline", "rb") as fh:
-        return fh.read().replace(b"\0", b" ").decode(errors="replace")
+signal_zygote = runpy.run_path(Path(__file__).resolve().with_name("hostile_tools.py"))["signal_zygote"]
 
 
 class Agent(ToyAgent):  # TraceCore's toy agent for reset/observe; act() misbehaves
     def act(self):
-        zygote = _parent_of(os.getppid())
-        if zygote > 1 and "pytest" not in _cmdline(zygote):  # never the test runner itself
-            print(f"stopping zygote {zygote}: {_cmdline(zygote)}", flush=True)
-            os.kill(zygote, signal.SIGSTOP)
+        signal_zygote(signal.SIGSTOP, "stopping")
         raise RuntimeError("zygote stopper raised after stopping the zygote")
