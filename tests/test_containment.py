@@ -357,6 +357,8 @@ TAMPERERS: dict[str, tuple[str | None, bool]] = {
     "series_deleting_agent": (None, False),
     "agent_bench_deleting_agent": ("missing_artifacts", False),
     "artifact_dropping_agent": ("foreign_artifacts", False),
+    # plants a file where the check sets things aside, then flips failed rows to successes
+    "aside_blocking_agent": ("foreign_series_lines", True),
 }
 RAISING = hostile("raising_agent")
 
@@ -423,6 +425,64 @@ def test_lines_the_harness_did_not_write_are_set_aside(tampered_run: tuple[str, 
 @pytest.mark.slow
 def test_a_tampering_episode_leaves_no_process_behind(tampered_run: tuple[str, Run]):
     assert tampered_run[1].leftovers == []
+
+
+# --- what one episode can do to its neighbours, and what it leaves behind ------------------
+
+WRONG = hostile("wrong_answer_agent")  # a finished but failed run: no neighbour may make it pass
+NEIGHBOUR_FIXTURES: dict[str, tuple[str, ...]] = {
+    "neighbour_sabotaging_agent": (RAISED,),
+    "group_stopping_agent": ("crashed:", "bad result:"),
+    "deep_json_agent": ("bad result:",),
+    "deep_tree_agent": (RAISED,),
+    "orphan_leaving_agent": ("worker failed:", "crashed:", RAISED),
+}
+
+
+@pytest.fixture(scope="module")
+def neighbour_run(tmp_path_factory) -> Run:
+    rows = [HEALTHY, WRONG]
+    for name in NEIGHBOUR_FIXTURES:  # the saboteur first: its neighbours run while it watches
+        rows += [hostile(name), HEALTHY, WRONG, HEALTHY]
+    return run_harness(tmp_path_factory.mktemp("neighbours"), rows, workers=2, limit=120)
+
+
+@pytest.mark.slow
+def test_attacks_on_neighbours_cost_no_other_row(neighbour_run: Run):
+    run = neighbour_run
+    assert_ended_and_published(run, exit_code=1)
+    assert_clean(run)
+    assert_healthy_rows_succeed(run)
+    by_index = rows_by_index(run)
+    wrong = [by_index[i] for i, row in enumerate(run.rows) if row == WRONG]
+    assert wrong and all(not row["success"] and row["run_id"] and row["returncode"] == 0 for row in wrong), wrong
+    for name, prefixes in NEIGHBOUR_FIXTURES.items():
+        (index,) = [i for i, row in enumerate(run.rows) if row == hostile(name)]
+        assert_failed_with(by_index[index], prefixes)
+
+
+@pytest.mark.slow
+def test_what_an_episode_leaves_behind_its_dead_zygote_is_gone(neighbour_run: Run):
+    assert neighbour_run.leftovers == []
+    assert not list((neighbour_run.work / "tmp").glob("tracecore-perf-*")), "scratch directories left behind"
+
+
+@pytest.fixture(scope="module")
+def late_tamper_run(tmp_path_factory) -> Run:
+    rows = [HEALTHY, RAISING, HEALTHY, hostile("late_tampering_agent"), HEALTHY, HEALTHY]
+    return run_harness(tmp_path_factory.mktemp("late"), rows, workers=1, limit=60)
+
+
+@pytest.mark.slow
+def test_a_process_waiting_to_tamper_after_the_check_is_dead_before_it(late_tamper_run: Run):
+    run = late_tamper_run
+    assert_ended_and_published(run, exit_code=1)
+    assert_clean(run)
+    by_index = rows_by_index(run)
+    assert_failed_with(by_index[1], (RAISED,))
+    assert_failed_with(by_index[3], ("worker failed:", "crashed:", RAISED))
+    assert_healthy_rows_succeed(run)
+    assert run.leftovers == []
 
 
 # --- code planted for later episodes --------------------------------------------------------

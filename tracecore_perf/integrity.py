@@ -39,9 +39,9 @@ class _Aside:
     """The folder for what the check sets aside, made on first use: ``name`` when it is a
     real directory (an earlier attempt's) or free, else a fresh ``name-*`` folder."""
 
-    def __init__(self, parent: Path, name: str) -> None:
+    def __init__(self, parent: Path, name: str, made: str | None = None) -> None:
         self.parent, self.name = parent, name
-        self.path: Path | None = None
+        self.path: Path | None = Path(made) if made else None  # one the check already made
 
     def folder(self) -> Path:
         if self.path is None:
@@ -78,7 +78,7 @@ def check_run(run_dir: RunDir, ledgers: Ledgers, artifact_check: Integrity, *, w
         missing_artifacts=artifact_check.missing_artifacts,
         set_aside=artifact_check.set_aside,
     )
-    aside = _Aside(run_dir.path, TAINTED)
+    aside = _Aside(run_dir.path, TAINTED, made=artifact_check.set_aside)
     for ledger, what in ((ledgers.series, "rows"), (ledgers.samples, "samples")):
         try:
             foreign, missing = _check_stream(ledger, aside, report.problems, what, write_failed)
