@@ -6,8 +6,10 @@ that has TraceCore installed and nothing of ours.
 
 One zygote process per run (``episode_worker.py zygote ...``) warms TraceCore once and
 forks one worker per worker slot. The harness talks to the zygote and to each worker over
-Unix sockets in JSON lines. For every episode the worker forks one child process that runs
-exactly one episode and exits:
+Unix sockets in JSON lines: the messages are ``tracecore_perf/protocol.py``'s Structs, built
+and read here as plain dicts (``tests/test_protocol.py`` holds the two sides together), and
+both roles greet with ``PROTOCOL_VERSION``. For every episode the worker forks one child
+process that runs exactly one episode and exits:
 
 - ``forkserver``: the zygote imported and warmed TraceCore; the child runs ``run()`` directly.
 - ``spawn``: the child execs a fresh interpreter (``episode_worker.py episode ...``).
@@ -46,6 +48,7 @@ FORWARD_CAP_BYTES = 64 * 1024
 EXIT_CHILD_SETUP_FAILED = 70
 RESULT_FD = 3  # where an episode process finds its result pipe
 RUN_ID_PATTERN = r"[A-Za-z0-9_-][A-Za-z0-9._-]*"  # TraceCore's run ids (runlog._validate_run_id)
+PROTOCOL_VERSION = 1  # protocol.PROTOCOL_VERSION, harness side
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -277,12 +280,22 @@ def warm(scenario: list[dict]) -> None:
 # episode. A role (the zygote, a worker) answers its commands and says what to fork next.
 
 
-class ForkRequest:
-    """What a role wants forked: a worker (the zygote) or an episode process (a worker)."""
+class WorkerFork:
+    """What the zygote asks main() to fork: a worker, serving the harness on ``channel``."""
 
-    def __init__(self, kind: str, **fields) -> None:
-        self.kind = kind
-        self.__dict__.update(fields)
+    def __init__(self, channel: int) -> None:
+        self.channel = channel
+
+
+class EpisodeFork:
+    """What a worker asks main() to fork: the process of one episode (``job``: the Run
+    command), working in ``scratch``, reporting on one pipe and printing into another."""
+
+    def __init__(self, job: dict, scratch: str) -> None:
+        self.job = job
+        self.scratch = scratch
+        self.result_r, self.result_w = os.pipe()
+        self.output_r, self.output_w = os.pipe()
 
 
 class _Role:
@@ -295,8 +308,12 @@ class _Role:
 
     def greet_once(self) -> None:
         if not self.greeted:
-            self.send({"event": "ready", "pid": os.getpid()})
+            self.send({"event": "ready", "pid": os.getpid(), "protocol": PROTOCOL_VERSION})
             self.greeted = True
+
+    def bye(self) -> None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.send({"event": "bye", "cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime})
 
 
 class Worker(_Role):
@@ -330,36 +347,25 @@ class Worker(_Role):
         self.kill_leftovers()
         os._exit(128 + signum)
 
-    def next_fork(self) -> ForkRequest | None:
+    def next_fork(self) -> EpisodeFork | None:
         """Answer commands until one needs an episode process; None means exit."""
         self.greet_once()
         while True:
             command = self.read_command(block=True)
             kind = command.get("cmd")
             if kind == "run":
-                # A fresh, private working directory per episode, outside the run directory:
-                # nothing one episode leaves in its cwd is seen by another.
+                # A fresh working directory per episode, outside the run directory: nothing
+                # one episode leaves in its cwd is seen by another.
                 scratch = tempfile.mkdtemp(prefix="ep-", dir=command.get("scratch_root"))
-                result_r, result_w = os.pipe()
-                output_r, output_w = os.pipe()
                 sys.stdout.flush()
                 sys.stderr.flush()
-                return ForkRequest(
-                    "episode",
-                    job=command,
-                    scratch=scratch,
-                    result_r=result_r,
-                    result_w=result_w,
-                    output_r=output_r,
-                    output_w=output_w,
-                )
+                return EpisodeFork(command, scratch)
             if kind == "exit":
-                usage = resource.getrusage(resource.RUSAGE_SELF)
-                self.send({"event": "bye", "cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime})
+                self.bye()
                 return None
             # a "kill" that arrives while idle is for an episode that already ended
 
-    def become_episode(self, request: ForkRequest, worker_pid: int) -> None:
+    def become_episode(self, fork: EpisodeFork, worker_pid: int) -> None:
         """In the forked child: its own process group, dies with the worker, default
         signals, output into the capture pipe, the result pipe at fd 3 and no other
         descriptor of ours, its scratch directory as working directory."""
@@ -369,63 +375,22 @@ class Worker(_Role):
         _die_with_parent(signal.SIGKILL, worker_pid)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
-        os.dup2(request.output_w, 1)
-        os.dup2(request.output_w, 2)
-        os.dup2(request.result_w, RESULT_FD)
+        os.dup2(fork.output_w, 1)
+        os.dup2(fork.output_w, 2)
+        os.dup2(fork.result_w, RESULT_FD)
         os.closerange(RESULT_FD + 1, _fd_limit())
-        os.chdir(request.scratch)
+        os.chdir(fork.scratch)
 
-    def forked(self, pid: int, request: ForkRequest) -> None:
-        """In the worker: capture the episode's output (capped) and result, obey kill
-        requests, reap it, kill what it left behind, check its result and TraceCore's
-        artifact, place the artifact in the run, and report the kernel's accounting."""
+    def supervise(self, pid: int, fork: EpisodeFork) -> None:
+        """In the worker, once the episode process is forked: watch it to its end, clean up
+        after it, check what it reported, and send the harness its ``done``."""
         self.current_pgid = pid
-        os.close(request.result_w)
-        os.close(request.output_w)
-        job = request.job
-        result = bytearray()
-        output = _CappedLog(job.get("log_path"), int(job.get("output_cap", 1024 * 1024)))
-        killed = False
-        kill_deadline: float | None = None
-        pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
-        streams = {request.result_r: result, request.output_r: output}
-        exited = False
-        while not exited:
-            watch = [self.channel, *streams]
-            if pidfd is not None:
-                watch.append(pidfd)
-            timeout = 0.05 if pidfd is None else None
-            if kill_deadline is not None:
-                remaining = max(kill_deadline - time.monotonic(), 0)
-                timeout = remaining if timeout is None else min(timeout, remaining)
-            ready, _, _ = select.select(watch, [], [], timeout)
-            for fd in ready:
-                if fd == self.channel:
-                    command = self.read_command(block=False)
-                    if command and command.get("cmd") == "kill" and not killed:
-                        killed = True
-                        self.kill_tree(signal.SIGTERM)
-                        kill_deadline = time.monotonic() + float(command.get("grace", 1.0))
-                    elif command and command.get("cmd") == "exit":  # the harness is going away
-                        self.kill_tree(signal.SIGKILL)
-                        self.kill_leftovers()
-                        _remove_tree(request.scratch)
-                        os._exit(0)
-                elif fd in streams:
-                    chunk = os.read(fd, 65536)
-                    if chunk:
-                        _append(streams[fd], chunk)
-                    else:
-                        os.close(fd)
-                        del streams[fd]
-            if kill_deadline is not None and time.monotonic() >= kill_deadline:
-                self.kill_tree(signal.SIGKILL)
-                kill_deadline = None
-            if pidfd is None or pidfd in ready:
-                waited, status, usage = os.wait4(pid, 0 if pidfd is not None else os.WNOHANG)
-                exited = waited == pid
-        if pidfd is not None:
-            os.close(pidfd)
+        os.close(fork.result_w)
+        os.close(fork.output_w)
+        report = bytearray()
+        output = _CappedLog(fork.job.get("log_path"), int(fork.job.get("output_cap", 1024 * 1024)))
+        streams = {fork.result_r: report, fork.output_r: output}
+        status, usage, killed = self._watch(pid, streams, fork.scratch)
         # The episode is over: nothing it started may outlive it.
         self.kill_tree(signal.SIGKILL)
         leftovers, extra_user, extra_sys = self.kill_leftovers()
@@ -435,21 +400,65 @@ class Worker(_Role):
                 _append(streams[fd], chunk)
             os.close(fd)
         output.close()
-        returncode = os.waitstatus_to_exitcode(status)
         message = {
             "event": "done",
-            "returncode": returncode,
+            "returncode": os.waitstatus_to_exitcode(status),
             "killed": killed,
             "cpu_user_s": usage.ru_utime + extra_user,
             "cpu_sys_s": usage.ru_stime + extra_sys,
             "max_rss_bytes": usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024),
             "output_bytes": output.total,
             "leftover_processes": leftovers,
-            **_check_report(result, job.get("runs_dir")),
+            **_check_report(report, fork.job.get("runs_dir")),
         }
-        del result
-        _remove_tree(request.scratch)
+        del report
+        _remove_tree(fork.scratch)
         self.send(message)
+
+    def _watch(self, pid: int, streams: dict, scratch: str) -> tuple[int, resource.struct_rusage, bool]:
+        """Until the episode process exits: drain its output and report, and obey the
+        harness (``kill``: SIGTERM now, SIGKILL after the grace; ``exit``: the harness is
+        going away, so kill everything and go). Returns its wait status, the kernel's
+        accounting of it and whether it was killed on request."""
+        killed = False
+        kill_deadline: float | None = None
+        pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+        try:
+            while True:
+                watch = [self.channel, *streams] + ([pidfd] if pidfd is not None else [])
+                timeout = 0.05 if pidfd is None else None  # no pidfd: poll the child
+                if kill_deadline is not None:
+                    remaining = max(kill_deadline - time.monotonic(), 0)
+                    timeout = remaining if timeout is None else min(timeout, remaining)
+                ready, _, _ = select.select(watch, [], [], timeout)
+                if self.channel in ready:
+                    command = self.read_command(block=False) or {}
+                    if command.get("cmd") == "kill" and not killed:
+                        killed = True
+                        self.kill_tree(signal.SIGTERM)
+                        kill_deadline = time.monotonic() + float(command.get("grace", 1.0))
+                    elif command.get("cmd") == "exit":
+                        self.kill_tree(signal.SIGKILL)
+                        self.kill_leftovers()
+                        _remove_tree(scratch)
+                        os._exit(0)
+                for fd in [fd for fd in ready if fd in streams]:
+                    chunk = os.read(fd, 65536)
+                    if chunk:
+                        _append(streams[fd], chunk)
+                    else:
+                        os.close(fd)
+                        del streams[fd]
+                if kill_deadline is not None and time.monotonic() >= kill_deadline:
+                    self.kill_tree(signal.SIGKILL)
+                    kill_deadline = None
+                if pidfd is None or pidfd in ready:
+                    waited, status, usage = os.wait4(pid, 0 if pidfd is not None else os.WNOHANG)
+                    if waited == pid:
+                        return status, usage, killed
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
 
     def kill_tree(self, sig: int) -> None:
         """Signal the episode's process group; SIGCONT after a SIGTERM, since a stopped
@@ -742,10 +751,10 @@ class Zygote(_Role):
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(kid, 0)
 
-    def become_worker(self, request: ForkRequest, zygote_pid: int) -> Worker:
+    def become_worker(self, fork: WorkerFork) -> Worker:
         """In the forked child: drop the zygote's socket, become the worker of one slot."""
         self.control.close()
-        worker = Worker(self.isolation, request.channel)
+        worker = Worker(self.isolation, fork.channel)
         # A process group of its own: an episode that stops or kills the zygote's group
         # reaches no other slot's worker.
         os.setpgid(0, 0)
@@ -756,8 +765,9 @@ class Zygote(_Role):
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         return worker
 
-    def forked(self, pid: int, request: ForkRequest) -> None:
-        os.close(request.channel)
+    def adopt(self, pid: int, fork: WorkerFork) -> None:
+        """In the zygote, once a worker is forked: its socket is its own now."""
+        os.close(fork.channel)
         self.workers.add(pid)
         self.send({"event": "spawned", "pid": pid})
 
@@ -791,18 +801,18 @@ class Zygote(_Role):
         self.stop_workers(wait=False)  # each worker kills its episode tree on SIGTERM
         os._exit(128 + signum)
 
-    def next_fork(self) -> ForkRequest | None:
+    def next_fork(self) -> WorkerFork | None:
         """Answer commands until one needs a worker forked; None means exit."""
         self.greet_once()
         while True:
             command, fds = self.receive()
             kind = command.get("cmd")
-            if kind == "spawn":
+            if kind == "spawn" and fds:
                 for fd in fds[1:]:
                     os.close(fd)
                 sys.stdout.flush()
                 sys.stderr.flush()
-                return ForkRequest("worker", channel=fds[0])
+                return WorkerFork(fds[0])
             for fd in fds:
                 os.close(fd)
             if kind == "warm":
@@ -822,8 +832,7 @@ class Zygote(_Role):
                 self.send({"event": "logging"})
             elif kind == "exit":
                 self.stop_workers(wait=True)
-                usage = resource.getrusage(resource.RUSAGE_SELF)
-                self.send({"event": "bye", "cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime})
+                self.bye()
                 return None
 
 
@@ -846,24 +855,28 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGTERM, role.on_terminate)
     _die_with_parent(signal.SIGTERM, harness_pid)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    while (request := role.next_fork()) is not None:
+    zygote = role
+    while (fork := role.next_fork()) is not None:
         parent_pid = os.getpid()
         pid = os.fork()
-        if pid:
-            role.forked(pid, request)
+        if pid:  # the role that asked goes on
+            if isinstance(fork, WorkerFork):
+                zygote.adopt(pid, fork)
+            else:
+                role.supervise(pid, fork)
             continue
         try:
-            if request.kind == "worker":
-                role = role.become_worker(request, parent_pid)
+            if isinstance(fork, WorkerFork):
+                role = zygote.become_worker(fork)
                 continue
             # An episode process: it runs right here, two frames below the module.
-            role.become_episode(request, parent_pid)
+            role.become_episode(fork, parent_pid)
             if isolation == "spawn":
                 os.execv(
                     sys.executable,
-                    [sys.executable, os.path.abspath(__file__), "episode", json.dumps(request.job), str(RESULT_FD)],
+                    [sys.executable, os.path.abspath(__file__), "episode", json.dumps(fork.job), str(RESULT_FD)],
                 )
-            _write_all(RESULT_FD, json.dumps(run_episode(request.job)).encode("utf-8"))
+            _write_all(RESULT_FD, json.dumps(run_episode(fork.job)).encode("utf-8"))
             sys.stdout.flush()
             sys.stderr.flush()
             code = 0

@@ -24,7 +24,7 @@ from tracecore_perf.console import ProgressBar
 from tracecore_perf.errors import RunAborted, UsageError
 from tracecore_perf.hostinfo import BusyProbe, host_context, machine_class
 from tracecore_perf.integrity import check_artifacts, check_run
-from tracecore_perf.launcher import WorkerFailed, Zygote, ZygoteKeeper
+from tracecore_perf.launcher import WorkerFailed, ZygoteKeeper, ZygoteProcess
 from tracecore_perf.logs import add_run_log
 from tracecore_perf.models import AttemptRecord, Integrity, Interpreter, IsolationMode, KeepRuns, Manifest, ScenarioRow
 from tracecore_perf.monitor import SAMPLE_FIELDS
@@ -126,16 +126,13 @@ async def _start_zygote(python: str, isolation: IsolationMode, scenario: list[Sc
     return keeper
 
 
-async def validate(zygote: Zygote, python: str, scenario: list[ScenarioRow]) -> Validated:
+async def validate(zygote: ZygoteProcess, python: str, scenario: list[ScenarioRow]) -> Validated:
     """Resolve every agent and task ref with the interpreter that will run the episodes.
     Raises UsageError naming the first problem; writes nothing."""
-    request = {
-        "cwd": os.getcwd(),
-        "agents": sorted({row.agent for row in scenario}),
-        "task_refs": sorted({row.task_ref for row in scenario}),
-    }
     try:
-        answer = await zygote.probe(request)
+        answer = await zygote.probe(
+            os.getcwd(), sorted({row.agent for row in scenario}), sorted({row.task_ref for row in scenario})
+        )
     except WorkerFailed as exc:
         raise UsageError(f"{python} could not check the scenario: {exc}") from None
     if answer.returncode != 0 or answer.result is None:
@@ -178,7 +175,7 @@ def preflight(scenario: list[ScenarioRow], python: str, isolation: IsolationMode
 
 # What a new run or a resume does between validation and the first episode: returns the
 # run directory and its manifest (which names the agent paths episodes load).
-Prepare = Callable[[Zygote], Awaitable[tuple[RunDir, Manifest]]]
+Prepare = Callable[[ZygoteProcess], Awaitable[tuple[RunDir, Manifest]]]
 
 
 def start(options: RunOptions, *, show_progress: bool = True) -> Outcome:
@@ -188,7 +185,7 @@ def start(options: RunOptions, *, show_progress: bool = True) -> Outcome:
     _check_python(options.python)
     busy = BusyProbe()  # watches the host while we validate
 
-    async def prepare(zygote: Zygote) -> tuple[RunDir, Manifest]:
+    async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest]:
         checked = await validate(zygote, options.python, options.scenario)
         host = host_context(busy, own_processes=(zygote.process.pid,))
         if not host.quiet:
@@ -253,7 +250,7 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
         ScenarioRow(agent=manifest.agents.get(r.agent, r.agent), task_ref=r.task_ref, seed=r.seed) for r in manifest.scenario
     ]
 
-    async def prepare(zygote: Zygote) -> tuple[RunDir, Manifest]:
+    async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest]:
         await validate(zygote, python, resolved)
         # Artifacts of episodes killed in flight when the last attempt died belong to no
         # row: out of the way, so this attempt's evidence check starts clean.

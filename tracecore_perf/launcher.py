@@ -1,7 +1,7 @@
 """The launcher: a zygote per run, one worker process per worker slot, and episodes run
 through them.
 
-The :class:`Zygote` is the harness's handle on ``episode_worker.py zygote``, which warms
+The :class:`ZygoteProcess` is the harness's handle on ``episode_worker.py zygote``, which warms
 TraceCore once and forks the workers; :class:`ZygoteKeeper` starts another one when an
 episode kills or stops it. A :class:`WorkerProcess` is the handle on one worker:
 ``run_episode`` sends a job, waits for the outcome under the per-episode timeout, and on
@@ -20,7 +20,7 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import msgspec
@@ -28,8 +28,10 @@ import structlog
 from anyio.abc import Process, UNIXSocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from tracecore_perf import protocol
 from tracecore_perf.errors import RunAborted
-from tracecore_perf.models import CallOutcome, EpisodeJob, EpisodeOutcome, IsolationMode
+from tracecore_perf.models import EpisodeJob, IsolationMode
+from tracecore_perf.protocol import PROTOCOL_VERSION, Bye, CallDone, Done, Ready
 
 log = structlog.get_logger("tracecore_perf.launcher")
 
@@ -55,14 +57,12 @@ class WorkerFailed(RuntimeError):
     """The worker (or zygote) process died, stopped answering, or sent something malformed."""
 
 
-class _Event(msgspec.Struct):
-    event: str
+E = TypeVar("E")
 
 
-_outcome_decoder = msgspec.json.Decoder(EpisodeOutcome)
-_call_decoder = msgspec.json.Decoder(CallOutcome)
-_event_decoder = msgspec.json.Decoder(_Event)
-_encoder = msgspec.json.Encoder()
+def _greeting(ready: Ready, who: str) -> None:
+    if ready.protocol != PROTOCOL_VERSION:
+        raise WorkerFailed(f"{who} speaks protocol {ready.protocol}, the harness {PROTOCOL_VERSION}: mixed installations?")
 
 
 class WorkerProcess:
@@ -76,9 +76,9 @@ class WorkerProcess:
         self.cpu_user_s = 0.0
         self.cpu_sys_s = 0.0
 
-    async def _send(self, message: dict[str, Any]) -> None:
+    async def _send(self, command: msgspec.Struct) -> None:
         try:
-            await self.stream.send(_encoder.encode(message) + b"\n")
+            await self.stream.send(protocol.encoder.encode(command) + b"\n")
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             raise WorkerFailed(f"worker {self.slot} is gone: {exc}") from exc
 
@@ -90,15 +90,20 @@ class WorkerProcess:
         except anyio.DelimiterNotFound as exc:
             raise WorkerFailed(f"worker {self.slot} (pid {self.pid}) sent a message over {MAX_LINE_BYTES} bytes") from exc
 
-    async def _expect(self, event: str) -> bytes:
+    async def _expect(self, kind: type[E]) -> E:
+        """The next message, which must be a ``kind``; anything else means the worker is
+        broken (or not ours), and it is replaced."""
         line = await self._receive()
         try:
-            got = _event_decoder.decode(line).event
-        except msgspec.DecodeError as exc:
+            event = protocol.worker_events.decode(line)
+        except msgspec.DecodeError as exc:  # ValidationError included
             raise WorkerFailed(f"worker {self.slot} (pid {self.pid}) sent a malformed message: {exc}") from exc
-        if got != event:
-            raise WorkerFailed(f"worker {self.slot}: expected {event!r}, got {got!r}")
-        return line
+        if not isinstance(event, kind):
+            raise WorkerFailed(f"worker {self.slot}: expected {kind.__name__}, got {type(event).__name__}")
+        return event
+
+    async def greeted(self) -> None:
+        _greeting(await self._expect(Ready), f"worker {self.slot} (pid {self.pid})")
 
     async def run_episode(
         self,
@@ -112,34 +117,34 @@ class WorkerProcess:
         log_path: Path,
         strict_spec: bool,
         output_cap: int,
-    ) -> tuple[EpisodeOutcome, bool]:
+    ) -> tuple[Done, bool]:
         """Run one episode (``agent_path``: the file the episode process loads; ``agent_label``:
-        the name its artifact records). Returns the outcome and whether the harness timed it
-        out. Raises WorkerFailed when the worker dies, stops answering or sends garbage."""
+        the name its artifact records). Returns the worker's account and whether the harness
+        timed it out. Raises WorkerFailed when the worker dies, stops answering or sends
+        garbage."""
         await self._send(
-            {
-                "cmd": "run",
-                "agent": agent_path,
-                "agent_label": agent_label,
-                "task_ref": job.task_ref,
-                "seed": job.seed,
-                "strict_spec": strict_spec,
-                "scratch_root": str(scratch_root),
-                "runs_dir": str(runs_dir),
-                "log_path": str(log_path),
-                "output_cap": output_cap,
-            }
+            protocol.Run(
+                agent=agent_path,
+                agent_label=agent_label,
+                task_ref=job.task_ref,
+                seed=job.seed,
+                strict_spec=strict_spec,
+                scratch_root=str(scratch_root),
+                runs_dir=str(runs_dir),
+                log_path=str(log_path),
+                output_cap=output_cap,
+            )
         )
-        line = None
+        done = None
         try:
             with anyio.move_on_after(timeout):
-                line = await self._expect("done")
-            timed_out = line is None
+                done = await self._expect(Done)
+            timed_out = done is None
             if timed_out:
-                await self._send({"cmd": "kill", "grace": KILL_GRACE_S})
+                await self._send(protocol.Kill(grace=KILL_GRACE_S))
                 with anyio.move_on_after(KILL_GRACE_S + WORKER_UNRESPONSIVE_S):
-                    line = await self._expect("done")
-                if line is None:
+                    done = await self._expect(Done)
+                if done is None:
                     raise WorkerFailed(
                         f"worker {self.slot} (pid {self.pid}) did not report a killed episode within "
                         f"{KILL_GRACE_S + WORKER_UNRESPONSIVE_S:g} s (stopped or hung)"
@@ -151,18 +156,14 @@ class WorkerProcess:
             with anyio.CancelScope(shield=True):
                 await self.abort_episode()
             raise
-        try:
-            outcome = _outcome_decoder.decode(line)
-        except msgspec.DecodeError as exc:  # ValidationError included
-            raise WorkerFailed(f"worker {self.slot} (pid {self.pid}) sent a malformed outcome: {exc}") from exc
-        return outcome, timed_out and outcome.killed
+        return done, timed_out and done.killed
 
     async def abort_episode(self) -> None:
         """Kill the episode in flight and wait (bounded) for the worker to confirm."""
         try:
-            await self._send({"cmd": "kill", "grace": 0})
+            await self._send(protocol.Kill(grace=0))
             with anyio.move_on_after(KILL_GRACE_S + 3):
-                await self._expect("done")
+                await self._expect(Done)
                 return
         except WorkerFailed:
             pass
@@ -171,11 +172,11 @@ class WorkerProcess:
     async def close(self) -> None:
         """Ask the worker to exit; collects its own CPU time for the harness's accounting."""
         try:
-            await self._send({"cmd": "exit"})
+            await self._send(protocol.Exit())
             with anyio.fail_after(5):
-                bye = _bye_decoder.decode(await self._expect("bye"))
+                bye = await self._expect(Bye)
             self.cpu_user_s, self.cpu_sys_s = bye.cpu_user_s, bye.cpu_sys_s
-        except (WorkerFailed, TimeoutError, msgspec.DecodeError):
+        except (WorkerFailed, TimeoutError):
             await self.kill()
         finally:
             await self.stream.aclose()
@@ -208,22 +209,7 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-class _Bye(msgspec.Struct):
-    event: str
-    cpu_user_s: float = 0.0
-    cpu_sys_s: float = 0.0
-
-
-class _Spawned(msgspec.Struct):
-    event: str
-    pid: int
-
-
-_bye_decoder = msgspec.json.Decoder(_Bye)
-_spawned_decoder = msgspec.json.Decoder(_Spawned)
-
-
-class Zygote:
+class ZygoteProcess:
     """The harness's handle on a zygote: the episode interpreter's first process, which
     warms TraceCore once and forks a worker per slot on request."""
 
@@ -240,7 +226,7 @@ class Zygote:
         self.usable = True
 
     @classmethod
-    async def start(cls, python: str, isolation: IsolationMode, scenario: list[dict[str, Any]]) -> Zygote:
+    async def start(cls, python: str, isolation: IsolationMode, scenario: list[dict[str, Any]]) -> ZygoteProcess:
         """Start the zygote and let it warm up. Until ``log_to`` names the run's log, its
         stderr goes to a temporary file, so a failure to start can be reported."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -262,9 +248,7 @@ class Zygote:
         zygote = cls(process, await UNIXSocketStream.from_socket(ours), isolation)
         zygote.startup_log = startup_log
         try:
-            await zygote._request(
-                {"cmd": "warm", "scenario": scenario}, expect="warmed", wait_ready=True, deadline=WARM_DEADLINE_S
-            )
+            await zygote._request(protocol.Warm(scenario=scenario), protocol.Warmed, deadline=WARM_DEADLINE_S, greeting=True)
         except WorkerFailed as exc:
             with anyio.CancelScope(shield=True):
                 await zygote._stop()
@@ -282,57 +266,53 @@ class Zygote:
         lines = self.startup_log.read().decode(errors="replace").strip().splitlines()
         return lines[-1] if lines else f"exited with code {self.process.returncode}"
 
-    async def probe(self, request: dict[str, Any]) -> CallOutcome:
+    async def probe(self, cwd: str, agents: list[str], task_refs: list[str]) -> CallDone:
         """Resolve agents and task refs in a forked child of the zygote."""
-        return await self._call({"cmd": "probe", **request})
+        command = protocol.Probe(cwd=cwd, agents=agents, task_refs=task_refs, deadline_s=CALL_DEADLINE_S)
+        return await self._request(command, CallDone, deadline=CALL_DEADLINE_S + 10)
 
-    async def metrics(self, run_dir: Path, limit: int) -> CallOutcome:
+    async def metrics(self, run_dir: Path, limit: int) -> CallDone:
         """TraceCore's metrics pipeline over ``run_dir``, in a forked child of the zygote."""
-        return await self._call({"cmd": "metrics", "cwd": str(run_dir), "limit": limit})
-
-    async def _call(self, request: dict[str, Any]) -> CallOutcome:
-        line = await self._request({**request, "deadline_s": CALL_DEADLINE_S}, expect="done", deadline=CALL_DEADLINE_S + 10)
-        try:
-            return _call_decoder.decode(line)
-        except msgspec.DecodeError as exc:
-            self.usable = False
-            raise WorkerFailed(f"the zygote sent a malformed answer: {exc}") from exc
+        command = protocol.Metrics(cwd=str(run_dir), limit=limit, deadline_s=CALL_DEADLINE_S)
+        return await self._request(command, CallDone, deadline=CALL_DEADLINE_S + 10)
 
     async def reap(self) -> None:
         """Have the zygote kill and reap every process re-parented to it (what episodes of
         workers that died left running)."""
-        await self._request({"cmd": "reap"}, expect="reaped", deadline=SPAWN_DEADLINE_S)
+        await self._request(protocol.Reap(), protocol.Reaped, deadline=SPAWN_DEADLINE_S)
 
     async def log_to(self, path: Path) -> None:
-        await self._request({"cmd": "log", "path": str(path)}, expect="logging", deadline=SPAWN_DEADLINE_S)
+        await self._request(protocol.Log(path=str(path)), protocol.Logging, deadline=SPAWN_DEADLINE_S)
         if self.startup_log is not None:
             self.startup_log.close()
             self.startup_log = None
 
     async def _request(
         self,
-        message: dict[str, Any],
-        expect: str,
+        command: msgspec.Struct,
+        answer: type[E],
         *,
         deadline: float,
         fds: list[int] | None = None,
-        wait_ready: bool = False,
-    ) -> bytes:
+        greeting: bool = False,
+    ) -> E:
+        """Send ``command`` (after the zygote's greeting, the first time) and wait, at most
+        ``deadline`` seconds, for its ``answer``. Any failure leaves the zygote unusable."""
         if not self.usable or self.process.returncode is not None:
             self.usable = False
             raise WorkerFailed(f"the zygote process is gone (exit code {self.process.returncode})")
         async with self._lock:
-            line = None
+            reply = None
             try:
                 with anyio.move_on_after(deadline):
-                    if wait_ready:
-                        await self._expect("ready")
-                    payload = _encoder.encode(message) + b"\n"
+                    if greeting:
+                        _greeting(await self._expect(Ready), "the zygote")
+                    payload = protocol.encoder.encode(command) + b"\n"
                     if fds:
                         await self.control.send_fds(payload, list(fds))
                     else:
                         await self.control.send(payload)
-                    line = await self._expect(expect)
+                    reply = await self._expect(answer)
             except (
                 anyio.BrokenResourceError,
                 anyio.ClosedResourceError,
@@ -347,32 +327,33 @@ class Zygote:
             except WorkerFailed:
                 self.usable = False
                 raise
-            if line is None:
+            if reply is None:
                 self.usable = False
-                raise WorkerFailed(f"the zygote did not answer {message.get('cmd')!r} within {deadline:g} s (stopped or hung)")
-            return line
+                raise WorkerFailed(f"the zygote did not answer {type(command).__name__} within {deadline:g} s (stopped or hung)")
+            return reply
 
-    async def _expect(self, event: str) -> bytes:
-        line = await self._lines.receive_until(b"\n", MAX_LINE_BYTES)
-        got = _event_decoder.decode(line).event
-        if got != event:
-            raise WorkerFailed(f"zygote: expected {event!r}, got {got!r}")
-        return line
+    async def _expect(self, kind: type[E]) -> E:
+        event = protocol.zygote_events.decode(await self._lines.receive_until(b"\n", MAX_LINE_BYTES))
+        if not isinstance(event, kind):
+            raise WorkerFailed(f"zygote: expected {kind.__name__}, got {type(event).__name__}")
+        return event
 
     async def spawn_worker(self, slot: int) -> WorkerProcess:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            line = await self._request({"cmd": "spawn"}, expect="spawned", fds=[theirs.fileno()], deadline=SPAWN_DEADLINE_S)
+            spawned = await self._request(
+                protocol.Spawn(), protocol.Spawned, fds=[theirs.fileno()], deadline=SPAWN_DEADLINE_S
+            )
         except BaseException:
             ours.close()
             raise
         finally:
             theirs.close()
-        worker = WorkerProcess(await UNIXSocketStream.from_socket(ours), _spawned_decoder.decode(line).pid, slot)
+        worker = WorkerProcess(await UNIXSocketStream.from_socket(ours), spawned.pid, slot)
         greeted = False
         try:
             with anyio.move_on_after(SPAWN_DEADLINE_S):
-                await worker._expect("ready")
+                await worker.greeted()
                 greeted = True
         finally:
             if not greeted:
@@ -394,12 +375,11 @@ class Zygote:
     async def close(self) -> None:
         """Ask the zygote to stop its workers and exit; kill it if it does not answer."""
         try:
-            line = await self._request({"cmd": "exit"}, expect="bye", deadline=CLOSE_DEADLINE_S)
-            bye = _bye_decoder.decode(line)
+            bye = await self._request(protocol.Exit(), Bye, deadline=CLOSE_DEADLINE_S)
             self.cpu_user_s, self.cpu_sys_s = bye.cpu_user_s, bye.cpu_sys_s
             with anyio.fail_after(5):
                 await self.process.wait()
-        except (WorkerFailed, TimeoutError, msgspec.DecodeError):
+        except (WorkerFailed, TimeoutError):
             pass
         finally:
             self.usable = False
@@ -420,20 +400,20 @@ class ZygoteKeeper:
         self.python = python
         self.isolation = isolation
         self.scenario = scenario
-        self.zygote: Zygote | None = None
+        self.zygote: ZygoteProcess | None = None
         self.log_path: Path | None = None
         self.restarts = 0
         self._lock = anyio.Lock()
 
-    async def start(self) -> Zygote:
-        self.zygote = await Zygote.start(self.python, self.isolation, self.scenario)
+    async def start(self) -> ZygoteProcess:
+        self.zygote = await ZygoteProcess.start(self.python, self.isolation, self.scenario)
         return self.zygote
 
     async def log_to(self, path: Path) -> None:
         self.log_path = path
         await (await self.current()).log_to(path)
 
-    async def current(self) -> Zygote:
+    async def current(self) -> ZygoteProcess:
         """The live zygote; a new one (warmed, logging to the run) if the last is gone."""
         async with self._lock:
             if self.zygote is not None and self.zygote.usable and self.zygote.process.returncode is None:
@@ -446,7 +426,7 @@ class ZygoteKeeper:
             last: Exception | None = None
             for _ in range(ZYGOTE_ATTEMPTS):
                 try:
-                    zygote = await Zygote.start(self.python, self.isolation, self.scenario)
+                    zygote = await ZygoteProcess.start(self.python, self.isolation, self.scenario)
                     if self.log_path is not None:
                         await zygote.log_to(self.log_path)
                 except WorkerFailed as exc:

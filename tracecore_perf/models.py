@@ -71,38 +71,6 @@ class ArtifactFacts(msgspec.Struct, frozen=True):
     tokens_used: int
 
 
-class EpisodeOutcome(msgspec.Struct, frozen=True):
-    """What the worker process observed about one episode process.
-
-    ``returncode`` follows subprocess conventions: negative for death by signal.
-    ``result`` is the episode's own report as the worker received it (a JSON object of at
-    most 64 KiB, not yet checked against :class:`ChildResult`), None when it died before
-    reporting or reported something unusable (``result_error`` says what). ``artifact`` is
-    set when the report claimed a finished run and TraceCore's artifact for its run id was
-    found and placed; ``artifact_error`` says why not otherwise.
-    """
-
-    returncode: int
-    killed: bool
-    cpu_user_s: float
-    cpu_sys_s: float
-    max_rss_bytes: int
-    output_bytes: int
-    leftover_processes: int
-    result: dict[str, Any] | None = None
-    result_error: str | None = None
-    artifact: ArtifactFacts | None = None
-    artifact_error: str | None = None
-
-
-class CallOutcome(msgspec.Struct, frozen=True):
-    """The answer to a probe or metrics request, run in a forked child of the zygote."""
-
-    returncode: int
-    result: dict[str, Any] | None = None
-    result_error: str | None = None
-
-
 # --- what the writer streams -----------------------------------------------------------
 
 

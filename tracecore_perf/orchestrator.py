@@ -31,8 +31,9 @@ from anyio.streams.memory import MemoryObjectSendStream
 from tracecore_perf.errors import RunAborted
 from tracecore_perf.integrity import check_artifacts
 from tracecore_perf.launcher import WorkerFailed, WorkerProcess, ZygoteKeeper
-from tracecore_perf.models import ChildResult, EpisodeJob, EpisodeOutcome, EpisodeRow, Integrity, IsolationMode, Sample
+from tracecore_perf.models import ChildResult, EpisodeJob, EpisodeRow, Integrity, IsolationMode, Sample
 from tracecore_perf.monitor import Monitor, Progress
+from tracecore_perf.protocol import Done
 from tracecore_perf.rundir import RunDir
 from tracecore_perf.strays import sweep
 from tracecore_perf.writer import Ledgers, open_ledgers, write_stream
@@ -210,7 +211,7 @@ class Execution:
     def _row(
         self,
         job: EpisodeJob,
-        outcome: EpisodeOutcome | None,
+        outcome: Done | None,
         timed_out: bool,
         failure: str | None,
         queued_at: float,
@@ -308,7 +309,7 @@ def _leaf(error: BaseException) -> BaseException:
     return error
 
 
-def _reported(outcome: EpisodeOutcome | None) -> tuple[ChildResult | None, str | None]:
+def _reported(outcome: Done | None) -> tuple[ChildResult | None, str | None]:
     """The episode's own report, checked against its types; or why it is unusable."""
     if outcome is None or outcome.result is None:
         return None, None
@@ -319,7 +320,7 @@ def _reported(outcome: EpisodeOutcome | None) -> tuple[ChildResult | None, str |
 
 
 def describe_failure(
-    outcome: EpisodeOutcome | None, result: ChildResult | None, bad_result: str | None, timed_out: bool, timeout: float
+    outcome: Done | None, result: ChildResult | None, bad_result: str | None, timed_out: bool, timeout: float
 ) -> str | None:
     """The row's ``error``: None for a successful episode, else one line saying why not.
     Success needs all the harness observed to agree: the process exited 0, its report is

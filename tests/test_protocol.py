@@ -1,0 +1,129 @@
+"""The zygote/worker protocol: the harness's Structs (``protocol.py``) and the plain dicts
+``episode_worker.py`` builds and reads must agree, field for field. In-process, no episode."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+import pytest
+
+from tracecore_perf import episode_worker, protocol
+
+
+def test_both_sides_speak_the_same_protocol_version():
+    assert episode_worker.PROTOCOL_VERSION == protocol.PROTOCOL_VERSION
+
+
+class _Recorder(episode_worker._Role):
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, message: dict) -> None:
+        self.sent.append(json.dumps(message).encode())
+
+
+@pytest.mark.parametrize("decoder", [protocol.zygote_events, protocol.worker_events])
+def test_the_greeting_and_the_goodbye_decode_as_ready_and_bye(decoder):
+    role = _Recorder()
+    role.greet_once()
+    role.greet_once()  # once only
+    role.bye()
+    ready, bye = (decoder.decode(line) for line in role.sent)
+    assert isinstance(ready, protocol.Ready) and ready.protocol == protocol.PROTOCOL_VERSION
+    assert isinstance(bye, protocol.Bye) and bye.cpu_user_s >= 0
+
+
+def _done(report: bytes, runs_dir: str | None) -> protocol.Done:
+    message = {
+        "event": "done",
+        "returncode": 0,
+        "killed": False,
+        "cpu_user_s": 0.01,
+        "cpu_sys_s": 0.0,
+        "max_rss_bytes": 1,
+        "output_bytes": 0,
+        "leftover_processes": 0,
+        **episode_worker._check_report(bytearray(report), runs_dir),
+    }
+    event = protocol.worker_events.decode(json.dumps(message).encode())
+    assert isinstance(event, protocol.Done)
+    return event
+
+
+def test_a_finished_report_becomes_a_done_with_the_artifact_placed_in_the_run(tmp_path):
+    artifact = {"run_id": "r1", "success": True, "action_trace": [{"llm_trace": [{"request": {"prompt": "ab"}}]}]}
+    report = {"completed": True, "episode_s": 0.5, "run_id": "r1", "artifact": artifact}
+    done = _done(json.dumps(report).encode(), str(tmp_path))
+    assert done.artifact is not None and done.artifact.success and done.artifact.llm_trace_entries == 1
+    assert done.artifact.artifact_bytes == len(json.dumps(artifact, sort_keys=True).encode())
+    assert "artifact" not in done.result  # the harness gets the facts, not the artifact
+    placed = (tmp_path / "r1.json").read_bytes()
+    assert placed == json.dumps(artifact, ensure_ascii=False, indent=2).encode()  # persist_run's format
+    assert done.artifact.file_bytes == len(placed)
+
+
+@pytest.mark.parametrize(
+    ("report", "expected"),
+    [
+        (b"", None),
+        (b"[1, 2]", "bad result: a JSON list"),
+        (b"{not json", "bad result: not one JSON value"),
+        (b'{"a":' + b"[" * 30000 + b"]" * 30000 + b"}", "bad result: not one JSON value"),
+    ],
+)
+def test_unusable_reports_are_the_episodes_bad_result(report, expected):
+    done = _done(report, None)
+    assert done.result is None
+    assert (done.result_error or "").startswith(expected) if expected else done.result_error is None
+
+
+def test_a_claim_without_its_artifact_is_unverified_and_places_nothing(tmp_path):
+    report = {"completed": True, "episode_s": 0.1, "run_id": "forged"}
+    done = _done(json.dumps(report).encode(), str(tmp_path))
+    assert done.artifact is None and "no TraceCore artifact" in done.artifact_error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_artifact_already_in_the_run_is_never_overwritten(tmp_path):
+    (tmp_path / "r1.json").write_text("theirs")
+    report = {"completed": True, "episode_s": 0.1, "run_id": "r1", "artifact": {"run_id": "r1", "success": True}}
+    done = _done(json.dumps(report).encode(), str(tmp_path))
+    assert done.artifact is None and "already holds" in done.artifact_error
+    assert (tmp_path / "r1.json").read_text() == "theirs"
+
+
+def test_a_forked_call_answers_with_a_call_done():
+    answer = episode_worker.fork_call(lambda request: {"echo": request["x"]}, {"x": 3, "cwd": "."})
+    event = protocol.zygote_events.decode(json.dumps(answer).encode())
+    assert isinstance(event, protocol.CallDone) and event.returncode == 0 and event.result == {"echo": 3}
+
+
+def test_every_command_field_the_worker_reads_is_one_the_harness_sends():
+    run = msgspec.json.decode(
+        protocol.encoder.encode(
+            protocol.Run(
+                agent="/a.py",
+                agent_label="a.py",
+                task_ref="t@1",
+                seed=1,
+                strict_spec=True,
+                scratch_root="/tmp",
+                runs_dir="/r",
+                log_path="/l",
+                output_cap=10,
+            )
+        )
+    )
+    # the keys episode_worker reads from a run command
+    for key in ("cmd", "agent", "agent_label", "task_ref", "seed", "strict_spec", "scratch_root", "runs_dir", "log_path"):
+        assert key in run
+    assert run["cmd"] == "run"
+    assert msgspec.json.decode(protocol.encoder.encode(protocol.Kill(grace=1.0))) == {"cmd": "kill", "grace": 1.0}
+
+
+def test_a_message_of_the_wrong_shape_is_refused():
+    with pytest.raises(msgspec.ValidationError):
+        protocol.worker_events.decode(b'{"event": "done", "returncode": "zero"}')
+    with pytest.raises(msgspec.ValidationError):
+        protocol.zygote_events.decode(b'{"event": "spawned", "pid": 1, "extra": true}')

@@ -1,0 +1,170 @@
+"""The zygote/worker protocol, harness side: one msgspec Struct per message, each way.
+
+The harness talks to the zygote over one Unix socket and to each worker over a socket of its
+own, in JSON lines. ``episode_worker.py`` (the other side) is standard library only, so that
+any interpreter with TraceCore can run it: it builds and reads these messages as plain dicts,
+and ``tests/test_protocol.py`` holds both sides to these Structs. Who sends what, and when,
+is the table in ``docs/architecture.md``.
+
+Commands carry their name in ``cmd``, answers in ``event``. Both sides greet with ``Ready``
+and its ``protocol``; the harness refuses a peer of another ``PROTOCOL_VERSION``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from tracecore_perf.models import ArtifactFacts
+
+PROTOCOL_VERSION = 1  # episode_worker.PROTOCOL_VERSION must be the same
+
+
+class _Command(msgspec.Struct, tag_field="cmd", forbid_unknown_fields=True):
+    pass
+
+
+class _Event(msgspec.Struct, tag_field="event", forbid_unknown_fields=True):
+    pass
+
+
+# --- harness -> zygote -------------------------------------------------------------------
+
+
+class Warm(_Command, tag="warm"):
+    """Import and warm TraceCore for the scenario (forkserver); answered by ``Warmed``."""
+
+    scenario: list[dict[str, Any]]
+
+
+class Log(_Command, tag="log"):
+    """From now on write stdout/stderr (inherited by workers) to ``path``; ``Logging``."""
+
+    path: str
+
+
+class Spawn(_Command, tag="spawn"):
+    """Fork a worker for the socket sent along (SCM_RIGHTS); answered by ``Spawned``."""
+
+
+class Probe(_Command, tag="probe"):
+    """Resolve agents (loading each with TraceCore's loader) and task refs; ``CallDone``."""
+
+    cwd: str
+    agents: list[str]
+    task_refs: list[str]
+    deadline_s: float
+
+
+class Metrics(_Command, tag="metrics"):
+    """TraceCore's metrics pipeline over the run directory ``cwd``; ``CallDone``."""
+
+    cwd: str
+    limit: int
+    deadline_s: float
+
+
+class Reap(_Command, tag="reap"):
+    """Kill and reap every process re-parented to the zygote; answered by ``Reaped``."""
+
+
+class Exit(_Command, tag="exit"):
+    """Stop (a zygote: its workers first); answered by ``Bye``."""
+
+
+# --- harness -> worker -------------------------------------------------------------------
+
+
+class Run(_Command, tag="run"):
+    """Run one episode; answered by ``Done`` when its process has ended."""
+
+    agent: str  # the absolute path the episode loads
+    agent_label: str  # the name its artifact records
+    task_ref: str
+    seed: int
+    strict_spec: bool
+    scratch_root: str
+    runs_dir: str
+    log_path: str
+    output_cap: int
+
+
+class Kill(_Command, tag="kill"):
+    """Kill the episode in flight: SIGTERM, SIGKILL after ``grace`` seconds. Ignored idle."""
+
+    grace: float
+
+
+# --- zygote or worker -> harness -------------------------------------------------------
+
+
+class Ready(_Event, tag="ready"):
+    """The first line either role sends."""
+
+    pid: int
+    protocol: int
+
+
+class Warmed(_Event, tag="warmed"):
+    pass
+
+
+class Logging(_Event, tag="logging"):
+    pass
+
+
+class Spawned(_Event, tag="spawned"):
+    pid: int
+
+
+class Reaped(_Event, tag="reaped"):
+    pass
+
+
+class CallDone(_Event, tag="done"):
+    """The answer to ``Probe`` or ``Metrics``, computed in a forked child of the zygote."""
+
+    returncode: int
+    result: dict[str, Any] | None = None
+    result_error: str | None = None
+
+
+class Done(_Event, tag="done"):
+    """A worker's account of one episode process, from what it observed.
+
+    ``returncode`` follows subprocess conventions: negative for death by signal.
+    ``result`` is the episode's own report as the worker received it (a JSON object, not yet
+    checked against :class:`~tracecore_perf.models.ChildResult`; its artifact taken out),
+    None when it died before reporting or reported something unusable (``result_error`` says
+    what). ``artifact`` is set when the report claimed a finished run and carried TraceCore's
+    artifact for its run id, which the worker placed in the run; ``artifact_error`` says why
+    not otherwise.
+    """
+
+    returncode: int
+    killed: bool
+    cpu_user_s: float
+    cpu_sys_s: float
+    max_rss_bytes: int
+    output_bytes: int
+    leftover_processes: int
+    result: dict[str, Any] | None = None
+    result_error: str | None = None
+    artifact: ArtifactFacts | None = None
+    artifact_error: str | None = None
+
+
+class Bye(_Event, tag="bye"):
+    """The last line: the process's own CPU time, for the harness's accounting."""
+
+    cpu_user_s: float = 0.0
+    cpu_sys_s: float = 0.0
+
+
+ZygoteEvent = Ready | Warmed | Logging | Spawned | Reaped | CallDone | Bye
+WorkerEvent = Ready | Done | Bye
+
+zygote_events = msgspec.json.Decoder(ZygoteEvent)
+worker_events = msgspec.json.Decoder(WorkerEvent)
+encoder = msgspec.json.Encoder()
