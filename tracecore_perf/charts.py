@@ -166,9 +166,12 @@ def rolling_median(values: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def _empty(ax: Axes, message: str) -> None:
+def _empty(ax: Axes, message: str, *, keep_x: bool = False) -> None:
+    """A panel with nothing to draw says why. ``keep_x``: leave the x ticks alone (a panel that
+    shares its x axis with drawn ones would take their ticks away)."""
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, fontsize=11, color="#555")
-    ax.set_xticks([])
+    if not keep_x:
+        ax.set_xticks([])
     ax.set_yticks([])
 
 
@@ -329,27 +332,26 @@ def throughput(fig: Figure, data: RunData) -> None:
     axes[1].set_ylim(bottom=0)
     axes[1].legend(ncols=3, **_ABOVE)
 
-    peak = data.manifest.workers
+    axes[2].set_xlabel("time since run start (s)")
     reason = _too_few_samples(data)
-    if reason is None:
-        counts = [s.episode_processes for s in data.samples]
-        peak = max(peak, *counts)
-        axes[2].step(
-            [s.t_s for s in data.samples],
-            counts,
-            where="post",
-            color="#41ab5d",
-            linewidth=1.5,
-            label="live episode processes (sampled)",
-        )
-    else:
-        _empty(axes[2], reason)
+    if reason is not None:
+        _empty(axes[2], reason, keep_x=True)
+        return
+    counts = [s.episode_processes for s in data.samples]
+    peak = max(data.manifest.workers, *counts)
+    axes[2].step(
+        [s.t_s for s in data.samples],
+        counts,
+        where="post",
+        color="#41ab5d",
+        linewidth=1.5,
+        label="live episode processes (sampled)",
+    )
     axes[2].axhline(data.manifest.workers, color="#444", linestyle=":", linewidth=1.2, label=f"--workers {data.manifest.workers}")
     axes[2].set_ylabel("processes")
     axes[2].set_ylim(0, peak + 0.5)
     axes[2].yaxis.get_major_locator().set_params(integer=True)
     axes[2].legend(ncols=2, **_ABOVE)
-    axes[2].set_xlabel("time since run start (s)")
 
 
 def _too_few_samples(data: RunData) -> str | None:

@@ -128,7 +128,7 @@ def requirements(
     if failed == 0:
         needs["failure_cluster"] = Requirement(0, 0, "failed episodes", "no failed episode to cluster")
     elif failed == len(rows):
-        needs["failure_cluster"] = Requirement(0, 1, "successful episodes to set the failures against", "")
+        needs["failure_cluster"] = Requirement(0, 1, "successful episode to set the failures against", "")
     else:
         needs["failure_cluster"] = Requirement(
             failed, CLUSTER_MIN_FAILURES, "failed episodes", f"{failed} failures spread over rows, agents, tasks and seeds"
@@ -233,6 +233,8 @@ def late_latency_drift(rows: Sequence[EpisodeRow]) -> list[Finding]:
     index = np.array([r.episode_index for r in rows])
     keep = np.isfinite(latency)
     latency, index = latency[keep], index[keep]
+    if len(latency) < DRIFT_MIN_EPISODES or np.ptp(latency) == 0:
+        return []  # constant latency: no drift (and no rank correlation to compute)
     third = len(latency) // 3
     first, last = latency[:third], latency[-third:]
     ratio = float(np.median(last) / np.median(first))
