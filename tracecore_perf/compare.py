@@ -348,7 +348,7 @@ def compare_runs(
         )
     if differing_setup:
         warnings.append(
-            f"SET-UP MISMATCH (allowed): the runs were set up differently ({'; '.join(differing_setup)}); "
+            f"SET-UP MISMATCH: the runs were set up differently ({'; '.join(differing_setup)}); "
             "latency differences may be the set-up, not the code"
         )
     for label, manifest in (("baseline", base_m), ("current", cur_m)):
