@@ -4,7 +4,10 @@
     python scripts/refresh_baseline.py release   # deliverables/perf/baseline/: 1,000 episodes, 8 workers, --strict-spec
 
 It runs the command into a temporary directory, refuses a run that failed an episode or a
-threshold or started on a busy host (``--allow-busy`` to accept the last), then replaces the
+threshold or started on a busy host (``--allow-busy`` to accept the last), or that ran while the
+machine itself was slow: a VM of this class sometimes runs at half its CPU speed for minutes with
+nothing to see in the load average, so the speed of a fixed hash chain is measured before and
+after the run and must be within ``--min-speed`` of the class's quiet speed. Then it replaces the
 folder's published files with the new run's (the slice: manifest, summary, metrics, series,
 samples; the release baseline also its charts and HTML report). Commit the folder in one commit
 and say in the message why, on what host, and what moved.
@@ -20,6 +23,10 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from validity_bench import QUIET_ROUNDS_PER_MS, rounds_per_ms  # noqa: E402
+
 KINDS = {
     "slice": (REPO / "deliverables" / "perf" / "baseline-slice", ["--episodes", "24", "--workers", "4", "--strict-spec"]),
     "release": (
@@ -34,8 +41,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=sorted(KINDS), help="which baseline")
     parser.add_argument("--allow-busy", action="store_true", help="accept a run that started on a busy host")
+    parser.add_argument(
+        "--min-speed",
+        type=float,
+        default=0.85,
+        help=f"least share of the quiet speed ({QUIET_ROUNDS_PER_MS:,} hash rounds/ms) before and after the run (default 0.85)",
+    )
     args = parser.parse_args()
     target, flags = KINDS[args.kind]
+    speeds = [rounds_per_ms()]
 
     with tempfile.TemporaryDirectory(prefix="tracecore-perf-baseline-") as tmp:
         out = Path(tmp)
@@ -49,8 +63,12 @@ def main() -> int:
         manifest = json.loads((out / f"perf-manifest-{stamp}.json").read_text())
         host = manifest["host"]
         print(f"run {stamp}: host load {host['load_avg_start']}, quiet={host['quiet']} {host.get('quiet_reason') or ''}")
+        speeds.append(rounds_per_ms())
+        print(f"CPU speed: {speeds[0]:,.0f} rounds/ms before, {speeds[1]:,.0f} after (quiet: {QUIET_ROUNDS_PER_MS:,})")
         if not host["quiet"] and not args.allow_busy:
             sys.exit("refresh_baseline: the host was busy at the start; rerun on a quiet host (or --allow-busy)")
+        if min(speeds) < args.min_speed * QUIET_ROUNDS_PER_MS:
+            sys.exit("refresh_baseline: the machine ran slow (see CPU speed); rerun when it is back to speed")
         check = subprocess.run(
             [sys.executable, "-m", "tracecore_perf", "check", stamp, "--search-dir", str(out)], cwd=REPO, text=True, check=False
         )

@@ -129,7 +129,9 @@ LEAK_GLOB = "/dev/shm/tracecore-perf-fixture-leak-*"
 @pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs a tmpfs /dev/shm")
 def test_system_memory_growing_without_bound(work):
     try:
-        run = real_run(work, "leak", [fixture_agent("shm_leaking_agent")], 40, "--sample-interval", "0.05")
+        # Samples every 10 ms: 40 episodes may take only half a second on a quiet host, and the
+        # check needs 10 samples after the warm-up (how many a run gets must not depend on its speed).
+        run = real_run(work, "leak", [fixture_agent("shm_leaking_agent")], 40, "--sample-interval", "0.01")
     finally:
         for path in glob.glob(LEAK_GLOB):
             os.unlink(path)
