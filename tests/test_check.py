@@ -3,13 +3,15 @@ from pyproject.toml and --thresholds, every output format, bad input, and `run -
 
 from __future__ import annotations
 
+import json
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 from runs import check_json, fixture_agent, real_run
 
-from tracecore_perf.check import Thresholds, after_run, evaluate, load_thresholds
+from tracecore_perf.check import Thresholds, after_run, default_total_bytes_limit, evaluate, load_thresholds
 from tracecore_perf.loadrun import locate
 from tracecore_perf.trends import CHECKS
 
@@ -213,3 +215,77 @@ def test_run_with_check_and_bad_thresholds_starts_nothing(tmp_path):
     assert done.returncode == 2
     assert "max_wall_clock_s" in done.stderr
     assert not (cwd / "out").exists()
+
+
+# --- the total-bytes threshold scales past the slice; an explicit one is absolute --------
+
+
+def test_the_seeds_total_bytes_threshold_is_per_slice_and_scales_with_episodes():
+    assert default_total_bytes_limit(1) == default_total_bytes_limit(24) == 2_000_000
+    assert default_total_bytes_limit(300) == 25_000_000
+    assert default_total_bytes_limit(1000) == 83_333_333
+
+
+def _as_if(healthy: Path, target: Path, **summary_fields) -> Path:
+    """The healthy run's artifacts in ``target`` with summary fields replaced."""
+    stamp = healthy.name.removeprefix("run-")
+    for path in healthy.parent.glob(f"perf-*-{stamp}.json"):
+        shutil.copy(path, target / path.name)
+    summary_path = target / f"perf-summary-{stamp}.json"
+    summary = json.loads(summary_path.read_text())
+    for key, value in summary_fields.items():
+        section, _, field = key.partition("__")
+        if field:
+            summary[section][field] = value
+        else:
+            summary[section] = value
+    summary_path.write_text(json.dumps(summary))
+    return summary_path
+
+
+def test_a_healthy_300_episode_run_holds_the_default_and_an_explicit_limit_wins(healthy, tmp_path):
+    """The issue's run: 300 episodes, 2.9 MB of run artifacts on disk, ~9.75 KB each."""
+    long_run = _as_if(healthy, tmp_path, episodes=300, run_artifacts__total_bytes=2_925_000, run_artifacts__avg_bytes=9750.0)
+    code, verdict = check_json(tmp_path, str(long_run), "--no-trends")
+    total = next(t for t in verdict["thresholds"] if t["name"] == "run_artifacts.total_bytes")
+    assert code == 0 and total["ok"] and total["limit"] == 25_000_000
+    assert "scaled to 300 episodes" in total["message"]
+    (tmp_path / "strict").mkdir()
+    cwd = _elsewhere(tmp_path / "strict", "[tool.tracecore_perf.thresholds]\nmax_run_artifacts_total_bytes = 2000000\n")
+    code, verdict = check_json(cwd, str(long_run), "--no-trends")
+    total = next(t for t in verdict["thresholds"] if t["name"] == "run_artifacts.total_bytes")
+    assert code == 1 and not total["ok"] and total["limit"] == 2_000_000
+
+
+# --- every trend check in one of three states, in every format -------------------------
+
+
+def test_a_short_run_shows_each_trend_check_as_finding_clear_or_insufficient_data(work, healthy, tmp_path):
+    """8 episodes of four rows: too few for the latency and growth checks, which say so (and
+    what they need) in every format instead of passing."""
+    code, verdict = check_json(work, str(healthy))
+    states = {t["name"]: t for t in verdict["trends"]}
+    assert set(states) == set(CHECKS) - {"success_rate_shift"}
+    assert all(t["state"] in ("finding", "clear", "insufficient data") for t in states.values())
+    assert states["late_latency_drift"]["state"] == "insufficient data"
+    assert states["late_latency_drift"]["message"] == "needs at least 30 episodes, the run has 8"
+    assert states["artifact_growth"]["state"] == "insufficient data" and states["failure_cluster"]["state"] == "clear"
+
+    text = harness("check", str(healthy), cwd=work).stdout
+    assert "insufficient data late_latency_drift: needs at least 30 episodes, the run has 8" in text
+    assert "clear             failure_cluster: no failed episode to cluster" in text
+
+    summary = tmp_path / "summary.md"
+    done = harness("check", str(healthy), "--format", "github", cwd=work, env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert any(line.startswith("::notice ") and "late_latency_drift" in line for line in done.stdout.splitlines())
+    table = summary.read_text()
+    assert "| ➖ | trends: late_latency_drift | insufficient data: needs at least 30 episodes" in table
+    assert "| ✅ | trends: failure_cluster | clear: no failed episode to cluster |" in table
+    assert "no finding" not in table
+
+    junit = tmp_path / "check.xml"
+    harness("check", str(healthy), "--format", "junit", "--junit-file", str(junit), cwd=work)
+    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    assert cases["late_latency_drift"].find("skipped") is not None
+    assert "needs at least 30 episodes" in cases["late_latency_drift"].find("skipped").get("message")
+    assert cases["failure_cluster"].find("skipped") is None and cases["failure_cluster"].find("failure") is None

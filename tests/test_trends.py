@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 from runs import TOY, check_json, finding_names, fixture_agent, real_run, row
@@ -128,7 +129,9 @@ LEAK_GLOB = "/dev/shm/tracecore-perf-fixture-leak-*"
 @pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs a tmpfs /dev/shm")
 def test_system_memory_growing_without_bound(work):
     try:
-        run = real_run(work, "leak", [fixture_agent("shm_leaking_agent")], 40, "--sample-interval", "0.05")
+        # Samples every 10 ms: 40 episodes may take only half a second on a quiet host, and the
+        # check needs 10 samples after the warm-up (how many a run gets must not depend on its speed).
+        run = real_run(work, "leak", [fixture_agent("shm_leaking_agent")], 40, "--sample-interval", "0.01")
     finally:
         for path in glob.glob(LEAK_GLOB):
             os.unlink(path)
@@ -209,3 +212,49 @@ def test_a_success_rate_that_rises_is_information_not_a_warning():
     after = [row(i) for i in range(200)]
     (finding,) = trends.success_rate_shift(after, before)
     assert finding.severity == "info" and finding.evidence["delta"] > 0
+
+
+# --- every check in one of three states ------------------------------------------------
+
+
+def _states(rows, samples=(), reference_rows=None) -> dict:
+    return {check.name: check for check in trends.assess_rows(rows, samples, reference_rows)[1]}
+
+
+def test_a_short_run_says_which_checks_lack_data_and_how_much_they_need():
+    states = _states([row(i) for i in range(5)], _samples([50 * 2**20]))
+    for name in ("long_tail_spike", "late_latency_drift", "artifact_growth", "memory_growth"):
+        assert states[name].state == "insufficient data" and states[name].have < states[name].needed
+    assert states["memory_growth"].message == "needs at least 10 resource samples after the warm-up, the run has 1"
+    assert states["late_latency_drift"].message == "needs at least 30 episodes, the run has 5"
+    assert states["failure_cluster"].state == "clear"  # no failed episode: nothing to cluster
+    assert "success_rate_shift" not in states  # it runs only against a reference
+
+
+def test_a_long_healthy_run_is_clear_on_every_check():
+    flat = _samples([50 * 2**20] * 200)
+    states = _states(_healthy(600), flat, reference_rows=_healthy(600, 100))
+    assert set(states) == set(trends.CHECKS)
+    assert {check.state for check in states.values()} == {"clear"}, states
+
+
+def test_a_finding_is_its_checks_state():
+    leak = _samples([50 * 2**20 + i * 2**20 for i in range(200)])
+    states = _states(_healthy(600), leak)
+    assert states["memory_growth"].state == "finding" and states["artifact_growth"].state == "clear"
+
+
+def test_two_failures_are_too_few_for_a_cluster_and_all_failing_has_nothing_to_contrast():
+    two = [row(i, success=i not in (3, 9)) for i in range(40)]
+    assert _states(two)["failure_cluster"].state == "insufficient data"
+    every = [row(i, success=False) for i in range(40)]
+    assert _states(every)["failure_cluster"].message.startswith("needs at least 1 successful episode")
+
+
+def test_the_memory_warm_up_is_a_share_of_the_time_not_of_the_samples():
+    """Dense samples early (as the monitor takes them) do not eat the warm-up: it is the first
+    fifth of the sampled time."""
+    samples = _samples([50 * 2**20] * 40)
+    times = [0.1 * i for i in range(20)] + [2 + 0.5 * i for i in range(20)]  # 0..1.9 s, then 2..11.5 s
+    samples = [msgspec.structs.replace(s, t_s=t) for s, t in zip(samples, times, strict=True)]
+    assert len(trends._warm_samples(samples)) == 20 - 1  # 0.2 * 11.5 s = 2.3 s: from the sample at 2.5 s

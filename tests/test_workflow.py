@@ -8,7 +8,7 @@ import shlex
 import pytest
 import yaml
 
-from tracecore_perf import check, cli, report
+from tracecore_perf import check, cli, compare, report
 
 from conftest import REPO
 
@@ -34,7 +34,7 @@ def _commands(workflow: dict) -> list[list[str]]:
         for line in script.splitlines():
             line = line.strip()
             if line.startswith("python -m tracecore_perf"):
-                line = line.split(">", 1)[0]  # drop the redirections
+                line = line.split(">", 1)[0].split("||", 1)[0]  # drop the redirections and fallbacks
                 for name, value in {"$STAMP": "20260101T000000Z", "$PERF_OUT": "perf-out", "$BASELINE": "b.json"}.items():
                     line = line.replace(f'"{name}"', value)
                 found.append(shlex.split(line)[3:])
@@ -49,7 +49,7 @@ def test_it_runs_on_pull_requests_with_read_only_permissions(workflow):
 
 def test_it_runs_the_slice_checks_it_and_uploads_bundle_and_report(workflow):
     commands = _commands(workflow)
-    run = next(c for c in commands if c[:1] != ["check"] and c[:1] != ["report"])
+    run = next(c for c in commands if c[0] not in ("check", "compare", "report"))
     assert run[run.index("--episodes") + 1] == "24" and "--compress" in run and "--report" in run
     checks = [c for c in commands if c[0] == "check"]
     assert checks and all(c[c.index("--format") + 1] == "github" for c in checks)
@@ -57,10 +57,13 @@ def test_it_runs_the_slice_checks_it_and_uploads_bundle_and_report(workflow):
     assert any("perf-artifacts-" in p and p.strip().endswith(".zip") for p in uploads)
     assert any("perf-report-" in p and ".html" in p for p in uploads)
     assert any("GITHUB_STEP_SUMMARY" in s.get("run", "") for s in _steps(workflow))
+    compares = [c for c in commands if c[0] == "compare"]
+    assert compares and all(c[c.index("--format") + 1] == "github" for c in compares)
+    assert workflow["env"]["BASELINE_DIR"].endswith("baseline-slice")  # the slice against a slice
 
 
 def test_every_command_in_it_parses_with_our_cli(workflow):
-    parsers = {"check": check.parser(), "report": report.parser()}
+    parsers = {"check": check.parser(), "compare": compare.parser(), "report": report.parser()}
     commands = _commands(workflow)
     assert len(commands) >= 3
     for argv in commands:

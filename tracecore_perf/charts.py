@@ -51,6 +51,7 @@ _DPI = 110
 _ABOVE = {"loc": "lower left", "bbox_to_anchor": (0, 1.01), "frameon": False, "borderaxespad": 0}
 _FAIL_COLOUR = "#c0392b"
 _MAX_LANES = 10
+MIN_SAMPLES = 5  # resource samples before the sampled charts draw a time series
 
 
 class Chart(msgspec.Struct, frozen=True):
@@ -165,9 +166,12 @@ def rolling_median(values: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def _empty(ax: Axes, message: str) -> None:
+def _empty(ax: Axes, message: str, *, keep_x: bool = False) -> None:
+    """A panel with nothing to draw says why. ``keep_x``: leave the x ticks alone (a panel that
+    shares its x axis with drawn ones would take their ticks away)."""
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, fontsize=11, color="#555")
-    ax.set_xticks([])
+    if not keep_x:
+        ax.set_xticks([])
     ax.set_yticks([])
 
 
@@ -328,34 +332,45 @@ def throughput(fig: Figure, data: RunData) -> None:
     axes[1].set_ylim(bottom=0)
     axes[1].legend(ncols=3, **_ABOVE)
 
-    peak = data.manifest.workers
-    if data.samples:
-        counts = [s.episode_processes for s in data.samples]
-        peak = max(peak, *counts)
-        axes[2].step(
-            [s.t_s for s in data.samples],
-            counts,
-            where="post",
-            color="#41ab5d",
-            linewidth=1.5,
-            label="live episode processes (sampled)",
-        )
-    else:
-        _empty(axes[2], "no resource samples in this run")
+    axes[2].set_xlabel("time since run start (s)")
+    reason = _too_few_samples(data)
+    if reason is not None:
+        _empty(axes[2], reason, keep_x=True)
+        return
+    counts = [s.episode_processes for s in data.samples]
+    peak = max(data.manifest.workers, *counts)
+    axes[2].step(
+        [s.t_s for s in data.samples],
+        counts,
+        where="post",
+        color="#41ab5d",
+        linewidth=1.5,
+        label="live episode processes (sampled)",
+    )
     axes[2].axhline(data.manifest.workers, color="#444", linestyle=":", linewidth=1.2, label=f"--workers {data.manifest.workers}")
     axes[2].set_ylabel("processes")
     axes[2].set_ylim(0, peak + 0.5)
     axes[2].yaxis.get_major_locator().set_params(integer=True)
     axes[2].legend(ncols=2, **_ABOVE)
-    axes[2].set_xlabel("time since run start (s)")
+
+
+def _too_few_samples(data: RunData) -> str | None:
+    """Why the samples cannot make a time series, or None when they can."""
+    n = len(data.samples)
+    if n >= MIN_SAMPLES:
+        return None
+    if n == 0:
+        return "no resource samples in this run"
+    return f"too few resource samples to draw a time series: {n} (needs {MIN_SAMPLES})"
 
 
 def resources(fig: Figure, data: RunData) -> None:
     fig.suptitle("CPU and memory over time")
     axes = fig.subplots(3, 1, sharex=True)
-    if not data.samples:
+    reason = _too_few_samples(data)
+    if reason:
         for ax in axes:
-            _empty(ax, "no resource samples in this run")
+            _empty(ax, reason)
         return
     t = np.array([s.t_s for s in data.samples])
     cores = data.manifest.host.logical_cores
@@ -392,15 +407,29 @@ def resources(fig: Figure, data: RunData) -> None:
 
 
 def artifact_growth(fig: Figure, data: RunData) -> None:
-    fig.suptitle("Run-artifact bytes against episodes")
+    """Cumulative *serialized* artifact bytes (the series' ``artifact_bytes``, summed in
+    ``telemetry_verbosity``), with the run's *on-disk* total (``run_artifacts.total_bytes``,
+    what check limits) as a separate mark: they are different sizes and labelled so."""
+    from tracecore_perf.check import default_total_bytes_limit
+
+    fig.suptitle("Artifact bytes against episodes")
     ax = fig.subplots()
     if not data.series:
         _empty(ax, "no episodes in this run")
         return
     x = np.arange(1, len(data.series) + 1, dtype=float)
     cumulative = np.cumsum([r.artifact_bytes for r in data.series]).astype(float)
-    scale, unit = (MiB, "MiB") if cumulative[-1] >= 4 * MiB else (1024, "KiB")
-    ax.plot(x, cumulative / scale, color="#2c7fb8", linewidth=3, alpha=0.6, label="cumulative artifact bytes, in episode order")
+    on_disk = data.summary.run_artifacts.total_bytes
+    top = max(float(cumulative[-1]), float(on_disk))
+    scale, unit = (MiB, "MiB") if top >= 4 * MiB else (1024, "KiB")
+    ax.plot(
+        x,
+        cumulative / scale,
+        color="#2c7fb8",
+        linewidth=3,
+        alpha=0.6,
+        label="serialized artifact bytes (series artifact_bytes), cumulative in episode order",
+    )
     if len(x) >= 2:
         slope, intercept = np.polyfit(x, cumulative, 1)
         fit = slope * x + intercept
@@ -415,14 +444,30 @@ def artifact_growth(fig: Figure, data: RunData) -> None:
             linewidth=1.3,
             label=f"linear fit: {slope:,.0f} bytes/episode, R² = {r2:.4f}",
         )
-    limit = 2_000_000  # the seed guide's run_artifacts.total_bytes threshold
-    if cumulative[-1] > limit * 0.5:
-        ax.axhline(limit / scale, color=_FAIL_COLOUR, linestyle=":", linewidth=1.2, label="seed threshold: 2,000,000 bytes total")
+    if on_disk:
+        ax.scatter(
+            [x[-1]],
+            [on_disk / scale],
+            marker="D",
+            s=40,
+            color="#41ab5d",
+            zorder=3,
+            label=f"run artifact files on disk (run_artifacts.total_bytes): {on_disk:,} bytes",
+        )
+    limit = default_total_bytes_limit(len(data.series))  # check's default for this many episodes
+    if top > limit * 0.5:
+        ax.axhline(
+            limit / scale,
+            color=_FAIL_COLOUR,
+            linestyle=":",
+            linewidth=1.2,
+            label=f"check's default limit on the files on disk: {limit:,} bytes",
+        )
     ax.set_xlabel("episodes, in episode order")
-    ax.set_ylabel(f"cumulative artifact size ({unit})")
+    ax.set_ylabel(f"cumulative bytes ({unit})")
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
-    ax.legend(ncols=3, **_ABOVE)
+    ax.legend(ncols=2, **_ABOVE)
 
 
 def failures(fig: Figure, data: RunData) -> None:
@@ -518,9 +563,10 @@ FIGURES: tuple[_Spec, ...] = (
     ),
     _Spec(
         "artifacts",
-        "Run-artifact growth",
-        "Does artifact growth stay roughly linear with episode count? Cumulative TraceCore artifact bytes with a "
-        "least-squares line; R² near 1 means linear.",
+        "Artifact growth",
+        "Does artifact growth stay roughly linear with episode count? Cumulative serialized artifact bytes (each "
+        "episode's TraceCore artifact as JSON, the series' artifact_bytes) with a least-squares line, R² near 1 "
+        "meaning linear; the diamond is the run's artifact files on disk (run_artifacts.total_bytes), a different size.",
         (11, 5),
         artifact_growth,
     ),

@@ -17,13 +17,14 @@ import msgspec
 
 from tracecore_perf.errors import UsageError
 from tracecore_perf.loadrun import PublishedRun, locate
-from tracecore_perf.verdict import Finding, Severity, ThresholdResult, Verdict
+from tracecore_perf.verdict import Finding, Severity, ThresholdResult, TrendCheck, Verdict
 
 __all__ = [
     "Finding",
     "Severity",
     "ThresholdResult",
     "Thresholds",
+    "TrendCheck",
     "Verdict",
     "evaluate",
     "load_thresholds",
@@ -36,13 +37,27 @@ NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
 
 
+# The seed guide's run_artifacts.total_bytes <= 2,000,000 was set for its 24-episode slice.
+SEED_TOTAL_BYTES = 2_000_000
+SEED_SLICE_EPISODES = 24
+
+
+def default_total_bytes_limit(episodes: int) -> int:
+    """The seed's total-bytes threshold for a run of ``episodes``: 2,000,000 bytes up to the
+    24-episode slice, and the same budget per episode (83,333 bytes) beyond it, so that a
+    healthy run of any length holds it (on-disk bytes grow linearly with episodes)."""
+    return SEED_TOTAL_BYTES * max(episodes, SEED_SLICE_EPISODES) // SEED_SLICE_EPISODES
+
+
 class Thresholds(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The seed guide's initial review thresholds; every field can be overridden from
-    ``[tool.tracecore_perf.thresholds]`` or ``--thresholds FILE``."""
+    ``[tool.tracecore_perf.thresholds]`` or ``--thresholds FILE``. An explicit
+    ``max_run_artifacts_total_bytes`` is absolute; left unset it is the seed's value scaled to
+    the run's episodes (:func:`default_total_bytes_limit`)."""
 
     max_failure_count: NonNegInt = 0
     max_wall_clock_s: NonNegFloat = 15.0
-    max_run_artifacts_total_bytes: NonNegInt = 2_000_000
+    max_run_artifacts_total_bytes: NonNegInt | None = None
     max_run_artifacts_avg_bytes: NonNegFloat = 150_000.0
     # a failure reason matches when it equals an entry, or its category (text before the
     # first ":", e.g. "timeout" or "logic_failure") does
@@ -109,6 +124,19 @@ def _limit(name: str, limit: float | int, actual: float | int | None, unit: str 
     return ThresholdResult(name=name, limit=limit, actual=actual, ok=ok, message=f"{name} {shown} {relation} {limit:,}{unit}")
 
 
+def _total_bytes(limits: Thresholds, episodes: int, actual: int) -> ThresholdResult:
+    name = "run_artifacts.total_bytes"
+    if limits.max_run_artifacts_total_bytes is not None:
+        return _limit(name, limits.max_run_artifacts_total_bytes, actual, " B")
+    limit = default_total_bytes_limit(episodes)
+    result = _limit(name, limit, actual, " B")
+    if episodes > SEED_SLICE_EPISODES:
+        result.message += (
+            f" (the seed's {SEED_TOTAL_BYTES:,} B per {SEED_SLICE_EPISODES} episodes, scaled to {episodes:,} episodes)"
+        )
+    return result
+
+
 def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference: PublishedRun | None = None) -> Verdict:
     """The run against the thresholds, plus trend findings (and the reference's success
     rate and failure reasons when a reference is given)."""
@@ -126,7 +154,7 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
             ),
         ),
         _limit("max_wall_clock_s", limits.max_wall_clock_s, summary.max_wall_clock_s, " s"),
-        _limit("run_artifacts.total_bytes", limits.max_run_artifacts_total_bytes, summary.run_artifacts.total_bytes, " B"),
+        _total_bytes(limits, summary.episodes, summary.run_artifacts.total_bytes),
         _limit(
             "run_artifacts.avg_bytes",
             limits.max_run_artifacts_avg_bytes,
@@ -160,19 +188,26 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
         warnings.append(f"host was busy at the start of the run ({manifest.host.quiet_reason}); latency figures are noisy")
 
     findings: list[Finding] = []
-    checks: list[str] = []
+    states: list[TrendCheck] = []
     if limits.trends:
         from tracecore_perf import trends
 
-        findings = trends.detect(run, reference=reference)
-        checks = [name for name in trends.CHECKS if reference is not None or name != "success_rate_shift"]
+        findings, states = trends.assess(run, reference=reference)
     if reference is not None and reference.manifest().machine_class != manifest.machine_class:
         warnings.append(
             f"reference {reference.stamp} is from another machine class "
             f"({reference.manifest().machine_class} vs {manifest.machine_class}); compare only within a machine class"
         )
     ok = all(r.ok for r in results) and not any(f.severity == "error" for f in findings)
-    return Verdict(ok=ok, stamp=run.stamp, thresholds=results, findings=findings, warnings=warnings, trend_checks=checks)
+    return Verdict(
+        ok=ok,
+        stamp=run.stamp,
+        thresholds=results,
+        findings=findings,
+        warnings=warnings,
+        trend_checks=[state.name for state in states],
+        trends=states,
+    )
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,16 +1,33 @@
 """``python -m tracecore_perf compare BASELINE CURRENT``: did the current run get slower,
 flakier or heavier than the baseline, per scenario row (agent, task_ref)?
 
-Latency per row: Mann-Whitney U (no normality assumed: episode latencies are skewed),
-p-values adjusted across rows (Benjamini-Hochberg), and the effect as the ratio of medians
-with a bootstrap confidence interval plus the Hodges-Lehmann shift. A row is faster or slower
-only when the change is significant *and* its interval excludes 1 *and* it is larger than
-the noise floor; a regression is a slower row whose ratio exceeds 1 + margin.
+Latency per row is judged on the ratio of medians (current / baseline), on the log scale,
+with an uncertainty that has two parts:
+
+- sampling: the bootstrap standard error of each run's log median (episodes resampled);
+- drift: how far a whole run's level moves from one run to the next on the same host. Two
+  runs of the same code on this host class differ by several per cent even when each run's
+  median is known to 1-2 % (measured with ``scripts/validity_bench.py``), so each run is
+  given a drift of at least ``--drift`` (a floor), or more when the run itself shows it:
+  each run is cut into blocks of consecutive episodes in time, and the spread of the block
+  medians beyond what sampling explains is drift the host showed during that very run.
+
+The z-test on the log ratio with both parts gives the p-value (adjusted across rows,
+Benjamini-Hochberg) and the interval. A row is faster or slower only when the change is
+significant *and* its interval excludes 1 *and* it is larger than the noise floor
+(``--noise``); a regression is a slower row whose ratio exceeds 1 + margin. Mann-Whitney U on
+the episodes alone is kept in the output (``p_value_episodes``) for reference: it knows
+nothing of drift, so on its own it calls identical runs different far too often.
+
+Runs set up differently (workers, isolation, strict spec, scenario rows) are not compared
+unless asked to (``--allow-setup-mismatch``): latency under other concurrency or another
+isolation is another quantity.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -32,11 +49,26 @@ INTERPRETER_FIELDS = ("python", "tracecore")
 MIN_EPISODES = 5  # per row and side, successful episodes, before latency is compared
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
+# Blocks in time for the drift a run shows itself: at most MAX_BLOCKS, each of at least
+# MIN_BLOCK_EPISODES episodes, and at least MIN_BLOCKS of them (else only the floor applies).
+MAX_BLOCKS = 8
+MIN_BLOCK_EPISODES = 10
+MIN_BLOCKS = 3
+# cpu_s by default: measured with scripts/validity_bench.py on the shared 2-core host class,
+# the episode process's CPU time moves far less with other load than wall-clock time does.
+DEFAULTS = {"metric": "cpu_s", "alpha": 0.01, "noise": 0.05, "margin": 0.10, "drift": 0.05}
 
 
 class Settings:
-    def __init__(self, metric: str = "wall_clock_s", alpha: float = 0.01, noise: float = 0.05, margin: float = 0.10) -> None:
-        self.metric, self.alpha, self.noise, self.margin = metric, alpha, noise, margin
+    def __init__(
+        self,
+        metric: str = DEFAULTS["metric"],
+        alpha: float = DEFAULTS["alpha"],
+        noise: float = DEFAULTS["noise"],
+        margin: float = DEFAULTS["margin"],
+        drift: float = DEFAULTS["drift"],
+    ) -> None:
+        self.metric, self.alpha, self.noise, self.margin, self.drift = metric, alpha, noise, margin, drift
 
 
 def _key(row: EpisodeRow) -> tuple[str, str]:
@@ -50,35 +82,79 @@ def _group(rows: Sequence[EpisodeRow]) -> dict[tuple[str, str], list[EpisodeRow]
     return groups
 
 
-def _median_ratio(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.median(y, axis=axis) / np.median(x, axis=axis)
+class Side:
+    """One run's episodes of one scenario row, in the order they started: the log values,
+    the bootstrap standard error of their median, and the drift the run showed."""
+
+    def __init__(self, logs: np.ndarray, se: float, drift: float | None, blocks: int) -> None:
+        self.logs, self.se, self.drift, self.blocks = logs, se, drift, blocks
 
 
-def _latency(base: np.ndarray, cur: np.ndarray, seed: int) -> tuple[Estimate, Estimate, float]:
+def _log_median_se(logs: np.ndarray, rng: np.random.Generator) -> float:
     from scipy import stats  # imported when needed: it is most of the start-up time
 
-    ratio = float(np.median(cur) / np.median(base))
+    if np.ptp(logs) == 0:
+        return 0.0
     boot = stats.bootstrap(
-        (base, cur),
-        _median_ratio,
-        vectorized=True,
-        paired=False,
-        n_resamples=BOOTSTRAP_RESAMPLES,
-        confidence_level=CONFIDENCE,
-        method="percentile",
-        rng=np.random.default_rng(seed),
+        (logs,), np.median, vectorized=True, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=rng
     )
+    return float(boot.standard_error)
+
+
+def within_run_drift(logs: np.ndarray, se: float) -> tuple[float | None, int]:
+    """The drift a run shows itself: the standard deviation of its block medians (blocks of
+    consecutive episodes in time) beyond what sampling explains. A block of n/B episodes has
+    a median about sqrt(B) times as uncertain as the whole run's, so sampling alone gives the
+    block medians a variance of B * se^2. None when the run is too short for blocks."""
+    blocks = min(MAX_BLOCKS, len(logs) // MIN_BLOCK_EPISODES)
+    if blocks < MIN_BLOCKS:
+        return None, 0
+    medians = np.array([np.median(part) for part in np.array_split(logs, blocks)])
+    excess = float(np.var(medians, ddof=1)) - blocks * se**2
+    return math.sqrt(max(0.0, excess)), blocks
+
+
+def side(rows: Sequence[EpisodeRow], metric: str, rng: np.random.Generator) -> Side:
+    value = METRICS[metric]
+    timed = sorted((r for r in rows if r.success and value(r) is not None), key=lambda r: (r.attempt, r.started_s))
+    values = np.array([value(r) for r in timed], dtype=float)
+    # a zero reading (a clock's resolution) would be -inf on the log scale: the smallest
+    # positive reading stands in for it
+    positive = values[values > 0]
+    floor = float(positive.min()) if len(positive) else 1e-9
+    logs = np.log(np.maximum(values, floor))
+    se = _log_median_se(logs, rng) if len(logs) >= MIN_EPISODES else 0.0
+    drift, blocks = within_run_drift(logs, se)
+    return Side(logs, se, drift, blocks)
+
+
+def _latency(base: Side, cur: Side, settings: Settings) -> tuple[Estimate, Estimate, float, float, float]:
+    """(ratio with interval, Hodges-Lehmann shift, p-value, p-value of the episodes alone,
+    standard error of the log ratio)."""
+    from scipy import stats  # imported when needed: it is most of the start-up time
+
+    d = float(np.median(cur.logs) - np.median(base.logs))
+    drift_b = max(settings.drift, base.drift or 0.0)
+    drift_c = max(settings.drift, cur.drift or 0.0)
+    se = math.sqrt(base.se**2 + cur.se**2 + drift_b**2 + drift_c**2)
+    # no spread at all (constant readings, --drift 0): any difference is certain
+    p = float(2 * stats.norm.sf(abs(d) / se)) if se > 0 else float(d == 0)
+    z = float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
+    x, y = np.exp(base.logs), np.exp(cur.logs)
     # Hodges-Lehmann: the median of every pairwise difference current - baseline
-    shift = float(np.median(np.subtract.outer(cur, base)))
-    p = float(stats.mannwhitneyu(cur, base, alternative="two-sided").pvalue)
+    shift = float(np.median(np.subtract.outer(y, x)))
+    p_episodes = float(stats.mannwhitneyu(y, x, alternative="two-sided").pvalue)
     return (
         Estimate(
-            value=round(ratio, 5),
-            low=round(float(boot.confidence_interval.low), 5),
-            high=round(float(boot.confidence_interval.high), 5),
+            value=round(math.exp(d), 5),
+            low=round(math.exp(d - z * se), 5),
+            high=round(math.exp(d + z * se), 5),
+            confidence=CONFIDENCE,
         ),
         Estimate(value=round(shift, 6)),
         p,
+        p_episodes,
+        se,
     )
 
 
@@ -90,15 +166,20 @@ def _delta(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(b - a, 6)
 
 
+def _r(value: float | None, digits: int = 5) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def _row(key: tuple[str, str], base: list[EpisodeRow], cur: list[EpisodeRow], settings: Settings, seed: int) -> RowComparison:
     from scipy import stats  # imported when needed: it is most of the start-up time
 
-    value = METRICS[settings.metric]
-    x = np.array([value(r) for r in base if r.success and value(r) is not None], dtype=float)
-    y = np.array([value(r) for r in cur if r.success and value(r) is not None], dtype=float)
-    comparable = len(x) >= MIN_EPISODES and len(y) >= MIN_EPISODES and np.median(x) > 0
+    rng = np.random.default_rng(seed)
+    b, c = side(base, settings.metric, rng), side(cur, settings.metric, rng)
+    x, y = np.exp(b.logs), np.exp(c.logs)
+    comparable = len(x) >= MIN_EPISODES and len(y) >= MIN_EPISODES
+    se = p_episodes = None
     if comparable:
-        ratio, shift, p = _latency(x, y, seed)
+        ratio, shift, p, p_episodes, se = _latency(b, c, settings)
     else:
         ratio, shift, p = Estimate(value=None), Estimate(value=None), None
     ok_base, ok_cur = sum(r.success for r in base), sum(r.success for r in cur)
@@ -131,6 +212,11 @@ def _row(key: tuple[str, str], base: list[EpisodeRow], cur: list[EpisodeRow], se
             _median_or_none([r.max_rss_bytes for r in base]), _median_or_none([r.max_rss_bytes for r in cur])
         ),
         regression=False,
+        se_log_ratio=_r(se),
+        sampling_se=[_r(b.se), _r(c.se)] if comparable else None,
+        drift_within=[_r(b.drift), _r(c.drift)] if comparable else None,
+        blocks=[b.blocks, c.blocks],
+        p_value_episodes=p_episodes,
     )
 
 
@@ -152,6 +238,41 @@ def _decide(rows: list[RowComparison], settings: Settings) -> None:
             row.regression = value > 1 + settings.margin
         elif significant and high < 1 and value <= 1 - settings.noise:
             row.verdict = "faster"
+
+
+def compare_rows(base_rows: Sequence[EpisodeRow], cur_rows: Sequence[EpisodeRow], settings: Settings) -> list[RowComparison]:
+    """Every scenario row both runs have, judged (the statistics without the runs' files: the
+    tests feed it rows with a known answer)."""
+    base_g, cur_g = _group(base_rows), _group(cur_rows)
+    shared = [key for key in base_g if key in cur_g]
+    rows = [_row(key, base_g[key], cur_g[key], settings, seed=n) for n, key in enumerate(shared)]
+    _decide(rows, settings)
+    return rows
+
+
+def setup_differences(base: Manifest, cur: Manifest) -> list[str]:
+    """How two runs were set up differently, in words; empty when they compare like with like."""
+    differences = [
+        f"{label} {getattr(base, field)} vs {getattr(cur, field)}"
+        for field, label in (("workers", "workers"), ("isolation", "isolation"), ("strict_spec", "strict spec"))
+        if getattr(base, field) != getattr(cur, field)
+    ]
+    rows_base = [(r.agent, r.task_ref, r.seed) for r in base.scenario]
+    rows_cur = [(r.agent, r.task_ref, r.seed) for r in cur.scenario]
+    if rows_base != rows_cur:
+        only_base = [r for r in rows_base if r not in rows_cur]
+        only_cur = [r for r in rows_cur if r not in rows_base]
+        if only_base or only_cur:
+            which, (agent, task, seed) = ("baseline", only_base[0]) if only_base else ("current run", only_cur[0])
+            example = f"; only the {which} has {agent} on {task} seed {seed}"
+        else:
+            example = "; the same rows in another order"
+        differences.append(f"scenario rows {len(rows_base)} vs {len(rows_cur)}{example}")
+    return differences
+
+
+class SetupMismatch(UsageError):
+    """Two runs set up differently, compared without --allow-setup-mismatch."""
 
 
 def overall_verdict(rows: list[RowComparison]) -> OverallVerdict:
@@ -194,17 +315,23 @@ def compare_runs(
     *,
     fail_on_regression: bool = False,
     interpreter_ab: bool = False,
+    allow_setup_mismatch: bool = False,
 ) -> Comparison:
     """``interpreter_ab``: the two runs are meant to differ in Python / TraceCore (``ab``), so
-    only a difference in the machine itself is a mismatch."""
+    only a difference in the machine itself is a mismatch. Runs set up differently raise
+    :class:`SetupMismatch` unless ``allow_setup_mismatch`` (then it is a warning)."""
     settings = settings or Settings()
-    base_rows, cur_rows = baseline.series(), current.series()
     base_m, cur_m = baseline.manifest(), current.manifest()
+    differing_setup = setup_differences(base_m, cur_m)
+    if differing_setup and not allow_setup_mismatch:
+        raise SetupMismatch(
+            f"the runs were set up differently ({'; '.join(differing_setup)}): latency is not comparable; "
+            "compare like with like, or pass --allow-setup-mismatch"
+        )
+    base_rows, cur_rows = baseline.series(), current.series()
     base_s, cur_s = baseline.summary(), current.summary()
     base_g, cur_g = _group(base_rows), _group(cur_rows)
-    shared = [key for key in base_g if key in cur_g]
-    rows = [_row(key, base_g[key], cur_g[key], settings, seed=n) for n, key in enumerate(shared)]
-    _decide(rows, settings)
+    rows = compare_rows(base_rows, cur_rows, settings)
 
     warnings = []
     differing = sorted(
@@ -219,23 +346,21 @@ def compare_runs(
             f"MACHINE CLASS MISMATCH: baseline {base_m.machine_class} vs current {cur_m.machine_class} "
             f"(differ in {', '.join(differing) or 'fingerprint'}); latency differences may be the machines, not the code"
         )
+    if differing_setup:
+        warnings.append(
+            f"SET-UP MISMATCH: the runs were set up differently ({'; '.join(differing_setup)}); "
+            "latency differences may be the set-up, not the code"
+        )
     for label, manifest in (("baseline", base_m), ("current", cur_m)):
         if not manifest.host.quiet:
-            advice = "; wall-clock latency is noisy there, --metric cpu_s is not" if settings.metric == "wall_clock_s" else ""
-            warnings.append(f"{label} run {manifest.stamp} started on a busy host ({manifest.host.quiet_reason}){advice}")
+            warnings.append(
+                f"{label} run {manifest.stamp} started on a busy host ({manifest.host.quiet_reason}); "
+                "between-run drift is larger there than the --drift floor assumes"
+            )
         if manifest.status == "interrupted":
             warnings.append(f"{label} run {manifest.stamp} was interrupted; it has fewer episodes than planned")
-    if not shared:
+    if not rows:
         warnings.append("the runs share no scenario row (agent, task_ref): nothing to compare row by row")
-    # Episodes sharing the cores with more or fewer others cost more or less, even in CPU time.
-    setup = {"workers": "workers", "isolation": "isolation", "strict_spec": "strict spec"}
-    differing_setup = [
-        f"{label} {getattr(base_m, field)} vs {getattr(cur_m, field)}"
-        for field, label in setup.items()
-        if getattr(base_m, field) != getattr(cur_m, field)
-    ]
-    if differing_setup:
-        warnings.append(f"the runs were set up differently ({'; '.join(differing_setup)}): part of any change is the set-up")
 
     base_tp, cur_tp = throughput(base_m, base_s), throughput(cur_m, cur_s)
     base_res, cur_res = base_s.resources, cur_s.resources
@@ -258,6 +383,7 @@ def compare_runs(
         alpha=settings.alpha,
         noise=settings.noise,
         margin=settings.margin,
+        drift=settings.drift,
         verdict=overall_verdict(rows),
         rows=rows,
         baseline_only=[f"{a} on {t}" for a, t in base_g if (a, t) not in cur_g],
@@ -274,6 +400,8 @@ def compare_runs(
         - base_s.telemetry_verbosity.artifact_bytes_total,
         resource_deltas=resource_deltas,
         machine_class_match=match,
+        setup_match=not differing_setup,
+        setup_differences=differing_setup,
         warnings=warnings,
     )
 
@@ -300,11 +428,41 @@ def add_comparison_flags(parser: argparse.ArgumentParser) -> None:
     from tracecore_perf.export import FORMATS
 
     parser.add_argument(
-        "--metric", choices=sorted(METRICS), default="wall_clock_s", help="latency compared (default wall_clock_s)"
+        "--metric",
+        choices=sorted(METRICS),
+        default=DEFAULTS["metric"],
+        help=f"latency compared (default {DEFAULTS['metric']})",
     )
-    parser.add_argument("--alpha", type=_alpha, default=0.01, help="significance level after adjustment (default 0.01)")
-    parser.add_argument("--noise", type=_fraction, default=0.05, help="changes smaller than this are no change (default 0.05)")
-    parser.add_argument("--margin", type=_fraction, default=0.10, help="slower by more than this is a regression (default 0.10)")
+    parser.add_argument(
+        "--alpha",
+        type=_alpha,
+        default=DEFAULTS["alpha"],
+        help=f"significance level after adjustment (default {DEFAULTS['alpha']})",
+    )
+    parser.add_argument(
+        "--noise",
+        type=_fraction,
+        default=DEFAULTS["noise"],
+        help=f"changes smaller than this are no change (default {DEFAULTS['noise']})",
+    )
+    parser.add_argument(
+        "--margin",
+        type=_fraction,
+        default=DEFAULTS["margin"],
+        help=f"slower by more than this is a regression (default {DEFAULTS['margin']})",
+    )
+    parser.add_argument(
+        "--drift",
+        type=_fraction,
+        default=DEFAULTS["drift"],
+        help="floor of the between-run drift: the relative standard deviation of a run's median from one run to the "
+        f"next on this host class (default {DEFAULTS['drift']}; a run that drifts more within itself gets more)",
+    )
+    parser.add_argument(
+        "--allow-setup-mismatch",
+        action="store_true",
+        help="compare runs set up differently (workers, isolation, strict spec, scenario rows) with a warning",
+    )
     parser.add_argument("--fail-on", choices=["regression", "never"], default="never", help="exit 1 on a regression")
     parser.add_argument("--format", choices=sorted(FORMATS), default="text", help="output format (default text)")
     parser.add_argument("--junit-file", type=Path, metavar="PATH", help="where --format junit writes (default next to CURRENT)")
@@ -317,15 +475,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
         and (args.junit_file.is_dir() or not args.junit_file.parent.is_dir())
     ):
         raise UsageError(f"--junit-file must be a file in an existing directory: {args.junit_file}")
-    return Settings(metric=args.metric, alpha=args.alpha, noise=args.noise, margin=args.margin)
+    return Settings(metric=args.metric, alpha=args.alpha, noise=args.noise, margin=args.margin, drift=args.drift)
 
 
 def report(comparison: Comparison, current: PublishedRun, args: argparse.Namespace) -> int:
     from tracecore_perf.export import emit
 
-    if not comparison.machine_class_match:
-        # loud even when stdout is a JSON or JUnit file
-        print(f"tracecore-perf: WARNING: {comparison.warnings[0]}", file=sys.stderr)
+    for warning in comparison.warnings:
+        if warning.startswith(("MACHINE CLASS MISMATCH", "SET-UP MISMATCH")):
+            # loud even when stdout is a JSON or JUnit file
+            print(f"tracecore-perf: WARNING: {warning}", file=sys.stderr)
     emit(args.format, comparison, current.output_dir / f"perf-compare-{current.stamp}.junit.xml", junit_file=args.junit_file)
     return 0 if comparison.ok else 1
 
@@ -346,5 +505,11 @@ def main(argv: list[str]) -> int:
     settings = settings_from(args)
     baseline = locate(args.baseline, args.search_dir)
     current = locate(args.current, args.search_dir)
-    comparison = compare_runs(baseline, current, settings, fail_on_regression=args.fail_on == "regression")
+    comparison = compare_runs(
+        baseline,
+        current,
+        settings,
+        fail_on_regression=args.fail_on == "regression",
+        allow_setup_mismatch=args.allow_setup_mismatch,
+    )
     return report(comparison, current, args)

@@ -71,7 +71,11 @@ def print_summary(summary: Summary, artifacts: dict[str, str], run_dir: str) -> 
     wall = summary.wall_clock_s
     table.add_row("latency (wall)", f"p50 {_seconds(wall.p50)}  p95 {_seconds(wall.p95)}  max {_seconds(wall.max)}")
     table.add_row("episode (TraceCore)", f"p50 {_seconds(summary.episode_s.p50)}  p95 {_seconds(summary.episode_s.p95)}")
-    table.add_row("run artifacts", f"{summary.run_artifacts.file_count} files, {summary.run_artifacts.total_bytes:,} bytes")
+    table.add_row(
+        "run artifacts",
+        f"{summary.run_artifacts.file_count} files, {summary.run_artifacts.total_bytes:,} bytes on disk; "
+        f"{summary.telemetry_verbosity.artifact_bytes_total:,} bytes serialized",
+    )
     for reason, count in list(summary.failure_reasons.items())[:5]:
         table.add_row("failure", f"{count} × {reason}")
     for problem in summary.integrity.problems:

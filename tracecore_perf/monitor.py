@@ -4,6 +4,12 @@
 psutil's CPU percentages are deltas since the previous call, so the counters are primed
 when the monitor is created: the first sample is a real reading, not the 0.0 that a single
 ``cpu_percent(interval=None)`` returns.
+
+Sampling is dense at the start and settles at ``interval``: the gap before each sample is a
+tenth of the time run so far, at least ``MIN_GAP_S`` and at most ``interval``
+(:func:`next_gap`). A run of a second or two (the 24-episode slice) gets ten-odd samples
+instead of one or two, so its charts and trend checks have a series to look at; a long run
+costs at most ~25 extra samples over its first ten seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +25,15 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from tracecore_perf.errors import RunAborted
 from tracecore_perf.models import EpisodeRow, Sample
+
+MIN_GAP_S = 0.1  # the densest sampling, at the very start
+RAMP = 10  # the gap is the time run so far / RAMP until it reaches the interval
+
+
+def next_gap(elapsed: float, interval: float) -> float:
+    """Seconds to the next sample, ``elapsed`` seconds into the run: elapsed / RAMP, at least
+    MIN_GAP_S, at most ``interval`` (a smaller ``interval`` than MIN_GAP_S wins)."""
+    return min(interval, max(MIN_GAP_S, elapsed / RAMP))
 
 
 class Progress:
@@ -76,10 +91,12 @@ class Monitor:
         )
 
     async def run(self, send: MemoryObjectSendStream[EpisodeRow | Sample], interval: float) -> None:
-        """Sample until cancelled. The first reading is one interval in, so that the primed
-        CPU counters cover a real span."""
+        """Sample until cancelled, every :func:`next_gap` seconds (``interval`` once the run is
+        ten intervals old). The first reading is one gap in, so that the primed CPU counters
+        cover a real span."""
+        started = time.perf_counter()
         while True:
-            await anyio.sleep(interval)
+            await anyio.sleep(next_gap(time.perf_counter() - started, interval))
             if not self.run_dir.is_dir():
                 # Open files would go on accepting rows into a deleted directory: stop instead.
                 raise RunAborted(f"the run directory disappeared: {self.run_dir}")

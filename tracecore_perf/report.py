@@ -214,9 +214,17 @@ def summary_lines(summary: Summary) -> list[tuple[str, str]]:
         ("wall clock max", _seconds(s.max_wall_clock_s)),
         ("episode (TraceCore run) p50 / p95", f"{_seconds(s.episode_s.p50)} / {_seconds(s.episode_s.p95)}"),
         ("queue p95", _seconds(s.queue_s.p95)),
-        ("run artifacts", f"{s.run_artifacts.file_count:,} files, {_bytes(s.run_artifacts.total_bytes)}"),
-        ("run artifact average", _bytes(s.run_artifacts.avg_bytes)),
-        ("artifact bytes max (one episode)", _bytes(s.telemetry_verbosity.artifact_bytes_max)),
+        # Two different sizes: the files TraceCore wrote to disk (run_artifacts.*, what the
+        # thresholds limit) and each artifact serialized as JSON (telemetry_verbosity.*, the
+        # series' artifact_bytes, the seed scaffold's figure).
+        (
+            "run artifact files on disk (run_artifacts)",
+            f"{s.run_artifacts.file_count:,} files, {_bytes(s.run_artifacts.total_bytes)}",
+        ),
+        ("run artifact file on disk, average", _bytes(s.run_artifacts.avg_bytes)),
+        ("serialized artifact bytes, total (telemetry_verbosity)", _bytes(s.telemetry_verbosity.artifact_bytes_total)),
+        ("serialized artifact bytes, average", _bytes(s.telemetry_verbosity.artifact_bytes_avg)),
+        ("serialized artifact bytes, max (one episode)", _bytes(s.telemetry_verbosity.artifact_bytes_max)),
         ("LLM trace entries", f"{s.telemetry_verbosity.llm_trace_entries_total:,}"),
         ("tokens used", f"{s.telemetry_verbosity.tokens_used_total:,}"),
         ("episode max RSS", _bytes(s.resources.episode_max_rss_bytes)),
@@ -264,7 +272,9 @@ def comparison_for(baseline: PublishedRun, run: PublishedRun) -> tuple[Compariso
             "The statistical comparison (compare) is not part of this installation; "
             "below are the two runs' figures side by side, without significance tests."
         )
-    return function(baseline, run), None
+    # The report shows runs set up differently side by side (with compare's warning about it);
+    # `compare` itself refuses them without --allow-setup-mismatch.
+    return function(baseline, run, allow_setup_mismatch=True), None
 
 
 # --- assembly --------------------------------------------------------------------------

@@ -7,6 +7,10 @@ minimums are low enough that a purpose-built small run shows each one. Each find
 both statistical evidence (a test at ``ALPHA`` or stricter) and a practical size (a ratio or
 an absolute amount), so that a large healthy run does not trip on a tiny, real difference.
 
+Every check ends in one of three states (:class:`TrendCheck`): a finding, clear (it had the
+data it needs and saw nothing), or insufficient data (what it needs and what the run has), so a
+short run is never shown as having passed a check it could not make.
+
 Episode numbers in findings are the series' ``episode`` field (1-based).
 """
 
@@ -15,13 +19,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
 
 from tracecore_perf.loadrun import PublishedRun
 from tracecore_perf.models import EpisodeRow, Sample
-from tracecore_perf.verdict import Finding
+from tracecore_perf.verdict import Finding, TrendCheck
 
 CHECKS = ("long_tail_spike", "late_latency_drift", "failure_cluster", "artifact_growth", "memory_growth", "success_rate_shift")
 
@@ -49,7 +54,7 @@ GROWTH_MIN_EPISODES = 20
 GROWTH_MIN_RATIO = 1.2
 GROWTH_MIN_RHO = 0.5
 
-# memory growth (from the samples, after the first WARMUP share of the run)
+# memory growth (from the samples, after the first WARMUP share of the run's sampled time)
 MEMORY_MIN_SAMPLES = 10
 MEMORY_WARMUP = 0.2
 MEMORY_MIN_RHO = 0.8
@@ -65,22 +70,98 @@ SUCCESS_MIN_DELTA = 0.05
 
 
 def detect(run: PublishedRun, reference: PublishedRun | None = None) -> list[Finding]:
+    return assess(run, reference)[0]
+
+
+def assess(run: PublishedRun, reference: PublishedRun | None = None) -> tuple[list[Finding], list[TrendCheck]]:
+    """The findings, and every check's state, for a published run."""
     rows = run.series()
     samples = run.samples() if run.paths["samples"].is_file() else []
     reference_rows = reference.series() if reference is not None else None
-    return detect_rows(rows, samples, reference_rows)
+    return assess_rows(rows, samples, reference_rows)
 
 
 def detect_rows(
     rows: Sequence[EpisodeRow], samples: Sequence[Sample] = (), reference_rows: Sequence[EpisodeRow] | None = None
 ) -> list[Finding]:
     """Every trend check over rows and samples already in memory (the tests build them)."""
+    return assess_rows(rows, samples, reference_rows)[0]
+
+
+class Requirement(NamedTuple):
+    """What a check needs before it can say anything, and what the run has."""
+
+    have: int
+    needed: int
+    unit: str
+    clear: str  # what "clear" means for this check on this run
+
+
+def requirements(
+    rows: Sequence[EpisodeRow], samples: Sequence[Sample] = (), reference_rows: Sequence[EpisodeRow] | None = None
+) -> dict[str, Requirement]:
+    """Each check's minimum of data against this run's (the same minimums the detectors use)."""
+    sizes = [len(group) for group in _by_row(rows).values()]
+    largest = max(sizes, default=0)
+    unchecked = sum(size < SPIKE_MIN_ROW_EPISODES for size in sizes)
+    spikes_clear = f"no spike in {len(rows)} episodes" + (
+        f" ({unchecked} scenario row(s) under {SPIKE_MIN_ROW_EPISODES} episodes not checked)" if unchecked else ""
+    )
+    failed = sum(not r.success for r in rows)
+    warm = _warm_samples(samples)
+    span = float(warm[-1].t_s - warm[0].t_s) if len(warm) > 1 else 0.0
+    needs = {
+        "long_tail_spike": Requirement(largest, SPIKE_MIN_ROW_EPISODES, "episodes in one scenario row", spikes_clear),
+        "late_latency_drift": Requirement(
+            len(rows), DRIFT_MIN_EPISODES, "episodes", f"no upward drift over {len(rows)} episodes"
+        ),
+        "artifact_growth": Requirement(
+            len(rows), GROWTH_MIN_EPISODES, "episodes", f"artifact bytes per episode steady over {len(rows)} episodes"
+        ),
+        "memory_growth": Requirement(
+            len(warm),
+            MEMORY_MIN_SAMPLES,
+            "resource samples after the warm-up",
+            f"no runaway memory in {len(warm)} samples over {span:.1f} s",
+        ),
+    }
+    if failed == 0:
+        needs["failure_cluster"] = Requirement(0, 0, "failed episodes", "no failed episode to cluster")
+    elif failed == len(rows):
+        needs["failure_cluster"] = Requirement(0, 1, "successful episode to set the failures against", "")
+    else:
+        needs["failure_cluster"] = Requirement(
+            failed, CLUSTER_MIN_FAILURES, "failed episodes", f"{failed} failures spread over rows, agents, tasks and seeds"
+        )
+    if reference_rows is not None:
+        have = min(len(rows), len(reference_rows))
+        needs["success_rate_shift"] = Requirement(have, 1, "episodes in each run", "success rate as in the reference")
+    return needs
+
+
+def assess_rows(
+    rows: Sequence[EpisodeRow], samples: Sequence[Sample] = (), reference_rows: Sequence[EpisodeRow] | None = None
+) -> tuple[list[Finding], list[TrendCheck]]:
     rows = sorted(rows, key=lambda r: r.episode_index)
     findings = long_tail_spikes(rows) + late_latency_drift(rows) + failure_clusters(rows)
     findings += artifact_growth(rows) + memory_growth(samples)
     if reference_rows is not None:
         findings += success_rate_shift(rows, reference_rows)
-    return findings
+    states = []
+    for name, need in requirements(rows, samples, reference_rows).items():
+        mine = [f for f in findings if f.name == name]
+        if mine:
+            state, message = "finding", f"{len(mine)} finding(s)"
+        elif need.have < need.needed:
+            state, message = "insufficient data", f"needs at least {need.needed} {need.unit}, the run has {need.have}"
+        else:
+            state, message = "clear", need.clear
+        states.append(
+            TrendCheck(name=name, state=state, message=message, have=need.have, needed=need.needed, unit=need.unit)
+        )
+    order = {name: i for i, name in enumerate(CHECKS)}
+    states.sort(key=lambda c: order[c.name])
+    return findings, states
 
 
 def _row_key(row: EpisodeRow) -> str:
@@ -152,6 +233,8 @@ def late_latency_drift(rows: Sequence[EpisodeRow]) -> list[Finding]:
     index = np.array([r.episode_index for r in rows])
     keep = np.isfinite(latency)
     latency, index = latency[keep], index[keep]
+    if len(latency) < DRIFT_MIN_EPISODES or np.ptp(latency) == 0:
+        return []  # constant latency: no drift (and no rank correlation to compute)
     third = len(latency) // 3
     first, last = latency[:third], latency[-third:]
     ratio = float(np.median(last) / np.median(first))
@@ -357,6 +440,18 @@ def _timeline(samples: Sequence[Sample]) -> np.ndarray:
     return np.array(times)
 
 
+def _warmup_start(t: np.ndarray) -> int:
+    """Index of the first sample after the warm-up: the first MEMORY_WARMUP of the sampled
+    time (by time, not by count: short runs are sampled more densely at the start)."""
+    if len(t) == 0:
+        return 0
+    return int(np.searchsorted(t, t[0] + MEMORY_WARMUP * (t[-1] - t[0]), side="left"))
+
+
+def _warm_samples(samples: Sequence[Sample]) -> Sequence[Sample]:
+    return samples[_warmup_start(_timeline(samples)) :]
+
+
 def memory_growth(samples: Sequence[Sample]) -> list[Finding]:
     if len(samples) < MEMORY_MIN_SAMPLES:
         return []
@@ -366,7 +461,7 @@ def memory_growth(samples: Sequence[Sample]) -> list[Finding]:
         "workers_rss_bytes": np.array([s.workers_rss_bytes for s in samples], dtype=float),
         "system_used_bytes": np.array([s.memory_total_bytes - s.memory_available_bytes for s in samples], dtype=float),
     }
-    start = int(len(samples) * MEMORY_WARMUP)
+    start = _warmup_start(t)
     findings = []
     for name, values in series.items():
         x, y = t[start:], values[start:]

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import msgspec
 
 Severity = Literal["info", "warning", "error"]
+TrendState = Literal["finding", "clear", "insufficient data"]
 RowVerdict = Literal["faster", "slower", "no change", "not comparable"]
 OverallVerdict = Literal["faster", "slower", "mixed", "no change", "not comparable"]
 
@@ -36,6 +37,18 @@ class Finding(msgspec.Struct, kw_only=True):
     episodes: list[int] = []
 
 
+class TrendCheck(msgspec.Struct, kw_only=True):
+    """One trend check's outcome: a finding, clear (it looked and saw nothing), or
+    insufficient data (it could not look: ``needed`` of ``unit``, the run has ``have``)."""
+
+    name: str
+    state: TrendState
+    message: str
+    have: int | None = None
+    needed: int | None = None
+    unit: str | None = None
+
+
 class Verdict(msgspec.Struct, kw_only=True):
     """``check``'s answer: ``ok`` is false when a threshold breaks or a finding is an error."""
 
@@ -45,6 +58,7 @@ class Verdict(msgspec.Struct, kw_only=True):
     findings: list[Finding]
     warnings: list[str] = []
     trend_checks: list[str] = []  # the trend checks that ran (none with --no-trends)
+    trends: list[TrendCheck] = []  # each of them: finding, clear or insufficient data
 
 
 class Estimate(msgspec.Struct, kw_only=True):
@@ -66,9 +80,9 @@ class RowComparison(msgspec.Struct, kw_only=True):
     current_n: int
     baseline_median_s: float | None
     current_median_s: float | None
-    ratio: Estimate  # current median / baseline median, bootstrap CI
+    ratio: Estimate  # current median / baseline median; interval from sampling and drift
     shift_s: Estimate  # Hodges-Lehmann shift (current - baseline), seconds
-    p_value: float | None  # Mann-Whitney U, two-sided
+    p_value: float | None  # two-sided z-test on the log ratio, sampling and between-run drift
     p_adjusted: float | None  # Benjamini-Hochberg across rows
     verdict: RowVerdict
     success_rate_baseline: float | None
@@ -79,6 +93,15 @@ class RowComparison(msgspec.Struct, kw_only=True):
     cpu_s_median_delta: float | None
     max_rss_bytes_median_delta: float | None
     regression: bool  # significantly slower by more than the margin
+    # what the interval and p-value are made of (log scale): the standard error of the log
+    # ratio, each side's bootstrap standard error of its log median, and the drift each run
+    # showed within itself (blocks in time; None when too short for blocks); the floor is
+    # Comparison.drift. p_value_episodes: Mann-Whitney U on the episodes alone, drift ignored.
+    se_log_ratio: float | None = None
+    sampling_se: list[float | None] | None = None
+    drift_within: list[float | None] | None = None
+    blocks: list[int] | None = None
+    p_value_episodes: float | None = None
 
 
 class Comparison(msgspec.Struct, kw_only=True):
@@ -102,5 +125,8 @@ class Comparison(msgspec.Struct, kw_only=True):
     artifact_bytes_total_delta: int | None
     resource_deltas: dict[str, float | None]
     machine_class_match: bool
+    drift: float | None = None  # the between-run drift floor used
+    setup_match: bool = True
+    setup_differences: list[str] = []
     warnings: list[str] = []
     findings: list[Finding] = []

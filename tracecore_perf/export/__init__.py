@@ -40,6 +40,7 @@ class Case(msgspec.Struct, kw_only=True):
     severity: Severity | None = None  # for a case that is not ok, or a warning on one that is
     message: str = ""
     details: str = ""
+    skipped: bool = False  # a check that could not be made (insufficient data): neither pass nor fail
 
 
 def cases(result: Verdict | Comparison) -> list[Case]:
@@ -64,9 +65,13 @@ def _verdict_cases(verdict: Verdict) -> list[Case]:
         Case(suite="thresholds", name=t.name, ok=t.ok, severity=None if t.ok else "error", message=t.message)
         for t in verdict.thresholds
     ]
-    fired = {f.name for f in verdict.findings}
     out += [_finding_case("trends", f, {"evidence": f.evidence, "episodes": f.episodes}) for f in verdict.findings]
-    out += [Case(suite="trends", name=name, ok=True, message="no finding") for name in verdict.trend_checks if name not in fired]
+    for check in verdict.trends:
+        if check.state == "clear":
+            out.append(Case(suite="trends", name=check.name, ok=True, message=f"clear: {check.message}"))
+        elif check.state == "insufficient data":
+            message = f"insufficient data: {check.message}"
+            out.append(Case(suite="trends", name=check.name, ok=True, severity="info", message=message, skipped=True))
     out += [Case(suite="run", name="warning", ok=True, severity="warning", message=w) for w in verdict.warnings]
     return out
 

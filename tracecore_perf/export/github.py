@@ -30,7 +30,7 @@ def markdown(result: Verdict | Comparison, rows: list[Case]) -> str:
         title = f"### tracecore-perf compare {result.baseline} → {result.current}: {result.verdict}"
     lines = [title, "", "| | check | result |", "|---|---|---|"]
     for case in rows:
-        mark = "❌" if not case.ok else "⚠️" if case.severity == "warning" else "✅"
+        mark = "❌" if not case.ok else "⚠️" if case.severity == "warning" else "➖" if case.skipped else "✅"
         lines.append(f"| {mark} | {_cell(case.suite)}: {_cell(case.name)} | {_cell(case.message)} |")
     return "\n".join(lines) + "\n\n"
 
@@ -38,7 +38,7 @@ def markdown(result: Verdict | Comparison, rows: list[Case]) -> str:
 def write(result: Verdict | Comparison, target: Target) -> None:
     rows = cases(result)
     for case in rows:
-        level = "error" if not case.ok else "warning" if case.severity == "warning" else None
+        level = "error" if not case.ok else "warning" if case.severity == "warning" else "notice" if case.skipped else None
         if level is None:
             continue
         title = _escape_property(f"tracecore-perf {case.suite}: {case.name}")

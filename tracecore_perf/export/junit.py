@@ -14,15 +14,28 @@ from tracecore_perf.verdict import Comparison, Verdict
 def document(result: Verdict | Comparison) -> ET.ElementTree:
     rows = cases(result)
     name = f"tracecore-perf {'check ' + result.stamp if isinstance(result, Verdict) else 'compare ' + result.current}"
-    root = ET.Element("testsuites", name=name, tests=str(len(rows)), failures=str(sum(not c.ok for c in rows)))
+    root = ET.Element(
+        "testsuites",
+        name=name,
+        tests=str(len(rows)),
+        failures=str(sum(not c.ok for c in rows)),
+        skipped=str(sum(c.skipped for c in rows)),
+    )
     for suite_name, group in groupby(rows, key=lambda c: c.suite):
         members = list(group)
         suite = ET.SubElement(
-            root, "testsuite", name=suite_name, tests=str(len(members)), failures=str(sum(not c.ok for c in members))
+            root,
+            "testsuite",
+            name=suite_name,
+            tests=str(len(members)),
+            failures=str(sum(not c.ok for c in members)),
+            skipped=str(sum(c.skipped for c in members)),
         )
         for case in members:
             element = ET.SubElement(suite, "testcase", classname=f"tracecore_perf.{suite_name}", name=case.name)
-            if not case.ok:
+            if case.skipped:
+                ET.SubElement(element, "skipped", message=case.message)
+            elif not case.ok:
                 failure = ET.SubElement(element, "failure", message=case.message, type=case.severity or "error")
                 failure.text = case.details or case.message
             elif case.severity == "warning" or case.details:

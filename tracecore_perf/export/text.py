@@ -18,12 +18,18 @@ def _verdict(verdict: Verdict) -> list[str]:
     lines.append("thresholds:")
     for t in verdict.thresholds:
         lines.append(f"  {'ok  ' if t.ok else 'FAIL'} {t.message}")
+    if verdict.trends:
+        lines.append("trend checks:")
+        for check in verdict.trends:
+            lines.append(f"  {check.state:17} {check.name}: {check.message}")
+    elif not verdict.findings:
+        lines.append("trend checks: none run (--no-trends)")
     if verdict.findings:
         lines.append("findings:")
         for f in verdict.findings:
             episodes = f" (episodes {', '.join(map(str, f.episodes[:12]))}{' ...' if len(f.episodes) > 12 else ''})"
             lines.append(f"  {f.severity.upper():7} {f.name}: {f.explanation}{episodes if f.episodes else ''}")
-    else:
+    elif verdict.trends:
         lines.append("findings: none")
     return lines
 
@@ -32,8 +38,10 @@ def _comparison(c: Comparison) -> list[str]:
     lines = [f"tracecore-perf compare {c.baseline} -> {c.current} ({c.metric}): {c.verdict.upper()}"]
     for warning in c.warnings:
         lines.append(f"  WARNING {warning}")
+    drift = "" if c.drift is None else f", between-run drift at least {c.drift:.0%} per run"
     lines.append(
         f"  alpha {c.alpha:g} (Benjamini-Hochberg across rows), noise floor {c.noise:.0%}, regression margin {c.margin:.0%}"
+        + drift
     )
     for row in c.rows:
         mark = "REGRESSION " if row.regression else ""
@@ -43,6 +51,12 @@ def _comparison(c: Comparison) -> list[str]:
                 f"    median {row.baseline_median_s * 1000:.1f} -> {row.current_median_s * 1000:.1f} ms, "
                 f"ratio {_ratio_text(row.ratio.value, row.ratio.low, row.ratio.high)}, "
                 f"p={_p(row.p_value)} (adjusted {_p(row.p_adjusted)}), n={row.baseline_n}/{row.current_n}"
+            )
+        if row.se_log_ratio is not None and row.drift_within is not None:
+            shown = ["n/a" if d is None else f"{d:.1%}" for d in row.drift_within]
+            lines.append(
+                f"    uncertainty +/-{row.se_log_ratio:.1%} (1 s.e.); drift within the runs {shown[0]} / {shown[1]} "
+                f"({'/'.join(map(str, row.blocks or []))} blocks); episodes alone would say p={_p(row.p_value_episodes)}"
             )
         if row.success_rate_delta is not None:
             lines.append(
