@@ -14,7 +14,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 AGENTS = Path(__file__).resolve().parent / "agents"
-GRANDCHILD_MARKER = "tracecore-perf-fixture-grandchild"
 
 
 def harness_env(cwd: Path, env: dict | None = None) -> dict:
@@ -48,18 +47,18 @@ def scenario_file(path: Path, rows: list[dict]) -> Path:
 
 
 def leftover_processes(root: Path) -> list[str]:
-    """Live (or stopped) processes working inside ``root`` (episode processes work in scratch
-    directories under ``$TMPDIR``, which ``harness_env`` puts there) or carrying the grandchild
-    fixture's marker."""
+    """Live (or stopped) processes working inside ``root``: episode processes, and whatever
+    they start, work in scratch directories under ``$TMPDIR``, which ``harness_env`` puts
+    there. (Matched by place, not by a marker, so other test sessions on the machine do not
+    count.)"""
     found = []
     for proc in psutil.process_iter(["pid", "cmdline", "status"]):
         try:
             if proc.info["status"] == psutil.STATUS_ZOMBIE or proc.pid == os.getpid():
                 continue
-            cmdline = " ".join(proc.info["cmdline"] or [])
             cwd = proc.cwd()
-            if GRANDCHILD_MARKER in cmdline or cwd == str(root) or cwd.startswith(str(root) + os.sep):
-                found.append(f"{proc.pid}: {cmdline[:120]} (cwd {cwd})")
+            if cwd == str(root) or cwd.startswith(str(root) + os.sep):
+                found.append(f"{proc.pid}: {' '.join(proc.info['cmdline'] or [])[:120]} (cwd {cwd})")
         except psutil.Error:
             continue
     return found
