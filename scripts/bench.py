@@ -62,7 +62,7 @@ TARGET_SLICE_S = 1.5
 
 
 def _jobs(rows: list[dict], episodes: int) -> list[tuple[str, str, int]]:
-    """The plan of tracecore_perf.scenario.plan: row i % len(rows), seed row.seed + i."""
+    """The plan of tracecore_perf.run.scenario.plan: row i % len(rows), seed row.seed + i."""
     return [
         (rows[i % len(rows)]["agent"], rows[i % len(rows)]["task_ref"], rows[i % len(rows)]["seed"] + i) for i in range(episodes)
     ]
@@ -456,7 +456,7 @@ def markdown(report: dict) -> str:
 def host_info(python: str) -> dict:
     import platform
 
-    from tracecore_perf.hostinfo import cpu_model
+    from tracecore_perf.run.hostinfo import cpu_model
 
     try:
         tracecore = subprocess.run(
@@ -508,7 +508,7 @@ def main(argv: list[str]) -> int:
         return 0
     args = parse_args(argv)
     sys.path.insert(0, str(REPO))
-    from tracecore_perf.scenario import DEFAULT_SCENARIO
+    from tracecore_perf.run.scenario import DEFAULT_SCENARIO
 
     rows = [{"agent": r.agent, "task_ref": r.task_ref, "seed": r.seed} for r in DEFAULT_SCENARIO]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -37,9 +37,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tracecore_perf.compare import DEFAULTS, METRICS, Settings, compare_runs  # noqa: E402
-from tracecore_perf.hostinfo import BusyProbe, host_context  # noqa: E402
-from tracecore_perf.loadrun import locate  # noqa: E402
+from tracecore_perf.published import locate  # noqa: E402
+from tracecore_perf.run.hostinfo import BusyProbe, host_context  # noqa: E402
+from tracecore_perf.verdicts.compare import DEFAULTS, METRICS, Settings, compare_runs  # noqa: E402
 
 AGENT = REPO / "tests" / "agents" / "busy_agent.py"
 TASK = "filesystem_hidden_config@1"

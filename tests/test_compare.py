@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from runs import fixture_agent, real_run
 
-from tracecore_perf.compare import Settings, compare_runs
-from tracecore_perf.loadrun import locate
-from tracecore_perf.verdict import Comparison
+from tracecore_perf.published import locate
+from tracecore_perf.verdicts.compare import Settings, compare_runs
+from tracecore_perf.verdicts.models import Comparison
 
 from conftest import harness
 
@@ -100,7 +100,7 @@ def test_text_github_and_junit_outputs(runs, tmp_path):
     junit = tmp_path / "compare.xml"
     args = ("--fail-on", "regression", "--format", "junit", "--junit-file", str(junit))
     assert harness("compare", base, heavy, *args, cwd=work).returncode == 1
-    (case,) = [c for c in ET.parse(junit).getroot().iter("testcase") if c.get("classname") == "tracecore_perf.compare"]
+    (case,) = [c for c in ET.parse(junit).getroot().iter("testcase") if c.get("classname") == "tracecore_perf.verdicts.compare"]
     assert case.find("failure") is not None
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from runs import row
 
-from tracecore_perf.compare import Settings, compare_rows, within_run_drift
+from tracecore_perf.verdicts.compare import Settings, compare_rows, within_run_drift
 
 N = 120
 

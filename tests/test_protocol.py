@@ -8,7 +8,7 @@ import json
 import msgspec
 import pytest
 
-from tracecore_perf import episode_worker, protocol
+from tracecore_perf.run import episode_worker, protocol
 
 
 def test_both_sides_speak_the_same_protocol_version():

@@ -218,8 +218,8 @@ def test_a_resumed_run_is_charted_on_one_time_axis(tmp_path):
     import subprocess
     import sys
 
-    from tracecore_perf.charts import RunData
-    from tracecore_perf.loadrun import locate
+    from tracecore_perf.published import locate
+    from tracecore_perf.report.charts import RunData
 
     scenario = scenario_file(
         tmp_path / "scenario.json",

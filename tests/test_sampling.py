@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tracecore_perf.monitor import MIN_GAP_S, next_gap
+from tracecore_perf.run.monitor import MIN_GAP_S, next_gap
 
 
 def _schedule(seconds: float, interval: float) -> list[float]:
@@ -40,7 +40,7 @@ def test_an_interval_below_the_ramps_floor_wins():
 
 
 def test_charts_say_when_there_are_too_few_samples():
-    from tracecore_perf.charts import MIN_SAMPLES, _too_few_samples
+    from tracecore_perf.report.charts import MIN_SAMPLES, _too_few_samples
 
     class Data:  # only what the helper reads
         samples: list = []

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from tracecore_perf.errors import UsageError
-from tracecore_perf.scenario import DEFAULT_SCENARIO, load_scenario, plan
+from tracecore_perf.run.scenario import DEFAULT_SCENARIO, load_scenario, plan
 
 
 def test_default_scenario_is_the_seed_guides_four_rows():

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from runs import TOY, check_json, finding_names, fixture_agent, real_run, row
 
-from tracecore_perf import trends
 from tracecore_perf.models import Sample
+from tracecore_perf.verdicts import trends
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,9 @@ import shlex
 import pytest
 import yaml
 
-from tracecore_perf import check, cli, compare, report
+from tracecore_perf import cli
+from tracecore_perf.report import page as report
+from tracecore_perf.verdicts import check, compare
 
 from conftest import REPO
 

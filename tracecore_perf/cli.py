@@ -57,7 +57,7 @@ def _positive_float(text: str) -> float:
 
 
 def run_parser() -> argparse.ArgumentParser:
-    from tracecore_perf.launcher import default_isolation
+    from tracecore_perf.run.launcher import default_isolation
 
     parser = _Parser(prog=PROG, description="Run TraceCore episodes, each in its own process, and publish perf evidence.")
     parser.add_argument("--episodes", type=_positive_int, help="episodes to run (default 24)")
@@ -92,21 +92,21 @@ def run_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(argv: list[str]) -> int:
-    from tracecore_perf import harness
-    from tracecore_perf.console import print_summary
-    from tracecore_perf.launcher import default_isolation, default_python
-    from tracecore_perf.logs import configure
-    from tracecore_perf.scenario import DEFAULT_SCENARIO, load_scenario
+    from tracecore_perf.run import harness
+    from tracecore_perf.run.console import print_summary
+    from tracecore_perf.run.launcher import default_isolation, default_python
+    from tracecore_perf.run.logs import configure
+    from tracecore_perf.run.scenario import DEFAULT_SCENARIO, load_scenario
 
     args = run_parser().parse_args(argv)
     thresholds = None
     if args.check:  # bad thresholds are bad input: exit 2 before any episode starts
-        from tracecore_perf.check import after_run, load_thresholds
+        from tracecore_perf.verdicts.check import after_run, load_thresholds
 
         thresholds = load_thresholds()
     report_thresholds = None
     if args.report:  # the report's verdict reads the same thresholds: bad ones are bad input too
-        from tracecore_perf.check import load_thresholds
+        from tracecore_perf.verdicts.check import load_thresholds
 
         report_thresholds = thresholds if thresholds is not None else load_thresholds()
     configure(args.log_format)
@@ -164,7 +164,7 @@ def cmd_run(argv: list[str]) -> int:
     exit_code = outcome.exit_code
     if args.report:
         # Imported only here: a run without --report never loads matplotlib.
-        from tracecore_perf import report
+        from tracecore_perf.report import page as report
 
         try:
             artifacts["report"] = str(report.report_after_run(Path(publication.artifacts["manifest"]), report_thresholds))
@@ -199,10 +199,10 @@ def _lazy(module: str, function: str = "main") -> Callable[[list[str]], int]:
 
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run": cmd_run,
-    "check": _lazy("tracecore_perf.check"),
-    "compare": _lazy("tracecore_perf.compare"),
-    "ab": _lazy("tracecore_perf.ab"),
-    "report": _lazy("tracecore_perf.report"),
+    "check": _lazy("tracecore_perf.verdicts.check"),
+    "compare": _lazy("tracecore_perf.verdicts.compare"),
+    "ab": _lazy("tracecore_perf.verdicts.ab"),
+    "report": _lazy("tracecore_perf.report.page"),
 }
 
 

@@ -32,7 +32,7 @@ from tracecore_perf.models import (
     SystemSamples,
     TelemetryVerbosity,
 )
-from tracecore_perf.rundir import RunDir, write_atomic
+from tracecore_perf.run.rundir import RunDir, write_atomic
 
 ARTIFACT_KINDS = ("manifest", "summary", "metrics", "series", "samples")
 

@@ -3,8 +3,8 @@ finding and scenario row."""
 
 from __future__ import annotations
 
-from tracecore_perf.export import Target, _p, _ratio_text
-from tracecore_perf.verdict import Comparison, Verdict
+from tracecore_perf.verdicts.export import Target, _p, _ratio_text
+from tracecore_perf.verdicts.models import Comparison, Verdict
 
 
 def _pct(value: float | None) -> str:

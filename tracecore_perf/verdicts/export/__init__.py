@@ -16,13 +16,13 @@ from typing import TextIO
 
 import msgspec
 
-from tracecore_perf.verdict import Comparison, Severity, Verdict
+from tracecore_perf.verdicts.models import Comparison, Severity, Verdict
 
 FORMATS = {
-    "text": "tracecore_perf.export.text",
-    "json": "tracecore_perf.export.jsonout",
-    "github": "tracecore_perf.export.github",
-    "junit": "tracecore_perf.export.junit",
+    "text": "tracecore_perf.verdicts.export.text",
+    "json": "tracecore_perf.verdicts.export.jsonout",
+    "github": "tracecore_perf.verdicts.export.github",
+    "junit": "tracecore_perf.verdicts.export.junit",
 }
 
 

@@ -24,14 +24,14 @@ import msgspec
 
 from tracecore_perf import __version__
 from tracecore_perf.errors import UsageError
-from tracecore_perf.loadrun import PublishedRun, locate
 from tracecore_perf.models import EpisodeRow, Manifest, Summary
-from tracecore_perf.publish import distribution
-from tracecore_perf.rundir import write_atomic
-from tracecore_perf.verdict import Comparison, Verdict  # the verdict stages' result types (msgspec only)
+from tracecore_perf.published import PublishedRun, locate
+from tracecore_perf.run.publish import distribution
+from tracecore_perf.run.rundir import write_atomic
+from tracecore_perf.verdicts.models import Comparison, Verdict  # the verdict stages' result types (msgspec only)
 
 if TYPE_CHECKING:
-    from tracecore_perf.charts import Chart
+    from tracecore_perf.report.charts import Chart
 
 PROG = "tracecore-perf report"
 
@@ -258,14 +258,14 @@ def _optional(module: str) -> Any | None:
 
 
 def verdict_for(run: PublishedRun, reference: PublishedRun | None, thresholds: Any) -> tuple[Verdict | None, str | None]:
-    check = _optional("tracecore_perf.check")
+    check = _optional("tracecore_perf.verdicts.check")
     if check is None:
         return None, "check is not part of this installation: no threshold verdict or trend findings."
     return check.evaluate(run, thresholds, reference), None
 
 
 def comparison_for(baseline: PublishedRun, run: PublishedRun) -> tuple[Comparison | None, str | None]:
-    compare = _optional("tracecore_perf.compare")
+    compare = _optional("tracecore_perf.verdicts.compare")
     function = getattr(compare, "compare_runs", None) if compare else None
     if function is None:
         return None, (
@@ -286,7 +286,7 @@ def _environment() -> Any:
     # autoescape=True, not select_autoescape(): the template is named *.html.j2, which
     # select_autoescape's extension check would not recognise as HTML.
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("tracecore_perf", "templates"),
+        loader=jinja2.PackageLoader("tracecore_perf.report", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -326,7 +326,7 @@ def write_report(
     """Render the charts and the HTML page of ``run`` into ``output_dir`` (default: next to the
     run's artifacts)."""
     # matplotlib is imported here, not at module level: bad input is refused before paying for it.
-    from tracecore_perf import charts
+    from tracecore_perf.report import charts
 
     out = output_dir or run.output_dir
     data = charts.RunData.load(run)
@@ -399,7 +399,7 @@ def main(argv: list[str]) -> int:
     if args.output_dir is not None and not args.output_dir.is_dir():
         raise UsageError(f"--output-dir is not an existing directory: {args.output_dir}")
     thresholds = None
-    check = _optional("tracecore_perf.check")
+    check = _optional("tracecore_perf.verdicts.check")
     if check is not None:
         thresholds = check.load_thresholds(args.thresholds)
     elif args.thresholds is not None:

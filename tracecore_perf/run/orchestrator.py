@@ -29,16 +29,16 @@ import structlog
 from anyio.streams.memory import MemoryObjectSendStream
 
 from tracecore_perf.errors import RunAborted
-from tracecore_perf.integrity import check_artifacts
-from tracecore_perf.launcher import WorkerFailed, WorkerProcess, ZygoteKeeper
 from tracecore_perf.models import ChildResult, EpisodeJob, EpisodeRow, Integrity, IsolationMode, Sample
-from tracecore_perf.monitor import Monitor, Progress
-from tracecore_perf.protocol import Done
-from tracecore_perf.rundir import RunDir
-from tracecore_perf.strays import sweep
-from tracecore_perf.writer import Ledgers, open_ledgers, write_stream
+from tracecore_perf.run.integrity import check_artifacts
+from tracecore_perf.run.launcher import WorkerFailed, WorkerProcess, ZygoteKeeper
+from tracecore_perf.run.monitor import Monitor, Progress
+from tracecore_perf.run.protocol import Done
+from tracecore_perf.run.rundir import RunDir
+from tracecore_perf.run.strays import sweep
+from tracecore_perf.run.writer import Ledgers, open_ledgers, write_stream
 
-log = structlog.get_logger("tracecore_perf.orchestrator")
+log = structlog.get_logger("tracecore_perf.run.orchestrator")
 
 
 class Slot:

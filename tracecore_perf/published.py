@@ -11,7 +11,7 @@ import msgspec
 
 from tracecore_perf.errors import UsageError
 from tracecore_perf.models import EpisodeRow, Manifest, Sample, Summary
-from tracecore_perf.publish import ARTIFACT_KINDS, artifact_path
+from tracecore_perf.run.publish import ARTIFACT_KINDS, artifact_path
 
 _STAMP = re.compile(r"^(?:perf-[a-z]+-|run-)?(\d{8}T\d{6}Z(?:-\d+)?)(?:\.json|\.zip)?$")
 

@@ -15,11 +15,11 @@ import logging
 import sys
 from pathlib import Path
 
-from tracecore_perf import harness
-from tracecore_perf.compare import add_comparison_flags, compare_runs, report, settings_from
 from tracecore_perf.errors import UsageError
-from tracecore_perf.loadrun import locate
-from tracecore_perf.rundir import RunDir
+from tracecore_perf.published import locate
+from tracecore_perf.run import harness
+from tracecore_perf.run.rundir import RunDir
+from tracecore_perf.verdicts.compare import add_comparison_flags, compare_runs, report, settings_from
 
 SIDES = ("A", "B")
 
@@ -50,9 +50,9 @@ def chunk_ends(episodes: int, rounds: int) -> list[int]:
 
 
 def main(argv: list[str]) -> int:
-    from tracecore_perf.launcher import default_isolation
-    from tracecore_perf.logs import configure
-    from tracecore_perf.scenario import DEFAULT_SCENARIO, load_scenario
+    from tracecore_perf.run.launcher import default_isolation
+    from tracecore_perf.run.logs import configure
+    from tracecore_perf.run.scenario import DEFAULT_SCENARIO, load_scenario
 
     args = parser().parse_args(argv)
     if len(args.python) != 2:

@@ -20,19 +20,19 @@ import msgspec
 import structlog
 
 from tracecore_perf import __version__
-from tracecore_perf.console import ProgressBar
 from tracecore_perf.errors import RunAborted, UsageError
-from tracecore_perf.hostinfo import BusyProbe, host_context, machine_class
-from tracecore_perf.integrity import check_artifacts, check_run
-from tracecore_perf.launcher import WorkerFailed, ZygoteKeeper, ZygoteProcess
-from tracecore_perf.logs import add_run_log
 from tracecore_perf.models import AttemptRecord, Integrity, Interpreter, IsolationMode, KeepRuns, Manifest, ScenarioRow
-from tracecore_perf.monitor import SAMPLE_FIELDS
-from tracecore_perf.orchestrator import Execution
-from tracecore_perf.publish import Publication, SeriesIndex, prune_run_artifacts, publish
-from tracecore_perf.rundir import MANIFEST, RunDir, new_stamp, utc_now
-from tracecore_perf.scenario import plan
-from tracecore_perf.strays import become_subreaper, sweep
+from tracecore_perf.run.console import ProgressBar
+from tracecore_perf.run.hostinfo import BusyProbe, host_context, machine_class
+from tracecore_perf.run.integrity import check_artifacts, check_run
+from tracecore_perf.run.launcher import WorkerFailed, ZygoteKeeper, ZygoteProcess
+from tracecore_perf.run.logs import add_run_log
+from tracecore_perf.run.monitor import SAMPLE_FIELDS
+from tracecore_perf.run.orchestrator import Execution
+from tracecore_perf.run.publish import Publication, SeriesIndex, prune_run_artifacts, publish
+from tracecore_perf.run.rundir import MANIFEST, RunDir, new_stamp, utc_now
+from tracecore_perf.run.scenario import plan
+from tracecore_perf.run.strays import become_subreaper, sweep
 
 # Exit codes of a run (the CLI's table): evidence tampered with, and a run that had to stop.
 EXIT_TAINTED = 4
@@ -43,7 +43,7 @@ FDS_PER_WORKER = 4
 FDS_RESERVED = 64
 WORKERS_PER_CPU = 16
 
-log = structlog.get_logger("tracecore_perf.harness")
+log = structlog.get_logger("tracecore_perf.run.harness")
 
 
 class RunOptions(msgspec.Struct, kw_only=True):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tracecore_perf.export import Case, Target, cases, text
-from tracecore_perf.verdict import Comparison, Verdict
+from tracecore_perf.verdicts.export import Case, Target, cases, text
+from tracecore_perf.verdicts.models import Comparison, Verdict
 
 
 def _escape(value: str) -> str:

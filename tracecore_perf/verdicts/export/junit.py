@@ -7,8 +7,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from itertools import groupby
 
-from tracecore_perf.export import Target, cases
-from tracecore_perf.verdict import Comparison, Verdict
+from tracecore_perf.verdicts.export import Target, cases
+from tracecore_perf.verdicts.models import Comparison, Verdict
 
 
 def document(result: Verdict | Comparison) -> ET.ElementTree:

@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from tracecore_perf.errors import UsageError
-from tracecore_perf.loadrun import PublishedRun, locate
 from tracecore_perf.models import EpisodeRow, Manifest, Summary
-from tracecore_perf.verdict import Comparison, Estimate, OverallVerdict, RowComparison
+from tracecore_perf.published import PublishedRun, locate
+from tracecore_perf.verdicts.models import Comparison, Estimate, OverallVerdict, RowComparison
 
 METRICS = {
     "wall_clock_s": lambda r: r.wall_clock_s,
@@ -425,7 +425,7 @@ def _alpha(text: str) -> float:
 
 def add_comparison_flags(parser: argparse.ArgumentParser) -> None:
     """The flags ``compare`` and ``ab`` share."""
-    from tracecore_perf.export import FORMATS
+    from tracecore_perf.verdicts.export import FORMATS
 
     parser.add_argument(
         "--metric",
@@ -479,7 +479,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def report(comparison: Comparison, current: PublishedRun, args: argparse.Namespace) -> int:
-    from tracecore_perf.export import emit
+    from tracecore_perf.verdicts.export import emit
 
     for warning in comparison.warnings:
         if warning.startswith(("MACHINE CLASS MISMATCH", "SET-UP MISMATCH")):

@@ -28,8 +28,8 @@ from collections import Counter
 from pathlib import Path
 
 from tracecore_perf.models import Integrity
-from tracecore_perf.rundir import RunDir
-from tracecore_perf.writer import Ledger, Ledgers
+from tracecore_perf.run.rundir import RunDir
+from tracecore_perf.run.writer import Ledger, Ledgers
 
 TAINTED = "tainted"
 ORPHANED = "orphaned-artifacts"

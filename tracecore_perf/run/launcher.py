@@ -28,12 +28,12 @@ import structlog
 from anyio.abc import Process, UNIXSocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from tracecore_perf import protocol
 from tracecore_perf.errors import RunAborted
 from tracecore_perf.models import EpisodeJob, IsolationMode
-from tracecore_perf.protocol import PROTOCOL_VERSION, Bye, CallDone, Done, Ready
+from tracecore_perf.run import protocol
+from tracecore_perf.run.protocol import PROTOCOL_VERSION, Bye, CallDone, Done, Ready
 
-log = structlog.get_logger("tracecore_perf.launcher")
+log = structlog.get_logger("tracecore_perf.run.launcher")
 
 WORKER_SCRIPT = Path(__file__).with_name("episode_worker.py")
 KILL_GRACE_S = 1.0

@@ -25,9 +25,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from tracecore_perf.loadrun import PublishedRun
 from tracecore_perf.models import EpisodeRow, Manifest, Sample, Summary
-from tracecore_perf.rundir import write_atomic
+from tracecore_perf.published import PublishedRun
+from tracecore_perf.run.rundir import write_atomic
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -410,7 +410,7 @@ def artifact_growth(fig: Figure, data: RunData) -> None:
     """Cumulative *serialized* artifact bytes (the series' ``artifact_bytes``, summed in
     ``telemetry_verbosity``), with the run's *on-disk* total (``run_artifacts.total_bytes``,
     what check limits) as a separate mark: they are different sizes and labelled so."""
-    from tracecore_perf.check import default_total_bytes_limit
+    from tracecore_perf.verdicts.check import default_total_bytes_limit
 
     fig.suptitle("Artifact bytes against episodes")
     ax = fig.subplots()

@@ -24,9 +24,9 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
-from tracecore_perf.loadrun import PublishedRun
 from tracecore_perf.models import EpisodeRow, Sample
-from tracecore_perf.verdict import Finding, TrendCheck
+from tracecore_perf.published import PublishedRun
+from tracecore_perf.verdicts.models import Finding, TrendCheck
 
 CHECKS = ("long_tail_spike", "late_latency_drift", "failure_cluster", "artifact_growth", "memory_growth", "success_rate_shift")
 

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 import msgspec
 
 from tracecore_perf.errors import UsageError
-from tracecore_perf.loadrun import PublishedRun, locate
-from tracecore_perf.verdict import Finding, Severity, ThresholdResult, TrendCheck, Verdict
+from tracecore_perf.published import PublishedRun, locate
+from tracecore_perf.verdicts.models import Finding, Severity, ThresholdResult, TrendCheck, Verdict
 
 __all__ = [
     "Finding",
@@ -190,7 +190,7 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
     findings: list[Finding] = []
     states: list[TrendCheck] = []
     if limits.trends:
-        from tracecore_perf import trends
+        from tracecore_perf.verdicts import trends
 
         findings, states = trends.assess(run, reference=reference)
     if reference is not None and reference.manifest().machine_class != manifest.machine_class:
@@ -212,7 +212,7 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
 
 def parser() -> argparse.ArgumentParser:
     from tracecore_perf.cli import _Parser
-    from tracecore_perf.export import FORMATS
+    from tracecore_perf.verdicts.export import FORMATS
 
     p = _Parser(prog="tracecore-perf check", description="Check a published run against thresholds and trend checks.")
     p.add_argument("run", help="stamp, run directory, or perf-*-<stamp>.json of the run")
@@ -226,7 +226,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from tracecore_perf.export import emit
+    from tracecore_perf.verdicts.export import emit
 
     args = parser().parse_args(argv)
     thresholds = load_thresholds(args.thresholds)
@@ -248,7 +248,7 @@ def _check_junit_target(fmt: str, path: Path | None) -> None:
 def after_run(stamp: str, output_dir: Path, thresholds: Thresholds, json_payload: dict | None = None) -> int:
     """``run --check``: check the run just published. With ``--json`` the verdict goes into
     the run's JSON payload under ``check``; otherwise it is printed as text."""
-    from tracecore_perf.export import emit
+    from tracecore_perf.verdicts.export import emit
 
     run = locate(stamp, output_dir)
     verdict = evaluate(run, thresholds)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from tracecore_perf.export import Target
-from tracecore_perf.verdict import Comparison, Verdict
+from tracecore_perf.verdicts.export import Target
+from tracecore_perf.verdicts.models import Comparison, Verdict
 
 
 def write(result: Verdict | Comparison, target: Target) -> None:
