@@ -79,36 +79,8 @@ def child_run_batch(spec: dict) -> dict:
     return {"in_run_elapsed_s": elapsed, "passed": summary["passed"], "failed": summary["failed"]}
 
 
-# The in-process ceiling runs as ``python -c INPROCESS_LOOP`` with the loop at module level:
-# TraceCore's sandbox guard calls inspect.stack() on every file access, so each frame above
-# run() costs every episode ~1.7 ms of CPU; the ceiling calls run() from the shallowest stack.
-INPROCESS_LOOP = """
-import json, sys, time
-from agent_bench.runner.runlog import persist_run
-from agent_bench.runner.runner import run
-spec = json.loads(sys.argv[1])
-rows, episodes = spec["rows"], spec["episodes"]
-passed = failed = 0
-run_only = 0.0
-start = time.perf_counter()
-for i in range(episodes):
-    row = rows[i % len(rows)]
-    t = time.perf_counter()
-    try:
-        artifact = run(row["agent"], row["task_ref"], row["seed"] + i)
-    except Exception:
-        failed += 1
-        continue
-    run_only += time.perf_counter() - t
-    persist_run(artifact)
-    if artifact.get("success"):
-        passed += 1
-    else:
-        failed += 1
-elapsed = time.perf_counter() - start
-with open(sys.argv[2], "w") as fh:
-    json.dump({"in_run_elapsed_s": elapsed, "run_only_s": run_only, "passed": passed, "failed": failed}, fh)
-"""
+# The in-process ceiling is a script file of its own (see its docstring for why not ``-c``).
+INPROCESS_CEILING = Path(__file__).resolve().with_name("inprocess_ceiling.py")
 
 
 def child_main(argv: list[str]) -> None:
@@ -197,7 +169,7 @@ def run_mode(mode: str, args: argparse.Namespace, rows: list[dict], work: Path) 
         if mode == "run_batch":
             cmd = [python, str(Path(__file__).resolve()), "_child", json.dumps(spec), str(result_path)]
         else:
-            cmd = [python, "-c", INPROCESS_LOOP, json.dumps(spec), str(result_path)]
+            cmd = [python, str(INPROCESS_CEILING), json.dumps(spec), str(result_path)]
         done = timed(cmd, cwd)
         inner = json.loads(result_path.read_text()) if result_path.exists() else {}
         record = {

@@ -59,6 +59,7 @@ class RunOptions(msgspec.Struct, kw_only=True):
     keep_runs: KeepRuns
     sample_interval: float
     output_cap: int
+    warmup: int = 1
 
 
 class Validated(msgspec.Struct):
@@ -224,6 +225,7 @@ def start(options: RunOptions, *, show_progress: bool = True) -> Outcome:
             harness_version=__version__,
             attempts=[],
             agent_labels=checked.labels,
+            warmup=options.warmup if options.isolation == "forkserver" else 0,
         )
         return run_dir, manifest
 
@@ -298,6 +300,16 @@ def _execute(
         scratch_root = Path(tempfile.mkdtemp(prefix=f"tracecore-perf-{manifest.stamp}-"))
         context.update(run_dir=run_dir, manifest=manifest, attempt=attempt, scratch_root=scratch_root)
         context["handler"] = add_run_log(run_dir.path / "harness.log")
+        if manifest.warmup:
+            warm_rows = _warmup_rows(manifest)
+            await keeper.warm_up(warm_rows, manifest.warmup, scratch_root)
+            cold = len(manifest.scenario) - len(warm_rows)
+            manifest.warmup_notes = keeper.warmup_notes + (
+                [f"{cold} scenario rows of your own agent files not warmed (warm-up runs only TraceCore's shipped agents)"]
+                if cold
+                else []
+            )
+            run_dir.write_manifest(manifest)
         skip = done.done() if done else set()
         log.info(
             "run.start",
@@ -394,6 +406,20 @@ def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, executi
     else:
         code = 0 if index.passed == index.count == manifest.episodes else 1
     return Outcome(exit_code=code, publication=publication, run_dir=str(run_dir.path), stopped=execution.aborted)
+
+
+def _warmup_rows(manifest: Manifest) -> list[dict]:
+    """The scenario rows the warm-up runs, as the episodes run them (agents by the path they
+    load and the name their artifacts record). Only rows of TraceCore's shipped agents: the
+    warm-up runs agent code inside the zygote, one step closer to the harness than any
+    episode, so a user's own agent file (which may be broken or hostile) is never run there."""
+    rows = []
+    for row in manifest.scenario:
+        path = manifest.agents.get(row.agent, row.agent)
+        label = manifest.agent_labels.get(row.agent, row.agent)
+        if label != path:  # a packaged agent keeps the user's name as its label
+            rows.append({"agent": path, "agent_label": label, "task_ref": row.task_ref, "seed": row.seed})
+    return rows
 
 
 def remove_tree(path: Path) -> None:

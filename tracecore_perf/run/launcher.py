@@ -46,6 +46,7 @@ SPAWN_DEADLINE_S = 15.0
 WARM_DEADLINE_S = 120.0
 CALL_DEADLINE_S = 120.0
 CLOSE_DEADLINE_S = 10.0
+WARMUP_EPISODE_S = 30.0  # a warm-up episode longer than this is cut off, and its row left cold
 # A zygote that cannot be started or fork a worker this many times in a row: the run stops.
 ZYGOTE_ATTEMPTS = 3
 # The worker caps what it forwards of an episode's result (64 KiB); a message beyond this
@@ -276,6 +277,12 @@ class ZygoteProcess:
         command = protocol.Metrics(cwd=str(run_dir), limit=limit, deadline_s=CALL_DEADLINE_S)
         return await self._request(command, CallDone, deadline=CALL_DEADLINE_S + 10)
 
+    async def rehearse(self, rows: list[dict[str, Any]], episodes: int, scratch_root: Path) -> list[str]:
+        """Warm-up: ``episodes`` episodes of each row run in the zygote and discarded."""
+        command = protocol.Rehearse(rows=rows, episodes=episodes, scratch_root=str(scratch_root), deadline_s=WARMUP_EPISODE_S)
+        deadline = WARMUP_EPISODE_S * episodes * max(len(rows), 1) + 10
+        return (await self._request(command, protocol.Rehearsed, deadline=deadline)).failures
+
     async def reap(self) -> None:
         """Have the zygote kill and reap every process re-parented to it (what episodes of
         workers that died left running)."""
@@ -404,6 +411,11 @@ class ZygoteKeeper:
         self.log_path: Path | None = None
         self.restarts = 0
         self._lock = anyio.Lock()
+        # warm-up: set by ``warm_up``, repeated in every zygote started after it
+        self.warmup_rows: list[dict[str, Any]] = []
+        self.warmup_episodes = 0
+        self.scratch_root: Path | None = None
+        self.warmup_notes: list[str] = []
 
     async def start(self) -> ZygoteProcess:
         self.zygote = await ZygoteProcess.start(self.python, self.isolation, self.scenario)
@@ -412,6 +424,30 @@ class ZygoteKeeper:
     async def log_to(self, path: Path) -> None:
         self.log_path = path
         await (await self.current()).log_to(path)
+
+    async def warm_up(self, rows: list[dict[str, Any]], episodes: int, scratch_root: Path) -> None:
+        """Run the warm-up in the current zygote (forkserver), and in every later one."""
+        if self.isolation != "forkserver" or episodes <= 0 or not rows:
+            return
+        self.warmup_rows, self.warmup_episodes, self.scratch_root = rows, episodes, scratch_root
+        zygote = await self.current()
+        await self._rehearse(zygote)
+
+    async def _rehearse(self, zygote: ZygoteProcess) -> None:
+        """A failing row stays cold (noted); a zygote the warm-up killed or hung is replaced
+        by one that skips the warm-up from then on."""
+        assert self.scratch_root is not None
+        try:
+            failures = await zygote.rehearse(self.warmup_rows, self.warmup_episodes, self.scratch_root)
+        except WorkerFailed as exc:
+            note = f"warm-up abandoned, episodes run cold: {exc}"
+            log.warning("warmup.abandoned", error=str(exc))
+            self.warmup_notes.append(note)
+            self.warmup_episodes = 0  # the next zygote starts cold
+            return
+        for failure in failures:
+            log.warning("warmup.failed", row=failure)
+        self.warmup_notes.extend(failures)
 
     async def current(self) -> ZygoteProcess:
         """The live zygote; a new one (warmed, logging to the run) if the last is gone."""
@@ -425,12 +461,20 @@ class ZygoteKeeper:
                     await lost.close()
             last: Exception | None = None
             for _ in range(ZYGOTE_ATTEMPTS):
+                zygote = None
                 try:
                     zygote = await ZygoteProcess.start(self.python, self.isolation, self.scenario)
                     if self.log_path is not None:
                         await zygote.log_to(self.log_path)
+                    if self.warmup_episodes > 0:
+                        await self._rehearse(zygote)  # a failure there leaves it cold, not lost
+                        if not zygote.usable:
+                            raise WorkerFailed("the warm-up left the new zygote unusable")
                 except WorkerFailed as exc:
                     last = exc
+                    if zygote is not None:
+                        with anyio.CancelScope(shield=True):
+                            await zygote.close()
                     continue
                 self.restarts += 1
                 log.warning("zygote.restarted", pid=zygote.process.pid, restarts=self.restarts)

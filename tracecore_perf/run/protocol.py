@@ -65,6 +65,17 @@ class Metrics(_Command, tag="metrics"):
     deadline_s: float
 
 
+class Rehearse(_Command, tag="rehearse"):
+    """Warm-up: run ``episodes`` episodes of each row in the zygote itself, in a scratch
+    directory under ``scratch_root``, each within ``deadline_s``, and discard them; answered
+    by ``Rehearsed``. Sent after validation, before any worker is forked."""
+
+    rows: list[dict[str, Any]]  # {agent (absolute path), agent_label, task_ref, seed}
+    episodes: int
+    scratch_root: str
+    deadline_s: float
+
+
 class Reap(_Command, tag="reap"):
     """Kill and reap every process re-parented to the zygote; answered by ``Reaped``."""
 
@@ -122,6 +133,12 @@ class Reaped(_Event, tag="reaped"):
     pass
 
 
+class Rehearsed(_Event, tag="rehearsed"):
+    """What of the warm-up failed (one line each); an empty list: every row is warm."""
+
+    failures: list[str]
+
+
 class CallDone(_Event, tag="done"):
     """The answer to ``Probe`` or ``Metrics``, computed in a forked child of the zygote."""
 
@@ -162,7 +179,7 @@ class Bye(_Event, tag="bye"):
     cpu_sys_s: float = 0.0
 
 
-ZygoteEvent = Ready | Warmed | Logging | Spawned | Reaped | CallDone | Bye
+ZygoteEvent = Ready | Warmed | Logging | Spawned | Rehearsed | Reaped | CallDone | Bye
 WorkerEvent = Ready | Done | Bye
 
 zygote_events = msgspec.json.Decoder(ZygoteEvent)

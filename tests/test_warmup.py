@@ -1,0 +1,58 @@
+"""Warm-up: episodes of each row that the zygote runs and discards before forking workers.
+The zygote's side (``episode_worker.rehearse``) runs in-process here with fixture agents that
+raise or hang: a row that fails is named and left cold, never the run's end. The run's side is
+checked on a real run."""
+
+from __future__ import annotations
+
+import gc
+import json
+
+import pytest
+
+from tracecore_perf.run import episode_worker
+
+from conftest import AGENTS, harness, published, scenario_file
+
+TASK = "filesystem_hidden_config@1"
+
+
+def rehearse(tmp_path, agent: str, deadline_s: float = 30.0) -> list[str]:
+    row = {"agent": agent, "agent_label": agent, "task_ref": TASK, "seed": 1}
+    try:
+        return episode_worker.rehearse({"rows": [row], "episodes": 2, "scratch_root": str(tmp_path), "deadline_s": deadline_s})
+    finally:
+        gc.unfreeze()  # rehearse freezes what it allocated, as the zygote wants; this process does not
+
+
+def test_a_healthy_row_warms_without_a_note(tmp_path):
+    from agent_bench.agent.loader import AGENTS_PACKAGE_ROOT
+
+    assert rehearse(tmp_path, str(AGENTS_PACKAGE_ROOT / "toy_agent.py")) == []
+    assert list(tmp_path.iterdir()) == []  # its scratch directory is gone
+
+
+def test_a_row_whose_agent_raises_is_named_and_left_cold(tmp_path):
+    (note,) = rehearse(tmp_path, str(AGENTS / "raising_agent.py"))
+    assert note.startswith("row 0 (") and "RuntimeError: fixture agent exploded on purpose" in note
+
+
+def test_a_row_whose_agent_hangs_is_cut_off_at_the_deadline(tmp_path):
+    (note,) = rehearse(tmp_path, str(AGENTS / "hanging_agent.py"), deadline_s=0.3)
+    assert "ran past 0.3 s" in note
+
+
+@pytest.mark.slow
+def test_a_run_warms_the_shipped_agents_and_not_a_users_own(tmp_path):
+    rows = [
+        {"agent": "agents/toy_agent.py", "task_ref": TASK, "seed": 1},
+        {"agent": str(AGENTS / "busy_agent.py"), "task_ref": TASK, "seed": 1},
+    ]
+    done = harness("--scenario", str(scenario_file(tmp_path / "s.json", rows)), "--episodes", "4", "--workers", "2",
+                   "--output-dir", str(tmp_path / "out"), "--json", cwd=tmp_path)  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    manifest = published(tmp_path / "out", "manifest")
+    assert manifest["warmup"] == 1
+    (note,) = manifest["warmup_notes"]
+    assert note.startswith("1 scenario rows of your own agent files not warmed")
+    assert json.loads(done.stdout)["summary"]["episodes"] == 4
