@@ -458,11 +458,6 @@ def add_comparison_flags(parser: argparse.ArgumentParser) -> None:
         help="floor of the between-run drift: the relative standard deviation of a run's median from one run to the "
         f"next on this host class (default {DEFAULTS['drift']}; a run that drifts more within itself gets more)",
     )
-    parser.add_argument(
-        "--allow-setup-mismatch",
-        action="store_true",
-        help="compare runs set up differently (workers, isolation, strict spec, scenario rows) with a warning",
-    )
     parser.add_argument("--fail-on", choices=["regression", "never"], default="never", help="exit 1 on a regression")
     parser.add_argument("--format", choices=sorted(FORMATS), default="text", help="output format (default text)")
     parser.add_argument("--junit-file", type=Path, metavar="PATH", help="where --format junit writes (default next to CURRENT)")
@@ -497,6 +492,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("current", help="stamp, run directory or perf-*-<stamp>.json of the current run")
     p.add_argument("--search-dir", type=Path, default=Path("deliverables/perf"), help="where stamps are looked up")
     add_comparison_flags(p)
+    p.add_argument(
+        "--allow-setup-mismatch",
+        action="store_true",
+        help="compare runs set up differently (workers, isolation, strict spec, scenario rows) with a warning",
+    )
     return p
 
 
