@@ -21,7 +21,9 @@ def parser() -> argparse.ArgumentParser:
     p = Parser(prog=f"{PROG} check", description="Check a published run against thresholds and trend checks.")
     p.add_argument("run", help=f"the run: {RUN_REF}")
     p.add_argument(
-        "--baseline", metavar="REF", help=f"reference run, its failure reasons allowed and its success rate compared: {RUN_REF}"
+        "--baseline",
+        metavar="REF",
+        help=f"reference run, its failure reasons allowed and its success rate compared: {RUN_REF} (default: none)",
     )
     add_thresholds(p)
     add_output_format(p, "perf-check-<stamp>.junit.xml next to the run")

@@ -13,7 +13,11 @@ from tracecore_perf.errors import UsageError
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog=f"{PROG} report", description="Render a published run's charts and a self-contained HTML report.")
     p.add_argument("run", help=f"the run: {RUN_REF}")
-    p.add_argument("--baseline", metavar="REF", help=f"a reference run for the comparison section: {RUN_REF}")
+    p.add_argument(
+        "--baseline",
+        metavar="REF",
+        help=f"a reference run for the comparison section: {RUN_REF} (default: none, no such section)",
+    )
     p.add_argument(
         "--output-dir", type=Path, metavar="DIR", help="where charts and report go (default: next to the run's artifacts)"
     )

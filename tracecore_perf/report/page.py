@@ -30,6 +30,7 @@ from tracecore_perf.verdicts.models import Comparison, Verdict  # the verdict st
 if TYPE_CHECKING:
     from tracecore_perf.report.charts import Chart
 
+
 class RowStats(msgspec.Struct, kw_only=True):
     """One scenario row's latency and failures, from the series."""
 
