@@ -173,4 +173,4 @@ def test_a_missing_run_is_one_line_exit_2(runs, tmp_path):
     done = harness("compare", str(runs["base"]), str(tmp_path), cwd=runs["work"])
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
-    assert "not a tracecore-perf run" in line
+    assert "holds no published run" in line  # a folder that is no run and holds none
