@@ -100,7 +100,7 @@ def test_text_github_and_junit_outputs(runs, tmp_path):
     junit = tmp_path / "compare.xml"
     args = ("--fail-on", "regression", "--format", "junit", "--junit-file", str(junit))
     assert harness("compare", base, heavy, *args, cwd=work).returncode == 1
-    (case,) = [c for c in ET.parse(junit).getroot().iter("testcase") if c.get("classname") == "tracecore_perf.verdicts.compare"]
+    (case,) = [c for c in ET.parse(junit).getroot().iter("testcase") if c.get("classname") == "tracecore_perf.compare"]
     assert case.find("failure") is not None
 
 
