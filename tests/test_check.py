@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from runs import check_json, fixture_agent, real_run
 
+from tracecore_perf.cli.run import after_run
 from tracecore_perf.published import locate
-from tracecore_perf.verdicts.check import Thresholds, after_run, default_total_bytes_limit, evaluate, load_thresholds
+from tracecore_perf.verdicts.check import Thresholds, default_total_bytes_limit, evaluate, load_thresholds
 from tracecore_perf.verdicts.trends import CHECKS
 
 from conftest import harness

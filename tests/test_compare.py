@@ -100,7 +100,7 @@ def test_text_github_and_junit_outputs(runs, tmp_path):
     junit = tmp_path / "compare.xml"
     args = ("--fail-on", "regression", "--format", "junit", "--junit-file", str(junit))
     assert harness("compare", base, heavy, *args, cwd=work).returncode == 1
-    (case,) = [c for c in ET.parse(junit).getroot().iter("testcase") if c.get("classname") == "tracecore_perf.verdicts.compare"]
+    (case,) = [c for c in ET.parse(junit).getroot().iter("testcase") if c.get("classname") == "tracecore_perf.compare"]
     assert case.find("failure") is not None
 
 
@@ -173,4 +173,4 @@ def test_a_missing_run_is_one_line_exit_2(runs, tmp_path):
     done = harness("compare", str(runs["base"]), str(tmp_path), cwd=runs["work"])
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
-    assert "not a tracecore-perf run" in line
+    assert "holds no published run" in line  # a folder that is no run and holds none

@@ -50,6 +50,12 @@ def test_every_episode_gets_exactly_one_row_and_the_run_exits_1(fault_run):
     work, done, series, by_agent, healthy = fault_run
     assert done.returncode == 1, done.stderr
     assert [row["episode_index"] for row in series] == list(range(2 * len(FAULTY) + 1))
+    # one summary of the failures on the console; the per-episode lines only in harness.log
+    failed = sum(not row["success"] for row in series)
+    assert f"tracecore-perf: {failed} episodes failed: " in done.stderr, done.stderr[-2000:]
+    assert '"episode.failed"' not in done.stderr
+    run_log = (next((work / "out").glob("run-*")) / "harness.log").read_text()
+    assert run_log.count('"episode.failed"') == failed
     assert set(by_agent) == set(FAULTY)
     assert all(row["success"] for row in healthy)
     assert len((next((work / "out").glob("run-*")) / "series.jsonl").read_text().splitlines()) == len(series)

@@ -117,6 +117,10 @@ def test_a_signal_stops_the_run_kills_episodes_in_flight_and_publishes(tmp_path:
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
     assert leftover_processes(tmp_path) == []
+    # the last line names the exact command that finishes the run
+    (run_dir,) = (tmp_path / "out").glob("run-*")
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("tracecore-perf: interrupted; to finish the run: ") and f"--resume {run_dir}" in last, err
     payload = json.loads(out)
     assert payload["ok"] is False
     summary = published(tmp_path / "out", "summary")

@@ -1,20 +1,18 @@
-"""``python -m tracecore_perf report RUN``: the charts and one self-contained HTML page.
+"""The charts and one self-contained HTML page of a published run (``report``; the command
+line is ``cli/report.py``).
 
 The page opens from disk with no network: charts are PNG data URIs, styles are inline, and a
 Content-Security-Policy forbids scripts and every outside fetch. Every string that comes from an
 agent, a task or an error message goes through Jinja's autoescaping, so an error text
 containing ``<script>`` shows as text.
 
-Verdicts come from ``check.evaluate`` and the statistical comparison from ``compare``; when
-either is missing from this installation the page says so instead of inventing one.
+Verdicts come from ``check.evaluate`` and the statistical comparison from
+``compare.compare_runs``.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
-import importlib
-import sys
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,17 +21,14 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from tracecore_perf import __version__
-from tracecore_perf.errors import UsageError
 from tracecore_perf.models import EpisodeRow, Manifest, Summary
-from tracecore_perf.published import PublishedRun, locate
+from tracecore_perf.published import PublishedRun
 from tracecore_perf.run.publish import distribution
 from tracecore_perf.run.rundir import write_atomic
 from tracecore_perf.verdicts.models import Comparison, Verdict  # the verdict stages' result types (msgspec only)
 
 if TYPE_CHECKING:
     from tracecore_perf.report.charts import Chart
-
-PROG = "tracecore-perf report"
 
 
 class RowStats(msgspec.Struct, kw_only=True):
@@ -86,13 +81,11 @@ class Report(msgspec.Struct, kw_only=True):
     rows: list[RowStats]
     metrics: list[dict[str, Any]]
     charts: list[ChartView]
-    verdict: Verdict | None
-    verdict_note: str | None
+    verdict: Verdict
     baseline_stamp: str | None = None
     baseline_manifest: Manifest | None = None
     row_pairs: list[RowPair] = []
     comparison: Comparison | None = None
-    comparison_note: str | None = None
 
 
 class Written(msgspec.Struct, kw_only=True):
@@ -247,34 +240,18 @@ def summary_lines(summary: Summary) -> list[tuple[str, str]]:
 # --- verdict and comparison, from the verdict stages -------------------------------------
 
 
-def _optional(module: str) -> Any | None:
-    """A verdict-stage module, or None when this installation does not have it."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise  # the module exists but is broken: that is a bug, not an absence
-        return None
+def verdict_for(run: PublishedRun, reference: PublishedRun | None, thresholds: Any) -> Verdict:
+    from tracecore_perf.verdicts import check
+
+    return check.evaluate(run, thresholds, reference)
 
 
-def verdict_for(run: PublishedRun, reference: PublishedRun | None, thresholds: Any) -> tuple[Verdict | None, str | None]:
-    check = _optional("tracecore_perf.verdicts.check")
-    if check is None:
-        return None, "check is not part of this installation: no threshold verdict or trend findings."
-    return check.evaluate(run, thresholds, reference), None
+def comparison_for(baseline: PublishedRun, run: PublishedRun) -> Comparison:
+    from tracecore_perf.verdicts import compare
 
-
-def comparison_for(baseline: PublishedRun, run: PublishedRun) -> tuple[Comparison | None, str | None]:
-    compare = _optional("tracecore_perf.verdicts.compare")
-    function = getattr(compare, "compare_runs", None) if compare else None
-    if function is None:
-        return None, (
-            "The statistical comparison (compare) is not part of this installation; "
-            "below are the two runs' figures side by side, without significance tests."
-        )
     # The report shows runs set up differently side by side (with compare's warning about it);
     # `compare` itself refuses them without --allow-setup-mismatch.
-    return function(baseline, run, allow_setup_mismatch=True), None
+    return compare.compare_runs(baseline, run, allow_setup_mismatch=True)
 
 
 # --- assembly --------------------------------------------------------------------------
@@ -332,8 +309,8 @@ def write_report(
     data = charts.RunData.load(run)
     baseline_data = charts.RunData.load(baseline) if baseline is not None else None
     # Verdicts first: if check refuses the input, nothing has been written yet.
-    verdict, verdict_note = verdict_for(run, baseline, thresholds)
-    comparison, comparison_note = comparison_for(baseline, run) if baseline is not None else (None, None)
+    verdict = verdict_for(run, baseline, thresholds)
+    comparison = comparison_for(baseline, run) if baseline is not None else None
 
     rendered = charts.render(data, out)
     if baseline_data is not None:
@@ -352,64 +329,14 @@ def write_report(
         metrics=run.metrics() if run.paths["metrics"].is_file() else [],
         charts=[_chart_view(chart) for chart in rendered],
         verdict=verdict,
-        verdict_note=verdict_note,
     )
     if baseline is not None and baseline_data is not None:
         page.baseline_stamp = baseline.stamp
         page.baseline_manifest = baseline_data.manifest
         page.row_pairs = pair_rows(row_stats(baseline_data.series, baseline_data.manifest.scenario), page.rows)
         page.comparison = comparison
-        page.comparison_note = comparison_note
 
     html = _environment().get_template("report.html.j2").render(page=page)
     target = report_path(out, run.stamp)
     write_atomic(target, html.encode("utf-8"))
     return Written(report=target, charts=[p for c in rendered for p in (c.png, c.svg)])
-
-
-def find_run(ref: str, search_dir: Path) -> PublishedRun:
-    """``locate``, and also a directory that holds exactly one published run (such as the
-    committed ``deliverables/perf/baseline/``), so a baseline can be named by its folder."""
-    path = Path(ref)
-    if path.is_dir() and not path.name.startswith("run-"):
-        manifests = sorted(path.glob("perf-manifest-*.json"))
-        if len(manifests) != 1:
-            found = "no published run" if not manifests else f"{len(manifests)} published runs"
-            raise UsageError(f"{ref} holds {found}; name one by its stamp or a perf-*-<stamp>.json file")
-        return locate(manifests[0], search_dir)
-    return locate(ref, search_dir)
-
-
-def parser() -> argparse.ArgumentParser:
-    from tracecore_perf.cli import _Parser
-
-    p = _Parser(prog=PROG, description="Render a published run's charts and a self-contained HTML report.")
-    p.add_argument("run", help="stamp, run directory, or perf-*-<stamp>.json of the run")
-    p.add_argument("--baseline", help="a reference run (stamp, run directory or artifact) for the comparison section")
-    p.add_argument("--output-dir", type=Path, help="where charts and report go (default: next to the run's artifacts)")
-    p.add_argument("--search-dir", type=Path, default=Path("deliverables/perf"), help="where stamps are looked up")
-    p.add_argument("--thresholds", type=Path, metavar="FILE", help="TOML file of threshold overrides for the verdict")
-    return p
-
-
-def main(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
-    run = find_run(args.run, args.search_dir)
-    baseline = find_run(args.baseline, args.search_dir) if args.baseline else None
-    if args.output_dir is not None and not args.output_dir.is_dir():
-        raise UsageError(f"--output-dir is not an existing directory: {args.output_dir}")
-    thresholds = None
-    check = _optional("tracecore_perf.verdicts.check")
-    if check is not None:
-        thresholds = check.load_thresholds(args.thresholds)
-    elif args.thresholds is not None:
-        raise UsageError("--thresholds needs check, which is not part of this installation")
-    written = write_report(run, baseline, args.output_dir, thresholds)
-    print(f"{PROG}: {written.report}", file=sys.stdout)
-    print(f"{PROG}: {len(written.charts)} chart files beside it (PNG and SVG)", file=sys.stdout)
-    return 0
-
-
-def report_after_run(manifest_path: Path, thresholds: Any = None) -> Path:
-    """For ``run --report``: the report of the run just published (thresholds read before the run)."""
-    return write_report(locate(manifest_path), thresholds=thresholds).report

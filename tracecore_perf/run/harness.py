@@ -59,7 +59,7 @@ class RunOptions(msgspec.Struct, kw_only=True):
     keep_runs: KeepRuns
     sample_interval: float
     output_cap: int
-    warmup: int = 1
+    warmup: int = 1  # episodes of each scenario row the zygote runs and discards (forkserver)
 
 
 class Validated(msgspec.Struct):

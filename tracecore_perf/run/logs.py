@@ -18,6 +18,16 @@ _SHARED = [
 ]
 
 
+# Events that go to the run's harness.log only, never to the console: one line per failed
+# episode would bury everything else on a long run; the command line prints one summary of
+# the failures at the end instead.
+RUN_LOG_ONLY = frozenset({"episode.failed"})
+
+
+def _console_worthy(record: logging.LogRecord) -> bool:
+    return not (isinstance(record.msg, dict) and record.msg.get("event") in RUN_LOG_ONLY)
+
+
 def configure(log_format: str = "console", level: int = logging.INFO) -> None:
     structlog.configure(
         processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -34,6 +44,7 @@ def configure(log_format: str = "console", level: int = logging.INFO) -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(level)
+    handler.addFilter(_console_worthy)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer], foreign_pre_chain=_SHARED

@@ -1,14 +1,12 @@
-"""``python -m tracecore_perf check RUN``: the seed guide's thresholds and the trend checks.
+"""The seed guide's thresholds and the trend checks on one published run (``check``).
 
 Thresholds are hard limits on the summary (exit 1 when one breaks); trends are findings
 drawn from the series and samples (``trends.py``). Rendering lives in ``export/``, so a new
-output format never touches evaluation.
+output format never touches evaluation; the command line is ``cli/check.py``.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +14,7 @@ from typing import Annotated, Any
 import msgspec
 
 from tracecore_perf.errors import UsageError
-from tracecore_perf.published import PublishedRun, locate
+from tracecore_perf.published import PublishedRun
 from tracecore_perf.verdicts.models import Finding, Severity, ThresholdResult, TrendCheck, Verdict
 
 __all__ = [
@@ -28,8 +26,6 @@ __all__ = [
     "Verdict",
     "evaluate",
     "load_thresholds",
-    "after_run",
-    "main",
     "reason_allowed",
 ]
 
@@ -208,52 +204,3 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
         trend_checks=[state.name for state in states],
         trends=states,
     )
-
-
-def parser() -> argparse.ArgumentParser:
-    from tracecore_perf.cli import _Parser
-    from tracecore_perf.verdicts.export import FORMATS
-
-    p = _Parser(prog="tracecore-perf check", description="Check a published run against thresholds and trend checks.")
-    p.add_argument("run", help="stamp, run directory, or perf-*-<stamp>.json of the run")
-    p.add_argument("--baseline", help="reference run: its failure reasons are allowed, its success rate is compared")
-    p.add_argument("--thresholds", type=Path, metavar="FILE", help="TOML file of threshold overrides")
-    p.add_argument("--format", choices=sorted(FORMATS), default="text", help="output format (default text)")
-    p.add_argument("--junit-file", type=Path, metavar="PATH", help="where --format junit writes (default next to the run)")
-    p.add_argument("--search-dir", type=Path, default=Path("deliverables/perf"), help="where stamps are looked up")
-    p.add_argument("--no-trends", action="store_true", help="thresholds only")
-    return p
-
-
-def main(argv: list[str]) -> int:
-    from tracecore_perf.verdicts.export import emit
-
-    args = parser().parse_args(argv)
-    thresholds = load_thresholds(args.thresholds)
-    if args.no_trends:
-        thresholds.trends = False
-    run = locate(args.run, args.search_dir)
-    reference = locate(args.baseline, args.search_dir) if args.baseline else None
-    _check_junit_target(args.format, args.junit_file)
-    verdict = evaluate(run, thresholds, reference)
-    emit(args.format, verdict, run.output_dir / f"perf-check-{run.stamp}.junit.xml", junit_file=args.junit_file)
-    return 0 if verdict.ok else 1
-
-
-def _check_junit_target(fmt: str, path: Path | None) -> None:
-    if fmt == "junit" and path is not None and (path.is_dir() or not path.parent.is_dir()):
-        raise UsageError(f"--junit-file must be a file in an existing directory: {path}")
-
-
-def after_run(stamp: str, output_dir: Path, thresholds: Thresholds, json_payload: dict | None = None) -> int:
-    """``run --check``: check the run just published. With ``--json`` the verdict goes into
-    the run's JSON payload under ``check``; otherwise it is printed as text."""
-    from tracecore_perf.verdicts.export import emit
-
-    run = locate(stamp, output_dir)
-    verdict = evaluate(run, thresholds)
-    if json_payload is not None:
-        json_payload["check"] = msgspec.to_builtins(verdict)
-    else:
-        emit("text", verdict, output_dir, stream=sys.stdout)
-    return 0 if verdict.ok else 1

@@ -26,18 +26,16 @@ isolation is another quantity.
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
+from tracecore_perf import defaults
 from tracecore_perf.errors import UsageError
 from tracecore_perf.models import EpisodeRow, Manifest, Summary
-from tracecore_perf.published import PublishedRun, locate
+from tracecore_perf.published import PublishedRun
 from tracecore_perf.verdicts.models import Comparison, Estimate, OverallVerdict, RowComparison
 
 METRICS = {
@@ -54,9 +52,8 @@ CONFIDENCE = 0.95
 MAX_BLOCKS = 8
 MIN_BLOCK_EPISODES = 10
 MIN_BLOCKS = 3
-# cpu_s by default: measured with scripts/validity_bench.py on the shared 2-core host class,
-# the episode process's CPU time moves far less with other load than wall-clock time does.
-DEFAULTS = {"metric": "cpu_s", "alpha": 0.01, "noise": 0.05, "margin": 0.10, "drift": 0.05}
+# cpu_s by default: see defaults.COMPARE.
+DEFAULTS = defaults.COMPARE
 
 
 class Settings:
@@ -404,112 +401,3 @@ def compare_runs(
         setup_differences=differing_setup,
         warnings=warnings,
     )
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (or 0% and 100%), got {text}")
-    return value
-
-
-def _alpha(text: str) -> float:
-    value = _fraction(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be above 0")
-    return value
-
-
-def add_comparison_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags ``compare`` and ``ab`` share."""
-    from tracecore_perf.verdicts.export import FORMATS
-
-    parser.add_argument(
-        "--metric",
-        choices=sorted(METRICS),
-        default=DEFAULTS["metric"],
-        help=f"latency compared (default {DEFAULTS['metric']})",
-    )
-    parser.add_argument(
-        "--alpha",
-        type=_alpha,
-        default=DEFAULTS["alpha"],
-        help=f"significance level after adjustment (default {DEFAULTS['alpha']})",
-    )
-    parser.add_argument(
-        "--noise",
-        type=_fraction,
-        default=DEFAULTS["noise"],
-        help=f"changes smaller than this are no change (default {DEFAULTS['noise']})",
-    )
-    parser.add_argument(
-        "--margin",
-        type=_fraction,
-        default=DEFAULTS["margin"],
-        help=f"slower by more than this is a regression (default {DEFAULTS['margin']})",
-    )
-    parser.add_argument(
-        "--drift",
-        type=_fraction,
-        default=DEFAULTS["drift"],
-        help="floor of the between-run drift: the relative standard deviation of a run's median from one run to the "
-        f"next on this host class (default {DEFAULTS['drift']}; a run that drifts more within itself gets more)",
-    )
-    parser.add_argument("--fail-on", choices=["regression", "never"], default="never", help="exit 1 on a regression")
-    parser.add_argument("--format", choices=sorted(FORMATS), default="text", help="output format (default text)")
-    parser.add_argument("--junit-file", type=Path, metavar="PATH", help="where --format junit writes (default next to CURRENT)")
-
-
-def settings_from(args: argparse.Namespace) -> Settings:
-    if (
-        args.format == "junit"
-        and args.junit_file is not None
-        and (args.junit_file.is_dir() or not args.junit_file.parent.is_dir())
-    ):
-        raise UsageError(f"--junit-file must be a file in an existing directory: {args.junit_file}")
-    return Settings(metric=args.metric, alpha=args.alpha, noise=args.noise, margin=args.margin, drift=args.drift)
-
-
-def report(comparison: Comparison, current: PublishedRun, args: argparse.Namespace) -> int:
-    from tracecore_perf.verdicts.export import emit
-
-    for warning in comparison.warnings:
-        if warning.startswith(("MACHINE CLASS MISMATCH", "SET-UP MISMATCH")):
-            # loud even when stdout is a JSON or JUnit file
-            print(f"tracecore-perf: WARNING: {warning}", file=sys.stderr)
-    emit(args.format, comparison, current.output_dir / f"perf-compare-{current.stamp}.junit.xml", junit_file=args.junit_file)
-    return 0 if comparison.ok else 1
-
-
-def parser() -> argparse.ArgumentParser:
-    from tracecore_perf.cli import _Parser
-
-    p = _Parser(prog="tracecore-perf compare", description="Compare a run against a baseline, row by row, with statistics.")
-    p.add_argument("baseline", help="stamp, run directory or perf-*-<stamp>.json of the baseline")
-    p.add_argument("current", help="stamp, run directory or perf-*-<stamp>.json of the current run")
-    p.add_argument("--search-dir", type=Path, default=Path("deliverables/perf"), help="where stamps are looked up")
-    add_comparison_flags(p)
-    p.add_argument(
-        "--allow-setup-mismatch",
-        action="store_true",
-        help="compare runs set up differently (workers, isolation, strict spec, scenario rows) with a warning",
-    )
-    return p
-
-
-def main(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
-    settings = settings_from(args)
-    baseline = locate(args.baseline, args.search_dir)
-    current = locate(args.current, args.search_dir)
-    comparison = compare_runs(
-        baseline,
-        current,
-        settings,
-        fail_on_regression=args.fail_on == "regression",
-        allow_setup_mismatch=args.allow_setup_mismatch,
-    )
-    return report(comparison, current, args)

@@ -1,18 +1,16 @@
 """Output formats for the verdict stages, one module per format (as hyperfine's
 ``export/``): adding a format never touches evaluation or comparison.
 
-Every format module has ``write(result, target)``, where ``result`` is a ``Verdict`` or a
-``Comparison`` and ``target`` says where things go. ``github`` and ``junit`` see results
-as flat :class:`Case` lists (one per threshold, trend check or scenario row), so they need
-not know which stage produced them.
+Every format module has ``render(result)``, where ``result`` is a ``Verdict`` or a
+``Comparison``: it returns the text (``junit``: the XML document's bytes) and writes nothing;
+the command line decides where it goes (stdout, the JUnit file, ``$GITHUB_STEP_SUMMARY``).
+``github`` and ``junit`` see results as flat :class:`Case` lists (one per threshold, trend
+check or scenario row), so they need not know which stage produced them.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-from pathlib import Path
-from typing import TextIO
 
 import msgspec
 
@@ -24,11 +22,6 @@ FORMATS = {
     "github": "tracecore_perf.verdicts.export.github",
     "junit": "tracecore_perf.verdicts.export.junit",
 }
-
-
-class Target(msgspec.Struct):
-    stream: TextIO
-    junit_file: Path
 
 
 class Case(msgspec.Struct, kw_only=True):
@@ -108,6 +101,6 @@ def _p(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2g}"
 
 
-def emit(fmt: str, result: Verdict | Comparison, default_junit: Path, *, junit_file: Path | None = None, stream=None) -> None:
-    module = importlib.import_module(FORMATS[fmt])
-    module.write(result, Target(stream=stream or sys.stdout, junit_file=junit_file or default_junit))
+def render(fmt: str, result: Verdict | Comparison) -> str | bytes:
+    """``result`` in format ``fmt`` (a key of :data:`FORMATS`)."""
+    return importlib.import_module(FORMATS[fmt]).render(result)

@@ -1,12 +1,10 @@
-"""``--format github``: GitHub Actions workflow commands (``::error``/``::warning``), the
-text report for the log, and a markdown table appended to ``$GITHUB_STEP_SUMMARY``."""
+"""``--format github``: GitHub Actions workflow commands (``::error``/``::warning``) and the
+text report for the log (:func:`render`), and the markdown table the command line appends to
+``$GITHUB_STEP_SUMMARY`` (:func:`step_summary`)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-from tracecore_perf.verdicts.export import Case, Target, cases, text
+from tracecore_perf.verdicts.export import Case, cases, text
 from tracecore_perf.verdicts.models import Comparison, Verdict
 
 
@@ -35,16 +33,16 @@ def markdown(result: Verdict | Comparison, rows: list[Case]) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def write(result: Verdict | Comparison, target: Target) -> None:
-    rows = cases(result)
-    for case in rows:
+def render(result: Verdict | Comparison) -> str:
+    out = []
+    for case in cases(result):
         level = "error" if not case.ok else "warning" if case.severity == "warning" else "notice" if case.skipped else None
         if level is None:
             continue
         title = _escape_property(f"tracecore-perf {case.suite}: {case.name}")
-        target.stream.write(f"::{level} title={title}::{_escape(case.message)}\n")
-    text.write(result, target)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with Path(summary).open("a", encoding="utf-8") as fh:
-            fh.write(markdown(result, rows))
+        out.append(f"::{level} title={title}::{_escape(case.message)}\n")
+    return "".join(out) + text.render(result)
+
+
+def step_summary(result: Verdict | Comparison) -> str:
+    return markdown(result, cases(result))

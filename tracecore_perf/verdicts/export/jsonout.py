@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from tracecore_perf.verdicts.export import Target
 from tracecore_perf.verdicts.models import Comparison, Verdict
 
 
-def write(result: Verdict | Comparison, target: Target) -> None:
-    target.stream.write(msgspec.json.format(msgspec.json.encode(result), indent=2).decode() + "\n")
+def render(result: Verdict | Comparison) -> str:
+    return msgspec.json.format(msgspec.json.encode(result), indent=2).decode() + "\n"

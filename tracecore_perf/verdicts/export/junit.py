@@ -1,13 +1,13 @@
 """``--format junit``: a JUnit XML file CI systems show as test results (one testcase per
-threshold, trend check and scenario row; a broken one is a ``<failure>``), plus one line
-on stdout saying where it went."""
+threshold, trend check and scenario row; a broken one is a ``<failure>``); the command line
+writes it to the file and says where it went."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from itertools import groupby
 
-from tracecore_perf.verdicts.export import Target, cases
+from tracecore_perf.verdicts.export import cases
 from tracecore_perf.verdicts.models import Comparison, Verdict
 
 
@@ -45,7 +45,5 @@ def document(result: Verdict | Comparison) -> ET.ElementTree:
     return ET.ElementTree(root)
 
 
-def write(result: Verdict | Comparison, target: Target) -> None:
-    document(result).write(target.junit_file, encoding="utf-8", xml_declaration=True)
-    ok = result.ok
-    target.stream.write(f"{'pass' if ok else 'FAIL'}: JUnit report written to {target.junit_file}\n")
+def render(result: Verdict | Comparison) -> bytes:
+    return ET.tostring(document(result).getroot(), encoding="utf-8", xml_declaration=True)

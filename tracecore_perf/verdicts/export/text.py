@@ -3,7 +3,7 @@ finding and scenario row."""
 
 from __future__ import annotations
 
-from tracecore_perf.verdicts.export import Target, _p, _ratio_text
+from tracecore_perf.verdicts.export import _p, _ratio_text
 from tracecore_perf.verdicts.models import Comparison, Verdict
 
 
@@ -78,6 +78,6 @@ def _comparison(c: Comparison) -> list[str]:
     return lines
 
 
-def write(result: Verdict | Comparison, target: Target) -> None:
+def render(result: Verdict | Comparison) -> str:
     lines = _verdict(result) if isinstance(result, Verdict) else _comparison(result)
-    target.stream.write("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"

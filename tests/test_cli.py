@@ -1,0 +1,262 @@
+"""The command line itself, without starting an episode: help, version, typos, defaults,
+what a baseline can be, and the layering (no import cycle; no stage imports the CLI)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import pkgutil
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tracecore_perf
+from tracecore_perf import cli, defaults
+from tracecore_perf.cli.args import COMMANDS
+from tracecore_perf.cli.run import failures_line, parse, resume_command
+
+from conftest import REPO, harness
+
+PACKAGE = Path(tracecore_perf.__file__).parent
+SLICE = REPO / "deliverables" / "perf" / "baseline-slice"
+SLICE_STAMP = "20261125T180500Z"
+
+
+def _modules() -> list[str]:
+    return sorted(m.name for m in pkgutil.walk_packages([str(PACKAGE)], prefix="tracecore_perf."))
+
+
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    return {name: cli.subcommand(name).run_parser() if name == "run" else cli.subcommand(name).parser() for name in COMMANDS}
+
+
+# --- what a user sees -------------------------------------------------------------------
+
+
+def test_help_names_every_subcommand_with_a_line_each(tmp_path):
+    done = harness("--help", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for name, line in COMMANDS.items():
+        assert re.search(rf"^  {name} +{re.escape(line)}$", done.stdout, re.MULTILINE), done.stdout
+    assert set(COMMANDS) == {"run", "check", "compare", "ab", "report"}
+
+
+def test_version(tmp_path):
+    done = harness("--version", cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == f"tracecore-perf {tracecore_perf.__version__}"
+
+
+@pytest.mark.parametrize(("typo", "meant"), [("chek", "check"), ("compre", "compare"), ("reprot", "report"), ("rn", "run")])
+def test_a_mistyped_subcommand_suggests_the_right_one(tmp_path, typo, meant):
+    done = harness(typo, "RUN", cwd=tmp_path)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line == f"tracecore-perf: error: unknown command {typo!r}; did you mean {meant!r}?"
+    assert not (tmp_path / "deliverables").exists()
+
+
+def test_an_unknown_word_lists_the_commands(tmp_path):
+    done = harness("frobnicate", cwd=tmp_path)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "unknown command 'frobnicate'" in line and "check" in line and "report" in line
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_flag_has_help_that_shows_its_default(name):
+    parser = _parsers()[name]
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "version"):
+            continue
+        shown = formatter._expand_help(action)
+        assert action.help and "default" in shown, (name, action.option_strings, shown)
+
+
+def test_defaults_come_from_the_one_table():
+    args, given = parse([])
+    assert given == []
+    assert (args.episodes, args.workers, args.timeout, args.output_dir) == (
+        defaults.EPISODES,
+        defaults.WORKERS,
+        defaults.TIMEOUT_S,
+        defaults.OUTPUT_DIR,
+    )
+    assert (args.output_cap, args.sample_interval, args.keep_runs, args.warmup) == (
+        defaults.OUTPUT_CAP_BYTES,
+        defaults.SAMPLE_INTERVAL_S,
+        defaults.KEEP_RUNS,
+        defaults.WARMUP,
+    )
+    parsers = _parsers()
+    for name in ("check", "compare", "report"):
+        assert parsers[name].get_default("search_dir") == Path(defaults.OUTPUT_DIR)
+    assert parsers["ab"].get_default("output_dir") == Path(defaults.AB_OUTPUT_DIR)
+    assert parsers["ab"].get_default("timeout") == defaults.TIMEOUT_S
+    for key, value in defaults.COMPARE.items():
+        assert parsers["compare"].get_default(key) == parsers["ab"].get_default(key) == value
+
+
+def test_warmup_is_parsed_and_refused_on_resume(tmp_path):
+    args, given = parse(["--warmup", "0", "--episodes", "3"])
+    assert args.warmup == 0 and given == ["episodes", "warmup"]
+    done = harness("--warmup", "-1", cwd=tmp_path)
+    assert done.returncode == 2 and "--warmup" in done.stderr and "must be 0 or more" in done.stderr
+    done = harness("--resume", str(tmp_path), "--warmup", "2", cwd=tmp_path)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "drop --warmup" in line
+
+
+def test_the_end_of_run_lines():
+    assert failures_line(0, {}) is None
+    line = failures_line(5, {"timeout: 1 s": 1, "crashed: exit 3": 3, "a": 1, "b": 0})
+    assert line == "5 episodes failed: crashed: exit 3 (x3); a (x1); timeout: 1 s (x1); 1 more reason(s)"
+    args, _ = parse(["--report", "--output-cap", "4096"])
+    command = resume_command("out dir/run-20260101T000000Z", args)
+    assert command == (f"{sys.executable} -m tracecore_perf --resume 'out dir/run-20260101T000000Z' --output-cap 4096 --report")
+
+
+# --- a baseline is named the same way everywhere -----------------------------------------
+
+
+@pytest.mark.parametrize("ref", [str(SLICE), SLICE_STAMP, str(SLICE / f"perf-summary-{SLICE_STAMP}.json")])
+def test_check_takes_a_baseline_as_report_does(tmp_path, ref):
+    search = ("--search-dir", str(SLICE))
+    done = harness("check", str(SLICE), "--baseline", ref, *search, "--no-trends", "--format", "json", cwd=tmp_path)
+    assert done.returncode in (0, 1), done.stderr
+    assert json.loads(done.stdout)["stamp"] == SLICE_STAMP
+
+
+def test_compare_takes_folders_holding_one_published_run(tmp_path):
+    done = harness("compare", str(SLICE), str(SLICE), "--format", "json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    comparison = json.loads(done.stdout)
+    assert comparison["baseline"] == comparison["current"] == SLICE_STAMP
+
+
+def test_a_folder_with_no_published_run_is_bad_input(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for argv in (
+        ["check", "empty"],
+        ["compare", "empty", "empty"],
+        ["report", "empty"],
+        ["check", str(SLICE), "--baseline", "empty"],
+    ):
+        done = harness(*argv, cwd=tmp_path)
+        assert done.returncode == 2, argv
+        (line,) = done.stderr.strip().splitlines()
+        assert "empty holds no published run" in line
+
+
+# --- layering ----------------------------------------------------------------------------
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """Every tracecore_perf module ``path`` imports, at module level or inside functions."""
+    found = set()
+    known = set(_modules()) | {"tracecore_perf"}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+                package = package[: len(package) - (node.level - 1)]
+                base = ".".join([*package, *([base] if base else [])])
+            names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
+        else:
+            continue
+        found |= {name for name in names if name.split(".")[0] == "tracecore_perf" and name != module}
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    graph = {}
+    for module in _modules():
+        relative = Path(*module.split(".")[1:])
+        path = PACKAGE / relative / "__init__.py" if (PACKAGE / relative).is_dir() else PACKAGE / relative.with_suffix(".py")
+        graph[module] = _imports(path, module)
+    return graph
+
+
+def test_no_import_cycle_among_the_packages_modules():
+    graph = _graph()
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                cycle = stack[stack.index(target) :] + [target]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target)
+        stack.pop()
+        state[node] = 2
+
+    for module in graph:
+        if module not in state:
+            visit(module)
+
+
+def test_no_stage_imports_the_cli():
+    offenders = {
+        module: sorted(t for t in targets if t == "tracecore_perf.cli" or t.startswith("tracecore_perf.cli."))
+        for module, targets in _graph().items()
+        if not module.startswith("tracecore_perf.cli") and module != "tracecore_perf.__main__"
+    }
+    assert {m: t for m, t in offenders.items() if t} == {}
+    # and the stages are there to be checked
+    assert any(m.startswith("tracecore_perf.run.") for m in offenders)
+    assert any(m.startswith("tracecore_perf.verdicts.") for m in offenders)
+    assert any(m.startswith("tracecore_perf.report.") for m in offenders)
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter():
+    """Each module imported as the package's first, in one fresh interpreter (the package's
+    modules dropped between imports): an import cycle would fail half-initialised."""
+    script = (
+        "import importlib, sys\n"
+        f"for name in {_modules()!r}:\n"
+        "    for loaded in [m for m in sys.modules if m == 'tracecore_perf' or m.startswith('tracecore_perf.')]:\n"
+        "        del sys.modules[loaded]\n"
+        "    importlib.import_module(name)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+# --- the checkout ------------------------------------------------------------------------
+
+
+def test_gitignore_covers_every_default_output_folder():
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = [
+        f"{defaults.OUTPUT_DIR}/run-20260101T000000Z/series.jsonl",
+        f"{defaults.OUTPUT_DIR}/perf-summary-20260101T000000Z.json",
+        f"{defaults.AB_OUTPUT_DIR}/a/run-20260101T000000Z/series.jsonl",
+        f"{defaults.AB_OUTPUT_DIR}/b/perf-summary-20260101T000000Z.json",
+    ]
+    done = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO, capture_output=True, text=True)
+    assert done.stdout.split() == paths, done.stderr
+
+
+def test_the_readmes_report_examples_name_stamps_that_exist():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    stamps = re.findall(r"tracecore_perf report (\d{8}T\d{6}Z)", readme)
+    assert stamps
+    committed = {
+        p.name.split("-")[-1].removesuffix(".json")
+        for p in (REPO / "deliverables" / "perf").glob("baseline*/perf-manifest-*.json")
+    }
+    assert set(stamps) <= committed

@@ -1,0 +1,94 @@
+"""``tracecore-perf ab --python A --python B --episodes N``: the same episodes under two
+interpreters, interleaved in ABBA chunks, then ``compare``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from tracecore_perf import defaults
+from tracecore_perf.cli.args import PROG, Parser, add_comparison_flags, positive_float, positive_int, settings_from
+from tracecore_perf.cli.output import report_comparison
+from tracecore_perf.errors import UsageError
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(prog=f"{PROG} ab", description="Run the same episodes under two interpreters, interleaved, and compare.")
+    p.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an interpreter with TraceCore; give it twice: A (the baseline), then B (default: none, required)",
+    )
+    p.add_argument("--episodes", metavar="N", type=positive_int, default=defaults.AB_EPISODES, help="episodes per interpreter")
+    p.add_argument("--workers", metavar="N", type=positive_int, default=defaults.AB_WORKERS, help="episodes in parallel")
+    p.add_argument(
+        "--rounds", metavar="N", type=positive_int, default=defaults.AB_ROUNDS, help="chunks per interpreter, run in ABBA order"
+    )
+    p.add_argument("--timeout", metavar="S", type=positive_float, default=defaults.TIMEOUT_S, help="seconds per episode")
+    p.add_argument(
+        "--scenario",
+        type=Path,
+        metavar="FILE",
+        help="TOML or JSON file of rows with agent, task_ref, seed (default: the built-in scenario)",
+    )
+    p.add_argument(
+        "--output-dir", type=Path, metavar="DIR", default=Path(defaults.AB_OUTPUT_DIR), help="runs go to DIR/a and DIR/b"
+    )
+    p.add_argument("--strict-spec", action="store_true", help="fail episodes whose artifact breaks TraceCore's spec")
+    p.add_argument(
+        "--isolation",
+        choices=["forkserver", "spawn"],
+        help="how episode processes start (default: forkserver where the system can fork)",
+    )
+    p.add_argument(
+        "--sample-interval",
+        metavar="S",
+        type=positive_float,
+        default=defaults.SAMPLE_INTERVAL_S,
+        help="seconds between resource samples",
+    )
+    add_comparison_flags(p)
+    return p
+
+
+def _say(line: str) -> None:
+    print(f"{PROG} ab: {line}", file=sys.stderr)
+
+
+def main(argv: list[str]) -> int:
+    from tracecore_perf.run.logs import configure
+    from tracecore_perf.run.scenario import DEFAULT_SCENARIO, load_scenario
+    from tracecore_perf.verdicts.ab import SIDES, run_ab
+
+    args = parser().parse_args(argv)
+    if len(args.python) != 2:
+        raise UsageError(f"--python must be given exactly twice (A, then B), got {len(args.python)}")
+    settings = settings_from(args)
+    scenario = load_scenario(args.scenario) if args.scenario else list(DEFAULT_SCENARIO)
+    configure("console", level=logging.WARNING)
+    outcome = run_ab(
+        (args.python[0], args.python[1]),
+        scenario,
+        output_dir=args.output_dir,
+        episodes=args.episodes,
+        workers=args.workers,
+        rounds=args.rounds,
+        timeout=args.timeout,
+        strict_spec=args.strict_spec,
+        isolation=args.isolation,
+        sample_interval=args.sample_interval,
+        settings=settings,
+        fail_on_regression=args.fail_on == "regression",
+        say=_say,
+    )
+    if outcome.comparison is None:
+        side = outcome.stopped_side
+        _say(f"{side} stopped (exit {outcome.exit_code}); run directory {outcome.run_dirs.get(side)}")
+        return outcome.exit_code
+    for side in SIDES:
+        _say(f"{side} = {args.python[SIDES.index(side)]} -> {outcome.run_dirs[side]}")
+    return report_comparison(outcome.comparison, outcome.runs["B"], args)

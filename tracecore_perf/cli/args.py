@@ -1,0 +1,178 @@
+"""What every subcommand's parser shares: the parser class (a usage error is one line), the
+help formatter (every flag shows its default), argument types, shared flags, and resolving
+a run named on the command line. A leaf of the ``cli`` layer: it imports no stage at module
+level."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tracecore_perf import defaults
+from tracecore_perf.errors import UsageError
+from tracecore_perf.published import PublishedRun, locate
+
+PROG = "tracecore-perf"
+
+# The subcommands, one line each, in the order ``--help`` lists them.
+COMMANDS = {
+    "run": "run episodes, each in its own process, and publish the evidence (the default command)",
+    "check": "check a published run against the thresholds and the trend checks",
+    "compare": "compare a run with a baseline, per scenario row, with statistics",
+    "ab": "run the same episodes under two interpreters, interleaved, then compare them",
+    "report": "write a published run's charts and a self-contained HTML report",
+}
+
+RUN_REF = "stamp (looked up in --search-dir), run directory, perf-*-<stamp>.json, or a folder holding one published run"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every flag's help ends with its default, unless the help already names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or "default" in text or action.default is argparse.SUPPRESS:
+            return text
+        if isinstance(action, argparse._StoreTrueAction):  # noqa: SLF001 - argparse has no public name for it
+            return f"{text} (default: off)"
+        if action.default is None or action.default == []:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (raised, so ``main()`` prints it once), and
+    every flag shows its default."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+# --- argument types --------------------------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (or 0% and 100%), got {text}")
+    return value
+
+
+def alpha(text: str) -> float:
+    value = fraction(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be above 0")
+    return value
+
+
+# --- shared flags ----------------------------------------------------------------------
+
+
+def add_search_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--search-dir", type=Path, metavar="DIR", default=Path(defaults.OUTPUT_DIR), help="where stamps are looked up"
+    )
+
+
+def add_thresholds(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--thresholds",
+        type=Path,
+        metavar="FILE",
+        help="TOML file of threshold overrides (default: [tool.tracecore_perf.thresholds] of ./pyproject.toml, "
+        "else the seed guide's)",
+    )
+
+
+def add_output_format(parser: argparse.ArgumentParser, junit_default: str) -> None:
+    from tracecore_perf.verdicts.export import FORMATS
+
+    parser.add_argument("--format", choices=sorted(FORMATS), default="text", help="output format")
+    parser.add_argument("--junit-file", type=Path, metavar="PATH", help=f"where --format junit writes (default: {junit_default})")
+
+
+def add_comparison_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags ``compare`` and ``ab`` share."""
+    from tracecore_perf.verdicts.compare import METRICS
+
+    compare = defaults.COMPARE
+    parser.add_argument("--metric", choices=sorted(METRICS), default=compare["metric"], help="latency compared")
+    parser.add_argument("--alpha", type=alpha, default=compare["alpha"], help="significance level after adjustment")
+    parser.add_argument("--noise", type=fraction, default=compare["noise"], help="changes smaller than this are no change")
+    parser.add_argument("--margin", type=fraction, default=compare["margin"], help="slower by more than this is a regression")
+    parser.add_argument(
+        "--drift",
+        type=fraction,
+        default=compare["drift"],
+        help="floor of the between-run drift: the relative standard deviation of a run's median from one run to the "
+        "next on this host class (a run that drifts more within itself gets more)",
+    )
+    parser.add_argument("--fail-on", choices=["regression", "never"], default="never", help="exit 1 on a regression")
+    add_output_format(parser, "perf-compare-<stamp>.junit.xml next to the current run")
+
+
+def check_junit_target(fmt: str, path: Path | None) -> None:
+    if fmt == "junit" and path is not None and (path.is_dir() or not path.parent.is_dir()):
+        raise UsageError(f"--junit-file must be a file in an existing directory: {path}")
+
+
+def settings_from(args: argparse.Namespace):
+    """``compare``'s settings from the flags of :func:`add_comparison_flags`."""
+    from tracecore_perf.verdicts.compare import Settings
+
+    check_junit_target(args.format, args.junit_file)
+    return Settings(metric=args.metric, alpha=args.alpha, noise=args.noise, margin=args.margin, drift=args.drift)
+
+
+# --- naming a run ----------------------------------------------------------------------
+
+
+def resolve_run(ref: str | Path, search_dir: Path) -> PublishedRun:
+    """A run as the command line names it: what ``published.locate`` takes (a stamp looked up
+    in ``search_dir``, a run directory, a ``perf-*-<stamp>.json``), and also a folder holding
+    exactly one published run (such as the committed ``deliverables/perf/baseline-slice/``)."""
+    path = Path(ref)
+    if path.is_dir() and not path.name.startswith("run-"):
+        manifests = sorted(path.glob("perf-manifest-*.json"))
+        if len(manifests) != 1:
+            found = "no published run" if not manifests else f"{len(manifests)} published runs"
+            raise UsageError(f"{ref} holds {found}; name one by its stamp or a perf-*-<stamp>.json file")
+        return locate(manifests[0], search_dir)
+    return locate(ref, search_dir)

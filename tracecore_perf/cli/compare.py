@@ -1,0 +1,40 @@
+"""``tracecore-perf compare BASELINE CURRENT``: per scenario row, is CURRENT faster, slower or
+no change?"""
+
+from __future__ import annotations
+
+import argparse
+
+from tracecore_perf.cli.args import PROG, RUN_REF, Parser, add_comparison_flags, add_search_dir, resolve_run, settings_from
+from tracecore_perf.cli.output import report_comparison
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(prog=f"{PROG} compare", description="Compare a run against a baseline, row by row, with statistics.")
+    p.add_argument("baseline", help=f"the baseline: {RUN_REF}")
+    p.add_argument("current", help=f"the current run: {RUN_REF}")
+    add_search_dir(p)
+    add_comparison_flags(p)
+    p.add_argument(  # compare's alone: ab builds both of its sides alike
+        "--allow-setup-mismatch",
+        action="store_true",
+        help="compare runs set up differently (workers, isolation, strict spec, scenario rows) with a warning",
+    )
+    return p
+
+
+def main(argv: list[str]) -> int:
+    from tracecore_perf.verdicts.compare import compare_runs
+
+    args = parser().parse_args(argv)
+    settings = settings_from(args)
+    baseline = resolve_run(args.baseline, args.search_dir)
+    current = resolve_run(args.current, args.search_dir)
+    comparison = compare_runs(
+        baseline,
+        current,
+        settings,
+        fail_on_regression=args.fail_on == "regression",
+        allow_setup_mismatch=args.allow_setup_mismatch,
+    )
+    return report_comparison(comparison, current, args)

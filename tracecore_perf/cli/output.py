@@ -1,0 +1,42 @@
+"""Where the verdict stages' output goes: the exporters return text (or the JUnit document's
+bytes) and the command line writes it: stdout, the JUnit file, ``$GITHUB_STEP_SUMMARY``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from tracecore_perf.cli.args import PROG
+from tracecore_perf.published import PublishedRun
+from tracecore_perf.verdicts.models import Comparison, Verdict
+
+
+def emit(fmt: str, result: Verdict | Comparison, junit_file: Path, stream: TextIO | None = None) -> None:
+    from tracecore_perf.verdicts.export import render
+
+    out = stream or sys.stdout
+    rendered = render(fmt, result)
+    if isinstance(rendered, bytes):  # junit: a file, and one line saying where it went
+        junit_file.write_bytes(rendered)
+        out.write(f"{'pass' if result.ok else 'FAIL'}: JUnit report written to {junit_file}\n")
+        return
+    out.write(rendered)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if fmt == "github" and summary:
+        from tracecore_perf.verdicts.export import github
+
+        with Path(summary).open("a", encoding="utf-8") as fh:
+            fh.write(github.step_summary(result))
+
+
+def report_comparison(comparison: Comparison, current: PublishedRun, args: argparse.Namespace) -> int:
+    """``compare`` and ``ab``: the comparison in ``--format``, the loud warnings on stderr too."""
+    for warning in comparison.warnings:
+        if warning.startswith(("MACHINE CLASS MISMATCH", "SET-UP MISMATCH")):
+            # loud even when stdout is a JSON or JUnit file
+            print(f"{PROG}: WARNING: {warning}", file=sys.stderr)
+    emit(args.format, comparison, args.junit_file or current.output_dir / f"perf-compare-{current.stamp}.junit.xml")
+    return 0 if comparison.ok else 1

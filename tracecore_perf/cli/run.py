@@ -1,0 +1,249 @@
+"""``tracecore-perf [run] [flags]``: run episodes, each in its own process, and publish the
+evidence; ``--resume RUN_DIR`` finishes an interrupted run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import msgspec
+
+from tracecore_perf import __version__, defaults
+from tracecore_perf.cli.args import COMMANDS, PROG, Parser, non_negative_int, positive_float, positive_int
+from tracecore_perf.errors import UsageError
+
+_UNSET = object()
+
+
+def _commands_text() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {line}" for name, line in COMMANDS.items()]
+    return (
+        "commands:\n"
+        + "\n".join(lines)
+        + f"\n\nWithout a command, {PROG} runs a run (the flags below).\n"
+        + f"`{PROG} COMMAND --help` shows a command's flags."
+    )
+
+
+def run_parser() -> argparse.ArgumentParser:
+    """The parser of ``run``, which is also the top-level one. Its ``run_parameters`` are the
+    flags recorded in the run's manifest: ``--resume`` takes them from there and refuses them."""
+    parser = Parser(
+        prog=PROG,
+        usage=f"{PROG} [run] [flags] | {PROG} {{{','.join(name for name in COMMANDS if name != 'run')}}} ...",
+        description="Run TraceCore episodes, each in its own process, and publish perf evidence.\n\n" + _commands_text(),
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    group = parser.add_argument_group(
+        "run parameters", "recorded in the run's manifest: --resume takes them from there and refuses them"
+    )
+    names: list[str] = []
+
+    def parameter(*flags: str, **kwargs) -> None:
+        names.append(group.add_argument(*flags, **kwargs).dest)
+
+    parameter("--episodes", metavar="N", type=positive_int, default=defaults.EPISODES, help="episodes to run")
+    parameter("--workers", metavar="N", type=positive_int, default=defaults.WORKERS, help="episodes in parallel")
+    parameter(
+        "--timeout",
+        metavar="S",
+        type=positive_float,
+        default=defaults.TIMEOUT_S,
+        help="seconds per episode before its process tree is killed",
+    )
+    parameter("--output-dir", metavar="DIR", default=defaults.OUTPUT_DIR, help="where run directories and artifacts go")
+    parameter("--strict-spec", action="store_true", help="fail episodes whose artifact breaks TraceCore's spec")
+    parameter("--compress", action="store_true", help="also write perf-artifacts-<stamp>.zip")
+    parameter(
+        "--scenario",
+        type=Path,
+        metavar="FILE",
+        help="TOML or JSON file of rows with agent, task_ref, seed (default: the built-in scenario)",
+    )
+    parameter(
+        "--isolation",
+        choices=["forkserver", "spawn"],
+        help="how episode processes start (default: forkserver where the system can fork, else spawn)",
+    )
+    parameter(
+        "--python",
+        metavar="PATH",
+        help="interpreter (with TraceCore installed) that runs the episodes (default: the one running this)",
+    )
+    parameter(
+        "--keep-runs",
+        choices=["all", "failed", "none"],
+        default=defaults.KEEP_RUNS,
+        help="TraceCore run artifacts left in the run directory",
+    )
+    parameter(
+        "--sample-interval",
+        metavar="S",
+        type=positive_float,
+        default=defaults.SAMPLE_INTERVAL_S,
+        help="seconds between resource samples",
+    )
+    parameter(
+        "--warmup",
+        metavar="N",
+        type=non_negative_int,
+        default=defaults.WARMUP,
+        help="episodes of each scenario row the zygote runs and discards before forking workers (forkserver)",
+    )
+    parser.add_argument(
+        "--output-cap",
+        metavar="BYTES",
+        type=positive_int,
+        default=defaults.OUTPUT_CAP_BYTES,
+        help="bytes of each episode's stdout+stderr kept",
+    )
+    parser.add_argument(
+        "--resume", type=Path, metavar="RUN_DIR", help="finish an interrupted run from its run directory (default: a new run)"
+    )
+    parser.add_argument(
+        "--report", action="store_true", help="also write charts and perf-report-<stamp>.html next to the artifacts"
+    )
+    parser.add_argument("--json", action="store_true", help='print {"ok", "stamp", "artifacts", "summary"} instead of the table')
+    parser.add_argument("--log-format", choices=["console", "json"], default="console", help="stderr log format")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    parser.add_argument("--check", action="store_true", help="check the run against the thresholds when it ends (see `check`)")
+    parser.set_defaults(run_parameters=names)
+    return parser
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """The flags, and which run parameters were given (in the parser's order)."""
+    parser = run_parser()
+    names = parser.get_default("run_parameters")
+    # a run parameter left unset keeps the marker: argparse fills in only missing attributes
+    args = parser.parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(names, _UNSET)))
+    given = [name for name in names if getattr(args, name) is not _UNSET]
+    for name in names:
+        if getattr(args, name) is _UNSET:
+            setattr(args, name, parser.get_default(name))
+    return args, given
+
+
+def main(argv: list[str]) -> int:
+    from tracecore_perf.run import harness
+    from tracecore_perf.run.console import print_summary
+    from tracecore_perf.run.launcher import default_isolation, default_python
+    from tracecore_perf.run.logs import configure
+    from tracecore_perf.run.scenario import DEFAULT_SCENARIO, load_scenario
+    from tracecore_perf.verdicts.check import load_thresholds
+
+    args, given = parse(argv)
+    # bad thresholds are bad input: exit 2 before any episode starts (the report's verdict
+    # reads the same thresholds)
+    thresholds = load_thresholds() if args.check or args.report else None
+    configure(args.log_format)
+    show_progress = not (args.no_progress or args.json)
+    if args.resume is not None:
+        if given:
+            raise UsageError(f"--resume takes the run's parameters from its manifest; drop --{given[0].replace('_', '-')}")
+        outcome = harness.resume(args.resume, output_cap=args.output_cap, show_progress=show_progress)
+        if outcome.publication is None and outcome.stopped is None:
+            print(f"{PROG}: run already complete, nothing to resume: {args.resume}", file=sys.stderr)
+            return outcome.exit_code
+    else:
+        options = harness.RunOptions(
+            episodes=args.episodes,
+            workers=args.workers,
+            timeout=args.timeout,
+            output_dir=args.output_dir,
+            strict_spec=args.strict_spec,
+            compress=args.compress,
+            scenario=load_scenario(args.scenario) if args.scenario else list(DEFAULT_SCENARIO),
+            isolation=args.isolation or default_isolation(),
+            python=args.python or default_python(),
+            keep_runs=args.keep_runs,
+            sample_interval=args.sample_interval,
+            output_cap=args.output_cap,
+            warmup=args.warmup,
+        )
+        outcome = harness.start(options, show_progress=show_progress)
+
+    if outcome.stopped is not None:
+        print(
+            f"{PROG}: run stopped: {outcome.stopped} (rows so far kept in {outcome.run_dir}; "
+            f"to finish it: {resume_command(outcome.run_dir, args)})",
+            file=sys.stderr,
+        )
+    publication = outcome.publication
+    if publication is None:
+        return outcome.exit_code
+    artifacts = dict(publication.artifacts)
+    exit_code = outcome.exit_code
+    if args.report:
+        # Imported only here: a run without --report never loads matplotlib.
+        from tracecore_perf.published import locate
+        from tracecore_perf.report.page import write_report
+
+        try:
+            written = write_report(locate(Path(publication.artifacts["manifest"])), thresholds=thresholds)
+            artifacts["report"] = str(written.report)
+        except Exception as exc:  # the run is published whatever happens to its report
+            print(f"{PROG}: report not written: {type(exc).__name__}: {exc}", file=sys.stderr)
+            exit_code = exit_code or 1
+    output_dir = Path(outcome.run_dir).parent
+    if args.json:
+        payload = {
+            "ok": exit_code == 0,
+            "stamp": publication.stamp,
+            "artifacts": artifacts,
+            "summary": msgspec.to_builtins(publication.summary),
+        }
+        check_code = 0 if not args.check else after_run(publication.stamp, output_dir, thresholds, payload)
+        print(json.dumps(payload, indent=2))
+    else:
+        print_summary(publication.summary, artifacts, outcome.run_dir)
+        check_code = 0 if not args.check else after_run(publication.stamp, output_dir, thresholds)
+    line = failures_line(publication.summary.failure_count, publication.summary.failure_reasons)
+    if line:
+        print(f"{PROG}: {line} (one line per episode in {Path(outcome.run_dir) / 'harness.log'})", file=sys.stderr)
+    if outcome.exit_code in (130, 143):
+        print(f"{PROG}: interrupted; to finish the run: {resume_command(outcome.run_dir, args)}", file=sys.stderr)
+    return exit_code or check_code
+
+
+def after_run(stamp: str, output_dir: Path, thresholds, json_payload: dict | None = None) -> int:
+    """``run --check``: check the run just published. With ``--json`` the verdict goes into
+    the run's JSON payload under ``check``; otherwise it is printed as text."""
+    from tracecore_perf.cli.output import emit
+    from tracecore_perf.published import locate
+    from tracecore_perf.verdicts.check import evaluate
+
+    run = locate(stamp, output_dir)
+    verdict = evaluate(run, thresholds)
+    if json_payload is not None:
+        json_payload["check"] = msgspec.to_builtins(verdict)
+    else:
+        emit("text", verdict, output_dir, stream=sys.stdout)
+    return 0 if verdict.ok else 1
+
+
+def failures_line(count: int, reasons: dict[str, int], shown: int = 3, width: int = 100) -> str | None:
+    """One line for the console: how many episodes failed and the commonest reasons."""
+    if not count:
+        return None
+    top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    parts = [f"{reason if len(reason) <= width else reason[: width - 3] + '...'} (x{n})" for reason, n in top[:shown]]
+    if len(top) > shown:
+        parts.append(f"{len(top) - shown} more reason(s)")
+    return f"{count} episode{'s' if count != 1 else ''} failed: " + "; ".join(parts)
+
+
+def resume_command(run_dir: str, args: argparse.Namespace) -> str:
+    """The command that finishes this run, exactly: this interpreter, the run directory, and
+    the flags given that ``--resume`` accepts."""
+    argv = [sys.executable, "-m", "tracecore_perf", "--resume", str(run_dir)]
+    if args.output_cap != defaults.OUTPUT_CAP_BYTES:
+        argv += ["--output-cap", str(args.output_cap)]
+    argv += [flag for flag in ("--report", "--check", "--json") if getattr(args, flag[2:])]
+    if args.log_format != "console":
+        argv += ["--log-format", args.log_format]
+    return shlex.join(argv)

@@ -1,0 +1,26 @@
+"""The one table of defaults: every stage and the command line read them from here (a leaf
+module: it imports nothing of the package)."""
+
+from __future__ import annotations
+
+# where runs are written and stamps are looked up
+OUTPUT_DIR = "deliverables/perf"
+AB_OUTPUT_DIR = f"{OUTPUT_DIR}/ab"
+
+# a run (the seed guide's everyday slice)
+EPISODES = 24
+WORKERS = 4
+TIMEOUT_S = 180.0
+SAMPLE_INTERVAL_S = 0.5
+KEEP_RUNS = "all"
+OUTPUT_CAP_BYTES = 1024 * 1024  # each episode's stdout+stderr kept
+WARMUP = 1  # episodes of each scenario row the zygote runs and discards before forking workers
+
+# ab: the same episodes under two interpreters
+AB_EPISODES = 48
+AB_WORKERS = 2
+AB_ROUNDS = 4
+
+# compare (and ab): cpu_s, measured with scripts/validity_bench.py on the shared 2-core host
+# class, moves far less with other load than wall-clock time does
+COMPARE = {"metric": "cpu_s", "alpha": 0.01, "noise": 0.05, "margin": 0.10, "drift": 0.05}
