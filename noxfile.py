@@ -15,7 +15,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def perf(session: nox.Session) -> None:
-    """The everyday slice from the seed guide, into deliverables/perf/."""
+    """The everyday slice from TraceCore's performance guide, into deliverables/perf/."""
     session.install("-e", ".")
     session.run("python", "-m", "tracecore_perf", "--episodes", "24", "--workers", "4", "--strict-spec", *session.posargs)
 
@@ -28,7 +28,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Throughput and overhead benchmark (issue 4): run_batch, spawn, forkserver, in-process.
+    """Throughput and overhead benchmark: run_batch, spawn, forkserver, in-process.
     `nox -s bench -- --episodes 300` for a quicker run; output in deliverables/perf/bench/."""
     session.install("-e", ".")
     session.run("python", "scripts/bench.py", *session.posargs)
@@ -36,6 +36,6 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(name="memory-bench")
 def memory_bench(session: nox.Session) -> None:
-    """The harness's own peak RSS at 5,000 episodes against 500 (issue 3)."""
+    """The harness's own peak RSS at 5,000 episodes against 500."""
     session.install("-e", ".")
     session.run("python", "scripts/memory_bench.py", *session.posargs)

@@ -50,7 +50,7 @@ MODES = ("run_batch", "spawn", "forkserver", "inprocess")
 SLICE_ARGS = ["--episodes", "24", "--workers", "4", "--strict-spec", "--isolation", "forkserver"]
 SAMPLE_EVERY_S = 0.05
 
-# Targets of issue 4 (2-core machine, ratios from one run).
+# The targets (2-core machine, ratios from one run).
 TARGET_FORKSERVER_VS_BATCH = 8.0
 TARGET_FORKSERVER_VS_CEILING = 0.60
 TARGET_SPAWN_VS_BATCH = 1.3

@@ -1,4 +1,4 @@
-"""Memory benchmark (issue 3): the harness's own peak RSS at 5,000 episodes against 500.
+"""Memory benchmark: the harness's own peak RSS at 5,000 episodes against 500.
 
 Runs ``python -m tracecore_perf`` twice in forkserver mode on the default scenario, with
 the same flags except ``--episodes``, and reads the harness's peak RSS two ways:

@@ -1,4 +1,4 @@
-"""The seed scaffold's entry point, kept so its documented commands still work:
+"""The entry point of TraceCore's performance-guide scaffold, kept so its documented commands still work:
 
     python scripts/perf_harness.py --episodes 24 --workers 4 --strict-spec
 

@@ -1,4 +1,4 @@
-"""Issue 9: one episode can only ever cost its own row.
+"""Containment: one episode can only ever cost its own row.
 
 Hostile fixture agents attack the harness from inside an episode: they kill or stop their
 worker or the zygote, forge their result on every descriptor they hold, report results of

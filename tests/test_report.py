@@ -113,7 +113,7 @@ def test_report_shows_the_summary_verdict_and_rows(hostile_run):
     html = _report_html(out)
     summary = json.loads(done.stdout)["summary"]
     assert summary["failure_count"] == 4
-    assert "check: FAIL" in html  # the seed guide's failure_count == 0 threshold broke
+    assert "check: FAIL" in html  # TraceCore's performance guide's failure_count == 0 threshold broke
     assert re.search(r"<td>failure_count</td>\s*<td[^>]*>0</td>\s*<td[^>]*>4</td>", html)
     assert "RuntimeError: fixture agent exploded on purpose" in html
     assert html.count("hostile_error_agent.py") >= 2  # scenario rows table and run context

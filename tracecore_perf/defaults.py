@@ -7,7 +7,7 @@ from __future__ import annotations
 OUTPUT_DIR = "deliverables/perf"
 AB_OUTPUT_DIR = f"{OUTPUT_DIR}/ab"
 
-# a run (the seed guide's everyday slice)
+# a run (TraceCore's performance guide's everyday slice)
 EPISODES = 24
 WORKERS = 4
 TIMEOUT_S = 180.0

@@ -1,4 +1,4 @@
-"""Fixture (issue 9): finds the run directory and deletes its .agent_bench directory (TraceCore's
+"""Fixture: finds the run directory and deletes its .agent_bench directory (TraceCore's
 run artifacts of every episode so far), then raises."""
 
 import runpy

@@ -1,4 +1,4 @@
-"""Fixture (issue 9): finds the run directory and drops a forged, successful TraceCore artifact
+"""Fixture: finds the run directory and drops a forged, successful TraceCore artifact
 (a copy of a real one, new run_id, MARKER under "_forged") into its .agent_bench/runs, then
 raises."""
 

@@ -1,4 +1,4 @@
-"""Fixture (issue 9): closes its stdin, stdout and stderr and dup2s garbage over them (the write
+"""Fixture: closes its stdin, stdout and stderr and dup2s garbage over them (the write
 end of a pipe nobody reads, /dev/full, a directory), prints into them, then raises."""
 
 import contextlib

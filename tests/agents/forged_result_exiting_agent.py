@@ -1,4 +1,4 @@
-"""Fixture (issue 9): writes a success-shaped episode result to every file descriptor >= 3 (the
+"""Fixture: writes a success-shaped episode result to every file descriptor >= 3 (the
 result pipe among them), closes them all, then exits 0 at once. No TraceCore artifact exists
 for the claimed run_id: the row must not be a success."""
 

@@ -1,4 +1,4 @@
-"""Fixture (issue 9): writes a success-shaped episode result to every file descriptor >= 3 (the
+"""Fixture: writes a success-shaped episode result to every file descriptor >= 3 (the
 result pipe among them), closes them all, then raises. The episode failed: the forged result
 must not make its row a success."""
 

@@ -1,4 +1,4 @@
-"""Fixture (issue 9): writes valid JSON of the wrong shape ({"completed": true, "episode_s": "x"})
+"""Fixture: writes valid JSON of the wrong shape ({"completed": true, "episode_s": "x"})
 to every file descriptor >= 3, then exits 0 at once: a result of the wrong shape."""
 
 import json

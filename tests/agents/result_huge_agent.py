@@ -1,4 +1,4 @@
-"""Fixture (issue 9): writes a ~3.5 MB success-shaped result to every file descriptor >= 3,
+"""Fixture: writes a ~3.5 MB success-shaped result to every file descriptor >= 3,
 then exits 0 at once. Its padding is a string of characters that need escaping when the
 JSON is encoded again: NULs (already escaped here, 6 bytes each) and mostly non-ASCII text
 written raw (2 bytes each here, 6 bytes each once re-encoded ASCII-safe), so a relay that

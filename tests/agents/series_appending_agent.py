@@ -1,4 +1,4 @@
-"""Fixture (issue 9): finds the run's series.jsonl and appends a success row for every episode
+"""Fixture: finds the run's series.jsonl and appends a success row for every episode
 index of the run (its own among them, before its real row lands), plus a copy of a sample
 line to samples.jsonl, then raises. Forged lines carry MARKER under "_forged"."""
 

@@ -1,4 +1,4 @@
-"""Fixture (issue 9): finds the run's series.jsonl and deletes it, then raises."""
+"""Fixture: finds the run's series.jsonl and deletes it, then raises."""
 
 import runpy
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Fixture (issue 9): finds the run's series.jsonl and rewrites it in place (same file, so the
+"""Fixture: finds the run's series.jsonl and rewrites it in place (same file, so the
 harness's open handle keeps appending to it): every row it holds becomes a success carrying
 MARKER under "_forged", failures included. Then raises."""
 

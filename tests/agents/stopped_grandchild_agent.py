@@ -1,4 +1,4 @@
-"""Fixture (issue 9): starts a grandchild in a new session (out of the episode's process
+"""Fixture: starts a grandchild in a new session (out of the episode's process
 group) that SIGSTOPs itself, waits until it is stopped, then raises. The stopped grandchild
 must not be left behind. Its command line carries MARKER, the test's HOSTILE_MARKER and the
 episode's working directory, so a leftover is found."""

@@ -1,4 +1,4 @@
-"""Fixture (issue 9): plants agents/toy_agent.py, an agent that raises, into its working
+"""Fixture: plants agents/toy_agent.py, an agent that raises, into its working
 directory, the run directory and the parent of its working directory (where TraceCore's
 loader looks for "agents/toy_agent.py" before its own package), then raises. No later
 toy_agent episode may load it."""

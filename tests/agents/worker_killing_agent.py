@@ -1,4 +1,4 @@
-"""Fixture (issue 9): SIGKILLs its own worker (the episode's parent process), then raises.
+"""Fixture: SIGKILLs its own worker (the episode's parent process), then raises.
 Only its own row may be lost; the harness replaces the worker."""
 
 import os

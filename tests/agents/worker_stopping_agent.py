@@ -1,4 +1,4 @@
-"""Fixture (issue 9): SIGSTOPs its own worker (the episode's parent process), then hangs. The
+"""Fixture: SIGSTOPs its own worker (the episode's parent process), then hangs. The
 stopped worker can neither report nor obey a kill request: the harness must time the episode
 out, kill the worker (SIGKILL works on a stopped process) and replace it."""
 

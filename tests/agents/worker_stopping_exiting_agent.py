@@ -1,4 +1,4 @@
-"""Fixture (issue 9): SIGSTOPs its own worker (the episode's parent process), then exits 0
+"""Fixture: SIGSTOPs its own worker (the episode's parent process), then exits 0
 without reporting. Nobody reaps it (a zombie under a stopped worker): the harness must time
 the episode out, kill the worker and replace it."""
 

@@ -1,4 +1,4 @@
-"""Fixture (issue 9): SIGKILLs the zygote (its worker's parent), then raises. Every worker
+"""Fixture: SIGKILLs the zygote (its worker's parent), then raises. Every worker
 of the run loses its parent; episodes in flight on other workers must not lose their rows,
 and the run must go on (a new zygote) and publish."""
 

@@ -1,4 +1,4 @@
-"""Fixture (issue 9): SIGSTOPs the zygote (its worker's parent), then raises. A stopped zygote
+"""Fixture: SIGSTOPs the zygote (its worker's parent), then raises. A stopped zygote
 answers nothing (no new workers, no metrics, no goodbye): the run must still end and publish,
 and the stopped zygote must not outlive it."""
 

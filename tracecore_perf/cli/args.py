@@ -117,7 +117,7 @@ def add_thresholds(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help="TOML file of threshold overrides (default: [tool.tracecore_perf.thresholds] of ./pyproject.toml, "
-        "else the seed guide's)",
+        "else TraceCore's performance guide's)",
     )
 
 

@@ -1,4 +1,4 @@
-"""Charts: a published run -> PNG and SVG figures, one per review question of the seed guide.
+"""Charts: a published run -> PNG and SVG figures, one per review question of TraceCore's performance guide.
 
 Figures are built with matplotlib's object API (``Figure`` directly, never pyplot), so no global
 backend or figure registry is touched and the Agg renderer is used for PNG whatever the host's

@@ -209,7 +209,7 @@ def summary_lines(summary: Summary) -> list[tuple[str, str]]:
         ("queue p95", _seconds(s.queue_s.p95)),
         # Two different sizes: the files TraceCore wrote to disk (run_artifacts.*, what the
         # thresholds limit) and each artifact serialized as JSON (telemetry_verbosity.*, the
-        # series' artifact_bytes, the seed scaffold's figure).
+        # series' artifact_bytes, the figure of TraceCore's performance-guide scaffold).
         (
             "run artifact files on disk (run_artifacts)",
             f"{s.run_artifacts.file_count:,} files, {_bytes(s.run_artifacts.total_bytes)}",

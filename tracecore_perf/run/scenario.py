@@ -1,6 +1,6 @@
 """Scenario rows and the episode plan.
 
-A scenario is a list of (agent, task_ref, seed) rows, from the seed guide's default or a
+A scenario is a list of (agent, task_ref, seed) rows, from TraceCore's performance guide's default or a
 TOML/JSON file. The plan cycles through the rows: episode ``i`` runs row ``i % len(rows)``
 with seed ``row.seed + i``, exactly as TraceCore's own perf scaffold does.
 """
