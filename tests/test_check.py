@@ -264,7 +264,7 @@ def test_a_short_run_shows_each_trend_check_as_finding_clear_or_insufficient_dat
     """8 episodes of four rows: too few for the latency and growth checks, which say so (and
     what they need) in every format instead of passing."""
     code, verdict = check_json(work, str(healthy))
-    states = {t["name"]: t for t in verdict["trends"]}
+    states = {t["code"]: t for t in verdict["trends"]}
     assert set(states) == set(CHECKS) - {"success_rate_shift"}
     assert all(t["state"] in ("finding", "clear", "insufficient data") for t in states.values())
     assert states["late_latency_drift"]["state"] == "insufficient data"

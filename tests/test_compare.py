@@ -100,7 +100,7 @@ def test_text_github_and_junit_outputs(runs, tmp_path):
     junit = tmp_path / "compare.xml"
     args = ("--fail-on", "regression", "--format", "junit", "--junit-file", str(junit))
     assert harness("compare", base, heavy, *args, cwd=work).returncode == 1
-    (case,) = [c for c in ET.parse(junit).getroot().iter("testcase") if c.get("classname") == "tracecore_perf.verdicts.compare"]
+    (case,) = [c for c in ET.parse(junit).getroot().iter("testcase") if c.get("classname") == "tracecore_perf.compare"]
     assert case.find("failure") is not None
 
 
@@ -121,7 +121,7 @@ def test_machine_class_mismatch_is_loud(runs, tmp_path):
     done = harness("compare", str(manifest_path), str(runs["base"]), "--format", "json", cwd=runs["work"])
     assert "WARNING: MACHINE CLASS MISMATCH" in done.stderr and "cpu_model" in done.stderr
     result = json.loads(done.stdout)
-    assert result["machine_class_match"] is False and result["warnings"][0].startswith("MACHINE CLASS MISMATCH")
+    assert result["machine_class_match"] is False and [n["code"] for n in result["notices"]] == ["machine_class_mismatch"]
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ def _besides_latency(verdict: dict) -> list[str]:
 
 
 def _only(verdict: dict, name: str) -> dict:
-    found = [f for f in verdict["findings"] if f["name"] == name]
+    found = [f for f in verdict["findings"] if f["code"] == name]
     assert len(found) == 1, verdict["findings"]
     return found[0]
 
@@ -114,7 +114,7 @@ def test_success_rate_shift_against_the_reference(work, seed_failures):
     _, alone = check_json(work, str(current))
     assert "success_rate_shift" not in finding_names(alone)
     _, verdict = check_json(work, str(current), "--baseline", str(reference))
-    shifts = [f for f in verdict["findings"] if f["name"] == "success_rate_shift"]
+    shifts = [f for f in verdict["findings"] if f["code"] == "success_rate_shift"]
     scopes = {f["evidence"]["scope"] for f in shifts}
     assert any("seed_failing_agent.py" in scope for scope in scopes)
     assert all(f["severity"] == "warning" and f["evidence"]["delta"] < 0 for f in shifts)
@@ -176,7 +176,7 @@ def test_drift_needs_enough_episodes():
     slowing = [row(i, wall=0.05 * (1 + i / 10)) for i in range(trends.DRIFT_MIN_EPISODES - 1)]
     assert trends.late_latency_drift(slowing) == []
     slowing = [row(i, wall=0.05 * (1 + i / 10)) for i in range(300)]
-    assert [f.name for f in trends.late_latency_drift(slowing)] == ["late_latency_drift"]
+    assert [f.code for f in trends.late_latency_drift(slowing)] == ["late_latency_drift"]
 
 
 def _samples(rss: list[int]) -> list[Sample]:
@@ -218,7 +218,7 @@ def test_a_success_rate_that_rises_is_information_not_a_warning():
 
 
 def _states(rows, samples=(), reference_rows=None) -> dict:
-    return {check.name: check for check in trends.assess_rows(rows, samples, reference_rows)[1]}
+    return {check.code: check for check in trends.assess_rows(rows, samples, reference_rows)[1]}
 
 
 def test_a_short_run_says_which_checks_lack_data_and_how_much_they_need():
