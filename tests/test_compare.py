@@ -19,6 +19,8 @@ from tracecore_perf.verdicts.models import Comparison
 
 from conftest import harness
 
+pytestmark = pytest.mark.slow  # every test here uses real runs
+
 LIGHT, HEAVY = "10000", "80000"  # hash rounds per step: ~3 ms and ~24 ms of CPU on this host class
 
 
