@@ -1,8 +1,14 @@
 """Shared helpers: run the real harness as a subprocess, and check the machine for
-processes an episode left behind."""
+processes an episode left behind.
+
+Tests that start real episodes (the harness as a process, a zygote) are marked ``slow``;
+``python -m pytest -m "not slow"`` runs the rest, the fast layer, in seconds. The fast layer
+is held to it: a test not marked slow that starts a process fails (``_no_process_unless_slow``).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -62,6 +68,41 @@ def leftover_processes(root: Path) -> list[str]:
         except psutil.Error:
             continue
     return found
+
+
+class StartedAProcess(AssertionError):
+    pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    with _no_process_unless_slow(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    with _no_process_unless_slow(item):
+        yield
+
+
+@contextlib.contextmanager
+def _no_process_unless_slow(item: pytest.Item):
+    """A test not marked slow may not start a process (a subprocess, a fork), in its body or
+    in any fixture it sets up (module-scoped ones included): that keeps the fast layer fast
+    and in-process. Mark the test ``@pytest.mark.slow`` if it must."""
+    if item.get_closest_marker("slow") is not None:
+        yield
+        return
+
+    def refuse(*args, **kwargs):
+        raise StartedAProcess(f"{item.nodeid} starts a process but is not marked @pytest.mark.slow")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "_execute_child", refuse)
+        patch.setattr(os, "fork", refuse)
+        patch.setattr(os, "posix_spawn", refuse)
+        yield
 
 
 @pytest.fixture

@@ -52,7 +52,7 @@ def check_json(work: Path, *args: str) -> tuple[int, dict]:
 
 
 def finding_names(verdict: dict) -> list[str]:
-    return sorted(f["name"] for f in verdict["findings"])
+    return sorted(f["code"] for f in verdict["findings"])
 
 
 def row(index: int, *, agent: str = "a.py", task: str = TASK, seed: int | None = None, wall: float = 0.05, **fields):

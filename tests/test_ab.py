@@ -9,9 +9,12 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from runs import TASK, TOY
 
 from conftest import harness, scenario_file
+
+pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
 
 
 def _manifest(side: Path) -> dict:

@@ -9,6 +9,8 @@ import pytest
 
 from conftest import AGENTS, harness, scenario_file
 
+pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
+
 
 def _row(agent="agents/toy_agent.py", task_ref="filesystem_hidden_config@1", seed=1):
     return {"agent": agent, "task_ref": task_ref, "seed": seed}

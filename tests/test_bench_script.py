@@ -7,7 +7,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
+
+pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
 
 
 def test_bench_smoke(tmp_path):

@@ -43,6 +43,7 @@ def _elsewhere(tmp_path: Path, pyproject: str | None = None) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_a_healthy_run_passes_every_seed_threshold(work, healthy):
     done = harness("check", str(healthy), cwd=work)
     assert done.returncode == 0, done.stderr
@@ -56,6 +57,7 @@ def test_a_healthy_run_passes_every_seed_threshold(work, healthy):
     assert limits["run_artifacts.total_bytes"] == 2_000_000 and limits["run_artifacts.avg_bytes"] == 150_000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ref", ["run_dir", "stamp", "summary"])
 def test_run_named_by_stamp_directory_or_summary(work, healthy, ref):
     stamp = healthy.name.removeprefix("run-")
@@ -67,6 +69,7 @@ def test_run_named_by_stamp_directory_or_summary(work, healthy, ref):
     assert harness("check", *arg, "--no-trends", cwd=work).returncode == 0
 
 
+@pytest.mark.slow
 def test_a_failing_run_breaks_failure_count_and_failure_reasons(work, failing):
     code, verdict = check_json(work, str(failing))
     assert code == 1 and verdict["ok"] is False
@@ -76,6 +79,7 @@ def test_a_failing_run_breaks_failure_count_and_failure_reasons(work, failing):
     assert reasons["actual"] == ["RuntimeError: fixture agent exploded on purpose"]
 
 
+@pytest.mark.slow
 def test_failure_reasons_allowed_by_category_or_by_the_baseline(failing):
     run = locate(failing)
     relaxed = Thresholds(max_failure_count=5, trends=False)
@@ -97,6 +101,7 @@ def test_thresholds_file_forms(tmp_path):
     assert load_thresholds(None, cwd=tmp_path) == Thresholds()
 
 
+@pytest.mark.slow
 def test_pyproject_overrides_and_the_thresholds_file_overrides_pyproject(healthy, tmp_path):
     cwd = _elsewhere(tmp_path, "[tool.tracecore_perf.thresholds]\nmax_wall_clock_s = 0.000001\n")
     code, verdict = check_json(cwd, str(healthy), "--no-trends")
@@ -107,6 +112,7 @@ def test_pyproject_overrides_and_the_thresholds_file_overrides_pyproject(healthy
     assert harness("check", str(healthy), "--thresholds", "relaxed.toml", "--no-trends", cwd=cwd).returncode == 0
 
 
+@pytest.mark.slow
 def test_github_format_annotates_and_appends_the_step_summary(healthy, tmp_path):
     cwd = _elsewhere(tmp_path, "[tool.tracecore_perf.thresholds]\nmax_wall_clock_s = 0.000001\n")
     summary = tmp_path / "step-summary.md"
@@ -122,12 +128,14 @@ def test_github_format_annotates_and_appends_the_step_summary(healthy, tmp_path)
     assert "| ✅ | thresholds: failure_count |" in text
 
 
+@pytest.mark.slow
 def test_github_format_without_step_summary_still_annotates(work, failing):
     done = harness("check", str(failing), "--format", "github", "--no-trends", cwd=work, env={"GITHUB_STEP_SUMMARY": ""})
     assert done.returncode == 1
     assert sum(line.startswith("::error ") for line in done.stdout.splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_junit_report_next_to_the_run_and_at_a_given_path(work, failing, tmp_path):
     done = harness("check", str(failing), "--format", "junit", cwd=work)
     assert done.returncode == 1
@@ -146,6 +154,7 @@ def test_junit_report_next_to_the_run_and_at_a_given_path(work, failing, tmp_pat
     assert not set(CHECKS) & {c.get("name") for c in ET.parse(chosen).getroot().iter("testcase")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -169,6 +178,7 @@ def test_bad_thresholds_file_is_one_line_exit_2_nothing_written(healthy, tmp_pat
     assert not junit.exists()
 
 
+@pytest.mark.slow
 def test_bad_pyproject_thresholds_name_the_table(healthy, tmp_path):
     cwd = _elsewhere(tmp_path, "[tool.tracecore_perf.thresholds]\nmax_episodes = 3\n")
     done = harness("check", str(healthy), cwd=cwd)
@@ -177,6 +187,7 @@ def test_bad_pyproject_thresholds_name_the_table(healthy, tmp_path):
     assert "[tool.tracecore_perf.thresholds]" in line and "max_episodes" in line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -196,6 +207,7 @@ def test_bad_arguments_are_one_line_exit_2(healthy, tmp_path, args, message):
     assert message in line
 
 
+@pytest.mark.slow
 def test_run_with_check_fails_on_a_broken_threshold(tmp_path):
     cwd = _elsewhere(tmp_path, "[tool.tracecore_perf.thresholds]\nmax_wall_clock_s = 0.000001\n")
     done = harness("--episodes", "4", "--workers", "2", "--no-progress", "--output-dir", "out", "--check", cwd=cwd)
@@ -203,6 +215,7 @@ def test_run_with_check_fails_on_a_broken_threshold(tmp_path):
     assert "FAIL max_wall_clock_s" in done.stdout
 
 
+@pytest.mark.slow
 def test_run_check_with_json_puts_the_verdict_in_the_payload(healthy):
     payload: dict = {}
     code = after_run(healthy.name.removeprefix("run-"), healthy.parent, Thresholds(max_wall_clock_s=0.000001), payload)
@@ -210,6 +223,7 @@ def test_run_check_with_json_puts_the_verdict_in_the_payload(healthy):
     assert {t["name"] for t in payload["check"]["thresholds"] if not t["ok"]} == {"max_wall_clock_s"}
 
 
+@pytest.mark.slow
 def test_run_with_check_and_bad_thresholds_starts_nothing(tmp_path):
     cwd = _elsewhere(tmp_path, "[tool.tracecore_perf.thresholds]\nmax_wall_clock_s = [1]\n")
     done = harness("--episodes", "4", "--output-dir", "out", "--check", cwd=cwd)
@@ -244,6 +258,7 @@ def _as_if(healthy: Path, target: Path, **summary_fields) -> Path:
     return summary_path
 
 
+@pytest.mark.slow
 def test_a_healthy_300_episode_run_holds_the_default_and_an_explicit_limit_wins(healthy, tmp_path):
     """The issue's run: 300 episodes, 2.9 MB of run artifacts on disk, ~9.75 KB each."""
     long_run = _as_if(healthy, tmp_path, episodes=300, run_artifacts__total_bytes=2_925_000, run_artifacts__avg_bytes=9750.0)
@@ -261,11 +276,12 @@ def test_a_healthy_300_episode_run_holds_the_default_and_an_explicit_limit_wins(
 # --- every trend check in one of three states, in every format -------------------------
 
 
+@pytest.mark.slow
 def test_a_short_run_shows_each_trend_check_as_finding_clear_or_insufficient_data(work, healthy, tmp_path):
     """8 episodes of four rows: too few for the latency and growth checks, which say so (and
     what they need) in every format instead of passing."""
     code, verdict = check_json(work, str(healthy))
-    states = {t["name"]: t for t in verdict["trends"]}
+    states = {t["code"]: t for t in verdict["trends"]}
     assert set(states) == set(CHECKS) - {"success_rate_shift"}
     assert all(t["state"] in ("finding", "clear", "insufficient data") for t in states.values())
     assert states["late_latency_drift"]["state"] == "insufficient data"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import io
 import json
 import pkgutil
 import re
@@ -12,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -20,11 +23,23 @@ from tracecore_perf import cli, defaults
 from tracecore_perf.cli.args import COMMANDS
 from tracecore_perf.cli.run import failures_line, parse, resume_command
 
-from conftest import REPO, harness
+from conftest import REPO
 
 PACKAGE = Path(tracecore_perf.__file__).parent
 SLICE = REPO / "deliverables" / "perf" / "baseline-slice"
 SLICE_STAMP = "20261125T180500Z"
+
+
+def harness(*args: str, cwd: Path, env: dict | None = None) -> SimpleNamespace:
+    """``tracecore-perf ARGS`` in this process (``cli.main``), as the command line would run it
+    in ``cwd``: the exit code and what it printed. These commands start no episode."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exit_:  # argparse's --help and --version
+            code = exit_.code if isinstance(exit_.code, int) else 0
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def _modules() -> list[str]:
@@ -221,6 +236,7 @@ def test_no_stage_imports_the_cli():
     assert any(m.startswith("tracecore_perf.report.") for m in offenders)
 
 
+@pytest.mark.slow  # a fresh interpreter per module
 def test_every_module_imports_first_in_a_fresh_interpreter():
     """Each module imported as the package's first, in one fresh interpreter (the package's
     modules dropped between imports): an import cycle would fail half-initialised."""
@@ -238,6 +254,7 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
 # --- the checkout ------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # asks git
 def test_gitignore_covers_every_default_output_folder():
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("not a git checkout")

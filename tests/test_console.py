@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import harness
+
+pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
 
 BAR = "━"
 

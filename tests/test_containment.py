@@ -33,6 +33,8 @@ import pytest
 
 from conftest import AGENTS, scenario_file
 
+pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
+
 TIMEOUT = 6  # per episode; healthy episodes take ~0.1 s
 TASK = "filesystem_hidden_config@1"
 HEALTHY = {"agent": "agents/toy_agent.py", "task_ref": TASK, "seed": 1}

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import AGENTS, harness, leftover_processes, published, scenario_file
 
+pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
+
 TIMEOUT = 8  # generous: healthy episodes (and the 500 MB one) stay far below it even on a loaded host
 HEALTHY = {"agent": "agents/toy_agent.py", "task_ref": "filesystem_hidden_config@1", "seed": 1}
 FAULTY = [

@@ -16,6 +16,8 @@ import pytest
 
 from conftest import AGENTS, harness, harness_env, leftover_processes, published, scenario_file
 
+pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
+
 
 def start(work: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(

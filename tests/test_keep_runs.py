@@ -8,6 +8,8 @@ import pytest
 
 from conftest import AGENTS, harness, published, scenario_file
 
+pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
+
 ROWS = [
     {"agent": "agents/toy_agent.py", "task_ref": "filesystem_hidden_config@1", "seed": 1},
     {"agent": "agents/naive_llm_agent.py", "task_ref": "rate_limited_chain@1", "seed": 1},  # fails its task

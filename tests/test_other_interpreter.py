@@ -11,6 +11,8 @@ import pytest
 
 from conftest import harness, published
 
+pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
+
 
 @pytest.fixture(scope="module")
 def other_python(tmp_path_factory) -> Path:

@@ -93,6 +93,7 @@ def test_an_artifact_already_in_the_run_is_never_overwritten(tmp_path):
     assert (tmp_path / "r1.json").read_text() == "theirs"
 
 
+@pytest.mark.slow
 def test_a_forked_call_answers_with_a_call_done():
     answer = episode_worker.fork_call(lambda request: {"echo": request["x"]}, {"x": 3, "cwd": "."})
     event = protocol.zygote_events.decode(json.dumps(answer).encode())

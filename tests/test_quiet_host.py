@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import harness, published
+
+pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
 
 BURN = "import time\nend = time.monotonic() + 60\nwhile time.monotonic() < end: pass\n"
 

@@ -15,6 +15,8 @@ import pytest
 from cdp import Chromium, chromium_path
 from conftest import AGENTS, harness, scenario_file
 
+pytestmark = pytest.mark.slow  # every test here uses real runs
+
 CHART_NAMES = ("latency", "distribution", "throughput", "resources", "artifacts", "failures")
 HOSTILE = "<script>window.__pwned=1</script>"
 

@@ -13,6 +13,8 @@ import pytest
 
 from conftest import REPO, harness, leftover_processes, published
 
+pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
+
 SERIES_SEED_FIELDS = {
     "episode",
     "episode_index",

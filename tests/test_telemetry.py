@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import AGENTS, harness, published, scenario_file
+
+pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
 
 ROWS = [
     {"agent": str(AGENTS / "llm_telemetry_agent.py"), "task_ref": "filesystem_hidden_config@1", "seed": 3},

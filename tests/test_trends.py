@@ -39,7 +39,7 @@ def _besides_latency(verdict: dict) -> list[str]:
 
 
 def _only(verdict: dict, name: str) -> dict:
-    found = [f for f in verdict["findings"] if f["name"] == name]
+    found = [f for f in verdict["findings"] if f["code"] == name]
     assert len(found) == 1, verdict["findings"]
     return found[0]
 
@@ -47,6 +47,7 @@ def _only(verdict: dict, name: str) -> dict:
 # --- real runs -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_healthy_run_has_no_finding(work):
     run = real_run(work, "healthy", [], 48)  # the default scenario: four shipped agents
     code, verdict = check_json(work, str(run))
@@ -54,6 +55,7 @@ def test_a_healthy_run_has_no_finding(work):
     assert verdict["findings"] == []
 
 
+@pytest.mark.slow
 def test_late_latency_drift_names_the_late_episodes(work):
     run = real_run(work, "slowing", [fixture_agent("slowing_agent")], 36)
     code, verdict = check_json(work, str(run))
@@ -66,6 +68,7 @@ def test_late_latency_drift_names_the_late_episodes(work):
     assert finding["episodes"] and min(finding["episodes"]) > 24  # the last third of 36
 
 
+@pytest.mark.slow
 def test_long_tail_spikes_name_the_stalled_episodes(work):
     run = real_run(work, "spiky", [fixture_agent("spiky_agent")], 30)
     code, verdict = check_json(work, str(run))
@@ -77,6 +80,7 @@ def test_long_tail_spikes_name_the_stalled_episodes(work):
     assert _besides_latency(verdict) == []
 
 
+@pytest.mark.slow
 def test_artifact_growth_reports_the_fit_and_its_residual(work):
     run = real_run(work, "growing", [fixture_agent("growing_agent")], 32)
     code, verdict = check_json(work, str(run))
@@ -97,6 +101,7 @@ def seed_failures(work):
     return reference, current
 
 
+@pytest.mark.slow
 def test_failures_clustered_on_one_agent(work, seed_failures):
     _, current = seed_failures
     code, verdict = check_json(work, str(current))
@@ -109,12 +114,13 @@ def test_failures_clustered_on_one_agent(work, seed_failures):
     assert all(r["agent"].endswith("seed_failing_agent.py") for r in _series(current) if not r["success"])
 
 
+@pytest.mark.slow
 def test_success_rate_shift_against_the_reference(work, seed_failures):
     reference, current = seed_failures
     _, alone = check_json(work, str(current))
     assert "success_rate_shift" not in finding_names(alone)
     _, verdict = check_json(work, str(current), "--baseline", str(reference))
-    shifts = [f for f in verdict["findings"] if f["name"] == "success_rate_shift"]
+    shifts = [f for f in verdict["findings"] if f["code"] == "success_rate_shift"]
     scopes = {f["evidence"]["scope"] for f in shifts}
     assert any("seed_failing_agent.py" in scope for scope in scopes)
     assert all(f["severity"] == "warning" and f["evidence"]["delta"] < 0 for f in shifts)
@@ -126,6 +132,7 @@ def test_success_rate_shift_against_the_reference(work, seed_failures):
 LEAK_GLOB = "/dev/shm/tracecore-perf-fixture-leak-*"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs a tmpfs /dev/shm")
 def test_system_memory_growing_without_bound(work):
     try:
@@ -176,7 +183,7 @@ def test_drift_needs_enough_episodes():
     slowing = [row(i, wall=0.05 * (1 + i / 10)) for i in range(trends.DRIFT_MIN_EPISODES - 1)]
     assert trends.late_latency_drift(slowing) == []
     slowing = [row(i, wall=0.05 * (1 + i / 10)) for i in range(300)]
-    assert [f.name for f in trends.late_latency_drift(slowing)] == ["late_latency_drift"]
+    assert [f.code for f in trends.late_latency_drift(slowing)] == ["late_latency_drift"]
 
 
 def _samples(rss: list[int]) -> list[Sample]:
@@ -218,7 +225,7 @@ def test_a_success_rate_that_rises_is_information_not_a_warning():
 
 
 def _states(rows, samples=(), reference_rows=None) -> dict:
-    return {check.name: check for check in trends.assess_rows(rows, samples, reference_rows)[1]}
+    return {check.code: check for check in trends.assess_rows(rows, samples, reference_rows)[1]}
 
 
 def test_a_short_run_says_which_checks_lack_data_and_how_much_they_need():

@@ -13,6 +13,11 @@ from typing import Any, Literal
 
 import msgspec
 
+FORMAT_VERSION = 1
+"""The version of the published JSON (manifest and summary carry it as ``format_version``).
+Raise it when a published field changes meaning or goes away; readers refuse a run of a newer
+format, and read a run without the field (published before it existed) as version 0."""
+
 IsolationMode = Literal["forkserver", "spawn"]
 KeepRuns = Literal["all", "failed", "none"]
 RunStatus = Literal["running", "complete", "interrupted", "resumed", "failed", "tainted"]
@@ -189,6 +194,7 @@ class Manifest(msgspec.Struct, kw_only=True):
     # workers (forkserver; 0: every episode starts from a cold zygote), and what of it failed
     warmup: int = 0
     warmup_notes: list[str] = msgspec.field(default_factory=list)
+    format_version: int = 0  # FORMAT_VERSION when published; 0: published before it existed
 
 
 class BatchSummary(msgspec.Struct, kw_only=True):
@@ -296,3 +302,4 @@ class Summary(msgspec.Struct, kw_only=True):
     queue_s: Distribution
     resources: ResourcePeaks
     integrity: Integrity = msgspec.field(default_factory=Integrity)
+    format_version: int = 0  # FORMAT_VERSION when published; 0: published before it existed

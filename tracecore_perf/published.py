@@ -1,5 +1,11 @@
 """Find and read a published run, for the stages that come after it (check, compare,
-report). A run is named by its stamp, its run directory, or any of its ``perf-*`` files."""
+report). A run is named by its stamp, its run directory, or any of its ``perf-*`` files.
+
+The manifest and summary carry ``format_version`` (:data:`~tracecore_perf.models.FORMAT_VERSION`
+when they were published). A run of a newer format than this installation reads is refused with
+one :class:`UsageError` (exit 2) before anything else of it is decoded; a run without the field,
+published before it existed, is read as version 0.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,30 @@ from typing import Any
 
 import msgspec
 
+from tracecore_perf.defaults import OUTPUT_DIR
 from tracecore_perf.errors import UsageError
-from tracecore_perf.models import EpisodeRow, Manifest, Sample, Summary
+from tracecore_perf.models import FORMAT_VERSION, EpisodeRow, Manifest, Sample, Summary
 from tracecore_perf.run.publish import ARTIFACT_KINDS, artifact_path
+
+
+class _Versioned(msgspec.Struct):
+    format_version: int = 0
+
+
+def format_version(path: Path) -> int:
+    """The ``format_version`` of a published manifest or summary (0 when it has none).
+    Raises UsageError when it is newer than this installation reads, or not JSON at all."""
+    try:
+        found = msgspec.json.decode(path.read_bytes(), type=_Versioned).format_version
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise UsageError(f"not a tracecore-perf artifact: {path}: {exc}") from None
+    if found > FORMAT_VERSION:
+        raise UsageError(
+            f"{path.name} is of format version {found}, newer than this tracecore-perf reads "
+            f"(up to {FORMAT_VERSION}): upgrade tracecore-perf to read it"
+        )
+    return found
+
 
 _STAMP = re.compile(r"^(?:perf-[a-z]+-|run-)?(\d{8}T\d{6}Z(?:-\d+)?)(?:\.json|\.zip)?$")
 
@@ -22,9 +49,11 @@ class PublishedRun(msgspec.Struct):
     paths: dict[str, Path]
 
     def manifest(self) -> Manifest:
+        format_version(self.paths["manifest"])
         return msgspec.json.decode(self.paths["manifest"].read_bytes(), type=Manifest)
 
     def summary(self) -> Summary:
+        format_version(self.paths["summary"])
         return msgspec.json.decode(self.paths["summary"].read_bytes(), type=Summary)
 
     def metrics(self) -> list[dict[str, Any]]:
@@ -38,10 +67,18 @@ class PublishedRun(msgspec.Struct):
         return msgspec.json.decode(self.paths["samples"].read_bytes(), type=list[Sample])
 
 
-def locate(ref: str | Path, search_dir: Path = Path("deliverables/perf")) -> PublishedRun:
-    """Resolve RUN: a stamp (looked up in ``search_dir``), a run directory, or a
-    ``perf-<kind>-<stamp>.json`` path. Raises UsageError naming what is missing."""
+def locate(ref: str | Path, search_dir: Path = Path(OUTPUT_DIR)) -> PublishedRun:
+    """Resolve RUN: a stamp (looked up in ``search_dir``), a run directory, a
+    ``perf-<kind>-<stamp>.json`` path, or a folder holding exactly one published run (such as
+    the committed ``deliverables/perf/baseline-slice/``). Raises UsageError naming what is
+    missing."""
     path = Path(ref)
+    if path.is_dir() and not path.name.startswith("run-"):
+        manifests = sorted(path.glob("perf-manifest-*.json"))
+        if len(manifests) != 1:
+            found = "no published run" if not manifests else f"{len(manifests)} published runs"
+            raise UsageError(f"{ref} holds {found}; name one by its stamp or a perf-*-<stamp>.json file")
+        path = manifests[0]
     if path.exists():
         name = path.name
         match = _STAMP.match(name)
@@ -58,4 +95,6 @@ def locate(ref: str | Path, search_dir: Path = Path("deliverables/perf")) -> Pub
     missing = [kind for kind in ("manifest", "summary", "series") if not paths[kind].is_file()]
     if missing:
         raise UsageError(f"run {stamp} has no published {missing[0]} in {output_dir} (expected {paths[missing[0]].name})")
+    for kind in ("manifest", "summary"):
+        format_version(paths[kind])  # a newer format: one clear error, before any field is read
     return PublishedRun(stamp=stamp, output_dir=output_dir, paths=paths)

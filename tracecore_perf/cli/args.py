@@ -10,7 +10,6 @@ from pathlib import Path
 
 from tracecore_perf import defaults
 from tracecore_perf.errors import UsageError
-from tracecore_perf.published import PublishedRun, locate
 
 PROG = "tracecore-perf"
 
@@ -164,15 +163,3 @@ def settings_from(args: argparse.Namespace):
 # --- naming a run ----------------------------------------------------------------------
 
 
-def resolve_run(ref: str | Path, search_dir: Path) -> PublishedRun:
-    """A run as the command line names it: what ``published.locate`` takes (a stamp looked up
-    in ``search_dir``, a run directory, a ``perf-*-<stamp>.json``), and also a folder holding
-    exactly one published run (such as the committed ``deliverables/perf/baseline-slice/``)."""
-    path = Path(ref)
-    if path.is_dir() and not path.name.startswith("run-"):
-        manifests = sorted(path.glob("perf-manifest-*.json"))
-        if len(manifests) != 1:
-            found = "no published run" if not manifests else f"{len(manifests)} published runs"
-            raise UsageError(f"{ref} holds {found}; name one by its stamp or a perf-*-<stamp>.json file")
-        return locate(manifests[0], search_dir)
-    return locate(ref, search_dir)

@@ -12,9 +12,9 @@ from tracecore_perf.cli.args import (
     add_search_dir,
     add_thresholds,
     check_junit_target,
-    resolve_run,
 )
 from tracecore_perf.cli.output import emit
+from tracecore_perf.published import locate
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,8 +39,8 @@ def main(argv: list[str]) -> int:
     thresholds = load_thresholds(args.thresholds)
     if args.no_trends:
         thresholds.trends = False
-    run = resolve_run(args.run, args.search_dir)
-    reference = resolve_run(args.baseline, args.search_dir) if args.baseline else None
+    run = locate(args.run, args.search_dir)
+    reference = locate(args.baseline, args.search_dir) if args.baseline else None
     check_junit_target(args.format, args.junit_file)
     verdict = evaluate(run, thresholds, reference)
     emit(args.format, verdict, args.junit_file or run.output_dir / f"perf-check-{run.stamp}.junit.xml")

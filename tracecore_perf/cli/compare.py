@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from tracecore_perf.cli.args import PROG, RUN_REF, Parser, add_comparison_flags, add_search_dir, resolve_run, settings_from
+from tracecore_perf.cli.args import PROG, RUN_REF, Parser, add_comparison_flags, add_search_dir, settings_from
 from tracecore_perf.cli.output import report_comparison
+from tracecore_perf.published import locate
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,8 +29,8 @@ def main(argv: list[str]) -> int:
 
     args = parser().parse_args(argv)
     settings = settings_from(args)
-    baseline = resolve_run(args.baseline, args.search_dir)
-    current = resolve_run(args.current, args.search_dir)
+    baseline = locate(args.baseline, args.search_dir)
+    current = locate(args.current, args.search_dir)
     comparison = compare_runs(
         baseline,
         current,

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from tracecore_perf.cli.args import PROG
 from tracecore_perf.published import PublishedRun
-from tracecore_perf.verdicts.models import Comparison, Verdict
+from tracecore_perf.verdicts.models import LOUD_WARNINGS, Comparison, Verdict
 
 
 def emit(fmt: str, result: Verdict | Comparison, junit_file: Path, stream: TextIO | None = None) -> None:
@@ -34,9 +34,9 @@ def emit(fmt: str, result: Verdict | Comparison, junit_file: Path, stream: TextI
 
 def report_comparison(comparison: Comparison, current: PublishedRun, args: argparse.Namespace) -> int:
     """``compare`` and ``ab``: the comparison in ``--format``, the loud warnings on stderr too."""
-    for warning in comparison.warnings:
-        if warning.startswith(("MACHINE CLASS MISMATCH", "SET-UP MISMATCH")):
+    for notice in comparison.notices:
+        if notice.code in LOUD_WARNINGS:
             # loud even when stdout is a JSON or JUnit file
-            print(f"{PROG}: WARNING: {warning}", file=sys.stderr)
+            print(f"{PROG}: WARNING: {notice.message}", file=sys.stderr)
     emit(args.format, comparison, args.junit_file or current.output_dir / f"perf-compare-{current.stamp}.junit.xml")
     return 0 if comparison.ok else 1

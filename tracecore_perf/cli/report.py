@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from tracecore_perf.cli.args import PROG, RUN_REF, Parser, add_search_dir, add_thresholds, resolve_run
+from tracecore_perf.cli.args import PROG, RUN_REF, Parser, add_search_dir, add_thresholds
 from tracecore_perf.errors import UsageError
+from tracecore_perf.published import locate
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,8 +32,8 @@ def main(argv: list[str]) -> int:
     from tracecore_perf.verdicts.check import load_thresholds
 
     args = parser().parse_args(argv)
-    run = resolve_run(args.run, args.search_dir)
-    baseline = resolve_run(args.baseline, args.search_dir) if args.baseline else None
+    run = locate(args.run, args.search_dir)
+    baseline = locate(args.baseline, args.search_dir) if args.baseline else None
     if args.output_dir is not None and not args.output_dir.is_dir():
         raise UsageError(f"--output-dir is not an existing directory: {args.output_dir}")
     thresholds = load_thresholds(args.thresholds)

@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from tracecore_perf.models import (
+    FORMAT_VERSION,
     BatchSummary,
     Distribution,
     EpisodeRow,
@@ -301,10 +302,12 @@ def publish(
             peak_episode_processes=procs_peak,
         ),
         integrity=integrity or Integrity(),
+        format_version=FORMAT_VERSION,
     )
 
     paths = {kind: artifact_path(out, kind, stamp) for kind in ARTIFACT_KINDS}
     manifest.artifact_set = list(ARTIFACT_KINDS) + (["artifacts"] if manifest.compress else [])
+    manifest.format_version = FORMAT_VERSION
     write_atomic(paths["summary"], _pretty(summary))
     write_atomic(paths["metrics"], _pretty(metrics_rows))
     _write_json_array(paths["series"], _rows_in_order(run_dir, index))

@@ -15,7 +15,7 @@ import msgspec
 
 from tracecore_perf.errors import UsageError
 from tracecore_perf.published import PublishedRun
-from tracecore_perf.verdicts.models import Finding, Severity, ThresholdResult, TrendCheck, Verdict
+from tracecore_perf.verdicts.models import Finding, Notice, Severity, ThresholdResult, TrendCheck, Verdict, WarningCode
 
 __all__ = [
     "Finding",
@@ -176,12 +176,22 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
         )
     )
 
-    warnings: list[str] = []
+    notices: list[Notice] = []
     manifest = run.manifest()
     if manifest.status == "interrupted":
-        warnings.append(f"run {run.stamp} was interrupted: {summary.episodes} of {manifest.episodes} episodes have rows")
+        notices.append(
+            Notice(
+                code=WarningCode.RUN_INTERRUPTED,
+                message=f"run {run.stamp} was interrupted: {summary.episodes} of {manifest.episodes} episodes have rows",
+            )
+        )
     if not manifest.host.quiet:
-        warnings.append(f"host was busy at the start of the run ({manifest.host.quiet_reason}); latency figures are noisy")
+        notices.append(
+            Notice(
+                code=WarningCode.BUSY_HOST,
+                message=f"host was busy at the start of the run ({manifest.host.quiet_reason}); latency figures are noisy",
+            )
+        )
 
     findings: list[Finding] = []
     states: list[TrendCheck] = []
@@ -190,9 +200,12 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
 
         findings, states = trends.assess(run, reference=reference)
     if reference is not None and reference.manifest().machine_class != manifest.machine_class:
-        warnings.append(
-            f"reference {reference.stamp} is from another machine class "
-            f"({reference.manifest().machine_class} vs {manifest.machine_class}); compare only within a machine class"
+        notices.append(
+            Notice(
+                code=WarningCode.MACHINE_CLASS_MISMATCH,
+                message=f"reference {reference.stamp} is from another machine class "
+                f"({reference.manifest().machine_class} vs {manifest.machine_class}); compare only within a machine class",
+            )
         )
     ok = all(r.ok for r in results) and not any(f.severity == "error" for f in findings)
     return Verdict(
@@ -200,7 +213,7 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
         stamp=run.stamp,
         thresholds=results,
         findings=findings,
-        warnings=warnings,
-        trend_checks=[state.name for state in states],
+        notices=notices,
+        trend_checks=[state.code.value for state in states],
         trends=states,
     )

@@ -36,7 +36,7 @@ from tracecore_perf import defaults
 from tracecore_perf.errors import UsageError
 from tracecore_perf.models import EpisodeRow, Manifest, Summary
 from tracecore_perf.published import PublishedRun
-from tracecore_perf.verdicts.models import Comparison, Estimate, OverallVerdict, RowComparison
+from tracecore_perf.verdicts.models import Comparison, Estimate, Notice, OverallVerdict, RowComparison, WarningCode
 
 METRICS = {
     "wall_clock_s": lambda r: r.wall_clock_s,
@@ -330,7 +330,7 @@ def compare_runs(
     base_g, cur_g = _group(base_rows), _group(cur_rows)
     rows = compare_rows(base_rows, cur_rows, settings)
 
-    warnings = []
+    notices: list[Notice] = []
     differing = sorted(
         k
         for k in base_m.machine_class_fields
@@ -339,25 +339,44 @@ def compare_runs(
     )
     match = not differing
     if not match:
-        warnings.append(
-            f"MACHINE CLASS MISMATCH: baseline {base_m.machine_class} vs current {cur_m.machine_class} "
-            f"(differ in {', '.join(differing) or 'fingerprint'}); latency differences may be the machines, not the code"
+        notices.append(
+            Notice(
+                code=WarningCode.MACHINE_CLASS_MISMATCH,
+                message=f"MACHINE CLASS MISMATCH: baseline {base_m.machine_class} vs current {cur_m.machine_class} "
+                f"(differ in {', '.join(differing) or 'fingerprint'}); latency differences may be the machines, not the code",
+            )
         )
     if differing_setup:
-        warnings.append(
-            f"SET-UP MISMATCH: the runs were set up differently ({'; '.join(differing_setup)}); "
-            "latency differences may be the set-up, not the code"
+        notices.append(
+            Notice(
+                code=WarningCode.SETUP_MISMATCH,
+                message=f"SET-UP MISMATCH: the runs were set up differently ({'; '.join(differing_setup)}); "
+                "latency differences may be the set-up, not the code",
+            )
         )
     for label, manifest in (("baseline", base_m), ("current", cur_m)):
         if not manifest.host.quiet:
-            warnings.append(
-                f"{label} run {manifest.stamp} started on a busy host ({manifest.host.quiet_reason}); "
-                "between-run drift is larger there than the --drift floor assumes"
+            notices.append(
+                Notice(
+                    code=WarningCode.BUSY_HOST,
+                    message=f"{label} run {manifest.stamp} started on a busy host ({manifest.host.quiet_reason}); "
+                    "between-run drift is larger there than the --drift floor assumes",
+                )
             )
         if manifest.status == "interrupted":
-            warnings.append(f"{label} run {manifest.stamp} was interrupted; it has fewer episodes than planned")
+            notices.append(
+                Notice(
+                    code=WarningCode.RUN_INTERRUPTED,
+                    message=f"{label} run {manifest.stamp} was interrupted; it has fewer episodes than planned",
+                )
+            )
     if not rows:
-        warnings.append("the runs share no scenario row (agent, task_ref): nothing to compare row by row")
+        notices.append(
+            Notice(
+                code=WarningCode.NO_SHARED_ROWS,
+                message="the runs share no scenario row (agent, task_ref): nothing to compare row by row",
+            )
+        )
 
     base_tp, cur_tp = throughput(base_m, base_s), throughput(cur_m, cur_s)
     base_res, cur_res = base_s.resources, cur_s.resources
@@ -399,5 +418,5 @@ def compare_runs(
         machine_class_match=match,
         setup_match=not differing_setup,
         setup_differences=differing_setup,
-        warnings=warnings,
+        notices=notices,
     )

@@ -7,6 +7,7 @@ the exporters can import them without importing each other.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Literal
 
 import msgspec
@@ -15,6 +16,39 @@ Severity = Literal["info", "warning", "error"]
 TrendState = Literal["finding", "clear", "insufficient data"]
 RowVerdict = Literal["faster", "slower", "no change", "not comparable"]
 OverallVerdict = Literal["faster", "slower", "mixed", "no change", "not comparable"]
+
+
+class FindingCode(StrEnum):
+    """What a finding is about: one code per trend check (``trends.CHECKS``)."""
+
+    LONG_TAIL_SPIKE = "long_tail_spike"
+    LATE_LATENCY_DRIFT = "late_latency_drift"
+    FAILURE_CLUSTER = "failure_cluster"
+    ARTIFACT_GROWTH = "artifact_growth"
+    MEMORY_GROWTH = "memory_growth"
+    SUCCESS_RATE_SHIFT = "success_rate_shift"
+
+
+class WarningCode(StrEnum):
+    """What a warning of ``check`` or ``compare`` is about. Consumers match on these, never
+    on the text (which is for people and may change)."""
+
+    RUN_INTERRUPTED = "run_interrupted"  # a run has fewer episodes than planned
+    BUSY_HOST = "busy_host"  # a run started on a busy host: latency is noisy
+    MACHINE_CLASS_MISMATCH = "machine_class_mismatch"  # runs (or run and reference) from different machines
+    SETUP_MISMATCH = "setup_mismatch"  # compared anyway (--allow-setup-mismatch)
+    NO_SHARED_ROWS = "no_shared_rows"  # the runs share no scenario row
+
+
+LOUD_WARNINGS = frozenset({WarningCode.MACHINE_CLASS_MISMATCH, WarningCode.SETUP_MISMATCH})
+"""Warnings said on stderr too, even when stdout is a JSON or JUnit file."""
+
+
+class Notice(msgspec.Struct, kw_only=True):
+    """One warning: its code, and the text for people."""
+
+    code: WarningCode
+    message: str
 
 
 class ThresholdResult(msgspec.Struct, kw_only=True):
@@ -28,25 +62,34 @@ class ThresholdResult(msgspec.Struct, kw_only=True):
 
 
 class Finding(msgspec.Struct, kw_only=True):
-    """A trend the run shows: what, how sure (evidence), how bad, and which episodes."""
+    """A trend the run shows: what (``code``), how sure (evidence), how bad, and which
+    episodes. ``name`` is the code's text, kept for readers of the JSON from before codes."""
 
-    name: str
+    code: FindingCode
     severity: Severity
     explanation: str
     evidence: dict[str, Any] = {}
     episodes: list[int] = []
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.code.value
 
 
 class TrendCheck(msgspec.Struct, kw_only=True):
     """One trend check's outcome: a finding, clear (it looked and saw nothing), or
     insufficient data (it could not look: ``needed`` of ``unit``, the run has ``have``)."""
 
-    name: str
+    code: FindingCode
     state: TrendState
     message: str
     have: int | None = None
     needed: int | None = None
     unit: str | None = None
+    name: str = ""  # the code's text, as for Finding
+
+    def __post_init__(self) -> None:
+        self.name = self.code.value
 
 
 class Verdict(msgspec.Struct, kw_only=True):
@@ -56,9 +99,13 @@ class Verdict(msgspec.Struct, kw_only=True):
     stamp: str
     thresholds: list[ThresholdResult]
     findings: list[Finding]
-    warnings: list[str] = []
+    notices: list[Notice] = []  # the warnings, typed
     trend_checks: list[str] = []  # the trend checks that ran (none with --no-trends)
     trends: list[TrendCheck] = []  # each of them: finding, clear or insufficient data
+    warnings: list[str] = []  # the notices' text, kept for readers of the JSON from before codes
+
+    def __post_init__(self) -> None:
+        self.warnings = [notice.message for notice in self.notices]
 
 
 class Estimate(msgspec.Struct, kw_only=True):
@@ -128,5 +175,8 @@ class Comparison(msgspec.Struct, kw_only=True):
     drift: float | None = None  # the between-run drift floor used
     setup_match: bool = True
     setup_differences: list[str] = []
-    warnings: list[str] = []
-    findings: list[Finding] = []
+    notices: list[Notice] = []  # the warnings, typed
+    warnings: list[str] = []  # the notices' text, kept for readers of the JSON from before codes
+
+    def __post_init__(self) -> None:
+        self.warnings = [notice.message for notice in self.notices]

@@ -26,9 +26,9 @@ from scipy import stats
 
 from tracecore_perf.models import EpisodeRow, Sample
 from tracecore_perf.published import PublishedRun
-from tracecore_perf.verdicts.models import Finding, TrendCheck
+from tracecore_perf.verdicts.models import Finding, FindingCode, TrendCheck
 
-CHECKS = ("long_tail_spike", "late_latency_drift", "failure_cluster", "artifact_growth", "memory_growth", "success_rate_shift")
+CHECKS = tuple(FindingCode)  # in the order they are shown
 
 ALPHA = 0.01
 MIB = 2**20
@@ -99,7 +99,7 @@ class Requirement(NamedTuple):
 
 def requirements(
     rows: Sequence[EpisodeRow], samples: Sequence[Sample] = (), reference_rows: Sequence[EpisodeRow] | None = None
-) -> dict[str, Requirement]:
+) -> dict[FindingCode, Requirement]:
     """Each check's minimum of data against this run's (the same minimums the detectors use)."""
     sizes = [len(group) for group in _by_row(rows).values()]
     largest = max(sizes, default=0)
@@ -111,14 +111,14 @@ def requirements(
     warm = _warm_samples(samples)
     span = float(warm[-1].t_s - warm[0].t_s) if len(warm) > 1 else 0.0
     needs = {
-        "long_tail_spike": Requirement(largest, SPIKE_MIN_ROW_EPISODES, "episodes in one scenario row", spikes_clear),
-        "late_latency_drift": Requirement(
+        FindingCode.LONG_TAIL_SPIKE: Requirement(largest, SPIKE_MIN_ROW_EPISODES, "episodes in one scenario row", spikes_clear),
+        FindingCode.LATE_LATENCY_DRIFT: Requirement(
             len(rows), DRIFT_MIN_EPISODES, "episodes", f"no upward drift over {len(rows)} episodes"
         ),
-        "artifact_growth": Requirement(
+        FindingCode.ARTIFACT_GROWTH: Requirement(
             len(rows), GROWTH_MIN_EPISODES, "episodes", f"artifact bytes per episode steady over {len(rows)} episodes"
         ),
-        "memory_growth": Requirement(
+        FindingCode.MEMORY_GROWTH: Requirement(
             len(warm),
             MEMORY_MIN_SAMPLES,
             "resource samples after the warm-up",
@@ -126,16 +126,16 @@ def requirements(
         ),
     }
     if failed == 0:
-        needs["failure_cluster"] = Requirement(0, 0, "failed episodes", "no failed episode to cluster")
+        needs[FindingCode.FAILURE_CLUSTER] = Requirement(0, 0, "failed episodes", "no failed episode to cluster")
     elif failed == len(rows):
-        needs["failure_cluster"] = Requirement(0, 1, "successful episode to set the failures against", "")
+        needs[FindingCode.FAILURE_CLUSTER] = Requirement(0, 1, "successful episode to set the failures against", "")
     else:
-        needs["failure_cluster"] = Requirement(
+        needs[FindingCode.FAILURE_CLUSTER] = Requirement(
             failed, CLUSTER_MIN_FAILURES, "failed episodes", f"{failed} failures spread over rows, agents, tasks and seeds"
         )
     if reference_rows is not None:
         have = min(len(rows), len(reference_rows))
-        needs["success_rate_shift"] = Requirement(have, 1, "episodes in each run", "success rate as in the reference")
+        needs[FindingCode.SUCCESS_RATE_SHIFT] = Requirement(have, 1, "episodes in each run", "success rate as in the reference")
     return needs
 
 
@@ -148,8 +148,8 @@ def assess_rows(
     if reference_rows is not None:
         findings += success_rate_shift(rows, reference_rows)
     states = []
-    for name, need in requirements(rows, samples, reference_rows).items():
-        mine = [f for f in findings if f.name == name]
+    for code, need in requirements(rows, samples, reference_rows).items():
+        mine = [f for f in findings if f.code == code]
         if mine:
             state, message = "finding", f"{len(mine)} finding(s)"
         elif need.have < need.needed:
@@ -157,10 +157,10 @@ def assess_rows(
         else:
             state, message = "clear", need.clear
         states.append(
-            TrendCheck(name=name, state=state, message=message, have=need.have, needed=need.needed, unit=need.unit)
+            TrendCheck(code=code, state=state, message=message, have=need.have, needed=need.needed, unit=need.unit)
         )
-    order = {name: i for i, name in enumerate(CHECKS)}
-    states.sort(key=lambda c: order[c.name])
+    order = {code: i for i, code in enumerate(CHECKS)}
+    states.sort(key=lambda c: order[c.code])
     return findings, states
 
 
@@ -203,7 +203,7 @@ def long_tail_spikes(rows: Sequence[EpisodeRow]) -> list[Finding]:
         worst = max(spikes, key=lambda r: r.wall_clock_s)
         findings.append(
             Finding(
-                name="long_tail_spike",
+                code=FindingCode.LONG_TAIL_SPIKE,
                 severity="warning",
                 explanation=(
                     f"{len(spikes)} of {len(group)} episodes of {key} took over {cutoff:.3g} s against a median of "
@@ -251,7 +251,7 @@ def late_latency_drift(rows: Sequence[EpisodeRow]) -> list[Finding]:
     slowest = sorted(rows[-third:], key=lambda r: r.wall_clock_s, reverse=True)[:10]
     return [
         Finding(
-            name="late_latency_drift",
+            code=FindingCode.LATE_LATENCY_DRIFT,
             severity="warning",
             explanation=(
                 f"latency drifts upward: the last third of the run is x{ratio:.2f} the first third "
@@ -305,7 +305,7 @@ def failure_clusters(rows: Sequence[EpisodeRow]) -> list[Finding]:
         seen.add(episodes)
         findings.append(
             Finding(
-                name="failure_cluster",
+                code=FindingCode.FAILURE_CLUSTER,
                 severity="warning",
                 explanation=(
                     f"{fails[value]} of {len(failed)} failures are on {dimension} {value} "
@@ -347,7 +347,7 @@ def _seed_pattern(rows: Sequence[EpisodeRow], failed: Sequence[EpisodeRow]) -> F
             if p >= ALPHA:
                 continue
             return Finding(
-                name="failure_cluster",
+                code=FindingCode.FAILURE_CLUSTER,
                 severity="warning",
                 explanation=(
                     f"{in_fail} of {len(failed)} failures are on seeds with seed % {k} == {residue} "
@@ -396,7 +396,7 @@ def artifact_growth(rows: Sequence[EpisodeRow]) -> list[Finding]:
     residual = float(total[-1] - rate * len(rows))
     return [
         Finding(
-            name="artifact_growth",
+            code=FindingCode.ARTIFACT_GROWTH,
             severity="warning",
             explanation=(
                 f"artifact bytes per episode grow x{ratio:.2f} from the first to the last fifth of the run "
@@ -474,7 +474,7 @@ def memory_growth(samples: Sequence[Sample]) -> list[Finding]:
             continue
         findings.append(
             Finding(
-                name="memory_growth",
+                code=FindingCode.MEMORY_GROWTH,
                 severity="warning",
                 explanation=(
                     f"{MEMORY_LABELS[name]} grows steadily: {growth / MIB:+.0f} MiB over "
@@ -511,7 +511,7 @@ def _rate_finding(scope: str, current: Sequence[EpisodeRow], reference: Sequence
     if p >= ALPHA or abs(delta) < SUCCESS_MIN_DELTA:
         return None
     return Finding(
-        name="success_rate_shift",
+        code=FindingCode.SUCCESS_RATE_SHIFT,
         severity="warning" if delta < 0 else "info",
         explanation=(
             f"success rate of {scope} {'fell' if delta < 0 else 'rose'} from {rate_then:.1%} to {rate_now:.1%} "

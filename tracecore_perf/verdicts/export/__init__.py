@@ -14,7 +14,7 @@ import importlib
 
 import msgspec
 
-from tracecore_perf.verdicts.models import Comparison, Severity, Verdict
+from tracecore_perf.verdicts.models import Comparison, Finding, Notice, Severity, Verdict
 
 FORMATS = {
     "text": "tracecore_perf.verdicts.export.text",
@@ -42,10 +42,10 @@ def cases(result: Verdict | Comparison) -> list[Case]:
     return _comparison_cases(result)
 
 
-def _finding_case(suite: str, finding, details: object) -> Case:
+def _finding_case(suite: str, finding: Finding, details: object) -> Case:
     return Case(
         suite=suite,
-        name=finding.name,
+        name=finding.code.value,
         ok=finding.severity != "error",
         severity=finding.severity,
         message=finding.explanation,
@@ -61,12 +61,17 @@ def _verdict_cases(verdict: Verdict) -> list[Case]:
     out += [_finding_case("trends", f, {"evidence": f.evidence, "episodes": f.episodes}) for f in verdict.findings]
     for check in verdict.trends:
         if check.state == "clear":
-            out.append(Case(suite="trends", name=check.name, ok=True, message=f"clear: {check.message}"))
+            out.append(Case(suite="trends", name=check.code.value, ok=True, message=f"clear: {check.message}"))
         elif check.state == "insufficient data":
             message = f"insufficient data: {check.message}"
-            out.append(Case(suite="trends", name=check.name, ok=True, severity="info", message=message, skipped=True))
-    out += [Case(suite="run", name="warning", ok=True, severity="warning", message=w) for w in verdict.warnings]
+            out.append(Case(suite="trends", name=check.code.value, ok=True, severity="info", message=message, skipped=True))
+    out += [_notice_case(n) for n in verdict.notices]
     return out
+
+
+def _notice_case(notice: Notice) -> Case:
+    """A warning, named by its code (``busy_host``, ``machine_class_mismatch``, ...)."""
+    return Case(suite="run", name=notice.code.value, ok=True, severity="warning", message=notice.message)
 
 
 def _comparison_cases(comparison: Comparison) -> list[Case]:
@@ -84,8 +89,7 @@ def _comparison_cases(comparison: Comparison) -> list[Case]:
                 details=msgspec.json.encode(row).decode(),
             )
         )
-    out += [_finding_case("compare", f, f.evidence) for f in comparison.findings]
-    out += [Case(suite="run", name="warning", ok=True, severity="warning", message=w) for w in comparison.warnings]
+    out += [_notice_case(n) for n in comparison.notices]
     return out
 
 

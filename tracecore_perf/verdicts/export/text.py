@@ -13,22 +13,22 @@ def _pct(value: float | None) -> str:
 
 def _verdict(verdict: Verdict) -> list[str]:
     lines = [f"tracecore-perf check {verdict.stamp}: {'PASS' if verdict.ok else 'FAIL'}"]
-    for warning in verdict.warnings:
-        lines.append(f"  WARNING {warning}")
+    for notice in verdict.notices:
+        lines.append(f"  WARNING {notice.message}")
     lines.append("thresholds:")
     for t in verdict.thresholds:
         lines.append(f"  {'ok  ' if t.ok else 'FAIL'} {t.message}")
     if verdict.trends:
         lines.append("trend checks:")
         for check in verdict.trends:
-            lines.append(f"  {check.state:17} {check.name}: {check.message}")
+            lines.append(f"  {check.state:17} {check.code.value}: {check.message}")
     elif not verdict.findings:
         lines.append("trend checks: none run (--no-trends)")
     if verdict.findings:
         lines.append("findings:")
         for f in verdict.findings:
             episodes = f" (episodes {', '.join(map(str, f.episodes[:12]))}{' ...' if len(f.episodes) > 12 else ''})"
-            lines.append(f"  {f.severity.upper():7} {f.name}: {f.explanation}{episodes if f.episodes else ''}")
+            lines.append(f"  {f.severity.upper():7} {f.code.value}: {f.explanation}{episodes if f.episodes else ''}")
     elif verdict.trends:
         lines.append("findings: none")
     return lines
@@ -36,8 +36,8 @@ def _verdict(verdict: Verdict) -> list[str]:
 
 def _comparison(c: Comparison) -> list[str]:
     lines = [f"tracecore-perf compare {c.baseline} -> {c.current} ({c.metric}): {c.verdict.upper()}"]
-    for warning in c.warnings:
-        lines.append(f"  WARNING {warning}")
+    for notice in c.notices:
+        lines.append(f"  WARNING {notice.message}")
     drift = "" if c.drift is None else f", between-run drift at least {c.drift:.0%} per run"
     lines.append(
         f"  alpha {c.alpha:g} (Benjamini-Hochberg across rows), noise floor {c.noise:.0%}, regression margin {c.margin:.0%}"
@@ -73,8 +73,6 @@ def _comparison(c: Comparison) -> list[str]:
     shown = {k: v for k, v in c.resource_deltas.items() if v is not None}
     if shown:
         lines.append("  resources: " + ", ".join(f"{k} {v:+,.4g}" for k, v in shown.items()))
-    for f in c.findings:
-        lines.append(f"  {f.severity.upper():7} {f.name}: {f.explanation}")
     return lines
 
 
