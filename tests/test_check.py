@@ -1,4 +1,4 @@
-"""`python -m tracecore_perf check RUN`: the seed guide's thresholds on real runs, overrides
+"""`python -m tracecore_perf check RUN`: TraceCore's performance guide's thresholds on real runs, overrides
 from pyproject.toml and --thresholds, every output format, bad input, and `run --check`."""
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ from tracecore_perf.verdicts.trends import CHECKS
 
 from conftest import harness
 
-THRESHOLD_NAMES = ["failure_count", "max_wall_clock_s", "run_artifacts.total_bytes", "run_artifacts.avg_bytes", "failure_reasons"]
+THRESHOLD_NAMES = [
+    "failure_count",
+    "max_wall_clock_s",
+    "run_artifacts.total_bytes",
+    "run_artifacts.avg_bytes",
+    "integrity.clean",
+    "failure_reasons",
+]
 
 
 @pytest.fixture(scope="module")

@@ -544,3 +544,14 @@ def test_more_workers_than_the_host_can_hold_are_refused(tmp_path: Path):
     line = assert_refused(run)
     assert "--workers" in line, line
     assert any(int(n) < 100000 for n in re.findall(r"\d+", line)), f"the line names no bound: {line}"
+
+
+@pytest.mark.slow
+def test_check_fails_a_tainted_run(tampered_run: tuple[str, Run]):
+    from tracecore_perf.published import locate
+    from tracecore_perf.verdicts.check import evaluate
+
+    name, run = tampered_run
+    verdict = evaluate(locate(run.out))  # the output folder holds this one run
+    (integrity,) = [t for t in verdict.thresholds if t.name == "integrity.clean"]
+    assert integrity.ok is False and not verdict.ok

@@ -1,5 +1,5 @@
 """LLM telemetry volume is counted from the ``llm_trace`` of each action-trace entry, as the
-seed guide describes, and agrees with TraceCore's own metrics pipeline over the same run."""
+TraceCore's performance guide describes, and agrees with TraceCore's own metrics pipeline over the same run."""
 
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ class ArtifactFacts(msgspec.Struct, frozen=True):
 
 
 class EpisodeRow(msgspec.Struct, kw_only=True):
-    """One episode of the series: the seed guide's fields, then the measurement fields."""
+    """One episode of the series: TraceCore's performance guide's fields, then the measurement fields."""
 
     episode: int
     episode_index: int
@@ -162,7 +162,7 @@ class AttemptRecord(msgspec.Struct, kw_only=True):
 
 
 class Manifest(msgspec.Struct, kw_only=True):
-    """The run descriptor. The first eight fields are the seed guide's."""
+    """The run descriptor. The first eight fields are TraceCore's performance guide's."""
 
     generated_at: str
     episodes: int
@@ -280,7 +280,7 @@ class Integrity(msgspec.Struct, kw_only=True):
 
 
 class Summary(msgspec.Struct, kw_only=True):
-    """The quick-review artifact. The first nine fields are the seed guide's."""
+    """The quick-review artifact. The first nine fields are TraceCore's performance guide's."""
 
     summary: BatchSummary
     episodes: int

@@ -1,4 +1,4 @@
-"""Publishing: from a run directory's streams to the seed guide's artifact set.
+"""Publishing: from a run directory's streams to TraceCore's performance guide's artifact set.
 
 Everything here streams: the series is read twice (once to index rows by episode and fold
 them into the summary, once to write them out in episode order), so publishing a

@@ -1,4 +1,4 @@
-"""The seed guide's thresholds and the trend checks on one published run (``check``).
+"""TraceCore's performance guide's thresholds and the trend checks on one published run (``check``).
 
 Thresholds are hard limits on the summary (exit 1 when one breaks); trends are findings
 drawn from the series and samples (``trends.py``). Rendering lives in ``export/``, so a new
@@ -33,22 +33,22 @@ NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
 
 
-# The seed guide's run_artifacts.total_bytes <= 2,000,000 was set for its 24-episode slice.
+# TraceCore's performance guide's run_artifacts.total_bytes <= 2,000,000 was set for its 24-episode slice.
 SEED_TOTAL_BYTES = 2_000_000
 SEED_SLICE_EPISODES = 24
 
 
 def default_total_bytes_limit(episodes: int) -> int:
-    """The seed's total-bytes threshold for a run of ``episodes``: 2,000,000 bytes up to the
+    """The performance guide's total-bytes threshold for a run of ``episodes``: 2,000,000 bytes up to the
     24-episode slice, and the same budget per episode (83,333 bytes) beyond it, so that a
     healthy run of any length holds it (on-disk bytes grow linearly with episodes)."""
     return SEED_TOTAL_BYTES * max(episodes, SEED_SLICE_EPISODES) // SEED_SLICE_EPISODES
 
 
 class Thresholds(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """The seed guide's initial review thresholds; every field can be overridden from
+    """TraceCore's performance guide's initial review thresholds; every field can be overridden from
     ``[tool.tracecore_perf.thresholds]`` or ``--thresholds FILE``. An explicit
-    ``max_run_artifacts_total_bytes`` is absolute; left unset it is the seed's value scaled to
+    ``max_run_artifacts_total_bytes`` is absolute; left unset it is the performance guide's value scaled to
     the run's episodes (:func:`default_total_bytes_limit`)."""
 
     max_failure_count: NonNegInt = 0
@@ -128,7 +128,7 @@ def _total_bytes(limits: Thresholds, episodes: int, actual: int) -> ThresholdRes
     result = _limit(name, limit, actual, " B")
     if episodes > SEED_SLICE_EPISODES:
         result.message += (
-            f" (the seed's {SEED_TOTAL_BYTES:,} B per {SEED_SLICE_EPISODES} episodes, scaled to {episodes:,} episodes)"
+            f" (the guide's {SEED_TOTAL_BYTES:,} B per {SEED_SLICE_EPISODES} episodes, scaled to {episodes:,} episodes)"
         )
     return result
 
@@ -158,6 +158,18 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
             " B",
         ),
     ]
+    integrity = summary.integrity
+    results.append(
+        ThresholdResult(
+            name="integrity.clean",
+            limit=True,
+            actual=integrity.clean,
+            ok=integrity.clean,  # not a threshold to relax: tampered evidence is no evidence
+            message="the evidence is what the harness wrote"
+            if integrity.clean
+            else "the run's evidence was tampered with: " + "; ".join(integrity.problems[:3]),
+        )
+    )
     allowed = set(limits.allowed_failure_reasons)
     if reference is not None:
         allowed |= set(reference.summary().failure_reasons)

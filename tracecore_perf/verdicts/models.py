@@ -52,7 +52,7 @@ class Notice(msgspec.Struct, kw_only=True):
 
 
 class ThresholdResult(msgspec.Struct, kw_only=True):
-    """One hard threshold of the seed guide (or an override) against the run's figure."""
+    """One hard threshold of TraceCore's performance guide (or an override) against the run's figure."""
 
     name: str
     limit: Any

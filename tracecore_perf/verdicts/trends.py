@@ -1,4 +1,4 @@
-"""Trend checks: the seed guide's review questions for larger runs, asked of the series and
+"""Trend checks: TraceCore's performance guide's review questions for larger runs, asked of the series and
 the samples. Each detector returns zero or more named :class:`Finding`s with their evidence.
 
 Every detector needs a minimum amount of data before it says anything (a finding on a
@@ -386,7 +386,7 @@ def artifact_growth(rows: Sequence[EpisodeRow]) -> list[Finding]:
     rho = stats.spearmanr(index, size)
     if not (rho.pvalue < ALPHA and rho.statistic >= GROWTH_MIN_RHO and ratio >= GROWTH_MIN_RATIO):
         return []
-    # the seed's question in its own terms: total bytes against episode count. A straight
+    # the performance guide's question in its own terms: total bytes against episode count. A straight
     # line through the first half's rate predicts the total; the residual is what breaks it.
     count = np.arange(1, len(rows) + 1)
     total = np.cumsum([r.artifact_bytes for r in rows])
