@@ -27,7 +27,7 @@ from conftest import REPO
 
 PACKAGE = Path(tracecore_perf.__file__).parent
 SLICE = REPO / "deliverables" / "perf" / "baseline-slice"
-SLICE_STAMP = "20261125T180500Z"
+SLICE_STAMP = "20261125T184431Z"
 
 
 def harness(*args: str, cwd: Path, env: dict | None = None) -> SimpleNamespace:
