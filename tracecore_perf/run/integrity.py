@@ -137,9 +137,24 @@ def _lines(path: Path):
         yield from fh
 
 
+def _untouched(ledger: Ledger) -> bool:
+    """The common case, checked without holding anything: the file is exactly the harness's
+    lines, in the order it wrote them."""
+    if not os.path.isfile(ledger.path):
+        return False
+    count = 0
+    for line in _lines(ledger.path):
+        if count >= len(ledger.digests) or not line.endswith(b"\n") or ledger.digest(line) != ledger.digests[count]:
+            return False
+        count += 1
+    return count == len(ledger.digests)
+
+
 def _count(ledger: Ledger) -> tuple[int, int, bool]:
     """Lines in the file nobody of ours wrote, lines of ours not in it, and whether it ends
     in half a line (every line the writer writes ends in a newline)."""
+    if _untouched(ledger):
+        return 0, 0, False
     expected = Counter(ledger.digests)
     foreign = 0
     torn = False
