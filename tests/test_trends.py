@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import uuid
 from pathlib import Path
 
 import msgspec
@@ -129,18 +130,21 @@ def test_success_rate_shift_against_the_reference(work, seed_failures):
     assert not reasons["ok"]
 
 
-LEAK_GLOB = "/dev/shm/tracecore-perf-fixture-leak-*"
+LEAK_PREFIX = "/dev/shm/tracecore-perf-fixture-leak-"
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs a tmpfs /dev/shm")
 def test_system_memory_growing_without_bound(work):
+    tag = uuid.uuid4().hex[:12]
     try:
         # Samples every 10 ms: 40 episodes may take only half a second on a quiet host, and the
         # check needs 10 samples after the warm-up (how many a run gets must not depend on its speed).
-        run = real_run(work, "leak", [fixture_agent("shm_leaking_agent")], 40, "--sample-interval", "0.01")
+        run = real_run(
+            work, "leak", [fixture_agent("shm_leaking_agent")], 40, "--sample-interval", "0.01", env={"LEAK_TAG": tag}
+        )
     finally:
-        for path in glob.glob(LEAK_GLOB):
+        for path in glob.glob(f"{LEAK_PREFIX}{tag}-*"):
             os.unlink(path)
     code, verdict = check_json(work, str(run))
     finding = _only(verdict, "memory_growth")

@@ -19,6 +19,7 @@ class Agent(ToyAgent):
     def act(self):
         if not self.leaked:
             self.leaked = True
-            with open(f"/dev/shm/{LEAK_PREFIX}{uuid.uuid4().hex}", "wb") as fh:
+            tag = os.environ.get("LEAK_TAG", "")  # the test's own, so concurrent test runs never meet
+            with open(f"/dev/shm/{LEAK_PREFIX}{tag}-{uuid.uuid4().hex}", "wb") as fh:
                 fh.write(os.urandom(1024) * (LEAK_BYTES // 1024))
         return super().act()
