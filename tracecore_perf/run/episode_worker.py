@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import resource
 import select
 import shutil
@@ -47,7 +48,7 @@ RESULT_CAP_BYTES = 64 * 1024 * 1024
 FORWARD_CAP_BYTES = 64 * 1024
 EXIT_CHILD_SETUP_FAILED = 70
 RESULT_FD = 3  # where an episode process finds its result pipe
-RUN_ID_PATTERN = r"[A-Za-z0-9_-][A-Za-z0-9._-]*"  # TraceCore's run ids (runlog._validate_run_id)
+RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # TraceCore's run ids (runlog._validate_run_id)
 PROTOCOL_VERSION = 1  # protocol.PROTOCOL_VERSION, harness side
 
 
@@ -319,7 +320,7 @@ def rehearse(command: dict) -> list[str]:
     finally:
         signal.signal(signal.SIGALRM, previous)
         os.chdir(home)
-        _remove_tree(scratch)
+        remove_tree(scratch)
     gc.collect()
     gc.freeze()  # what the warm-up allocated stays out of the children's collections too
     return failures
@@ -465,7 +466,7 @@ class Worker(_Role):
             **_check_report(report, fork.job.get("runs_dir")),
         }
         del report
-        _remove_tree(fork.scratch)
+        remove_tree(fork.scratch)
         self.send(message)
 
     def _watch(self, pid: int, streams: dict, scratch: str) -> tuple[int, resource.struct_rusage, bool]:
@@ -493,7 +494,7 @@ class Worker(_Role):
                     elif command.get("cmd") == "exit":
                         self.kill_tree(signal.SIGKILL)
                         self.kill_leftovers()
-                        _remove_tree(scratch)
+                        remove_tree(scratch)
                         os._exit(0)
                 for fd in [fd for fd in ready if fd in streams]:
                     chunk = os.read(fd, 65536)
@@ -590,9 +591,7 @@ def _place_artifact(artifact: object, run_id: object, runs_dir: str | None) -> d
     into the run's ``.agent_bench/runs`` exactly as TraceCore's ``persist_run`` writes it
     (never over an existing file). Returns ``artifact`` (what the harness records) or
     ``artifact_error`` (why the episode's claim is unverified)."""
-    import re
-
-    if not isinstance(run_id, str) or not re.fullmatch(RUN_ID_PATTERN, run_id):
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
         return {"artifact_error": f"the result names no valid run id ({str(run_id)[:80]!r})"}
     if not isinstance(artifact, dict):
         return {"artifact_error": f"no TraceCore artifact for run id {run_id!r}"}
@@ -638,7 +637,7 @@ def _place_artifact(artifact: object, run_id: object, runs_dir: str | None) -> d
     }
 
 
-def _remove_tree(path: str) -> None:
+def remove_tree(path: str | os.PathLike) -> None:
     """``shutil.rmtree``, but a tree too deep for its recursion (an episode can build one)
     goes to ``rm -rf``, which walks it without recursing."""
     try:
@@ -646,7 +645,7 @@ def _remove_tree(path: str) -> None:
     except RecursionError:
         import subprocess
 
-        subprocess.run(["rm", "-rf", "--", path], check=False, stdin=subprocess.DEVNULL, capture_output=True)
+        subprocess.run(["rm", "-rf", "--", os.fspath(path)], check=False, stdin=subprocess.DEVNULL, capture_output=True)
 
 
 def _short(value: object) -> str | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
-import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from tracecore_perf import __version__
 from tracecore_perf.errors import RunAborted, UsageError
 from tracecore_perf.models import AttemptRecord, Integrity, Interpreter, IsolationMode, KeepRuns, Manifest, ScenarioRow
 from tracecore_perf.run.console import ProgressBar
+from tracecore_perf.run.episode_worker import remove_tree
 from tracecore_perf.run.hostinfo import BusyProbe, host_context, machine_class
 from tracecore_perf.run.integrity import check_artifacts, check_run
 from tracecore_perf.run.launcher import WorkerFailed, ZygoteKeeper, ZygoteProcess
@@ -345,7 +345,7 @@ def _execute(
     finally:
         sweep()  # the zygote and workers are closed: any child left is a stray
         if "scratch_root" in context:
-            remove_tree(context["scratch_root"])
+            remove_tree(context["scratch_root"])  # an episode may have left a tree too deep for rmtree
         if "handler" in context:
             logging_handler_close(context["handler"])
     return _finish(context["run_dir"], context["manifest"], context["attempt"], context["execution"])
@@ -420,17 +420,6 @@ def _warmup_rows(manifest: Manifest) -> list[dict]:
         if label != path:  # a packaged agent keeps the user's name as its label
             rows.append({"agent": path, "agent_label": label, "task_ref": row.task_ref, "seed": row.seed})
     return rows
-
-
-def remove_tree(path: Path) -> None:
-    """Remove the run's scratch directories. An episode can leave a tree deeper than
-    ``shutil.rmtree`` can recurse (Python 3.11): ``rm -rf`` walks it without recursing."""
-    try:
-        shutil.rmtree(path, ignore_errors=True)
-    except RecursionError:
-        import subprocess
-
-        subprocess.run(["rm", "-rf", "--", str(path)], check=False, stdin=subprocess.DEVNULL, capture_output=True)
 
 
 class _NoBar:
