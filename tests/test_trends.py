@@ -33,10 +33,14 @@ LATENCY = {"late_latency_drift", "long_tail_spike"}
 
 
 def _besides_latency(verdict: dict) -> list[str]:
-    """Findings other than latency ones: other engineers' load on a shared host can make
-    wall-clock latency drift or spike in any run, but it cannot fail episodes on one agent or
-    grow artifacts."""
-    return [name for name in finding_names(verdict) if name not in LATENCY]
+    """Findings other than the host's: other engineers' load on a shared host can make
+    wall-clock latency drift or spike, and their processes can grow the host's memory, in any
+    run; but they cannot fail episodes on one agent or grow artifacts."""
+    return [
+        f["code"]
+        for f in verdict["findings"]
+        if f["code"] not in LATENCY and not (f["code"] == "memory_growth" and f["evidence"].get("series") == "system_used_bytes")
+    ]
 
 
 def _only(verdict: dict, name: str) -> dict:
