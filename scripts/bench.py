@@ -10,7 +10,10 @@ episodes through four modes, each in its own subprocess started cold:
               as every other mode does) in one process: no isolation, the ceiling per core
 
 then the everyday 24-episode slice (``--episodes 24 --workers 4 --strict-spec``) in
-forkserver mode, timed from process start to exit.
+forkserver mode, timed from process start to exit; with ``--tracecore-scaffold PATH`` (TraceCore's
+own ``scripts/perf_harness.py`` from a TraceCore checkout of the installed version: it is not in
+the PyPI package) each slice run is followed by the scaffold's slice with the same flags, in its
+own scratch directory, and the ratio of the medians is judged.
 
 Two throughputs per mode, never mixed up:
 
@@ -26,6 +29,7 @@ Usage::
     python scripts/bench.py                       # 1000 episodes, workers 8
     python scripts/bench.py --episodes 300        # a quicker, indicative run
     python scripts/bench.py --episodes 8 --slice-repeats 0 --out-dir /tmp/b   # smoke
+    python scripts/bench.py --tracecore-scaffold ../tracecore/scripts/perf_harness.py
 
 Figures from a shared or busy host are indicative only; the load average is recorded
 before each measurement.
@@ -48,11 +52,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("run_batch", "spawn", "forkserver", "inprocess")
 SLICE_ARGS = ["--episodes", "24", "--workers", "4", "--strict-spec", "--isolation", "forkserver"]
+SCAFFOLD_SLICE_ARGS = ["--episodes", "24", "--workers", "4", "--strict-spec"]
 SAMPLE_EVERY_S = 0.05
 
 # The targets (2-core machine, ratios from one run).
 TARGET_FORKSERVER_VS_BATCH = 8.0
 TARGET_FORKSERVER_VS_CEILING = 0.60
+TARGET_CPU_EFFICIENCY = 0.55  # ceiling CPU per episode / forkserver tree CPU per episode
+TARGET_SLICE_VS_SCAFFOLD = 0.30  # our slice's wall / TraceCore's scaffold's, same flags
 TARGET_SPAWN_VS_BATCH = 1.3
 TARGET_HARNESS_CPU_MS = 5.0
 TARGET_SLICE_S = 1.5
@@ -249,7 +256,10 @@ def _harness_figures(stdout: str) -> dict:
 
 
 def run_slice(args: argparse.Namespace, work: Path) -> dict:
-    runs = []
+    """The everyday slice, ``slice_repeats`` times; after each, TraceCore's own scaffold with
+    the same flags when ``--tracecore-scaffold`` names it (interleaved, so drift in the host's
+    load falls on both alike)."""
+    runs, scaffold_runs = [], []
     for _ in range(args.slice_repeats):
         cwd = Path(tempfile.mkdtemp(prefix="slice-", dir=work))
         cmd = [args.python, "-m", "tracecore_perf", *SLICE_ARGS, "--output-dir", str(cwd / "out"), "--json", "--no-progress"]
@@ -264,15 +274,37 @@ def run_slice(args: argparse.Namespace, work: Path) -> dict:
                 "load_avg_before": done["load_avg_before"],
             }
         )
+        if args.tracecore_scaffold:
+            scaffold_cwd = Path(tempfile.mkdtemp(prefix="scaffold-", dir=work))
+            scaffold = timed([args.python, str(args.tracecore_scaffold), *SCAFFOLD_SLICE_ARGS], scaffold_cwd)
+            try:
+                passed = json.loads(scaffold["stdout"])["summary"].get("success_count")
+            except (ValueError, KeyError, TypeError, AttributeError):
+                passed = None
+            scaffold_runs.append(
+                {
+                    "whole_s": scaffold["whole_s"],
+                    "returncode": scaffold["returncode"],
+                    "passed": passed,
+                    "load_avg_before": scaffold["load_avg_before"],
+                }
+            )
         if not args.keep_work:
             shutil.rmtree(cwd, ignore_errors=True)
+    result = {"command": "python -m tracecore_perf " + " ".join(SLICE_ARGS), "runs": runs, **_medians(runs)}
+    if scaffold_runs:
+        result["scaffold"] = {
+            "command": f"python {args.tracecore_scaffold} " + " ".join(SCAFFOLD_SLICE_ARGS),
+            "runs": scaffold_runs,
+            **_medians(scaffold_runs),
+        }
+        result["vs_scaffold"] = round(result["whole_s_median"] / result["scaffold"]["whole_s_median"], 3)
+    return result
+
+
+def _medians(runs: list[dict]) -> dict:
     whole = sorted(r["whole_s"] for r in runs)
-    return {
-        "command": "python -m tracecore_perf " + " ".join(SLICE_ARGS),
-        "runs": runs,
-        "whole_s_median": whole[len(whole) // 2] if whole else None,
-        "whole_s_min": whole[0] if whole else None,
-    }
+    return {"whole_s_median": whole[len(whole) // 2] if whole else None, "whole_s_min": whole[0] if whole else None}
 
 
 def ratios_and_targets(modes: dict[str, dict], cores_used: int, slice_: dict | None) -> tuple[dict, list[dict]]:
@@ -302,7 +334,7 @@ def ratios_and_targets(modes: dict[str, dict], cores_used: int, slice_: dict | N
     }
 
     def verdict(name: str, value, target, op: str, basis: str) -> dict:
-        ok = None if value is None else (value >= target if op == ">=" else value < target)
+        ok = None if value is None else {">=": value >= target, "<=": value <= target, "<": value < target}[op]
         return {"target": name, "value": value, "threshold": f"{op} {target}", "basis": basis, "pass": ok}
 
     def ratio_targets(basis: str) -> list[dict]:
@@ -322,6 +354,13 @@ def ratios_and_targets(modes: dict[str, dict], cores_used: int, slice_: dict | N
 
     targets = ratio_targets("whole") + [
         verdict(
+            "CPU efficiency: in-process CPU / forkserver tree CPU per episode",
+            ratios["cpu_efficiency_vs_inprocess"].get("forkserver"),
+            TARGET_CPU_EFFICIENCY,
+            ">=",
+            "kernel CPU accounting",
+        ),
+        verdict(
             "harness own CPU ms/episode (forkserver: harness + workers)",
             modes.get("forkserver", {}).get("harness_cpu_ms_per_episode"),
             TARGET_HARNESS_CPU_MS,
@@ -333,6 +372,13 @@ def ratios_and_targets(modes: dict[str, dict], cores_used: int, slice_: dict | N
             slice_.get("whole_s_median") if slice_ else None,
             TARGET_SLICE_S,
             "<",
+            "whole",
+        ),
+        verdict(
+            "24-episode slice / TraceCore scaffold's slice (median wall)",
+            slice_.get("vs_scaffold") if slice_ else None,
+            TARGET_SLICE_VS_SCAFFOLD,
+            "<=",
             "whole",
         ),
     ]
@@ -418,6 +464,15 @@ def markdown(report: dict) -> str:
             "",
             f"24-episode slice `{s['command']}`: whole-command wall s per run: {runs}; median {_fmt(s['whole_s_median'])}.",
         ]
+        if s.get("scaffold"):
+            t = s["scaffold"]
+            runs = ", ".join(f"{r['whole_s']:.2f}" for r in t["runs"])
+            lines += [
+                "",
+                f"TraceCore's scaffold slice `{t['command']}` (run after each of ours, passed "
+                f"{[r['passed'] for r in t['runs']]}): whole-command wall s per run: {runs}; median "
+                f"{_fmt(t['whole_s_median'])}; ours / theirs {_fmt(s['vs_scaffold'], '.3f')}.",
+            ]
     lines += ["", "| target | value | threshold | basis | verdict |", "|---|---|---|---|---|"]
     for t in report["targets"]:
         verdict = "n/a" if t["pass"] is None else ("PASS" if t["pass"] else "FAIL")
@@ -465,10 +520,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--out-dir", type=Path, default=REPO / "deliverables" / "perf" / "bench", help="where the JSON and markdown go"
     )
     parser.add_argument("--python", default=sys.executable, help="interpreter for every mode (default this one)")
+    parser.add_argument(
+        "--tracecore-scaffold",
+        type=Path,
+        help="TraceCore's scripts/perf_harness.py (from a checkout of the installed version): its slice runs after each of ours",
+    )
     parser.add_argument("--keep-work", action="store_true", help="keep each mode's scratch directory")
     args = parser.parse_args(argv)
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = set(args.modes) - set(MODES)
+    if args.tracecore_scaffold and not args.tracecore_scaffold.is_file():
+        parser.error(f"--tracecore-scaffold: no such file: {args.tracecore_scaffold}")
+    if args.tracecore_scaffold:
+        args.tracecore_scaffold = args.tracecore_scaffold.resolve()
     if unknown or args.episodes < 1 or args.workers < 1:
         parser.error(f"bad --modes {sorted(unknown)}" if unknown else "--episodes and --workers must be at least 1")
     return args

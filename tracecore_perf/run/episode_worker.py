@@ -52,14 +52,19 @@ RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # TraceCore's run ids (run
 PROTOCOL_VERSION = 1  # protocol.PROTOCOL_VERSION, harness side
 
 
+_libc = None  # loaded once in the zygote; every episode process inherits it
+
+
 def _prctl(option: int, value: int) -> bool:
     """Linux prctl(2); a no-op elsewhere."""
+    global _libc
     if not sys.platform.startswith("linux"):
         return False
-    import ctypes
+    if _libc is None:
+        import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc.prctl(option, value, 0, 0, 0) == 0
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc.prctl(option, value, 0, 0, 0) == 0
 
 
 def _die_with_parent(sig: int, parent_pid: int) -> None:
@@ -328,21 +333,22 @@ def rehearse(command: dict) -> list[str]:
 
 # --- the process roles -------------------------------------------------------------------
 #
-# Every fork happens in main()'s loop, so a forked process carries on from main()'s frame:
-# an episode runs only two frames below the module. TraceCore's sandbox guard calls
-# inspect.stack() on every file access, and each frame above run() costs it ~1.5 ms per
-# episode. A role (the zygote, a worker) answers its commands and says what to fork next.
+# Every fork happens in the fork loop at the bottom of this file, at module level, so a
+# forked process carries on from the module's frame: an episode runs one frame below it.
+# TraceCore's sandbox guard calls inspect.stack() on every file access, and each frame above
+# run() costs it CPU on every call. A role (the zygote, a worker) answers its commands and
+# says what to fork next.
 
 
 class WorkerFork:
-    """What the zygote asks main() to fork: a worker, serving the harness on ``channel``."""
+    """What the zygote asks the fork loop to fork: a worker, serving the harness on ``channel``."""
 
     def __init__(self, channel: int) -> None:
         self.channel = channel
 
 
 class EpisodeFork:
-    """What a worker asks main() to fork: the process of one episode (``job``: the Run
+    """What a worker asks the fork loop to fork: the process of one episode (``job``: the Run
     command), working in ``scratch``, reporting on one pipe and printing into another."""
 
     def __init__(self, job: dict, scratch: str) -> None:
@@ -894,13 +900,13 @@ class Zygote(_Role):
                 return None
 
 
-def main(argv: list[str]) -> None:
-    mode = argv[1]
-    if mode == "episode":  # a spawned episode interpreter: argv = [.., "episode", job, result_fd]
+def start(argv: list[str]) -> Zygote | None:
+    """Start this process's role from its command line: a spawned episode runs and returns
+    None; ``zygote`` sets up the zygote (argv = [.., "zygote", isolation, harness_pid];
+    stdin is a Unix socket to the harness) and returns it for the fork loop below."""
+    if argv[1] == "episode":  # a spawned episode interpreter: argv = [.., "episode", job, result_fd]
         _write_all(int(argv[3]), json.dumps(run_episode(json.loads(argv[2]))).encode("utf-8"))
-        return
-    # mode == "zygote": argv = [.., "zygote", isolation, harness_pid]; stdin is a Unix
-    # socket to the harness.
+        return None
     import socket
 
     isolation, harness_pid = argv[2], int(argv[3])
@@ -908,13 +914,23 @@ def main(argv: list[str]) -> None:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    role: Zygote | Worker = Zygote(isolation, control)
+    zygote = Zygote(isolation, control)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harness decides what Ctrl-C means
-    signal.signal(signal.SIGTERM, role.on_terminate)
+    signal.signal(signal.SIGTERM, zygote.on_terminate)
     _die_with_parent(signal.SIGTERM, harness_pid)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    return zygote
+
+
+# The fork loop is at module level, not in a function: a forked episode process carries on
+# from this frame, so TraceCore's run() sits as shallow as in the in-process ceiling
+# (scripts/inprocess_ceiling.py), one frame (run_episode) below the module. Its sandbox guard
+# walks the whole stack with inspect.stack() on every file access, and a long function's
+# frame above run() cost ~1.5 ms of CPU per episode.
+if __name__ == "__main__":
+    role: Zygote | Worker | None = start(sys.argv)
     zygote = role
-    while (fork := role.next_fork()) is not None:
+    while role is not None and (fork := role.next_fork()) is not None:
         parent_pid = os.getpid()
         pid = os.fork()
         if pid:  # the role that asked goes on
@@ -927,9 +943,9 @@ def main(argv: list[str]) -> None:
             if isinstance(fork, WorkerFork):
                 role = zygote.become_worker(fork)
                 continue
-            # An episode process: it runs right here, two frames below the module.
+            # An episode process: it runs right here, one frame below the module.
             role.become_episode(fork, parent_pid)
-            if isolation == "spawn":
+            if zygote.isolation == "spawn":
                 os.execv(
                     sys.executable,
                     [sys.executable, os.path.abspath(__file__), "episode", json.dumps(fork.job), str(RESULT_FD)],
@@ -949,7 +965,3 @@ def main(argv: list[str]) -> None:
             os._exit(code)
     if isinstance(role, Worker):
         os._exit(0)  # a worker that was told to exit: skip the zygote's interpreter teardown
-
-
-if __name__ == "__main__":
-    main(sys.argv)

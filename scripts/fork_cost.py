@@ -1,0 +1,128 @@
+"""What forking costs an episode: the same episodes in-process and in processes forked from a
+warmed process, side by side in one run (``docs/profile.md`` quotes it).
+
+The process loads ``tracecore_perf/run/episode_worker.py`` by path, warms it as the zygote
+does (``warm()``, then ``rehearse()`` with ``--warmup`` episodes of each row), and then runs
+``--episodes`` episodes of the default scenario three ways, one after another:
+
+- ``in-process``: ``run_episode(job)`` plus the JSON encoding of its report, in this process,
+  before anything is forked; CPU and minor page faults from ``getrusage(RUSAGE_SELF)``;
+- ``forked``: the same in a child forked from here, at the same stack depth, reporting over a
+  pipe; CPU and minor faults from the kernel's accounting of the child (``wait4``), plus the
+  CPU this process spent in ``fork()``;
+- ``fork + exit``: a child that exits at once: what a process costs with no episode in it.
+
+``forked - in-process - fork + exit`` is what the episode pays for running in a fresh fork;
+divided by the extra faults, it estimates what one copy-on-write page fault costs here.
+
+Usage::
+
+    python scripts/fork_cost.py [--episodes 200] [--warmup 1]
+
+Medians; the first pass over the rows is dropped. Figures from a busy host are indicative.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORKER = REPO / "tracecore_perf" / "run" / "episode_worker.py"
+ROWS = (
+    ("toy_agent.py", "filesystem_hidden_config@1"),
+    ("rate_limit_agent.py", "rate_limited_api@1"),
+    ("chain_agent.py", "rate_limited_chain@1"),
+    ("ops_triage_agent.py", "log_alert_triage@1"),
+)
+
+
+def _cpu(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
+
+
+def _forked(worker, job: dict | None) -> tuple[float, int, float]:
+    """One episode (or, with no job, nothing) in a forked child: its CPU, its minor faults,
+    and our CPU in fork()."""
+    read_end, write_end = os.pipe()
+    before = time.process_time()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        if job is not None:
+            worker._write_all(write_end, json.dumps(worker.run_episode(job)).encode())
+        os._exit(0)
+    fork_cpu = time.process_time() - before
+    os.close(write_end)
+    while os.read(read_end, 1 << 16):
+        pass
+    os.close(read_end)
+    _, _, usage = os.wait4(pid, 0)
+    return _cpu(usage), usage.ru_minflt, fork_cpu
+
+
+def _in_process(worker, job: dict) -> tuple[float, int]:
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    json.dumps(worker.run_episode(job))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return _cpu(after) - _cpu(before), after.ru_minflt - before.ru_minflt
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--episodes", type=int, default=200, help="episodes per way (default 200)")
+    parser.add_argument("--warmup", type=int, default=1, help="warm-up episodes of each row, as --warmup (default 1)")
+    args = parser.parse_args(argv)
+    spec = importlib.util.spec_from_file_location("episode_worker", WORKER)
+    worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(worker)
+    import agent_bench
+
+    agents = Path(agent_bench.__file__).parent / "agents"
+    rows = [{"agent": str(agents / a), "agent_label": f"agents/{a}", "task_ref": t, "seed": 0} for a, t in ROWS]
+    scratch = tempfile.mkdtemp(prefix="fork-cost-")
+    os.chdir(scratch)
+    worker.warm(rows)
+    failures = worker.rehearse({"rows": rows, "episodes": args.warmup, "scratch_root": scratch, "deadline_s": 30})
+    if failures:
+        print(f"fork_cost: warm-up failed: {failures}", file=sys.stderr)
+        return 1
+    jobs = [dict(rows[i % len(rows)], seed=i) for i in range(args.episodes)]
+    inproc = [_in_process(worker, job) for job in jobs][len(rows) :]
+    forked = [_forked(worker, job) for job in jobs][len(rows) :]
+    bare = [_forked(None, None) for _ in range(50)]
+    med = statistics.median
+    work_ms, work_faults = med(c for c, _ in inproc) * 1e3, med(f for _, f in inproc)
+    fork_ms, fork_faults = med(c for c, _, _ in forked) * 1e3, med(f for _, f, _ in forked)
+    bare_ms, bare_faults = med(c for c, _, _ in bare) * 1e3, med(f for _, f, _ in bare)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{len(inproc)} episodes each way (first pass over the rows dropped), warm-up {args.warmup}, "
+        f"parent peak RSS {rss_mb:.1f} MB"
+    )
+    print(f"in-process:  CPU {work_ms:.2f} ms/episode, minor faults {work_faults:.0f}")
+    print(
+        f"forked:      CPU {fork_ms:.2f} ms/episode in the child, minor faults {fork_faults:.0f}; "
+        f"fork() in the parent {med(p for _, _, p in forked) * 1e3:.2f} ms"
+    )
+    print(f"fork + exit: CPU {bare_ms:.2f} ms in the child, minor faults {bare_faults:.0f}")
+    extra_ms = fork_ms - work_ms - bare_ms
+    extra_faults = fork_faults - work_faults - bare_faults
+    per_fault = f"{extra_ms / extra_faults * 1e3:.1f} us" if extra_faults > 0 else "n/a"
+    print(
+        f"an episode in a fresh fork pays {extra_ms:.2f} ms more than in-process, beyond the bare process, "
+        f"with {extra_faults:.0f} more faults: ~{per_fault} per fault"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
