@@ -10,7 +10,9 @@ does (``warm()``, then ``rehearse()`` with ``--warmup`` episodes of each row), a
 - ``forked``: the same in a child forked from here, at the same stack depth, reporting over a
   pipe; CPU and minor faults from the kernel's accounting of the child (``wait4``), plus the
   CPU this process spent in ``fork()``;
-- ``fork + exit``: a child that exits at once: what a process costs with no episode in it.
+- ``fork + exit``: a child that exits at once: what a process costs with no episode in it;
+- ``second in a fork``: a child runs two episodes and reports the second's CPU and faults
+  (``getrusage`` inside it): the same work once the fork's pages are its own.
 
 ``forked - in-process - fork + exit`` is what the episode pays for running in a fresh fork;
 divided by the extra faults, it estimates what one copy-on-write page fault costs here.
@@ -69,6 +71,26 @@ def _forked(worker, job: dict | None) -> tuple[float, int, float]:
     return _cpu(usage), usage.ru_minflt, fork_cpu
 
 
+def _second_in_fork(worker, first: dict, job: dict) -> tuple[float, int]:
+    """A child runs ``first``, then ``job``; returns ``job``'s CPU and minor faults."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        worker.run_episode(first)
+        cost = _in_process(worker, job)
+        worker._write_all(write_end, json.dumps(cost).encode())
+        os._exit(0)
+    os.close(write_end)
+    data = b""
+    while chunk := os.read(read_end, 1 << 16):
+        data += chunk
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    cpu, faults = json.loads(data)
+    return cpu, faults
+
+
 def _in_process(worker, job: dict) -> tuple[float, int]:
     before = resource.getrusage(resource.RUSAGE_SELF)
     json.dumps(worker.run_episode(job))
@@ -99,6 +121,7 @@ def main(argv: list[str]) -> int:
     inproc = [_in_process(worker, job) for job in jobs][len(rows) :]
     forked = [_forked(worker, job) for job in jobs][len(rows) :]
     bare = [_forked(None, None) for _ in range(50)]
+    second = [_second_in_fork(worker, dict(job, seed=job["seed"] + 10_000), job) for job in jobs][len(rows) :]
     med = statistics.median
     work_ms, work_faults = med(c for c, _ in inproc) * 1e3, med(f for _, f in inproc)
     fork_ms, fork_faults = med(c for c, _, _ in forked) * 1e3, med(f for _, f, _ in forked)
@@ -114,6 +137,9 @@ def main(argv: list[str]) -> int:
         f"fork() in the parent {med(p for _, _, p in forked) * 1e3:.2f} ms"
     )
     print(f"fork + exit: CPU {bare_ms:.2f} ms in the child, minor faults {bare_faults:.0f}")
+    print(
+        f"second in a fork: CPU {med(c for c, _ in second) * 1e3:.2f} ms/episode, minor faults {med(f for _, f in second):.0f}"
+    )
     extra_ms = fork_ms - work_ms - bare_ms
     extra_faults = fork_faults - work_faults - bare_faults
     per_fault = f"{extra_ms / extra_faults * 1e3:.1f} us" if extra_faults > 0 else "n/a"
