@@ -60,10 +60,13 @@ def run_cells(
         outcome.started_at = utc_now().isoformat()
         unfinished = _unfinished_run(cell_dir)
         try:
+            result = None
             if unfinished is not None:
                 say(f"cell {cell.name} ({number}/{len(cells)}): resuming {unfinished}")
                 result = harness.resume(unfinished, output_cap=output_cap, show_progress=show_progress)
-            else:
+                if result.publication is None and result.stopped is None:
+                    result = None  # every row there but never published: run the cell afresh
+            if result is None:
                 cellio.set_aside(matrix_dir, cell.name)
                 say(f"cell {cell.name} ({number}/{len(cells)}): {cell.episodes} episodes, {cell.workers} workers")
                 result = harness.start(cellio.run_options(cell, cell_dir, output_cap), show_progress=show_progress)
