@@ -116,7 +116,8 @@ def test_ray_address_forms_are_checked_before_any_connection(tmp_path: Path, mon
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.7:6379")
     assert parse_address("auto") == ("10.0.0.7", 6379)
     monkeypatch.delenv("RAY_ADDRESS")
-    for bad, says in [("auto", "RAY_ADDRESS"), ("ray://head:10001", "not ray://"), ("head:x", "not a port"), (":6379", "HOST:PORT")]:
+    bad_ones = [("auto", "RAY_ADDRESS"), ("ray://head:10001", "not ray://"), ("head:x", "not a port"), (":6379", "HOST:PORT")]
+    for bad, says in bad_ones:
         with pytest.raises(UsageError, match=says):
             parse_address(bad)
 

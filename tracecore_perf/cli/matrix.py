@@ -10,8 +10,10 @@ installed), 3 no Ray cluster answers at the address, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -53,6 +55,21 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """While the cells run, whatever else writes to stdout (Ray's driver prints its task
+    retries there, from threads of its own) goes to stderr: stdout is the table or the JSON."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _say(line: str) -> None:
     print(f"{PROG} matrix: {line}", file=sys.stderr)
 
@@ -89,9 +106,20 @@ def payload(outcome) -> dict:
     }
 
 
-def main(argv: list[str]) -> int:
+def _run(args: argparse.Namespace, say, show_progress: bool):
     from tracecore_perf.matrix import plan as matrix_plan
-    from tracecore_perf.matrix import results, session
+    from tracecore_perf.matrix import session
+
+    if args.resume is not None:
+        return session.resume(args.resume, address=args.ray, retries=args.retries, say=say, show_progress=show_progress)
+    plan = matrix_plan.load(args.file)
+    return session.start(
+        plan, output_dir=args.output_dir, address=args.ray, retries=args.retries, say=say, show_progress=show_progress
+    )
+
+
+def main(argv: list[str]) -> int:
+    from tracecore_perf.matrix import results
     from tracecore_perf.run.logs import configure
 
     args = parser().parse_args(argv)
@@ -105,13 +133,8 @@ def main(argv: list[str]) -> int:
     show_progress = not (args.no_progress or args.json)
     say = (lambda line: None) if args.json else _say
     try:
-        if args.resume is not None:
-            outcome = session.resume(args.resume, address=args.ray, retries=args.retries, say=say, show_progress=show_progress)
-        else:
-            plan = matrix_plan.load(args.file)
-            outcome = session.start(
-                plan, output_dir=args.output_dir, address=args.ray, retries=args.retries, say=say, show_progress=show_progress
-            )
+        with _stdout_to_stderr():
+            outcome = _run(args, say, show_progress)
     except ClusterUnreachable as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 3
