@@ -32,6 +32,7 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=2, help="nodes of the cluster, each with one perf_host")
     parser.add_argument("--num-cpus", type=int, default=1, help="CPUs each node offers Ray (the cells ask for none)")
     parser.add_argument("--out-dir", type=Path, default=REPO / "deliverables/perf/bench")
+    parser.add_argument("--no-local", action="store_true", help="skip the same matrix run here, for comparison")
     args = parser.parse_args()
 
     from ray.cluster_utils import Cluster
@@ -56,6 +57,15 @@ def main() -> int:
     if done.returncode not in (0, 1):
         print(done.stderr, file=sys.stderr)
         return done.returncode
+    local_wall = None
+    if not args.no_local:  # the same matrix here, cells one after another, for the time it takes
+        here = [sys.executable, "-m", "tracecore_perf", "matrix", str(args.matrix), "--output-dir", str(work), "--json"]
+        t2 = time.monotonic()
+        local = subprocess.run(here, cwd=REPO, capture_output=True, text=True, timeout=3600)
+        local_wall = round(time.monotonic() - t2, 2)
+        if local.returncode not in (0, 1):
+            print(local.stderr, file=sys.stderr)
+            return local.returncode
     payload = json.loads(done.stdout)
     matrix = json.loads(Path(payload["matrix"]).read_text())
     cells = matrix["cells"]
@@ -76,6 +86,7 @@ def main() -> int:
         "cluster_start_s": round(cluster_s, 2),
         "matrix_wall_s": round(wall, 2),
         "matrix_own_wall_s": matrix["wall_s"],
+        "local_wall_s": local_wall,
         "cell_seconds_total": round(busy, 2),
         "ok": payload["ok"],
         "cells": [
@@ -95,7 +106,8 @@ def main() -> int:
         "",
         f"{len(cells)} cells on {len(nodes)} of {args.nodes} nodes; matrix command {wall:.1f} s end to end "
         f"(the matrix's own {matrix['wall_s']:.1f} s); the cells' run times add up to {busy:.1f} s; "
-        f"cluster start {cluster_s:.1f} s.",
+        f"cluster start {cluster_s:.1f} s."
+        + (f" The same matrix here, one cell after another: {local_wall:.1f} s." if local_wall is not None else ""),
         "",
         "| cell | status | node | started | finished | episodes | eps | p50 s | p95 s | failed |",
         "|---|---|---|---|---|---|---|---|---|---|",
