@@ -140,3 +140,20 @@ def test_table_names_each_cell_its_error_and_each_comparison():
     assert "b: NodeDiedError: the node died" in text
     assert "compare a -> c: no change [DIFFERENT MACHINE CLASSES]" in text
     assert text.endswith("matrix 20260101T000000Z: 1/2 cells ok on 2 nodes, 12.5 s")
+
+
+def test_only_the_ray_backend_imports_ray_and_only_inside_functions():
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "tracecore_perf"
+    importers = {}
+    for path in package.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(name == "ray" or name.startswith("ray.") for name in names):
+                importers.setdefault(path.relative_to(package).as_posix(), []).append(node.col_offset)
+    assert set(importers) == {"matrix/ray_backend.py"}
+    assert all(offset > 0 for offset in importers["matrix/ray_backend.py"])  # never at module level

@@ -42,7 +42,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output-dir", type=Path, metavar="DIR", default=Path(defaults.OUTPUT_DIR), help="where matrix-<stamp>/ goes")
     p.add_argument(
-        "--resume", type=Path, metavar="MATRIX_DIR", help="rerun the cells of MATRIX_DIR without a finished published run"
+        "--resume",
+        type=Path,
+        metavar="MATRIX_DIR",
+        help="rerun the cells of MATRIX_DIR without a finished published run (default: a new matrix)",
     )
     p.add_argument(
         "--retries",
