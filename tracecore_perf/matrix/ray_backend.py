@@ -167,9 +167,9 @@ def run_cell_on_node(cell_data: dict, cwd: str) -> dict:
 def _die_with_parent() -> None:
     import signal
 
-    from tracecore_perf.run.episode_worker import _prctl
+    from tracecore_perf.run.episode_worker import PR_SET_PDEATHSIG, _prctl
 
-    _prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM, which the harness handles as an interrupt
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # SIGTERM, which the harness handles as an interrupt
 
 
 def _attempt(context) -> int | None:
