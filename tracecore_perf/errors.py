@@ -9,3 +9,7 @@ class UsageError(Exception):
 
 class RunAborted(Exception):
     """The run could not go on (disk full, output directory gone): exit 3, rows kept."""
+
+
+class ClusterUnreachable(Exception):
+    """No Ray cluster (or none with a perf_host node) answers at the address given: exit 3."""

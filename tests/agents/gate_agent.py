@@ -1,0 +1,26 @@
+"""Fixture: the toy agent, held at a gate. Its first act() writes ``gate-started-<pid>`` next
+to this file, then waits until ``gate-open`` exists there (at most 120 s), so a test can act
+while the episode is surely running (kill its node, say) and release it when it is done.
+Copy the file into the test's own folder: the gate is per copy."""
+
+import os
+import time
+from pathlib import Path
+
+from agent_bench.agents.toy_agent import ToyAgent
+
+HERE = Path(__file__).resolve().parent
+LIMIT_S = 120.0
+
+
+class Agent(ToyAgent):
+    waited = False
+
+    def act(self):
+        if not self.waited:
+            self.waited = True
+            (HERE / f"gate-started-{os.getpid()}").write_text(str(os.getpid()))
+            deadline = time.monotonic() + LIMIT_S
+            while not (HERE / "gate-open").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return super().act()

@@ -1,0 +1,138 @@
+"""``matrix`` here (no --ray): cells one after another in one process, each an ordinary run
+that check/compare take; perf-matrix-<stamp>.json and --json; compare between cells that share
+their rows; --resume reruns only the cells without a finished published run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from conftest import harness
+
+pytestmark = pytest.mark.slow  # every test here runs real episodes
+
+TOY = '{agent = "agents/toy_agent.py", task_ref = "filesystem_hidden_config@1", seed = 42}'
+RATE = '{agent = "agents/rate_limit_agent.py", task_ref = "rate_limited_api@1", seed = 11}'
+MATRIX = f"""
+episodes = 4
+workers = 2
+rows = [{TOY}]
+
+[[cells]]
+name = "a"
+
+[[cells]]
+name = "b"          # same rows and setup as a: compared
+warmup = 0
+
+[[cells]]
+name = "one-worker" # same rows, another setup: compare refuses, and says so
+workers = 1
+
+[[cells]]
+name = "rate"       # other rows: not compared
+rows = [{RATE}]
+"""
+
+
+def utc(text: str) -> datetime:
+    when = datetime.fromisoformat(text)
+    assert when.utcoffset() == timedelta(0), text
+    return when
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory) -> tuple[Path, dict, subprocess.CompletedProcess]:
+    work = tmp_path_factory.mktemp("matrix-local")
+    (work / "cells.toml").write_text(MATRIX)
+    done = harness("matrix", "cells.toml", "--output-dir", "out", "--json", cwd=work)
+    assert done.returncode == 0, done.stderr
+    return work, json.loads(done.stdout), done
+
+
+def test_json_names_every_cell_with_utc_times_and_its_summary(matrix):
+    _, payload, _ = matrix
+    assert set(payload) >= {"ok", "stamp", "cells"} and payload["ok"] is True
+    assert [c["name"] for c in payload["cells"]] == ["a", "b", "one-worker", "rate"]
+    for cell in payload["cells"]:
+        assert set(cell) >= {"name", "stamp", "status", "node", "started_at", "finished_at", "summary"}
+        assert cell["status"] == "ok" and cell["node"] == "local"
+        assert utc(cell["started_at"]) < utc(cell["finished_at"])
+        assert cell["summary"]["episodes"] == 4 and cell["summary"]["stamp"] == cell["stamp"]
+
+
+def test_cells_ran_one_after_another(matrix):
+    _, payload, _ = matrix
+    spans = sorted((utc(c["started_at"]), utc(c["finished_at"])) for c in payload["cells"])
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:], strict=False))
+
+
+def test_each_cell_is_an_ordinary_run_that_check_takes(matrix):
+    work, payload, _ = matrix
+    matrix_dir = work / "out" / f"matrix-{payload['stamp']}"
+    for cell in payload["cells"]:
+        folder = matrix_dir / cell["name"]
+        stamp = cell["stamp"]
+        kinds = sorted(p.name.split("-")[1] for p in folder.glob(f"perf-*-{stamp}.json"))
+        assert kinds == ["manifest", "metrics", "samples", "series", "summary"]
+        assert (folder / f"run-{stamp}" / "series.jsonl").is_file()
+    checked = harness("check", str(matrix_dir / "a"), cwd=work)
+    assert checked.returncode == 0, checked.stderr
+    compared = harness("compare", str(matrix_dir / "a"), str(matrix_dir / "b"), cwd=work)
+    assert compared.returncode == 0, compared.stderr
+
+
+def test_perf_matrix_json_and_the_comparisons_of_cells_sharing_rows(matrix):
+    work, payload, done = matrix
+    path = work / "out" / f"matrix-{payload['stamp']}" / f"perf-matrix-{payload['stamp']}.json"
+    assert payload["matrix"] == str(path.relative_to(work)) or Path(payload["matrix"]).resolve() == path.resolve()
+    result = json.loads(path.read_text())
+    assert result["backend"] == "local" and result["nodes"] == ["local"] and result["ok"] is True
+    for cell in result["cells"]:
+        assert cell["throughput_eps"] > 0 and cell["p50_wall_clock_s"] <= cell["p95_wall_clock_s"]
+        assert cell["failure_count"] == 0 and cell["machine_class"]
+    pairs = {(c["baseline"], c["current"]): c for c in result["comparisons"]}
+    assert set(pairs) == {("a", "b"), ("a", "one-worker"), ("b", "one-worker")}  # never "rate": other rows
+    assert pairs[("a", "b")]["refused"] is None and pairs[("a", "b")]["verdict"]
+    assert pairs[("a", "b")]["comparison"]["baseline"] and pairs[("a", "b")]["different_machine_class"] is False
+    assert "set up differently (workers 2 vs 1)" in pairs[("a", "one-worker")]["refused"]
+
+
+def test_resume_reruns_only_the_cells_without_a_published_run(tmp_path: Path, matrix):
+    work, payload, _ = matrix
+    matrix_dir = tmp_path / f"matrix-{payload['stamp']}"
+    shutil.copytree(work / "out" / matrix_dir.name, matrix_dir)
+    shutil.rmtree(matrix_dir / "b")  # as if b had never run
+    for p in (matrix_dir / "rate").glob("perf-*.json"):  # as if rate had stopped before publishing
+        p.unlink()
+    done = harness("matrix", "--resume", str(matrix_dir), "--json", cwd=work)
+    assert done.returncode == 0, done.stderr
+    again = {c["name"]: c for c in json.loads(done.stdout)["cells"]}
+    before = {c["name"]: c for c in payload["cells"]}
+    for name in ("a", "one-worker"):
+        assert again[name]["stamp"] == before[name]["stamp"] and again[name]["started_at"] == before[name]["started_at"]
+    assert again["b"]["status"] == again["rate"]["status"] == "ok"
+    assert again["b"]["summary"]["episodes"] == 4 and utc(again["b"]["started_at"]) > utc(before["one-worker"]["finished_at"])
+    assert (matrix_dir / "rate").glob("perf-manifest-*.json")
+
+
+def test_ray_without_the_extra_exits_2_with_the_install_command(tmp_path: Path):
+    """A real interpreter in which ``import ray`` fails, as in an environment without the extra."""
+    shadow = tmp_path / "shadow" / "ray"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
+    (tmp_path / "cells.toml").write_text(f'episodes = 1\nrows = [{TOY}]\n[[cells]]\nname = "a"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "tracecore_perf", "matrix", "cells.toml", "--ray", "127.0.0.1:9", "--output-dir", "out"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": str(shadow.parent)},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "pip install -e '.[ray]'" in done.stderr and done.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()

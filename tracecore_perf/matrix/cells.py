@@ -1,0 +1,131 @@
+"""What both backends share about one cell: its run's options or command line, and what its
+published run says (status, stamp, figures, host fingerprint)."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+from tracecore_perf.errors import UsageError
+from tracecore_perf.matrix.models import Cell, CellOutcome, CellStatus
+from tracecore_perf.published import PublishedRun, locate
+
+SUPERSEDED = ".superseded"  # earlier attempts of rerun cells, beside the cells (no cell name starts with a dot)
+
+
+def run_options(cell: Cell, output_dir: Path, output_cap: int):
+    """The cell as the harness's ``RunOptions`` (the local backend)."""
+    from tracecore_perf.run import harness
+    from tracecore_perf.run.launcher import default_python
+
+    return harness.RunOptions(
+        episodes=cell.episodes,
+        workers=cell.workers,
+        timeout=cell.timeout,
+        output_dir=str(output_dir),
+        strict_spec=cell.strict_spec,
+        compress=cell.compress,
+        scenario=list(cell.rows),
+        isolation=cell.isolation,
+        python=cell.python or default_python(),
+        keep_runs=cell.keep_runs,
+        sample_interval=cell.sample_interval,
+        output_cap=output_cap,
+        warmup=cell.warmup,
+    )
+
+
+def run_argv(cell: Cell, output_dir: Path, scenario_file: Path) -> list[str]:
+    """The cell as ``python -m tracecore_perf`` flags (the Ray backend runs it on a node)."""
+    argv = [
+        "run",
+        "--episodes", str(cell.episodes),
+        "--workers", str(cell.workers),
+        "--timeout", repr(cell.timeout),
+        "--isolation", cell.isolation,
+        "--keep-runs", cell.keep_runs,
+        "--sample-interval", repr(cell.sample_interval),
+        "--warmup", str(cell.warmup),
+        "--scenario", str(scenario_file),
+        "--output-dir", str(output_dir),
+        "--json", "--no-progress", "--log-format", "json",
+    ]  # fmt: skip
+    if cell.strict_spec:
+        argv.append("--strict-spec")
+    if cell.compress:
+        argv.append("--compress")
+    if cell.python:
+        argv += ["--python", cell.python]
+    return argv
+
+
+def published(cell_dir: Path) -> PublishedRun | None:
+    """The cell's published run, if its folder holds exactly one."""
+    if not cell_dir.is_dir() or not any(cell_dir.glob("perf-manifest-*.json")):
+        return None
+    try:
+        return locate(cell_dir)
+    except UsageError:
+        return None
+
+
+def status_of(exit_code: int | None, run_status: str | None) -> CellStatus:
+    if run_status is None:
+        return "failed"
+    if run_status == "interrupted" or exit_code in (130, 143):
+        return "interrupted"
+    if run_status == "tainted" or exit_code == 4:
+        return "tainted"
+    if exit_code == 3:
+        return "failed"
+    return "ok" if exit_code == 0 else "episodes_failed"
+
+
+def fill(outcome: CellOutcome, run: PublishedRun, exit_code: int | None = None) -> CellOutcome:
+    """The published run's figures into the cell's outcome. Without an exit code (a cell found
+    on disk), it is worked out from the summary as the run command would."""
+    summary, manifest = run.summary(), run.manifest()
+    if exit_code is None:
+        exit_code = 0 if summary.failure_count == 0 and summary.summary.total == manifest.episodes else 1
+    outcome.stamp = run.stamp
+    outcome.exit_code = exit_code
+    outcome.status = status_of(exit_code, summary.status)
+    outcome.machine_class = manifest.machine_class
+    outcome.hostname = manifest.host.hostname
+    outcome.throughput_eps = summary.throughput_eps
+    outcome.p50_wall_clock_s = summary.summary.p50_wall_clock_s
+    outcome.p95_wall_clock_s = summary.summary.p95_wall_clock_s
+    outcome.failure_count = summary.failure_count
+    outcome.episodes = summary.episodes
+    outcome.error = None
+    return outcome
+
+
+def set_aside(matrix_dir: Path, name: str) -> Path | None:
+    """Move an earlier, unfinished attempt of a cell out of its folder before it runs again."""
+    cell_dir = matrix_dir / name
+    if not cell_dir.exists() or not any(cell_dir.iterdir()):
+        return None
+    root = matrix_dir / SUPERSEDED
+    root.mkdir(exist_ok=True)
+    n = 1
+    while (root / f"{name}-{n}").exists():
+        n += 1
+    target = root / f"{name}-{n}"
+    cell_dir.rename(target)
+    return target
+
+
+def pack(folder: Path, archive: Path) -> None:
+    """A cell's output folder (run directory and published artifacts) as one gzip'd tar."""
+    with tarfile.open(archive, "w:gz", compresslevel=3) as tar:
+        for child in sorted(folder.iterdir()):
+            tar.add(child, arcname=child.name)
+
+
+def unpack(data: bytes, target: Path) -> None:
+    import io
+
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        tar.extractall(target, filter="data")  # members stay inside target, no devices or links out

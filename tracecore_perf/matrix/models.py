@@ -1,0 +1,126 @@
+"""The contracts of the matrix stage: the file as written (``MatrixFile``), a cell ready to run
+(``Cell``), what a cell's run came to (``CellOutcome``), comparisons between cells that share
+their scenario rows (``CellComparison``) and the whole answer (``MatrixResult``, published as
+``perf-matrix-<stamp>.json``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from tracecore_perf.models import IsolationMode, KeepRuns, ScenarioRow
+from tracecore_perf.verdicts.models import Comparison
+
+MATRIX_FORMAT_VERSION = 1
+
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+CellName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+# ok: published, every episode succeeded; episodes_failed: published, some episode failed;
+# tainted: published with tampered evidence; interrupted: stopped by Ctrl-C/SIGTERM (resumable);
+# failed: no published run (node lost beyond the retries, the node refused the cell, the run
+# had to stop); pending: not started.
+CellStatus = Literal["ok", "episodes_failed", "tainted", "interrupted", "failed", "pending"]
+DONE_STATUSES = ("ok", "episodes_failed", "tainted")
+
+
+class RunSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """A run's own settings, each optional: the file's top level (defaults for every cell) and
+    each cell. The same names and bounds as the run command's flags."""
+
+    episodes: PositiveInt | None = None
+    workers: PositiveInt | None = None
+    timeout: PositiveFloat | None = None
+    strict_spec: bool | None = None
+    compress: bool | None = None
+    isolation: IsolationMode | None = None
+    python: str | None = None
+    keep_runs: KeepRuns | None = None
+    sample_interval: PositiveFloat | None = None
+    warmup: NonNegativeInt | None = None
+    scenario: str | None = None  # a TOML/JSON scenario file, as --scenario
+    rows: list[ScenarioRow] | None = None  # or the rows inline
+
+
+class CellEntry(RunSettings, kw_only=True, forbid_unknown_fields=True):
+    name: CellName
+
+
+class MatrixFile(RunSettings, kw_only=True, forbid_unknown_fields=True):
+    cells: list[CellEntry]
+
+
+class Cell(msgspec.Struct, kw_only=True):
+    """One cell, every setting resolved (cell, else the file's default, else the run's)."""
+
+    name: str
+    episodes: int
+    workers: int
+    timeout: float
+    strict_spec: bool
+    compress: bool
+    isolation: IsolationMode
+    python: str | None  # None: the interpreter running the harness (on Ray: the node's own)
+    keep_runs: KeepRuns
+    sample_interval: float
+    warmup: int
+    rows: list[ScenarioRow]
+    scenario_source: str  # "inline", "default" or the scenario file as given
+
+
+class MatrixPlan(msgspec.Struct, kw_only=True):
+    source: str  # the matrix file as given
+    cells: list[Cell]
+    cwd: str  # where relative agent paths resolve (the directory the matrix was started from)
+
+
+class CellOutcome(msgspec.Struct, kw_only=True):
+    name: str
+    status: CellStatus = "pending"
+    stamp: str | None = None  # the cell's run stamp
+    exit_code: int | None = None  # the run's exit code
+    node: str | None = None  # Ray node id, or "local"
+    hostname: str | None = None
+    machine_class: str | None = None  # the run's host fingerprint (run/hostinfo.machine_class)
+    started_at: str | None = None  # ISO-8601 UTC
+    finished_at: str | None = None
+    attempt: int | None = None  # Ray: the task attempt that produced it (1 = no retry)
+    throughput_eps: float | None = None
+    p50_wall_clock_s: float | None = None
+    p95_wall_clock_s: float | None = None
+    failure_count: int | None = None
+    episodes: int | None = None
+    error: str | None = None  # why the cell has no published run
+    path: str | None = None  # the cell's folder, relative to the matrix folder
+
+
+class CellComparison(msgspec.Struct, kw_only=True):
+    """``compare`` of two cells with the same scenario rows: the earlier cell in the file is
+    the baseline. ``refused`` holds compare's own refusal (runs set up differently)."""
+
+    baseline: str
+    current: str
+    verdict: str | None = None
+    ok: bool | None = None
+    refused: str | None = None
+    different_machine_class: bool = False  # the machines differ (interpreter fields aside)
+    machine_classes: list[str | None] = []
+    comparison: Comparison | None = None
+
+
+class MatrixResult(msgspec.Struct, kw_only=True):
+    ok: bool
+    stamp: str
+    backend: Literal["local", "ray"]
+    address: str | None
+    source: str
+    started_at: str
+    finished_at: str | None
+    wall_s: float | None
+    nodes: list[str]
+    cells: list[CellOutcome]
+    comparisons: list[CellComparison] = []
+    format_version: int = MATRIX_FORMAT_VERSION

@@ -1,0 +1,127 @@
+"""The matrix's answer: ``perf-matrix-<stamp>.json`` in the matrix folder, the comparisons
+between cells that share their scenario rows, and the console table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from tracecore_perf.errors import UsageError
+from tracecore_perf.matrix import cells as cellio
+from tracecore_perf.matrix.models import Cell, CellComparison, CellOutcome, MatrixResult
+from tracecore_perf.run.rundir import write_atomic
+
+PLAN = "matrix-plan.json"
+
+
+def matrix_path(matrix_dir: Path, stamp: str) -> Path:
+    return matrix_dir / f"perf-matrix-{stamp}.json"
+
+
+def write(matrix_dir: Path, result: MatrixResult) -> Path:
+    path = matrix_path(matrix_dir, result.stamp)
+    write_atomic(path, msgspec.json.format(msgspec.json.encode(result), indent=2))
+    return path
+
+
+def read(matrix_dir: Path, stamp: str) -> MatrixResult | None:
+    path = matrix_path(matrix_dir, stamp)
+    if not path.is_file():
+        return None
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=MatrixResult)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def _hardware_differs(base, cur) -> bool:
+    from tracecore_perf.verdicts.compare import INTERPRETER_FIELDS
+
+    keys = set(base.machine_class_fields) | set(cur.machine_class_fields)
+    return any(
+        base.machine_class_fields.get(k) != cur.machine_class_fields.get(k) for k in keys if k not in INTERPRETER_FIELDS
+    )
+
+
+def comparisons(cells: list[Cell], outcomes: dict[str, CellOutcome], matrix_dir: Path) -> list[CellComparison]:
+    """``compare`` for every pair of published cells with the same scenario rows, the earlier
+    cell in the file as the baseline. Cells under different interpreters are compared as
+    ``ab`` compares its sides (the interpreter is what they vary); ``different_machine_class``
+    marks pairs whose machines differ. A pair compare refuses (set up differently: workers,
+    isolation, strict spec) is kept with compare's own line in ``refused``."""
+    from tracecore_perf.verdicts.compare import compare_runs
+
+    found = []
+    for i, base in enumerate(cells):
+        for cur in cells[i + 1 :]:
+            if [tuple(msgspec.structs.astuple(r)) for r in base.rows] != [tuple(msgspec.structs.astuple(r)) for r in cur.rows]:
+                continue
+            if outcomes.get(base.name) is None or outcomes.get(cur.name) is None:
+                continue
+            base_run, cur_run = cellio.published(matrix_dir / base.name), cellio.published(matrix_dir / cur.name)
+            if base_run is None or cur_run is None:
+                continue
+            base_m, cur_m = base_run.manifest(), cur_run.manifest()
+            entry = CellComparison(
+                baseline=base.name,
+                current=cur.name,
+                different_machine_class=_hardware_differs(base_m, cur_m),
+                machine_classes=[base_m.machine_class, cur_m.machine_class],
+            )
+            interpreters_differ = (base_m.interpreter.executable, base_m.interpreter.tracecore_version) != (
+                cur_m.interpreter.executable,
+                cur_m.interpreter.tracecore_version,
+            )
+            try:
+                comparison = compare_runs(base_run, cur_run, interpreter_ab=interpreters_differ)
+            except UsageError as exc:  # compare refuses runs set up differently: said as such
+                entry.refused = str(exc)
+            else:
+                entry.comparison = comparison
+                entry.verdict = str(comparison.verdict)
+                entry.ok = comparison.ok
+            found.append(entry)
+    return found
+
+
+def _clock(iso: str | None) -> str:
+    return iso[11:19] if iso else "-"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def table(result: MatrixResult) -> str:
+    """The console table: one line per cell, then one per comparison."""
+    header = ("cell", "status", "node", "started", "finished", "eps", "p50 s", "p95 s", "failed", "stamp")
+    rows = [
+        (
+            c.name,
+            c.status,
+            (c.node or "-")[:8],
+            _clock(c.started_at),
+            _clock(c.finished_at),
+            _num(c.throughput_eps, 1),
+            _num(c.p50_wall_clock_s),
+            _num(c.p95_wall_clock_s),
+            "-" if c.failure_count is None else str(c.failure_count),
+            c.stamp or "-",
+        )
+        for c in result.cells
+    ]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    for c in result.cells:
+        if c.error:
+            lines.append(f"{c.name}: {c.error}")
+    for comp in result.comparisons:
+        mark = " [DIFFERENT MACHINE CLASSES]" if comp.different_machine_class else ""
+        said = f"refused: {comp.refused}" if comp.refused else comp.verdict
+        lines.append(f"compare {comp.baseline} -> {comp.current}: {said}{mark}")
+    wall = f", {result.wall_s:.1f} s" if result.wall_s is not None else ""
+    nodes = f" on {len(result.nodes)} node{'s' if len(result.nodes) != 1 else ''}" if result.nodes else ""
+    ok = sum(c.status == "ok" for c in result.cells)
+    lines.append(f"matrix {result.stamp}: {ok}/{len(result.cells)} cells ok{nodes}{wall}")
+    return "\n".join(lines)
