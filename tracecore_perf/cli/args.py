@@ -20,6 +20,7 @@ COMMANDS = {
     "compare": "compare a run with a baseline, per scenario row, with statistics",
     "ab": "run the same episodes under two interpreters, interleaved, then compare them",
     "report": "write a published run's charts and a self-contained HTML report",
+    "history": "performance history across runs: add runs, show series and change points, check, report",
 }
 
 RUN_REF = "stamp (looked up in --search-dir), run directory, perf-*-<stamp>.json, or a folder holding one published run"
