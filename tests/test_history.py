@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
 from tracecore_perf.cli import main
+
+from conftest import REPO
 
 SLICE = REPO / "deliverables" / "perf" / "baseline-slice"
 TOY = "agents/toy_agent.py"
@@ -160,7 +161,7 @@ def test_a_change_with_a_tracecore_upgrade_says_so(tmp_path, capsys):
 
 def test_machine_classes_are_series_of_their_own_unless_mixed(tmp_path, capsys):
     # the same code on a machine twice as slow: not a regression of the code
-    runs = [clone_run(tmp_path, i, toy_factor=2.0 if i >= 5 else 1.0, cpu_model="Slow CPU" if i >= 5 else None) for i in range(10)]
+    runs = [clone_run(tmp_path, i, toy_factor=2.0 if i >= 5 else 1.0, cpu_model="Slow CPU" if i >= 5 else None) for i in range(9)]
     path = tmp_path / "h.sqlite"
     cli(capsys, "history", "add", *map(str, runs), "--db", str(path))
     apart = show(capsys, path, "--metric", "cpu_s")
@@ -215,7 +216,8 @@ def test_check_formats(db, tmp_path, capsys, monkeypatch):
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     code, out, _ = cli(capsys, "history", "check", "--db", str(db), "--format", "github")
-    assert re.search(r"^::error title=tracecore-perf history%3A cpu_s of agents/toy_agent.py on filesystem_hidden_config@1::slower", out, re.M)
+    title = "tracecore-perf history%3A cpu_s of agents/toy_agent.py on filesystem_hidden_config@1"
+    assert re.search(rf"^::error title={title}::slower", out, re.M)
     assert "history check 20270101T090000Z: REGRESSION" in summary.read_text()
     junit = tmp_path / "h.xml"
     code, out, _ = cli(capsys, "history", "check", "--db", str(db), "--format", "junit", "--junit-file", str(junit))
@@ -375,7 +377,8 @@ def test_a_failed_migration_leaves_the_database_as_it_was(tmp_path, db, monkeypa
     old = tmp_path / "old.sqlite"
     old.write_bytes(db.read_bytes())
     before = digest(old)
-    monkeypatch.setattr(store, "MIGRATIONS", [*store.MIGRATIONS, ["ALTER TABLE runs ADD COLUMN note TEXT", "SELECT * FROM nowhere"]])
+    broken = ["ALTER TABLE runs ADD COLUMN note TEXT", "SELECT * FROM nowhere"]
+    monkeypatch.setattr(store, "MIGRATIONS", [*store.MIGRATIONS, broken])
     monkeypatch.setattr(store, "SCHEMA_VERSION", 2)
     with pytest.raises(Exception, match="nowhere"):
         store.open_store(old, write=True)
