@@ -24,3 +24,7 @@ AB_ROUNDS = 4
 # compare (and ab): cpu_s, measured with scripts/validity_bench.py on the shared 2-core host
 # class, moves far less with other load than wall-clock time does
 COMPARE = {"metric": "cpu_s", "alpha": 0.01, "noise": 0.05, "margin": 0.10, "drift": 0.05}
+
+# history: the store of runs over time, and change points (E-divisive means)
+HISTORY_DB = f"{OUTPUT_DIR}/history.sqlite"
+HISTORY = {"pvalue": 0.05, "permutations": 500, "min_change": 0.10, "seed": 1234}

@@ -21,6 +21,7 @@ COMMANDS = {
     "ab": "run the same episodes under two interpreters, interleaved, then compare them",
     "report": "write a published run's charts and a self-contained HTML report",
     "matrix": "run a matrix of runs (cells) from a TOML file, here one after another or one per host on Ray",
+    "history": "performance history across runs: add runs, show series and change points, check, report",
 }
 
 RUN_REF = "stamp (looked up in --search-dir), run directory, perf-*-<stamp>.json, or a folder holding one published run"

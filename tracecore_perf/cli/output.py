@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import TextIO
 
 from tracecore_perf.cli.args import PROG
+from tracecore_perf.history.models import HistoryVerdict
 from tracecore_perf.published import PublishedRun
 from tracecore_perf.verdicts.models import LOUD_WARNINGS, Comparison, Verdict
 
 
-def emit(fmt: str, result: Verdict | Comparison, junit_file: Path, stream: TextIO | None = None) -> None:
+def emit(fmt: str, result: Verdict | Comparison | HistoryVerdict, junit_file: Path, stream: TextIO | None = None) -> None:
     from tracecore_perf.verdicts.export import render
 
     out = stream or sys.stdout

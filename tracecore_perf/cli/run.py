@@ -111,6 +111,14 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-format", choices=["console", "json"], default="console", help="stderr log format")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     parser.add_argument("--check", action="store_true", help="check the run against the thresholds when it ends (see `check`)")
+    parser.add_argument(
+        "--history",
+        nargs="?",
+        type=Path,
+        const=Path(defaults.HISTORY_DB),
+        metavar="PATH",
+        help=f"add the run to the history database once it is published (PATH default: {defaults.HISTORY_DB}; see `history`)",
+    )
     parser.set_defaults(run_parameters=names)
     return parser
 
@@ -140,6 +148,10 @@ def main(argv: list[str]) -> int:
     # bad thresholds are bad input: exit 2 before any episode starts (the report's verdict
     # reads the same thresholds)
     thresholds = load_thresholds() if args.check or args.report else None
+    if args.history is not None:  # a database history would refuse is bad input: before any episode starts
+        from tracecore_perf.history.store import preflight
+
+        preflight(args.history)
     configure(args.log_format)
     show_progress = not (args.no_progress or args.json)
     if args.resume is not None:
@@ -189,6 +201,15 @@ def main(argv: list[str]) -> int:
         except Exception as exc:  # the run is published whatever happens to its report
             print(f"{PROG}: report not written: {type(exc).__name__}: {exc}", file=sys.stderr)
             exit_code = exit_code or 1
+    if args.history is not None:
+        try:
+            added = add_to_history(Path(publication.artifacts["manifest"]), args.history)
+            artifacts["history"] = str(args.history)
+            if not args.json:
+                print(f"{PROG}: history: {publication.stamp} {'added to' if added else 'already in'} {args.history}")
+        except Exception as exc:  # the run is published whatever happens to its history entry
+            print(f"{PROG}: history not updated: {exc}", file=sys.stderr)
+            exit_code = exit_code or 1
     output_dir = Path(outcome.run_dir).parent
     if args.json:
         payload = {
@@ -226,6 +247,16 @@ def after_run(stamp: str, output_dir: Path, thresholds, json_payload: dict | Non
     return 0 if verdict.ok else 1
 
 
+def add_to_history(manifest: Path, db: Path) -> bool:
+    """``run --history``: add the run just published; False when it was already there."""
+    from tracecore_perf.history.store import figures_of, open_store
+    from tracecore_perf.published import locate
+
+    entry = figures_of(locate(manifest))
+    with open_store(db, write=True) as store:
+        return store.add([entry])[0]
+
+
 def failures_line(count: int, reasons: dict[str, int], shown: int = 3, width: int = 100) -> str | None:
     """One line for the console: how many episodes failed and the commonest reasons."""
     if not count:
@@ -244,6 +275,8 @@ def resume_command(run_dir: str, args: argparse.Namespace) -> str:
     if args.output_cap != defaults.OUTPUT_CAP_BYTES:
         argv += ["--output-cap", str(args.output_cap)]
     argv += [flag for flag in ("--report", "--check", "--json") if getattr(args, flag[2:])]
+    if args.history is not None:
+        argv += ["--history", str(args.history)]
     if args.log_format != "console":
         argv += ["--log-format", args.log_format]
     return shlex.join(argv)

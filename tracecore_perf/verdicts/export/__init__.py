@@ -14,6 +14,7 @@ import importlib
 
 import msgspec
 
+from tracecore_perf.history.models import HistoryVerdict
 from tracecore_perf.verdicts.models import Comparison, Finding, Notice, Severity, Verdict
 
 FORMATS = {
@@ -36,10 +37,38 @@ class Case(msgspec.Struct, kw_only=True):
     skipped: bool = False  # a check that could not be made (insufficient data): neither pass nor fail
 
 
-def cases(result: Verdict | Comparison) -> list[Case]:
+Result = Verdict | Comparison | HistoryVerdict
+
+
+def cases(result: Result) -> list[Case]:
     if isinstance(result, Verdict):
         return _verdict_cases(result)
+    if isinstance(result, HistoryVerdict):
+        return _history_cases(result)
     return _comparison_cases(result)
+
+
+def _history_cases(verdict: HistoryVerdict) -> list[Case]:
+    """``history check``: a failed case per slower change point the newest run sits on."""
+    from tracecore_perf.history.export import describe, where
+
+    out = []
+    for cp, ok in [(cp, False) for cp in verdict.regressions] + [(cp, True) for cp in verdict.other_change_points]:
+        out.append(
+            Case(
+                suite="history",
+                name=f"{cp.metric} of {where(cp.agent, cp.task_ref)}",
+                ok=ok,
+                severity=None if ok else "error",
+                message=describe(cp),
+                details=msgspec.json.encode(cp).decode(),
+            )
+        )
+    if not out:
+        message = f"no change point on the newest run's level ({verdict.series_checked} series)"
+        out.append(Case(suite="history", name=f"newest run {verdict.newest}", ok=True, message=message))
+    out += [Case(suite="history", name="note", ok=True, severity="info", message=n, skipped=True) for n in verdict.notes]
+    return out
 
 
 def _finding_case(suite: str, finding: Finding, details: object) -> Case:
@@ -105,6 +134,6 @@ def _p(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2g}"
 
 
-def render(fmt: str, result: Verdict | Comparison) -> str | bytes:
+def render(fmt: str, result: Result) -> str | bytes:
     """``result`` in format ``fmt`` (a key of :data:`FORMATS`)."""
     return importlib.import_module(FORMATS[fmt]).render(result)

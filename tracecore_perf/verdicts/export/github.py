@@ -4,6 +4,7 @@ text report for the log (:func:`render`), and the markdown table the command lin
 
 from __future__ import annotations
 
+from tracecore_perf.history.models import HistoryVerdict
 from tracecore_perf.verdicts.export import Case, cases, text
 from tracecore_perf.verdicts.models import Comparison, Verdict
 
@@ -21,9 +22,11 @@ def _cell(value: str) -> str:
     return value.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(result: Verdict | Comparison, rows: list[Case]) -> str:
+def markdown(result: Verdict | Comparison | HistoryVerdict, rows: list[Case]) -> str:
     if isinstance(result, Verdict):
         title = f"### tracecore-perf check {result.stamp}: {'pass' if result.ok else 'FAIL'}"
+    elif isinstance(result, HistoryVerdict):
+        title = f"### tracecore-perf history check {result.newest}: {'pass' if result.ok else 'REGRESSION'}"
     else:
         title = f"### tracecore-perf compare {result.baseline} → {result.current}: {result.verdict}"
     lines = [title, "", "| | check | result |", "|---|---|---|"]
@@ -33,7 +36,7 @@ def markdown(result: Verdict | Comparison, rows: list[Case]) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def render(result: Verdict | Comparison) -> str:
+def render(result: Verdict | Comparison | HistoryVerdict) -> str:
     out = []
     for case in cases(result):
         level = "error" if not case.ok else "warning" if case.severity == "warning" else "notice" if case.skipped else None
@@ -44,5 +47,5 @@ def render(result: Verdict | Comparison) -> str:
     return "".join(out) + text.render(result)
 
 
-def step_summary(result: Verdict | Comparison) -> str:
+def step_summary(result: Verdict | Comparison | HistoryVerdict) -> str:
     return markdown(result, cases(result))

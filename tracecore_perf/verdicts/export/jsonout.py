@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
+from tracecore_perf.history.models import HistoryVerdict
 from tracecore_perf.verdicts.models import Comparison, Verdict
 
 
-def render(result: Verdict | Comparison) -> str:
+def render(result: Verdict | Comparison | HistoryVerdict) -> str:
     return msgspec.json.format(msgspec.json.encode(result), indent=2).decode() + "\n"

@@ -7,13 +7,17 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from itertools import groupby
 
+from tracecore_perf.history.models import HistoryVerdict
 from tracecore_perf.verdicts.export import cases
 from tracecore_perf.verdicts.models import Comparison, Verdict
 
 
-def document(result: Verdict | Comparison) -> ET.ElementTree:
+def document(result: Verdict | Comparison | HistoryVerdict) -> ET.ElementTree:
     rows = cases(result)
-    name = f"tracecore-perf {'check ' + result.stamp if isinstance(result, Verdict) else 'compare ' + result.current}"
+    if isinstance(result, HistoryVerdict):
+        name = f"tracecore-perf history check {result.newest}"
+    else:
+        name = f"tracecore-perf {'check ' + result.stamp if isinstance(result, Verdict) else 'compare ' + result.current}"
     root = ET.Element(
         "testsuites",
         name=name,
@@ -45,5 +49,5 @@ def document(result: Verdict | Comparison) -> ET.ElementTree:
     return ET.ElementTree(root)
 
 
-def render(result: Verdict | Comparison) -> bytes:
+def render(result: Verdict | Comparison | HistoryVerdict) -> bytes:
     return ET.tostring(document(result).getroot(), encoding="utf-8", xml_declaration=True)

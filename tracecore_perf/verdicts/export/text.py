@@ -3,6 +3,7 @@ finding and scenario row."""
 
 from __future__ import annotations
 
+from tracecore_perf.history.models import HistoryVerdict
 from tracecore_perf.verdicts.export import _p, _ratio_text
 from tracecore_perf.verdicts.models import Comparison, Verdict
 
@@ -76,6 +77,10 @@ def _comparison(c: Comparison) -> list[str]:
     return lines
 
 
-def render(result: Verdict | Comparison) -> str:
+def render(result: Verdict | Comparison | HistoryVerdict) -> str:
+    if isinstance(result, HistoryVerdict):
+        from tracecore_perf.history.export import verdict_lines
+
+        return "\n".join(verdict_lines(result)) + "\n"
     lines = _verdict(result) if isinstance(result, Verdict) else _comparison(result)
     return "\n".join(lines) + "\n"

@@ -1,0 +1,385 @@
+"""History across runs, the fast layer: the store, change points, the CLI and its formats, the
+page, and bad input, on synthetic runs cloned from the committed real slice
+(``deliverables/perf/baseline-slice``) with their CPU figures scaled: deterministic series, no
+process started. Real runs: ``test_history_runs.py``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tracecore_perf.cli import main
+
+from conftest import REPO
+
+SLICE = REPO / "deliverables" / "perf" / "baseline-slice"
+TOY = "agents/toy_agent.py"
+CHAIN = "agents/chain_agent.py"
+# deterministic run-to-run jitter of the CPU medians, within +-4%
+JITTER = [1.00, 1.03, 0.98, 1.01, 0.97, 1.02, 0.99, 1.04, 0.96, 1.0, 1.02, 0.98]
+
+
+def clone_run(
+    out: Path,
+    index: int,
+    *,
+    toy_factor: float = 1.0,
+    tracecore: str | None = None,
+    cpu_model: str | None = None,
+    report: bool = False,
+) -> Path:
+    """A copy of the committed slice as run ``index`` (its own stamp, an hour apart), every
+    episode's CPU scaled by the jitter of its index, the toy agent's also by ``toy_factor``."""
+    stamp = f"20270101T{index:02d}0000Z"
+    src = {kind: next(SLICE.glob(f"perf-{kind}-*.json")) for kind in ("manifest", "summary", "series", "samples")}
+    folder = out / f"run{index:02d}"
+    folder.mkdir(parents=True)
+    manifest = json.loads(src["manifest"].read_text())
+    manifest["stamp"] = stamp
+    manifest["generated_at"] = (datetime(2027, 1, 1, tzinfo=UTC) + timedelta(hours=index)).isoformat()
+    if tracecore:
+        manifest["interpreter"]["tracecore_version"] = tracecore
+        manifest["machine_class_fields"]["tracecore"] = tracecore
+        manifest["machine_class"] = f"tc{tracecore}"
+    if cpu_model:
+        manifest["host"]["cpu_model"] = cpu_model
+        manifest["machine_class_fields"]["cpu_model"] = cpu_model
+        manifest["machine_class"] = f"cpu{cpu_model}"
+    summary = json.loads(src["summary"].read_text())
+    summary["stamp"] = stamp
+    series = json.loads(src["series"].read_text())
+    jitter = JITTER[index % len(JITTER)]
+    for row in series:
+        factor = jitter * (toy_factor if row["agent"] == TOY else 1.0)
+        row["cpu_user_s"] *= factor
+        row["cpu_sys_s"] *= factor
+    for kind, data in (("manifest", manifest), ("summary", summary), ("series", series)):
+        (folder / f"perf-{kind}-{stamp}.json").write_text(json.dumps(data))
+    (folder / f"perf-samples-{stamp}.json").write_text(src["samples"].read_text())
+    if report:
+        (folder / f"perf-report-{stamp}.html").write_text("<!DOCTYPE html><title>run report</title>")
+    return folder
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def stepped(tmp_path_factory) -> tuple[Path, list[Path]]:
+    """Ten runs: six at one level, then four where the toy agent takes twice the CPU."""
+    out = tmp_path_factory.mktemp("stepped")
+    runs = [clone_run(out, i, toy_factor=2.0 if i >= 6 else 1.0, report=i == 3) for i in range(10)]
+    return out, runs
+
+
+@pytest.fixture
+def db(tmp_path, stepped, capsys) -> Path:
+    path = tmp_path / "history.sqlite"
+    code, _, err = cli(capsys, "history", "add", *map(str, stepped[1]), "--db", str(path))
+    assert code == 0, err
+    return path
+
+
+def show(capsys, db: Path, *extra: str) -> dict:
+    code, out, err = cli(capsys, "history", "show", "--db", str(db), "--format", "json", *extra)
+    assert code == 0, err
+    return json.loads(out)
+
+
+# --- the store -----------------------------------------------------------------------------
+
+
+def test_add_keeps_one_row_per_run_and_per_agent_and_task(db, stepped):
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 10
+        assert conn.execute("SELECT count(*) FROM row_figures").fetchone()[0] == 40  # four scenario rows
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        run = conn.execute("SELECT episodes, workers, isolation, warmup, tracecore_version FROM runs LIMIT 1").fetchone()
+    assert run == (24, 4, "forkserver", 1, "1.1.3")
+
+
+def test_adding_a_run_twice_changes_nothing(db, stepped, capsys):
+    before = digest(db)
+    code, out, _ = cli(capsys, "history", "add", str(stepped[1][0]), str(stepped[1][4]), "--db", str(db), "--label", "again")
+    assert code == 0
+    assert out.count("already in the history, unchanged") == 2
+    assert digest(db) == before
+
+
+def test_run_figures_are_the_runs_own(db, stepped):
+    series = json.loads(next(SLICE.glob("perf-series-*.json")).read_text())
+    toy = sorted(r["cpu_user_s"] + r["cpu_sys_s"] for r in series if r["agent"] == TOY and r["success"])
+    with sqlite3.connect(db) as conn:
+        (cpu,) = conn.execute("SELECT cpu_s FROM row_figures WHERE stamp = '20270101T000000Z' AND agent = ?", [TOY]).fetchone()
+    middle = len(toy) // 2
+    assert cpu == pytest.approx((toy[middle] + toy[~middle]) / 2, rel=1e-4)
+
+
+# --- change points ---------------------------------------------------------------------------
+
+
+def test_the_change_point_lands_on_the_first_slower_run_and_nowhere_else(db, stepped, capsys):
+    found = show(capsys, db, "--metric", "cpu_s")
+    assert [r["stamp"] for r in found["runs"]] == [f"20270101T{i:02d}0000Z" for i in range(10)]
+    (cp,) = found["change_points"]
+    assert (cp["agent"], cp["task_ref"], cp["metric"], cp["direction"]) == (TOY, "filesystem_hidden_config@1", "cpu_s", "slower")
+    assert cp["stamp"] == "20270101T060000Z"
+    assert cp["ratio"] == pytest.approx(2.0, rel=0.08)
+    assert cp["after"] / cp["before"] == pytest.approx(cp["ratio"])
+    assert cp["coincides_with"] == []
+
+
+def test_identical_runs_have_no_change_point_on_any_metric(tmp_path, capsys):
+    runs = [clone_run(tmp_path / "same", i) for i in range(8)]
+    path = tmp_path / "same.sqlite"
+    assert cli(capsys, "history", "add", *map(str, runs), "--db", str(path))[0] == 0
+    assert show(capsys, path)["change_points"] == []
+
+
+def test_a_change_with_a_tracecore_upgrade_says_so(tmp_path, capsys):
+    runs = [clone_run(tmp_path, i, toy_factor=1.6 if i >= 5 else 1.0, tracecore="1.2.0" if i >= 5 else None) for i in range(9)]
+    path = tmp_path / "h.sqlite"
+    cli(capsys, "history", "add", *map(str, runs), "--db", str(path))
+    (cp,) = show(capsys, path, "--metric", "cpu_s")["change_points"]
+    assert cp["stamp"] == "20270101T050000Z"
+    assert cp["coincides_with"] == ["TraceCore 1.1.3 -> 1.2.0"]
+
+
+def test_machine_classes_are_series_of_their_own_unless_mixed(tmp_path, capsys):
+    # the same code on a machine twice as slow: not a regression of the code
+    runs = [clone_run(tmp_path, i, toy_factor=2.0 if i >= 5 else 1.0, cpu_model="Slow CPU" if i >= 5 else None) for i in range(9)]
+    path = tmp_path / "h.sqlite"
+    cli(capsys, "history", "add", *map(str, runs), "--db", str(path))
+    apart = show(capsys, path, "--metric", "cpu_s")
+    assert apart["change_points"] == []
+    assert len({s["host_class"] for s in apart["series"]}) == 2
+    (cp,) = show(capsys, path, "--metric", "cpu_s", "--mix-machines")["change_points"]
+    assert cp["stamp"] == "20270101T050000Z" and cp["host_class"] is None
+    assert cp["coincides_with"][0].startswith("machine class ") and "Slow CPU" in cp["coincides_with"][0]
+
+
+def test_min_change_drops_changes_smaller_than_it(tmp_path, capsys):
+    runs = [clone_run(tmp_path, i, toy_factor=1.3 if i >= 6 else 1.0) for i in range(10)]
+    path = tmp_path / "h.sqlite"
+    cli(capsys, "history", "add", *map(str, runs), "--db", str(path))
+    (cp,) = show(capsys, path, "--metric", "cpu_s")["change_points"]  # +30% against the default 10%
+    assert cp["stamp"] == "20270101T060000Z" and cp["ratio"] == pytest.approx(1.3, rel=0.08)
+    assert show(capsys, path, "--metric", "cpu_s", "--min-change", "50%")["change_points"] == []
+
+
+def test_label_order(tmp_path, capsys):
+    runs = [clone_run(tmp_path, i) for i in range(3)]
+    path = tmp_path / "h.sqlite"
+    for run, label in zip(runs, ["v1.10", "v1.9", "v1.2"], strict=True):
+        cli(capsys, "history", "add", str(run), "--db", str(path), "--label", label)
+    assert [r["label"] for r in show(capsys, path, "--order", "label")["runs"]] == ["v1.2", "v1.9", "v1.10"]
+    assert [r["label"] for r in show(capsys, path)["runs"]] == ["v1.10", "v1.9", "v1.2"]
+
+
+def test_text_shows_series_and_change_points(db, capsys):
+    code, out, _ = cli(capsys, "history", "show", "--db", str(db), "--metric", "cpu_s")
+    assert code == 0
+    assert "10 runs, 1 change points" in out
+    assert "CHANGE slower from run 20270101T060000Z: cpu_s of agents/toy_agent.py on filesystem_hidden_config@1" in out
+
+
+# --- check ---------------------------------------------------------------------------------------
+
+
+def test_check_fails_on_a_regression_the_newest_run_sits_on(db, capsys):
+    code, out, _ = cli(capsys, "history", "check", "--db", str(db), "--fail-on", "regression", "--format", "json")
+    assert code == 1
+    verdict = json.loads(out)
+    assert verdict["ok"] is False and verdict["newest"] == "20270101T090000Z"
+    (cp,) = verdict["regressions"]
+    assert cp["stamp"] == "20270101T060000Z" and cp["agent"] == TOY
+    assert cli(capsys, "history", "check", "--db", str(db))[0] == 0  # --fail-on never (the default) reports only
+
+
+def test_check_formats(db, tmp_path, capsys, monkeypatch):
+    code, out, _ = cli(capsys, "history", "check", "--db", str(db), "--fail-on", "regression")
+    assert code == 1 and out.startswith("tracecore-perf history check 20270101T090000Z: REGRESSION")
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    code, out, _ = cli(capsys, "history", "check", "--db", str(db), "--format", "github")
+    title = "tracecore-perf history%3A cpu_s of agents/toy_agent.py on filesystem_hidden_config@1"
+    assert re.search(rf"^::error title={title}::slower", out, re.M)
+    assert "history check 20270101T090000Z: REGRESSION" in summary.read_text()
+    junit = tmp_path / "h.xml"
+    code, out, _ = cli(capsys, "history", "check", "--db", str(db), "--format", "junit", "--junit-file", str(junit))
+    assert out.startswith("FAIL: JUnit report written to")
+    root = ET.parse(junit).getroot()
+    assert root.get("failures") == "1" and root.get("name") == "tracecore-perf history check 20270101T090000Z"
+
+
+def test_check_passes_when_the_newest_run_is_back_to_the_old_level(tmp_path, capsys):
+    runs = [clone_run(tmp_path, i, toy_factor=2.0 if 6 <= i <= 9 else 1.0) for i in range(11)]
+    path = tmp_path / "h.sqlite"
+    cli(capsys, "history", "add", *map(str, runs), "--db", str(path))
+    assert cli(capsys, "history", "check", "--db", str(path), "--fail-on", "regression")[0] == 0
+
+
+def test_check_on_identical_runs_passes(tmp_path, capsys):
+    runs = [clone_run(tmp_path, i) for i in range(8)]
+    path = tmp_path / "h.sqlite"
+    cli(capsys, "history", "add", *map(str, runs), "--db", str(path))
+    code, out, _ = cli(capsys, "history", "check", "--db", str(path), "--fail-on", "regression", "--metric", "cpu_s")
+    assert code == 0 and "PASS" in out
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+
+def test_report_is_one_self_contained_page(tmp_path, stepped, capsys):
+    path = tmp_path / "h.sqlite"
+    hostile = "<script>window.__pwned=1</script>"
+    cli(capsys, "history", "add", *map(str, stepped[1][:5]), "--db", str(path), "--label", hostile)
+    cli(capsys, "history", "add", *map(str, stepped[1][5:]), "--db", str(path), "--label", "v2 & <b>bold</b>")
+    page = tmp_path / "history.html"
+    code, out, err = cli(capsys, "history", "report", "--db", str(path), "--output", str(page))
+    assert code == 0, err
+    html = page.read_text(encoding="utf-8")
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html and "v2 &amp; &lt;b&gt;bold&lt;/b&gt;" in html
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    images = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
+    assert len(images) == 5 and all(src.startswith("data:image/png;base64,") for src in images)  # 4 rows + the run
+    # every stamp, the change point, and the one run whose report sits beside it linked
+    assert all(f"20270101T{i:02d}0000Z" in html for i in range(10))
+    assert re.search(r'<tr class="slower"><td><a href="#run-20270101T060000Z">', html)
+    links = re.findall(r'href="([^"#][^"]*)"', html)
+    assert len(links) == 1 and (page.parent / links[0]).resolve() == (stepped[1][3] / "perf-report-20270101T030000Z.html")
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+def _foreign(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        conn.execute("INSERT INTO invoices (total) VALUES (9.5)")
+    conn.close()
+
+
+BAD_DB = {
+    "garbage": (lambda p: p.write_bytes(b"this is no database at all, just text " * 200), "not a readable SQLite database"),
+    "foreign": (_foreign, "not a tracecore-perf history database (tables invoices)"),
+    "newer": (None, "history schema version 99 is newer than this tracecore-perf reads"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_DB))
+@pytest.mark.parametrize("action", ["add", "show", "check", "report"])
+def test_a_database_history_cannot_use_is_refused_untouched(tmp_path, db, stepped, capsys, case, action):
+    make, message = BAD_DB[case]
+    path = tmp_path / "bad.sqlite"
+    if make is None:
+        path.write_bytes(db.read_bytes())
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA user_version = 99")
+        conn.close()
+    else:
+        make(path)
+    before = digest(path)
+    args = {
+        "add": [str(stepped[1][0])],
+        "show": [],
+        "check": ["--fail-on", "regression"],
+        "report": ["--output", str(tmp_path / "page.html")],
+    }[action]
+    code, out, err = cli(capsys, "history", action, *args, "--db", str(path))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tracecore-perf: error: ") and message in lines[0], err
+    assert digest(path) == before
+    assert not (tmp_path / "page.html").exists()
+
+
+BAD_ARGS = {
+    "not a run": (["add", "yesterday"], "no such run, run directory or artifact: yesterday"),
+    "a folder without a run": (["add", "{empty}"], "holds no published run"),
+    "unknown metric": (["show", "--metric", "latency"], "unknown metric 'latency'"),
+    "unknown metric (check)": (["check", "--metric", "cpu"], "unknown metric 'cpu'"),
+    "no database": (["show", "--db", "{missing}"], "no history database at"),
+    "db is a directory": (["show", "--db", "{empty}"], "--db is a directory"),
+    "report into nowhere": (["report", "--output", "{missing}/x/page.html"], "--output must be a file in an existing directory"),
+    "no action": ([], "the following arguments are required: ACTION"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_ARGS))
+def test_bad_arguments_are_one_line_exit_2_and_leave_the_database_alone(tmp_path, db, capsys, case):
+    (tmp_path / "empty").mkdir()
+    args = [a.format(empty=tmp_path / "empty", missing=tmp_path / "missing") for a in BAD_ARGS[case][0]]
+    before = digest(db)
+    code, out, err = cli(capsys, "history", *args, *([] if "--db" in args or not args else ["--db", str(db)]))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and BAD_ARGS[case][1] in lines[0], err
+    assert digest(db) == before
+
+
+def test_a_bad_run_among_good_ones_adds_none(tmp_path, stepped, capsys):
+    path = tmp_path / "h.sqlite"
+    code, _, err = cli(capsys, "history", "add", str(stepped[1][0]), "no-such-run", "--db", str(path))
+    assert code == 2 and "no-such-run" in err
+    assert not path.exists() or sqlite3.connect(path).execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+
+
+def test_run_with_history_refuses_a_foreign_database_before_any_episode(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "theirs.sqlite"
+    _foreign(path)
+    before = digest(path)
+    code, out, err = cli(capsys, "--episodes", "2", "--output-dir", str(tmp_path / "out"), "--history", str(path))
+    assert code == 2 and "not a tracecore-perf history database" in err
+    assert digest(path) == before and not (tmp_path / "out").exists()
+
+
+# --- schema versions -------------------------------------------------------------------------------
+
+
+def test_an_older_schema_is_migrated_step_by_step(tmp_path, db, monkeypatch):
+    from tracecore_perf.history import store
+
+    old = tmp_path / "old.sqlite"
+    old.write_bytes(db.read_bytes())
+    step = ["ALTER TABLE runs ADD COLUMN note TEXT", "UPDATE runs SET note = 'migrated'"]
+    monkeypatch.setattr(store, "MIGRATIONS", [*store.MIGRATIONS, step])
+    monkeypatch.setattr(store, "SCHEMA_VERSION", 2)
+    with pytest.raises(Exception, match="older; `history add` migrates it"):
+        store.open_store(old, write=False)
+    with store.open_store(old, write=True) as opened:
+        assert len(opened.runs()) == 10
+    with sqlite3.connect(old) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert {n for (n,) in conn.execute("SELECT note FROM runs")} == {"migrated"}
+    conn.close()
+
+
+def test_a_failed_migration_leaves_the_database_as_it_was(tmp_path, db, monkeypatch):
+    from tracecore_perf.history import store
+
+    old = tmp_path / "old.sqlite"
+    old.write_bytes(db.read_bytes())
+    before = digest(old)
+    broken = ["ALTER TABLE runs ADD COLUMN note TEXT", "SELECT * FROM nowhere"]
+    monkeypatch.setattr(store, "MIGRATIONS", [*store.MIGRATIONS, broken])
+    monkeypatch.setattr(store, "SCHEMA_VERSION", 2)
+    with pytest.raises(Exception, match="nowhere"):
+        store.open_store(old, write=True)
+    assert digest(old) == before

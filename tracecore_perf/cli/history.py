@@ -1,0 +1,162 @@
+"""``tracecore-perf history add|show|check|report``: performance history across runs, kept in
+an SQLite file (``--db``), with change points (E-divisive means) per (agent, task_ref)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import msgspec
+
+from tracecore_perf import defaults
+from tracecore_perf.cli.args import (
+    PROG,
+    RUN_REF,
+    Parser,
+    add_search_dir,
+    alpha,
+    check_junit_target,
+    fraction,
+    positive_int,
+)
+from tracecore_perf.errors import UsageError
+
+SETTINGS = defaults.HISTORY
+
+
+def _db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", type=Path, metavar="PATH", default=Path(defaults.HISTORY_DB), help="the history database")
+
+
+def _analysis(p: argparse.ArgumentParser, metric_help: str) -> None:
+    from tracecore_perf.history.models import METRICS
+
+    _db(p)
+    p.add_argument("--metric", action="append", metavar="NAME", help=f"{metric_help} ({', '.join(METRICS)}); repeatable")
+    p.add_argument(
+        "--min-change",
+        type=fraction,
+        default=SETTINGS["min_change"],
+        help="a change point whose segment medians differ by less than this is dropped (the host's run-to-run noise)",
+    )
+    p.add_argument("--pvalue", type=alpha, default=SETTINGS["pvalue"], help="significance of E-divisive's permutation test")
+    p.add_argument("--permutations", type=positive_int, default=SETTINGS["permutations"], help="permutations per test")
+    p.add_argument("--order", choices=["time", "label"], default="time", help="order of the runs in a series")
+    p.add_argument(
+        "--mix-machines", action="store_true", help="one series across machine classes (default: one per machine class)"
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog=f"{PROG} history",
+        description="Performance history across runs: a store of published runs, change points per (agent, task_ref), "
+        "a gate and a dashboard page.",
+    )
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = sub.add_parser("add", help="add published runs to the history (a run already there is left as it is)")
+    add.add_argument("runs", nargs="+", metavar="RUN", help=f"a run: {RUN_REF}")
+    add.add_argument("--label", help="a label for the runs, such as a commit or a release (default: none)")
+    _db(add)
+    add_search_dir(add)
+
+    show = sub.add_parser("show", help="the series over runs and their change points")
+    _analysis(show, "metrics shown, default all")
+    show.add_argument("--format", choices=["text", "json"], default="text", help="output format")
+
+    from tracecore_perf.verdicts.export import FORMATS
+
+    gate = sub.add_parser("check", help="does the newest run sit on the slower side of a change point?")
+    _analysis(gate, "metrics gated, default cpu_s")
+    gate.add_argument("--fail-on", choices=["regression", "never"], default="never", help="exit 1 on a regression")
+    gate.add_argument("--format", choices=sorted(FORMATS), default="text", help="output format")
+    gate.add_argument(
+        "--junit-file",
+        type=Path,
+        metavar="PATH",
+        help="where --format junit writes (default: history-check.junit.xml beside the --db file)",
+    )
+
+    page = sub.add_parser("report", help="one self-contained HTML page: a chart per (agent, task_ref), change points marked")
+    _analysis(page, "metrics charted, default cpu_s, wall_clock_s and the run-wide ones")
+    page.add_argument("--output", type=Path, metavar="FILE", required=True, help="the HTML file written")
+    return p
+
+
+def _settings(args: argparse.Namespace):
+    from tracecore_perf.history.models import Settings
+
+    return Settings(
+        pvalue=args.pvalue,
+        permutations=args.permutations,
+        min_change=args.min_change,
+        seed=SETTINGS["seed"],
+        mix_machines=args.mix_machines,
+        order=args.order,
+    )
+
+
+def _load(args: argparse.Namespace, default_metrics: list[str] | None):
+    from tracecore_perf.history import changes
+    from tracecore_perf.history.store import open_store
+
+    metrics = changes.check_metrics(args.metric or default_metrics)
+    changes._library()  # a missing library is bad input, said before anything else
+    with open_store(args.db, write=False) as store:
+        runs, rows = store.runs(), store.rows()
+    return changes.history(str(args.db), runs, rows, metrics, _settings(args))
+
+
+def add(args: argparse.Namespace) -> int:
+    from tracecore_perf.history.store import figures_of, open_store
+    from tracecore_perf.published import locate
+
+    entries = [figures_of(locate(ref, args.search_dir), args.label) for ref in args.runs]  # all read before any write
+    stamps = [record.stamp for record, _ in entries]
+    if len(set(stamps)) != len(stamps):
+        entries = list({record.stamp: (record, rows) for record, rows in entries}.values())
+    with open_store(args.db, write=True) as store:
+        added = store.add(entries)
+    for (record, _), new in zip(entries, added, strict=True):
+        state = "added" if new else "already in the history, unchanged"
+        print(f"{PROG} history: {record.stamp} {state} ({args.db})")
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    from tracecore_perf.history.export import render_text
+
+    found = _load(args, None)
+    if args.format == "json":
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(found), indent=2).decode() + "\n")
+    else:
+        sys.stdout.write(render_text(found))
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    from tracecore_perf.cli.output import emit
+    from tracecore_perf.history import changes
+
+    check_junit_target(args.format, args.junit_file)
+    verdict = changes.check(_load(args, ["cpu_s"]))
+    emit(args.format, verdict, args.junit_file or args.db.parent / "history-check.junit.xml")
+    return 0 if verdict.ok or args.fail_on == "never" else 1
+
+
+def report(args: argparse.Namespace) -> int:
+    from tracecore_perf.history.report import DEFAULT_METRICS, write_history_report
+
+    target = args.output
+    if target.is_dir() or not target.parent.is_dir():
+        raise UsageError(f"--output must be a file in an existing directory: {target}")
+    found = _load(args, DEFAULT_METRICS)
+    write_history_report(found, target)
+    print(f"{PROG} history report: {target}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    return {"add": add, "show": show, "check": check, "report": report}[args.action](args)

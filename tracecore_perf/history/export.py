@@ -1,0 +1,80 @@
+"""History as text for people: ``history show`` and the lines ``history check`` prints (its
+json, github and junit formats go through ``verdicts/export``, as check's and compare's do)."""
+
+from __future__ import annotations
+
+from tracecore_perf.history.models import METRICS, RUN_WIDE, ChangePoint, History, HistoryVerdict
+
+
+def value_text(metric: str, value: float | None) -> str:
+    if value is None:
+        return "–"
+    unit = METRICS[metric].unit
+    if unit == "s":
+        return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.3f} s"
+    if unit == "bytes":
+        return f"{value / 2**20:,.1f} MiB" if value >= 2**20 else f"{value:,.0f} B"
+    if unit == "ratio":
+        return f"{value:.1%}"
+    return f"{value:,.2f} eps"
+
+
+def where(agent: str, task_ref: str) -> str:
+    return "the run" if agent == RUN_WIDE else f"{agent} on {task_ref}"
+
+
+def describe(cp: ChangePoint) -> str:
+    """One line: what moved, where, from what to what, and what else changed with it."""
+    ratio = "n/a" if cp.ratio is None else f"x{cp.ratio:.3f}"
+    text = (
+        f"{cp.direction} from run {cp.stamp}: {cp.metric} of {where(cp.agent, cp.task_ref)} "
+        f"{value_text(cp.metric, cp.before)} -> {value_text(cp.metric, cp.after)} ({ratio}; "
+        f"{cp.runs_before} runs before, {cp.runs_after} after)"
+    )
+    if cp.coincides_with:
+        text += f"; coincides with {', '.join(cp.coincides_with)}"
+    return text
+
+
+def render_text(found: History) -> str:
+    s = found.settings
+    lines = [
+        f"tracecore-perf history {found.database}: {len(found.runs)} runs, {len(found.change_points)} change points",
+        f"  E-divisive means, p <= {s.pvalue:g} ({s.permutations} permutations), changes under {s.min_change:.0%} dropped, "
+        f"order by {s.order}, {'machine classes mixed' if s.mix_machines else 'one series per machine class'}",
+        "runs:",
+    ]
+    for run in found.runs:
+        label = f" [{run.label}]" if run.label else ""
+        lines.append(
+            f"  {run.stamp}{label} {run.generated_at[:19]} {run.episodes} episodes, {run.workers} workers, {run.isolation}, "
+            f"TraceCore {run.tracecore_version}, Python {run.python_version}, machine class {run.host_class}"
+        )
+    lines.append("series:")
+    for series in found.series:
+        values = ", ".join(value_text(series.metric, p.value) for p in series.points[-12:])
+        more = "... " if len(series.points) > 12 else ""
+        cls = "" if series.host_class is None else f" [{series.host_class}]"
+        lines.append(f"  {series.metric} of {where(series.agent, series.task_ref)}{cls}: {more}{values}")
+        for cp in series.change_points:
+            lines.append(f"    CHANGE {describe(cp)}")
+        if series.note:
+            lines.append(f"    ({series.note})")
+    return "\n".join(lines) + "\n"
+
+
+def verdict_lines(verdict: HistoryVerdict) -> list[str]:
+    state = "PASS" if verdict.ok else "REGRESSION"
+    lines = [
+        f"tracecore-perf history check {verdict.newest or '(no run)'}: {state} "
+        f"({verdict.series_checked} series of {', '.join(verdict.metrics)}; {verdict.database})"
+    ]
+    for cp in verdict.regressions:
+        lines.append(f"  REGRESSION {describe(cp)}")
+    for cp in verdict.other_change_points:
+        lines.append(f"  change     {describe(cp)}")
+    for note in verdict.notes:
+        lines.append(f"  note       {note}")
+    if verdict.ok and not verdict.other_change_points:
+        lines.append("  no change point on the newest run's level")
+    return lines

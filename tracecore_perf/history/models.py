@@ -1,0 +1,144 @@
+"""The contracts of the history stage (msgspec Structs): what the store keeps of a published
+run, the series read back from it, and the change points found on them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Direction = Literal["slower", "faster"]
+Order = Literal["time", "label"]
+RUN_WIDE = "*"
+"""``agent`` and ``task_ref`` of a run-wide series (throughput, the harness's and workers' memory)."""
+
+
+class Metric(msgspec.Struct, frozen=True, kw_only=True):
+    """One series kept per run: ``per_row`` per (agent, task_ref), else run-wide; ``worse``
+    says which way is a regression ("slower" in the output)."""
+
+    name: str
+    title: str
+    unit: Literal["s", "bytes", "ratio", "eps"]
+    per_row: bool
+    worse: Literal["higher", "lower"] = "higher"
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric(name="cpu_s", title="median CPU per episode", unit="s", per_row=True),
+        Metric(name="wall_clock_s", title="median wall clock", unit="s", per_row=True),
+        Metric(name="wall_clock_p95_s", title="p95 wall clock", unit="s", per_row=True),
+        Metric(name="success_rate", title="success rate", unit="ratio", per_row=True, worse="lower"),
+        Metric(name="artifact_bytes", title="serialized artifact bytes per episode", unit="bytes", per_row=True),
+        Metric(name="episode_rss_bytes", title="peak episode RSS", unit="bytes", per_row=True),
+        Metric(name="throughput_eps", title="run throughput", unit="eps", per_row=False, worse="lower"),
+        Metric(name="harness_rss_bytes", title="harness peak RSS", unit="bytes", per_row=False),
+        Metric(name="workers_rss_bytes", title="workers' peak RSS (sampled)", unit="bytes", per_row=False),
+    )
+}
+
+
+class RunRecord(msgspec.Struct, kw_only=True):
+    """One published run in the store."""
+
+    stamp: str
+    generated_at: str
+    label: str | None
+    status: str
+    episodes: int
+    workers: int
+    isolation: str
+    warmup: int | None
+    tracecore_version: str
+    python_version: str
+    machine_class: str  # the run's own fingerprint (hardware, Python minor, TraceCore)
+    host_class: str  # the hardware part of it: what history keeps series apart by
+    cpu_model: str
+    throughput_eps: float | None
+    harness_rss_bytes: int | None
+    workers_rss_bytes: int | None
+    source_dir: str  # where the run's artifacts were when it was added (its report may sit there)
+    added_at: str = ""
+
+
+class RowFigures(msgspec.Struct, kw_only=True):
+    """One (agent, task_ref) of one run."""
+
+    stamp: str
+    agent: str
+    task_ref: str
+    episodes: int
+    cpu_s: float | None
+    wall_clock_s: float | None
+    wall_clock_p95_s: float | None
+    success_rate: float
+    artifact_bytes: float | None
+    episode_rss_bytes: int | None
+
+
+class Point(msgspec.Struct, kw_only=True):
+    stamp: str
+    value: float | None
+
+
+class ChangePoint(msgspec.Struct, kw_only=True):
+    """A persistent shift of one series: ``stamp`` is the first run after the change."""
+
+    agent: str
+    task_ref: str
+    metric: str
+    host_class: str | None
+    stamp: str
+    index: int  # of that run in the series
+    direction: Direction
+    before: float  # median of the segment before (back to the previous change point)
+    after: float  # median of the segment after (up to the next one)
+    ratio: float | None  # after / before (None: a change from 0)
+    runs_before: int
+    runs_after: int
+    coincides_with: list[str] = []  # what else changed between the two runs around it
+
+
+class Series(msgspec.Struct, kw_only=True):
+    agent: str
+    task_ref: str
+    metric: str
+    host_class: str | None  # None when machine classes are mixed (--mix-machines)
+    points: list[Point]
+    change_points: list[ChangePoint] = []
+    note: str | None = None  # why no change point could be looked for
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    pvalue: float
+    permutations: int
+    min_change: float
+    seed: int
+    mix_machines: bool = False
+    order: Order = "time"
+
+
+class History(msgspec.Struct, kw_only=True):
+    """What ``history show`` prints as JSON: the runs in order, the series, the change points."""
+
+    database: str
+    settings: Settings
+    metrics: list[str]
+    runs: list[RunRecord]
+    series: list[Series]
+    change_points: list[ChangePoint]
+
+
+class HistoryVerdict(msgspec.Struct, kw_only=True):
+    """``history check``: does the newest run sit on the slower side of a change point?"""
+
+    database: str
+    newest: str | None
+    metrics: list[str]
+    ok: bool
+    regressions: list[ChangePoint]
+    other_change_points: list[ChangePoint]  # on the newest run's level, not slower ones
+    series_checked: int
+    notes: list[str] = []

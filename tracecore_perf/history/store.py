@@ -1,0 +1,286 @@
+"""The history store: one SQLite file (stdlib ``sqlite3``), one row per published run and one
+per (agent, task_ref) of each run.
+
+The file says whose it is and which schema it holds: ``PRAGMA application_id`` is
+:data:`APPLICATION_ID` and ``PRAGMA user_version`` the schema version. A database of another
+application (another id, or tables without ours) is refused, never rebuilt; a database of a
+newer schema is refused; an older one is migrated step by step (:data:`MIGRATIONS`), each step
+and its version bump in one transaction. Reading commands open the file read-only, so nothing
+they refuse or read changes a byte of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from tracecore_perf.errors import UsageError
+from tracecore_perf.history.models import RowFigures, RunRecord
+from tracecore_perf.models import Manifest
+from tracecore_perf.published import PublishedRun
+from tracecore_perf.run.publish import distribution
+
+APPLICATION_ID = 0x54435046  # "TCPF"
+SCHEMA_VERSION = 1
+
+# MIGRATIONS[v] takes a database from schema version v to v + 1 (statements run in order, in
+# one transaction with the version bump). Version 0 is an empty file: the first step creates it.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE runs (
+            stamp TEXT PRIMARY KEY,
+            generated_at TEXT NOT NULL,
+            added_at TEXT NOT NULL,
+            label TEXT,
+            status TEXT NOT NULL,
+            episodes INTEGER NOT NULL,
+            workers INTEGER NOT NULL,
+            isolation TEXT NOT NULL,
+            warmup INTEGER,
+            tracecore_version TEXT NOT NULL,
+            python_version TEXT NOT NULL,
+            machine_class TEXT NOT NULL,
+            host_class TEXT NOT NULL,
+            cpu_model TEXT NOT NULL,
+            throughput_eps REAL,
+            harness_rss_bytes INTEGER,
+            workers_rss_bytes INTEGER,
+            source_dir TEXT NOT NULL
+        )""",
+        """CREATE TABLE row_figures (
+            stamp TEXT NOT NULL REFERENCES runs(stamp) ON DELETE CASCADE,
+            agent TEXT NOT NULL,
+            task_ref TEXT NOT NULL,
+            episodes INTEGER NOT NULL,
+            cpu_s REAL,
+            wall_clock_s REAL,
+            wall_clock_p95_s REAL,
+            success_rate REAL NOT NULL,
+            artifact_bytes REAL,
+            episode_rss_bytes INTEGER,
+            PRIMARY KEY (stamp, agent, task_ref)
+        )""",
+        "CREATE INDEX runs_by_time ON runs(generated_at)",
+    ],
+]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+_RUN_COLUMNS = [f for f in RunRecord.__struct_fields__]
+_ROW_COLUMNS = [f for f in RowFigures.__struct_fields__]
+
+
+# --- what a run contributes ------------------------------------------------------------
+
+
+def host_class(manifest: Manifest) -> str:
+    """The hardware part of the run's machine class (CPU model, cores, memory, OS, machine):
+    a TraceCore or Python upgrade stays in one series and is named at the change it causes."""
+    fields = {k: v for k, v in manifest.machine_class_fields.items() if k not in ("python", "tracecore")}
+    if not fields:
+        return manifest.machine_class
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def figures_of(run: PublishedRun, label: str | None = None) -> tuple[RunRecord, list[RowFigures]]:
+    """What the store keeps of one published run. Raises UsageError for a run history cannot
+    take (unreadable, or tainted: its rows are not all the harness's own)."""
+    try:
+        manifest, summary, series = run.manifest(), run.summary(), run.series()
+        samples = run.samples() if run.paths["samples"].is_file() else []
+    except (msgspec.DecodeError, msgspec.ValidationError, OSError) as exc:
+        raise UsageError(f"run {run.stamp} cannot be read: {exc}") from None
+    if summary.status == "tainted" or not summary.integrity.clean:
+        raise UsageError(f"run {run.stamp} is tainted (its evidence was tampered with): not added to the history")
+    record = RunRecord(
+        stamp=run.stamp,
+        generated_at=manifest.generated_at,
+        label=label,
+        status=summary.status,
+        episodes=summary.episodes,
+        workers=manifest.workers,
+        isolation=manifest.isolation,
+        warmup=manifest.warmup if manifest.isolation == "forkserver" else None,
+        tracecore_version=manifest.interpreter.tracecore_version,
+        python_version=manifest.interpreter.python_version,
+        machine_class=manifest.machine_class,
+        host_class=host_class(manifest),
+        cpu_model=manifest.host.cpu_model,
+        throughput_eps=summary.throughput_eps,
+        harness_rss_bytes=summary.resources.harness_peak_rss_bytes,
+        workers_rss_bytes=max((s.workers_rss_bytes for s in samples), default=None),
+        source_dir=str(run.output_dir.resolve()),
+        added_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    grouped = defaultdict(list)
+    for row in series:
+        grouped[(row.agent, row.task_ref)].append(row)
+    rows = []
+    for (agent, task_ref), members in grouped.items():
+        ok = [r for r in members if r.success]
+        wall = distribution(r.wall_clock_s for r in ok)
+        rows.append(
+            RowFigures(
+                stamp=run.stamp,
+                agent=agent,
+                task_ref=task_ref,
+                episodes=len(members),
+                cpu_s=round(statistics.median(r.cpu_user_s + r.cpu_sys_s for r in ok), 6) if ok else None,
+                wall_clock_s=wall.p50,
+                wall_clock_p95_s=wall.p95,
+                success_rate=round(len(ok) / len(members), 6),
+                artifact_bytes=round(statistics.fmean(r.artifact_bytes for r in ok), 1) if ok else None,
+                episode_rss_bytes=max(r.max_rss_bytes for r in members) or None,
+            )
+        )
+    return record, rows
+
+
+# --- the file --------------------------------------------------------------------------
+
+
+class Store:
+    """An open history database (use :func:`open_store`)."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, writable: bool) -> None:
+        self.path = path
+        self.conn = conn
+        self.writable = writable
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add(self, entries: Iterable[tuple[RunRecord, list[RowFigures]]]) -> list[bool]:
+        """Add runs in one transaction; a run already present (by stamp) is left as it is.
+        Returns, per run, whether it was added."""
+        if not self.writable:
+            raise RuntimeError("store opened read-only")
+        added = []
+        run_sql = f"INSERT OR IGNORE INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})"
+        row_sql = f"INSERT INTO row_figures ({', '.join(_ROW_COLUMNS)}) VALUES ({', '.join('?' * len(_ROW_COLUMNS))})"
+        with _transaction(self.conn):
+            for record, rows in entries:
+                cursor = self.conn.execute(run_sql, [getattr(record, c) for c in _RUN_COLUMNS])
+                added.append(cursor.rowcount == 1)
+                if cursor.rowcount == 1:
+                    self.conn.executemany(row_sql, [[getattr(r, c) for c in _ROW_COLUMNS] for r in rows])
+        return added
+
+    def runs(self) -> list[RunRecord]:
+        cursor = self.conn.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs ORDER BY generated_at, stamp")
+        return [RunRecord(**dict(zip(_RUN_COLUMNS, values, strict=True))) for values in cursor]
+
+    def rows(self) -> list[RowFigures]:
+        cursor = self.conn.execute(f"SELECT {', '.join(_ROW_COLUMNS)} FROM row_figures ORDER BY stamp, agent, task_ref")
+        return [RowFigures(**dict(zip(_ROW_COLUMNS, values, strict=True))) for values in cursor]
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any error (the connection is in autocommit mode,
+    so DDL of a migration is inside the transaction too)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, *rest: object) -> None:
+        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _refuse(path: Path, why: str) -> UsageError:
+    return UsageError(f"{path}: {why}; history databases are never rebuilt or overwritten (give another --db PATH)")
+
+
+def _identify(conn: sqlite3.Connection, path: Path) -> int:
+    """The schema version of our database at ``path`` (0: an empty file). Raises UsageError
+    for a file that is not a database, another application's, or of a newer schema."""
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    except sqlite3.DatabaseError as exc:
+        raise _refuse(path, f"not a readable SQLite database ({exc})") from None
+    if app_id != APPLICATION_ID:
+        if app_id == 0 and not tables and version == 0:
+            return 0
+        owner = f"application id {app_id:#x}" if app_id else f"tables {', '.join(sorted(tables)[:4]) or 'none'}"
+        raise _refuse(path, f"not a tracecore-perf history database ({owner})")
+    if version > SCHEMA_VERSION:
+        raise UsageError(
+            f"{path}: history schema version {version} is newer than this tracecore-perf reads (up to {SCHEMA_VERSION}): "
+            "upgrade tracecore-perf to read it"
+        )
+    return version
+
+
+def migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Bring our database from ``version`` to :data:`SCHEMA_VERSION`, one step per transaction."""
+    for step in range(version, SCHEMA_VERSION):
+        with _transaction(conn):
+            for statement in MIGRATIONS[step]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {step + 1}")
+
+
+def preflight(path: Path) -> None:
+    """Before a run that will add itself (``run --history``): the database at ``path`` can be
+    opened and is ours, or it does not exist yet and its directory does. Changes nothing."""
+    if path.exists() and not path.is_dir() and path.stat().st_size == 0:
+        return
+    if path.exists():
+        open_store(path, write=False, older_ok=True).close()
+    elif not path.parent.is_dir():
+        raise UsageError(f"--history: directory does not exist: {path.parent}")
+
+
+def open_store(path: Path, *, write: bool, older_ok: bool = False) -> Store:
+    """Open the history database at ``path``. ``write``: create it if absent and migrate an
+    older schema (``history add``); otherwise read-only, and it must exist with our schema.
+    Raises UsageError (one line) without changing the file."""
+    if path.is_dir():
+        raise UsageError(f"--db is a directory, not a history database: {path}")
+    if not path.exists():
+        if not write:
+            raise UsageError(f"no history database at {path} (add runs with `history add RUN... --db {path}`)")
+        if not path.parent.is_dir():
+            raise UsageError(f"--db: directory does not exist: {path.parent}")
+    try:
+        if write:
+            conn = sqlite3.connect(path, isolation_level=None)
+        else:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise UsageError(f"{path}: cannot open the history database ({exc})") from None
+    try:
+        version = _identify(conn, path)
+        if version < SCHEMA_VERSION:
+            if not write and not older_ok:
+                if version == 0:
+                    raise UsageError(f"{path} is an empty file, not a history database yet (add runs with `history add`)")
+                raise UsageError(f"{path}: history schema version {version} is older; `history add` migrates it")
+            if write:
+                migrate(conn, version)
+        conn.execute("PRAGMA foreign_keys = ON")
+    except UsageError:
+        conn.close()
+        raise
+    except sqlite3.Error as exc:
+        conn.close()
+        raise UsageError(f"{path}: cannot use the history database ({exc})") from None
+    return Store(path, conn, write)
