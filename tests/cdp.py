@@ -130,6 +130,13 @@ class Chromium:
             raise BrowserError(f"{expression!r} threw: {result['exceptionDetails']}")
         return result["result"].get("value")
 
+    def image_sizes(self) -> list[list[int]]:
+        """Every <img>'s natural size once decoded; [0, 0] for one that does not decode."""
+        return self.evaluate(
+            "Promise.all([...document.images].map(img => img.decode().then("
+            "() => [img.naturalWidth, img.naturalHeight], () => [0, 0])))"
+        )
+
     def console_errors(self) -> list[str]:
         """Console errors, uncaught exceptions and browser log errors (CSP violations among them)."""
         errors = []

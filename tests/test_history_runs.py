@@ -91,10 +91,7 @@ def test_history_page_in_headless_chromium(history, tmp_path):
     assert CHROMIUM is not None
     with Chromium(CHROMIUM, tmp_path / "profile") as browser:
         browser.open(page.as_uri())
-        sizes = browser.evaluate(
-            "Promise.all([...document.images].map(img => img.decode().then("
-            "() => [img.naturalWidth, img.naturalHeight], () => [0, 0])))"
-        )
+        sizes = browser.image_sizes()
         text = browser.evaluate("document.body.innerText")
         scripts = browser.evaluate("document.scripts.length")
         errors = browser.console_errors()

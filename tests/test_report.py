@@ -193,10 +193,7 @@ def test_report_in_headless_chromium(hostile_run, compared, tmp_path, which):
     assert CHROMIUM is not None
     with Chromium(CHROMIUM, tmp_path / "profile") as browser:
         browser.open(page.as_uri())
-        sizes = browser.evaluate(
-            "Promise.all([...document.images].map(img => img.decode().then("
-            "() => [img.naturalWidth, img.naturalHeight], () => [0, 0])))"
-        )
+        sizes = browser.image_sizes()
         text = browser.evaluate("document.body.innerText")
         pwned = browser.evaluate("typeof window.__pwned")
         scripts = browser.evaluate("document.scripts.length")

@@ -5,10 +5,11 @@ leaves its state). ``resume`` reruns only the cells without a finished published
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -57,16 +58,8 @@ def start(
     from tracecore_perf.run.harness import _check_writable_dir
 
     _check_writable_dir(output_dir)
-    if address is None:
-        from tracecore_perf.matrix import local
-
-        local.preflight(plan.cells, output_dir)
-    else:
-        from tracecore_perf.matrix import ray_backend
-
-        ray_backend.import_ray()
-        address = ray_backend.connect(address)
-    try:
+    address = _check(plan.cells, output_dir, address)
+    with _leaving(address):
         stamp, matrix_dir = _new_matrix_dir(output_dir)
         (matrix_dir / results.PLAN).write_bytes(msgspec.json.format(msgspec.json.encode(plan), indent=2))
         source = Path(plan.source)
@@ -74,11 +67,6 @@ def start(
             shutil.copyfile(source, matrix_dir / f"matrix-{stamp}.toml")  # the file as it was run
         outcomes = {cell.name: CellOutcome(name=cell.name, path=cell.name) for cell in plan.cells}
         return _run(plan, stamp, matrix_dir, outcomes, address, retries, say, show_progress, output_cap)
-    finally:
-        if address is not None:
-            from tracecore_perf.matrix import ray_backend
-
-            ray_backend.shutdown()
 
 
 def resume(
@@ -112,16 +100,29 @@ def resume(
             outcome = CellOutcome(name=cell.name, path=cell.name)  # to run again
         outcomes[cell.name] = outcome
     todo = [c for c in plan.cells if outcomes[c.name].status == "pending"]
+    address = _check(todo, matrix_dir.parent, address)
+    with _leaving(address):
+        return _run(plan, stamp, matrix_dir, outcomes, address, retries, say, show_progress, output_cap)
+
+
+def _check(cells: list, output_dir: Path, address: str | None) -> str | None:
+    """Here: the run's own preflight for every cell. On Ray: join the cluster (each node
+    checks its own cells); returns the address joined."""
     if address is None:
         from tracecore_perf.matrix import local
 
-        local.preflight(todo, matrix_dir.parent)
-    else:
-        from tracecore_perf.matrix import ray_backend
+        local.preflight(cells, output_dir)
+        return None
+    from tracecore_perf.matrix import ray_backend
 
-        address = ray_backend.connect(address)
+    return ray_backend.connect(address)
+
+
+@contextlib.contextmanager
+def _leaving(address: str | None) -> Iterator[None]:
+    """Leave the Ray cluster (when one was joined) however the matrix ends."""
     try:
-        return _run(plan, stamp, matrix_dir, outcomes, address, retries, say, show_progress, output_cap)
+        yield
     finally:
         if address is not None:
             from tracecore_perf.matrix import ray_backend
