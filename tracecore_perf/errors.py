@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class UsageError(Exception):
     """Bad input found before any episode starts: exit 2, nothing written."""
@@ -13,3 +15,16 @@ class RunAborted(Exception):
 
 class ClusterUnreachable(Exception):
     """No Ray cluster (or none with a perf_host node) answers at the address given: exit 3."""
+
+
+def read_input(path: Path, what: str) -> bytes:
+    """The bytes of an input file the user named (``what``: "scenario file", ...), or one
+    UsageError saying why not."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{what} is a directory: {path}") from None
+    except OSError as exc:
+        raise UsageError(f"{what} unreadable: {path}: {exc.strerror}") from None

@@ -29,7 +29,7 @@ from pathlib import Path
 import msgspec
 
 from tracecore_perf import defaults
-from tracecore_perf.errors import UsageError
+from tracecore_perf.errors import UsageError, read_input
 from tracecore_perf.matrix.models import Cell, CellEntry, MatrixFile, MatrixPlan, RunSettings
 from tracecore_perf.run.scenario import DEFAULT_SCENARIO, load_scenario
 
@@ -54,14 +54,7 @@ def _where(path: Path, data: dict, detail: str) -> str:
 
 
 def read(path: Path) -> MatrixFile:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"matrix file not found: {path}") from None
-    except IsADirectoryError:
-        raise UsageError(f"matrix file is a directory: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"matrix file unreadable: {path}: {exc.strerror}") from None
+    raw = read_input(path, "matrix file")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from tracecore_perf.errors import UsageError
+from tracecore_perf.errors import UsageError, read_input
 from tracecore_perf.models import EpisodeJob, ScenarioRow
 
 DEFAULT_SCENARIO: tuple[ScenarioRow, ...] = (
@@ -28,14 +28,7 @@ DEFAULT_SCENARIO: tuple[ScenarioRow, ...] = (
 def load_scenario(path: Path) -> list[ScenarioRow]:
     """Read a scenario file: a JSON list of rows, a JSON object with a ``rows`` list, or a
     TOML file with ``[[rows]]`` (or ``[[scenario]]``) tables."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"scenario file not found: {path}") from None
-    except IsADirectoryError:
-        raise UsageError(f"scenario file is a directory: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"scenario file unreadable: {path}: {exc.strerror}") from None
+    raw = read_input(path, "scenario file")
 
     if path.suffix.lower() == ".toml":
         try:
