@@ -318,6 +318,9 @@ BAD_ARGS = {
     "db is a directory": (["show", "--db", "{empty}"], "--db is a directory"),
     "report into nowhere": (["report", "--output", "{missing}/x/page.html"], "--output must be a file in an existing directory"),
     "no action": ([], "the following arguments are required: ACTION"),
+    "a label of two lines": (["add", "yesterday", "--label", "v1\n\x1b[31mv2"], "only printable characters"),
+    "a label of a page": (["add", "yesterday", "--label", "x" * 201], "at most 200 characters"),
+    "permutations without end": (["show", "--permutations", "100000000"], "at most 10000"),
 }
 
 
@@ -331,6 +334,39 @@ def test_bad_arguments_are_one_line_exit_2_and_leave_the_database_alone(tmp_path
     lines = err.strip().splitlines()
     assert len(lines) == 1 and BAD_ARGS[case][1] in lines[0], err
     assert digest(db) == before
+
+
+def test_another_run_with_a_stamp_already_there_is_refused_not_dropped(tmp_path, db, stepped, capsys):
+    """Two runs in different folders can share a stamp (they started in the same second):
+    the second is refused, by name, and nothing of the command is added."""
+    twin = clone_run(tmp_path / "elsewhere", 0)
+    manifest = next(twin.glob("perf-manifest-*.json"))
+    data = json.loads(manifest.read_text())
+    data["generated_at"] = "2027-01-01T00:00:00.500000+00:00"  # the same second, another run
+    manifest.write_text(json.dumps(data))
+    newcomer = clone_run(tmp_path / "elsewhere", 11)
+    before = digest(db)
+    code, _, err = cli(capsys, "history", "add", str(newcomer), str(twin), "--db", str(db))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "another run with stamp 20270101T000000Z is already in the history" in lines[0], err
+    assert str(twin.resolve()) in lines[0]
+    assert digest(db) == before  # the newcomer given first is not added either
+
+
+def test_an_unfinished_run_is_refused_until_it_is_finished(tmp_path, capsys):
+    """An interrupted run's figures cover only what it got to, and a run is added once: so it
+    is refused, saying how to finish it."""
+    run = clone_run(tmp_path, 0)
+    summary = next(run.glob("perf-summary-*.json"))
+    data = json.loads(summary.read_text())
+    data["status"] = "interrupted"
+    summary.write_text(json.dumps(data))
+    path = tmp_path / "h.sqlite"
+    code, _, err = cli(capsys, "history", "add", str(run), "--db", str(path))
+    assert code == 2
+    assert "run 20270101T000000Z is interrupted: finish it first (python -m tracecore_perf --resume" in err
+    assert not path.exists() or sqlite3.connect(path).execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
 
 
 def test_a_bad_run_among_good_ones_adds_none(tmp_path, stepped, capsys):

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from conftest import harness
+from conftest import AGENTS, harness, harness_env
 
 pytestmark = pytest.mark.slow  # every test here runs real episodes
 
@@ -88,6 +90,20 @@ def test_each_cell_is_an_ordinary_run_that_check_takes(matrix):
     assert compared.returncode == 0, compared.stderr
 
 
+def test_every_cell_has_a_stamp_of_its_own_so_history_takes_them_all(matrix):
+    """Cells often start within one second; each cell's number is its stamp's suffix, so no
+    two cells share a stamp and `history add` stores every one."""
+    work, payload, _ = matrix
+    stamps = [cell["stamp"] for cell in payload["cells"]]
+    assert len(set(stamps)) == len(stamps) == 4
+    assert [stamp.rsplit("-", 1)[1] for stamp in stamps] == ["1", "2", "3", "4"]
+    matrix_dir = work / "out" / f"matrix-{payload['stamp']}"
+    folders = [str(matrix_dir / cell["name"]) for cell in payload["cells"]]
+    added = harness("history", "add", *folders, "--db", "cells.sqlite", cwd=work)
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.count(" added ") == 4, added.stdout
+
+
 def test_perf_matrix_json_and_the_comparisons_of_cells_sharing_rows(matrix):
     work, payload, done = matrix
     path = work / "out" / f"matrix-{payload['stamp']}" / f"perf-matrix-{payload['stamp']}.json"
@@ -136,3 +152,53 @@ def test_ray_without_the_extra_exits_2_with_the_install_command(tmp_path: Path):
     assert done.returncode == 2, done.stderr
     assert "pip install -e '.[ray]'" in done.stderr and done.stderr.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_sigterm_stops_the_matrix_as_ctrl_c_does_and_resume_finishes_it(tmp_path: Path):
+    """A CI timeout or a service manager sends SIGTERM: the matrix stops (143), writes every
+    cell's state and prints the --resume command; --resume runs the rest; a --resume with
+    nothing left to run says so and leaves the record as it was."""
+    gate = tmp_path / "gate_agent.py"
+    shutil.copyfile(AGENTS / "gate_agent.py", gate)
+    held = f'{{agent = "{gate}", task_ref = "filesystem_hidden_config@1", seed = 1}}'
+    (tmp_path / "cells.toml").write_text(
+        f"episodes = 2\nworkers = 1\nrows = [{TOY}]\n"
+        f'[[cells]]\nname = "first"\n[[cells]]\nname = "held"\nrows = [{held}]\n[[cells]]\nname = "last"\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracecore_perf", "matrix", "cells.toml", "--output-dir", "out", "--no-progress"],
+        cwd=tmp_path,
+        env=harness_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob("gate-started-*")):  # the held cell's episode is running
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        (tmp_path / "gate-open").touch()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    (matrix_dir,) = (tmp_path / "out").glob("matrix-*")
+    record = json.loads(next(matrix_dir.glob("perf-matrix-*.json")).read_text())
+    status = {cell["name"]: cell["status"] for cell in record["cells"]}
+    assert status["first"] == "ok" and status["held"] in ("interrupted", "pending") and status["last"] == "pending", status
+    assert f"matrix --resume {matrix_dir.relative_to(tmp_path)}" in err.strip().splitlines()[-1]
+    assert "held" in out  # the table was printed
+
+    resumed = harness("matrix", "--resume", str(matrix_dir), "--json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert {cell["name"]: cell["status"] for cell in json.loads(resumed.stdout)["cells"]} == dict.fromkeys(status, "ok")
+
+    path = next(matrix_dir.glob("perf-matrix-*.json"))
+    before = path.read_bytes()
+    again = harness("matrix", "--resume", str(matrix_dir), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to resume" in again.stderr
+    assert path.read_bytes() == before

@@ -41,11 +41,35 @@ def _analysis(p: argparse.ArgumentParser, metric_help: str) -> None:
         help="a change point whose segment medians differ by less than this is dropped (the host's run-to-run noise)",
     )
     p.add_argument("--pvalue", type=alpha, default=SETTINGS["pvalue"], help="significance of E-divisive's permutation test")
-    p.add_argument("--permutations", type=positive_int, default=SETTINGS["permutations"], help="permutations per test")
+    p.add_argument(
+        "--permutations",
+        type=_permutations,
+        default=SETTINGS["permutations"],
+        help=f"permutations per test (1 to {MAX_PERMUTATIONS})",
+    )
     p.add_argument("--order", choices=["time", "label"], default="time", help="order of the runs in a series")
     p.add_argument(
         "--mix-machines", action="store_true", help="one series across machine classes (default: one per machine class)"
     )
+
+
+MAX_PERMUTATIONS = 10_000  # each test is a loop of this many; more only burns CPU
+MAX_LABEL = 200  # a commit, a tag, a release name: printed in tables, charts and the page
+
+
+def _permutations(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_PERMUTATIONS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_PERMUTATIONS}, got {value}")
+    return value
+
+
+def _label(text: str) -> str:
+    if len(text) > MAX_LABEL:
+        raise argparse.ArgumentTypeError(f"at most {MAX_LABEL} characters, got {len(text)}")
+    if not text.isprintable():  # newlines, tabs, terminal escapes: labels are printed as they are
+        raise argparse.ArgumentTypeError(f"only printable characters (no newlines or control characters): {text!r}")
+    return text
 
 
 def parser() -> argparse.ArgumentParser:
@@ -57,7 +81,11 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = sub.add_parser("add", help="add published runs to the history (a run already there is left as it is)")
     add.add_argument("runs", nargs="+", metavar="RUN", help=f"a run: {RUN_REF}")
-    add.add_argument("--label", help="a label for the runs, such as a commit or a release (default: none)")
+    add.add_argument(
+        "--label",
+        type=_label,
+        help=f"a label for the runs, such as a commit or a release; one line of at most {MAX_LABEL} characters",
+    )
     _db(add)
     add_search_dir(add)
 
@@ -113,9 +141,6 @@ def add(args: argparse.Namespace) -> int:
     from tracecore_perf.published import locate
 
     entries = [figures_of(locate(ref, args.search_dir), args.label) for ref in args.runs]  # all read before any write
-    stamps = [record.stamp for record, _ in entries]
-    if len(set(stamps)) != len(stamps):
-        entries = list({record.stamp: (record, rows) for record, rows in entries}.values())
     with open_store(args.db, write=True) as store:
         added = store.add(entries)
     for (record, _), new in zip(entries, added, strict=True):

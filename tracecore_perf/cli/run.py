@@ -119,6 +119,9 @@ def run_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"add the run to the history database once it is published (PATH default: {defaults.HISTORY_DB}; see `history`)",
     )
+    # A matrix cell run on a Ray node gets its cell's number as its stamp's suffix, so cells
+    # that start in the same second keep distinct stamps (history knows runs by stamp).
+    parser.add_argument("--stamp-suffix", type=non_negative_int, default=0, help=argparse.SUPPRESS)
     parser.set_defaults(run_parameters=names)
     return parser
 
@@ -176,6 +179,7 @@ def main(argv: list[str]) -> int:
             sample_interval=args.sample_interval,
             output_cap=args.output_cap,
             warmup=args.warmup,
+            stamp_suffix=args.stamp_suffix,
         )
         outcome = harness.start(options, show_progress=show_progress)
 
@@ -253,7 +257,7 @@ def add_to_history(manifest: Path, db: Path) -> bool:
     from tracecore_perf.published import locate
 
     entry = figures_of(locate(manifest))
-    with open_store(db, write=True) as store:
+    with open_store(db, write=True, create_dir=True) as store:
         return store.add([entry])[0]
 
 

@@ -99,6 +99,12 @@ def figures_of(run: PublishedRun, label: str | None = None) -> tuple[RunRecord, 
         raise UsageError(f"run {run.stamp} cannot be read: {exc}") from None
     if summary.status == "tainted" or not summary.integrity.clean:
         raise UsageError(f"run {run.stamp} is tainted (its evidence was tampered with): not added to the history")
+    if summary.status not in ("complete", "resumed"):
+        # Its figures cover only the episodes it got to; the finished run would never replace them.
+        raise UsageError(
+            f"run {run.stamp} is {summary.status}: finish it first "
+            f"(python -m tracecore_perf --resume {run.output_dir / f'run-{run.stamp}'}), then add it"
+        )
     record = RunRecord(
         stamp=run.stamp,
         generated_at=manifest.generated_at,
@@ -164,8 +170,9 @@ class Store:
         self.close()
 
     def add(self, entries: Iterable[tuple[RunRecord, list[RowFigures]]]) -> list[bool]:
-        """Add runs in one transaction; a run already present (by stamp) is left as it is.
-        Returns, per run, whether it was added."""
+        """Add runs in one transaction; a run already present (same stamp, same start) is left
+        as it is; another run with a stamp already present is refused (UsageError, nothing
+        added). Returns, per run, whether it was added."""
         if not self.writable:
             raise RuntimeError("store opened read-only")
         added = []
@@ -173,6 +180,13 @@ class Store:
         row_sql = f"INSERT INTO row_figures ({', '.join(_ROW_COLUMNS)}) VALUES ({', '.join('?' * len(_ROW_COLUMNS))})"
         with _transaction(self.conn):
             for record, rows in entries:
+                known = self.conn.execute("SELECT generated_at, source_dir FROM runs WHERE stamp = ?", (record.stamp,)).fetchone()
+                if known is not None and known[0] != record.generated_at:
+                    # Runs are known by their stamp; two runs in different folders can share one.
+                    raise UsageError(
+                        f"another run with stamp {record.stamp} is already in the history (from {known[1]}, started "
+                        f"{known[0]}); the run from {record.source_dir} (started {record.generated_at}) is not added"
+                    )
                 cursor = self.conn.execute(run_sql, [getattr(record, c) for c in _RUN_COLUMNS])
                 added.append(cursor.rowcount == 1)
                 if cursor.rowcount == 1:
@@ -203,7 +217,7 @@ class _transaction:
 
 
 def _refuse(path: Path, why: str) -> UsageError:
-    return UsageError(f"{path}: {why}; history databases are never rebuilt or overwritten (give another --db PATH)")
+    return UsageError(f"{path}: {why}; history databases are never rebuilt or overwritten (use another database file)")
 
 
 def _identify(conn: sqlite3.Connection, path: Path) -> int:
@@ -245,11 +259,11 @@ def preflight(path: Path) -> None:
         return
     if path.exists():
         open_store(path, write=False, older_ok=True).close()
-    elif not path.parent.is_dir():
-        raise UsageError(f"--history: directory does not exist: {path.parent}")
+    elif path.parent.exists() and not path.parent.is_dir():
+        raise UsageError(f"--history: not a directory: {path.parent}")
 
 
-def open_store(path: Path, *, write: bool, older_ok: bool = False) -> Store:
+def open_store(path: Path, *, write: bool, older_ok: bool = False, create_dir: bool = False) -> Store:
     """Open the history database at ``path``. ``write``: create it if absent and migrate an
     older schema (``history add``); otherwise read-only, and it must exist with our schema.
     Raises UsageError (one line) without changing the file."""
@@ -258,6 +272,8 @@ def open_store(path: Path, *, write: bool, older_ok: bool = False) -> Store:
     if not path.exists():
         if not write:
             raise UsageError(f"no history database at {path} (add runs with `history add RUN... --db {path}`)")
+        if not path.parent.is_dir() and create_dir:
+            path.parent.mkdir(parents=True, exist_ok=True)  # as a run creates its output directory
         if not path.parent.is_dir():
             raise UsageError(f"--db: directory does not exist: {path.parent}")
     try:

@@ -32,6 +32,7 @@ def run_options(cell: Cell, output_dir: Path, output_cap: int):
         sample_interval=cell.sample_interval,
         output_cap=output_cap,
         warmup=cell.warmup,
+        stamp_suffix=cell.number,
     )
 
 
@@ -56,6 +57,8 @@ def run_argv(cell: Cell, output_dir: Path, scenario_file: Path) -> list[str]:
         argv.append("--compress")
     if cell.python:
         argv += ["--python", cell.python]
+    if cell.number:
+        argv += ["--stamp-suffix", str(cell.number)]
     return argv
 
 

@@ -25,6 +25,7 @@ CellName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63
 # had to stop); pending: not started.
 CellStatus = Literal["ok", "episodes_failed", "tainted", "interrupted", "failed", "pending"]
 DONE_STATUSES = ("ok", "episodes_failed", "tainted")
+COMPARABLE = ("ok", "episodes_failed")  # cells whose figures cover the whole run (compare takes them)
 
 
 class RunSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -69,6 +70,7 @@ class Cell(msgspec.Struct, kw_only=True):
     warmup: int
     rows: list[ScenarioRow]
     scenario_source: str  # "inline", "default" or the scenario file as given
+    number: int = 0  # 1-based place in the file: the suffix of the cell's stamp (distinct stamps)
 
 
 class MatrixPlan(msgspec.Struct, kw_only=True):

@@ -129,5 +129,5 @@ def load(path: Path) -> MatrixPlan:
         if entry.name.lower() in seen:  # each is a folder: unique on case-insensitive file systems too
             raise UsageError(f"{path}: two cells are named {entry.name!r}; cell names must be unique")
         seen.add(entry.name.lower())
-        cells.append(_resolve(entry, top, path))
+        cells.append(msgspec.structs.replace(_resolve(entry, top, path), number=len(cells) + 1))
     return MatrixPlan(source=str(path), cells=cells, cwd=os.getcwd())

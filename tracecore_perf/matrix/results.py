@@ -9,7 +9,7 @@ import msgspec
 
 from tracecore_perf.errors import UsageError
 from tracecore_perf.matrix import cells as cellio
-from tracecore_perf.matrix.models import Cell, CellComparison, CellOutcome, MatrixResult
+from tracecore_perf.matrix.models import COMPARABLE, Cell, CellComparison, CellOutcome, MatrixResult
 from tracecore_perf.run.rundir import write_atomic
 
 PLAN = "matrix-plan.json"
@@ -57,8 +57,8 @@ def comparisons(cells: list[Cell], outcomes: dict[str, CellOutcome], matrix_dir:
         for cur in cells[i + 1 :]:
             if [tuple(msgspec.structs.astuple(r)) for r in base.rows] != [tuple(msgspec.structs.astuple(r)) for r in cur.rows]:
                 continue
-            if outcomes.get(base.name) is None or outcomes.get(cur.name) is None:
-                continue
+            if any(outcomes.get(c.name) is None or outcomes[c.name].status not in COMPARABLE for c in (base, cur)):
+                continue  # an interrupted or failed cell's figures cover only what it got to
             base_run, cur_run = cellio.published(matrix_dir / base.name), cellio.published(matrix_dir / cur.name)
             if base_run is None or cur_run is None:
                 continue

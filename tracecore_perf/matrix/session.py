@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -100,9 +102,29 @@ def resume(
             outcome = CellOutcome(name=cell.name, path=cell.name)  # to run again
         outcomes[cell.name] = outcome
     todo = [c for c in plan.cells if outcomes[c.name].status == "pending"]
+    if not todo and previous is not None:
+        # Nothing to rerun: the record stays as the matrix left it (its times, its wall time).
+        say("every cell has a finished run; nothing to resume")
+        code = 0 if previous.ok else 1
+        return MatrixOutcome(exit_code=code, result=previous, matrix_dir=matrix_dir, path=results.matrix_path(matrix_dir, stamp))
     address = _check(todo, matrix_dir.parent, address)
     with _leaving(address):
         return _run(plan, stamp, matrix_dir, outcomes, address, retries, say, show_progress, output_cap)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM while no run handles it (between cells, a Ray wait): stop as Ctrl-C stops, 143."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a CI timeout, a service manager) ends the matrix like Ctrl-C: the record of
+    every cell is written and --resume reruns the rest. Each cell's run handles it itself."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def _check(cells: list, output_dir: Path, address: str | None) -> str | None:
@@ -163,19 +185,28 @@ def _run(
     def on_done(outcome: CellOutcome) -> None:
         outcomes[outcome.name] = outcome
         refresh()
+        _stop_on_sigterm()  # a cell's run restores SIGTERM to the default when it ends
 
     refresh()
     todo = [c for c in plan.cells if outcomes[c.name].status == "pending"]
-    if address is None:
-        from tracecore_perf.matrix import local
+    previous_handler = signal.getsignal(signal.SIGTERM)
+    _stop_on_sigterm()
+    try:
+        if address is None:
+            from tracecore_perf.matrix import local
 
-        stopped = local.run_cells(todo, matrix_dir, on_done, say=say, show_progress=show_progress, output_cap=output_cap)
-    else:
-        from tracecore_perf.matrix import ray_backend
+            stopped = local.run_cells(todo, matrix_dir, on_done, say=say, show_progress=show_progress, output_cap=output_cap)
+        else:
+            from tracecore_perf.matrix import ray_backend
 
-        stopped = ray_backend.run_cells(
-            todo, matrix_dir, on_done, cwd=plan.cwd, retries=ray_backend.RETRIES if retries is None else retries, say=say
-        )
+            stopped = ray_backend.run_cells(
+                todo, matrix_dir, on_done, cwd=plan.cwd, retries=ray_backend.RETRIES if retries is None else retries, say=say
+            )
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM between cells or before a run's own handling
+        stopped = 143 if isinstance(exc, _Terminated) else 130
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous_handler)
     result.comparisons = results.comparisons(plan.cells, outcomes, matrix_dir)
     result.finished_at = utc_now().isoformat()
     result.wall_s = round(time.monotonic() - t0, 3)

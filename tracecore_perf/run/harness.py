@@ -60,6 +60,7 @@ class RunOptions(msgspec.Struct, kw_only=True):
     sample_interval: float
     output_cap: int
     warmup: int = 1  # episodes of each scenario row the zygote runs and discards (forkserver)
+    stamp_suffix: int = 0  # a matrix cell's number: its stamp's suffix (rundir.new_stamp)
 
 
 class Validated(msgspec.Struct):
@@ -193,7 +194,7 @@ def start(options: RunOptions, *, show_progress: bool = True) -> Outcome:
             log.warning("host.busy", reason=host.quiet_reason, advice="figures from a busy host are noisy")
         fingerprint, fields = machine_class(host, checked.interpreter)
         output_dir.mkdir(parents=True, exist_ok=True)
-        stamp = new_stamp(output_dir)
+        stamp = new_stamp(output_dir, first_suffix=options.stamp_suffix)
         run_dir = RunDir(output_dir / f"run-{stamp}")
         run_dir.create()
         manifest = Manifest(

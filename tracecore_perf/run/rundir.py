@@ -33,13 +33,17 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def new_stamp(output_dir: Path, now: datetime | None = None) -> str:
+def new_stamp(output_dir: Path, now: datetime | None = None, first_suffix: int = 0) -> str:
     """A stamp no run in ``output_dir`` has used: TraceCore's ``%Y%m%dT%H%M%SZ``, with a
-    suffix when two runs start in the same second."""
+    suffix when two runs start in the same second. ``first_suffix``: start the suffixes there
+    (a matrix gives cell N suffix N, so its cells' stamps differ even when cells start in the
+    same second, in different folders or on different hosts)."""
     base = (now or utc_now()).strftime("%Y%m%dT%H%M%SZ")
-    stamp, n = base, 1
+    n = first_suffix
+    stamp = f"{base}-{n}" if n else base
     while (output_dir / f"run-{stamp}").exists() or any(output_dir.glob(f"perf-*-{stamp}.*")):
-        stamp, n = f"{base}-{n}", n + 1
+        n += 1
+        stamp = f"{base}-{n}"
     return stamp
 
 

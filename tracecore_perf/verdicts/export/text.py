@@ -50,7 +50,7 @@ def _comparison(c: Comparison) -> list[str]:
         if row.baseline_median_s is not None and row.current_median_s is not None:
             lines.append(
                 f"    median {row.baseline_median_s * 1000:.1f} -> {row.current_median_s * 1000:.1f} ms, "
-                f"ratio {_ratio_text(row.ratio.value, row.ratio.low, row.ratio.high)}, "
+                f"{'' if row.ratio.value is None else 'ratio '}{_ratio_text(row.ratio.value, row.ratio.low, row.ratio.high)}, "
                 f"p={_p(row.p_value)} (adjusted {_p(row.p_adjusted)}), n={row.baseline_n}/{row.current_n}"
             )
         if row.se_log_ratio is not None and row.drift_within is not None:
