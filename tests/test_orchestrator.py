@@ -4,6 +4,7 @@ milliseconds; what the real workers do is tested end to end by the slow tests.""
 
 from __future__ import annotations
 
+import errno
 import signal
 from pathlib import Path
 
@@ -227,3 +228,19 @@ def test_a_real_sigint_goes_through_the_signal_watcher(run_dir, monkeypatch):
     assert sorted(r.episode_index for r in rows) == [0, 1] and sorted(keeper.aborted) == [2, 3]
     assert execution.progress.done == 2
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_a_full_disk_aborts_the_run_cleanly_while_episodes_still_finish(run_dir, monkeypatch):
+    """The writer fails (ENOSPC) while other episodes are finishing: their rows can no longer
+    be written, and that is the full disk's doing. The run stops with the disk's error
+    (``aborted``), never with an error of the stream the dead writer closed."""
+    from tracecore_perf.run import writer
+
+    def full(self, line: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer.Ledger, "append", full)
+    keeper = FakeKeeper(workers=4, total=40)
+    execution, rows, _ = execute(run_dir, keeper, monkeypatch, jobs(40))
+    assert execution.aborted is not None and "No space left on device" in execution.aborted
+    assert rows == []

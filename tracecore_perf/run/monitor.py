@@ -100,7 +100,10 @@ class Monitor:
             if not self.run_dir.is_dir():
                 # Open files would go on accepting rows into a deleted directory: stop instead.
                 raise RunAborted(f"the run directory disappeared: {self.run_dir}")
-            await send.send(self.sample())
+            try:
+                await send.send(self.sample())
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return  # the writer stopped on its own error (a full disk), which ends the run
 
 
 SAMPLE_FIELDS = list(Sample.__struct_fields__)

@@ -137,7 +137,7 @@ class Execution:
                     await self._start_workers()
                     await self._launch_all(jobs, send)
                     self.elapsed_s = time.perf_counter() - self.t0
-                    await send.send(monitor.sample())
+                    await deliver(send, monitor.sample())
                 finally:
                     self.elapsed_s = self.elapsed_s or time.perf_counter() - self.t0
                     with anyio.CancelScope(shield=True):
@@ -198,7 +198,8 @@ class Execution:
         row = self._row(job, outcome, timed_out, failure, queued_at, started, finished)
         # A row counted is a row written: an interrupt arriving now must not drop it.
         with anyio.CancelScope(shield=True):
-            await send.send(row)
+            if not await deliver(send, row):
+                return
         if row.run_id:
             self.run_ids.add(row.run_id)
         self.progress.done += 1
@@ -300,6 +301,17 @@ class Execution:
                 log.warning("interrupt", signal=signal.Signals(signum).name, action="stop launching, kill episodes in flight")
                 if self._launch_scope is not None:
                     self._launch_scope.cancel()
+
+
+async def deliver(send: MemoryObjectSendStream, item: EpisodeRow | Sample) -> bool:
+    """Hand a row or a sample to the writer; False when the writer has stopped. It stops only
+    on its own error (a full disk: ``RunAborted``, which is what ends the run), so a closed
+    stream here is that error's echo, not an error of its own."""
+    try:
+        await send.send(item)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        return False
+    return True
 
 
 def _leaf(error: BaseException) -> BaseException:
