@@ -48,5 +48,7 @@ def test_episodes_run_under_the_given_interpreter(tmp_path: Path, other_python: 
     assert manifest["interpreter"]["executable"] == str(other_python)
     assert manifest["isolation"] == isolation
     series = published(out, "series")
-    assert all(row["success"] and row["cpu_user_s"] > 0 and row["max_rss_bytes"] > 0 for row in series)
+    # The kernel splits a process's CPU into user and system by the ticks it sampled: a short
+    # episode can show all of it as system time, so the accounting is checked as a whole.
+    assert all(row["success"] and row["cpu_user_s"] + row["cpu_sys_s"] > 0 and row["max_rss_bytes"] > 0 for row in series)
     assert sum(row["run_count"] for row in published(out, "metrics")) == 4

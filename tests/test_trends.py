@@ -54,10 +54,13 @@ def _only(verdict: dict, name: str) -> dict:
 
 @pytest.mark.slow
 def test_a_healthy_run_has_no_finding(work):
+    """Nothing the agents themselves could cause. Whether the latency checks stay quiet on a
+    healthy run depends on the host's noise, and on a shared host other test runs move
+    latency and host memory: a test cannot assert it (it failed one CI run in several)."""
     run = real_run(work, "healthy", [], 48)  # the default scenario: four shipped agents
     code, verdict = check_json(work, str(run))
     assert code == 0
-    assert verdict["findings"] == []
+    assert _besides_latency(verdict) == []
 
 
 @pytest.mark.slow
