@@ -203,8 +203,8 @@ def run_cells(
     say: Callable[[str], None] = lambda line: None,
 ) -> int | None:
     """Submit every cell, then take each as it finishes and write its files under
-    ``matrix_dir/<cell>``. Returns 130 when interrupted (the cells in flight are cancelled,
-    marked interrupted), else None. Call ``connect`` first."""
+    ``matrix_dir/<cell>``. Returns 130 (143 for SIGTERM) when interrupted (the cells in flight
+    are cancelled, marked interrupted), else None. Call ``connect`` first."""
     ray = import_ray()
     task = ray.remote(resources={RESOURCE: 1}, num_cpus=0, max_retries=retries, retry_exceptions=False)(run_cell_on_node)
     for cell in cells:
@@ -232,14 +232,14 @@ def run_cells(
                     pending = []
             else:
                 no_host_since = None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as the session turns it into one
         for ref in pending:
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
             outcome = _failed(refs[ref], "interrupted")
             outcome.status = "interrupted"
             on_done(outcome)
-        return 130
+        return getattr(exc, "exit_code", 130)
     return None
 
 

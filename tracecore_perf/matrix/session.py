@@ -115,6 +115,8 @@ def resume(
 class _Terminated(KeyboardInterrupt):
     """SIGTERM while no run handles it (between cells, a Ray wait): stop as Ctrl-C stops, 143."""
 
+    exit_code = 143
+
 
 def _raise_terminated(signum: int, frame: object) -> None:
     raise _Terminated
@@ -203,7 +205,7 @@ def _run(
                 todo, matrix_dir, on_done, cwd=plan.cwd, retries=ray_backend.RETRIES if retries is None else retries, say=say
             )
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM between cells or before a run's own handling
-        stopped = 143 if isinstance(exc, _Terminated) else 130
+        stopped = getattr(exc, "exit_code", 130)
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous_handler)
