@@ -386,6 +386,20 @@ def test_run_with_history_refuses_a_foreign_database_before_any_episode(tmp_path
     assert digest(path) == before and not (tmp_path / "out").exists()
 
 
+def test_run_with_history_makes_the_folder_or_refuses_before_any_episode(tmp_path, capsys, monkeypatch):
+    """`--history PATH` in a folder that does not exist yet: made, as the run's output folder
+    is; one that cannot be made (below a file) is bad input, before any episode."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    code, _, err = cli(capsys, "--episodes", "2", "--output-dir", str(tmp_path / "out"), "--history", "a-file/h.sqlite")
+    assert code == 2 and "--history: cannot create the folder of a-file/h.sqlite" in err
+    assert not (tmp_path / "out").exists()
+    from tracecore_perf.history.store import preflight
+
+    preflight(tmp_path / "new" / "deeper" / "h.sqlite")
+    assert (tmp_path / "new" / "deeper").is_dir() and not (tmp_path / "new" / "deeper" / "h.sqlite").exists()
+
+
 # --- schema versions -------------------------------------------------------------------------------
 
 

@@ -254,13 +254,17 @@ def migrate(conn: sqlite3.Connection, version: int) -> None:
 
 def preflight(path: Path) -> None:
     """Before a run that will add itself (``run --history``): the database at ``path`` can be
-    opened and is ours, or it does not exist yet and its directory does. Changes nothing."""
+    opened and is ours, or it does not exist yet and its folder exists or is made here.
+    Changes no file."""
     if path.exists() and not path.is_dir() and path.stat().st_size == 0:
         return
     if path.exists():
         open_store(path, write=False, older_ok=True).close()
-    elif path.parent.exists() and not path.parent.is_dir():
-        raise UsageError(f"--history: not a directory: {path.parent}")
+    else:  # its folder is made now, as the run makes its output folder (the file once published)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--history: cannot create the folder of {path}: {exc.strerror or exc}") from None
 
 
 def open_store(path: Path, *, write: bool, older_ok: bool = False, create_dir: bool = False) -> Store:
