@@ -51,42 +51,43 @@ def _cpu(usage: resource.struct_rusage) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _forked(worker, job: dict | None) -> tuple[float, int, float]:
-    """One episode (or, with no job, nothing) in a forked child: its CPU, its minor faults,
-    and our CPU in fork()."""
+def _in_child(work) -> tuple[bytes, resource.struct_rusage, float]:
+    """``work()`` (returning bytes) in a child forked from here: what it returned, the
+    kernel's accounting of the child, and the CPU this process spent in fork()."""
     read_end, write_end = os.pipe()
     before = time.process_time()
     pid = os.fork()
     if pid == 0:
         os.close(read_end)
-        if job is not None:
-            worker._write_all(write_end, json.dumps(worker.run_episode(job)).encode())
+        view = memoryview(work())
+        while view:
+            view = view[os.write(write_end, view) :]
         os._exit(0)
     fork_cpu = time.process_time() - before
-    os.close(write_end)
-    while os.read(read_end, 1 << 16):
-        pass
-    os.close(read_end)
-    _, _, usage = os.wait4(pid, 0)
-    return _cpu(usage), usage.ru_minflt, fork_cpu
-
-
-def _second_in_fork(worker, first: dict, job: dict) -> tuple[float, int]:
-    """A child runs ``first``, then ``job``; returns ``job``'s CPU and minor faults."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        worker.run_episode(first)
-        cost = _in_process(worker, job)
-        worker._write_all(write_end, json.dumps(cost).encode())
-        os._exit(0)
     os.close(write_end)
     data = b""
     while chunk := os.read(read_end, 1 << 16):
         data += chunk
     os.close(read_end)
-    os.waitpid(pid, 0)
+    _, _, usage = os.wait4(pid, 0)
+    return data, usage, fork_cpu
+
+
+def _forked(worker, job: dict | None) -> tuple[float, int, float]:
+    """One episode (or, with no job, nothing) in a forked child: its CPU, its minor faults,
+    and our CPU in fork()."""
+    _, usage, fork_cpu = _in_child(lambda: b"" if job is None else json.dumps(worker.run_episode(job)).encode())
+    return _cpu(usage), usage.ru_minflt, fork_cpu
+
+
+def _second_in_fork(worker, first: dict, job: dict) -> tuple[float, int]:
+    """A child runs ``first``, then ``job``; returns ``job``'s CPU and minor faults."""
+
+    def both() -> bytes:
+        worker.run_episode(first)
+        return json.dumps(_in_process(worker, job)).encode()
+
+    data, _, _ = _in_child(both)
     cpu, faults = json.loads(data)
     return cpu, faults
 

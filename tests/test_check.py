@@ -267,7 +267,7 @@ def _as_if(healthy: Path, target: Path, **summary_fields) -> Path:
 
 @pytest.mark.slow
 def test_a_healthy_300_episode_run_holds_the_default_and_an_explicit_limit_wins(healthy, tmp_path):
-    """The issue's run: 300 episodes, 2.9 MB of run artifacts on disk, ~9.75 KB each."""
+    """A long run: 300 episodes, 2.9 MB of run artifacts on disk, ~9.75 KB each."""
     long_run = _as_if(healthy, tmp_path, episodes=300, run_artifacts__total_bytes=2_925_000, run_artifacts__avg_bytes=9750.0)
     code, verdict = check_json(tmp_path, str(long_run), "--no-trends")
     total = next(t for t in verdict["thresholds"] if t["name"] == "run_artifacts.total_bytes")

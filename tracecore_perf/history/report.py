@@ -109,9 +109,9 @@ def _draw(group: list[Series], labels: dict[str, str]) -> bytes:
     import matplotlib
     from matplotlib.figure import Figure
 
-    from tracecore_perf.report.charts import _RC, _encode, shorten
+    from tracecore_perf.report.charts import STYLE, encode_figure, shorten
 
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(11, 1.2 + 2.3 * len(group)), layout="constrained")
         axes = fig.subplots(len(group), 1, squeeze=False, sharex=True)[:, 0]
         stamps = list(dict.fromkeys(p.stamp for s in group for p in s.points))
@@ -153,7 +153,7 @@ def _draw(group: list[Series], labels: dict[str, str]) -> bytes:
         axes[-1].set_xticks(range(len(stamps)), ticks, rotation=60 if tilted else 0, ha="right" if tilted else "center")
         axes[-1].tick_params(axis="x", labelsize=7.5)
         axes[-1].set_xlim(-0.6, len(stamps) - 0.4)
-        return _encode(fig, "png")
+        return encode_figure(fig, "png")
 
 
 def build_page(found: History, page_dir: Path) -> HistoryPage:

@@ -11,8 +11,6 @@ they refuse or read changes a byte of it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sqlite3
 import statistics
 from collections import defaultdict
@@ -83,10 +81,13 @@ _ROW_COLUMNS = [f for f in RowFigures.__struct_fields__]
 def host_class(manifest: Manifest) -> str:
     """The hardware part of the run's machine class (CPU model, cores, memory, OS, machine):
     a TraceCore or Python upgrade stays in one series and is named at the change it causes."""
-    fields = {k: v for k, v in manifest.machine_class_fields.items() if k not in ("python", "tracecore")}
+    from tracecore_perf.run.hostinfo import fingerprint
+    from tracecore_perf.verdicts.compare import INTERPRETER_FIELDS
+
+    fields = {k: v for k, v in manifest.machine_class_fields.items() if k not in INTERPRETER_FIELDS}
     if not fields:
         return manifest.machine_class
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+    return fingerprint(fields)
 
 
 def figures_of(run: PublishedRun, label: str | None = None) -> tuple[RunRecord, list[RowFigures]]:

@@ -32,7 +32,7 @@ from tracecore_perf.run.rundir import write_atomic
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
-_RC = {
+STYLE = {  # every chart of ours: the run report's and the history page's
     "text.parse_math": False,  # agent/task/error strings are data, not TeX
     "font.size": 10,
     "axes.titlesize": 12,
@@ -590,7 +590,7 @@ def render(data: RunData, output_dir: Path) -> list[Chart]:
     """Draw every figure of ``data`` into ``output_dir`` as PNG and SVG."""
     charts = []
     stamp = data.manifest.stamp
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(STYLE):
         for spec in FIGURES:
             size = spec.size(data) if callable(spec.size) else spec.size
             fig = Figure(figsize=size, layout="constrained")
@@ -598,8 +598,8 @@ def render(data: RunData, output_dir: Path) -> list[Chart]:
             spec.draw(fig, data)
             _subtitle(fig, data)
             png, svg = chart_paths(output_dir, spec.name, stamp)
-            write_atomic(png, _encode(fig, "png"))
-            write_atomic(svg, _encode(fig, "svg"))
+            write_atomic(png, encode_figure(fig, "png"))
+            write_atomic(svg, encode_figure(fig, "svg"))
             charts.append(Chart(name=spec.name, title=spec.title, caption=spec.caption, png=png, svg=svg))
     return charts
 
@@ -607,7 +607,7 @@ def render(data: RunData, output_dir: Path) -> list[Chart]:
 _CLIP_ID = re.compile(rb"\bp[0-9a-f]{10}\b")
 
 
-def _encode(fig: Figure, fmt: str) -> bytes:
+def encode_figure(fig: Figure, fmt: str) -> bytes:
     """The figure's bytes. Re-rendering the same run gives the same bytes, so a refreshed
     baseline's charts diff only where the data changed: no dates or versions in the files, and
     the SVG's clip-path ids (hashed from object ids by matplotlib) renumbered in order."""
@@ -678,14 +678,14 @@ def latency_comparison(fig: Figure, current: RunData, baseline: RunData) -> None
 
 def render_comparison(current: RunData, baseline: RunData, output_dir: Path) -> Chart:
     keys = {(r.agent, r.task_ref) for d in (current, baseline) for r in d.series}
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(11, 2.2 + 0.9 * max(1, len(keys))), layout="constrained")
         fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))
         latency_comparison(fig, current, baseline)
         _subtitle(fig, current)
         png, svg = chart_paths(output_dir, "comparison", current.manifest.stamp)
-        write_atomic(png, _encode(fig, "png"))
-        write_atomic(svg, _encode(fig, "svg"))
+        write_atomic(png, encode_figure(fig, "png"))
+        write_atomic(svg, encode_figure(fig, "svg"))
     return Chart(
         name="comparison",
         title="Latency against the baseline",

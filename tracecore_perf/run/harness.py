@@ -96,7 +96,7 @@ def check_workers(workers: int) -> None:
         raise UsageError(f"--workers {workers} is more than this host can hold: at most {limit} ({why})")
 
 
-def _check_writable_dir(path: Path) -> None:
+def check_writable_dir(path: Path) -> None:
     """The output directory must be a writable directory, or creatable as one."""
     probe = path
     while not probe.exists():
@@ -161,7 +161,7 @@ async def validate(zygote: ZygoteProcess, python: str, scenario: list[ScenarioRo
 def preflight(scenario: list[ScenarioRow], python: str, isolation: IsolationMode, output_dir: Path) -> Validated:
     """All of a run's input checks, standalone: for callers that validate several runs
     before starting any (``ab`` checks both interpreters first)."""
-    _check_writable_dir(output_dir)
+    check_writable_dir(output_dir)
     _check_python(python)
 
     async def main() -> Validated:
@@ -183,7 +183,7 @@ Prepare = Callable[[ZygoteProcess], Awaitable[tuple[RunDir, Manifest]]]
 def start(options: RunOptions, *, show_progress: bool = True) -> Outcome:
     output_dir = Path(options.output_dir)
     check_workers(options.workers)
-    _check_writable_dir(output_dir)
+    check_writable_dir(output_dir)
     _check_python(options.python)
     busy = BusyProbe()  # watches the host while we validate
 

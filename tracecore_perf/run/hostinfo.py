@@ -113,5 +113,9 @@ def machine_class(host: HostContext, interpreter: Interpreter) -> tuple[str, dic
         "python": python_minor,
         "tracecore": interpreter.tracecore_version,
     }
-    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
-    return digest, fields
+    return fingerprint(fields), fields
+
+
+def fingerprint(fields: dict) -> str:
+    """A short stable id of a machine class's fields (or of a part of them)."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
