@@ -63,6 +63,28 @@ def test_a_finished_report_becomes_a_done_with_the_artifact_placed_in_the_run(tm
     assert done.artifact.file_bytes == len(placed)
 
 
+# What persist_run's format must survive: empty and nested containers, escapes, non-ASCII
+# text, the floats json writes its own way, non-string keys, NaN (msgspec cannot read it).
+TRICKY_ARTIFACTS = [
+    {},
+    {"run_id": "r", "a": [], "b": {}, "c": [[], {}, [[{}]]], "d": {"e": {"f": []}}},
+    {"s": 'é \u2028 \n\t "q" \\ / \x00 \x7f 😀 \u00a0', "": ""},
+    {"f": [1.0, 1e-7, 1e22, -0.0, 0.1 + 0.2, 5e-324, 12345678901234567890123], "b": [True, False, None]},
+    {1: "int key", 2.5: "float key", "nested": [1, [2, [3, [4, {"x": None}]]]]},
+    {"nan": float("nan"), "inf": [float("inf"), float("-inf")]},
+]
+
+
+@pytest.mark.parametrize("artifact", TRICKY_ARTIFACTS)
+@pytest.mark.parametrize("with_msgspec", [True, False], ids=["msgspec", "stdlib-only interpreter"])
+def test_artifacts_are_placed_byte_for_byte_as_persist_run_writes_them(artifact, with_msgspec, monkeypatch):
+    if not with_msgspec:
+        monkeypatch.setattr(episode_worker, "_reindent", None)
+    else:
+        assert episode_worker._reindent is not None  # the harness's interpreter has msgspec
+    assert episode_worker.persist_bytes(artifact) == json.dumps(artifact, ensure_ascii=False, indent=2).encode("utf-8")
+
+
 @pytest.mark.parametrize(
     ("report", "expected"),
     [

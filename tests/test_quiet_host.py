@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tracecore_perf.run.hostinfo import QUIET_CPU_BUSY_PERCENT
+
 from conftest import harness, published
 
 pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
@@ -28,6 +30,8 @@ def test_a_busy_host_is_recorded_and_warned_about(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     host = published(tmp_path / "out", "manifest")["host"]
     assert host["quiet"] is False
-    assert host["cpu_busy_percent_start"] > 50
+    # Two burners on two cores, beside a harness that is itself importing on one core while
+    # its zygote warms up on the other: they get about half the CPUs, well past the bar.
+    assert host["cpu_busy_percent_start"] > QUIET_CPU_BUSY_PERCENT
     assert "other processes kept the CPUs" in host["quiet_reason"]
     assert "host.busy" in done.stderr

@@ -9,8 +9,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import msgspec
-
 from tracecore_perf import __version__, defaults
 from tracecore_perf.cli.args import COMMANDS, PROG, Parser, non_negative_int, positive_float, positive_int
 from tracecore_perf.errors import UsageError
@@ -140,26 +138,62 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def main(argv: list[str]) -> int:
-    from tracecore_perf.run import harness
-    from tracecore_perf.run.console import print_summary
-    from tracecore_perf.run.launcher import default_isolation, default_python
-    from tracecore_perf.run.logs import configure
-    from tracecore_perf.run.scenario import DEFAULT_SCENARIO, load_scenario
-    from tracecore_perf.verdicts.check import load_thresholds
+    from tracecore_perf.run.spawn import default_isolation, default_python, prestart
 
     args, given = parse(argv)
-    # bad thresholds are bad input: exit 2 before any episode starts (the report's verdict
-    # reads the same thresholds)
-    thresholds = load_thresholds() if args.check or args.report else None
-    if args.history is not None:  # a database history would refuse is bad input: before any episode starts
+    args.python = args.python or default_python()
+    args.isolation = args.isolation or default_isolation()
+    thresholds, scenario = check_input(args, given)
+    # A new run's zygote starts now, before the harness's imports below, so TraceCore's
+    # imports in it overlap ours; the run adopts it, or it is discarded unused.
+    zygote = None if args.resume is not None else prestart(args.python, args.isolation)
+    try:
+        return _run(args, thresholds, scenario, zygote)
+    finally:
+        if zygote is not None:
+            zygote.discard()
+
+
+def check_input(args: argparse.Namespace, given: list[str]):
+    """Every check of the input that needs no episode interpreter, before any process starts:
+    bad input is one line and exit 2. Returns the thresholds (for --check/--report) and the
+    scenario rows (None on --resume)."""
+    from tracecore_perf.run.checks import check_python, check_workers, check_writable_dir
+
+    thresholds = None
+    if args.check or args.report:  # the report's verdict reads the same thresholds
+        from tracecore_perf.verdicts.check import load_thresholds
+
+        thresholds = load_thresholds()
+    if args.history is not None:  # a database history would refuse
         from tracecore_perf.history.store import preflight
 
         preflight(args.history)
-    configure(args.log_format)
-    show_progress = not (args.no_progress or args.json)
     if args.resume is not None:
         if given:
             raise UsageError(f"--resume takes the run's parameters from its manifest; drop --{given[0].replace('_', '-')}")
+        return thresholds, None
+    from tracecore_perf.run.scenario import DEFAULT_SCENARIO, load_scenario
+
+    scenario = load_scenario(args.scenario) if args.scenario else list(DEFAULT_SCENARIO)
+    check_workers(args.workers)
+    check_writable_dir(Path(args.output_dir))
+    check_python(args.python)
+    return thresholds, scenario
+
+
+def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
+    from tracecore_perf.run.hostinfo import BusyProbe
+
+    # The quiet-host check's window opens as the run starts: now, with the zygote running.
+    busy = BusyProbe(own_processes=(zygote.process.pid,) if zygote else ())
+    from tracecore_perf.run import harness
+    from tracecore_perf.run.console import print_summary
+    from tracecore_perf.run.logs import configure
+
+    configure(args.log_format)
+    show_progress = not (args.no_progress or args.json)
+    if args.resume is not None:
         outcome = harness.resume(args.resume, output_cap=args.output_cap, show_progress=show_progress)
         if outcome.publication is None and outcome.stopped is None:
             print(f"{PROG}: run already complete, nothing to resume: {args.resume}", file=sys.stderr)
@@ -172,16 +206,16 @@ def main(argv: list[str]) -> int:
             output_dir=args.output_dir,
             strict_spec=args.strict_spec,
             compress=args.compress,
-            scenario=load_scenario(args.scenario) if args.scenario else list(DEFAULT_SCENARIO),
-            isolation=args.isolation or default_isolation(),
-            python=args.python or default_python(),
+            scenario=scenario,
+            isolation=args.isolation,
+            python=args.python,
             keep_runs=args.keep_runs,
             sample_interval=args.sample_interval,
             output_cap=args.output_cap,
             warmup=args.warmup,
             stamp_suffix=args.stamp_suffix,
         )
-        outcome = harness.start(options, show_progress=show_progress)
+        outcome = harness.start(options, show_progress=show_progress, zygote=zygote, busy=busy)
 
     if outcome.stopped is not None:
         print(
@@ -216,6 +250,8 @@ def main(argv: list[str]) -> int:
             exit_code = exit_code or 1
     output_dir = Path(outcome.run_dir).parent
     if args.json:
+        import msgspec
+
         payload = {
             "ok": exit_code == 0,
             "stamp": publication.stamp,
@@ -245,6 +281,8 @@ def after_run(stamp: str, output_dir: Path, thresholds, json_payload: dict | Non
     run = locate(stamp, output_dir)
     verdict = evaluate(run, thresholds)
     if json_payload is not None:
+        import msgspec
+
         json_payload["check"] = msgspec.to_builtins(verdict)
     else:
         emit("text", verdict, output_dir, stream=sys.stdout)

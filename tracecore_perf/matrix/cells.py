@@ -16,7 +16,7 @@ SUPERSEDED = ".superseded"  # earlier attempts of rerun cells, beside the cells 
 def run_options(cell: Cell, output_dir: Path, output_cap: int):
     """The cell as the harness's ``RunOptions`` (the local backend)."""
     from tracecore_perf.run import harness
-    from tracecore_perf.run.launcher import default_python
+    from tracecore_perf.run.spawn import default_python
 
     return harness.RunOptions(
         episodes=cell.episodes,

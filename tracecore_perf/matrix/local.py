@@ -22,12 +22,13 @@ def preflight(cells: list[Cell], output_dir: Path) -> None:
     host, the output directory, the interpreter, and every agent and task ref loaded by the
     interpreter that will run them (one check per distinct interpreter, isolation and rows)."""
     from tracecore_perf.run import harness
-    from tracecore_perf.run.launcher import default_python
+    from tracecore_perf.run.checks import check_workers
+    from tracecore_perf.run.spawn import default_python
 
     seen = set()
     for cell in cells:
         try:
-            harness.check_workers(cell.workers)
+            check_workers(cell.workers)
             key = (cell.python, cell.isolation, tuple(cell.rows))
             if key not in seen:
                 seen.add(key)

@@ -1,7 +1,7 @@
 """The matrix file: TOML -> validated ``Cell``s. Everything wrong with the file (unknown keys,
 duplicate names, bad values, a missing scenario file) is one ``UsageError`` naming the file and
 the cell, before any cell starts. Values are held to the run command's own bounds (the Struct
-constraints mirror its flag types; the worker bound is the harness's ``check_workers``);
+constraints mirror its flag types; the worker bound is ``run.checks.check_workers``);
 ``local.preflight`` then runs the harness's own ``preflight`` on every cell that runs here.
 
 ```toml
@@ -68,7 +68,7 @@ def read(path: Path) -> MatrixFile:
 
 
 def _resolve(entry: CellEntry, top: MatrixFile, path: Path) -> Cell:
-    from tracecore_perf.run.launcher import default_isolation
+    from tracecore_perf.run.spawn import default_isolation
 
     def pick(name: str, default):
         value = getattr(entry, name)

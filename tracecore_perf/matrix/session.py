@@ -57,7 +57,7 @@ def start(
     """Check every cell (here: the run's own preflight; on Ray: the connection, each node
     checks its cells itself), then run them all. Bad input raises UsageError and an address
     where no cluster answers ClusterUnreachable, both before anything is written."""
-    from tracecore_perf.run.harness import check_writable_dir
+    from tracecore_perf.run.checks import check_writable_dir
 
     check_writable_dir(output_dir)
     address = _check(plan.cells, output_dir, address)

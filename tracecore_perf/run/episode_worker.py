@@ -54,6 +54,11 @@ PROTOCOL_VERSION = 1  # protocol.PROTOCOL_VERSION, harness side
 
 _libc = None  # loaded once in the zygote; every episode process inherits it
 
+try:  # optional: ``--python`` may name an interpreter that has TraceCore and nothing of ours
+    from msgspec.json import format as _reindent
+except ImportError:
+    _reindent = None
+
 
 def _prctl(option: int, value: int) -> bool:
     """Linux prctl(2); a no-op elsewhere."""
@@ -74,6 +79,21 @@ def _die_with_parent(sig: int, parent_pid: int) -> None:
 
 
 # --- inside the episode process ----------------------------------------------------------
+
+
+def persist_bytes(artifact: dict) -> bytes:
+    """``artifact`` as TraceCore's ``persist_run`` writes it: ``json`` with ``indent=2`` and
+    ``ensure_ascii=False``. The standard library indents in pure Python (~0.5 ms for a
+    13 KB artifact); when msgspec is importable (it is in the harness's own interpreter) the
+    C encoder's compact text is re-indented by msgspec, the same bytes ~5x faster
+    (tests/test_protocol.py holds the two together). NaN and Infinity, which ``json``
+    writes and msgspec does not read, take the standard library's path."""
+    if _reindent is not None:
+        try:
+            return _reindent(json.dumps(artifact, ensure_ascii=False).encode("utf-8"), indent=2)
+        except ValueError:  # msgspec.DecodeError is one: NaN or Infinity in the artifact
+            pass
+    return json.dumps(artifact, ensure_ascii=False, indent=2).encode("utf-8")
 
 
 def _telemetry(artifact: dict) -> dict:
@@ -238,15 +258,35 @@ def metrics(request: dict) -> dict:
     return {"rows": compute_all_metrics(limit=max(int(request.get("limit", 1)), 1))}
 
 
-def warm(scenario: list[dict]) -> None:
-    """Pay once, in the zygote, what every forked child would otherwise pay: imports,
-    the task registry, jsonschema's validator machinery. No agent code runs here."""
+def warm_runtime() -> None:
+    """Pay once, in the zygote, what every forked child would otherwise pay: TraceCore's
+    imports, jsonschema's validator machinery, the sandbox guard's source caches. Done as
+    the zygote starts, while the harness is still importing its own libraries. No agent
+    code runs here."""
     import agent_bench.runner.runlog  # noqa: F401
     import agent_bench.runner.runner  # noqa: F401
     from agent_bench.runner.spec_check import check_spec_compliance
-    from agent_bench.tasks.loader import load_task
 
     check_spec_compliance({})
+    # TraceCore's sandbox guard calls inspect.stack() on every file access, which reads
+    # source through linecache and maps files to modules through inspect's caches. A
+    # forked child inherits those caches; a cold one costs it ~15 ms per episode.
+    import inspect
+
+    import agent_bench
+
+    package_root = os.path.dirname(agent_bench.__file__)
+    for folder, _, files in os.walk(package_root):
+        _cache_sources(os.path.join(folder, name) for name in files if name.endswith(".py"))
+    inspect.stack()
+
+
+def warm(scenario: list[dict]) -> None:
+    """The scenario's share of the warming: its tasks in the task registry, their and the
+    agents' source in the caches; then the zygote's objects out of the children's
+    collections."""
+    from agent_bench.tasks.loader import load_task
+
     sources: set[str] = set()
     for row in scenario:
         try:
@@ -258,24 +298,21 @@ def warm(scenario: list[dict]) -> None:
             sources.update(str(p) for p in task["path"].glob("*.py"))
         if os.path.isfile(row.get("agent", "")):
             sources.add(row["agent"])
-    # TraceCore's sandbox guard calls inspect.stack() on every file access, which reads
-    # source through linecache and maps files to modules through inspect's caches. A
-    # forked child inherits those caches; a cold one costs it ~15 ms per episode.
-    import inspect
-    import linecache
-
-    import agent_bench
-
-    package_root = os.path.dirname(agent_bench.__file__)
-    for folder, _, files in os.walk(package_root):
-        sources.update(os.path.join(folder, name) for name in files if name.endswith(".py"))
-    for path in sources:
-        linecache.getlines(path)
-    inspect.stack()
+    _cache_sources(sources)
     import gc
+    import inspect
+
+    inspect.stack()
 
     gc.collect()
     gc.freeze()  # keep the server's objects out of the children's collections (fewer page copies)
+
+
+def _cache_sources(paths) -> None:
+    import linecache
+
+    for path in paths:
+        linecache.getlines(path)
 
 
 class _Deadline(BaseException):
@@ -604,7 +641,7 @@ def _place_artifact(artifact: object, run_id: object, runs_dir: str | None) -> d
     if artifact.get("run_id") != run_id:
         return {"artifact_error": f"the artifact reported for run id {run_id!r} is another run's"}
     try:
-        data = json.dumps(artifact, ensure_ascii=False, indent=2).encode("utf-8")  # persist_run's format
+        data = persist_bytes(artifact)
         telemetry = _telemetry(artifact)
     except (ValueError, TypeError, RecursionError):
         return {"artifact_error": f"the artifact for run id {run_id!r} is not plain JSON"}
@@ -919,6 +956,8 @@ def start(argv: list[str]) -> Zygote | None:
     signal.signal(signal.SIGTERM, zygote.on_terminate)
     _die_with_parent(signal.SIGTERM, harness_pid)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    if isolation == "forkserver":
+        warm_runtime()  # before the greeting: the harness is importing meanwhile
     return zygote
 
 
@@ -963,5 +1002,8 @@ if __name__ == "__main__":
             sys.stderr.flush()
         finally:
             os._exit(code)
-    if isinstance(role, Worker):
-        os._exit(0)  # a worker that was told to exit: skip the zygote's interpreter teardown
+    # Told to exit: skip the interpreter's teardown (tens of ms of freeing TraceCore's
+    # modules, which the harness would wait for).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

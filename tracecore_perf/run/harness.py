@@ -21,6 +21,7 @@ import structlog
 from tracecore_perf import __version__
 from tracecore_perf.errors import RunAborted, UsageError
 from tracecore_perf.models import AttemptRecord, Integrity, Interpreter, IsolationMode, KeepRuns, Manifest, ScenarioRow
+from tracecore_perf.run.checks import check_python, check_workers, check_writable_dir
 from tracecore_perf.run.console import ProgressBar
 from tracecore_perf.run.episode_worker import remove_tree
 from tracecore_perf.run.hostinfo import BusyProbe, host_context, machine_class
@@ -32,17 +33,12 @@ from tracecore_perf.run.orchestrator import Execution
 from tracecore_perf.run.publish import Publication, SeriesIndex, prune_run_artifacts, publish
 from tracecore_perf.run.rundir import MANIFEST, RunDir, new_stamp, utc_now
 from tracecore_perf.run.scenario import plan
+from tracecore_perf.run.spawn import SpawnedZygote
 from tracecore_perf.run.strays import become_subreaper, sweep
 
 # Exit codes of a run (the CLI's table): evidence tampered with, and a run that had to stop.
 EXIT_TAINTED = 4
 EXIT_ABORTED = 3
-# Per worker the harness holds a socket and the zygote briefly a few more; the rest of the
-# descriptor budget is for the harness itself.
-FDS_PER_WORKER = 4
-FDS_RESERVED = 64
-WORKERS_PER_CPU = 16
-
 log = structlog.get_logger("tracecore_perf.run.harness")
 
 
@@ -76,53 +72,12 @@ class Outcome(msgspec.Struct):
     stopped: str | None = None  # why the run had to stop (exit 3), for the one line on stderr
 
 
-def worker_limit() -> tuple[int, str]:
-    """The most workers this host can hold, and why: a few per CPU (episodes beyond that
-    only queue for the CPUs) and what the file-descriptor limit leaves room for."""
-    cpus = os.cpu_count() or 1
-    by_cpu = WORKERS_PER_CPU * cpus
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return by_cpu, f"{WORKERS_PER_CPU} per CPU on {cpus} CPUs"
-    by_fds = max((soft - FDS_RESERVED) // FDS_PER_WORKER, 1)
-    if by_fds < by_cpu:
-        return by_fds, f"the open-file limit ({soft}, ulimit -n) leaves room for {by_fds}"
-    return by_cpu, f"{WORKERS_PER_CPU} per CPU on {cpus} CPUs"
-
-
-def check_workers(workers: int) -> None:
-    limit, why = worker_limit()
-    if workers > limit:
-        raise UsageError(f"--workers {workers} is more than this host can hold: at most {limit} ({why})")
-
-
-def check_writable_dir(path: Path) -> None:
-    """The output directory must be a writable directory, or creatable as one."""
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        what = "is a file" if probe == path else f"cannot be created: {probe} is a file"
-        raise UsageError(f"output directory {what}: {path}")
-    try:
-        fd, name = tempfile.mkstemp(dir=probe, prefix=".tracecore-perf-write-test-")
-        os.close(fd)
-        os.unlink(name)
-    except OSError as exc:
-        raise UsageError(f"output directory is not writable: {path} ({exc.strerror})") from None
-
-
-def _check_python(python: str) -> None:
-    if not (os.path.isfile(python) and os.access(python, os.X_OK)):
-        raise UsageError(f"--python is not an executable file: {python}")
-
-
-async def _start_zygote(python: str, isolation: IsolationMode, scenario: list[ScenarioRow]) -> ZygoteKeeper:
+async def _start_zygote(
+    python: str, isolation: IsolationMode, scenario: list[ScenarioRow], spawned: SpawnedZygote | None = None
+) -> ZygoteKeeper:
     keeper = ZygoteKeeper(python, isolation, [msgspec.to_builtins(row) for row in scenario])
     try:
-        await keeper.start()
+        await keeper.start(spawned)
     except WorkerFailed as exc:
         raise UsageError(f"{python} cannot run TraceCore episodes: {exc}") from None
     return keeper
@@ -162,7 +117,7 @@ def preflight(scenario: list[ScenarioRow], python: str, isolation: IsolationMode
     """All of a run's input checks, standalone: for callers that validate several runs
     before starting any (``ab`` checks both interpreters first)."""
     check_writable_dir(output_dir)
-    _check_python(python)
+    check_python(python)
 
     async def main() -> Validated:
         keeper = await _start_zygote(python, isolation, scenario)
@@ -180,12 +135,21 @@ def preflight(scenario: list[ScenarioRow], python: str, isolation: IsolationMode
 Prepare = Callable[[ZygoteProcess], Awaitable[tuple[RunDir, Manifest]]]
 
 
-def start(options: RunOptions, *, show_progress: bool = True) -> Outcome:
+def start(
+    options: RunOptions,
+    *,
+    show_progress: bool = True,
+    zygote: SpawnedZygote | None = None,
+    busy: BusyProbe | None = None,
+) -> Outcome:
+    """A new run. ``zygote``: one ``spawn.prestart`` started for it before the harness's
+    imports (the run adopts it, or discards it if it does not match the options); ``busy``:
+    the quiet-host check's window, opened when that zygote started (default: now)."""
     output_dir = Path(options.output_dir)
     check_workers(options.workers)
     check_writable_dir(output_dir)
-    _check_python(options.python)
-    busy = BusyProbe()  # watches the host while we validate
+    check_python(options.python)
+    busy = busy or BusyProbe()  # watches the host while the zygote starts and we validate
 
     async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest]:
         checked = await validate(zygote, options.python, options.scenario)
@@ -230,7 +194,15 @@ def start(options: RunOptions, *, show_progress: bool = True) -> Outcome:
         )
         return run_dir, manifest
 
-    return _execute(options.python, options.isolation, options.scenario, prepare, options.output_cap, show_progress=show_progress)
+    return _execute(
+        options.python,
+        options.isolation,
+        options.scenario,
+        prepare,
+        options.output_cap,
+        show_progress=show_progress,
+        spawned=zygote,
+    )
 
 
 def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcome:
@@ -247,7 +219,7 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
     if done.count >= manifest.episodes:
         return Outcome(exit_code=0 if done.passed == done.count else 1, publication=None, run_dir=str(path))
     python = manifest.interpreter.executable
-    _check_python(python)
+    check_python(python)
     # Validate what the episodes will load (resolved when the run began), wherever we are now.
     resolved = [
         ScenarioRow(agent=manifest.agents.get(r.agent, r.agent), task_ref=r.task_ref, seed=r.seed) for r in manifest.scenario
@@ -272,6 +244,7 @@ def _execute(
     *,
     show_progress: bool,
     done: SeriesIndex | None = None,
+    spawned: SpawnedZygote | None = None,
 ) -> Outcome:
     """Start the zygote, validate (through ``prepare``), run the batch, check the evidence,
     publish."""
@@ -279,7 +252,7 @@ def _execute(
     become_subreaper()  # what an episode leaves behind its dead ancestors ends up here
 
     async def main() -> None:
-        keeper = await _start_zygote(python, isolation, scenario)
+        keeper = await _start_zygote(python, isolation, scenario, spawned)
         try:
             run_dir, manifest = await prepare(await keeper.current())
             await keeper.log_to(run_dir.logs / "workers.log")

@@ -30,27 +30,34 @@ class BusyProbe:
     validates its input: all CPU time spent on the host minus our own and our finished
     children's, over the wall time of the window times the core count."""
 
-    def __init__(self) -> None:
+    def __init__(self, own_processes: tuple[int, ...] = ()) -> None:
+        """``own_processes``: live processes of ours already started (a zygote started
+        before the window opened): only their CPU time from now on counts."""
         self.start_wall = time.monotonic()
         self.start_busy = _host_busy_s()
         self.start_own = _own_cpu_s()
+        self.start_processes = {pid: _process_cpu_s(pid) for pid in own_processes}
 
     def other_busy_percent(self, own_processes: tuple[int, ...] = ()) -> float | None:
-        """``own_processes``: live processes we started during the window (the zygote),
-        whose CPU time, and their reaped children's, is ours too."""
+        """``own_processes``: live processes we started (the zygote), whose CPU time, and
+        their reaped children's, is ours too."""
         wall = time.monotonic() - self.start_wall
         cores = psutil.cpu_count(logical=True) or 1
         if wall < 0.05:
             return None
         ours = _own_cpu_s() - self.start_own
         for pid in own_processes:
-            try:
-                t = psutil.Process(pid).cpu_times()
-            except psutil.Error:
-                continue
-            ours += t.user + t.system + t.children_user + t.children_system
+            ours += _process_cpu_s(pid) - self.start_processes.get(pid, 0.0)
         others = (_host_busy_s() - self.start_busy) - ours
         return round(min(max(others / (wall * cores) * 100, 0.0), 100.0), 1)
+
+
+def _process_cpu_s(pid: int) -> float:
+    try:
+        t = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def _host_busy_s() -> float:

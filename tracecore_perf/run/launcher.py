@@ -17,8 +17,7 @@ import contextlib
 import os
 import signal
 import socket
-import sys
-import tempfile
+import subprocess
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,10 +31,10 @@ from tracecore_perf.errors import RunAborted
 from tracecore_perf.models import EpisodeJob, IsolationMode
 from tracecore_perf.run import protocol
 from tracecore_perf.run.protocol import PROTOCOL_VERSION, Bye, CallDone, Done, Ready
+from tracecore_perf.run.spawn import SpawnedZygote, spawn_zygote
 
 log = structlog.get_logger("tracecore_perf.run.launcher")
 
-WORKER_SCRIPT = Path(__file__).with_name("episode_worker.py")
 KILL_GRACE_S = 1.0
 # How long past the grace period a worker may take to report a killed episode before the
 # harness gives up on the worker itself.
@@ -210,6 +209,60 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+class PopenProcess(Process):
+    """A ``subprocess.Popen`` as an anyio process: the zygote is started with Popen (by
+    ``spawn``, before the event loop exists) and awaited here through a pidfd."""
+
+    def __init__(self, popen: subprocess.Popen) -> None:
+        self._popen = popen
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.poll()
+
+    async def wait(self) -> int:
+        while (code := self._popen.poll()) is None:
+            try:
+                pidfd = os.pidfd_open(self._popen.pid)
+            except (AttributeError, OSError):  # not Linux >= 5.3: poll
+                await anyio.sleep(0.05)
+                continue
+            try:
+                await anyio.wait_readable(pidfd)  # readable once the process has exited
+            finally:
+                os.close(pidfd)
+        return code
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def send_signal(self, sig: int) -> None:
+        if self._popen.poll() is None:
+            self._popen.send_signal(sig)
+
+    async def aclose(self) -> None:
+        await self.wait()
+
+    @property
+    def stdin(self) -> None:
+        return None
+
+    @property
+    def stdout(self) -> None:
+        return None
+
+    @property
+    def stderr(self) -> None:
+        return None
+
+
 class ZygoteProcess:
     """The harness's handle on a zygote: the episode interpreter's first process, which
     warms TraceCore once and forks a worker per slot on request."""
@@ -227,27 +280,22 @@ class ZygoteProcess:
         self.usable = True
 
     @classmethod
-    async def start(cls, python: str, isolation: IsolationMode, scenario: list[dict[str, Any]]) -> ZygoteProcess:
-        """Start the zygote and let it warm up. Until ``log_to`` names the run's log, its
-        stderr goes to a temporary file, so a failure to start can be reported."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        startup_log = tempfile.TemporaryFile()  # noqa: SIM115 - kept open until log_to()/close()
-        try:
-            process = await anyio.open_process(
-                [python, str(WORKER_SCRIPT), "zygote", isolation, str(os.getpid())],
-                stdin=theirs.fileno(),
-                stdout=startup_log,
-                stderr=startup_log,
-                start_new_session=True,  # a terminal's Ctrl-C is the harness's to handle
-            )
-        except OSError as exc:
-            startup_log.close()
-            ours.close()
-            raise WorkerFailed(f"cannot start {python}: {exc}") from exc
-        finally:
-            theirs.close()
-        zygote = cls(process, await UNIXSocketStream.from_socket(ours), isolation)
-        zygote.startup_log = startup_log
+    async def start(
+        cls, python: str, isolation: IsolationMode, scenario: list[dict[str, Any]], spawned: SpawnedZygote | None = None
+    ) -> ZygoteProcess:
+        """Start the zygote (or adopt ``spawned``, started before the harness's imports) and
+        let it warm up. Until ``log_to`` names the run's log, its stderr goes to a temporary
+        file, so a failure to start can be reported."""
+        if spawned is None or spawned.adopted or not spawned.matches(python, isolation):
+            if spawned is not None:
+                spawned.discard()
+            try:
+                spawned = spawn_zygote(python, isolation)
+            except OSError as exc:
+                raise WorkerFailed(f"cannot start {python}: {exc}") from exc
+        spawned.adopted = True
+        zygote = cls(PopenProcess(spawned.process), await UNIXSocketStream.from_socket(spawned.control), isolation)
+        zygote.startup_log = spawned.startup_log
         try:
             await zygote._request(protocol.Warm(scenario=scenario), protocol.Warmed, deadline=WARM_DEADLINE_S, greeting=True)
         except WorkerFailed as exc:
@@ -417,8 +465,8 @@ class ZygoteKeeper:
         self.scratch_root: Path | None = None
         self.warmup_notes: list[str] = []
 
-    async def start(self) -> ZygoteProcess:
-        self.zygote = await ZygoteProcess.start(self.python, self.isolation, self.scenario)
+    async def start(self, spawned: SpawnedZygote | None = None) -> ZygoteProcess:
+        self.zygote = await ZygoteProcess.start(self.python, self.isolation, self.scenario, spawned)
         return self.zygote
 
     async def log_to(self, path: Path) -> None:
@@ -502,11 +550,3 @@ class ZygoteKeeper:
     async def close(self) -> None:
         if self.zygote is not None:
             await self.zygote.close()
-
-
-def default_isolation() -> IsolationMode:
-    return "forkserver" if hasattr(os, "fork") else "spawn"
-
-
-def default_python() -> str:
-    return sys.executable

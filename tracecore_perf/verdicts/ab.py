@@ -65,7 +65,7 @@ def run_ab(
     chunks, then compare B (current) with A (baseline). ``say`` gets one progress line per
     chunk. Bad input (either interpreter or the scenario) raises UsageError before either
     side starts."""
-    from tracecore_perf.run.launcher import default_isolation
+    from tracecore_perf.run.spawn import default_isolation
 
     if len(pythons) != 2:
         raise UsageError(f"--python must be given exactly twice (A, then B), got {len(pythons)}")

@@ -1,0 +1,63 @@
+"""A run's input checks that need no episode interpreter: the worker count, the output
+directory, the interpreter's path. Standard library only: ``python -m tracecore_perf`` runs
+them before it starts any process (the zygote) or imports the harness, so bad input costs
+one line and exit 2 and nothing else. The harness runs them again for library callers.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import tempfile
+from pathlib import Path
+
+from tracecore_perf.errors import UsageError
+
+# Per worker the harness holds a socket and the zygote briefly a few more; the rest of the
+# descriptor budget is for the harness itself.
+FDS_PER_WORKER = 4
+FDS_RESERVED = 64
+WORKERS_PER_CPU = 16
+
+
+def worker_limit() -> tuple[int, str]:
+    """The most workers this host can hold, and why: a few per CPU (episodes beyond that
+    only queue for the CPUs) and what the file-descriptor limit leaves room for."""
+    cpus = os.cpu_count() or 1
+    by_cpu = WORKERS_PER_CPU * cpus
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return by_cpu, f"{WORKERS_PER_CPU} per CPU on {cpus} CPUs"
+    by_fds = max((soft - FDS_RESERVED) // FDS_PER_WORKER, 1)
+    if by_fds < by_cpu:
+        return by_fds, f"the open-file limit ({soft}, ulimit -n) leaves room for {by_fds}"
+    return by_cpu, f"{WORKERS_PER_CPU} per CPU on {cpus} CPUs"
+
+
+def check_workers(workers: int) -> None:
+    limit, why = worker_limit()
+    if workers > limit:
+        raise UsageError(f"--workers {workers} is more than this host can hold: at most {limit} ({why})")
+
+
+def check_writable_dir(path: Path) -> None:
+    """The output directory must be a writable directory, or creatable as one."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        what = "is a file" if probe == path else f"cannot be created: {probe} is a file"
+        raise UsageError(f"output directory {what}: {path}")
+    try:
+        fd, name = tempfile.mkstemp(dir=probe, prefix=".tracecore-perf-write-test-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise UsageError(f"output directory is not writable: {path} ({exc.strerror})") from None
+
+
+def check_python(python: str) -> None:
+    if not (os.path.isfile(python) and os.access(python, os.X_OK)):
+        raise UsageError(f"--python is not an executable file: {python}")
