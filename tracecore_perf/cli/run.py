@@ -157,7 +157,7 @@ def main(argv: list[str]) -> int:
 def check_input(args: argparse.Namespace, given: list[str]):
     """Every check of the input that needs no episode interpreter, before any process starts:
     bad input is one line and exit 2. Returns the thresholds (for --check/--report) and the
-    scenario rows (None on --resume)."""
+    rows of the ``--scenario`` file (None without one, and on --resume)."""
     from tracecore_perf.run.checks import check_python, check_workers, check_writable_dir
 
     thresholds = None
@@ -173,9 +173,11 @@ def check_input(args: argparse.Namespace, given: list[str]):
         if given:
             raise UsageError(f"--resume takes the run's parameters from its manifest; drop --{given[0].replace('_', '-')}")
         return thresholds, None
-    from tracecore_perf.run.scenario import DEFAULT_SCENARIO, load_scenario
+    scenario = None  # the built-in one, taken after the zygote has started (it needs msgspec)
+    if args.scenario:
+        from tracecore_perf.run.scenario import load_scenario
 
-    scenario = load_scenario(args.scenario) if args.scenario else list(DEFAULT_SCENARIO)
+        scenario = load_scenario(args.scenario)
     check_workers(args.workers)
     check_writable_dir(Path(args.output_dir))
     check_python(args.python)
@@ -190,6 +192,7 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
     from tracecore_perf.run import harness
     from tracecore_perf.run.console import print_summary
     from tracecore_perf.run.logs import configure
+    from tracecore_perf.run.scenario import DEFAULT_SCENARIO
 
     configure(args.log_format)
     show_progress = not (args.no_progress or args.json)
@@ -206,7 +209,7 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
             output_dir=args.output_dir,
             strict_spec=args.strict_spec,
             compress=args.compress,
-            scenario=scenario,
+            scenario=scenario or list(DEFAULT_SCENARIO),
             isolation=args.isolation,
             python=args.python,
             keep_runs=args.keep_runs,

@@ -19,9 +19,11 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
 
-if TYPE_CHECKING:  # models imports msgspec, which this module must not wait for
+TYPE_CHECKING = False  # typing itself costs an import before the zygote can start
+if TYPE_CHECKING:
+    from typing import IO
+
     from tracecore_perf.models import IsolationMode
 
 WORKER_SCRIPT = Path(__file__).with_name("episode_worker.py")
