@@ -277,3 +277,43 @@ def test_the_readmes_report_examples_name_stamps_that_exist():
         for p in (REPO / "deliverables" / "perf").glob("baseline*/perf-manifest-*.json")
     }
     assert set(stamps) <= committed
+
+
+# --- the process's exit (python -m tracecore_perf leaves with os._exit) --------------------
+
+
+@pytest.mark.slow  # the command as a process, with its output descriptors closed or broken
+def test_bad_input_with_stdout_closed_is_still_one_line_and_exit_2(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "tracecore_perf", "--episodes", "0"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: __import__("os").close(1),
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()  # no traceback from the exit's flush
+    assert line.startswith("tracecore-perf: error:") and "--episodes" in line
+
+
+@pytest.mark.slow
+def test_a_reader_that_went_away_ends_the_command_with_141_and_no_traceback(tmp_path):
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will ever read: every write to the pipe fails with EPIPE
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tracecore_perf", "check", str(SLICE), "--format", "json"],
+            cwd=tmp_path,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141
+    assert done.stderr == ""

@@ -78,10 +78,10 @@ TRICKY_ARTIFACTS = [
 @pytest.mark.parametrize("artifact", TRICKY_ARTIFACTS)
 @pytest.mark.parametrize("with_msgspec", [True, False], ids=["msgspec", "stdlib-only interpreter"])
 def test_artifacts_are_placed_byte_for_byte_as_persist_run_writes_them(artifact, with_msgspec, monkeypatch):
-    if not with_msgspec:
-        monkeypatch.setattr(episode_worker, "_reindent", None)
-    else:
-        assert episode_worker._reindent is not None  # the harness's interpreter has msgspec
+    monkeypatch.setattr(episode_worker, "_reindent", None)  # a zygote without msgspec
+    if with_msgspec:
+        episode_worker._load_reindent()  # what a zygote of the harness's own interpreter does
+        assert episode_worker._reindent is msgspec.json.format
     assert episode_worker.persist_bytes(artifact) == json.dumps(artifact, ensure_ascii=False, indent=2).encode("utf-8")
 
 

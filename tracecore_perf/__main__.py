@@ -10,9 +10,12 @@ code = main()
 # benchmark host, a twentieth of the everyday slice, for nothing. Run the exit handlers
 # (logging's flush among them), flush the console, and leave.
 atexit._run_exitfuncs()
-try:
-    sys.stdout.flush()
-    sys.stderr.flush()
-except (BrokenPipeError, ValueError):  # nobody reads our output any more
-    code = code or 1
+for stream in (sys.stdout, sys.stderr):
+    try:
+        if stream is not None:  # None: started with that descriptor closed
+            stream.flush()
+    except BrokenPipeError:  # whoever read it has gone, as in cli.main
+        code = code or 141
+    except (OSError, ValueError):  # a full disk, a closed file
+        code = code or 1
 os._exit(code)

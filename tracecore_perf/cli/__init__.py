@@ -3,7 +3,8 @@ that parses arguments; the stages (run/, verdicts/, report/) never import from i
 
 Exit codes: 0 every episode succeeded (or every threshold held), 1 an episode failed (or a
 threshold broke), 2 bad input, 3 the run had to stop (disk full, output gone), 4 the run's
-evidence was tampered with (published as ``tainted``), 130/143 interrupted by SIGINT/SIGTERM.
+evidence was tampered with (published as ``tainted``), 130/143 interrupted by SIGINT/SIGTERM,
+141 the reader of our output went away (a closed pipe).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside the batch (validation, publishing)
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # whoever read our output (`| head`) has gone: as SIGPIPE would end us
+        return 141
     except Exception as exc:  # a bug of ours: one line for the user, the traceback in a file
         import tempfile
         import traceback

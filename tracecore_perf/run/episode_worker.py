@@ -53,11 +53,7 @@ PROTOCOL_VERSION = 1  # protocol.PROTOCOL_VERSION, harness side
 
 
 _libc = None  # loaded once in the zygote; every episode process inherits it
-
-try:  # optional: ``--python`` may name an interpreter that has TraceCore and nothing of ours
-    from msgspec.json import format as _reindent
-except ImportError:
-    _reindent = None
+_reindent = None  # msgspec.json.format, when the zygote could import it (_load_reindent)
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -79,6 +75,16 @@ def _die_with_parent(sig: int, parent_pid: int) -> None:
 
 
 # --- inside the episode process ----------------------------------------------------------
+
+
+def _load_reindent() -> None:
+    """In the zygote (workers inherit it; a spawned episode never needs it): msgspec is
+    optional, ``--python`` may name an interpreter that has TraceCore and nothing of ours."""
+    global _reindent
+    try:
+        from msgspec.json import format as _reindent
+    except ImportError:
+        _reindent = None
 
 
 def persist_bytes(artifact: dict) -> bytes:
@@ -956,6 +962,7 @@ def start(argv: list[str]) -> Zygote | None:
     signal.signal(signal.SIGTERM, zygote.on_terminate)
     _die_with_parent(signal.SIGTERM, harness_pid)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    _load_reindent()
     if isolation == "forkserver":
         warm_runtime()  # before the greeting: the harness is importing meanwhile
     return zygote
