@@ -168,9 +168,15 @@ def prune_run_artifacts(run_dir: RunDir, keep: KeepRuns, failed_run_ids: set[str
     """``--keep-runs``: bound what a long run leaves on disk, after it has been measured."""
     if keep == "all":
         return
-    for path in run_dir.runs_root.glob("*.json"):
-        if keep == "none" or path.stem not in failed_run_ids:
-            path.unlink()
+    # os.scandir streams the folder; Path.glob lists it whole first (~0.75 MB at 5,000 episodes).
+    try:
+        entries = os.scandir(run_dir.runs_root)
+    except FileNotFoundError:  # no episode ever placed an artifact
+        return
+    with entries:
+        for entry in entries:
+            if entry.name.endswith(".json") and (keep == "none" or entry.name[: -len(".json")] not in failed_run_ids):
+                os.unlink(entry.path)
 
 
 def system_samples(run_dir: RunDir, interval: float) -> tuple[SystemSamples, int | None]:
