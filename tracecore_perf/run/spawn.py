@@ -2,10 +2,11 @@
 
 The zygote spends its first ~0.1 s importing and warming TraceCore; the harness spends about
 as long importing its own libraries. ``python -m tracecore_perf`` therefore starts the
-zygote as soon as its flags are parsed, before those imports, and hands it to the run, so
-the two overlap on two cores (about a fifth of the everyday slice's wall time). Nothing
-here runs an episode or writes a file: a run whose input turns out bad discards the
-zygote before any episode starts.
+zygote once its flags are parsed and its input checked (``checks``), before those imports,
+and hands it to the run, so the two overlap on two cores (about a fifth of the everyday
+slice's wall time). Nothing here runs an episode or writes a file anyone sees (the zygote's
+start-up output goes to an unlinked temporary file); a run that fails before adopting the
+zygote kills it.
 
 :class:`launcher.ZygoteProcess` adopts what :func:`spawn_zygote` started; a zygote started
 later in a run (one replacing a lost one) comes from here too.
