@@ -134,6 +134,28 @@ def test_a_signal_stops_the_run_kills_episodes_in_flight_and_publishes(tmp_path:
     assert all(not row["timed_out"] for row in series)
 
 
+@pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_a_signal_during_validation_stops_cleanly_before_anything_is_written(tmp_path: Path, sig, code, word):
+    agent = tmp_path / "import_gate_agent.py"
+    agent.write_bytes((AGENTS / "import_gate_agent.py").read_bytes())
+    row = {"agent": str(agent), "task_ref": "filesystem_hidden_config@1", "seed": 1}
+    scenario = scenario_file(tmp_path / "gated.json", [row])
+    proc = start(tmp_path, "--scenario", str(scenario), "--episodes", "4", "--workers", "1")
+    end = time.monotonic() + 60
+    while not list(tmp_path.glob("import-started-*")):  # the probe is loading the agent file
+        assert proc.poll() is None and time.monotonic() < end, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    (tmp_path / "gate-open").touch()  # let the probe finish, so the zygote answers at once
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert err.strip().splitlines()[-1] == f"tracecore-perf: {word}", err
+    assert out == ""
+    assert wait_until_no_leftovers(tmp_path) == []
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # nothing published, no run dir
+    assert not list((tmp_path / ".tmp").glob("tracecore-perf-*"))  # no scratch directory left
+
+
 def test_a_second_ctrl_c_exits_at_once(tmp_path: Path):
     scenario = scenario_file(tmp_path / "mix.json", HANG_MIX)
     proc = start(tmp_path, "--scenario", str(scenario), "--episodes", "40", "--workers", "3", "--timeout", "600")

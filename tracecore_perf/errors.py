@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
 
 
@@ -15,6 +17,26 @@ class RunAborted(Exception):
 
 class ClusterUnreachable(Exception):
     """No Ray cluster (or none with a perf_host node) answers at the address given: exit 3."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM where no batch is running to handle it (start-up, validation, warm-up,
+    publishing, between a matrix's cells): stop as Ctrl-C stops, so every cleanup runs
+    (the zygote, the scratch directory), and exit 143. A KeyboardInterrupt, so asyncio and
+    anyio let it through as they let Ctrl-C through."""
+
+    exit_code = 143
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def stop_on_sigterm() -> None:
+    """From now on SIGTERM (a CI timeout, a service manager) raises :class:`Terminated`. A
+    batch handles SIGTERM itself while it runs, and puts this back when it ends."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def read_input(path: Path, what: str) -> bytes:

@@ -47,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     except RunAborted as exc:
         print(f"{PROG}: run stopped: {exc}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:  # Ctrl-C outside the batch (validation, publishing)
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (errors.Terminated) outside the batch
+        code = getattr(exc, "exit_code", 130)
+        print(f"{PROG}: {'terminated' if code == 143 else 'interrupted'}", file=sys.stderr)
+        return code
     except BrokenPipeError:  # whoever read our output (`| head`) has gone: as SIGPIPE would end us
         return 141
     except Exception as exc:  # a bug of ours: one line for the user, the traceback in a file

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tracecore_perf import __version__, defaults
 from tracecore_perf.cli.args import COMMANDS, PROG, Parser, non_negative_int, positive_float, positive_int
-from tracecore_perf.errors import UsageError
+from tracecore_perf.errors import UsageError, stop_on_sigterm
 
 _UNSET = object()
 
@@ -140,6 +140,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 def main(argv: list[str]) -> int:
     from tracecore_perf.run.spawn import default_isolation, default_python, prestart
 
+    stop_on_sigterm()  # outside the batch, SIGTERM stops the run as Ctrl-C does: cleaned up, 143
     args, given = parse(argv)
     args.python = args.python or default_python()
     args.isolation = args.isolation or default_isolation()

@@ -17,7 +17,7 @@ from pathlib import Path
 import msgspec
 
 from tracecore_perf import defaults
-from tracecore_perf.errors import UsageError
+from tracecore_perf.errors import UsageError, stop_on_sigterm
 from tracecore_perf.matrix import cells as cellio
 from tracecore_perf.matrix import results
 from tracecore_perf.matrix.models import DONE_STATUSES, CellOutcome, MatrixPlan, MatrixResult
@@ -112,23 +112,6 @@ def resume(
         return _run(plan, stamp, matrix_dir, outcomes, address, retries, say, show_progress, output_cap)
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM while no run handles it (between cells, a Ray wait): stop as Ctrl-C stops, 143."""
-
-    exit_code = 143
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise _Terminated
-
-
-def _stop_on_sigterm() -> None:
-    """SIGTERM (a CI timeout, a service manager) ends the matrix like Ctrl-C: the record of
-    every cell is written and --resume reruns the rest. Each cell's run handles it itself."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_terminated)
-
-
 def _check(cells: list, output_dir: Path, address: str | None) -> str | None:
     """Here: the run's own preflight for every cell. On Ray: join the cluster (each node
     checks its own cells); returns the address joined."""
@@ -187,12 +170,11 @@ def _run(
     def on_done(outcome: CellOutcome) -> None:
         outcomes[outcome.name] = outcome
         refresh()
-        _stop_on_sigterm()  # a cell's run restores SIGTERM to the default when it ends
 
     refresh()
     todo = [c for c in plan.cells if outcomes[c.name].status == "pending"]
     previous_handler = signal.getsignal(signal.SIGTERM)
-    _stop_on_sigterm()
+    stop_on_sigterm()
     try:
         if address is None:
             from tracecore_perf.matrix import local

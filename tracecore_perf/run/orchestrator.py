@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -292,15 +293,24 @@ class Execution:
             await monitor.run(send, self.sample_interval)
 
     async def _watch_signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                if self.interrupted_by is not None:
-                    log.warning("interrupt.again", signal=signal.Signals(signum).name)
-                    os._exit(128 + signum)  # workers die with us (their sockets close)
-                self.interrupted_by = signum
-                log.warning("interrupt", signal=signal.Signals(signum).name, action="stop launching, kill episodes in flight")
-                if self._launch_scope is not None:
-                    self._launch_scope.cancel()
+        # The event loop puts the default handlers back when the receiver closes; what was
+        # there before (the CLI's SIGTERM -> errors.Terminated) must hold after the batch too.
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    if self.interrupted_by is not None:
+                        log.warning("interrupt.again", signal=signal.Signals(signum).name)
+                        os._exit(128 + signum)  # workers die with us (their sockets close)
+                    self.interrupted_by = signum
+                    log.warning("interrupt", signal=signal.Signals(signum).name, action="stop launching, kill episodes in flight")
+                    if self._launch_scope is not None:
+                        self._launch_scope.cancel()
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                for sig, handler in previous.items():
+                    if handler is not None:
+                        signal.signal(sig, handler)
 
 
 async def deliver(send: MemoryObjectSendStream, item: EpisodeRow | Sample) -> bool:
