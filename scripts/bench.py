@@ -464,13 +464,13 @@ def markdown(report: dict) -> str:
             "",
             f"24-episode slice `{s['command']}`: whole-command wall s per run: {runs}; median {_fmt(s['whole_s_median'])}.",
         ]
-        batch = sorted(r["in_run_elapsed_s"] for r in s["runs"] if r.get("in_run_elapsed_s") is not None)
+        batch = [r["in_run_elapsed_s"] for r in s["runs"] if r.get("in_run_elapsed_s") is not None]
         if batch:
             lines += [
                 "",
                 "Of which the batch (the summary's `elapsed_s`: worker start-up to the last row) per run: "
-                + ", ".join(f"{r['in_run_elapsed_s']:.2f}" for r in s["runs"] if r.get("in_run_elapsed_s") is not None)
-                + f"; median {_fmt(batch[len(batch) // 2])}. The rest is start-up (interpreter, imports, zygote, "
+                + ", ".join(f"{b:.2f}" for b in batch)
+                + f"; median {_fmt(sorted(batch)[len(batch) // 2])}. The rest is start-up (interpreter, imports, zygote, "
                 "validation, warm-up) and the end (evidence check, metrics, publishing).",
             ]
         if s.get("scaffold"):

@@ -88,10 +88,9 @@ def spawn_zygote(python: str, isolation: str) -> SpawnedZygote:
 
 
 def prestart(python: str, isolation: str) -> SpawnedZygote | None:
-    """The zygote for the run about to be checked and started, or None when it cannot be
-    started here: the run's own checks then report the problem, in their order."""
-    if not (os.path.isfile(python) and os.access(python, os.X_OK)):
-        return None
+    """The zygote for the run about to start (its input already checked, ``--python``
+    included, by ``checks``), or None when it cannot be started here: the run then starts
+    its own and reports why that fails."""
     try:
         return spawn_zygote(python, isolation)
     except OSError:
