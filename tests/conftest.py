@@ -15,13 +15,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.font_manager  # noqa: F401 - see below
 import numpy.testing  # noqa: F401 - see below
 import psutil
 import pytest
 
 # numpy < 2's numpy.testing runs `lscpu` once, when first imported (check_support_sve), and
-# scipy imports it lazily, from whichever test first computes a statistic: imported here, at
-# collection, that one process is never counted against a fast test by the guard below.
+# scipy imports it lazily, from whichever test first computes a statistic; matplotlib's font
+# manager runs `fc-list` once per machine, the first time it builds its font cache. Both are
+# imported here, at collection, so neither process is counted against a fast test by the
+# guard below.
 
 REPO = Path(__file__).resolve().parents[1]
 AGENTS = Path(__file__).resolve().parent / "agents"

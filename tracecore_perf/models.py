@@ -109,6 +109,9 @@ class EpisodeRow(msgspec.Struct, kw_only=True):
     failure_type: str | None = None
     output_bytes: int = 0
     attempt: int = 1
+    # instruction mode: user-space instructions of the episode process from fork to exit
+    # (Valgrind callgrind); None in a native run, or for an episode killed before its exit
+    instructions: int | None = None
 
 
 class Sample(msgspec.Struct, kw_only=True):
@@ -149,6 +152,17 @@ class Interpreter(msgspec.Struct, kw_only=True):
     executable: str
     python_version: str
     tracecore_version: str
+    python_build: str = ""  # sys.version in full: build date and compiler (instruction counts depend on them)
+
+
+class InstructionCounting(msgspec.Struct, kw_only=True):
+    """How an instruction-mode run counted (``--instructions``): what a count depends on
+    beyond the code, so counts are compared only with counts made the same way."""
+
+    tool: str = "callgrind"
+    valgrind_version: str
+    hash_seed: int  # PYTHONHASHSEED of the episode interpreter, fixed so dict and set order repeat
+    zeroed_at: str = "PyOS_AfterFork_Child"  # counters start at the episode process's fork
 
 
 class AttemptRecord(msgspec.Struct, kw_only=True):
@@ -194,6 +208,9 @@ class Manifest(msgspec.Struct, kw_only=True):
     # workers (forkserver; 0: every episode starts from a cold zygote), and what of it failed
     warmup: int = 0
     warmup_notes: list[str] = msgspec.field(default_factory=list)
+    # instruction mode: episodes counted under Valgrind (their time figures are inflated by it)
+    instructions: bool = False
+    counting: InstructionCounting | None = None
     format_version: int = 0  # FORMAT_VERSION when published; 0: published before it existed
 
 
@@ -250,6 +267,18 @@ class Distribution(msgspec.Struct, kw_only=True):
     max: float | None
 
 
+class InstructionFigures(msgspec.Struct, kw_only=True):
+    """Instructions per episode of one (agent, task_ref) group, over its successful
+    episodes that were counted (instruction mode)."""
+
+    agent: str
+    task_ref: str
+    count: int
+    median: float
+    min: int
+    max: int
+
+
 class ResourcePeaks(msgspec.Struct, kw_only=True):
     """Peaks and totals. ``harness_peak_rss_bytes`` is the kernel's high-water mark of the
     harness process (getrusage); the monitor's samples give its RSS over time."""
@@ -302,4 +331,7 @@ class Summary(msgspec.Struct, kw_only=True):
     queue_s: Distribution
     resources: ResourcePeaks
     integrity: Integrity = msgspec.field(default_factory=Integrity)
+    # instruction mode: per (agent, task_ref), and what the time figures above are worth
+    instructions: list[InstructionFigures] = msgspec.field(default_factory=list)
+    timing_note: str | None = None
     format_version: int = 0  # FORMAT_VERSION when published; 0: published before it existed

@@ -92,6 +92,12 @@ def run_parser() -> argparse.ArgumentParser:
         default=defaults.WARMUP,
         help="episodes of each scenario row the zygote runs and discards before forking workers (forkserver)",
     )
+    parameter(
+        "--instructions",
+        action="store_true",
+        help="count each episode's instructions under Valgrind (callgrind): figures the host's load cannot move, "
+        "for compare, history and CI gates; time figures are inflated by Valgrind (forkserver; needs valgrind)",
+    )
     parser.add_argument(
         "--output-cap",
         metavar="BYTES",
@@ -147,7 +153,7 @@ def main(argv: list[str]) -> int:
     thresholds, scenario = check_input(args, given)
     # A new run's zygote starts now, before the harness's imports below, so TraceCore's
     # imports in it overlap ours; the run adopts it, or it is discarded unused.
-    zygote = None if args.resume is not None else prestart(args.python, args.isolation)
+    zygote = None if args.resume is not None else prestart(args.python, args.isolation, args.instructions)
     try:
         return _run(args, thresholds, scenario, zygote)
     finally:
@@ -159,7 +165,7 @@ def check_input(args: argparse.Namespace, given: list[str]):
     """Every check of the input that needs no episode interpreter, before any process starts:
     bad input is one line and exit 2. Returns the thresholds (for --check/--report) and the
     rows of the ``--scenario`` file (None without one, and on --resume)."""
-    from tracecore_perf.run.checks import check_python, check_workers, check_writable_dir
+    from tracecore_perf.run.checks import check_instructions, check_python, check_workers, check_writable_dir
 
     thresholds = None
     if args.check or args.report:  # the report's verdict reads the same thresholds
@@ -182,6 +188,7 @@ def check_input(args: argparse.Namespace, given: list[str]):
     check_workers(args.workers)
     check_writable_dir(Path(args.output_dir))
     check_python(args.python)
+    check_instructions(args.instructions, args.isolation)
     return thresholds, scenario
 
 
@@ -217,6 +224,7 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
             sample_interval=args.sample_interval,
             output_cap=args.output_cap,
             warmup=args.warmup,
+            instructions=args.instructions,
             stamp_suffix=args.stamp_suffix,
         )
         outcome = harness.start(options, show_progress=show_progress, zygote=zygote, busy=busy)

@@ -61,3 +61,18 @@ def check_writable_dir(path: Path) -> None:
 def check_python(python: str) -> None:
     if not (os.path.isfile(python) and os.access(python, os.X_OK)):
         raise UsageError(f"--python is not an executable file: {python}")
+
+
+def check_instructions(instructions: bool, isolation: str) -> None:
+    """``--instructions`` needs valgrind, and episodes forked from the zygote: a spawned
+    episode execs a fresh interpreter, which callgrind does not follow."""
+    if not instructions:
+        return
+    if isolation == "spawn":
+        raise UsageError(
+            "--instructions counts episodes forked from the warmed zygote; it cannot be used with --isolation spawn"
+        )
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        raise UsageError("--instructions needs valgrind on PATH (Debian/Ubuntu: apt-get install valgrind)")

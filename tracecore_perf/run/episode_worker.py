@@ -54,6 +54,12 @@ PROTOCOL_VERSION = 1  # protocol.PROTOCOL_VERSION, harness side
 
 _libc = None  # loaded once in the zygote; every episode process inherits it
 _reindent = None  # msgspec.json.format, when the zygote could import it (_load_reindent)
+# Instruction mode (``--instructions``): the zygote runs under Valgrind's callgrind, which
+# writes one ``callgrind.out.<pid>`` per process into this folder as the process exits,
+# its counters zeroed at each fork (--zero-before=PyOS_AfterFork_Child). Set from the
+# environment by the zygote (``start``) and inherited by its workers.
+CALLGRIND_DIR_ENV = "TRACECORE_PERF_CALLGRIND_DIR"
+_callgrind_dir: str | None = None
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -234,6 +240,7 @@ def probe(request: dict) -> dict:
     return {
         "executable": sys.executable,
         "python_version": sys.version.split()[0],
+        "python_build": " ".join(sys.version.split()),
         "tracecore_version": version,
         "agents": agents,
         "tasks": tasks,
@@ -494,6 +501,7 @@ class Worker(_Role):
         output = _CappedLog(fork.job.get("log_path"), int(fork.job.get("output_cap", 1024 * 1024)))
         streams = {fork.result_r: report, fork.output_r: output}
         status, usage, killed = self._watch(pid, streams, fork.scratch)
+        instructions = episode_instructions(pid)
         # The episode is over: nothing it started may outlive it.
         self.kill_tree(signal.SIGKILL)
         leftovers, extra_user, extra_sys = self.kill_leftovers()
@@ -512,6 +520,7 @@ class Worker(_Role):
             "max_rss_bytes": usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024),
             "output_bytes": output.total,
             "leftover_processes": leftovers,
+            "instructions": instructions,
             **_check_report(report, fork.job.get("runs_dir")),
         }
         del report
@@ -525,7 +534,10 @@ class Worker(_Role):
         accounting of it and whether it was killed on request."""
         killed = False
         kill_deadline: float | None = None
-        pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+        try:
+            pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # no pidfd here (under Valgrind 3.19: ENOSYS)
+            pidfd = None
         try:
             while True:
                 watch = [self.channel, *streams] + ([pidfd] if pidfd is not None else [])
@@ -591,6 +603,26 @@ class Worker(_Role):
                 user += usage.ru_utime
                 system += usage.ru_stime
         return count, user, system
+
+
+def episode_instructions(pid: int) -> int | None:
+    """In instruction mode, the user-space instructions the episode process ``pid`` executed
+    from its fork to its exit: the ``summary:`` line of the file callgrind wrote as it
+    exited (``totals:`` also counts the frames that were live at the zeroing). The file is
+    removed. None outside instruction mode, or when the process wrote no count (killed)."""
+    if _callgrind_dir is None:
+        return None
+    path = os.path.join(_callgrind_dir, f"callgrind.out.{pid}")
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(8192)
+    except OSError:
+        return None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    match = re.search(rb"^summary: (\d+)$", header, re.MULTILINE)
+    return int(match.group(1)) if match else None
 
 
 def _children() -> list[int]:
@@ -952,7 +984,9 @@ def start(argv: list[str]) -> Zygote | None:
         return None
     import socket
 
+    global _callgrind_dir
     isolation, harness_pid = argv[2], int(argv[3])
+    _callgrind_dir = os.environ.pop(CALLGRIND_DIR_ENV, None)  # episodes need not see it
     control = socket.socket(fileno=os.dup(0))
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)

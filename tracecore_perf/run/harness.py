@@ -20,8 +20,17 @@ import structlog
 
 from tracecore_perf import __version__
 from tracecore_perf.errors import RunAborted, UsageError
-from tracecore_perf.models import AttemptRecord, Integrity, Interpreter, IsolationMode, KeepRuns, Manifest, ScenarioRow
-from tracecore_perf.run.checks import check_python, check_workers, check_writable_dir
+from tracecore_perf.models import (
+    AttemptRecord,
+    InstructionCounting,
+    Integrity,
+    Interpreter,
+    IsolationMode,
+    KeepRuns,
+    Manifest,
+    ScenarioRow,
+)
+from tracecore_perf.run.checks import check_instructions, check_python, check_workers, check_writable_dir
 from tracecore_perf.run.console import ProgressBar
 from tracecore_perf.run.episode_worker import remove_tree
 from tracecore_perf.run.hostinfo import BusyProbe, host_context, machine_class
@@ -33,7 +42,7 @@ from tracecore_perf.run.orchestrator import Execution
 from tracecore_perf.run.publish import Publication, SeriesIndex, prune_run_artifacts, publish
 from tracecore_perf.run.rundir import MANIFEST, RunDir, new_stamp, utc_now
 from tracecore_perf.run.scenario import plan
-from tracecore_perf.run.spawn import SpawnedZygote
+from tracecore_perf.run.spawn import HASH_SEED, SpawnedZygote, valgrind_version
 from tracecore_perf.run.strays import become_subreaper, sweep
 
 # Exit codes of a run (the CLI's table): evidence tampered with, and a run that had to stop.
@@ -56,6 +65,7 @@ class RunOptions(msgspec.Struct, kw_only=True):
     sample_interval: float
     output_cap: int
     warmup: int = 1  # episodes of each scenario row the zygote runs and discards (forkserver)
+    instructions: bool = False  # count each episode's instructions under Valgrind (forkserver)
     stamp_suffix: int = 0  # a matrix cell's number: its stamp's suffix (rundir.new_stamp)
 
 
@@ -73,13 +83,20 @@ class Outcome(msgspec.Struct):
 
 
 async def _start_zygote(
-    python: str, isolation: IsolationMode, scenario: list[ScenarioRow], spawned: SpawnedZygote | None = None
+    python: str,
+    isolation: IsolationMode,
+    scenario: list[ScenarioRow],
+    spawned: SpawnedZygote | None = None,
+    instructions: bool = False,
 ) -> ZygoteKeeper:
-    keeper = ZygoteKeeper(python, isolation, [msgspec.to_builtins(row) for row in scenario])
+    keeper = ZygoteKeeper(python, isolation, [msgspec.to_builtins(row) for row in scenario], instructions)
     try:
         await keeper.start(spawned)
     except WorkerFailed as exc:
-        raise UsageError(f"{python} cannot run TraceCore episodes: {exc}") from None
+        with anyio.CancelScope(shield=True):
+            await keeper.close()
+        where = " under valgrind (--instructions)" if instructions else ""
+        raise UsageError(f"{python} cannot run TraceCore episodes{where}: {exc}") from None
     return keeper
 
 
@@ -107,20 +124,24 @@ async def validate(zygote: ZygoteProcess, python: str, scenario: list[ScenarioRo
             executable=result["executable"],
             python_version=result["python_version"],
             tracecore_version=result["tracecore_version"],
+            python_build=result.get("python_build", ""),
         ),
         agents={agent: verdict["resolved"] for agent, verdict in result["agents"].items()},
         labels={agent: verdict.get("label", agent) for agent, verdict in result["agents"].items()},
     )
 
 
-def preflight(scenario: list[ScenarioRow], python: str, isolation: IsolationMode, output_dir: Path) -> Validated:
+def preflight(
+    scenario: list[ScenarioRow], python: str, isolation: IsolationMode, output_dir: Path, instructions: bool = False
+) -> Validated:
     """All of a run's input checks, standalone: for callers that validate several runs
     before starting any (``ab`` checks both interpreters first)."""
     check_writable_dir(output_dir)
     check_python(python)
+    check_instructions(instructions, isolation)
 
     async def main() -> Validated:
-        keeper = await _start_zygote(python, isolation, scenario)
+        keeper = await _start_zygote(python, isolation, scenario, instructions=instructions)
         try:
             return await validate(await keeper.current(), python, scenario)
         finally:
@@ -149,6 +170,7 @@ def start(
     check_workers(options.workers)
     check_writable_dir(output_dir)
     check_python(options.python)
+    check_instructions(options.instructions, options.isolation)
     busy = busy or BusyProbe()  # watches the host while the zygote starts and we validate
 
     async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest]:
@@ -191,6 +213,8 @@ def start(
             attempts=[],
             agent_labels=checked.labels,
             warmup=options.warmup if options.isolation == "forkserver" else 0,
+            instructions=options.instructions,
+            counting=_counting() if options.instructions else None,
         )
         return run_dir, manifest
 
@@ -202,7 +226,12 @@ def start(
         options.output_cap,
         show_progress=show_progress,
         spawned=zygote,
+        instructions=options.instructions,
     )
+
+
+def _counting() -> InstructionCounting:
+    return InstructionCounting(valgrind_version=valgrind_version(), hash_seed=HASH_SEED)
 
 
 def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcome:
@@ -220,6 +249,7 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
         return Outcome(exit_code=0 if done.passed == done.count else 1, publication=None, run_dir=str(path))
     python = manifest.interpreter.executable
     check_python(python)
+    check_instructions(manifest.instructions, manifest.isolation)
     # Validate what the episodes will load (resolved when the run began), wherever we are now.
     resolved = [
         ScenarioRow(agent=manifest.agents.get(r.agent, r.agent), task_ref=r.task_ref, seed=r.seed) for r in manifest.scenario
@@ -232,7 +262,16 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
         check_artifacts(run_dir, done.run_ids, interrupted=True)
         return run_dir, manifest
 
-    return _execute(python, manifest.isolation, resolved, prepare, output_cap, show_progress=show_progress, done=done)
+    return _execute(
+        python,
+        manifest.isolation,
+        resolved,
+        prepare,
+        output_cap,
+        show_progress=show_progress,
+        done=done,
+        instructions=manifest.instructions,
+    )
 
 
 def _execute(
@@ -245,6 +284,7 @@ def _execute(
     show_progress: bool,
     done: SeriesIndex | None = None,
     spawned: SpawnedZygote | None = None,
+    instructions: bool = False,
 ) -> Outcome:
     """Start the zygote, validate (through ``prepare``), run the batch, check the evidence,
     publish."""
@@ -252,7 +292,7 @@ def _execute(
     become_subreaper()  # what an episode leaves behind its dead ancestors ends up here
 
     async def main() -> None:
-        keeper = await _start_zygote(python, isolation, scenario, spawned)
+        keeper = await _start_zygote(python, isolation, scenario, spawned, instructions)
         try:
             run_dir, manifest = await prepare(await keeper.current())
             await keeper.log_to(run_dir.logs / "workers.log")

@@ -30,8 +30,9 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from tracecore_perf.errors import RunAborted
 from tracecore_perf.models import EpisodeJob, IsolationMode
 from tracecore_perf.run import protocol
+from tracecore_perf.run.episode_worker import remove_tree
 from tracecore_perf.run.protocol import PROTOCOL_VERSION, Bye, CallDone, Done, Ready
-from tracecore_perf.run.spawn import SpawnedZygote, spawn_zygote
+from tracecore_perf.run.spawn import SpawnedZygote, new_callgrind_dir, spawn_zygote
 
 log = structlog.get_logger("tracecore_perf.run.launcher")
 
@@ -281,18 +282,25 @@ class ZygoteProcess:
 
     @classmethod
     async def start(
-        cls, python: str, isolation: IsolationMode, scenario: list[dict[str, Any]], spawned: SpawnedZygote | None = None
+        cls,
+        python: str,
+        isolation: IsolationMode,
+        scenario: list[dict[str, Any]],
+        spawned: SpawnedZygote | None = None,
+        callgrind_dir: str | None = None,
     ) -> ZygoteProcess:
         """Start the zygote (or adopt ``spawned``, started before the harness's imports) and
-        let it warm up. Until ``log_to`` names the run's log, its stderr goes to a temporary
-        file, so a failure to start can be reported."""
-        if spawned is None or spawned.adopted or not spawned.matches(python, isolation):
+        let it warm up; with ``callgrind_dir``, under callgrind (instruction mode). Until
+        ``log_to`` names the run's log, its stderr goes to a temporary file, so a failure to
+        start can be reported."""
+        wanted = (python, isolation, callgrind_dir)
+        if spawned is None or spawned.adopted or (spawned.python, spawned.isolation, spawned.callgrind_dir) != wanted:
             if spawned is not None:
                 spawned.discard()
             try:
-                spawned = spawn_zygote(python, isolation)
+                spawned = spawn_zygote(python, isolation, callgrind_dir)
             except OSError as exc:
-                raise WorkerFailed(f"cannot start {python}: {exc}") from exc
+                raise WorkerFailed(f"cannot start {python}{' under valgrind' if callgrind_dir else ''}: {exc}") from exc
         spawned.adopted = True
         zygote = cls(PopenProcess(spawned.process), await UNIXSocketStream.from_socket(spawned.control), isolation)
         zygote.startup_log = spawned.startup_log
@@ -451,10 +459,14 @@ class ZygoteKeeper:
     zygote, so an episode can kill or stop it; the workers it already forked go on (they
     answer to the harness, not to it), and the next worker comes from a fresh zygote."""
 
-    def __init__(self, python: str, isolation: IsolationMode, scenario: list[dict[str, Any]]) -> None:
+    def __init__(self, python: str, isolation: IsolationMode, scenario: list[dict[str, Any]], instructions: bool = False) -> None:
         self.python = python
         self.isolation = isolation
         self.scenario = scenario
+        # instruction mode: the one folder every zygote of the run (and its workers) counts
+        # into; removed when the keeper closes
+        self.instructions = instructions
+        self.callgrind_dir: str | None = None
         self.zygote: ZygoteProcess | None = None
         self.log_path: Path | None = None
         self.restarts = 0
@@ -466,7 +478,10 @@ class ZygoteKeeper:
         self.warmup_notes: list[str] = []
 
     async def start(self, spawned: SpawnedZygote | None = None) -> ZygoteProcess:
-        self.zygote = await ZygoteProcess.start(self.python, self.isolation, self.scenario, spawned)
+        if self.instructions:
+            adoptable = spawned is not None and not spawned.adopted and spawned.matches(self.python, self.isolation, True)
+            self.callgrind_dir = spawned.callgrind_dir if adoptable else new_callgrind_dir()
+        self.zygote = await ZygoteProcess.start(self.python, self.isolation, self.scenario, spawned, self.callgrind_dir)
         return self.zygote
 
     async def log_to(self, path: Path) -> None:
@@ -511,7 +526,7 @@ class ZygoteKeeper:
             for _ in range(ZYGOTE_ATTEMPTS):
                 zygote = None
                 try:
-                    zygote = await ZygoteProcess.start(self.python, self.isolation, self.scenario)
+                    zygote = await ZygoteProcess.start(self.python, self.isolation, self.scenario, None, self.callgrind_dir)
                     if self.log_path is not None:
                         await zygote.log_to(self.log_path)
                     if self.warmup_episodes > 0:
@@ -548,5 +563,9 @@ class ZygoteKeeper:
         return (self.zygote.cpu_user_s + self.zygote.cpu_sys_s) if self.zygote else 0.0
 
     async def close(self) -> None:
-        if self.zygote is not None:
-            await self.zygote.close()
+        try:
+            if self.zygote is not None:
+                await self.zygote.close()
+        finally:
+            if self.callgrind_dir is not None:
+                remove_tree(self.callgrind_dir)  # the workers' and zygotes' own counts

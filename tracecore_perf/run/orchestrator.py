@@ -251,6 +251,7 @@ class Execution:
             failure_type=(artifact.failure_type if artifact else None) or ("timeout" if timed_out else None),
             output_bytes=outcome.output_bytes if outcome else 0,
             attempt=self.attempt,
+            instructions=outcome.instructions if outcome else None,
         )
 
     # --- the end of the batch ----------------------------------------------------------

@@ -156,7 +156,9 @@ class Done(_Event, tag="done"):
     None when it died before reporting or reported something unusable (``result_error`` says
     what). ``artifact`` is set when the report claimed a finished run and carried TraceCore's
     artifact for its run id, which the worker placed in the run; ``artifact_error`` says why
-    not otherwise.
+    not otherwise. ``instructions``: in instruction mode, the episode process's user-space
+    instructions from fork to exit as callgrind counted them (None otherwise, or when the
+    process was killed before it could write them).
     """
 
     returncode: int
@@ -170,6 +172,7 @@ class Done(_Event, tag="done"):
     result_error: str | None = None
     artifact: ArtifactFacts | None = None
     artifact_error: str | None = None
+    instructions: int | None = None
 
 
 class Bye(_Event, tag="bye"):

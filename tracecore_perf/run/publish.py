@@ -24,6 +24,7 @@ from tracecore_perf.models import (
     BatchSummary,
     Distribution,
     EpisodeRow,
+    InstructionFigures,
     Integrity,
     KeepRuns,
     Manifest,
@@ -90,6 +91,8 @@ class SeriesIndex:
         self.llm_entries = self.prompt_bytes = self.completion_bytes = self.tokens = 0
         self.max_rss = 0
         self.cpu_s = 0.0
+        # instruction mode: each (agent, task_ref)'s counts of successful episodes
+        self.instructions: dict[tuple[str, str], array] = {}
         self._with_run_ids = with_run_ids
         decoder = msgspec.json.Decoder(EpisodeRow)
         if not run_dir.series.exists():
@@ -146,10 +149,28 @@ class SeriesIndex:
         self.tokens += row.tokens_used
         self.max_rss = max(self.max_rss, row.max_rss_bytes)
         self.cpu_s += row.cpu_user_s + row.cpu_sys_s
+        if row.success and row.instructions is not None:
+            self.instructions.setdefault((row.agent, row.task_ref), array("q")).append(row.instructions)
 
     @property
     def count(self) -> int:
         return len(self.indices)
+
+
+def instruction_figures(index: SeriesIndex) -> list[InstructionFigures]:
+    """Median, min and max instructions per episode of each (agent, task_ref)."""
+    return [
+        InstructionFigures(
+            agent=agent, task_ref=task_ref, count=len(counts), median=statistics.median(counts), min=min(counts), max=max(counts)
+        )
+        for (agent, task_ref), counts in index.instructions.items()
+    ]
+
+
+TIMING_UNDER_VALGRIND = (
+    "episodes ran under Valgrind (--instructions): wall-clock and CPU figures are inflated by it, "
+    "and comparable only with other instruction runs"
+)
 
 
 def run_artifact_stats(root: Path) -> RunArtifactStats:
@@ -308,6 +329,8 @@ def publish(
             peak_episode_processes=procs_peak,
         ),
         integrity=integrity or Integrity(),
+        instructions=instruction_figures(index),
+        timing_note=TIMING_UNDER_VALGRIND if manifest.instructions else None,
         format_version=FORMAT_VERSION,
     )
 

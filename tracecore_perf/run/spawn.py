@@ -28,6 +28,29 @@ if TYPE_CHECKING:
     from tracecore_perf.models import IsolationMode
 
 WORKER_SCRIPT = Path(__file__).with_name("episode_worker.py")
+# Instruction mode: the hash seed every counted interpreter gets (so dict and set order, and
+# with them the instructions, repeat from run to run), and where the workers find the folder
+# callgrind writes each process's count into (episode_worker.CALLGRIND_DIR_ENV).
+HASH_SEED = 0
+CALLGRIND_DIR_ENV = "TRACECORE_PERF_CALLGRIND_DIR"
+
+
+def callgrind_prefix(callgrind_dir: str) -> list[str]:
+    """The command that runs the zygote under callgrind: a count per process, each written
+    as the process exits into ``callgrind_dir`` and zeroed when a forked child starts
+    (``PyOS_AfterFork_Child``), so an episode process's file holds exactly its episode.
+    Children that exec run natively (``--trace-children=no``, callgrind's default)."""
+    return [
+        "valgrind",
+        "-q",
+        "--tool=callgrind",
+        "--zero-before=PyOS_AfterFork_Child",
+        f"--callgrind-out-file={os.path.join(callgrind_dir, 'callgrind.out.%p')}",
+    ]
+
+
+def new_callgrind_dir() -> str:
+    return tempfile.mkdtemp(prefix="tracecore-perf-callgrind-")
 
 
 def default_isolation() -> IsolationMode:
@@ -42,16 +65,25 @@ class SpawnedZygote:
     """A zygote process just started: the process, the harness's end of its control socket,
     and the file its output goes to until the run gives it a log of its own."""
 
-    def __init__(self, process: subprocess.Popen, control: socket.socket, startup_log: IO[bytes], python: str, isolation: str):
+    def __init__(
+        self,
+        process: subprocess.Popen,
+        control: socket.socket,
+        startup_log: IO[bytes],
+        python: str,
+        isolation: str,
+        callgrind_dir: str | None = None,
+    ):
         self.process = process
         self.control = control
         self.startup_log = startup_log
         self.python = python
         self.isolation = isolation
+        self.callgrind_dir = callgrind_dir  # instruction mode: where its processes' counts go
         self.adopted = False
 
-    def matches(self, python: str, isolation: str) -> bool:
-        return (python, isolation) == (self.python, self.isolation)
+    def matches(self, python: str, isolation: str, instructions: bool = False) -> bool:
+        return (python, isolation, instructions) == (self.python, self.isolation, self.callgrind_dir is not None)
 
     def discard(self) -> None:
         """Kill and reap it, unless a run adopted it (then the run closes it)."""
@@ -63,16 +95,27 @@ class SpawnedZygote:
         self.process.wait()
         self.control.close()
         self.startup_log.close()
+        if self.callgrind_dir is not None:
+            import shutil
+
+            shutil.rmtree(self.callgrind_dir, ignore_errors=True)
 
 
-def spawn_zygote(python: str, isolation: str) -> SpawnedZygote:
+def spawn_zygote(python: str, isolation: str, callgrind_dir: str | None = None) -> SpawnedZygote:
     """Start ``python episode_worker.py zygote ISOLATION HARNESS_PID`` with a Unix socket to
-    us as its stdin. Raises OSError when the interpreter cannot be started."""
+    us as its stdin; with ``callgrind_dir``, under callgrind (instruction mode), with the
+    fixed hash seed. Raises OSError when the interpreter (or valgrind) cannot be started."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     startup_log = tempfile.TemporaryFile()  # noqa: SIM115 - kept open until the run's log_to()/close()
+    argv = [python, str(WORKER_SCRIPT), "zygote", isolation, str(os.getpid())]
+    env = None
+    if callgrind_dir is not None:
+        argv = callgrind_prefix(callgrind_dir) + argv
+        env = dict(os.environ, PYTHONHASHSEED=str(HASH_SEED), **{CALLGRIND_DIR_ENV: callgrind_dir})
     try:
         process = subprocess.Popen(
-            [python, str(WORKER_SCRIPT), "zygote", isolation, str(os.getpid())],
+            argv,
+            env=env,
             stdin=theirs.fileno(),
             stdout=startup_log,
             stderr=startup_log,
@@ -84,14 +127,25 @@ def spawn_zygote(python: str, isolation: str) -> SpawnedZygote:
         raise
     finally:
         theirs.close()
-    return SpawnedZygote(process, ours, startup_log, python, isolation)
+    return SpawnedZygote(process, ours, startup_log, python, isolation, callgrind_dir)
 
 
-def prestart(python: str, isolation: str) -> SpawnedZygote | None:
+def prestart(python: str, isolation: str, instructions: bool = False) -> SpawnedZygote | None:
     """The zygote for the run about to start (its input already checked, ``--python``
     included, by ``checks``), or None when it cannot be started here: the run then starts
     its own and reports why that fails."""
+    callgrind_dir = new_callgrind_dir() if instructions else None
     try:
-        return spawn_zygote(python, isolation)
+        return spawn_zygote(python, isolation, callgrind_dir)
     except OSError:
+        if callgrind_dir is not None:
+            os.rmdir(callgrind_dir)
         return None
+
+
+def valgrind_version() -> str:
+    """``valgrind --version`` (e.g. ``valgrind-3.19.0``), recorded with every count."""
+    try:
+        return subprocess.run(["valgrind", "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
