@@ -113,8 +113,15 @@ def test_defaults_come_from_the_one_table():
         assert parsers[name].get_default("search_dir") == Path(defaults.OUTPUT_DIR)
     assert parsers["ab"].get_default("output_dir") == Path(defaults.AB_OUTPUT_DIR)
     assert parsers["ab"].get_default("timeout") == defaults.TIMEOUT_S
-    for key, value in defaults.COMPARE.items():
-        assert parsers["compare"].get_default(key) == parsers["ab"].get_default(key) == value
+    # compare's and ab's statistics default per metric: time's table, or the instruction
+    # counts' when both runs counted them
+    from tracecore_perf.cli.args import settings_from
+
+    for name, argv in (("compare", ["a", "b"]), ("ab", [])):
+        settings = settings_from(parsers[name].parse_args(argv))
+        for counted, table in ((False, defaults.COMPARE), (True, defaults.COMPARE_INSTRUCTIONS)):
+            resolved = settings.resolved(counted)
+            assert {key: getattr(resolved, key) for key in table} == table
 
 
 def test_warmup_is_parsed_and_refused_on_resume(tmp_path):

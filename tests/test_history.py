@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tracecore_perf.cli import main
+from tracecore_perf.history import store
 
 from conftest import REPO
 
@@ -107,7 +108,7 @@ def test_add_keeps_one_row_per_run_and_per_agent_and_task(db, stepped):
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 10
         assert conn.execute("SELECT count(*) FROM row_figures").fetchone()[0] == 40  # four scenario rows
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
         run = conn.execute("SELECT episodes, workers, isolation, warmup, tracecore_version FROM runs LIMIT 1").fetchone()
     assert run == (24, 4, "forkserver", 1, "1.1.3")
 
@@ -404,32 +405,31 @@ def test_run_with_history_makes_the_folder_or_refuses_before_any_episode(tmp_pat
 
 
 def test_an_older_schema_is_migrated_step_by_step(tmp_path, db, monkeypatch):
-    from tracecore_perf.history import store
 
     old = tmp_path / "old.sqlite"
     old.write_bytes(db.read_bytes())
     step = ["ALTER TABLE runs ADD COLUMN note TEXT", "UPDATE runs SET note = 'migrated'"]
+    newer = store.SCHEMA_VERSION + 1
     monkeypatch.setattr(store, "MIGRATIONS", [*store.MIGRATIONS, step])
-    monkeypatch.setattr(store, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(store, "SCHEMA_VERSION", newer)
     with pytest.raises(Exception, match="older; `history add` migrates it"):
         store.open_store(old, write=False)
     with store.open_store(old, write=True) as opened:
         assert len(opened.runs()) == 10
     with sqlite3.connect(old) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == newer
         assert {n for (n,) in conn.execute("SELECT note FROM runs")} == {"migrated"}
     conn.close()
 
 
 def test_a_failed_migration_leaves_the_database_as_it_was(tmp_path, db, monkeypatch):
-    from tracecore_perf.history import store
 
     old = tmp_path / "old.sqlite"
     old.write_bytes(db.read_bytes())
     before = digest(old)
     broken = ["ALTER TABLE runs ADD COLUMN note TEXT", "SELECT * FROM nowhere"]
     monkeypatch.setattr(store, "MIGRATIONS", [*store.MIGRATIONS, broken])
-    monkeypatch.setattr(store, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(store, "SCHEMA_VERSION", store.SCHEMA_VERSION + 1)
     with pytest.raises(Exception, match="nowhere"):
         store.open_store(old, write=True)
     assert digest(old) == before

@@ -51,6 +51,11 @@ def parser() -> argparse.ArgumentParser:
         default=defaults.SAMPLE_INTERVAL_S,
         help="seconds between resource samples",
     )
+    p.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count each episode's instructions under Valgrind on both sides, and compare them (forkserver; needs valgrind)",
+    )
     add_comparison_flags(p)
     return p
 
@@ -68,6 +73,10 @@ def main(argv: list[str]) -> int:
     if len(args.python) != 2:
         raise UsageError(f"--python must be given exactly twice (A, then B), got {len(args.python)}")
     settings = settings_from(args)
+    from tracecore_perf.run.checks import check_instructions
+    from tracecore_perf.run.spawn import default_isolation
+
+    check_instructions(args.instructions, args.isolation or default_isolation())
     scenario = load_scenario(args.scenario) if args.scenario else list(DEFAULT_SCENARIO)
     configure("console", level=logging.WARNING)
     outcome = run_ab(
@@ -81,6 +90,7 @@ def main(argv: list[str]) -> int:
         strict_spec=args.strict_spec,
         isolation=args.isolation,
         sample_interval=args.sample_interval,
+        instructions=args.instructions,
         settings=settings,
         fail_on_regression=args.fail_on == "regression",
         say=_say,

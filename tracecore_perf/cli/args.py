@@ -133,17 +133,25 @@ def add_comparison_flags(parser: argparse.ArgumentParser) -> None:
     """The flags ``compare`` and ``ab`` share."""
     from tracecore_perf.verdicts.compare import METRICS
 
-    compare = defaults.COMPARE
-    parser.add_argument("--metric", choices=sorted(METRICS), default=compare["metric"], help="latency compared")
-    parser.add_argument("--alpha", type=alpha, default=compare["alpha"], help="significance level after adjustment")
-    parser.add_argument("--noise", type=fraction, default=compare["noise"], help="changes smaller than this are no change")
-    parser.add_argument("--margin", type=fraction, default=compare["margin"], help="slower by more than this is a regression")
+    time, counts = defaults.COMPARE, defaults.COMPARE_INSTRUCTIONS
+
+    def default(key: str) -> str:
+        return f"(default: {time[key]:g}; {counts[key]:g} for instructions)"
+
+    parser.add_argument(
+        "--metric",
+        choices=sorted(METRICS),
+        help=f"what is compared per episode (default: instructions when both runs were made with --instructions, "
+        f"else {time['metric']})",
+    )
+    parser.add_argument("--alpha", type=alpha, help=f"significance level after adjustment {default('alpha')}")
+    parser.add_argument("--noise", type=fraction, help=f"changes smaller than this fraction are no change {default('noise')}")
+    parser.add_argument("--margin", type=fraction, help=f"slower by more than this fraction is a regression {default('margin')}")
     parser.add_argument(
         "--drift",
         type=fraction,
-        default=compare["drift"],
         help="floor of the between-run drift: the relative standard deviation of a run's median from one run to the "
-        "next on this host class (a run that drifts more within itself gets more)",
+        f"next on this host class (a run that drifts more within itself gets more) {default('drift')}",
     )
     parser.add_argument("--fail-on", choices=["regression", "never"], default="never", help="exit 1 on a regression")
     add_output_format(parser, "perf-compare-<stamp>.junit.xml next to the current run")
@@ -163,5 +171,3 @@ def settings_from(args: argparse.Namespace):
 
 
 # --- naming a run ----------------------------------------------------------------------
-
-

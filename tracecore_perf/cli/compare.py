@@ -21,6 +21,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compare runs set up differently (workers, isolation, strict spec, scenario rows) with a warning",
     )
+    p.add_argument(
+        "--same-runtime",
+        action="store_true",
+        help="refuse (exit 2) runs whose Python build, TraceCore or Valgrind differ, naming the run that records a new "
+        "baseline: a CI gate compares code with code",
+    )
     return p
 
 
@@ -37,5 +43,6 @@ def main(argv: list[str]) -> int:
         settings,
         fail_on_regression=args.fail_on == "regression",
         allow_setup_mismatch=args.allow_setup_mismatch,
+        same_runtime=args.same_runtime,
     )
     return report_comparison(comparison, current, args)

@@ -37,8 +37,8 @@ def _analysis(p: argparse.ArgumentParser, metric_help: str) -> None:
     p.add_argument(
         "--min-change",
         type=fraction,
-        default=SETTINGS["min_change"],
-        help="a change point whose segment medians differ by less than this is dropped (the host's run-to-run noise)",
+        help="a change point whose segment medians differ by less than this fraction is dropped (the host's run-to-run "
+        f"noise; default: {SETTINGS['min_change']:g}, and {METRICS['instructions'].min_change:g} for instructions)",
     )
     p.add_argument("--pvalue", type=alpha, default=SETTINGS["pvalue"], help="significance of E-divisive's permutation test")
     p.add_argument(
@@ -96,7 +96,7 @@ def parser() -> argparse.ArgumentParser:
     from tracecore_perf.verdicts.export import FORMATS
 
     gate = sub.add_parser("check", help="does the newest run sit on the slower side of a change point?")
-    _analysis(gate, "metrics gated, default cpu_s")
+    _analysis(gate, "metrics gated, default instructions when the newest run counted them, else cpu_s")
     gate.add_argument("--fail-on", choices=["regression", "never"], default="never", help="exit 1 on a regression")
     gate.add_argument("--format", choices=sorted(FORMATS), default="text", help="output format")
     gate.add_argument(
@@ -118,14 +118,17 @@ def _settings(args: argparse.Namespace):
     return Settings(
         pvalue=args.pvalue,
         permutations=args.permutations,
-        min_change=args.min_change,
+        min_change=SETTINGS["min_change"] if args.min_change is None else args.min_change,
+        min_change_given=args.min_change is not None,
         seed=SETTINGS["seed"],
         mix_machines=args.mix_machines,
         order=args.order,
     )
 
 
-def _load(args: argparse.Namespace, default_metrics: list[str] | None):
+def _load(args: argparse.Namespace, default_metrics: list[str] | None, counted_default: list[str] | None = None):
+    """The history with its change points. ``counted_default``: the metrics when none is
+    asked for and the newest run counted instructions (else ``default_metrics``)."""
     from tracecore_perf.history import changes
     from tracecore_perf.history.store import open_store
 
@@ -133,6 +136,9 @@ def _load(args: argparse.Namespace, default_metrics: list[str] | None):
     changes._library()  # a missing library is bad input, said before anything else
     with open_store(args.db, write=False) as store:
         runs, rows = store.runs(), store.rows()
+    newest = changes.ordered(runs, args.order)[-1] if runs else None
+    if not args.metric and counted_default and newest is not None and newest.instructions:
+        metrics = counted_default
     return changes.history(str(args.db), runs, rows, metrics, _settings(args))
 
 
@@ -165,7 +171,7 @@ def check(args: argparse.Namespace) -> int:
     from tracecore_perf.history import changes
 
     check_junit_target(args.format, args.junit_file)
-    verdict = changes.check(_load(args, ["cpu_s"]))
+    verdict = changes.check(_load(args, ["cpu_s"], counted_default=["instructions"]))
     emit(args.format, verdict, args.junit_file or args.db.parent / "history-check.junit.xml")
     return 0 if verdict.ok or args.fail_on == "never" else 1
 
@@ -176,7 +182,7 @@ def report(args: argparse.Namespace) -> int:
     target = args.output
     if target.is_dir() or not target.parent.is_dir():
         raise UsageError(f"--output must be a file in an existing directory: {target}")
-    found = _load(args, DEFAULT_METRICS)
+    found = _load(args, DEFAULT_METRICS, counted_default=["instructions", *DEFAULT_METRICS])
     write_history_report(found, target)
     print(f"{PROG} history report: {target}")
     return 0

@@ -29,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
     p = Parser(
         prog=f"{PROG} matrix",
         description="Run a matrix of runs (cells) from a TOML file: optional top-level defaults (any of the run's settings: "
-        "episodes, workers, timeout, strict_spec, compress, isolation, python, keep_runs, sample_interval, warmup, "
+        "episodes, workers, timeout, strict_spec, compress, isolation, python, keep_runs, sample_interval, warmup, instructions, "
         "scenario = FILE or rows = [{agent, task_ref, seed}, ...]), then [[cells]], each with a unique name and any of "
         "the same settings. Each cell is an ordinary run under DIR/matrix-<stamp>/<cell>/.",
     )

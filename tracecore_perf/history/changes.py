@@ -92,7 +92,14 @@ def _segments(values: list[float], cuts: list[int]) -> list[tuple[float, float, 
     return out
 
 
-def _significant_cuts(values: list[float], settings: Settings) -> list[int]:
+def min_change(metric: str, settings: Settings) -> float:
+    """The smallest change reported on ``metric``: --min-change when given, else the metric's
+    own (instruction counts), else the default."""
+    own = METRICS[metric].min_change
+    return settings.min_change if settings.min_change_given or own is None else own
+
+
+def _significant_cuts(values: list[float], settings: Settings, smallest: float) -> list[int]:
     e_divisive, deterministic = _library()
     with deterministic(settings.seed):
         cuts = sorted(int(c) for c in e_divisive(values, pvalue=settings.pvalue, permutations=settings.permutations))
@@ -100,7 +107,7 @@ def _significant_cuts(values: list[float], settings: Settings) -> list[int]:
     while cuts:
         sizes = [abs(math.log(r)) if r else math.inf for _, _, r in _segments(values, cuts)]
         weakest = min(range(len(cuts)), key=lambda i: sizes[i])
-        if sizes[weakest] >= math.log1p(settings.min_change) - 1e-12:
+        if sizes[weakest] >= math.log1p(smallest) - 1e-12:
             break
         del cuts[weakest]
     return cuts
@@ -129,7 +136,7 @@ def _series_change_points(series: Series, runs: dict[str, RunRecord], settings: 
         series.note = f"{len(known)} run(s) with a value; change points need at least {MIN_RUNS}"
         return
     values = [float(p.value) for p in known]  # type: ignore[arg-type]
-    cuts = _significant_cuts(values, settings)
+    cuts = _significant_cuts(values, settings, min_change(series.metric, settings))
     bounds = [0, *cuts, len(values)]
     for i, (cut, (before, after, ratio)) in enumerate(zip(cuts, _segments(values, cuts), strict=True)):
         first, last_before = runs[known[cut].stamp], runs[known[cut - 1].stamp]
@@ -197,8 +204,8 @@ def check(found: History) -> HistoryVerdict:
     is still beyond ``min_change`` of the level before (a fix in the newest run clears it)."""
     newest = found.runs[-1].stamp if found.runs else None
     regressions, others, checked, notes = [], [], 0, []
-    min_change = found.settings.min_change
     for series in found.series:
+        smallest = min_change(series.metric, found.settings)
         if not series.points or series.points[-1].stamp != newest:
             continue
         checked += 1
@@ -209,7 +216,7 @@ def check(found: History) -> HistoryVerdict:
         latest = series.change_points[-1]
         value = series.points[-1].value
         ratio = _ratio(latest.before, value) if value is not None else None
-        still = ratio is None or (_is_slower(series.metric, ratio) and abs(math.log(ratio)) >= math.log1p(min_change) - 1e-12)
+        still = ratio is None or (_is_slower(series.metric, ratio) and abs(math.log(ratio)) >= math.log1p(smallest) - 1e-12)
         if latest.direction == "slower" and still:
             regressions.append(latest)
         else:

@@ -16,6 +16,8 @@ def value_text(metric: str, value: float | None) -> str:
         return f"{value / 2**20:,.1f} MiB" if value >= 2**20 else f"{value:,.0f} B"
     if unit == "ratio":
         return f"{value:.1%}"
+    if unit == "instructions":
+        return f"{value / 1e6:,.3f} M instructions"
     return f"{value:,.2f} eps"
 
 

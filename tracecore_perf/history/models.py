@@ -19,14 +19,18 @@ class Metric(msgspec.Struct, frozen=True, kw_only=True):
 
     name: str
     title: str
-    unit: Literal["s", "bytes", "ratio", "eps"]
+    unit: Literal["s", "bytes", "ratio", "eps", "instructions"]
     per_row: bool
     worse: Literal["higher", "lower"] = "higher"
+    # the smallest change reported, unless --min-change says otherwise (None: Settings'
+    # default); instruction counts repeat to ~0.01%, so a far smaller step is a real one
+    min_change: float | None = None
 
 
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
+        Metric(name="instructions", title="median instructions per episode", unit="instructions", per_row=True, min_change=0.005),
         Metric(name="cpu_s", title="median CPU per episode", unit="s", per_row=True),
         Metric(name="wall_clock_s", title="median wall clock", unit="s", per_row=True),
         Metric(name="wall_clock_p95_s", title="p95 wall clock", unit="s", per_row=True),
@@ -61,6 +65,9 @@ class RunRecord(msgspec.Struct, kw_only=True):
     workers_rss_bytes: int | None
     source_dir: str  # where the run's artifacts were when it was added (its report may sit there)
     added_at: str = ""
+    # made with --instructions: its instructions are kept, its time and episode-memory figures
+    # (inflated by Valgrind) are not
+    instructions: bool = False
 
 
 class RowFigures(msgspec.Struct, kw_only=True):
@@ -76,6 +83,7 @@ class RowFigures(msgspec.Struct, kw_only=True):
     success_rate: float
     artifact_bytes: float | None
     episode_rss_bytes: int | None
+    instructions: float | None = None  # median per successful episode (instruction runs)
 
 
 class Point(msgspec.Struct, kw_only=True):
@@ -114,8 +122,9 @@ class Series(msgspec.Struct, kw_only=True):
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pvalue: float
     permutations: int
-    min_change: float
+    min_change: float  # every metric's, when given (--min-change); else each metric's own
     seed: int
+    min_change_given: bool = False
     mix_machines: bool = False
     order: Order = "time"
 

@@ -100,6 +100,8 @@ def _scale(metric: str, values: list[float]) -> tuple[float, str]:
         return 1 / 2**20, "MiB"
     if unit == "ratio":
         return 100.0, "%"
+    if unit == "instructions":
+        return 1e-6, "millions"
     return 1.0, "episodes/s"
 
 
@@ -125,7 +127,8 @@ def _draw(group: list[Series], labels: dict[str, str]) -> bytes:
             ys = [float(p.value) * factor for p in known]  # type: ignore[arg-type]
             ax.plot(xs, ys, marker="o", color=_LINE, linewidth=1.4, markersize=5)
             ax.set_ylabel(f"{METRICS[series.metric].title}\n({unit})", fontsize=8.5)
-            ax.set_ylim(bottom=0)
+            if METRICS[series.metric].unit != "instructions":  # a 1% step must stay visible
+                ax.set_ylim(bottom=0)
             for cp in series.change_points:
                 colour = _SLOWER if cp.direction == "slower" else _FASTER
                 x = position[cp.stamp] - 0.5

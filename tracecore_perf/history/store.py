@@ -27,7 +27,7 @@ from tracecore_perf.published import PublishedRun
 from tracecore_perf.run.publish import distribution
 
 APPLICATION_ID = 0x54435046  # "TCPF"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # MIGRATIONS[v] takes a database from schema version v to v + 1 (statements run in order, in
 # one transaction with the version bump). Version 0 is an empty file: the first step creates it.
@@ -67,6 +67,10 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (stamp, agent, task_ref)
         )""",
         "CREATE INDEX runs_by_time ON runs(generated_at)",
+    ],
+    [  # instruction counts (run --instructions)
+        "ALTER TABLE runs ADD COLUMN instructions INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE row_figures ADD COLUMN instructions REAL",
     ],
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -120,12 +124,14 @@ def figures_of(run: PublishedRun, label: str | None = None) -> tuple[RunRecord, 
         machine_class=manifest.machine_class,
         host_class=host_class(manifest),
         cpu_model=manifest.host.cpu_model,
-        throughput_eps=summary.throughput_eps,
+        throughput_eps=summary.throughput_eps if not manifest.instructions else None,
         harness_rss_bytes=summary.resources.harness_peak_rss_bytes,
-        workers_rss_bytes=max((s.workers_rss_bytes for s in samples), default=None),
+        workers_rss_bytes=max((s.workers_rss_bytes for s in samples), default=None) if not manifest.instructions else None,
         source_dir=str(run.output_dir.resolve()),
         added_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        instructions=manifest.instructions,
     )
+    native = not manifest.instructions  # under Valgrind, time and an episode's memory are its, not ours
     grouped = defaultdict(list)
     for row in series:
         grouped[(row.agent, row.task_ref)].append(row)
@@ -133,18 +139,20 @@ def figures_of(run: PublishedRun, label: str | None = None) -> tuple[RunRecord, 
     for (agent, task_ref), members in grouped.items():
         ok = [r for r in members if r.success]
         wall = distribution(r.wall_clock_s for r in ok)
+        counts = [r.instructions for r in ok if r.instructions is not None]
         rows.append(
             RowFigures(
                 stamp=run.stamp,
                 agent=agent,
                 task_ref=task_ref,
                 episodes=len(members),
-                cpu_s=round(statistics.median(r.cpu_user_s + r.cpu_sys_s for r in ok), 6) if ok else None,
-                wall_clock_s=wall.p50,
-                wall_clock_p95_s=wall.p95,
+                cpu_s=round(statistics.median(r.cpu_user_s + r.cpu_sys_s for r in ok), 6) if ok and native else None,
+                wall_clock_s=wall.p50 if native else None,
+                wall_clock_p95_s=wall.p95 if native else None,
                 success_rate=round(len(ok) / len(members), 6),
                 artifact_bytes=round(statistics.fmean(r.artifact_bytes for r in ok), 1) if ok else None,
-                episode_rss_bytes=max(r.max_rss_bytes for r in members) or None,
+                episode_rss_bytes=(max(r.max_rss_bytes for r in members) or None) if native else None,
+                instructions=statistics.median(counts) if counts else None,
             )
         )
     return record, rows

@@ -32,6 +32,7 @@ def run_options(cell: Cell, output_dir: Path, output_cap: int):
         sample_interval=cell.sample_interval,
         output_cap=output_cap,
         warmup=cell.warmup,
+        instructions=cell.instructions,
         stamp_suffix=cell.number,
     )
 
@@ -55,6 +56,8 @@ def run_argv(cell: Cell, output_dir: Path, scenario_file: Path) -> list[str]:
         argv.append("--strict-spec")
     if cell.compress:
         argv.append("--compress")
+    if cell.instructions:
+        argv.append("--instructions")
     if cell.python:
         argv += ["--python", cell.python]
     if cell.number:

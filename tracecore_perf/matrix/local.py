@@ -29,10 +29,10 @@ def preflight(cells: list[Cell], output_dir: Path) -> None:
     for cell in cells:
         try:
             check_workers(cell.workers)
-            key = (cell.python, cell.isolation, tuple(cell.rows))
+            key = (cell.python, cell.isolation, tuple(cell.rows), cell.instructions)
             if key not in seen:
                 seen.add(key)
-                harness.preflight(list(cell.rows), cell.python or default_python(), cell.isolation, output_dir)
+                harness.preflight(list(cell.rows), cell.python or default_python(), cell.isolation, output_dir, cell.instructions)
         except UsageError as exc:
             raise UsageError(f"cell {cell.name!r}: {exc}") from None
 

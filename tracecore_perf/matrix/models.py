@@ -42,6 +42,7 @@ class RunSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit
     keep_runs: KeepRuns | None = None
     sample_interval: PositiveFloat | None = None
     warmup: NonNegativeInt | None = None
+    instructions: bool | None = None  # count instructions under Valgrind, as --instructions
     scenario: str | None = None  # a TOML/JSON scenario file, as --scenario
     rows: list[ScenarioRow] | None = None  # or the rows inline
 
@@ -69,6 +70,7 @@ class Cell(msgspec.Struct, kw_only=True):
     sample_interval: float
     warmup: int
     rows: list[ScenarioRow]
+    instructions: bool = False
     scenario_source: str  # "inline", "default" or the scenario file as given
     number: int = 0  # 1-based place in the file: the suffix of the cell's stamp (distinct stamps)
 

@@ -115,6 +115,7 @@ def _resolve(entry: CellEntry, top: MatrixFile, path: Path) -> Cell:
         keep_runs=pick("keep_runs", defaults.KEEP_RUNS),
         sample_interval=float(pick("sample_interval", defaults.SAMPLE_INTERVAL_S)),
         warmup=pick("warmup", defaults.WARMUP),
+        instructions=pick("instructions", False),
         rows=list(rows),
         scenario_source=source,
     )

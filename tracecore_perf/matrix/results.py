@@ -39,9 +39,7 @@ def _hardware_differs(base, cur) -> bool:
     from tracecore_perf.verdicts.compare import INTERPRETER_FIELDS
 
     keys = set(base.machine_class_fields) | set(cur.machine_class_fields)
-    return any(
-        base.machine_class_fields.get(k) != cur.machine_class_fields.get(k) for k in keys if k not in INTERPRETER_FIELDS
-    )
+    return any(base.machine_class_fields.get(k) != cur.machine_class_fields.get(k) for k in keys if k not in INTERPRETER_FIELDS)
 
 
 def comparisons(cells: list[Cell], outcomes: dict[str, CellOutcome], matrix_dir: Path) -> list[CellComparison]:

@@ -13,6 +13,7 @@ Verdicts come from ``check.evaluate`` and the statistical comparison from
 from __future__ import annotations
 
 import base64
+import statistics
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,10 @@ class RowStats(msgspec.Struct, kw_only=True):
     p50_s: float | None
     p95_s: float | None
     max_s: float | None
+    # instruction mode: per episode, over the row's successful counted episodes
+    instructions_median: float | None = None
+    instructions_min: int | None = None
+    instructions_max: int | None = None
 
 
 class ChartView(msgspec.Struct, kw_only=True):
@@ -86,6 +91,7 @@ class Report(msgspec.Struct, kw_only=True):
     baseline_manifest: Manifest | None = None
     row_pairs: list[RowPair] = []
     comparison: Comparison | None = None
+    timing_note: str | None = None  # instruction mode: what the time figures are worth
 
 
 class Written(msgspec.Struct, kw_only=True):
@@ -103,6 +109,7 @@ def row_stats(series: list[EpisodeRow], scenario: list[Any]) -> list[RowStats]:
     out = []
     for index, rows in sorted(grouped.items()):
         wall = distribution(r.wall_clock_s for r in rows)  # the summary's own percentile definition
+        counts = [r.instructions for r in rows if r.success and r.instructions is not None]
         agent, task_ref = rows[0].agent, rows[0].task_ref
         if 0 <= index < len(scenario):
             agent, task_ref = scenario[index].agent, scenario[index].task_ref
@@ -117,6 +124,9 @@ def row_stats(series: list[EpisodeRow], scenario: list[Any]) -> list[RowStats]:
                 p50_s=wall.p50,
                 p95_s=wall.p95,
                 max_s=wall.max,
+                instructions_median=statistics.median(counts) if counts else None,
+                instructions_min=min(counts, default=None),
+                instructions_max=max(counts, default=None),
             )
         )
     return out
@@ -194,18 +204,26 @@ def _pvalue(value: float | None) -> str:
 def summary_lines(summary: Summary) -> list[tuple[str, str]]:
     s = summary
     rate = s.success_count / s.episodes if s.episodes else None
-    return [
+    under = " (under Valgrind)" if s.timing_note else ""
+    lines = [
+        (
+            f"instructions per episode, {row.agent} on {row.task_ref}",
+            f"median {row.median:,.0f} (min {row.min:,}, max {row.max:,})",
+        )
+        for row in s.instructions
+    ]
+    return lines + [
         ("episodes", f"{s.episodes:,}"),
         ("passed / failed", f"{s.success_count:,} / {s.failure_count:,}"),
         ("success rate", "–" if rate is None else f"{rate:.1%}"),
         ("timed out", f"{s.timed_out_count:,}"),
         ("elapsed", f"{s.elapsed_s:,.2f} s"),
         ("throughput", "–" if s.throughput_eps is None else f"{s.throughput_eps:,.2f} episodes/s"),
-        ("wall clock p50", _seconds(s.wall_clock_s.p50)),
-        ("wall clock p95", _seconds(s.wall_clock_s.p95)),
-        ("wall clock p99", _seconds(s.wall_clock_s.p99)),
-        ("wall clock max", _seconds(s.max_wall_clock_s)),
-        ("episode (TraceCore run) p50 / p95", f"{_seconds(s.episode_s.p50)} / {_seconds(s.episode_s.p95)}"),
+        (f"wall clock p50{under}", _seconds(s.wall_clock_s.p50)),
+        (f"wall clock p95{under}", _seconds(s.wall_clock_s.p95)),
+        (f"wall clock p99{under}", _seconds(s.wall_clock_s.p99)),
+        (f"wall clock max{under}", _seconds(s.max_wall_clock_s)),
+        (f"episode (TraceCore run) p50 / p95{under}", f"{_seconds(s.episode_s.p50)} / {_seconds(s.episode_s.p95)}"),
         ("queue p95", _seconds(s.queue_s.p95)),
         # Two different sizes: the files TraceCore wrote to disk (run_artifacts.*, what the
         # thresholds limit) and each artifact serialized as JSON (telemetry_verbosity.*, the
@@ -326,6 +344,7 @@ def write_report(
         summary_lines=[SummaryLine(label=label, current=value, baseline=base_lines.get(label)) for label, value in lines],
         failure_reasons=sorted(data.summary.failure_reasons.items(), key=lambda kv: (-kv[1], kv[0])),
         rows=row_stats(data.series, data.manifest.scenario),
+        timing_note=data.summary.timing_note,
         metrics=run.metrics() if run.paths["metrics"].is_file() else [],
         charts=[_chart_view(chart) for chart in rendered],
         verdict=verdict,

@@ -69,9 +69,7 @@ def check_instructions(instructions: bool, isolation: str) -> None:
     if not instructions:
         return
     if isolation == "spawn":
-        raise UsageError(
-            "--instructions counts episodes forked from the warmed zygote; it cannot be used with --isolation spawn"
-        )
+        raise UsageError("--instructions counts episodes forked from the warmed zygote; it cannot be used with --isolation spawn")
     import shutil
 
     if shutil.which("valgrind") is None:

@@ -3,6 +3,7 @@ table at the end. Uses rich, which TraceCore itself already depends on."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from rich.console import Console
@@ -69,8 +70,17 @@ def print_summary(summary: Summary, artifacts: dict[str, str], run_dir: str) -> 
         "-" if summary.throughput_eps is None else f"{summary.throughput_eps:.1f} episodes/s over {summary.elapsed_s:.2f} s",
     )
     wall = summary.wall_clock_s
-    table.add_row("latency (wall)", f"p50 {_seconds(wall.p50)}  p95 {_seconds(wall.p95)}  max {_seconds(wall.max)}")
-    table.add_row("episode (TraceCore)", f"p50 {_seconds(summary.episode_s.p50)}  p95 {_seconds(summary.episode_s.p95)}")
+    inflated = " [yellow](under Valgrind)[/]" if summary.timing_note else ""
+    table.add_row(f"latency (wall){inflated}", f"p50 {_seconds(wall.p50)}  p95 {_seconds(wall.p95)}  max {_seconds(wall.max)}")
+    table.add_row(
+        f"episode (TraceCore){inflated}", f"p50 {_seconds(summary.episode_s.p50)}  p95 {_seconds(summary.episode_s.p95)}"
+    )
+    for row in summary.instructions:
+        table.add_row(
+            "instructions (M)",
+            f"{os.path.basename(row.agent)} on {row.task_ref}: median {row.median / 1e6:,.3f} "
+            f"[{row.min / 1e6:,.3f} - {row.max / 1e6:,.3f}], n={row.count}",
+        )
     table.add_row(
         "run artifacts",
         f"{summary.run_artifacts.file_count} files, {summary.run_artifacts.total_bytes:,} bytes on disk; "

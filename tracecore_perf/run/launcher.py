@@ -404,9 +404,7 @@ class ZygoteProcess:
     async def spawn_worker(self, slot: int) -> WorkerProcess:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            spawned = await self._request(
-                protocol.Spawn(), protocol.Spawned, fds=[theirs.fileno()], deadline=SPAWN_DEADLINE_S
-            )
+            spawned = await self._request(protocol.Spawn(), protocol.Spawned, fds=[theirs.fileno()], deadline=SPAWN_DEADLINE_S)
         except BaseException:
             ours.close()
             raise

@@ -57,6 +57,7 @@ def run_ab(
     isolation: IsolationMode | None = None,
     sample_interval: float = defaults.SAMPLE_INTERVAL_S,
     output_cap: int = defaults.OUTPUT_CAP_BYTES,
+    instructions: bool = False,
     settings: Settings | None = None,
     fail_on_regression: bool = False,
     say: Callable[[str], None] = lambda line: None,
@@ -64,7 +65,8 @@ def run_ab(
     """Run ``episodes`` per interpreter into ``output_dir/a`` and ``output_dir/b`` in ABBA
     chunks, then compare B (current) with A (baseline). ``say`` gets one progress line per
     chunk. Bad input (either interpreter or the scenario) raises UsageError before either
-    side starts."""
+    side starts. ``instructions``: both sides count instructions under Valgrind (then the
+    comparison is on instructions unless ``settings`` names another metric)."""
     from tracecore_perf.run.spawn import default_isolation
 
     if len(pythons) != 2:
@@ -73,7 +75,7 @@ def run_ab(
         raise UsageError(f"--rounds {rounds} is more than --episodes {episodes}")
     isolation = isolation or default_isolation()
     for python in pythons:  # both sides valid before either starts
-        harness.preflight(scenario, python, isolation, output_dir)
+        harness.preflight(scenario, python, isolation, output_dir, instructions)
 
     dirs = {side: output_dir / side.lower() for side in SIDES}
     run_dirs: dict[str, Path] = {}
@@ -96,6 +98,7 @@ def run_ab(
                         keep_runs="all",
                         sample_interval=sample_interval,
                         output_cap=output_cap,
+                        instructions=instructions,
                     ),
                     show_progress=False,
                 )

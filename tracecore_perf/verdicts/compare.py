@@ -42,7 +42,9 @@ METRICS = {
     "wall_clock_s": lambda r: r.wall_clock_s,
     "episode_s": lambda r: r.episode_s,
     "cpu_s": lambda r: r.cpu_user_s + r.cpu_sys_s,
+    "instructions": lambda r: r.instructions,
 }
+TIME_METRICS = ("wall_clock_s", "episode_s", "cpu_s")
 INTERPRETER_FIELDS = ("python", "tracecore")
 MIN_EPISODES = 5  # per row and side, successful episodes, before latency is compared
 BOOTSTRAP_RESAMPLES = 2000
@@ -52,20 +54,32 @@ CONFIDENCE = 0.95
 MAX_BLOCKS = 8
 MIN_BLOCK_EPISODES = 10
 MIN_BLOCKS = 3
-# cpu_s by default: see defaults.COMPARE.
+# cpu_s by default, instructions when both runs counted them: see defaults.COMPARE and
+# defaults.COMPARE_INSTRUCTIONS.
 DEFAULTS = defaults.COMPARE
 
 
 class Settings:
+    """What to compare and how strictly. A setting left None takes the metric's default
+    (``defaults.COMPARE``, or ``defaults.COMPARE_INSTRUCTIONS`` for instructions); a metric
+    left None is instructions when both runs counted them, else ``cpu_s``."""
+
     def __init__(
         self,
-        metric: str = DEFAULTS["metric"],
-        alpha: float = DEFAULTS["alpha"],
-        noise: float = DEFAULTS["noise"],
-        margin: float = DEFAULTS["margin"],
-        drift: float = DEFAULTS["drift"],
+        metric: str | None = None,
+        alpha: float | None = None,
+        noise: float | None = None,
+        margin: float | None = None,
+        drift: float | None = None,
     ) -> None:
         self.metric, self.alpha, self.noise, self.margin, self.drift = metric, alpha, noise, margin, drift
+
+    def resolved(self, counted: bool = False) -> Settings:
+        """Every setting filled in; ``counted``: both runs counted instructions."""
+        metric = self.metric or ("instructions" if counted else DEFAULTS["metric"])
+        table = defaults.COMPARE_INSTRUCTIONS if metric == "instructions" else DEFAULTS
+        given = {"alpha": self.alpha, "noise": self.noise, "margin": self.margin, "drift": self.drift}
+        return Settings(metric, **{key: table[key] if value is None else value for key, value in given.items()})
 
 
 def _key(row: EpisodeRow) -> tuple[str, str]:
@@ -92,9 +106,7 @@ def _log_median_se(logs: np.ndarray, rng: np.random.Generator) -> float:
 
     if np.ptp(logs) == 0:
         return 0.0
-    boot = stats.bootstrap(
-        (logs,), np.median, vectorized=True, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=rng
-    )
+    boot = stats.bootstrap((logs,), np.median, vectorized=True, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=rng)
     return float(boot.standard_error)
 
 
@@ -167,26 +179,83 @@ def _r(value: float | None, digits: int = 5) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def _counts(rows: Sequence[EpisodeRow]) -> dict[int, int]:
+    """Seed -> instructions of the successful, counted episodes (the first of a seed)."""
+    counts: dict[int, int] = {}
+    for row in rows:
+        if row.success and row.instructions is not None:
+            counts.setdefault(row.seed, row.instructions)
+    return counts
+
+
+def _instructions(
+    base: Sequence[EpisodeRow], cur: Sequence[EpisodeRow], rng: np.random.Generator
+) -> tuple[Estimate, float | None, float | None, bool, int, int]:
+    """Instruction counts: the ratio of medians with its interval. Counts do not drift with
+    the host, so the only uncertainty is which episodes were run: where both runs ran the
+    same seeds, episodes are paired by seed and the pairs are resampled together (the same
+    work on both sides, so only the change shows); otherwise each side is resampled on its
+    own. Returns (ratio, p-value, standard error of the log ratio, paired, n base, n current)."""
+    from scipy import stats  # imported when needed: it is most of the start-up time
+
+    b, c = _counts(base), _counts(cur)
+    paired = len(b) >= MIN_EPISODES and b.keys() == c.keys()
+    if len(b) < MIN_EPISODES or len(c) < MIN_EPISODES:
+        return Estimate(value=None), None, None, paired, len(b), len(c)
+    if paired:
+        seeds = sorted(b)
+        x, y = np.log([b[s] for s in seeds]), np.log([c[s] for s in seeds])
+        picks = rng.integers(0, len(seeds), size=(BOOTSTRAP_RESAMPLES, len(seeds)))
+        se = float(np.std(np.median(y[picks], axis=1) - np.median(x[picks], axis=1), ddof=1))
+    else:
+        x, y = np.log(list(b.values())), np.log(list(c.values()))
+        se = math.sqrt(_log_median_se(x, rng) ** 2 + _log_median_se(y, rng) ** 2)
+    d = float(np.median(y) - np.median(x))
+    p = float(2 * stats.norm.sf(abs(d) / se)) if se > 0 else float(d == 0)
+    z = float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
+    ratio = Estimate(
+        value=round(math.exp(d), 6),
+        low=round(math.exp(d - z * se), 6),
+        high=round(math.exp(d + z * se), 6),
+        confidence=CONFIDENCE,
+    )
+    return ratio, p, se, paired, len(b), len(c)
+
+
+def _median_count(rows: Sequence[EpisodeRow]) -> float | None:
+    counts = list(_counts(rows).values())
+    return float(np.median(counts)) if counts else None
+
+
 def _row(key: tuple[str, str], base: list[EpisodeRow], cur: list[EpisodeRow], settings: Settings, seed: int) -> RowComparison:
     from scipy import stats  # imported when needed: it is most of the start-up time
 
     rng = np.random.default_rng(seed)
-    b, c = side(base, settings.metric, rng), side(cur, settings.metric, rng)
-    x, y = np.exp(b.logs), np.exp(c.logs)
-    comparable = len(x) >= MIN_EPISODES and len(y) >= MIN_EPISODES
-    se = p_episodes = None
-    if comparable:
-        ratio, shift, p, p_episodes, se = _latency(b, c, settings)
+    paired = None
+    if settings.metric == "instructions":
+        b = c = None
+        ratio, p, se, paired, n_base, n_cur = _instructions(base, cur, rng)
+        comparable = ratio.value is not None
+        shift, p_episodes = Estimate(value=None), None
+        x = y = np.array([])
     else:
-        ratio, shift, p = Estimate(value=None), Estimate(value=None), None
+        b, c = side(base, settings.metric, rng), side(cur, settings.metric, rng)
+        x, y = np.exp(b.logs), np.exp(c.logs)
+        n_base, n_cur = len(x), len(y)
+        comparable = len(x) >= MIN_EPISODES and len(y) >= MIN_EPISODES
+        se = p_episodes = None
+        if comparable:
+            ratio, shift, p, p_episodes, se = _latency(b, c, settings)
+        else:
+            ratio, shift, p = Estimate(value=None), Estimate(value=None), None
     ok_base, ok_cur = sum(r.success for r in base), sum(r.success for r in cur)
     success_p = float(stats.fisher_exact([[ok_cur, len(cur) - ok_cur], [ok_base, len(base) - ok_base]]).pvalue)
     return RowComparison(
         agent=key[0],
         task_ref=key[1],
         metric=settings.metric,
-        baseline_n=len(x),
-        current_n=len(y),
+        baseline_n=n_base,
+        current_n=n_cur,
         baseline_median_s=round(float(np.median(x)), 6) if len(x) else None,
         current_median_s=round(float(np.median(y)), 6) if len(y) else None,
         ratio=ratio,
@@ -209,11 +278,14 @@ def _row(key: tuple[str, str], base: list[EpisodeRow], cur: list[EpisodeRow], se
             _median_or_none([r.max_rss_bytes for r in base]), _median_or_none([r.max_rss_bytes for r in cur])
         ),
         regression=False,
-        se_log_ratio=_r(se),
-        sampling_se=[_r(b.se), _r(c.se)] if comparable else None,
-        drift_within=[_r(b.drift), _r(c.drift)] if comparable else None,
-        blocks=[b.blocks, c.blocks],
+        se_log_ratio=_r(se, 7),
+        sampling_se=[_r(b.se), _r(c.se)] if comparable and b and c else None,
+        drift_within=[_r(b.drift), _r(c.drift)] if comparable and b and c else None,
+        blocks=[b.blocks, c.blocks] if b and c else None,
         p_value_episodes=p_episodes,
+        baseline_median_instructions=_median_count(base),
+        current_median_instructions=_median_count(cur),
+        paired=paired,
     )
 
 
@@ -240,6 +312,7 @@ def _decide(rows: list[RowComparison], settings: Settings) -> None:
 def compare_rows(base_rows: Sequence[EpisodeRow], cur_rows: Sequence[EpisodeRow], settings: Settings) -> list[RowComparison]:
     """Every scenario row both runs have, judged (the statistics without the runs' files: the
     tests feed it rows with a known answer)."""
+    settings = settings.resolved()
     base_g, cur_g = _group(base_rows), _group(cur_rows)
     shared = [key for key in base_g if key in cur_g]
     rows = [_row(key, base_g[key], cur_g[key], settings, seed=n) for n, key in enumerate(shared)]
@@ -270,6 +343,46 @@ def setup_differences(base: Manifest, cur: Manifest) -> list[str]:
 
 class SetupMismatch(UsageError):
     """Two runs set up differently, compared without --allow-setup-mismatch."""
+
+
+def runtime_differences(base: Manifest, cur: Manifest) -> list[str]:
+    """What an instruction count depends on beyond the code, where two runs differ: the
+    Python build, TraceCore's version, Valgrind's version, the hash seed."""
+    pairs = [
+        (
+            "Python",
+            base.interpreter.python_build or base.interpreter.python_version,
+            cur.interpreter.python_build or cur.interpreter.python_version,
+        ),
+        ("TraceCore", base.interpreter.tracecore_version, cur.interpreter.tracecore_version),
+    ]
+    if base.counting is not None and cur.counting is not None:
+        pairs += [
+            ("Valgrind", base.counting.valgrind_version, cur.counting.valgrind_version),
+            ("hash seed", base.counting.hash_seed, cur.counting.hash_seed),
+        ]
+    return [f"{label} {a} vs {b}" for label, a, b in pairs if a != b]
+
+
+def _check_metric(metric: str, base: Manifest, cur: Manifest) -> None:
+    """Time is not comparable between a run under Valgrind and a native one; instructions
+    need both runs counted."""
+    if metric in TIME_METRICS and base.instructions != cur.instructions:
+        which = "baseline" if base.instructions else "current run"
+        raise UsageError(
+            f"the {which} ran under Valgrind (--instructions) and the other did not: {metric} is not comparable "
+            "between them (Valgrind inflates time); compare two native runs, or two instruction runs"
+        )
+    if metric == "instructions" and not (base.instructions and cur.instructions):
+        which = "baseline" if not base.instructions else "current run"
+        raise UsageError(f"--metric instructions needs two runs made with --instructions; the {which} counted none")
+
+
+def refresh_command(manifest: Manifest) -> str:
+    """The run that records a new baseline set up as ``manifest``'s, on today's runtime."""
+    flags = [f"--episodes {manifest.episodes}", f"--workers {manifest.workers}"]
+    flags += [flag for flag, on in (("--strict-spec", manifest.strict_spec), ("--instructions", manifest.instructions)) if on]
+    return "python -m tracecore_perf " + " ".join(flags)
 
 
 def overall_verdict(rows: list[RowComparison]) -> OverallVerdict:
@@ -313,12 +426,23 @@ def compare_runs(
     fail_on_regression: bool = False,
     interpreter_ab: bool = False,
     allow_setup_mismatch: bool = False,
+    same_runtime: bool = False,
 ) -> Comparison:
     """``interpreter_ab``: the two runs are meant to differ in Python / TraceCore (``ab``), so
     only a difference in the machine itself is a mismatch. Runs set up differently raise
-    :class:`SetupMismatch` unless ``allow_setup_mismatch`` (then it is a warning)."""
-    settings = settings or Settings()
+    :class:`SetupMismatch` unless ``allow_setup_mismatch`` (then it is a warning).
+    ``same_runtime`` (a CI gate, comparing code with code): runs whose Python build,
+    TraceCore or Valgrind differ raise :class:`SetupMismatch`, naming the run that records
+    a new baseline."""
     base_m, cur_m = baseline.manifest(), current.manifest()
+    settings = (settings or Settings()).resolved(counted=base_m.instructions and cur_m.instructions)
+    _check_metric(settings.metric, base_m, cur_m)
+    moved = runtime_differences(base_m, cur_m)
+    if same_runtime and moved:
+        raise SetupMismatch(
+            f"the baseline {base_m.stamp} no longer matches this runtime ({'; '.join(moved)}): "
+            f"record a new baseline with it: {refresh_command(base_m)}"
+        )
     differing_setup = setup_differences(base_m, cur_m)
     if differing_setup and not allow_setup_mismatch:
         raise SetupMismatch(
@@ -354,8 +478,16 @@ def compare_runs(
                 "latency differences may be the set-up, not the code",
             )
         )
+    if moved and settings.metric == "instructions" and not interpreter_ab:
+        notices.append(
+            Notice(
+                code=WarningCode.RUNTIME_MISMATCH,
+                message=f"RUNTIME MISMATCH: {'; '.join(moved)}; "
+                "instruction counts move with the runtime as well as with the code",
+            )
+        )
     for label, manifest in (("baseline", base_m), ("current", cur_m)):
-        if not manifest.host.quiet:
+        if not manifest.host.quiet and settings.metric != "instructions":  # counts do not move with load
             notices.append(
                 Notice(
                     code=WarningCode.BUSY_HOST,

@@ -38,9 +38,10 @@ class WarningCode(StrEnum):
     MACHINE_CLASS_MISMATCH = "machine_class_mismatch"  # runs (or run and reference) from different machines
     SETUP_MISMATCH = "setup_mismatch"  # compared anyway (--allow-setup-mismatch)
     NO_SHARED_ROWS = "no_shared_rows"  # the runs share no scenario row
+    RUNTIME_MISMATCH = "runtime_mismatch"  # instruction runs on another Python build, TraceCore or Valgrind
 
 
-LOUD_WARNINGS = frozenset({WarningCode.MACHINE_CLASS_MISMATCH, WarningCode.SETUP_MISMATCH})
+LOUD_WARNINGS = frozenset({WarningCode.MACHINE_CLASS_MISMATCH, WarningCode.SETUP_MISMATCH, WarningCode.RUNTIME_MISMATCH})
 """Warnings said on stderr too, even when stdout is a JSON or JUnit file."""
 
 
@@ -149,6 +150,11 @@ class RowComparison(msgspec.Struct, kw_only=True):
     drift_within: list[float | None] | None = None
     blocks: list[int] | None = None
     p_value_episodes: float | None = None
+    # instruction counts (both runs made with --instructions): each side's median per
+    # episode, and whether the ratio paired episodes by seed (metric "instructions")
+    baseline_median_instructions: float | None = None
+    current_median_instructions: float | None = None
+    paired: bool | None = None
 
 
 class Comparison(msgspec.Struct, kw_only=True):

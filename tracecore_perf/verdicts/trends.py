@@ -156,9 +156,7 @@ def assess_rows(
             state, message = "insufficient data", f"needs at least {need.needed} {need.unit}, the run has {need.have}"
         else:
             state, message = "clear", need.clear
-        states.append(
-            TrendCheck(code=code, state=state, message=message, have=need.have, needed=need.needed, unit=need.unit)
-        )
+        states.append(TrendCheck(code=code, state=state, message=message, have=need.have, needed=need.needed, unit=need.unit))
     order = {code: i for i, code in enumerate(CHECKS)}
     states.sort(key=lambda c: order[c.code])
     return findings, states

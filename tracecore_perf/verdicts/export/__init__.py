@@ -122,12 +122,12 @@ def _comparison_cases(comparison: Comparison) -> list[Case]:
     return out
 
 
-def _ratio_text(value: float | None, low: float | None, high: float | None) -> str:
+def _ratio_text(value: float | None, low: float | None, high: float | None, digits: int = 3) -> str:
     if value is None:
         return "ratio n/a"
     if low is None or high is None:
-        return f"x{value:.3f}"
-    return f"x{value:.3f} [{low:.3f}, {high:.3f}]"
+        return f"x{value:.{digits}f}"
+    return f"x{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def _p(value: float | None) -> str:

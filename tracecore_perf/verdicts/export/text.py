@@ -39,15 +39,22 @@ def _comparison(c: Comparison) -> list[str]:
     lines = [f"tracecore-perf compare {c.baseline} -> {c.current} ({c.metric}): {c.verdict.upper()}"]
     for notice in c.notices:
         lines.append(f"  WARNING {notice.message}")
-    drift = "" if c.drift is None else f", between-run drift at least {c.drift:.0%} per run"
+    drift = "" if not c.drift else f", between-run drift at least {c.drift:.0%} per run"
     lines.append(
-        f"  alpha {c.alpha:g} (Benjamini-Hochberg across rows), noise floor {c.noise:.0%}, regression margin {c.margin:.0%}"
-        + drift
+        f"  alpha {c.alpha:g} (Benjamini-Hochberg across rows), noise floor {c.noise * 100:g}%, "
+        f"regression margin {c.margin * 100:g}%" + drift
     )
     for row in c.rows:
         mark = "REGRESSION " if row.regression else ""
         lines.append(f"  {row.agent} on {row.task_ref}: {mark}{row.verdict}")
-        if row.baseline_median_s is not None and row.current_median_s is not None:
+        if row.metric == "instructions" and row.baseline_median_instructions and row.current_median_instructions:
+            lines.append(
+                f"    median {row.baseline_median_instructions / 1e6:,.3f} -> {row.current_median_instructions / 1e6:,.3f} "
+                f"M instructions, {_ratio_text(row.ratio.value, row.ratio.low, row.ratio.high, digits=4)}, "
+                f"p={_p(row.p_value)} (adjusted {_p(row.p_adjusted)}), n={row.baseline_n}/{row.current_n}"
+                f"{' paired by seed' if row.paired else ''}"
+            )
+        elif row.baseline_median_s is not None and row.current_median_s is not None:
             lines.append(
                 f"    median {row.baseline_median_s * 1000:.1f} -> {row.current_median_s * 1000:.1f} ms, "
                 f"{'' if row.ratio.value is None else 'ratio '}{_ratio_text(row.ratio.value, row.ratio.low, row.ratio.high)}, "
