@@ -1,13 +1,17 @@
 """Regenerate a committed baseline in one command (run it on a quiet host of the CI machine class):
 
     python scripts/refresh_baseline.py slice     # deliverables/perf/baseline-slice/: 24 episodes, 4 workers, --strict-spec
+    python scripts/refresh_baseline.py slice-instructions  # deliverables/perf/baseline-slice-instructions/: the same, --instructions
     python scripts/refresh_baseline.py release   # deliverables/perf/baseline/: 1,000 episodes, 8 workers, --strict-spec
 
 It runs the command into a temporary directory, refuses a run that failed an episode or a
 threshold or started on a busy host (``--allow-busy`` to accept the last), or that ran while the
 machine itself was slow: a VM of this class sometimes runs at half its CPU speed for minutes with
 nothing to see in the load average, so the speed of a fixed hash chain is measured before and
-after the run and must be within ``--min-speed`` of the class's quiet speed. Then it replaces the
+after the run and must be within ``--min-speed`` of the class's quiet speed. (The instruction
+baseline is exempt from both: the host's load and speed do not move instruction counts; it
+must be made with the Python build, TraceCore and Valgrind CI will use, which ``compare
+--same-runtime`` holds it to.) Then it replaces the
 folder's published files with the new run's (the slice: manifest, summary, metrics, series,
 samples; the release baseline also its charts and HTML report). Commit the folder in one commit
 and say in the message why, on what host, and what moved.
@@ -29,6 +33,10 @@ from validity_bench import QUIET_ROUNDS_PER_MS, rounds_per_ms  # noqa: E402
 
 KINDS = {
     "slice": (REPO / "deliverables" / "perf" / "baseline-slice", ["--episodes", "24", "--workers", "4", "--strict-spec"]),
+    "slice-instructions": (
+        REPO / "deliverables" / "perf" / "baseline-slice-instructions",
+        ["--episodes", "24", "--workers", "4", "--strict-spec", "--instructions"],
+    ),
     "release": (
         REPO / "deliverables" / "perf" / "baseline",
         ["--episodes", "1000", "--workers", "8", "--strict-spec", "--report"],
@@ -65,9 +73,10 @@ def main() -> int:
         print(f"run {stamp}: host load {host['load_avg_start']}, quiet={host['quiet']} {host.get('quiet_reason') or ''}")
         speeds.append(rounds_per_ms())
         print(f"CPU speed: {speeds[0]:,.0f} rounds/ms before, {speeds[1]:,.0f} after (quiet: {QUIET_ROUNDS_PER_MS:,})")
-        if not host["quiet"] and not args.allow_busy:
+        counted = "--instructions" in flags  # counts do not move with the host's load or speed
+        if not host["quiet"] and not args.allow_busy and not counted:
             sys.exit("refresh_baseline: the host was busy at the start; rerun on a quiet host (or --allow-busy)")
-        if min(speeds) < args.min_speed * QUIET_ROUNDS_PER_MS:
+        if min(speeds) < args.min_speed * QUIET_ROUNDS_PER_MS and not counted:
             sys.exit("refresh_baseline: the machine ran slow (see CPU speed); rerun when it is back to speed")
         check = subprocess.run(
             [sys.executable, "-m", "tracecore_perf", "check", stamp, "--search-dir", str(out)], cwd=REPO, text=True, check=False
