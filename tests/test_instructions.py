@@ -1,0 +1,219 @@
+"""Instruction mode (``--instructions``): per-episode instruction counts under Valgrind, and the
+verdicts on them (compare, history, the CI gate's refusal of a stale baseline).
+
+The fast tests work on copies of the committed instruction-mode slice
+(deliverables/perf/baseline-slice-instructions/) whose counts are scaled by known factors; the
+slow ones run real episodes under Valgrind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from runs import row
+
+from tracecore_perf.cli import main
+from tracecore_perf.published import locate
+from tracecore_perf.verdicts.compare import Settings, SetupMismatch, compare_rows, compare_runs
+
+from conftest import REPO, harness, harness_env, leftover_processes, published, scenario_file
+
+COUNTED = REPO / "deliverables" / "perf" / "baseline-slice-instructions"
+NATIVE = REPO / "deliverables" / "perf" / "baseline-slice"
+TOY = "agents/toy_agent.py"
+# what separates two runs of the same code: a few thousand instructions in ~50 million
+JITTER = [1.0, 1.00004, 0.99997, 1.00002, 0.99995, 1.00003, 0.99999, 1.00001, 0.99996, 1.00005]
+
+
+def counted_run(out: Path, index: int, *, toy_factor: float = 1.0, tracecore: str | None = None) -> Path:
+    """A copy of the committed instruction slice as run ``index`` (its own stamp, an hour
+    apart), every count scaled by the jitter of its index, the toy agent's also by ``toy_factor``."""
+    stamp = f"20270101T{index:02d}0000Z"
+    folder = out / f"run{index:02d}"
+    folder.mkdir(parents=True)
+    data = {kind: json.loads(next(COUNTED.glob(f"perf-{kind}-*.json")).read_text()) for kind in ("manifest", "summary", "series")}
+    data["manifest"].update(stamp=stamp, generated_at=(datetime(2027, 1, 1, tzinfo=UTC) + timedelta(hours=index)).isoformat())
+    if tracecore:
+        data["manifest"]["interpreter"]["tracecore_version"] = tracecore
+    data["summary"]["stamp"] = stamp
+    for episode in data["series"]:
+        factor = JITTER[index % len(JITTER)] * (toy_factor if episode["agent"] == TOY else 1.0)
+        episode["instructions"] = round(episode["instructions"] * factor)
+    for kind, value in data.items():
+        (folder / f"perf-{kind}-{stamp}.json").write_text(json.dumps(value))
+    shutil.copy(next(COUNTED.glob("perf-samples-*.json")), folder / f"perf-samples-{stamp}.json")
+    return folder
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# --- compare on counts ---------------------------------------------------------------------------
+
+
+def counted_rows(counts: list[int], *, seeds: list[int] | None = None) -> list:
+    return [row(i, seed=(seeds or list(range(len(counts))))[i], instructions=c) for i, c in enumerate(counts)]
+
+
+BASE = [48_800_000 + 3_000 * (i % 4) for i in range(12)]  # the spread of seeds within a row
+
+
+def test_identical_counts_are_no_change_and_a_one_percent_step_a_regression():
+    same = [round(c * JITTER[i % len(JITTER)]) for i, c in enumerate(BASE)]
+    (result,) = compare_rows(counted_rows(BASE), counted_rows(same), Settings(metric="instructions"))
+    assert result.verdict == "no change" and not result.regression and result.paired
+    assert abs(result.ratio.value - 1) < 1e-4
+    heavier = [round(c * 1.01) for c in BASE]
+    strict = Settings(metric="instructions", noise=0.002, margin=0.005)
+    (result,) = compare_rows(counted_rows(BASE), counted_rows(heavier), strict)
+    assert result.verdict == "slower" and result.regression
+    assert result.ratio.low > 1.009 and result.ratio.high < 1.011
+    # the default margin (1%) lets exactly +1% through as slower, and stops +2%
+    (result,) = compare_rows(counted_rows(BASE), counted_rows(heavier), Settings(metric="instructions"))
+    assert result.verdict == "slower" and not result.regression
+    (result,) = compare_rows(counted_rows(BASE), counted_rows([round(c * 1.02) for c in BASE]), Settings(metric="instructions"))
+    assert result.regression
+
+
+def test_other_seeds_are_compared_unpaired_with_a_wider_interval():
+    other = counted_rows([round(c * 1.01) for c in BASE], seeds=list(range(100, 112)))
+    (result,) = compare_rows(counted_rows(BASE), other, Settings(metric="instructions"))
+    assert result.paired is False
+    (paired,) = compare_rows(counted_rows(BASE), counted_rows([round(c * 1.01) for c in BASE]), Settings(metric="instructions"))
+    assert result.ratio.high - result.ratio.low > paired.ratio.high - paired.ratio.low
+
+
+def test_compare_defaults_to_instructions_between_counted_runs(tmp_path, capsys):
+    base, cur = counted_run(tmp_path, 0), counted_run(tmp_path, 1, toy_factor=1.03)
+    code, out, _ = cli(capsys, "compare", str(base), str(cur), "--format", "json", "--fail-on", "regression")
+    comparison = json.loads(out)
+    assert code == 1 and comparison["metric"] == "instructions" and comparison["noise"] == 0.002
+    by_agent = {r["agent"]: r for r in comparison["rows"]}
+    assert by_agent[TOY]["regression"] and by_agent[TOY]["ratio"]["value"] == pytest.approx(1.03, abs=1e-4)
+    assert [r["verdict"] for a, r in by_agent.items() if a != TOY] == ["no change"] * 3
+    code, out, _ = cli(capsys, "compare", str(base), str(counted_run(tmp_path, 2)), "--fail-on", "regression")
+    assert code == 0 and "NO CHANGE" in out and "M instructions" in out
+
+
+def test_time_between_a_counted_run_and_a_native_one_is_refused(tmp_path, capsys):
+    counted = counted_run(tmp_path, 0)
+    for argv in ([str(NATIVE), str(counted)], [str(counted), str(NATIVE), "--metric", "wall_clock_s"]):
+        code, out, err = cli(capsys, "compare", *argv)
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+        assert "ran under Valgrind" in err and "not comparable" in err
+    code, _, err = cli(capsys, "compare", str(NATIVE), str(NATIVE), "--metric", "instructions")
+    assert code == 2 and "needs two runs made with --instructions" in err
+
+
+def test_same_runtime_refuses_a_stale_baseline_naming_the_refresh(tmp_path):
+    base, moved = locate(counted_run(tmp_path, 0)), locate(counted_run(tmp_path, 1, tracecore="1.2.0"))
+    with pytest.raises(SetupMismatch, match=r"TraceCore 1.1.3 vs 1.2.0.*--strict-spec --instructions"):
+        compare_runs(base, moved, same_runtime=True)
+    notices = compare_runs(base, moved).notices  # without it: compared, and said loudly
+    assert "runtime_mismatch" in {n.code for n in notices}
+
+
+# --- history on counts ---------------------------------------------------------------------------
+
+
+def history_of(tmp_path: Path, capsys, runs: list[Path]) -> Path:
+    db = tmp_path / "h.sqlite"
+    code, _, err = cli(capsys, "history", "add", *map(str, runs), "--db", str(db))
+    assert code == 0, err
+    return db
+
+
+def test_history_finds_a_two_percent_step_in_counts_and_nothing_else(tmp_path, capsys):
+    runs = [counted_run(tmp_path, i, toy_factor=1.02 if i >= 5 else 1.0) for i in range(10)]
+    db = history_of(tmp_path, capsys, runs)
+    code, out, _ = cli(capsys, "history", "show", "--db", str(db), "--format", "json", "--metric", "instructions")
+    found = json.loads(out)
+    (cp,) = found["change_points"]
+    assert (cp["agent"], cp["stamp"], cp["direction"]) == (TOY, "20270101T050000Z", "slower")
+    assert cp["ratio"] == pytest.approx(1.02, abs=1e-3)
+    # the time figures of a run under Valgrind are not kept: they would be a false step
+    _, out, _ = cli(capsys, "history", "show", "--db", str(db), "--format", "json", "--metric", "cpu_s")
+    assert all(point["value"] is None for series in json.loads(out)["series"] for point in series["points"])
+    # check gates on instructions by default, as the newest run counted them
+    code, out, _ = cli(capsys, "history", "check", "--db", str(db), "--fail-on", "regression")
+    assert code == 1 and "instructions" in out
+
+
+def test_history_of_unmoved_counts_has_no_change_point_and_passes(tmp_path, capsys):
+    db = history_of(tmp_path, capsys, [counted_run(tmp_path, i) for i in range(10)])
+    code, out, _ = cli(capsys, "history", "show", "--db", str(db), "--format", "json", "--metric", "instructions")
+    assert code == 0 and json.loads(out)["change_points"] == []
+    code, out, _ = cli(capsys, "history", "check", "--db", str(db), "--fail-on", "regression")
+    assert code == 0 and "PASS" in out
+
+
+# --- bad input: one line, exit 2, no process -----------------------------------------------------
+
+
+def test_spawn_isolation_with_instructions_is_refused(tmp_path, capsys):
+    code, _, err = cli(capsys, "--instructions", "--isolation", "spawn", "--output-dir", str(tmp_path / "out"))
+    assert code == 2 and "--isolation spawn" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_instructions_without_valgrind_names_the_package(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing on it
+    code, _, err = cli(capsys, "--instructions", "--output-dir", str(tmp_path / "out"))
+    assert code == 2 and "apt-get install valgrind" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli(capsys, "ab", "--python", "/bin/true", "--python", "/bin/true", "--instructions")
+    assert code == 2 and "apt-get install valgrind" in err
+
+
+# --- real episodes under Valgrind ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_counted_run_records_each_episode_and_resumes_counting(tmp_path):
+    scenario = scenario_file(tmp_path / "toy.json", [{"agent": TOY, "task_ref": "filesystem_hidden_config@1", "seed": 3}])
+    done = harness(
+        "--episodes",
+        "3",
+        "--workers",
+        "2",
+        "--instructions",
+        "--scenario",
+        str(scenario),
+        "--output-dir",
+        "out",
+        "--no-progress",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    manifest = published(tmp_path / "out", "manifest")
+    assert manifest["instructions"] is True and manifest["counting"]["hash_seed"] == 0
+    assert manifest["counting"]["valgrind_version"].startswith("valgrind-")
+    assert manifest["interpreter"]["python_build"].startswith(manifest["interpreter"]["python_version"])
+    counts = [r["instructions"] for r in published(tmp_path / "out", "series")]
+    # a toy episode is tens of millions of instructions; seeds differ by well under 1%
+    assert all(isinstance(c, int) and c > 10_000_000 for c in counts) and max(counts) / min(counts) < 1.01
+    summary = published(tmp_path / "out", "summary")
+    assert summary["instructions"][0]["count"] == 3 and "Valgrind" in summary["timing_note"]
+
+    # a resumed run counts too: the mode comes from the manifest
+    (run_dir,) = (tmp_path / "out").glob("run-*")
+    stored = json.loads((run_dir / "manifest.json").read_text())
+    stored["episodes"] = 5
+    (run_dir / "manifest.json").write_text(json.dumps(stored))
+    for old in (tmp_path / "out").glob("perf-*"):
+        old.unlink()
+    done = harness("--resume", str(run_dir), "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = published(tmp_path / "out", "series")
+    assert len(rows) == 5 and all(r["instructions"] and r["instructions"] > 10_000_000 for r in rows)
+    # same seed, same count: the resumed episodes land within 0.1% of the first ones' spread
+    assert max(r["instructions"] for r in rows) / min(r["instructions"] for r in rows) < 1.01
+    # the counts' folder went with the run, and nothing was left running
+    scratch = Path(harness_env(tmp_path)["TMPDIR"])
+    assert not list(scratch.glob("tracecore-perf-callgrind-*"))
+    assert leftover_processes(tmp_path) == []
