@@ -49,7 +49,7 @@ def test_it_runs_on_pull_requests_with_read_only_permissions(workflow):
 
 def test_it_runs_the_slice_checks_it_and_uploads_bundle_and_report(workflow):
     commands = _commands(workflow)
-    run = next(c for c in commands if c[0] not in ("check", "compare", "report"))
+    run = next(c for c in commands if c[0] not in ("check", "compare", "report", "ab"))
     assert run[run.index("--episodes") + 1] == "24" and "--compress" in run and "--report" in run
     checks = [c for c in commands if c[0] == "check"]
     assert checks and all(c[c.index("--format") + 1] == "github" for c in checks)
@@ -63,7 +63,7 @@ def test_it_runs_the_slice_checks_it_and_uploads_bundle_and_report(workflow):
 
 
 def test_every_command_in_it_parses_with_our_cli(workflow):
-    parsers = {name: cli.subcommand(name).parser() for name in ("check", "compare", "report")}
+    parsers = {name: cli.subcommand(name).parser() for name in ("check", "compare", "report", "ab")}
     commands = _commands(workflow)
     assert len(commands) >= 3
     for argv in commands:
@@ -72,6 +72,18 @@ def test_every_command_in_it_parses_with_our_cli(workflow):
             cli.subcommand("run").run_parser().parse_args(argv)
         else:
             parser.parse_args(argv[1:])
+
+
+def test_the_gate_counts_instructions_of_the_base_commit_against_this_one(workflow):
+    (gate,) = [c for c in _commands(workflow) if c[0] == "ab"]
+    assert "--instructions" in gate and gate[gate.index("--fail-on") + 1] == "regression"
+    assert gate[gate.index("--episodes") + 1] == "24" and "--strict-spec" in gate
+    pythons = [gate[i + 1] for i, flag in enumerate(gate) if flag == "--python"]
+    assert len(pythons) == 2 and "base-venv" in pythons[0]
+    steps = _steps(workflow)
+    assert any("apt-get install" in s.get("run", "") and "valgrind" in s.get("run", "") for s in steps)
+    base = next(s for s in steps if "git worktree add" in s.get("run", ""))
+    assert base["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
 
 
 def test_untrusted_expressions_stay_out_of_scripts(workflow):
