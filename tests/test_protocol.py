@@ -8,11 +8,25 @@ import json
 import msgspec
 import pytest
 
-from tracecore_perf.run import episode_worker, protocol
+from tracecore_perf.run import episode_worker, protocol, spawn
 
 
 def test_both_sides_speak_the_same_protocol_version():
     assert episode_worker.PROTOCOL_VERSION == protocol.PROTOCOL_VERSION
+    # the zygote finds the folder of its processes' instruction counts where spawn puts it
+    assert episode_worker.CALLGRIND_DIR_ENV == spawn.CALLGRIND_DIR_ENV
+
+
+def test_a_count_is_read_from_the_summary_line_and_the_file_removed(tmp_path, monkeypatch):
+    # the header callgrind writes (totals: also counts frames live at the zeroing, so it is not used)
+    (tmp_path / "callgrind.out.77").write_text("version: 1\ncreator: callgrind-3.19.0\npid: 77\nevents: Ir\nsummary: 48825954\n")
+    (tmp_path / "callgrind.out.78").write_text("version: 1\npid: 78\nevents: Ir\n")  # cut short: no count
+    monkeypatch.setattr(episode_worker, "_callgrind_dir", str(tmp_path))
+    assert episode_worker.episode_instructions(77) == 48825954
+    assert episode_worker.episode_instructions(78) is None and episode_worker.episode_instructions(79) is None
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(episode_worker, "_callgrind_dir", None)  # a native run counts nothing
+    assert episode_worker.episode_instructions(77) is None
 
 
 class _Recorder(episode_worker._Role):
