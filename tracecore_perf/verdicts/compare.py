@@ -193,17 +193,20 @@ def _instructions(
 ) -> tuple[Estimate, float | None, float | None, bool, int, int]:
     """Instruction counts: the ratio of medians with its interval. Counts do not drift with
     the host, so the only uncertainty is which episodes were run: where both runs ran the
-    same seeds, episodes are paired by seed and the pairs are resampled together (the same
-    work on both sides, so only the change shows); otherwise each side is resampled on its
-    own. Returns (ratio, p-value, standard error of the log ratio, paired, n base, n current)."""
+    same seeds (at least MIN_EPISODES of them), episodes are paired by seed and the pairs are
+    resampled together (the same work on both sides, so only the change shows); otherwise
+    each side is resampled on its own. Returns (ratio, p-value, standard error of the log
+    ratio, paired, n base, n current)."""
     from scipy import stats  # imported when needed: it is most of the start-up time
 
     b, c = _counts(base), _counts(cur)
-    paired = len(b) >= MIN_EPISODES and b.keys() == c.keys()
+    seeds = sorted(b.keys() & c.keys())
+    paired = len(seeds) >= MIN_EPISODES
+    if paired:
+        b, c = {s: b[s] for s in seeds}, {s: c[s] for s in seeds}
     if len(b) < MIN_EPISODES or len(c) < MIN_EPISODES:
         return Estimate(value=None), None, None, paired, len(b), len(c)
     if paired:
-        seeds = sorted(b)
         x, y = np.log([b[s] for s in seeds]), np.log([c[s] for s in seeds])
         picks = rng.integers(0, len(seeds), size=(BOOTSTRAP_RESAMPLES, len(seeds)))
         se = float(np.std(np.median(y[picks], axis=1) - np.median(x[picks], axis=1), ddof=1))
