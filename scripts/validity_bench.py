@@ -2,20 +2,40 @@
 
 1. Identical code: PAIRS pairs of runs of the same agent (tests/agents/busy_agent.py at one
    path) doing the same work; ``compare`` should call no regression on at least 9 of 10.
-2. A twin doing ~1.5 ms more work per step: PAIRS pairs where the current run's agent (the
+2. A twin doing a little more work per step: PAIRS pairs where the current run's agent (the
    same file, the same scenario row) does ``--extra-rounds`` more rounds of a hash chain per
-   step (BUSY_AGENT_ROUNDS); the default 5,000 rounds are ~1.5 ms of CPU on a quiet host of
-   the benchmark class (~3,300 rounds/ms; the host's rate now is printed at the start, as a
-   check that "quiet" holds); ``compare`` should call a regression on at least 9 of 10.
+   step (BUSY_AGENT_ROUNDS); ``compare`` should call a regression on at least 9 of 10.
 
-Every run is a real ``python -m tracecore_perf`` run with default flags apart from the
-scenario (one row) and ``--episodes`` (120). Each pair is judged with ``compare``'s defaults
-(or the compare flags given here), and for reference on every other metric too. The sides of
-a pair alternate which runs first. The host's load is printed at the start and the end: on a
-shared machine the rates are only as good as the host is quiet.
+Time (``--metric`` wall_clock_s, episode_s, cpu_s): the twin's default 5,000 rounds are
+~1.5 ms of CPU per step on a quiet host of the benchmark class (~3,300 rounds/ms; the host's
+rate now is printed at the start, as a check that "quiet" holds). Every run is a real
+``python -m tracecore_perf`` run with default flags apart from the scenario (one row) and
+``--episodes`` (120).
+
+Instructions (``--metric instructions``): every run is made with ``--instructions``, so each
+episode's user-space instructions are counted under Valgrind (callgrind), from its fork off
+the warmed zygote to its exit, and ``compare`` pairs the episodes of the two runs by seed.
+Counts do not drift with the host, so 12 episodes per run and 1 worker are the defaults
+(the episodes one at a time: with ``--burn`` the run has the core the burner leaves). The
+twin's default is 22 rounds, ~+1% instructions per episode. Measured on the 2-core
+benchmark host (busy_agent on filesystem_hidden_config@1, seeds 1-12, 1 worker): the base
+episode (0 rounds) is 49.93 M instructions (median), 2,000 rounds per step make it 96.14 M,
+so one round per step adds ~23,100 instructions per episode, 0.046% of the base, and
+22 rounds ~+1.02%. The header prints this estimate; each pair's line prints the ratio
+measured. The time metrics of instruction runs are judged too, for reference, marked
+"(valgrind)": Valgrind inflates them.
+
+Each pair is judged with ``compare``'s defaults for the judged metric (or the compare flags
+given here), and for reference on every other metric ``compare`` allows between the two
+runs (the compare flags given apply to the metrics of the judged metric's kind, time or
+instructions; the other kind keeps its defaults). The sides of a pair alternate which runs
+first. The host's load is printed at the start and the end: on a shared machine time rates
+are only as good as the host is quiet. ``--burn`` keeps one core busy with a CPU burner
+from before the first run to the end: instruction counts should not care.
 
     python scripts/validity_bench.py --output-dir /tmp/validity            # measure (minutes)
     python scripts/validity_bench.py --judge /tmp/validity --drift 0.08    # re-judge kept runs
+    python scripts/validity_bench.py --metric instructions --noise 0.002 --margin 0.005 --pairs 5 --burn
 
 Exit 0 when both rates reach 90% on the judged metric, 1 otherwise.
 """
@@ -23,6 +43,7 @@ Exit 0 when both rates reach 90% on the judged metric, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -31,20 +52,28 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tracecore_perf.errors import UsageError  # noqa: E402
 from tracecore_perf.published import locate  # noqa: E402
 from tracecore_perf.run.hostinfo import BusyProbe, host_context  # noqa: E402
-from tracecore_perf.verdicts.compare import DEFAULTS, METRICS, Settings, compare_runs  # noqa: E402
+from tracecore_perf.verdicts.compare import DEFAULTS, METRICS, TIME_METRICS, Settings, compare_runs  # noqa: E402
 
 AGENT = REPO / "tests" / "agents" / "busy_agent.py"
 TASK = "filesystem_hidden_config@1"
 KINDS = ("identical", "twin")
 QUIET_ROUNDS_PER_MS = 3300  # the hash chain's speed on a quiet host of the benchmark class (best of five)
+# instruction mode, measured (see the docstring): the base episode's count at 0 rounds, and
+# what one more hash round per step adds to an episode
+BASE_INSTRUCTIONS = 49_930_000
+ROUND_INSTRUCTIONS = 23_100
+# per metric: episodes per run, --workers (None: the harness's default), twin's extra rounds
+RUN_DEFAULTS = {"time": (120, None, 5000), "instructions": (12, 1, 22)}
 WANTED = {"identical": "no regression", "twin": "regression"}
 
 
@@ -60,12 +89,28 @@ def rounds_per_ms() -> float:
     return 20000 / (best * 1000)
 
 
-def run(work: Path, name: str, rounds: int, episodes: int, workers: int | None) -> Path:
+@contextlib.contextmanager
+def burning(on: bool) -> Iterator[int | None]:
+    """With ``on``, one core kept busy by a CPU burner subprocess until the block ends,
+    however it ends (an error, Ctrl-C); yields its pid."""
+    if not on:
+        yield None
+        return
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield burner.pid
+    finally:
+        burner.kill()
+        burner.wait()
+
+
+def run(work: Path, name: str, rounds: int, episodes: int, workers: int | None, instructions: bool) -> Path:
     out = work / name
     scenario = work / "scenario.json"
     if not scenario.exists():
         scenario.write_text(json.dumps([{"agent": str(AGENT), "task_ref": TASK, "seed": 1}]))
     flags = ["--episodes", str(episodes)] + (["--workers", str(workers)] if workers else [])
+    flags += ["--instructions"] if instructions else []
     done = subprocess.run(
         [sys.executable, "-m", "tracecore_perf", *flags]
         + ["--scenario", str(scenario), "--output-dir", str(out), "--no-progress", "--log-format", "json"],
@@ -81,12 +126,26 @@ def run(work: Path, name: str, rounds: int, episodes: int, workers: int | None) 
     return run_dir
 
 
+def settings_for(metric: str, given: Settings) -> Settings:
+    """``given``'s flags for the metrics of the judged metric's kind (time or instructions);
+    the other kind's metrics keep ``compare``'s defaults for them."""
+    if (metric in TIME_METRICS) == (given.metric in TIME_METRICS):
+        return Settings(metric=metric, alpha=given.alpha, noise=given.noise, margin=given.margin, drift=given.drift)
+    return Settings(metric=metric)
+
+
 def judge(base: Path, current: Path, settings: Settings) -> dict[str, dict]:
-    """The pair on every metric, with ``settings`` apart from the metric."""
+    """The pair on the judged metric, then on every other metric ``compare`` allows between
+    the two runs (it refuses time between an instruction run and a native one, and
+    instructions unless both runs counted them)."""
     verdicts = {}
-    for metric in METRICS:
-        varied = Settings(metric=metric, alpha=settings.alpha, noise=settings.noise, margin=settings.margin, drift=settings.drift)
-        (row,) = compare_runs(locate(base), locate(current), varied).rows
+    for metric in [settings.metric] + [m for m in METRICS if m != settings.metric]:
+        try:
+            (row,) = compare_runs(locate(base), locate(current), settings_for(metric, settings)).rows
+        except UsageError:
+            if metric == settings.metric:
+                raise
+            continue
         verdicts[metric] = {
             "verdict": row.verdict,
             "regression": row.regression,
@@ -110,19 +169,29 @@ def hit(kind: str, verdict: dict) -> bool:
     return verdict["regression"] if kind == "twin" else not verdict["regression"]
 
 
-def pair_line(pair: int, kind: str, verdicts: dict[str, dict], metrics: list[str]) -> str:
+def label(metric: str, verdicts: dict[str, dict]) -> str:
+    """The metric's name; a time metric of instruction runs is marked: Valgrind inflates it."""
+    return f"{metric} (valgrind)" if metric in TIME_METRICS and "instructions" in verdicts else metric
+
+
+def pair_line(pair: int, kind: str, verdicts: dict[str, dict]) -> str:
     cells = []
-    for metric in metrics:
-        v = verdicts[metric]
+    for metric, v in verdicts.items():
         mark = "REGRESSION" if v["regression"] else v["verdict"]
-        cells.append(f"{metric} x{v['ratio']:.3f} [{v['low']:.3f}, {v['high']:.3f}] {mark}")
+        if metric == "instructions":  # a change of a fraction of a per cent: the per cent is the figure
+            figure = f"x{v['ratio']:.5f} ({(v['ratio'] - 1) * 100:+.3f}%) [{v['low']:.5f}, {v['high']:.5f}]"
+        else:
+            figure = f"x{v['ratio']:.3f} [{v['low']:.3f}, {v['high']:.3f}]"
+        cells.append(f"{label(metric, verdicts)} {figure} {mark}")
     return f"pair {pair + 1:2} {kind:9}: " + " | ".join(cells)
 
 
-def tally(results: list[dict], metrics: list[str], judged: str, pairs: int) -> tuple[list[str], bool]:
-    lines = [f"{'metric':13} identical: no regression (no change)   twin: regression (slower)"]
+def tally(results: list[dict], judged: str, pairs: int) -> tuple[list[str], bool]:
+    first = results[0]["verdicts"]
+    width = max(len(label(metric, first)) for metric in first)
+    lines = [f"{'metric':{width}} identical: no regression (no change)   twin: regression (slower)"]
     ok = True
-    for metric in metrics:
+    for metric in first:
         counts = {}
         for kind in KINDS:
             mine = [r["verdicts"][metric] for r in results if r["kind"] == kind]
@@ -130,49 +199,41 @@ def tally(results: list[dict], metrics: list[str], judged: str, pairs: int) -> t
             counts[kind] = (sum(hit(kind, v) for v in mine), sum(v["verdict"] == plain for v in mine))
         mark = "  <- compare's setting" if metric == judged else ""
         lines.append(
-            f"{metric:13} {counts['identical'][0]:>2}/{pairs} ({counts['identical'][1]:>2}/{pairs}){'':20}"
+            f"{label(metric, first):{width}} {counts['identical'][0]:>2}/{pairs} ({counts['identical'][1]:>2}/{pairs}){'':20}"
             f"{counts['twin'][0]:>2}/{pairs} ({counts['twin'][1]:>2}/{pairs}){mark}"
         )
         if metric == judged:
             ok = all(counts[kind][0] >= 0.9 * pairs for kind in KINDS)
+    identical = [r["verdicts"][judged]["ratio"] for r in results if r["kind"] == "identical"]
+    twins = [r["verdicts"][judged]["ratio"] for r in results if r["kind"] == "twin"]
+    lines.append(
+        f"{judged}: identical pairs within {max(abs(x - 1) for x in identical) * 100:.3f}% (largest |ratio - 1|); "
+        f"twins {(min(twins) - 1) * 100:+.3f}% to {(max(twins) - 1) * 100:+.3f}%"
+    )
     return lines, ok
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=10, help="pairs of each kind (default 10)")
-    parser.add_argument("--episodes", type=int, default=120, help="episodes per run (default 120)")
-    parser.add_argument("--workers", type=int, help="--workers of every run (default: the harness's default)")
-    parser.add_argument("--base-rounds", type=int, default=0, help="hash rounds per step of the baseline agent (default 0)")
-    parser.add_argument(
-        "--extra-rounds", type=int, default=5000, help="extra hash rounds per step of the twin (default 5000, ~1.5 ms)"
-    )
-    parser.add_argument("--output-dir", type=Path, help="keep the runs here (default: a temporary directory)")
-    parser.add_argument("--judge", type=Path, metavar="DIR", help="re-judge the runs kept in DIR instead of running")
-    parser.add_argument("--metric", choices=sorted(METRICS), default=DEFAULTS["metric"])
-    for flag in ("alpha", "noise", "margin", "drift"):
-        parser.add_argument(f"--{flag}", type=float, default=DEFAULTS[flag])
-    args = parser.parse_args()
-    settings = Settings(metric=args.metric, alpha=args.alpha, noise=args.noise, margin=args.margin, drift=args.drift)
-    metrics = [args.metric] + [m for m in METRICS if m != args.metric]
-
+def rejudge(directory: Path, settings: Settings) -> int:
     results: list[dict] = []
-    if args.judge:
-        names = sorted({p.name for p in args.judge.iterdir() if re.fullmatch(r"(identical|twin)\d+-(base|current)", p.name)})
-        found = sorted({(n.split("-")[0].rstrip("0123456789"), int(re.sub(r"\D", "", n.split("-")[0]))) for n in names})
-        for kind, pair in found:
-            base, current = (next((args.judge / f"{kind}{pair}-{s}").glob("run-*")) for s in ("base", "current"))
-            results.append({"pair": pair, "kind": kind, "verdicts": judge(base, current, settings)})
-            print(pair_line(pair, kind, results[-1]["verdicts"], metrics), flush=True)
-        pairs = max(sum(r["kind"] == kind for r in results) for kind in KINDS)
-        print(f"re-judged {len(results)} pairs in {args.judge} with alpha {args.alpha}, noise {args.noise}, "
-              f"margin {args.margin}, drift {args.drift}")
-        lines, ok = tally(results, metrics, args.metric, pairs)
-        print("\n".join(lines))
-        return 0 if ok else 1
+    names = sorted({p.name for p in directory.iterdir() if re.fullmatch(r"(identical|twin)\d+-(base|current)", p.name)})
+    found = sorted({(n.split("-")[0].rstrip("0123456789"), int(re.sub(r"\D", "", n.split("-")[0]))) for n in names})
+    for kind, pair in found:
+        base, current = (next((directory / f"{kind}{pair}-{s}").glob("run-*")) for s in ("base", "current"))
+        results.append({"pair": pair, "kind": kind, "verdicts": judge(base, current, settings)})
+        print(pair_line(pair, kind, results[-1]["verdicts"]), flush=True)
+    pairs = max(sum(r["kind"] == kind for r in results) for kind in KINDS)
+    used = settings.resolved()
+    print(
+        f"re-judged {len(results)} pairs in {directory} on {used.metric} with alpha {used.alpha}, noise {used.noise}, "
+        f"margin {used.margin}, drift {used.drift}"
+    )
+    lines, ok = tally(results, settings.metric, pairs)
+    print("\n".join(lines))
+    return 0 if ok else 1
 
-    work = args.output_dir or Path(tempfile.mkdtemp(prefix="tracecore-perf-validity-"))
-    work.mkdir(parents=True, exist_ok=True)
+
+def measure(args: argparse.Namespace, settings: Settings, work: Path, burner: int | None) -> int:
+    instructions = args.metric == "instructions"
     per_ms = rounds_per_ms()
     extra = args.extra_rounds
     heavy = args.base_rounds + extra
@@ -182,35 +243,49 @@ def main() -> int:
         f"host at start: load {host_start['load_avg']}, CPU {host_start['cpu_busy_percent']}% busy, quiet={host_start['quiet']} "
         f"({os.cpu_count()} logical cores); runs in {work}"
     )
+    if burner is not None:
+        print(f"burner: one core kept busy by `{Path(sys.executable).name} -c 'while True: pass'` (pid {burner}) until the end")
+    if instructions:
+        base = BASE_INSTRUCTIONS + args.base_rounds * ROUND_INSTRUCTIONS
+        cost = f"~{extra * ROUND_INSTRUCTIONS / base:+.2%} instructions per episode: {ROUND_INSTRUCTIONS:,} per round, measured"
+    else:
+        cost = (
+            f"~{extra / QUIET_ROUNDS_PER_MS:.2f} ms on a quiet host; this host does {per_ms:,.0f} rounds/ms now, "
+            f"{extra / per_ms:.2f} ms"
+        )
     print(
-        f"twin: +{extra} hash rounds per step (~{extra / QUIET_ROUNDS_PER_MS:.2f} ms on a quiet host; this host does "
-        f"{per_ms:,.0f} rounds/ms now, {extra / per_ms:.2f} ms) over {args.base_rounds}; "
-        f"{args.pairs} pairs of each kind, {args.episodes} episodes per run"
+        f"twin: +{extra} hash rounds per step ({cost}) over {args.base_rounds}; {args.pairs} pairs of each kind, "
+        f"{args.episodes} episodes per run, workers {args.workers or 'default'}"
+        + (", under Valgrind (--instructions)" if instructions else "")
     )
+    results: list[dict] = []
     for pair in range(args.pairs):
         for kind in KINDS:
             rounds = args.base_rounds if kind == "identical" else heavy
             # alternate which side runs first, so slow host drift does not favour one side
             names = [(f"{kind}{pair}-base", args.base_rounds), (f"{kind}{pair}-current", rounds)]
             order = names if pair % 2 == 0 else names[::-1]
-            dirs = {name: run(work, name, r, args.episodes, args.workers) for name, r in order}
+            dirs = {name: run(work, name, r, args.episodes, args.workers, instructions) for name, r in order}
             verdicts = judge(dirs[names[0][0]], dirs[names[1][0]], settings)
             results.append({"pair": pair, "kind": kind, "verdicts": verdicts, "load_1m": os.getloadavg()[0]})
-            print(pair_line(pair, kind, verdicts, metrics), flush=True)
+            print(pair_line(pair, kind, verdicts), flush=True)
     host_end = load()
     seconds = time.perf_counter() - started
     print(
         f"host at end: load {host_end['load_avg']}, CPU {host_end['cpu_busy_percent']}% busy, quiet={host_end['quiet']}; "
         f"{seconds:.0f} s in all"
     )
-    lines, ok = tally(results, metrics, args.metric, args.pairs)
+    lines, ok = tally(results, args.metric, args.pairs)
     print("\n".join(lines))
     record = {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "settings": vars(settings),
+        "settings": vars(settings.resolved()),
         "pairs": args.pairs,
         "episodes": args.episodes,
+        "workers": args.workers,
+        "instructions": instructions,
+        "burn": burner is not None,
         "base_rounds": args.base_rounds,
         "extra_rounds": extra,
         "rounds_per_ms": round(per_ms, 1),
@@ -222,6 +297,40 @@ def main() -> int:
     }
     (work / "validity.json").write_text(json.dumps(record, indent=2))
     return 0 if ok else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=10, help="pairs of each kind (default 10)")
+    parser.add_argument("--episodes", type=int, help="episodes per run (default 120; 12 with --metric instructions)")
+    parser.add_argument(
+        "--workers", type=int, help="--workers of every run (default: the harness's default; 1 with --metric instructions)"
+    )
+    parser.add_argument("--base-rounds", type=int, default=0, help="hash rounds per step of the baseline agent (default 0)")
+    parser.add_argument(
+        "--extra-rounds",
+        type=int,
+        help="extra hash rounds per step of the twin (default 5000, ~1.5 ms; 22, ~+1%% instructions, with --metric instructions)",
+    )
+    parser.add_argument("--burn", action="store_true", help="keep one core busy with a CPU burner for the whole measurement")
+    parser.add_argument("--output-dir", type=Path, help="keep the runs here (default: a temporary directory)")
+    parser.add_argument("--judge", type=Path, metavar="DIR", help="re-judge the runs kept in DIR instead of running")
+    parser.add_argument("--metric", choices=sorted(METRICS), default=DEFAULTS["metric"])
+    for flag in ("alpha", "noise", "margin", "drift"):
+        parser.add_argument(f"--{flag}", type=float, help="compare's flag (default: compare's default for the metric)")
+    args = parser.parse_args()
+    settings = Settings(metric=args.metric, alpha=args.alpha, noise=args.noise, margin=args.margin, drift=args.drift)
+    if args.judge:
+        return rejudge(args.judge, settings)
+
+    episodes, workers, extra = RUN_DEFAULTS["instructions" if args.metric == "instructions" else "time"]
+    args.episodes = args.episodes or episodes
+    args.workers = args.workers or workers
+    args.extra_rounds = args.extra_rounds if args.extra_rounds is not None else extra
+    work = args.output_dir or Path(tempfile.mkdtemp(prefix="tracecore-perf-validity-"))
+    work.mkdir(parents=True, exist_ok=True)
+    with burning(args.burn) as burner:
+        return measure(args, settings, work, burner)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,21 @@ def test_time_between_a_counted_run_and_a_native_one_is_refused(tmp_path, capsys
     assert code == 2 and "needs two runs made with --instructions" in err
 
 
+def test_time_of_two_counted_runs_is_said_to_be_valgrinds(tmp_path, capsys):
+    base, cur = counted_run(tmp_path, 0), counted_run(tmp_path, 1)
+    code, out, _ = cli(capsys, "compare", str(base), str(cur), "--metric", "cpu_s")
+    assert code == 0 and "WARNING both runs ran under Valgrind" in out
+    # check does not judge Valgrind's wall clock against the guide's native 15 s
+    code, out, _ = cli(capsys, "check", str(base), "--thresholds", str(_thresholds(tmp_path, max_wall_clock_s=0.001)))
+    assert code == 0 and "max_wall_clock_s not judged" in out
+
+
+def _thresholds(tmp_path: Path, **values: float) -> Path:
+    path = tmp_path / "thresholds.toml"
+    path.write_text("[tool.tracecore_perf.thresholds]\n" + "".join(f"{k} = {v}\n" for k, v in values.items()))
+    return path
+
+
 def test_same_runtime_refuses_a_stale_baseline_naming_the_refresh(tmp_path):
     base, moved = locate(counted_run(tmp_path, 0)), locate(counted_run(tmp_path, 1, tracecore="1.2.0"))
     with pytest.raises(SetupMismatch, match=r"TraceCore 1.1.3 vs 1.2.0.*--strict-spec --instructions"):

@@ -489,6 +489,14 @@ def compare_runs(
                 "instruction counts move with the runtime as well as with the code",
             )
         )
+    if settings.metric in TIME_METRICS and base_m.instructions and cur_m.instructions:
+        notices.append(
+            Notice(
+                code=WarningCode.TIME_UNDER_VALGRIND,
+                message=f"both runs ran under Valgrind (--instructions): their {settings.metric} is inflated by it; "
+                "compare them on instructions, or compare two native runs for time",
+            )
+        )
     for label, manifest in (("baseline", base_m), ("current", cur_m)):
         if not manifest.host.quiet and settings.metric != "instructions":  # counts do not move with load
             notices.append(

@@ -39,6 +39,7 @@ class WarningCode(StrEnum):
     SETUP_MISMATCH = "setup_mismatch"  # compared anyway (--allow-setup-mismatch)
     NO_SHARED_ROWS = "no_shared_rows"  # the runs share no scenario row
     RUNTIME_MISMATCH = "runtime_mismatch"  # instruction runs on another Python build, TraceCore or Valgrind
+    TIME_UNDER_VALGRIND = "time_under_valgrind"  # time compared between two instruction runs: inflated
 
 
 LOUD_WARNINGS = frozenset({WarningCode.MACHINE_CLASS_MISMATCH, WarningCode.SETUP_MISMATCH, WarningCode.RUNTIME_MISMATCH})
