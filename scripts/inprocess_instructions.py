@@ -5,52 +5,37 @@ Counts, with Valgrind's callgrind, the user-space instructions of TraceCore's ow
 episode in a child forked from a warmed process. This is what the harness's
 ``--instructions`` mode is checked against: whatever it reports above this is harness cost.
 
-    python scripts/inprocess_instructions.py [--agent A] [--task T] [--episodes N] [--persist] [--json]
+    python scripts/inprocess_instructions.py [--agent A] [--task T] [--episodes N] [--first-seed S]
+        [--seed-step K] [--persist] [--json]
 
 Run by path with any interpreter that has TraceCore installed; standard library only.
 """
 
-import argparse
-import json
 import os
-import re
-import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
-from importlib.metadata import PackageNotFoundError, version
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--agent", default="agents/toy_agent.py")
-parser.add_argument("--task", default="filesystem_hidden_config@1")
-parser.add_argument("--episodes", type=int, default=8, help="seeds 0..N-1 (default 8)")
-parser.add_argument("--persist", action="store_true", help="also call persist_run()")
-parser.add_argument("--json", action="store_true", help="print one JSON object")
-parser.add_argument("--child", metavar="DIR", help=argparse.SUPPRESS)  # the run under valgrind
-args = parser.parse_args()
-
-if args.child:
-    # Under valgrind. Everything below runs at module level on purpose: TraceCore's sandbox
-    # guard calls inspect.stack() on every environment access, so each extra frame above
-    # run() adds instructions that are ours, not TraceCore's.
-    os.chdir(args.child)  # persist_run() writes to ./.agent_bench/runs
+if sys.argv[1:2] == ["--child"]:
+    # Under valgrind. This comes first in the file, at module level, on purpose: TraceCore's
+    # sandbox guard calls inspect.stack() on every environment access, and for each frame
+    # on the stack inspect walks its code up to where it stands; this frame stands a few
+    # dozen instructions in, as the harness's episode_process.py does.
+    workdir, agent, task, first_seed, step, episodes, persist = sys.argv[2:9]
+    os.chdir(workdir)  # persist_run() writes to ./.agent_bench/runs
     from agent_bench.runner.runner import run
 
-    if args.persist:
+    if persist == "1":
         from agent_bench.runner.runlog import persist_run
-    # Warm-up, discarded: first-call imports, task/agent module compilation, caches.
-    warm = run(args.agent, args.task, 0)
-    if args.persist:
+    warm = run(agent, task, int(first_seed))  # warm-up, discarded: first-call imports, caches
+    if persist == "1":
         persist_run(warm)
     del warm
     children = []
-    for seed in range(args.episodes):
+    for seed in range(int(first_seed), int(first_seed) + int(episodes) * int(step), int(step)):
         pid = os.fork()  # callgrind zeroes the child's counters here (PyOS_AfterFork_Child)
         if pid == 0:
             try:
-                result = run(args.agent, args.task, seed)
-                if args.persist:
+                result = run(agent, task, seed)
+                if persist == "1":
                     persist_run(result)
             except BaseException:
                 os._exit(1)
@@ -58,9 +43,36 @@ if args.child:
             os._exit(0 if result.get("success") else 3)
         _, status = os.waitpid(pid, 0)  # one at a time: no sharing of the core between episodes
         children.append({"seed": seed, "pid": pid, "exit": os.waitstatus_to_exitcode(status)})
-    with open(os.path.join(args.child, "children.json"), "w") as fh:
+    import json
+
+    with open(os.path.join(workdir, "children.json"), "w") as fh:
         json.dump(children, fh)
     os._exit(0)
+
+import argparse  # noqa: E402 - the child above must stand as early in the file as it can
+import json  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+from importlib.metadata import PackageNotFoundError, version  # noqa: E402
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--agent", default="agents/toy_agent.py")
+parser.add_argument("--task", default="filesystem_hidden_config@1")
+parser.add_argument("--episodes", type=int, default=8, help="episodes (default 8)")
+parser.add_argument("--first-seed", type=int, default=0, help="the first episode's seed (default 0)")
+parser.add_argument(
+    "--seed-step",
+    type=int,
+    default=1,
+    help="seeds FIRST, FIRST+STEP, ... (default 1; a harness run of the 4-row "
+    "default scenario gives row r the seeds row.seed + r + 4k: --first-seed row.seed+r --seed-step 4)",
+)
+parser.add_argument("--persist", action="store_true", help="also call persist_run()")
+parser.add_argument("--json", action="store_true", help="print one JSON object")
+args = parser.parse_args()
 
 # --- launcher: re-run this file under callgrind, then read each child's count ---------------
 valgrind = shutil.which("valgrind")
@@ -85,8 +97,8 @@ try:
         valgrind, "-q", "--tool=callgrind", "--zero-before=PyOS_AfterFork_Child",
         f"--callgrind-out-file={workdir}/callgrind.out.%p",
         sys.executable, os.path.abspath(__file__), "--child", workdir,
-        "--agent", agent, "--task", args.task, "--episodes", str(args.episodes),
-    ] + (["--persist"] if args.persist else [])
+        agent, args.task, str(args.first_seed), str(args.seed_step), str(args.episodes), "1" if args.persist else "0",
+    ]  # fmt: skip
     # A fixed hash seed: set/dict iteration order, and so the instruction count, repeats.
     proc = subprocess.run(cmd, env=dict(os.environ, PYTHONHASHSEED="0"))
     try:

@@ -1,7 +1,7 @@
 """Regenerate a committed baseline in one command (run it on a quiet host of the CI machine class):
 
     python scripts/refresh_baseline.py slice     # deliverables/perf/baseline-slice/: 24 episodes, 4 workers, --strict-spec
-    python scripts/refresh_baseline.py slice-instructions  # deliverables/perf/baseline-slice-instructions/: the same, --instructions
+    python scripts/refresh_baseline.py slice-instructions  # baseline-slice-instructions/: the same, --instructions
     python scripts/refresh_baseline.py release   # deliverables/perf/baseline/: 1,000 episodes, 8 workers, --strict-spec
 
 It runs the command into a temporary directory, refuses a run that failed an episode or a

@@ -58,7 +58,7 @@ def _done(report: bytes, runs_dir: str | None) -> protocol.Done:
         "max_rss_bytes": 1,
         "output_bytes": 0,
         "leftover_processes": 0,
-        **episode_worker._check_report(bytearray(report), runs_dir),
+        **episode_worker._check_report(bytearray(report), {"runs_dir": runs_dir}),
     }
     event = protocol.worker_events.decode(json.dumps(message).encode())
     assert isinstance(event, protocol.Done)
@@ -75,6 +75,26 @@ def test_a_finished_report_becomes_a_done_with_the_artifact_placed_in_the_run(tm
     placed = (tmp_path / "r1.json").read_bytes()
     assert placed == json.dumps(artifact, ensure_ascii=False, indent=2).encode()  # persist_run's format
     assert done.artifact.file_bytes == len(placed)
+
+
+def test_the_spec_check_and_the_agents_name_are_the_workers_never_the_episodes(tmp_path):
+    # An episode that claims its artifact passed the spec check: the worker checks it itself.
+    artifact = {"run_id": "r2", "success": True, "agent": "/abs/agents/toy_agent.py", "agent_ref": "/abs/agents/toy_agent.py"}
+    report = {"completed": True, "episode_s": 0.5, "run_id": "r2", "artifact": artifact, "spec_errors": []}
+    job = {
+        "runs_dir": str(tmp_path),
+        "strict_spec": True,
+        "agent": "/abs/agents/toy_agent.py",
+        "agent_label": "agents/toy_agent.py",
+    }
+    message = episode_worker._check_report(bytearray(json.dumps(report).encode()), job)
+    assert message["result"]["spec_errors"], "TraceCore's spec check finds a bare artifact wanting"
+    placed = json.loads((tmp_path / "r2.json").read_text())
+    assert placed["agent"] == placed["agent_ref"] == "agents/toy_agent.py"  # recorded under the name given
+    # without --strict-spec there is no spec verdict at all, whatever the episode says
+    report["run_id"] = artifact["run_id"] = "r3"
+    message = episode_worker._check_report(bytearray(json.dumps(report).encode()), dict(job, strict_spec=False))
+    assert "spec_errors" not in message["result"] and message["artifact"]["success"]
 
 
 # What persist_run's format must survive: empty and nested containers, escapes, non-ASCII

@@ -1,10 +1,10 @@
 """The worker process: runs under the episode interpreter, one per worker slot.
 
-This file is executed by path (``python episode_worker.py zygote ...``) and depends only on
-the standard library and ``agent_bench``, so ``--python`` can point at any interpreter
-that has TraceCore installed and nothing of ours.
+This file is loaded by path by ``episode_process.py`` (``python episode_process.py zygote
+...``, the fork loop) and depends only on the standard library and ``agent_bench``, so
+``--python`` can point at any interpreter that has TraceCore installed and nothing of ours.
 
-One zygote process per run (``episode_worker.py zygote ...``) warms TraceCore once and
+One zygote process per run (``episode_process.py zygote ...``) warms TraceCore once and
 forks one worker per worker slot. The harness talks to the zygote and to each worker over
 Unix sockets in JSON lines: the messages are ``tracecore_perf/protocol.py``'s Structs, built
 and read here as plain dicts (``tests/test_protocol.py`` holds the two sides together), and
@@ -12,7 +12,7 @@ both roles greet with ``PROTOCOL_VERSION``. For every episode the worker forks o
 process that runs exactly one episode and exits:
 
 - ``forkserver``: the zygote imported and warmed TraceCore; the child runs ``run()`` directly.
-- ``spawn``: the child execs a fresh interpreter (``episode_worker.py episode ...``).
+- ``spawn``: the child execs a fresh interpreter (``episode_process.py episode ...``).
 
 The worker owns the mechanism around each child: its own process group, death with its
 parent (PR_SET_PDEATHSIG), capped capture of its output, the result pipe, killing the
@@ -35,9 +35,9 @@ import sys
 import tempfile
 import time
 
-# Running by path puts this file's folder on sys.path; nothing here should import from it.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    del sys.path[0]
+TYPE_CHECKING = False  # typing itself is an import the zygote need not pay for
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -140,32 +140,49 @@ def _telemetry(artifact: dict) -> dict:
 
 def run_episode(job: dict) -> dict:
     """Run one TraceCore episode in this process (cwd is the episode's scratch directory).
-    Returns the ChildResult fields plus ``artifact``, TraceCore's run artifact itself: it
-    travels to the worker over the result pipe, which no other process holds, and the worker
-    checks it and writes it into the run's ``.agent_bench/runs`` as TraceCore's
-    ``persist_run`` would. Nothing of the evidence passes through a directory another
-    episode could reach."""
+    Episode processes do not call this: they call ``run()`` from episode_process.py's module
+    frame, with no frame of ours above it, then :func:`finish`; scripts/fork_cost.py does."""
     from agent_bench.runner.runner import run
 
     start = time.perf_counter()
     try:
         artifact = run(job["agent"], job["task_ref"], int(job["seed"]))
     except BaseException as exc:  # an agent may raise anything, SystemExit included
-        return {
-            "completed": False,
-            "episode_s": time.perf_counter() - start,
-            "error": f"{type(exc).__name__}: {exc}",
-        }
-    episode_s = time.perf_counter() - start
-    label = job.get("agent_label")
-    if label and label != job["agent"]:
-        _relabel(artifact, label)
-    result = {"completed": True, "episode_s": episode_s, "run_id": artifact.get("run_id"), "artifact": artifact}
-    if job.get("strict_spec"):
-        from agent_bench.runner.spec_check import check_spec_compliance
+        artifact = exc
+    return episode_result(artifact, time.perf_counter() - start)
 
-        result["spec_errors"] = list(check_spec_compliance(artifact)["errors"])
-    return result
+
+def episode_result(artifact: dict | BaseException, episode_s: float) -> dict:
+    """What an episode process reports once TraceCore's ``run()`` returned ``artifact`` (or
+    raised it) after ``episode_s`` seconds: the ChildResult fields plus ``artifact``,
+    TraceCore's run artifact itself, as ``run()`` made it. It travels to the worker over the
+    result pipe, which no other process holds; the worker checks it, records it under the
+    agent's name, runs the spec check (``--strict-spec``) and writes it into the run's
+    ``.agent_bench/runs`` as TraceCore's ``persist_run`` would. Nothing of the evidence
+    passes through a directory another episode could reach, and the episode process does
+    TraceCore's work and little else (what an instruction count of it measures)."""
+    if isinstance(artifact, BaseException):
+        return {"completed": False, "episode_s": episode_s, "error": f"{type(artifact).__name__}: {artifact}"}
+    return {"completed": True, "episode_s": episode_s, "run_id": artifact.get("run_id"), "artifact": artifact}
+
+
+def finish(artifact: dict | BaseException, episode_s: float) -> NoReturn:
+    """The end of an episode process: its report to its worker, on the result pipe (the
+    only descriptor of ours it holds), its output flushed, and out, without the
+    interpreter's teardown."""
+    code = 0
+    try:
+        _write_all(RESULT_FD, json.dumps(episode_result(artifact, episode_s)).encode("utf-8"))
+        sys.stdout.flush()
+    except BaseException:  # noqa: BLE001 - nothing may escape an episode process
+        import traceback
+
+        traceback.print_exc()
+        code = EXIT_CHILD_SETUP_FAILED
+    try:
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
 
 
 def _relabel(artifact: dict, label: str) -> None:
@@ -271,16 +288,42 @@ def metrics(request: dict) -> dict:
     return {"rows": compute_all_metrics(limit=max(int(request.get("limit", 1)), 1))}
 
 
+# Modules the zygote imports for the harness's own work (its sockets, prctl, the workers'
+# artifact encoding and spec check), not for TraceCore's: an episode process takes them out
+# of its sys.modules (``_as_tracecore_runs``). TraceCore's sandbox guard looks frames up in
+# inspect.getmodule, which walks every module in sys.modules when a frame's file is not one
+# (an agent's, a task's): sixty modules of jsonschema left there cost a rate_limited_api
+# episode ~7% more instructions than TraceCore run on its own.
+_harness_modules: set[str] = set()
+
+
+@contextlib.contextmanager
+def _harness_imports():
+    before = set(sys.modules)
+    try:
+        yield
+    finally:
+        _harness_modules.update(set(sys.modules) - before)
+
+
+def _as_tracecore_runs() -> None:
+    """In an episode process, before TraceCore runs: sys.modules as a TraceCore process has
+    it (the modules stay loaded; the workers keep using them)."""
+    for name in _harness_modules:
+        sys.modules.pop(name, None)
+
+
 def warm_runtime() -> None:
     """Pay once, in the zygote, what every forked child would otherwise pay: TraceCore's
-    imports, jsonschema's validator machinery, the sandbox guard's source caches. Done as
-    the zygote starts, while the harness is still importing its own libraries. No agent
-    code runs here."""
-    import agent_bench.runner.runlog  # noqa: F401
+    imports, the sandbox guard's source caches; and what every worker would: the spec
+    check's jsonschema machinery. Done as the zygote starts, while the harness is still
+    importing its own libraries. No agent code runs here."""
     import agent_bench.runner.runner  # noqa: F401
-    from agent_bench.runner.spec_check import check_spec_compliance
 
-    check_spec_compliance({})
+    with _harness_imports():
+        from agent_bench.runner.spec_check import check_spec_compliance
+
+        check_spec_compliance({})
     # TraceCore's sandbox guard calls inspect.stack() on every file access, which reads
     # source through linecache and maps files to modules through inspect's caches. A
     # forked child inherits those caches; a cold one costs it ~15 ms per episode.
@@ -361,7 +404,7 @@ def rehearse(command: dict) -> list[str]:
                     artifact = run(row["agent"], row["task_ref"], int(row.get("seed", 0)) + i)
                     label = row.get("agent_label")
                     if label and label != row["agent"]:
-                        _relabel(artifact, label)  # the same work an episode does after run()
+                        _relabel(artifact, label)  # the same work a worker does with each artifact
                     json.dumps(artifact)
                 except _Deadline:
                     deadline = command.get("deadline_s")
@@ -383,11 +426,11 @@ def rehearse(command: dict) -> list[str]:
 
 # --- the process roles -------------------------------------------------------------------
 #
-# Every fork happens in the fork loop at the bottom of this file, at module level, so a
-# forked process carries on from the module's frame: an episode runs one frame below it.
-# TraceCore's sandbox guard calls inspect.stack() on every file access, and each frame above
-# run() costs it CPU on every call. A role (the zygote, a worker) answers its commands and
-# says what to fork next.
+# Every fork happens in serve()'s loop; an episode process returns from it, so TraceCore's
+# run() is called from episode_process.py's short module frame with nothing of ours above
+# it. TraceCore's sandbox guard calls inspect.stack() on every file access, and each frame
+# under it costs instructions on every call. A role (the zygote, a worker) answers its
+# commands and says what to fork next.
 
 
 class WorkerFork:
@@ -521,7 +564,7 @@ class Worker(_Role):
             "output_bytes": output.total,
             "leftover_processes": leftovers,
             "instructions": instructions,
-            **_check_report(report, fork.job.get("runs_dir")),
+            **_check_report(report, fork.job),
         }
         del report
         remove_tree(fork.scratch)
@@ -639,11 +682,12 @@ def _fd_limit() -> int:
     return soft if 0 < soft < 1 << 20 else 1 << 20
 
 
-def _check_report(raw: bytearray, runs_dir: str | None) -> dict:
+def _check_report(raw: bytearray, job: dict) -> dict:
     """The episode's report, only if it is one JSON object within the cap. Its ``artifact``
     (when the report claims a finished run) must be that run's, and is placed into the run;
-    the rest is forwarded to the harness, which checks its fields against their types.
-    Anything else is the episode's failure, never the worker's."""
+    the rest is forwarded to the harness, which checks its fields against their types, with
+    the spec check's errors (``--strict-spec``), which are the worker's to find, never the
+    episode's to claim. Anything else is the episode's failure, never the worker's."""
     if not raw:
         return {"result": None}
     if len(raw) >= RESULT_CAP_BYTES:
@@ -655,6 +699,7 @@ def _check_report(raw: bytearray, runs_dir: str | None) -> dict:
     if not isinstance(report, dict):
         return {"result": None, "result_error": f"bad result: a JSON {type(report).__name__}, not an object"}
     artifact = report.pop("artifact", None)
+    report.pop("spec_errors", None)
     try:
         forwarded = json.dumps(report)
     except (ValueError, RecursionError):
@@ -663,14 +708,26 @@ def _check_report(raw: bytearray, runs_dir: str | None) -> dict:
         return {"result": None, "result_error": "bad result: its fields are not plain values of a few KiB"}
     answer: dict = {"result": report}
     if report.get("completed") is True:
-        answer.update(_place_artifact(artifact, report.get("run_id"), runs_dir))
+        placed = _place_artifact(artifact, report.get("run_id"), job)
+        spec_errors = placed.pop("spec_errors", None)
+        if spec_errors is not None:
+            report["spec_errors"] = spec_errors
+        answer.update(placed)
     return answer
 
 
-def _place_artifact(artifact: object, run_id: object, runs_dir: str | None) -> dict:
-    """Check that the reported artifact is the reported run's, measure it, and write it
-    into the run's ``.agent_bench/runs`` exactly as TraceCore's ``persist_run`` writes it
-    (never over an existing file). Returns ``artifact`` (what the harness records) or
+def _spec_errors(artifact: dict) -> list[str]:
+    """TraceCore's spec check of the artifact (``--strict-spec``): its first errors."""
+    from agent_bench.runner.spec_check import check_spec_compliance
+
+    return [str(error)[:500] for error in list(check_spec_compliance(artifact)["errors"])[:20]]
+
+
+def _place_artifact(artifact: object, run_id: object, job: dict) -> dict:
+    """Check that the reported artifact is the reported run's, record it under the agent's
+    name, spec-check it (``--strict-spec``), measure it, and write it into the run's
+    ``.agent_bench/runs`` exactly as TraceCore's ``persist_run`` writes it (never over an
+    existing file). Returns ``artifact`` (what the harness records) and ``spec_errors``, or
     ``artifact_error`` (why the episode's claim is unverified)."""
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
         return {"artifact_error": f"the result names no valid run id ({str(run_id)[:80]!r})"}
@@ -678,11 +735,18 @@ def _place_artifact(artifact: object, run_id: object, runs_dir: str | None) -> d
         return {"artifact_error": f"no TraceCore artifact for run id {run_id!r}"}
     if artifact.get("run_id") != run_id:
         return {"artifact_error": f"the artifact reported for run id {run_id!r} is another run's"}
+    label = job.get("agent_label")
     try:
+        if label and label != job.get("agent"):
+            _relabel(artifact, label)
+        spec_errors = _spec_errors(artifact) if job.get("strict_spec") else None
         data = persist_bytes(artifact)
         telemetry = _telemetry(artifact)
     except (ValueError, TypeError, RecursionError):
         return {"artifact_error": f"the artifact for run id {run_id!r} is not plain JSON"}
+    except Exception as exc:  # noqa: BLE001 - TraceCore's hash or spec check on what an episode sent
+        return {"artifact_error": f"the artifact for run id {run_id!r} is not one TraceCore can read ({type(exc).__name__})"}
+    runs_dir = job.get("runs_dir")
     if runs_dir:
         target = os.path.join(runs_dir, f"{run_id}.json")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
@@ -714,7 +778,8 @@ def _place_artifact(artifact: object, run_id: object, runs_dir: str | None) -> d
             "failure_reason": _short(artifact.get("failure_reason")),
             "file_bytes": len(data),
             **telemetry,
-        }
+        },
+        "spec_errors": spec_errors,
     }
 
 
@@ -975,42 +1040,20 @@ class Zygote(_Role):
                 return None
 
 
-def start(argv: list[str]) -> Zygote | None:
-    """Start this process's role from its command line: a spawned episode runs and returns
-    None; ``zygote`` sets up the zygote (argv = [.., "zygote", isolation, harness_pid];
-    stdin is a Unix socket to the harness) and returns it for the fork loop below."""
-    if argv[1] == "episode":  # a spawned episode interpreter: argv = [.., "episode", job, result_fd]
-        _write_all(int(argv[3]), json.dumps(run_episode(json.loads(argv[2]))).encode("utf-8"))
-        return None
-    import socket
+def serve(argv: list[str]) -> dict:
+    """The life of a process of the episode interpreter, from its command line. Returns only
+    in an episode process, with its job (the Run command), for episode_process.py to run it;
+    every other role ends in here.
 
-    global _callgrind_dir
-    isolation, harness_pid = argv[2], int(argv[3])
-    _callgrind_dir = os.environ.pop(CALLGRIND_DIR_ENV, None)  # episodes need not see it
-    control = socket.socket(fileno=os.dup(0))
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
-    zygote = Zygote(isolation, control)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harness decides what Ctrl-C means
-    signal.signal(signal.SIGTERM, zygote.on_terminate)
-    _die_with_parent(signal.SIGTERM, harness_pid)
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    _load_reindent()
-    if isolation == "forkserver":
-        warm_runtime()  # before the greeting: the harness is importing meanwhile
-    return zygote
-
-
-# The fork loop is at module level, not in a function: a forked episode process carries on
-# from this frame, so TraceCore's run() sits as shallow as in the in-process ceiling
-# (scripts/inprocess_ceiling.py), one frame (run_episode) below the module. Its sandbox guard
-# walks the whole stack with inspect.stack() on every file access, and a long function's
-# frame above run() cost ~1.5 ms of CPU per episode.
-if __name__ == "__main__":
-    role: Zygote | Worker | None = start(sys.argv)
+    ``[script, "zygote", isolation, harness_pid]`` (stdin: a Unix socket to the harness):
+    the zygote, which forks workers, which fork episode processes, in the loop below; a
+    forked process carries on from where it was forked. ``[script, "episode", job,
+    result_fd]``: a spawned episode interpreter, exec'd by a worker."""
+    if argv[1] == "episode":
+        return json.loads(argv[2])
+    role: Zygote | Worker = start(argv)
     zygote = role
-    while role is not None and (fork := role.next_fork()) is not None:
+    while (fork := role.next_fork()) is not None:
         parent_pid = os.getpid()
         pid = os.fork()
         if pid:  # the role that asked goes on
@@ -1023,28 +1066,46 @@ if __name__ == "__main__":
             if isinstance(fork, WorkerFork):
                 role = zygote.become_worker(fork)
                 continue
-            # An episode process: it runs right here, one frame below the module.
             role.become_episode(fork, parent_pid)
+            _as_tracecore_runs()
             if zygote.isolation == "spawn":
-                os.execv(
-                    sys.executable,
-                    [sys.executable, os.path.abspath(__file__), "episode", json.dumps(fork.job), str(RESULT_FD)],
-                )
-            _write_all(RESULT_FD, json.dumps(run_episode(fork.job)).encode("utf-8"))
-            sys.stdout.flush()
-            sys.stderr.flush()
-            code = 0
+                script = os.path.abspath(argv[0])
+                os.execv(sys.executable, [sys.executable, script, "episode", json.dumps(fork.job), str(RESULT_FD)])
+            return fork.job  # the episode process: episode_process.py runs it
         except BaseException:  # noqa: BLE001 - nothing may escape a forked child
             import traceback
 
             traceback.print_exc()
-            code = EXIT_CHILD_SETUP_FAILED
-        try:
             sys.stderr.flush()
-        finally:
-            os._exit(code)
+            os._exit(EXIT_CHILD_SETUP_FAILED)
     # Told to exit: skip the interpreter's teardown (tens of ms of freeing TraceCore's
     # modules, which the harness would wait for).
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def start(argv: list[str]) -> Zygote:
+    """Set up the zygote (argv = [.., "zygote", isolation, harness_pid]; stdin is a Unix
+    socket to the harness) and return it for :func:`serve`'s fork loop."""
+    global _callgrind_dir
+    isolation, harness_pid = argv[2], int(argv[3])
+    _callgrind_dir = os.environ.pop(CALLGRIND_DIR_ENV, None)  # episodes need not see it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harness decides what Ctrl-C means
+    if isolation == "forkserver":
+        # TraceCore's imports first, so what the harness imports for itself after them is
+        # known as the harness's (_harness_imports); the harness is importing meanwhile.
+        warm_runtime()
+    with _harness_imports():
+        import socket
+
+        control = socket.socket(fileno=os.dup(0))
+        zygote = Zygote(isolation, control)
+        signal.signal(signal.SIGTERM, zygote.on_terminate)
+        _die_with_parent(signal.SIGTERM, harness_pid)  # checks that the harness still lives
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        _load_reindent()
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    return zygote

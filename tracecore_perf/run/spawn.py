@@ -1,4 +1,4 @@
-"""Starting a run's zygote process (``episode_worker.py zygote``): standard library only.
+"""Starting a run's zygote process (``episode_process.py zygote``): standard library only.
 
 The zygote spends its first ~0.1 s importing and warming TraceCore; the harness spends about
 as long importing its own libraries. ``python -m tracecore_perf`` therefore starts the
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from tracecore_perf.models import IsolationMode
 
-WORKER_SCRIPT = Path(__file__).with_name("episode_worker.py")
+WORKER_SCRIPT = Path(__file__).with_name("episode_process.py")  # the fork loop; the roles are episode_worker.py
 # Instruction mode: the hash seed every counted interpreter gets (so dict and set order, and
 # with them the instructions, repeat from run to run), and where the workers find the folder
 # callgrind writes each process's count into (episode_worker.CALLGRIND_DIR_ENV).
@@ -102,7 +102,7 @@ class SpawnedZygote:
 
 
 def spawn_zygote(python: str, isolation: str, callgrind_dir: str | None = None) -> SpawnedZygote:
-    """Start ``python episode_worker.py zygote ISOLATION HARNESS_PID`` with a Unix socket to
+    """Start ``python episode_process.py zygote ISOLATION HARNESS_PID`` with a Unix socket to
     us as its stdin; with ``callgrind_dir``, under callgrind (instruction mode), with the
     fixed hash seed. Raises OSError when the interpreter (or valgrind) cannot be started."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
