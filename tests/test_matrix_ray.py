@@ -189,7 +189,9 @@ def test_an_address_where_no_cluster_answers_is_one_line_within_seconds(tmp_path
     (tmp_path / "cells.toml").write_text(f'episodes = 1\nrows = [{TOY}]\n[[cells]]\nname = "a"\n')
     t0 = time.monotonic()
     done = harness("matrix", "cells.toml", "--ray", f"127.0.0.1:{port}", "--output-dir", "out", cwd=tmp_path, timeout=60)
-    assert time.monotonic() - t0 < 20
+    # seconds, not Ray's minutes of retrying: the bound is the harness's start-up (Ray's import
+    # included) with room for a host several times slower than this one
+    assert time.monotonic() - t0 < 45
     assert done.returncode == 3 and done.stderr.count("\n") == 1, done.stderr
     assert f"no Ray cluster answers at 127.0.0.1:{port}" in done.stderr
     assert not (tmp_path / "out").exists()

@@ -10,7 +10,7 @@ from agent_bench.agents.toy_agent import ToyAgent
 
 episodes_before = runpy.run_path(Path(__file__).resolve().with_name("hostile_tools.py"))["episodes_before"]
 
-SECONDS_PER_EPISODE_DONE = 0.006
+SECONDS_PER_EPISODE_DONE = 0.02  # the last third waits ~0.5-0.7 s more than the first: far beyond a loaded host's own slowing
 
 
 class Agent(ToyAgent):
