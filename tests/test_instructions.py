@@ -168,6 +168,19 @@ def test_history_of_unmoved_counts_has_no_change_point_and_passes(tmp_path, caps
     assert code == 0 and "PASS" in out
 
 
+def test_a_matrix_counts_instructions_at_its_top_level_or_per_cell(tmp_path):
+    from tracecore_perf.matrix import plan
+    from tracecore_perf.matrix.cells import run_argv, run_options
+
+    path = tmp_path / "cells.toml"
+    path.write_text('instructions = true\n[[cells]]\nname = "a"\n[[cells]]\nname = "b"\ninstructions = false\n')
+    a, b = plan.load(path).cells
+    assert (a.instructions, b.instructions) == (True, False)
+    assert run_options(a, tmp_path, 1024).instructions and not run_options(b, tmp_path, 1024).instructions  # here
+    assert "--instructions" in run_argv(a, tmp_path, tmp_path / "s.json")  # on a Ray node
+    assert "--instructions" not in run_argv(b, tmp_path, tmp_path / "s.json")
+
+
 # --- bad input: one line, exit 2, no process -----------------------------------------------------
 
 
