@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import matplotlib.font_manager  # noqa: F401 - see below
@@ -80,6 +82,49 @@ def leftover_processes(root: Path) -> list[str]:
 
 class StartedAProcess(AssertionError):
     pass
+
+
+# --- the session leaves nothing behind -------------------------------------------------------
+#
+# The session gets a temporary directory of its own ($TMPDIR for everything it starts, pytest's
+# tmp_path included), so what a test leaves there is found, whatever else runs on the machine;
+# and the checkout's output folder is listed before and after. Either one changed fails the
+# session (exit 1), naming what was left.
+
+_session: dict[str, object] = {}
+
+
+def _checkout_outputs() -> set[str]:
+    folder = REPO / "deliverables" / "perf"
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # not the controlling process of a distributed run
+        return
+    private = tempfile.mkdtemp(prefix="tracecore-perf-tests-")
+    os.environ["TMPDIR"] = private
+    tempfile.tempdir = None  # gettempdir() reads $TMPDIR again
+    _session.update(tmp=private, outputs=_checkout_outputs())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    private = _session.get("tmp")
+    if not isinstance(private, str):
+        return
+    left = sorted(name for name in os.listdir(private) if not name.startswith("pytest-of-"))
+    written = sorted(_checkout_outputs() - _session["outputs"])  # type: ignore[operator]
+    problems = [f"left in the temporary directory: {', '.join(left[:10])}"] if left else []
+    problems += [f"written into the checkout's deliverables/perf: {', '.join(written[:10])}"] if written else []
+    if problems:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        for problem in problems:
+            if reporter is not None:
+                reporter.write_line(f"tracecore-perf tests: {problem}", red=True)
+        if exitstatus in (0, pytest.ExitCode.OK):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,5 +1,10 @@
 """Bad input: one line on stderr naming the problem, exit 2, before any episode starts,
-and nothing written."""
+and nothing written.
+
+What the command line alone can tell (flags, the scenario file's shape, the output folder) is
+checked in process, in the fast layer, whose guard fails a test that starts a process: so
+these tests also prove that such input starts none. What needs the episode interpreter
+(agents, task refs, a --python without TraceCore) runs the harness for real (slow)."""
 
 from __future__ import annotations
 
@@ -7,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AGENTS, harness, scenario_file
+from tracecore_perf.cli import main
 
-pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
+from conftest import AGENTS, harness, scenario_file
 
 
 def _row(agent="agents/toy_agent.py", task_ref="filesystem_hidden_config@1", seed=1):
@@ -30,14 +35,21 @@ CASES = {
 }
 
 
+def refused(capsys, monkeypatch, cwd: Path, *args: str) -> str:
+    """``python -m tracecore_perf ARGS`` in process, in ``cwd``: exit 2 and one line, which is returned."""
+    monkeypatch.chdir(cwd)
+    code = main(list(args))
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("tracecore-perf: error: "), captured.err
+    return lines[0]
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_flags(tmp_path: Path, case: str):
+def test_bad_flags(tmp_path: Path, case: str, capsys, monkeypatch):
     args, message = CASES[case]
     out = tmp_path / "out"
-    done = harness(*args, "--output-dir", str(out), cwd=tmp_path, timeout=60)
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tracecore-perf: error: ") and message in lines[0], done.stderr
+    assert message in refused(capsys, monkeypatch, tmp_path, *args, "--output-dir", str(out))
     assert not out.exists()
 
 
@@ -47,12 +59,24 @@ SCENARIO_CASES = {
     "malformed task ref": ([_row(task_ref="filesystem hidden config@one")], "malformed task ref"),
     "unknown task": ([_row(task_ref="no_such_task@1")], "bad task ref 'no_such_task@1': no installed task"),
     "unknown task version": ([_row(task_ref="filesystem_hidden_config@99")], "no installed task"),
+}
+SCENARIO_FILE_CASES = {
     "empty scenario": ([], "has no rows"),
     "row without agent": ([{"task_ref": "dice_game@1"}], "row 1 has no 'agent'"),
     "non-integer seed": ([_row(seed="x")], "non-integer seed"),
 }
 
 
+@pytest.mark.parametrize("case", list(SCENARIO_FILE_CASES))
+def test_bad_scenario_files(tmp_path: Path, case: str, capsys, monkeypatch):
+    rows, message = SCENARIO_FILE_CASES[case]
+    out = tmp_path / "out"
+    scenario = str(scenario_file(tmp_path / "s.json", rows))
+    assert message in refused(capsys, monkeypatch, tmp_path, "--scenario", scenario, "--output-dir", str(out))
+    assert not out.exists()
+
+
+@pytest.mark.slow  # the episode interpreter resolves agents and task refs
 @pytest.mark.parametrize("case", list(SCENARIO_CASES))
 def test_bad_scenarios(tmp_path: Path, case: str):
     rows, message = SCENARIO_CASES[case]
@@ -66,27 +90,25 @@ def test_bad_scenarios(tmp_path: Path, case: str):
     assert not out.exists()
 
 
-def test_output_dir_that_is_a_file(tmp_path: Path):
+def test_output_dir_that_is_a_file(tmp_path: Path, capsys, monkeypatch):
     target = tmp_path / "out"
     target.write_text("precious")
-    done = harness("--output-dir", str(target), cwd=tmp_path, timeout=60)
-    assert done.returncode == 2 and "output directory is a file" in done.stderr
+    assert "output directory is a file" in refused(capsys, monkeypatch, tmp_path, "--output-dir", str(target))
     assert target.read_text() == "precious"
 
 
-def test_output_dir_under_a_file(tmp_path: Path):
+def test_output_dir_under_a_file(tmp_path: Path, capsys, monkeypatch):
     (tmp_path / "f").write_text("x")
-    done = harness("--output-dir", str(tmp_path / "f" / "out"), cwd=tmp_path, timeout=60)
-    assert done.returncode == 2 and "cannot be created" in done.stderr
+    assert "cannot be created" in refused(capsys, monkeypatch, tmp_path, "--output-dir", str(tmp_path / "f" / "out"))
 
 
-def test_output_dir_not_writable(tmp_path: Path):
+def test_output_dir_not_writable(tmp_path: Path, capsys, monkeypatch):
     # /proc refuses new files even to root, so this holds whoever runs the suite.
-    done = harness("--output-dir", "/proc/tracecore-perf-out", cwd=tmp_path, timeout=60)
-    assert done.returncode == 2
-    assert "output directory is not writable" in done.stderr
+    line = refused(capsys, monkeypatch, tmp_path, "--output-dir", "/proc/tracecore-perf-out")
+    assert "output directory is not writable" in line
 
 
+@pytest.mark.slow  # the bad task ref is found by the episode interpreter
 def test_nothing_already_written_is_touched(tmp_path: Path):
     """A failing invocation into an existing output directory leaves it exactly as it was."""
     out = tmp_path / "out"
@@ -105,6 +127,7 @@ def test_nothing_already_written_is_touched(tmp_path: Path):
     assert sorted(p.name for p in out.iterdir()) == before
 
 
+@pytest.mark.slow  # real episodes
 def test_users_own_agent_file_resolves_from_the_working_directory(tmp_path: Path):
     """A relative path to the user's own agent works, though episodes run in the run dir."""
     (tmp_path / "mine").mkdir()
@@ -125,6 +148,7 @@ def test_users_own_agent_file_resolves_from_the_working_directory(tmp_path: Path
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow  # a venv and its interpreter
 @pytest.mark.parametrize("isolation", ["forkserver", "spawn"])
 def test_python_without_tracecore(tmp_path: Path, isolation: str):
     import subprocess

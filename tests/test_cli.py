@@ -243,19 +243,30 @@ def test_no_stage_imports_the_cli():
     assert any(m.startswith("tracecore_perf.report.") for m in offenders)
 
 
-@pytest.mark.slow  # a fresh interpreter per module
-def test_every_module_imports_first_in_a_fresh_interpreter():
+# Scripts, not modules: importing one does its work (``python -m tracecore_perf`` runs a run;
+# the episode interpreter's entry point serves a zygote), so no test imports them.
+ENTRY_POINTS = {"tracecore_perf.__main__", "tracecore_perf.run.episode_process"}
+
+
+@pytest.mark.slow  # a fresh interpreter
+def test_every_module_imports_first_in_a_fresh_interpreter(tmp_path):
     """Each module imported as the package's first, in one fresh interpreter (the package's
-    modules dropped between imports): an import cycle would fail half-initialised."""
+    modules dropped between imports): an import cycle would fail half-initialised. The
+    script counts what it imported, so a module that ends the interpreter (as __main__ did,
+    running a real run in the checkout) cannot pass for all of them."""
+    modules = [m for m in _modules() if m not in ENTRY_POINTS]
     script = (
         "import importlib, sys\n"
-        f"for name in {_modules()!r}:\n"
+        f"for name in {modules!r}:\n"
         "    for loaded in [m for m in sys.modules if m == 'tracecore_perf' or m.startswith('tracecore_perf.')]:\n"
         "        del sys.modules[loaded]\n"
         "    importlib.import_module(name)\n"
+        "    print(name)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == modules and len(modules) > 50
+    assert list(tmp_path.iterdir()) == []  # importing wrote nothing
 
 
 # --- the checkout ------------------------------------------------------------------------
@@ -324,3 +335,27 @@ def test_a_reader_that_went_away_ends_the_command_with_141_and_no_traceback(tmp_
         os.close(write_end)
     assert done.returncode == 141
     assert done.stderr == ""
+
+
+# --- exit codes ----------------------------------------------------------------------------
+
+
+def test_the_readme_holds_the_exit_code_table_as_the_code_has_it():
+    from tracecore_perf.errors import ExitCode
+
+    assert ExitCode.table() in (REPO / "README.md").read_text(), "README's exit-code table is stale: paste ExitCode.table()"
+
+
+def test_a_bug_of_ours_is_its_own_exit_code_with_a_crash_file(monkeypatch, capsys, tmp_path):
+    from tracecore_perf.errors import ExitCode
+
+    def broken(argv):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(cli.subcommand("check"), "main", broken)
+    code = cli.main(["check", "x"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.INTERNAL != ExitCode.STOPPED  # not "stopped, resumable"
+    crash = Path(err.split("traceback in ")[1].split(";")[0])
+    assert "internal error: ZeroDivisionError: a bug" in err and "ZeroDivisionError" in crash.read_text()
+    crash.unlink()

@@ -4,7 +4,46 @@ from __future__ import annotations
 
 import signal
 import threading
+from enum import IntEnum
 from pathlib import Path
+
+
+class ExitCode(IntEnum):
+    """Every exit code of every command, with what it means (``ExitCode.table()`` is the
+    README's table; a test holds the two together)."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    STOPPED = 3
+    TAINTED = 4
+    INTERNAL = 70  # sysexits' EX_SOFTWARE
+    INTERRUPTED = 130  # 128 + SIGINT
+    READER_GONE = 141  # 128 + SIGPIPE
+    TERMINATED = 143  # 128 + SIGTERM
+
+    @property
+    def meaning(self) -> str:
+        return _MEANINGS[self]
+
+    @classmethod
+    def table(cls) -> str:
+        rows = [f"| {code.value} | {code.meaning} |" for code in cls]
+        return "\n".join(["| exit | meaning |", "|---|---|", *rows])
+
+
+_MEANINGS = {
+    ExitCode.OK: "done: every episode succeeded, every threshold held, no regression",
+    ExitCode.FAILED: "some episode failed, a threshold broke, or a regression with `--fail-on regression`",
+    ExitCode.USAGE: "bad input: one line on stderr, nothing written, no episode started",
+    ExitCode.STOPPED: "the run (or a matrix) had to stop (disk full, output folder gone, no cluster): one line, "
+    "rows kept, resumable",
+    ExitCode.TAINTED: "the run finished but its evidence was tampered with (published as `tainted`)",
+    ExitCode.INTERNAL: "a bug of ours: one line, the traceback in a `tracecore-perf-crash-*.txt` file; please report it",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C): the exact `--resume` command is printed",
+    ExitCode.READER_GONE: "the reader of the output went away (`| head`); a run is still published",
+    ExitCode.TERMINATED: "terminated (SIGTERM): as Ctrl-C, resumable",
+}
 
 
 class UsageError(Exception):
@@ -25,7 +64,7 @@ class Terminated(KeyboardInterrupt):
     (the zygote, the scratch directory), and exit 143. A KeyboardInterrupt, so asyncio and
     anyio let it through as they let Ctrl-C through."""
 
-    exit_code = 143
+    exit_code = ExitCode.TERMINATED
 
 
 def _raise_terminated(signum: int, frame: object) -> None:

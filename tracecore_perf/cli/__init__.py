@@ -14,7 +14,7 @@ import importlib
 import sys
 
 from tracecore_perf.cli.args import COMMANDS, PROG
-from tracecore_perf.errors import RunAborted, UsageError
+from tracecore_perf.errors import ExitCode, RunAborted, UsageError
 
 # The subcommand table: name -> the module whose main(argv) runs it (imported when called).
 SUBCOMMANDS = {name: f"tracecore_perf.cli.{name}" for name in COMMANDS}
@@ -43,16 +43,16 @@ def main(argv: list[str] | None = None) -> int:
         return subcommand(name).main(argv)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     except RunAborted as exc:
         print(f"{PROG}: run stopped: {exc}", file=sys.stderr)
-        return 3
+        return ExitCode.STOPPED
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (errors.Terminated) outside the batch
-        code = getattr(exc, "exit_code", 130)
-        print(f"{PROG}: {'terminated' if code == 143 else 'interrupted'}", file=sys.stderr)
+        code = getattr(exc, "exit_code", ExitCode.INTERRUPTED)
+        print(f"{PROG}: {'terminated' if code == ExitCode.TERMINATED else 'interrupted'}", file=sys.stderr)
         return code
     except BrokenPipeError:  # whoever read our output (`| head`) has gone: as SIGPIPE would end us
-        return 141
+        return ExitCode.READER_GONE
     except Exception as exc:  # a bug of ours: one line for the user, the traceback in a file
         import tempfile
         import traceback
@@ -61,4 +61,4 @@ def main(argv: list[str] | None = None) -> int:
         with open(fd, "w") as fh:
             traceback.print_exc(file=fh)
         print(f"{PROG}: internal error: {type(exc).__name__}: {exc} (traceback in {path}; please report it)", file=sys.stderr)
-        return 3
+        return ExitCode.INTERNAL

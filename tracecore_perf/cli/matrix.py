@@ -22,7 +22,7 @@ import msgspec
 
 from tracecore_perf import defaults
 from tracecore_perf.cli.args import PROG, Parser, non_negative_int
-from tracecore_perf.errors import ClusterUnreachable, UsageError
+from tracecore_perf.errors import ClusterUnreachable, ExitCode, UsageError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -140,7 +140,7 @@ def main(argv: list[str]) -> int:
             outcome = _run(args, say, show_progress)
     except ClusterUnreachable as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 3
+        return ExitCode.STOPPED
     if args.json:
         print(json.dumps(payload(outcome), indent=2))
     else:

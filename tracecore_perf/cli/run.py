@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tracecore_perf import __version__, defaults
 from tracecore_perf.cli.args import COMMANDS, PROG, Parser, non_negative_int, positive_float, positive_int
-from tracecore_perf.errors import UsageError, stop_on_sigterm
+from tracecore_perf.errors import ExitCode, UsageError, stop_on_sigterm
 
 _UNSET = object()
 
@@ -278,7 +278,7 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
     line = failures_line(publication.summary.failure_count, publication.summary.failure_reasons)
     if line:
         print(f"{PROG}: {line} (one line per episode in {Path(outcome.run_dir) / 'harness.log'})", file=sys.stderr)
-    if outcome.exit_code in (130, 143):
+    if outcome.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
         print(f"{PROG}: interrupted; to finish the run: {resume_command(outcome.run_dir, args)}", file=sys.stderr)
     return exit_code or check_code
 

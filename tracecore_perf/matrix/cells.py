@@ -6,7 +6,7 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
-from tracecore_perf.errors import UsageError
+from tracecore_perf.errors import ExitCode, UsageError
 from tracecore_perf.matrix.models import Cell, CellOutcome, CellStatus
 from tracecore_perf.published import PublishedRun, locate
 
@@ -78,9 +78,9 @@ def published(cell_dir: Path) -> PublishedRun | None:
 def status_of(exit_code: int | None, run_status: str | None) -> CellStatus:
     if run_status is None:
         return "failed"
-    if run_status == "interrupted" or exit_code in (130, 143):
+    if run_status == "interrupted" or exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
         return "interrupted"
-    if run_status == "tainted" or exit_code == 4:
+    if run_status == "tainted" or exit_code == ExitCode.TAINTED:
         return "tainted"
     if exit_code == 3:
         return "failed"

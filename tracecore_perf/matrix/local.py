@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tracecore_perf import defaults
-from tracecore_perf.errors import RunAborted, UsageError
+from tracecore_perf.errors import ExitCode, RunAborted, UsageError
 from tracecore_perf.matrix import cells as cellio
 from tracecore_perf.matrix.models import Cell, CellOutcome
 from tracecore_perf.run.rundir import MANIFEST, utc_now
@@ -84,6 +84,6 @@ def run_cells(
             outcome.status, outcome.exit_code = "failed", result.exit_code
             outcome.error = result.stopped or f"the run published nothing (exit {result.exit_code})"
         on_done(outcome)
-        if result.exit_code in (130, 143):
+        if result.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
             return result.exit_code
     return None

@@ -19,7 +19,7 @@ import msgspec
 import structlog
 
 from tracecore_perf import __version__
-from tracecore_perf.errors import RunAborted, UsageError
+from tracecore_perf.errors import ExitCode, RunAborted, UsageError
 from tracecore_perf.models import (
     AttemptRecord,
     InstructionCounting,
@@ -45,9 +45,6 @@ from tracecore_perf.run.scenario import plan
 from tracecore_perf.run.spawn import HASH_SEED, SpawnedZygote, valgrind_version
 from tracecore_perf.run.strays import become_subreaper, sweep
 
-# Exit codes of a run (the CLI's table): evidence tampered with, and a run that had to stop.
-EXIT_TAINTED = 4
-EXIT_ABORTED = 3
 log = structlog.get_logger("tracecore_perf.run.harness")
 
 
@@ -408,17 +405,17 @@ def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, executi
         # The run had to stop and cannot even publish: its rows stay in the run directory.
         with contextlib.suppress(OSError):
             run_dir.write_manifest(manifest)
-        return Outcome(exit_code=EXIT_ABORTED, publication=None, run_dir=str(run_dir.path), stopped=execution.aborted)
+        return Outcome(exit_code=ExitCode.STOPPED, publication=None, run_dir=str(run_dir.path), stopped=execution.aborted)
     if not stopped_early:
         prune_run_artifacts(run_dir, manifest.keep_runs, index.failed_run_ids)
     if execution.aborted is not None:
-        code = EXIT_ABORTED
+        code = ExitCode.STOPPED
     elif execution.interrupted_by is not None:
         code = 128 + execution.interrupted_by
     elif not integrity.clean:
-        code = EXIT_TAINTED
+        code = ExitCode.TAINTED
     else:
-        code = 0 if index.passed == index.count == manifest.episodes else 1
+        code = ExitCode.OK if index.passed == index.count == manifest.episodes else ExitCode.FAILED
     return Outcome(exit_code=code, publication=publication, run_dir=str(run_dir.path), stopped=execution.aborted)
 
 
