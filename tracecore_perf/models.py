@@ -113,6 +113,12 @@ class EpisodeRow(msgspec.Struct, kw_only=True):
     # (Valgrind callgrind); None in a native run, or for an episode killed before its exit
     instructions: int | None = None
 
+    @property
+    def cpu_s(self) -> float:
+        """The kernel's CPU time of the episode process and its descendants, user + system
+        (the kernel may book a short forked episode's time all as system)."""
+        return self.cpu_user_s + self.cpu_sys_s
+
 
 class Sample(msgspec.Struct, kw_only=True):
     """One reading of the monitor: the host, the harness, and the live episode processes."""

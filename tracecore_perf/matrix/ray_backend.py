@@ -167,9 +167,9 @@ def run_cell_on_node(cell_data: dict, cwd: str) -> dict:
 def _die_with_parent() -> None:
     import signal
 
-    from tracecore_perf.run.episode_worker import PR_SET_PDEATHSIG, _prctl
+    from tracecore_perf.run.episode_worker import PR_SET_PDEATHSIG, prctl
 
-    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # SIGTERM, which the harness handles as an interrupt
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # SIGTERM, which the harness handles as an interrupt
 
 
 def _attempt(context) -> int | None:

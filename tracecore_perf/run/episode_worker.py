@@ -62,8 +62,9 @@ CALLGRIND_DIR_ENV = "TRACECORE_PERF_CALLGRIND_DIR"
 _callgrind_dir: str | None = None
 
 
-def _prctl(option: int, value: int) -> bool:
-    """Linux prctl(2); a no-op elsewhere."""
+def prctl(option: int, value: int) -> bool:
+    """Linux prctl(2); a no-op elsewhere. The harness's one prctl: the harness's own modules
+    (strays, the Ray backend) use this one too."""
     global _libc
     if not sys.platform.startswith("linux"):
         return False
@@ -75,7 +76,7 @@ def _prctl(option: int, value: int) -> bool:
 
 
 def _die_with_parent(sig: int, parent_pid: int) -> None:
-    _prctl(PR_SET_PDEATHSIG, sig)
+    prctl(PR_SET_PDEATHSIG, sig)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os.kill(os.getpid(), sig)
 
@@ -960,7 +961,7 @@ class Zygote(_Role):
         # A worker does not die with the zygote (an episode may kill the zygote; the other
         # slots go on): it exits when its socket to the harness closes, which includes
         # the harness dying.
-        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        prctl(PR_SET_CHILD_SUBREAPER, 1)
         return worker
 
     def adopt(self, pid: int, fork: WorkerFork) -> None:
@@ -1103,7 +1104,7 @@ def start(argv: list[str]) -> Zygote:
         zygote = Zygote(isolation, control)
         signal.signal(signal.SIGTERM, zygote.on_terminate)
         _die_with_parent(signal.SIGTERM, harness_pid)  # checks that the harness still lives
-        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        prctl(PR_SET_CHILD_SUBREAPER, 1)
         _load_reindent()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)

@@ -148,7 +148,7 @@ class SeriesIndex:
         self.completion_bytes += row.completion_bytes
         self.tokens += row.tokens_used
         self.max_rss = max(self.max_rss, row.max_rss_bytes)
-        self.cpu_s += row.cpu_user_s + row.cpu_sys_s
+        self.cpu_s += row.cpu_s
         if row.success and row.instructions is not None:
             self.instructions.setdefault((row.agent, row.task_ref), array("q")).append(row.instructions)
 

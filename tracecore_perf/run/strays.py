@@ -13,18 +13,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 
-PR_SET_CHILD_SUBREAPER = 36
+from tracecore_perf.run.episode_worker import PR_SET_CHILD_SUBREAPER, prctl
 
 
 def become_subreaper() -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 def children() -> set[int]:

@@ -41,7 +41,7 @@ from tracecore_perf.verdicts.models import Comparison, Estimate, Notice, Overall
 METRICS = {
     "wall_clock_s": lambda r: r.wall_clock_s,
     "episode_s": lambda r: r.episode_s,
-    "cpu_s": lambda r: r.cpu_user_s + r.cpu_sys_s,
+    "cpu_s": lambda r: r.cpu_s,
     "instructions": lambda r: r.instructions,
 }
 TIME_METRICS = ("wall_clock_s", "episode_s", "cpu_s")
@@ -274,8 +274,8 @@ def _row(key: tuple[str, str], base: list[EpisodeRow], cur: list[EpisodeRow], se
             float(np.mean([r.artifact_bytes for r in cur]) - np.mean([r.artifact_bytes for r in base])), 1
         ),
         cpu_s_median_delta=_delta(
-            _median_or_none([r.cpu_user_s + r.cpu_sys_s for r in base]),
-            _median_or_none([r.cpu_user_s + r.cpu_sys_s for r in cur]),
+            _median_or_none([r.cpu_s for r in base]),
+            _median_or_none([r.cpu_s for r in cur]),
         ),
         max_rss_bytes_median_delta=_delta(
             _median_or_none([r.max_rss_bytes for r in base]), _median_or_none([r.max_rss_bytes for r in cur])

@@ -69,10 +69,6 @@ MEMORY_MIN_GROWTH = {"harness_rss_bytes": 32 * MIB, "workers_rss_bytes": 64 * MI
 SUCCESS_MIN_DELTA = 0.05
 
 
-def detect(run: PublishedRun, reference: PublishedRun | None = None) -> list[Finding]:
-    return assess(run, reference)[0]
-
-
 def assess(run: PublishedRun, reference: PublishedRun | None = None) -> tuple[list[Finding], list[TrendCheck]]:
     """The findings, and every check's state, for a published run."""
     rows = run.series()
@@ -244,8 +240,8 @@ def late_latency_drift(rows: Sequence[EpisodeRow]) -> list[Finding]:
     last_s = float(np.median([r.wall_clock_s for r in rows[-third:]]))
     # CPU time rising too means the episodes do more work; wall-clock alone means they wait
     # (sleeps, I/O, or other load on the host)
-    cpu_first = float(np.median([r.cpu_user_s + r.cpu_sys_s for r in rows[:third]]))
-    cpu_last = float(np.median([r.cpu_user_s + r.cpu_sys_s for r in rows[-third:]]))
+    cpu_first = float(np.median([r.cpu_s for r in rows[:third]]))
+    cpu_last = float(np.median([r.cpu_s for r in rows[-third:]]))
     slowest = sorted(rows[-third:], key=lambda r: r.wall_clock_s, reverse=True)[:10]
     return [
         Finding(
