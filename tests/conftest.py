@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,11 @@ def _checkout_outputs() -> set[str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A suite started in the background of a script (`... &`, nohup, some CI runners) inherits
+    # SIGINT ignored, and an ignored signal stays ignored in every process it starts: the
+    # harnesses under test would never see the Ctrl-C the interruption tests send. Python's
+    # own handler here means every child starts with the default again.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if hasattr(config, "workerinput"):  # not the controlling process of a distributed run
         return
     private = tempfile.mkdtemp(prefix="tracecore-perf-tests-")

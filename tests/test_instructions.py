@@ -175,8 +175,8 @@ def test_a_matrix_counts_instructions_at_its_top_level_or_per_cell(tmp_path):
     path = tmp_path / "cells.toml"
     path.write_text('instructions = true\n[[cells]]\nname = "a"\n[[cells]]\nname = "b"\ninstructions = false\n')
     a, b = plan.load(path).cells
-    assert (a.instructions, b.instructions) == (True, False)
-    assert run_options(a, tmp_path, 1024).instructions and not run_options(b, tmp_path, 1024).instructions  # here
+    assert (a.settings.instructions, b.settings.instructions) == (True, False)
+    assert run_options(a, tmp_path, 1024).settings.instructions and not run_options(b, tmp_path, 1024).settings.instructions
     assert "--instructions" in run_argv(a, tmp_path, tmp_path / "s.json")  # on a Ray node
     assert "--instructions" not in run_argv(b, tmp_path, tmp_path / "s.json")
 

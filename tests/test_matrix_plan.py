@@ -51,16 +51,17 @@ scenario = "{scenario}"
 """,
     )
     cells = {c.name: c for c in plan.load(path).cells}
-    assert (cells["a"].episodes, cells["a"].workers, cells["a"].timeout, cells["a"].python) == (8, 2, 30.0, None)
+    a = cells["a"].settings
+    assert (a.episodes, a.workers, a.timeout, a.python) == (8, 2, 30.0, None)
     assert cells["a"].scenario_source == "inline" and cells["a"].rows[0].seed == 42
-    b = cells["b"]
+    b = cells["b"].settings
     assert (b.workers, b.strict_spec, b.isolation, b.warmup, b.python) == (1, True, "spawn", 0, "/opt/next/bin/python")
     assert cells["c"].rows[0].seed == 3 and cells["c"].scenario_source == str(scenario)
 
 
 def test_without_rows_a_cell_runs_the_default_scenario(tmp_path: Path):
     (cell,) = plan.load(write(tmp_path, '[[cells]]\nname = "x"\n')).cells
-    assert cell.rows == list(DEFAULT_SCENARIO) and cell.episodes == 24 and cell.workers == 4
+    assert cell.rows == list(DEFAULT_SCENARIO) and cell.settings.episodes == 24 and cell.settings.workers == 4
 
 
 @pytest.mark.parametrize(

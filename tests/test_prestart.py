@@ -14,6 +14,7 @@ from tracecore_perf.run import harness
 from tracecore_perf.run.hostinfo import BusyProbe
 from tracecore_perf.run.scenario import DEFAULT_SCENARIO
 from tracecore_perf.run.spawn import prestart
+from tracecore_perf.settings import RunSettings
 
 from conftest import published
 
@@ -21,20 +22,8 @@ pytestmark = pytest.mark.slow  # real zygotes and episodes
 
 
 def _options(out: Path, isolation: str = "forkserver") -> harness.RunOptions:
-    return harness.RunOptions(
-        episodes=4,
-        workers=2,
-        timeout=60.0,
-        output_dir=str(out),
-        strict_spec=False,
-        compress=False,
-        scenario=list(DEFAULT_SCENARIO),
-        isolation=isolation,
-        python=sys.executable,
-        keep_runs="none",
-        sample_interval=0.5,
-        output_cap=1 << 20,
-    )
+    settings = RunSettings(episodes=4, workers=2, timeout=60.0, isolation=isolation, python=sys.executable, keep_runs="none")
+    return harness.RunOptions(settings=settings, output_dir=str(out), scenario=list(DEFAULT_SCENARIO))
 
 
 def test_a_run_adopts_the_zygote_started_for_it(tmp_path: Path, monkeypatch):

@@ -148,9 +148,7 @@ def test_system_memory_growing_without_bound(work):
     try:
         # Samples every 10 ms: 40 episodes may take only half a second on a quiet host, and the
         # check needs 10 samples after the warm-up (how many a run gets must not depend on its speed).
-        run = real_run(
-            work, "leak", [fixture_agent("shm_leaking_agent")], 40, "--sample-interval", "0.01", env={"LEAK_TAG": tag}
-        )
+        run = real_run(work, "leak", [fixture_agent("shm_leaking_agent")], 40, "--sample-interval", "0.01", env={"LEAK_TAG": tag})
     finally:
         for path in glob.glob(f"{LEAK_PREFIX}{tag}-*"):
             os.unlink(path)

@@ -9,7 +9,15 @@ import sys
 from pathlib import Path
 
 from tracecore_perf import defaults
-from tracecore_perf.cli.args import PROG, Parser, add_comparison_flags, positive_float, positive_int, settings_from
+from tracecore_perf.cli.args import (
+    PROG,
+    Parser,
+    add_comparison_flags,
+    add_run_settings,
+    positive_int,
+    run_settings_from,
+    settings_from,
+)
 from tracecore_perf.cli.output import report_comparison
 from tracecore_perf.errors import UsageError
 
@@ -23,12 +31,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="an interpreter with TraceCore; give it twice: A (the baseline), then B (default: none, required)",
     )
-    p.add_argument("--episodes", metavar="N", type=positive_int, default=defaults.AB_EPISODES, help="episodes per interpreter")
-    p.add_argument("--workers", metavar="N", type=positive_int, default=defaults.AB_WORKERS, help="episodes in parallel")
     p.add_argument(
         "--rounds", metavar="N", type=positive_int, default=defaults.AB_ROUNDS, help="chunks per interpreter, run in ABBA order"
     )
-    p.add_argument("--timeout", metavar="S", type=positive_float, default=defaults.TIMEOUT_S, help="seconds per episode")
     p.add_argument(
         "--scenario",
         type=Path,
@@ -38,24 +43,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output-dir", type=Path, metavar="DIR", default=Path(defaults.AB_OUTPUT_DIR), help="runs go to DIR/a and DIR/b"
     )
-    p.add_argument("--strict-spec", action="store_true", help="fail episodes whose artifact breaks TraceCore's spec")
-    p.add_argument(
-        "--isolation",
-        choices=["forkserver", "spawn"],
-        help="how episode processes start (default: forkserver where the system can fork)",
-    )
-    p.add_argument(
-        "--sample-interval",
-        metavar="S",
-        type=positive_float,
-        default=defaults.SAMPLE_INTERVAL_S,
-        help="seconds between resource samples",
-    )
-    p.add_argument(
-        "--instructions",
-        action="store_true",
-        help="count each episode's instructions under Valgrind on both sides, and compare them (forkserver; needs valgrind)",
-    )
+    # every run setting but the interpreter, which ab takes twice: the same for both sides
+    add_run_settings(p.add_argument_group("run settings", "the same for both sides"), skip=("python",))
+    p.set_defaults(episodes=defaults.AB_EPISODES, workers=defaults.AB_WORKERS)
     add_comparison_flags(p)
     return p
 
@@ -77,21 +67,16 @@ def main(argv: list[str]) -> int:
     from tracecore_perf.run.spawn import default_isolation
 
     check_instructions(args.instructions, args.isolation or default_isolation())
+    run_settings = run_settings_from(args, isolation=args.isolation or default_isolation())
     scenario = load_scenario(args.scenario) if args.scenario else list(DEFAULT_SCENARIO)
     configure("console", level=logging.WARNING)
     outcome = run_ab(
         (args.python[0], args.python[1]),
         scenario,
         output_dir=args.output_dir,
-        episodes=args.episodes,
-        workers=args.workers,
+        settings=run_settings,
         rounds=args.rounds,
-        timeout=args.timeout,
-        strict_spec=args.strict_spec,
-        isolation=args.isolation,
-        sample_interval=args.sample_interval,
-        instructions=args.instructions,
-        settings=settings,
+        compare_settings=settings,
         fail_on_regression=args.fail_on == "regression",
         say=_say,
     )

@@ -106,6 +106,47 @@ def alpha(text: str) -> float:
 # --- shared flags ----------------------------------------------------------------------
 
 
+def add_run_settings(parser, *, skip: tuple[str, ...] = ()) -> list[str]:
+    """One flag per :class:`~tracecore_perf.settings.RunSettings` field (but ``skip``), its
+    type and bound, default and help taken from the struct: ``run`` and ``ab`` both call
+    this, so a setting exists in both as soon as it exists in the struct. Returns the
+    flags' destinations, in the struct's order."""
+    import msgspec.inspect as inspect
+
+    from tracecore_perf.settings import described
+
+    dests = []
+    for name, kind, default, text in described():
+        if name in skip:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(kind, inspect.BoolType):
+            dests.append(parser.add_argument(flag, action="store_true", help=text).dest)
+            continue
+        if isinstance(kind, inspect.UnionType):  # X | None: None means "decided at run time"
+            kind = next(t for t in kind.types if not isinstance(t, inspect.NoneType))
+        kwargs: dict = {"help": text, "default": default}
+        if isinstance(kind, inspect.LiteralType):
+            kwargs["choices"] = list(kind.values)
+        elif isinstance(kind, inspect.IntType):
+            kwargs.update(type=positive_int if kind.ge == 1 else non_negative_int, metavar="N")
+        elif isinstance(kind, inspect.FloatType):
+            kwargs.update(type=positive_float, metavar="S")
+        else:
+            kwargs["metavar"] = "PATH"
+        dests.append(parser.add_argument(flag, **kwargs).dest)
+    return dests
+
+
+def run_settings_from(args: argparse.Namespace, **resolved):
+    """The :class:`RunSettings` of parsed flags (``resolved`` overrides: the interpreter and
+    isolation decided at run time, a side of ``ab``)."""
+    from tracecore_perf.settings import NAMES, RunSettings
+
+    values = {name: getattr(args, name) for name in NAMES if hasattr(args, name)}
+    return RunSettings(**{**values, **resolved})
+
+
 def add_search_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--search-dir", type=Path, metavar="DIR", default=Path(defaults.OUTPUT_DIR), help="where stamps are looked up"

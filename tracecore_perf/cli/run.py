@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from tracecore_perf import __version__, defaults
-from tracecore_perf.cli.args import COMMANDS, PROG, Parser, non_negative_int, positive_float, positive_int
+from tracecore_perf.cli.args import COMMANDS, PROG, Parser, add_run_settings, non_negative_int, positive_int, run_settings_from
 from tracecore_perf.errors import ExitCode, UsageError, stop_on_sigterm
 
 _UNSET = object()
@@ -39,64 +39,20 @@ def run_parser() -> argparse.ArgumentParser:
     group = parser.add_argument_group(
         "run parameters", "recorded in the run's manifest: --resume takes them from there and refuses them"
     )
-    names: list[str] = []
-
-    def parameter(*flags: str, **kwargs) -> None:
-        names.append(group.add_argument(*flags, **kwargs).dest)
-
-    parameter("--episodes", metavar="N", type=positive_int, default=defaults.EPISODES, help="episodes to run")
-    parameter("--workers", metavar="N", type=positive_int, default=defaults.WORKERS, help="episodes in parallel")
-    parameter(
-        "--timeout",
-        metavar="S",
-        type=positive_float,
-        default=defaults.TIMEOUT_S,
-        help="seconds per episode before its process tree is killed",
+    # the run's settings (RunSettings, a flag each), then where its output goes and its rows
+    names = add_run_settings(group)
+    names.append(
+        group.add_argument(
+            "--output-dir", metavar="DIR", default=defaults.OUTPUT_DIR, help="where run directories and artifacts go"
+        ).dest
     )
-    parameter("--output-dir", metavar="DIR", default=defaults.OUTPUT_DIR, help="where run directories and artifacts go")
-    parameter("--strict-spec", action="store_true", help="fail episodes whose artifact breaks TraceCore's spec")
-    parameter("--compress", action="store_true", help="also write perf-artifacts-<stamp>.zip")
-    parameter(
-        "--scenario",
-        type=Path,
-        metavar="FILE",
-        help="TOML or JSON file of rows with agent, task_ref, seed (default: the built-in scenario)",
-    )
-    parameter(
-        "--isolation",
-        choices=["forkserver", "spawn"],
-        help="how episode processes start (default: forkserver where the system can fork, else spawn)",
-    )
-    parameter(
-        "--python",
-        metavar="PATH",
-        help="interpreter (with TraceCore installed) that runs the episodes (default: the one running this)",
-    )
-    parameter(
-        "--keep-runs",
-        choices=["all", "failed", "none"],
-        default=defaults.KEEP_RUNS,
-        help="TraceCore run artifacts left in the run directory",
-    )
-    parameter(
-        "--sample-interval",
-        metavar="S",
-        type=positive_float,
-        default=defaults.SAMPLE_INTERVAL_S,
-        help="seconds between resource samples",
-    )
-    parameter(
-        "--warmup",
-        metavar="N",
-        type=non_negative_int,
-        default=defaults.WARMUP,
-        help="episodes of each scenario row the zygote runs and discards before forking workers (forkserver)",
-    )
-    parameter(
-        "--instructions",
-        action="store_true",
-        help="count each episode's instructions under Valgrind (callgrind): figures the host's load cannot move, "
-        "for compare, history and CI gates; time figures are inflated by Valgrind (forkserver; needs valgrind)",
+    names.append(
+        group.add_argument(
+            "--scenario",
+            type=Path,
+            metavar="FILE",
+            help="TOML or JSON file of rows with agent, task_ref, seed (default: the built-in scenario)",
+        ).dest
     )
     parser.add_argument(
         "--output-cap",
@@ -211,20 +167,10 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
             return outcome.exit_code
     else:
         options = harness.RunOptions(
-            episodes=args.episodes,
-            workers=args.workers,
-            timeout=args.timeout,
+            settings=run_settings_from(args),
             output_dir=args.output_dir,
-            strict_spec=args.strict_spec,
-            compress=args.compress,
             scenario=scenario or list(DEFAULT_SCENARIO),
-            isolation=args.isolation,
-            python=args.python,
-            keep_runs=args.keep_runs,
-            sample_interval=args.sample_interval,
             output_cap=args.output_cap,
-            warmup=args.warmup,
-            instructions=args.instructions,
             stamp_suffix=args.stamp_suffix,
         )
         outcome = harness.start(options, show_progress=show_progress, zygote=zygote, busy=busy)

@@ -6,9 +6,12 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
+import msgspec
+
 from tracecore_perf.errors import ExitCode, UsageError
 from tracecore_perf.matrix.models import Cell, CellOutcome, CellStatus
 from tracecore_perf.published import PublishedRun, locate
+from tracecore_perf.settings import RunSettings
 
 SUPERSEDED = ".superseded"  # earlier attempts of rerun cells, beside the cells (no cell name starts with a dot)
 
@@ -19,47 +22,28 @@ def run_options(cell: Cell, output_dir: Path, output_cap: int):
     from tracecore_perf.run.spawn import default_python
 
     return harness.RunOptions(
-        episodes=cell.episodes,
-        workers=cell.workers,
-        timeout=cell.timeout,
+        settings=msgspec.structs.replace(cell.settings, python=cell.settings.python or default_python()),
         output_dir=str(output_dir),
-        strict_spec=cell.strict_spec,
-        compress=cell.compress,
         scenario=list(cell.rows),
-        isolation=cell.isolation,
-        python=cell.python or default_python(),
-        keep_runs=cell.keep_runs,
-        sample_interval=cell.sample_interval,
         output_cap=output_cap,
-        warmup=cell.warmup,
-        instructions=cell.instructions,
         stamp_suffix=cell.number,
     )
 
 
 def run_argv(cell: Cell, output_dir: Path, scenario_file: Path) -> list[str]:
     """The cell as ``python -m tracecore_perf`` flags (the Ray backend runs it on a node)."""
-    argv = [
-        "run",
-        "--episodes", str(cell.episodes),
-        "--workers", str(cell.workers),
-        "--timeout", repr(cell.timeout),
-        "--isolation", cell.isolation,
-        "--keep-runs", cell.keep_runs,
-        "--sample-interval", repr(cell.sample_interval),
-        "--warmup", str(cell.warmup),
+    argv = ["run"]
+    for name in RunSettings.__struct_fields__:  # a flag per setting, as run_parser makes them
+        value, flag = getattr(cell.settings, name), "--" + name.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value is not None and value is not False:
+            argv += [flag, repr(value) if isinstance(value, float) else str(value)]
+    argv += [
         "--scenario", str(scenario_file),
         "--output-dir", str(output_dir),
         "--json", "--no-progress", "--log-format", "json",
     ]  # fmt: skip
-    if cell.strict_spec:
-        argv.append("--strict-spec")
-    if cell.compress:
-        argv.append("--compress")
-    if cell.instructions:
-        argv.append("--instructions")
-    if cell.python:
-        argv += ["--python", cell.python]
     if cell.number:
         argv += ["--stamp-suffix", str(cell.number)]
     return argv

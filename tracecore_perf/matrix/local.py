@@ -28,11 +28,14 @@ def preflight(cells: list[Cell], output_dir: Path) -> None:
     seen = set()
     for cell in cells:
         try:
-            check_workers(cell.workers)
-            key = (cell.python, cell.isolation, tuple(cell.rows), cell.instructions)
+            settings = cell.settings
+            check_workers(settings.workers)
+            key = (settings.python, settings.isolation, tuple(cell.rows), settings.instructions)
             if key not in seen:
                 seen.add(key)
-                harness.preflight(list(cell.rows), cell.python or default_python(), cell.isolation, output_dir, cell.instructions)
+                harness.preflight(
+                    list(cell.rows), settings.python or default_python(), settings.isolation, output_dir, settings.instructions
+                )
         except UsageError as exc:
             raise UsageError(f"cell {cell.name!r}: {exc}") from None
 
@@ -69,7 +72,8 @@ def run_cells(
                     result = None  # every row there but never published: run the cell afresh
             if result is None:
                 cellio.set_aside(matrix_dir, cell.name)
-                say(f"cell {cell.name} ({number}/{len(cells)}): {cell.episodes} episodes, {cell.workers} workers")
+                settings = cell.settings
+                say(f"cell {cell.name} ({number}/{len(cells)}): {settings.episodes} episodes, {settings.workers} workers")
                 result = harness.start(cellio.run_options(cell, cell_dir, output_cap), show_progress=show_progress)
         except (UsageError, RunAborted) as exc:
             outcome.finished_at = utc_now().isoformat()

@@ -5,18 +5,17 @@ their scenario rows (``CellComparison``) and the whole answer (``MatrixResult``,
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Literal
 
 import msgspec
 
-from tracecore_perf.models import IsolationMode, KeepRuns, ScenarioRow
+from tracecore_perf.models import ScenarioRow
+from tracecore_perf.settings import RunSettings
 from tracecore_perf.verdicts.models import Comparison
 
 MATRIX_FORMAT_VERSION = 1
 
-PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
-NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
-PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 CellName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
 # ok: published, every episode succeeded; episodes_failed: published, some episode failed;
@@ -28,49 +27,35 @@ DONE_STATUSES = ("ok", "episodes_failed", "tainted")
 COMPARABLE = ("ok", "episodes_failed")  # cells whose figures cover the whole run (compare takes them)
 
 
-class RunSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
-    """A run's own settings, each optional: the file's top level (defaults for every cell) and
-    each cell. The same names and bounds as the run command's flags."""
-
-    episodes: PositiveInt | None = None
-    workers: PositiveInt | None = None
-    timeout: PositiveFloat | None = None
-    strict_spec: bool | None = None
-    compress: bool | None = None
-    isolation: IsolationMode | None = None
-    python: str | None = None
-    keep_runs: KeepRuns | None = None
-    sample_interval: PositiveFloat | None = None
-    warmup: NonNegativeInt | None = None
-    instructions: bool | None = None  # count instructions under Valgrind, as --instructions
-    scenario: str | None = None  # a TOML/JSON scenario file, as --scenario
-    rows: list[ScenarioRow] | None = None  # or the rows inline
+# The file's keys (its top level: defaults for every cell; each cell's own): every run setting
+# (settings.RunSettings, with its bounds), each optional, and the rows: a scenario file (as
+# --scenario) or the rows inline. Made from RunSettings, so a setting added there is a key here.
+_OPTIONAL_SETTINGS = [(name, hint | None, None) for name, hint in typing.get_type_hints(RunSettings, include_extras=True).items()]
+CellSettings = msgspec.defstruct(
+    "CellSettings",
+    [*_OPTIONAL_SETTINGS, ("scenario", str | None, None), ("rows", list[ScenarioRow] | None, None)],
+    kw_only=True,
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+    module=__name__,
+)
 
 
-class CellEntry(RunSettings, kw_only=True, forbid_unknown_fields=True):
+class CellEntry(CellSettings, kw_only=True, forbid_unknown_fields=True):
     name: CellName
 
 
-class MatrixFile(RunSettings, kw_only=True, forbid_unknown_fields=True):
+class MatrixFile(CellSettings, kw_only=True, forbid_unknown_fields=True):
     cells: list[CellEntry]
 
 
 class Cell(msgspec.Struct, kw_only=True):
-    """One cell, every setting resolved (cell, else the file's default, else the run's)."""
+    """One cell, every setting resolved (cell, else the file's default, else the run's); its
+    ``settings.python`` None: the interpreter running the harness (on Ray: the node's own)."""
 
     name: str
-    episodes: int
-    workers: int
-    timeout: float
-    strict_spec: bool
-    compress: bool
-    isolation: IsolationMode
-    python: str | None  # None: the interpreter running the harness (on Ray: the node's own)
-    keep_runs: KeepRuns
-    sample_interval: float
-    warmup: int
+    settings: RunSettings
     rows: list[ScenarioRow]
-    instructions: bool = False
     scenario_source: str  # "inline", "default" or the scenario file as given
     number: int = 0  # 1-based place in the file: the suffix of the cell's stamp (distinct stamps)
 

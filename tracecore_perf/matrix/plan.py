@@ -28,12 +28,12 @@ from pathlib import Path
 
 import msgspec
 
-from tracecore_perf import defaults
 from tracecore_perf.errors import UsageError, read_input
-from tracecore_perf.matrix.models import Cell, CellEntry, MatrixFile, MatrixPlan, RunSettings
+from tracecore_perf.matrix.models import Cell, CellEntry, MatrixFile, MatrixPlan
 from tracecore_perf.run.scenario import DEFAULT_SCENARIO, load_scenario
+from tracecore_perf.settings import RunSettings
 
-SETTINGS = tuple(RunSettings.__struct_fields__)
+SETTINGS = RunSettings.__struct_fields__
 _PATH = re.compile(r"^\$\.cells\[(\d+)\]\.?(.*)$")
 
 
@@ -103,19 +103,17 @@ def _resolve(entry: CellEntry, top: MatrixFile, path: Path) -> Cell:
     python = pick("python", None)
     if python is not None and not python.strip():
         raise UsageError(f"{where}: python is empty")
+    unset = RunSettings()  # the run's own defaults
+    settings = RunSettings(**{name: pick(name, getattr(unset, name)) for name in SETTINGS})
+    settings = msgspec.structs.replace(
+        settings,
+        timeout=float(settings.timeout),
+        sample_interval=float(settings.sample_interval),
+        isolation=settings.isolation or default_isolation(),
+    )
     return Cell(
         name=entry.name,
-        episodes=pick("episodes", defaults.EPISODES),
-        workers=pick("workers", defaults.WORKERS),
-        timeout=float(pick("timeout", defaults.TIMEOUT_S)),
-        strict_spec=pick("strict_spec", False),
-        compress=pick("compress", False),
-        isolation=pick("isolation", default_isolation()),
-        python=python,
-        keep_runs=pick("keep_runs", defaults.KEEP_RUNS),
-        sample_interval=float(pick("sample_interval", defaults.SAMPLE_INTERVAL_S)),
-        warmup=pick("warmup", defaults.WARMUP),
-        instructions=pick("instructions", False),
+        settings=settings,
         rows=list(rows),
         scenario_source=source,
     )

@@ -18,7 +18,7 @@ import anyio
 import msgspec
 import structlog
 
-from tracecore_perf import __version__
+from tracecore_perf import __version__, defaults
 from tracecore_perf.errors import ExitCode, RunAborted, UsageError
 from tracecore_perf.models import (
     AttemptRecord,
@@ -26,7 +26,6 @@ from tracecore_perf.models import (
     Integrity,
     Interpreter,
     IsolationMode,
-    KeepRuns,
     Manifest,
     ScenarioRow,
 )
@@ -44,25 +43,19 @@ from tracecore_perf.run.rundir import MANIFEST, RunDir, new_stamp, utc_now
 from tracecore_perf.run.scenario import plan
 from tracecore_perf.run.spawn import HASH_SEED, SpawnedZygote, valgrind_version
 from tracecore_perf.run.strays import become_subreaper, sweep
+from tracecore_perf.settings import RunSettings, recorded
 
 log = structlog.get_logger("tracecore_perf.run.harness")
 
 
 class RunOptions(msgspec.Struct, kw_only=True):
-    episodes: int
-    workers: int
-    timeout: float
+    """A new run: its settings (the interpreter and isolation may be left to ``start``,
+    which takes this process's own), where it goes and the rows it runs."""
+
+    settings: RunSettings
     output_dir: str
-    strict_spec: bool
-    compress: bool
     scenario: list[ScenarioRow]
-    isolation: IsolationMode
-    python: str
-    keep_runs: KeepRuns
-    sample_interval: float
-    output_cap: int
-    warmup: int = 1  # episodes of each scenario row the zygote runs and discards (forkserver)
-    instructions: bool = False  # count each episode's instructions under Valgrind (forkserver)
+    output_cap: int = defaults.OUTPUT_CAP_BYTES  # bytes of each episode's output kept (not recorded)
     stamp_suffix: int = 0  # a matrix cell's number: its stamp's suffix (rundir.new_stamp)
 
 
@@ -163,15 +156,22 @@ def start(
     """A new run. ``zygote``: one ``spawn.prestart`` started for it before the harness's
     imports (the run adopts it, or discards it if it does not match the options); ``busy``:
     the quiet-host check's window, opened when that zygote started (default: now)."""
+    from tracecore_perf.run.spawn import default_isolation, default_python
+
+    settings = msgspec.structs.replace(
+        options.settings,
+        python=options.settings.python or default_python(),
+        isolation=options.settings.isolation or default_isolation(),
+    )
     output_dir = Path(options.output_dir)
-    check_workers(options.workers)
+    check_workers(settings.workers)
     check_writable_dir(output_dir)
-    check_python(options.python)
-    check_instructions(options.instructions, options.isolation)
+    check_python(settings.python)
+    check_instructions(settings.instructions, settings.isolation)
     busy = busy or BusyProbe()  # watches the host while the zygote starts and we validate
 
     async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest]:
-        checked = await validate(zygote, options.python, options.scenario)
+        checked = await validate(zygote, settings.python, options.scenario)
         host = host_context(busy, own_processes=(zygote.process.pid,))
         if not host.quiet:
             log.warning("host.busy", reason=host.quiet_reason, advice="figures from a busy host are noisy")
@@ -182,25 +182,25 @@ def start(
         run_dir.create()
         manifest = Manifest(
             generated_at=utc_now().isoformat(),
-            episodes=options.episodes,
-            workers=options.workers,
-            timeout=options.timeout,
-            strict_spec=options.strict_spec,
-            compress=options.compress,
+            episodes=settings.episodes,
+            workers=settings.workers,
+            timeout=settings.timeout,
+            strict_spec=settings.strict_spec,
+            compress=settings.compress,
             scenario=options.scenario,
             system_samples={
                 "available": True,
                 "provider": "psutil",
-                "interval_s": options.sample_interval,
+                "interval_s": settings.sample_interval,
                 "fields": SAMPLE_FIELDS,
             },
             artifact_set=[],
             agents=checked.agents,
             stamp=stamp,
             status="running",
-            isolation=options.isolation,
-            keep_runs=options.keep_runs,
-            sample_interval_s=options.sample_interval,
+            isolation=settings.isolation,
+            keep_runs=settings.keep_runs,
+            sample_interval_s=settings.sample_interval,
             interpreter=checked.interpreter,
             host=host,
             machine_class=fingerprint,
@@ -209,21 +209,21 @@ def start(
             harness_version=__version__,
             attempts=[],
             agent_labels=checked.labels,
-            warmup=options.warmup if options.isolation == "forkserver" else 0,
-            instructions=options.instructions,
-            counting=_counting() if options.instructions else None,
+            warmup=settings.warmup if settings.isolation == "forkserver" else 0,
+            instructions=settings.instructions,
+            counting=_counting() if settings.instructions else None,
         )
         return run_dir, manifest
 
     return _execute(
-        options.python,
-        options.isolation,
+        settings.python,
+        settings.isolation,
         options.scenario,
         prepare,
         options.output_cap,
         show_progress=show_progress,
         spawned=zygote,
-        instructions=options.instructions,
+        instructions=settings.instructions,
     )
 
 
@@ -244,9 +244,10 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
     done = SeriesIndex(run_dir, with_run_ids=True)
     if done.count >= manifest.episodes:
         return Outcome(exit_code=0 if done.passed == done.count else 1, publication=None, run_dir=str(path))
-    python = manifest.interpreter.executable
+    settings = recorded(manifest)  # the run goes on as it began
+    python = settings.python
     check_python(python)
-    check_instructions(manifest.instructions, manifest.isolation)
+    check_instructions(settings.instructions, settings.isolation)
     # Validate what the episodes will load (resolved when the run began), wherever we are now.
     resolved = [
         ScenarioRow(agent=manifest.agents.get(r.agent, r.agent), task_ref=r.task_ref, seed=r.seed) for r in manifest.scenario
@@ -261,13 +262,13 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
 
     return _execute(
         python,
-        manifest.isolation,
+        settings.isolation,
         resolved,
         prepare,
         output_cap,
         show_progress=show_progress,
         done=done,
-        instructions=manifest.instructions,
+        instructions=settings.instructions,
     )
 
 

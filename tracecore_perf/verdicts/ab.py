@@ -18,10 +18,11 @@ import msgspec
 
 from tracecore_perf import defaults
 from tracecore_perf.errors import UsageError
-from tracecore_perf.models import IsolationMode, ScenarioRow
+from tracecore_perf.models import ScenarioRow
 from tracecore_perf.published import PublishedRun, locate
 from tracecore_perf.run import harness
 from tracecore_perf.run.rundir import RunDir
+from tracecore_perf.settings import RunSettings
 from tracecore_perf.verdicts.compare import Settings, compare_runs
 from tracecore_perf.verdicts.models import Comparison
 
@@ -49,33 +50,30 @@ def run_ab(
     scenario: list[ScenarioRow],
     *,
     output_dir: Path,
-    episodes: int = defaults.AB_EPISODES,
-    workers: int = defaults.AB_WORKERS,
+    settings: RunSettings | None = None,
     rounds: int = defaults.AB_ROUNDS,
-    timeout: float = defaults.TIMEOUT_S,
-    strict_spec: bool = False,
-    isolation: IsolationMode | None = None,
-    sample_interval: float = defaults.SAMPLE_INTERVAL_S,
     output_cap: int = defaults.OUTPUT_CAP_BYTES,
-    instructions: bool = False,
-    settings: Settings | None = None,
+    compare_settings: Settings | None = None,
     fail_on_regression: bool = False,
     say: Callable[[str], None] = lambda line: None,
 ) -> AbOutcome:
-    """Run ``episodes`` per interpreter into ``output_dir/a`` and ``output_dir/b`` in ABBA
-    chunks, then compare B (current) with A (baseline). ``say`` gets one progress line per
-    chunk. Bad input (either interpreter or the scenario) raises UsageError before either
-    side starts. ``instructions``: both sides count instructions under Valgrind (then the
-    comparison is on instructions unless ``settings`` names another metric)."""
+    """Run ``settings.episodes`` per interpreter into ``output_dir/a`` and ``output_dir/b``
+    in ABBA chunks, both sides with the same ``settings`` (default: ``ab``'s own episodes
+    and workers), then compare B (current) with A (baseline). ``say`` gets one progress
+    line per chunk. Bad input (either interpreter or the scenario) raises UsageError before
+    either side starts. With ``settings.instructions`` both sides count instructions under
+    Valgrind, and the comparison is on them unless ``compare_settings`` names another metric."""
     from tracecore_perf.run.spawn import default_isolation
 
     if len(pythons) != 2:
         raise UsageError(f"--python must be given exactly twice (A, then B), got {len(pythons)}")
+    settings = settings or RunSettings(episodes=defaults.AB_EPISODES, workers=defaults.AB_WORKERS)
+    settings = msgspec.structs.replace(settings, isolation=settings.isolation or default_isolation())
+    episodes = settings.episodes
     if rounds > episodes:
         raise UsageError(f"--rounds {rounds} is more than --episodes {episodes}")
-    isolation = isolation or default_isolation()
     for python in pythons:  # both sides valid before either starts
-        harness.preflight(scenario, python, isolation, output_dir, instructions)
+        harness.preflight(scenario, python, settings.isolation, output_dir, settings.instructions)
 
     dirs = {side: output_dir / side.lower() for side in SIDES}
     run_dirs: dict[str, Path] = {}
@@ -86,19 +84,10 @@ def run_ab(
             if side not in run_dirs:
                 outcome = harness.start(
                     harness.RunOptions(
-                        episodes=end,
-                        workers=workers,
-                        timeout=timeout,
+                        settings=msgspec.structs.replace(settings, episodes=end, python=python),
                         output_dir=str(dirs[side]),
-                        strict_spec=strict_spec,
-                        compress=False,
                         scenario=scenario,
-                        isolation=isolation,
-                        python=python,
-                        keep_runs="all",
-                        sample_interval=sample_interval,
                         output_cap=output_cap,
-                        instructions=instructions,
                     ),
                     show_progress=False,
                 )
@@ -113,5 +102,5 @@ def run_ab(
                 return AbOutcome(exit_code=outcome.exit_code, run_dirs=run_dirs, stopped_side=side)
 
     runs = {side: locate(run_dirs[side], dirs[side]) for side in SIDES}
-    comparison = compare_runs(runs["A"], runs["B"], settings, fail_on_regression=fail_on_regression, interpreter_ab=True)
+    comparison = compare_runs(runs["A"], runs["B"], compare_settings, fail_on_regression=fail_on_regression, interpreter_ab=True)
     return AbOutcome(exit_code=0 if comparison.ok else 1, run_dirs=run_dirs, comparison=comparison, runs=runs)

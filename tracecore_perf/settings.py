@@ -1,0 +1,85 @@
+"""The one set of run settings: what a run of episodes is told, whoever starts it.
+
+``run``'s flags, ``ab``'s flags (the same for both sides), a matrix file's keys (its top
+level and each cell) and the manifest's record of a run are all derived from
+:class:`RunSettings`: a setting added here, with its bound and its one line of help, is
+accepted everywhere (``tests/test_settings.py`` holds them together). Where a run's output
+goes and which rows it runs (``--output-dir``, ``--scenario``) are each command's own.
+A leaf: it imports nothing of the package but the defaults and the contracts' literals.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from tracecore_perf import defaults
+from tracecore_perf.models import IsolationMode, KeepRuns
+
+
+def _help(text: str, **bounds: float) -> msgspec.Meta:
+    return msgspec.Meta(description=text, **bounds)
+
+
+class RunSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """A run's settings, a line of help each (the flag's ``--help``)."""
+
+    episodes: Annotated[int, _help("episodes to run", ge=1)] = defaults.EPISODES
+    workers: Annotated[int, _help("episodes in parallel", ge=1)] = defaults.WORKERS
+    timeout: Annotated[float, _help("seconds per episode before its process tree is killed", gt=0)] = defaults.TIMEOUT_S
+    strict_spec: Annotated[bool, _help("fail episodes whose artifact breaks TraceCore's spec")] = False
+    compress: Annotated[bool, _help("also write perf-artifacts-<stamp>.zip")] = False
+    isolation: Annotated[
+        IsolationMode | None, _help("how episode processes start (default: forkserver where the system can fork, else spawn)")
+    ] = None
+    python: Annotated[
+        str | None, _help("interpreter (with TraceCore installed) that runs the episodes (default: the one running this)")
+    ] = None
+    keep_runs: Annotated[KeepRuns, _help("TraceCore run artifacts left in the run directory")] = defaults.KEEP_RUNS  # type: ignore[assignment]
+    sample_interval: Annotated[float, _help("seconds between resource samples", gt=0)] = defaults.SAMPLE_INTERVAL_S
+    warmup: Annotated[
+        int, _help("episodes of each scenario row the zygote runs and discards before forking workers (forkserver)", ge=0)
+    ] = defaults.WARMUP
+    instructions: Annotated[
+        bool,
+        _help(
+            "count each episode's instructions under Valgrind (callgrind): figures the host's load cannot move, for "
+            "compare, history and CI gates; time figures are inflated by Valgrind (forkserver; needs valgrind)"
+        ),
+    ] = False
+
+
+NAMES: tuple[str, ...] = RunSettings.__struct_fields__
+
+
+def described() -> list[tuple[str, object, object, str]]:
+    """Each setting: (name, its type as msgspec.inspect sees it, bounds included; its default;
+    its help), in the struct's order."""
+    import msgspec.inspect as inspect
+
+    out = []
+    for field in inspect.type_info(RunSettings).fields:
+        kind = field.type
+        text = ""
+        if isinstance(kind, inspect.Metadata):
+            text = (kind.extra_json_schema or {}).get("description", "")
+            kind = kind.type
+        out.append((field.name, kind, field.default, text))
+    return out
+
+
+# Where the manifest records each setting: under the setting's own name, but for these.
+MANIFEST_NAMES = {"python": "interpreter.executable", "sample_interval": "sample_interval_s"}
+
+
+def recorded(manifest) -> RunSettings:
+    """The settings a run's manifest records (``manifest``: a models.Manifest): what
+    ``--resume`` goes on with."""
+    values = {}
+    for name in NAMES:
+        value = manifest
+        for part in MANIFEST_NAMES.get(name, name).split("."):
+            value = getattr(value, part)
+        values[name] = value
+    return RunSettings(**values)
