@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -244,4 +245,16 @@ def test_a_counted_run_records_each_episode_and_resumes_counting(tmp_path):
     # the counts' folder went with the run, and nothing was left running
     scratch = Path(harness_env(tmp_path)["TMPDIR"])
     assert not list(scratch.glob("tracecore-perf-callgrind-*"))
+    assert leftover_processes(tmp_path) == []
+
+
+@pytest.mark.slow  # a zygote under valgrind
+def test_an_interpreter_valgrind_does_not_run_is_refused_before_anything_is_written(tmp_path):
+    # a script that execs Python: valgrind counts the script and lets the interpreter go native
+    wrapper = tmp_path / "python-wrapper"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    done = harness("--instructions", "--python", str(wrapper), "--output-dir", "out", "--no-progress", cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "does not run under valgrind" in done.stderr and not (tmp_path / "out").exists()
     assert leftover_processes(tmp_path) == []

@@ -109,6 +109,11 @@ async def validate(zygote: ZygoteProcess, python: str, scenario: list[ScenarioRo
     for ref, verdict in result["tasks"].items():
         if not verdict["ok"]:
             raise UsageError(f"bad task ref {ref!r}: {verdict['error']}")
+    if zygote.callgrind_dir is not None and not _counted_besides(zygote):
+        raise UsageError(
+            f"--instructions: {python} does not run under valgrind, so no episode would be counted "
+            "(a script that starts the interpreter? give the interpreter itself)"
+        )
     return Validated(
         interpreter=Interpreter(
             executable=result["executable"],
@@ -119,6 +124,15 @@ async def validate(zygote: ZygoteProcess, python: str, scenario: list[ScenarioRo
         agents={agent: verdict["resolved"] for agent, verdict in result["agents"].items()},
         labels={agent: verdict.get("label", agent) for agent, verdict in result["agents"].items()},
     )
+
+
+def _counted_besides(zygote: ZygoteProcess) -> bool:
+    """Whether callgrind counted a process of the zygote's other than the zygote itself: the
+    probe runs in a child of the zygote, counted as it exits, unless the interpreter runs
+    natively (a script that execs Python: valgrind counts the script and lets the exec'd
+    interpreter go)."""
+    own = f"callgrind.out.{zygote.process.pid}"
+    return any(path.name != own for path in Path(zygote.callgrind_dir or "").glob("callgrind.out.*"))
 
 
 def preflight(

@@ -277,6 +277,7 @@ class ZygoteProcess:
         self.cpu_user_s = 0.0
         self.cpu_sys_s = 0.0
         self.startup_log: Any = None
+        self.callgrind_dir: str | None = None  # instruction mode: where its processes' counts go
         # False once a request failed (the socket may hold half an answer) or it exited.
         self.usable = True
 
@@ -304,6 +305,7 @@ class ZygoteProcess:
         spawned.adopted = True
         zygote = cls(PopenProcess(spawned.process), await UNIXSocketStream.from_socket(spawned.control), isolation)
         zygote.startup_log = spawned.startup_log
+        zygote.callgrind_dir = callgrind_dir
         try:
             await zygote._request(protocol.Warm(scenario=scenario), protocol.Warmed, deadline=WARM_DEADLINE_S, greeting=True)
         except WorkerFailed as exc:
