@@ -63,11 +63,7 @@ def main(argv: list[str]) -> int:
     if len(args.python) != 2:
         raise UsageError(f"--python must be given exactly twice (A, then B), got {len(args.python)}")
     settings = settings_from(args)
-    from tracecore_perf.run.checks import check_instructions
-    from tracecore_perf.run.spawn import default_isolation
-
-    check_instructions(args.instructions, args.isolation or default_isolation())
-    run_settings = run_settings_from(args, isolation=args.isolation or default_isolation())
+    run_settings = run_settings_from(args)  # run_ab resolves the isolation and checks --instructions
     scenario = load_scenario(args.scenario) if args.scenario else list(DEFAULT_SCENARIO)
     configure("console", level=logging.WARNING)
     outcome = run_ab(

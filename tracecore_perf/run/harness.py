@@ -109,7 +109,7 @@ async def validate(zygote: ZygoteProcess, python: str, scenario: list[ScenarioRo
     for ref, verdict in result["tasks"].items():
         if not verdict["ok"]:
             raise UsageError(f"bad task ref {ref!r}: {verdict['error']}")
-    if zygote.callgrind_dir is not None and not _counted_besides(zygote):
+    if zygote.callgrind_dir is not None and not _counted_besides(zygote, zygote.callgrind_dir):
         raise UsageError(
             f"--instructions: {python} does not run under valgrind, so no episode would be counted "
             "(a script that starts the interpreter? give the interpreter itself)"
@@ -126,13 +126,13 @@ async def validate(zygote: ZygoteProcess, python: str, scenario: list[ScenarioRo
     )
 
 
-def _counted_besides(zygote: ZygoteProcess) -> bool:
+def _counted_besides(zygote: ZygoteProcess, callgrind_dir: str) -> bool:
     """Whether callgrind counted a process of the zygote's other than the zygote itself: the
     probe runs in a child of the zygote, counted as it exits, unless the interpreter runs
     natively (a script that execs Python: valgrind counts the script and lets the exec'd
     interpreter go)."""
     own = f"callgrind.out.{zygote.process.pid}"
-    return any(path.name != own for path in Path(zygote.callgrind_dir or "").glob("callgrind.out.*"))
+    return any(path.name != own for path in Path(callgrind_dir).glob("callgrind.out.*"))
 
 
 def preflight(

@@ -268,7 +268,9 @@ class ZygoteProcess:
     """The harness's handle on a zygote: the episode interpreter's first process, which
     warms TraceCore once and forks a worker per slot on request."""
 
-    def __init__(self, process: Process, control: UNIXSocketStream, isolation: IsolationMode) -> None:
+    def __init__(
+        self, process: Process, control: UNIXSocketStream, isolation: IsolationMode, callgrind_dir: str | None = None
+    ) -> None:
         self.process = process
         self.control = control
         self.isolation = isolation
@@ -277,7 +279,7 @@ class ZygoteProcess:
         self.cpu_user_s = 0.0
         self.cpu_sys_s = 0.0
         self.startup_log: Any = None
-        self.callgrind_dir: str | None = None  # instruction mode: where its processes' counts go
+        self.callgrind_dir = callgrind_dir  # instruction mode: where its processes' counts go
         # False once a request failed (the socket may hold half an answer) or it exited.
         self.usable = True
 
@@ -303,9 +305,9 @@ class ZygoteProcess:
             except OSError as exc:
                 raise WorkerFailed(f"cannot start {python}{' under valgrind' if callgrind_dir else ''}: {exc}") from exc
         spawned.adopted = True
-        zygote = cls(PopenProcess(spawned.process), await UNIXSocketStream.from_socket(spawned.control), isolation)
+        control = await UNIXSocketStream.from_socket(spawned.control)
+        zygote = cls(PopenProcess(spawned.process), control, isolation, callgrind_dir)
         zygote.startup_log = spawned.startup_log
-        zygote.callgrind_dir = callgrind_dir
         try:
             await zygote._request(protocol.Warm(scenario=scenario), protocol.Warmed, deadline=WARM_DEADLINE_S, greeting=True)
         except WorkerFailed as exc:
