@@ -118,6 +118,9 @@ class FakeWorker:
         self.killed = False
         self.closed = False
 
+    def zygote_gone(self) -> bool:
+        return False  # a fake worker's episodes never lose their zygote
+
     async def run_episode(self, job: EpisodeJob, **kw: Any) -> tuple[Done, bool]:
         assert not (self.killed or self.closed), "an episode sent to a dead worker"
         world = self.world
@@ -202,7 +205,7 @@ class FakeKeeper:
         self._changed = anyio.Event()
 
     # --- the keeper's surface ----------------------------------------------------------
-    async def spawn_worker(self, slot: int) -> FakeWorker:
+    async def spawn_worker(self, slot: int, replacing: bool = False) -> FakeWorker:
         await anyio.lowlevel.checkpoint()
         worker = FakeWorker(self, slot, pid=10_000 + len(self.spawned))
         self.spawned.append(worker)

@@ -136,7 +136,7 @@ class Run:
 
 def run_harness(
     work: Path, rows: list[dict], *args: str, episodes: int | None = None, workers: int = 2, limit: float = 90,
-    nofile: int | None = None,
+    nofile: int | None = None, env: dict[str, str] | None = None,
 ) -> Run:  # fmt: skip
     """``python -m tracecore_perf`` over ``rows`` as a user runs it, with TMPDIR inside
     ``work``; stopped after ``limit`` seconds if it has not ended (then ``finished`` is
@@ -155,6 +155,8 @@ def run_harness(
         "TMPDIR": str(work / "tmp"),
         "HOSTILE_RUN_GLOB": str(run.out / "run-*"),
         "HOSTILE_MARKER": marker,
+        "HOSTILE_SPARE_PID": str(os.getpid()),  # the test runner: no fixture may kill it
+        **(env or {}),
     }
 
     def limits() -> None:

@@ -143,7 +143,7 @@ def test_strange_and_missing_artifacts(run_dir):
     for run_id in ("r0", "r1"):
         (run_dir.runs_root / f"{run_id}.json").write_text("{}")
     (run_dir.runs_root / "forged.json").write_text("{}")
-    report = check_artifacts(run_dir, {"r0", "r1", "r2"}, interrupted=False)
+    report = check_artifacts(run_dir, dict.fromkeys(("r0", "r1", "r2")), interrupted=False)
     assert (report.foreign_artifacts, report.missing_artifacts, report.clean) == (1, 1, False)
     assert report.problems == [
         ".agent_bench/runs: 1 files no episode of this run produced (set aside)",
@@ -156,7 +156,7 @@ def test_strange_and_missing_artifacts(run_dir):
 def test_artifacts_of_episodes_killed_by_an_interrupt_are_orphans_not_tampering(run_dir):
     (run_dir.runs_root / "r0.json").write_text("{}")
     (run_dir.runs_root / "in-flight.json").write_text("{}")
-    report = check_artifacts(run_dir, {"r0"}, interrupted=True)
+    report = check_artifacts(run_dir, {"r0": None}, interrupted=True)
     assert report.clean and report.foreign_artifacts == 0
     assert (run_dir.path / "orphaned-artifacts" / "in-flight.json").is_file()
 
@@ -165,13 +165,40 @@ def test_a_deleted_artifact_folder_is_a_problem(run_dir):
     import shutil
 
     shutil.rmtree(run_dir.runs_root)
-    report = check_artifacts(run_dir, {"r0"}, interrupted=False)
+    report = check_artifacts(run_dir, {"r0": None}, interrupted=False)
     assert report.problems[0] == ".agent_bench/runs was deleted or replaced during the run"
     assert report.missing_artifacts == 1 and run_dir.runs_root.is_dir()
 
 
 def test_what_the_artifact_check_found_is_carried_into_the_run_check(run_dir, ledgers):
     (run_dir.runs_root / "forged.json").write_text("{}")
-    artifacts = check_artifacts(run_dir, set(), interrupted=False)
+    artifacts = check_artifacts(run_dir, {}, interrupted=False)
     report = check_run(run_dir, ledgers, artifacts)
     assert report.foreign_artifacts == 1 and report.set_aside == artifacts.set_aside and not report.clean
+
+
+def test_an_artifact_changed_after_its_worker_placed_it_is_set_aside(run_dir):
+    import hashlib
+
+    placed = {f"r{i}": b'{"success": true}\n' for i in range(3)}
+    for run_id, data in placed.items():
+        (run_dir.runs_root / f"{run_id}.json").write_bytes(data)
+    (run_dir.runs_root / "r1.json").write_bytes(b'{"success": false}\n')  # rewritten in place
+    sealed = {run_id: hashlib.sha256(data).digest() for run_id, data in placed.items()}
+    report = check_artifacts(run_dir, sealed, interrupted=False)
+    assert (report.altered_artifacts, report.missing_artifacts, report.foreign_artifacts) == (1, 0, 0)
+    assert not report.clean and "1 artifacts changed after their worker placed them" in report.problems[0]
+    assert sorted(os.listdir(run_dir.runs_root)) == ["r0.json", "r2.json"]
+    assert (Path(report.set_aside) / "r1.json").read_bytes() == b'{"success": false}\n'
+
+
+@pytest.mark.parametrize("plant", ["symlink", "fifo", "directory"])
+def test_anything_but_a_file_at_a_published_name_is_set_aside(run_dir, ledgers, tmp_path, plant):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("outside")
+    name = run_dir.output_dir / "perf-summary-x.json"
+    {"symlink": lambda: name.symlink_to(victim), "fifo": lambda: os.mkfifo(name), "directory": name.mkdir}[plant]()
+    report = check_run(run_dir, ledgers, check_artifacts(run_dir, {}, interrupted=False), published=[name])
+    assert not report.clean and report.problems[0].startswith("perf-summary-x.json: a ")
+    assert not os.path.lexists(name) and os.path.lexists(Path(report.set_aside) / name.name)
+    assert victim.read_text() == "outside"

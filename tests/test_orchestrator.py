@@ -59,7 +59,7 @@ def execute(
         "labels": {"agent0.py": "agent0.py"},
         "scratch_root": run_dir.path.parent / "scratch",
         "attempt": 1,
-        "known_run_ids": set(),
+        "known_artifacts": {},
         "on_row": seen.append,
     }
     options.update(overrides)
@@ -157,7 +157,7 @@ def test_after_the_batch_workers_and_zygote_are_closed_and_metrics_collected(run
     assert execution.metrics_rows == [{"metric": "pass_rate", "value": 1.0}]
     assert keeper.zygote.metrics_calls == [(run_dir.path, 3)] and keeper.zygote.reaped == 1
     assert no_sweep == [frozenset({keeper.zygote.process.pid})]
-    assert execution.artifact_check.clean and execution.run_ids == {f"run-{i:04d}" for i in range(3)}
+    assert execution.artifact_check.clean and set(execution.artifacts) == {f"run-{i:04d}" for i in range(3)}
     assert execution.interrupted_by is None and execution.aborted is None
 
 

@@ -136,7 +136,7 @@ def test_the_series_index_keeps_each_episodes_first_readable_row(run_dir):
     assert [index.indices[p] for p in index.in_episode_order()] == [0, 1, 2, 3]
     assert list(index.wall) == [0.3, 0.1, 0.4, 0.2]  # the duplicate's 9.9 is not folded in
     assert index.passed == 3 and index.timed_out == 1 and index.reasons == {"timeout: killed": 1}
-    assert index.run_ids == {"r0", "r1", "r2"} and index.failed_run_ids == set()
+    assert set(index.run_ids) == {"r0", "r1", "r2"} and index.failed_run_ids == set()
     assert index.artifact_bytes_total == 4000 * 3 + 5000 and index.artifact_bytes_max == 5000
     assert index.has(3) and not index.has(4) and not index.has(99)
 

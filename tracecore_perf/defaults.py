@@ -15,6 +15,11 @@ SAMPLE_INTERVAL_S = 0.5
 KEEP_RUNS = "all"
 OUTPUT_CAP_BYTES = 1024 * 1024  # each episode's stdout+stderr kept
 WARMUP = 1  # episodes of each scenario row the zygote runs and discards before forking workers
+# each episode process's data-segment limit (RLIMIT_DATA): a TraceCore toy episode takes ~40 MB,
+# an LLM-driven one a few hundred; 4 GiB is room for any real agent, and with the default 4
+# workers leaves a 24 GiB host its memory. Episodes are also the kernel OOM killer's first pick
+MEMORY_LIMIT_BYTES = 4 * 1024**3
+MIN_MEMORY_LIMIT_BYTES = 64 * 1024**2  # an interpreter running TraceCore cannot start in less
 
 # ab: the same episodes under two interpreters
 AB_EPISODES = 48

@@ -54,6 +54,17 @@ class RunAborted(Exception):
     """The run could not go on (disk full, output directory gone): exit 3, rows kept."""
 
 
+class CodeChanged(RunAborted):
+    """Code the episodes load changed during the run (run.seal): no worker or zygote is
+    started from it; the run stops, published ``tainted`` (exit 4)."""
+
+    def __init__(self, files: list[str]) -> None:
+        from tracecore_perf.run.seal import describe
+
+        super().__init__(describe(files) + "; no new episode interpreter is started from it")
+        self.files = files
+
+
 class ClusterUnreachable(Exception):
     """No Ray cluster (or none with a perf_host node) answers at the address given: exit 3."""
 

@@ -74,6 +74,7 @@ class ArtifactFacts(msgspec.Struct, frozen=True):
     prompt_bytes: int
     completion_bytes: int
     tokens_used: int
+    sha256: str | None = None  # of the bytes the worker placed: the evidence check holds the file to it
 
 
 # --- what the writer streams -----------------------------------------------------------
@@ -112,6 +113,18 @@ class EpisodeRow(msgspec.Struct, kw_only=True):
     # instruction mode: user-space instructions of the episode process from fork to exit
     # (Valgrind callgrind); None in a native run, or for an episode killed before its exit
     instructions: int | None = None
+    # SHA-256 of the TraceCore artifact the worker placed for ``run_id``: the row is under the
+    # series' keyed digest, so the artifact's bytes are held to this before anything is published
+    artifact_sha256: str | None = None
+
+    @property
+    def artifact_digest(self) -> bytes | None:
+        """``artifact_sha256`` as bytes; None when absent or not a SHA-256 in hex."""
+        try:
+            digest = bytes.fromhex(self.artifact_sha256 or "")
+        except ValueError:
+            return None
+        return digest if len(digest) == 32 else None
 
     @property
     def cpu_s(self) -> float:
@@ -159,6 +172,7 @@ class Interpreter(msgspec.Struct, kw_only=True):
     python_version: str
     tracecore_version: str
     python_build: str = ""  # sys.version in full: build date and compiler (instruction counts depend on them)
+    tracecore_dir: str = ""  # the agent_bench package episodes import (its files are under seal during the run)
 
 
 class InstructionCounting(msgspec.Struct, kw_only=True):
@@ -214,6 +228,7 @@ class Manifest(msgspec.Struct, kw_only=True):
     # workers (forkserver; 0: every episode starts from a cold zygote), and what of it failed
     warmup: int = 0
     warmup_notes: list[str] = msgspec.field(default_factory=list)
+    memory_limit: int | None = None  # each episode's RLIMIT_DATA in bytes (None: a run from before the limit)
     # instruction mode: episodes counted under Valgrind (their time figures are inflated by it)
     instructions: bool = False
     counting: InstructionCounting | None = None
@@ -311,6 +326,7 @@ class Integrity(msgspec.Struct, kw_only=True):
     missing_samples: int = 0
     foreign_artifacts: int = 0  # files in .agent_bench/runs no episode's row accounts for
     missing_artifacts: int = 0  # artifacts the harness placed that are gone
+    altered_artifacts: int = 0  # artifacts whose bytes changed after their worker placed them
     set_aside: str | None = None  # the folder holding what was set aside (run-<stamp>/tainted)
 
 

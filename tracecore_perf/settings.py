@@ -41,6 +41,14 @@ class RunSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
     warmup: Annotated[
         int, _help("episodes of each scenario row the zygote runs and discards before forking workers (forkserver)", ge=0)
     ] = defaults.WARMUP
+    memory_limit: Annotated[
+        int,
+        _help(
+            "each episode's memory (data segment, RLIMIT_DATA): bytes, or with a unit (512MiB, 4GiB); an episode over "
+            "it fails, naming it, and the run goes on",
+            ge=defaults.MIN_MEMORY_LIMIT_BYTES,
+        ),
+    ] = defaults.MEMORY_LIMIT_BYTES
     instructions: Annotated[
         bool,
         _help(
@@ -51,6 +59,7 @@ class RunSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
 
 
 NAMES: tuple[str, ...] = RunSettings.__struct_fields__
+SIZES = frozenset({"memory_limit"})  # settings in bytes: their flags take units (units.parse_size)
 
 
 def described() -> list[tuple[str, object, object, str]]:

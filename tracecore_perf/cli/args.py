@@ -103,6 +103,22 @@ def alpha(text: str) -> float:
     return value
 
 
+def size_at_least(minimum: int):
+    """A size flag's type: bytes or a binary unit (units.parse_size), at least ``minimum``."""
+    from tracecore_perf.units import format_size, parse_size
+
+    def size(text: str) -> int:
+        try:
+            value = parse_size(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is less than the {format_size(minimum)} an episode needs")
+        return value
+
+    return size
+
+
 # --- shared flags ----------------------------------------------------------------------
 
 
@@ -113,7 +129,7 @@ def add_run_settings(parser, *, skip: tuple[str, ...] = ()) -> list[str]:
     flags' destinations, in the struct's order."""
     import msgspec.inspect as inspect
 
-    from tracecore_perf.settings import described
+    from tracecore_perf.settings import SIZES, described
 
     dests = []
     for name, kind, default, text in described():
@@ -128,6 +144,8 @@ def add_run_settings(parser, *, skip: tuple[str, ...] = ()) -> list[str]:
         kwargs: dict = {"help": text, "default": default}
         if isinstance(kind, inspect.LiteralType):
             kwargs["choices"] = list(kind.values)
+        elif name in SIZES:
+            kwargs.update(type=size_at_least(kind.ge or 1), metavar="SIZE")
         elif isinstance(kind, inspect.IntType):
             kwargs.update(type=positive_int if kind.ge == 1 else non_negative_int, metavar="N")
         elif isinstance(kind, inspect.FloatType):

@@ -121,7 +121,13 @@ def check_input(args: argparse.Namespace, given: list[str]):
     """Every check of the input that needs no episode interpreter, before any process starts:
     bad input is one line and exit 2. Returns the thresholds (for --check/--report) and the
     rows of the ``--scenario`` file (None without one, and on --resume)."""
-    from tracecore_perf.run.checks import check_instructions, check_python, check_workers, check_writable_dir
+    from tracecore_perf.run.checks import (
+        check_instructions,
+        check_memory_limit,
+        check_python,
+        check_workers,
+        check_writable_dir,
+    )
 
     thresholds = None
     if args.check or args.report:  # the report's verdict reads the same thresholds
@@ -145,6 +151,7 @@ def check_input(args: argparse.Namespace, given: list[str]):
     check_writable_dir(Path(args.output_dir))
     check_python(args.python)
     check_instructions(args.instructions, args.isolation)
+    check_memory_limit(args.memory_limit)
     return thresholds, scenario
 
 
@@ -183,6 +190,11 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
         )
     publication = outcome.publication
     if publication is None:
+        if outcome.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):  # while checking or publishing
+            print(
+                f"{PROG}: interrupted before the run was published; to publish it: {resume_command(outcome.run_dir, args)}",
+                file=sys.stderr,
+            )
         return outcome.exit_code
     artifacts = dict(publication.artifacts)
     exit_code = outcome.exit_code

@@ -19,9 +19,9 @@ from pathlib import Path, PurePosixPath
 import msgspec
 
 from tracecore_perf import __version__
+from tracecore_perf.files import write_atomic
 from tracecore_perf.history.export import describe, value_text, where
 from tracecore_perf.history.models import METRICS, RUN_WIDE, ChangePoint, History, Series
-from tracecore_perf.run.rundir import write_atomic
 
 DEFAULT_METRICS = ["cpu_s", "wall_clock_s", "throughput_eps", "harness_rss_bytes", "workers_rss_bytes"]
 _SLOWER, _FASTER, _LINE = "#c0392b", "#1e7b34", "#2c7fb8"

@@ -8,9 +8,9 @@ from pathlib import Path
 import msgspec
 
 from tracecore_perf.errors import UsageError
+from tracecore_perf.files import write_atomic
 from tracecore_perf.matrix import cells as cellio
 from tracecore_perf.matrix.models import COMPARABLE, Cell, CellComparison, CellOutcome, MatrixResult
-from tracecore_perf.run.rundir import write_atomic
 
 PLAN = "matrix-plan.json"
 

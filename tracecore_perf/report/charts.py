@@ -25,9 +25,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from tracecore_perf.files import write_atomic
 from tracecore_perf.models import EpisodeRow, Manifest, Sample, Summary
 from tracecore_perf.published import PublishedRun
-from tracecore_perf.run.rundir import write_atomic
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB

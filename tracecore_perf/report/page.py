@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from tracecore_perf import __version__
+from tracecore_perf.files import write_atomic
 from tracecore_perf.models import EpisodeRow, Manifest, Summary
 from tracecore_perf.published import PublishedRun
 from tracecore_perf.run.publish import distribution
-from tracecore_perf.run.rundir import write_atomic
 from tracecore_perf.verdicts.models import Comparison, Verdict  # the verdict stages' result types (msgspec only)
 
 if TYPE_CHECKING:

@@ -74,3 +74,19 @@ def check_instructions(instructions: bool, isolation: str) -> None:
 
     if shutil.which("valgrind") is None:
         raise UsageError("--instructions needs valgrind on PATH (Debian/Ubuntu: apt-get install valgrind)")
+
+
+def check_memory_limit(limit: int | None) -> None:
+    """``--memory-limit``: no more than the host has (a limit above it bounds nothing). The
+    default (defaults.MEMORY_LIMIT_BYTES) is taken as it is on any host."""
+    from tracecore_perf import defaults
+    from tracecore_perf.units import format_size
+
+    if limit is None or limit == defaults.MEMORY_LIMIT_BYTES:
+        return
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return
+    if limit > total:
+        raise UsageError(f"--memory-limit {format_size(limit)} is more than this host's memory ({format_size(total)})")

@@ -24,6 +24,7 @@ episode ends. The harness owns the policy (when to kill).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -255,8 +256,11 @@ def probe(request: dict) -> dict:
         version = metadata.version("tracecore")
     except metadata.PackageNotFoundError:
         version = "unknown"
+    import agent_bench
+
     return {
         "executable": sys.executable,
+        "tracecore_dir": os.path.dirname(os.path.abspath(agent_bench.__file__)),
         "python_version": sys.version.split()[0],
         "python_build": " ".join(sys.version.split()),
         "tracecore_version": version,
@@ -534,6 +538,7 @@ class Worker(_Role):
         os.dup2(fork.result_w, RESULT_FD)
         os.closerange(RESULT_FD + 1, _fd_limit())
         os.chdir(fork.scratch)
+        _bound_memory(fork.job.get("memory_limit"))
 
     def supervise(self, pid: int, fork: EpisodeFork) -> None:
         """In the worker, once the episode process is forked: watch it to its end, clean up
@@ -647,6 +652,22 @@ class Worker(_Role):
                 user += usage.ru_utime
                 system += usage.ru_stime
         return count, user, system
+
+
+def _bound_memory(limit: int | None) -> None:
+    """In an episode process: the first the kernel's OOM killer takes (oom_score_adj 1000, so
+    the harness and the other episodes are spared), and its data segment bounded
+    (RLIMIT_DATA: Python raises MemoryError past it). Under Valgrind the data limit is
+    Valgrind's to keep, and does not bound the episode."""
+    with contextlib.suppress(OSError):
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        try:
+            os.write(fd, b"1000")
+        finally:
+            os.close(fd)
+    if limit:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_DATA, (int(limit), int(limit)))
 
 
 def episode_instructions(pid: int) -> int | None:
@@ -778,6 +799,7 @@ def _place_artifact(artifact: object, run_id: object, job: dict) -> dict:
             "failure_type": _short(artifact.get("failure_type")),
             "failure_reason": _short(artifact.get("failure_reason")),
             "file_bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest() if runs_dir else None,
             **telemetry,
         },
         "spec_errors": spec_errors,
@@ -812,7 +834,7 @@ class _CappedLog:
             return
         if self.fh is None:
             try:
-                self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+                self.fh = _create(self.path)
             except OSError:  # the run directory is gone or full: count, keep nothing
                 self.path = None
                 return
@@ -833,6 +855,16 @@ class _CappedLog:
             self.fh.close()
         except OSError:
             pass
+
+
+def _create(path: str):
+    """A new file at ``path``, never through a link or into a FIFO an episode planted there:
+    O_EXCL; if the name is taken, a fresh one beside it (``<name>.<random>``)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except FileExistsError:
+        fd, _ = tempfile.mkstemp(prefix=os.path.basename(path) + ".", dir=os.path.dirname(path))
+    return open(fd, "wb")  # noqa: SIM115 - the caller closes it
 
 
 def _append(sink, chunk: bytes) -> None:
@@ -950,7 +982,7 @@ class Zygote(_Role):
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(kid, 0)
 
-    def become_worker(self, fork: WorkerFork) -> Worker:
+    def become_worker(self, fork: WorkerFork, zygote_pid: int) -> Worker:
         """In the forked child: drop the zygote's socket, become the worker of one slot."""
         self.control.close()
         worker = Worker(self.isolation, fork.channel)
@@ -958,9 +990,10 @@ class Zygote(_Role):
         # reaches no other slot's worker.
         os.setpgid(0, 0)
         signal.signal(signal.SIGTERM, worker.on_terminate)
-        # A worker does not die with the zygote (an episode may kill the zygote; the other
-        # slots go on): it exits when its socket to the harness closes, which includes
-        # the harness dying.
+        # A worker dies with its zygote (SIGTERM: it takes its episode's tree with it), so it
+        # is never re-parented to the harness, where its episode's "kill my grandparent"
+        # would reach the harness. The harness runs again, alone, an episode lost this way.
+        _die_with_parent(signal.SIGTERM, zygote_pid)
         prctl(PR_SET_CHILD_SUBREAPER, 1)
         return worker
 
@@ -1029,8 +1062,14 @@ class Zygote(_Role):
             elif kind in ("probe", "metrics"):
                 self.send(fork_call(probe if kind == "probe" else metrics, command))
             elif kind == "log":
-                # from now on our stdout/stderr (inherited by workers) go to the run's log
-                fd = os.open(command["path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                # from now on our stdout/stderr (inherited by workers) go to the run's log; never
+                # through a link or into a FIFO planted at its name (an earlier attempt's episode)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK
+                try:
+                    fd = os.open(command["path"], flags, 0o644)
+                except OSError:
+                    fd = os.open(os.devnull, os.O_WRONLY)
+                os.set_blocking(fd, True)
                 os.dup2(fd, 1)
                 os.dup2(fd, 2)
                 os.close(fd)
@@ -1065,7 +1104,7 @@ def serve(argv: list[str]) -> dict:
             continue
         try:
             if isinstance(fork, WorkerFork):
-                role = zygote.become_worker(fork)
+                role = zygote.become_worker(fork, parent_pid)
                 continue
             role.become_episode(fork, parent_pid)
             _as_tracecore_runs()

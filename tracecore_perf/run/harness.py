@@ -29,20 +29,29 @@ from tracecore_perf.models import (
     Manifest,
     ScenarioRow,
 )
-from tracecore_perf.run.checks import check_instructions, check_python, check_workers, check_writable_dir
+from tracecore_perf.run.checks import (
+    check_instructions,
+    check_memory_limit,
+    check_python,
+    check_workers,
+    check_writable_dir,
+)
 from tracecore_perf.run.console import ProgressBar
 from tracecore_perf.run.episode_worker import remove_tree
 from tracecore_perf.run.hostinfo import BusyProbe, host_context, machine_class
 from tracecore_perf.run.integrity import check_artifacts, check_run
 from tracecore_perf.run.launcher import WorkerFailed, ZygoteKeeper, ZygoteProcess
+from tracecore_perf.run.limits import LimitGuard
 from tracecore_perf.run.logs import add_run_log
 from tracecore_perf.run.monitor import SAMPLE_FIELDS
 from tracecore_perf.run.orchestrator import Execution
-from tracecore_perf.run.publish import Publication, SeriesIndex, prune_run_artifacts, publish
+from tracecore_perf.run.publish import ARTIFACT_KINDS, Publication, SeriesIndex, artifact_path, prune_run_artifacts, publish
 from tracecore_perf.run.rundir import MANIFEST, RunDir, new_stamp, utc_now
 from tracecore_perf.run.scenario import plan
+from tracecore_perf.run.seal import CodeSeal
+from tracecore_perf.run.seal import describe as describe_change
 from tracecore_perf.run.spawn import HASH_SEED, SpawnedZygote, valgrind_version
-from tracecore_perf.run.strays import become_subreaper, sweep
+from tracecore_perf.run.strays import sweep
 from tracecore_perf.settings import RunSettings, recorded
 
 log = structlog.get_logger("tracecore_perf.run.harness")
@@ -70,6 +79,11 @@ class Outcome(msgspec.Struct):
     publication: Publication | None
     run_dir: str
     stopped: str | None = None  # why the run had to stop (exit 3), for the one line on stderr
+
+
+# A run whose manifest says one of these was published to the end; any other (running,
+# interrupted) with every row written still has its publication to finish (--resume).
+PUBLISHED = ("complete", "resumed", "tainted", "failed")
 
 
 async def _start_zygote(
@@ -120,6 +134,7 @@ async def validate(zygote: ZygoteProcess, python: str, scenario: list[ScenarioRo
             python_version=result["python_version"],
             tracecore_version=result["tracecore_version"],
             python_build=result.get("python_build", ""),
+            tracecore_dir=result.get("tracecore_dir", ""),
         ),
         agents={agent: verdict["resolved"] for agent, verdict in result["agents"].items()},
         labels={agent: verdict.get("label", agent) for agent, verdict in result["agents"].items()},
@@ -182,6 +197,7 @@ def start(
     check_writable_dir(output_dir)
     check_python(settings.python)
     check_instructions(settings.instructions, settings.isolation)
+    check_memory_limit(settings.memory_limit)
     busy = busy or BusyProbe()  # watches the host while the zygote starts and we validate
 
     async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest]:
@@ -226,6 +242,7 @@ def start(
             warmup=settings.warmup if settings.isolation == "forkserver" else 0,
             instructions=settings.instructions,
             counting=_counting() if settings.instructions else None,
+            memory_limit=settings.memory_limit,
         )
         return run_dir, manifest
 
@@ -256,8 +273,11 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
         raise UsageError(f"run manifest unreadable: {path / MANIFEST}: {exc}") from None
     run_dir.repair_tail()
     done = SeriesIndex(run_dir, with_run_ids=True)
-    if done.count >= manifest.episodes:
+    if done.count >= manifest.episodes and manifest.status in PUBLISHED:
         return Outcome(exit_code=0 if done.passed == done.count else 1, publication=None, run_dir=str(path))
+    # Rows missing, or all there but the publication never finished (the harness was stopped
+    # or killed while checking or publishing): the attempt runs what is missing, maybe
+    # nothing, and publishes.
     settings = recorded(manifest)  # the run goes on as it began
     python = settings.python
     check_python(python)
@@ -268,10 +288,11 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
     ]
 
     async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest]:
-        await validate(zygote, python, resolved)
+        checked = await validate(zygote, python, resolved)
+        manifest.interpreter.tracecore_dir = manifest.interpreter.tracecore_dir or checked.interpreter.tracecore_dir
         # Artifacts of episodes killed in flight when the last attempt died belong to no
         # row: out of the way, so this attempt's evidence check starts clean.
-        check_artifacts(run_dir, done.run_ids, interrupted=True)
+        check_artifacts(run_dir, done.run_ids, interrupted=True, verify=False)
         return run_dir, manifest
 
     return _execute(
@@ -299,9 +320,10 @@ def _execute(
     instructions: bool = False,
 ) -> Outcome:
     """Start the zygote, validate (through ``prepare``), run the batch, check the evidence,
-    publish."""
+    publish. Ctrl-C or SIGTERM after the batch (checking, publishing) leaves the run
+    resumable, as one during the batch does."""
     context: dict = {}
-    become_subreaper()  # what an episode leaves behind its dead ancestors ends up here
+    guard = LimitGuard()  # an episode may lower the harness's own limits (prlimit): put back
 
     async def main() -> None:
         keeper = await _start_zygote(python, isolation, scenario, spawned, instructions)
@@ -336,6 +358,9 @@ def _execute(
                 else []
             )
             run_dir.write_manifest(manifest)
+        # The code every episode loads, as it is before the first one (after the probe and the
+        # warm-up, which compiled what they imported).
+        keeper.seal = context["seal"] = CodeSeal(manifest.agents.values(), manifest.interpreter.tracecore_dir or None)
         skip = done.done() if done else set()
         log.info(
             "run.start",
@@ -360,35 +385,62 @@ def _execute(
                 labels=manifest.agent_labels,
                 scratch_root=scratch_root,
                 attempt=attempt.attempt,
-                known_run_ids=done.run_ids if done else set(),
+                known_artifacts=done.run_ids if done else {},
                 on_row=bar.advance,
+                guard=guard,
+                memory_limit=manifest.memory_limit,
             )
             context["execution"] = execution
             await execution.run(plan(manifest.scenario, manifest.episodes, skip), manifest.episodes)
 
     try:
         anyio.run(main)
+        return _finish(context["run_dir"], context["manifest"], context["attempt"], context["execution"], context["seal"])
+    except KeyboardInterrupt as exc:  # after the batch: checking or publishing
+        if "execution" not in context:
+            raise
+        return _interrupted(context["run_dir"], context["manifest"], context["attempt"], exc)
     finally:
-        sweep()  # the zygote and workers are closed: any child left is a stray
+        sweep()  # the zygote and workers are closed: any process of the run left is a stray
         if "scratch_root" in context:
             remove_tree(context["scratch_root"])  # an episode may have left a tree too deep for rmtree
         if "handler" in context:
             logging_handler_close(context["handler"])
-    return _finish(context["run_dir"], context["manifest"], context["attempt"], context["execution"])
+        guard.restore()
 
 
-def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, execution: Execution) -> Outcome:
+def _interrupted(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, exc: KeyboardInterrupt) -> Outcome:
+    """Ctrl-C or SIGTERM while the evidence was checked or the run published: the rows stay,
+    the manifest says the publication did not finish, and ``--resume`` publishes it."""
+    attempt.status = manifest.status = "interrupted"
+    attempt.finished_at = utc_now().isoformat()
+    with contextlib.suppress(OSError):
+        run_dir.write_manifest(manifest)
+    log.warning("publish.interrupted", run_dir=str(run_dir.path))
+    code = getattr(exc, "exit_code", ExitCode.INTERRUPTED)
+    return Outcome(exit_code=code, publication=None, run_dir=str(run_dir.path))
+
+
+def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, execution: Execution, seal: CodeSeal) -> Outcome:
     """After the batch: check the evidence, settle the status, publish, pick the exit code."""
     attempt.episodes_run = execution.progress.done
     attempt.finished_at = utc_now().isoformat()
     stopped_early = execution.interrupted_by is not None or execution.aborted is not None
+    out = run_dir.output_dir
+    published = [artifact_path(out, kind, manifest.stamp) for kind in (*ARTIFACT_KINDS, "artifacts")]
     integrity = Integrity()
     if execution.ledgers is not None:
         try:
             write_failed = execution.aborted is not None
-            integrity = check_run(run_dir, execution.ledgers, execution.artifact_check, write_failed=write_failed)
+            integrity = check_run(
+                run_dir, execution.ledgers, execution.artifact_check, write_failed=write_failed, published=published
+            )
         finally:
             execution.ledgers.close()
+    changed = sorted(set(execution.code_changed) | set(seal.changed()))
+    if changed:
+        integrity.problems.extend(describe_change([path]) for path in changed)
+        integrity.clean = False
     if not integrity.clean:
         log.error("run.tainted", problems=integrity.problems)
     if stopped_early:

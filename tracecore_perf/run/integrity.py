@@ -10,8 +10,12 @@ published:
   writer kept; lines nobody of ours wrote are set aside, and a file with foreign or missing
   lines, or replaced or deleted, is rewritten from the writer's private copy (every line of
   which is checked against its digest too);
-- every artifact file must belong to a row (the worker placed it); strangers are set aside,
-  and an artifact a row points to must still be there.
+- every artifact file must belong to a row (the worker placed it) and hold the bytes the
+  worker placed (the row carries their SHA-256, and the row is itself under the ledger's
+  keyed digest); strangers and changed artifacts are set aside, and an artifact a row points
+  to must still be there;
+- nothing but a regular file may stand at a name the run is about to be published to (a
+  link would be replaced, never written through; it is set aside all the same).
 
 What is set aside goes to ``run-<stamp>/tainted/`` (or a fresh ``tainted-*`` folder when that
 name is taken by something the harness did not make); the ``Integrity`` block names it.
@@ -21,14 +25,17 @@ Whatever the check finds, and a check that cannot complete, makes the run ``tain
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import tempfile
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
+from tracecore_perf.files import foreign_at
 from tracecore_perf.models import Integrity
-from tracecore_perf.run.rundir import RunDir
+from tracecore_perf.run.rundir import MANIFEST, RunDir
 from tracecore_perf.run.writer import Ledger, Ledgers
 
 TAINTED = "tainted"
@@ -68,17 +75,34 @@ class _Aside:
         os.replace(source, target)
 
 
-def check_run(run_dir: RunDir, ledgers: Ledgers, artifact_check: Integrity, *, write_failed: bool = False) -> Integrity:
-    """Both streams, plus what ``check_artifacts`` found earlier; repairs the streams.
+def check_run(
+    run_dir: RunDir,
+    ledgers: Ledgers,
+    artifact_check: Integrity,
+    *,
+    write_failed: bool = False,
+    published: Iterable[Path] = (),
+) -> Integrity:
+    """Both streams, plus what ``check_artifacts`` found earlier; repairs the streams; sets
+    aside anything but a regular file at the names the run is about to be ``published`` to.
     ``write_failed``: the writer itself was cut off mid-line (a full disk), so a torn last
     line is the harness's own and is dropped without blame."""
     report = Integrity(
         problems=list(artifact_check.problems),
         foreign_artifacts=artifact_check.foreign_artifacts,
         missing_artifacts=artifact_check.missing_artifacts,
+        altered_artifacts=artifact_check.altered_artifacts,
         set_aside=artifact_check.set_aside,
     )
     aside = _Aside(run_dir.path, TAINTED, made=artifact_check.set_aside)
+    for path in [*published, run_dir.path / MANIFEST]:
+        try:
+            found = foreign_at(path)
+            if found is not None:
+                aside.move_in(str(path), path.name)
+                report.problems.append(f"{path.name}: {found} stood where the run publishes (set aside)")
+        except OSError as exc:
+            report.problems.append(f"{path.name}: the check could not complete ({exc})")
     for ledger, what in ((ledgers.series, "rows"), (ledgers.samples, "samples")):
         try:
             foreign, missing = _check_stream(ledger, aside, report.problems, what, write_failed)
@@ -201,22 +225,37 @@ def _restore(ledger: Ledger) -> int:
     return sum(expected.values())
 
 
-def check_artifacts(run_dir: RunDir, run_ids: set[str], *, interrupted: bool) -> Integrity:
-    """Every file in ``.agent_bench/runs`` must be the artifact of a row, and every row's
-    artifact must be there. Strangers are moved out (so TraceCore's metrics count exactly
-    this run's episodes): to ``orphaned-artifacts/`` when the run was interrupted (episodes
-    killed in flight after their artifact was placed, not tampering), else set aside as
-    tainted. A check that cannot complete is itself a finding."""
+def check_artifacts(run_dir: RunDir, sealed: dict[str, bytes | None], *, interrupted: bool, verify: bool = True) -> Integrity:
+    """Every file in ``.agent_bench/runs`` must be the artifact of a row, unchanged, and every
+    row's artifact must be there. ``sealed``: each row's run id and the SHA-256 of the bytes
+    its worker placed (None for rows that recorded none). Strangers are moved out (so
+    TraceCore's metrics count exactly this run's episodes): to ``orphaned-artifacts/`` when
+    the run was interrupted (episodes killed in flight after their artifact was placed, not
+    tampering), else set aside as tainted; an artifact whose bytes are not the ones its
+    worker placed (rewritten or replaced since) is set aside as tainted, and its row keeps
+    what the worker observed. ``verify=False`` skips the digests (a resume's first sweep,
+    before the final check). A check that cannot complete is itself a finding."""
     report = Integrity()
     try:
-        _check_artifacts(run_dir, run_ids, interrupted, report)
+        _check_artifacts(run_dir, sealed, interrupted, verify, report)
     except OSError as exc:
         report.problems.append(f".agent_bench/runs: the check could not complete ({exc})")
     report.clean = not report.problems
     return report
 
 
-def _check_artifacts(run_dir: RunDir, run_ids: set[str], interrupted: bool, report: Integrity) -> None:
+def _sha256(path: str) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with open(fd, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").digest() if stat.S_ISREG(os.fstat(fd).st_mode) else None
+
+
+def _check_artifacts(
+    run_dir: RunDir, sealed: dict[str, bytes | None], interrupted: bool, verify: bool, report: Integrity
+) -> None:
     root = run_dir.runs_root
     if not root.is_dir() or root.is_symlink():
         report.problems.append(".agent_bench/runs was deleted or replaced during the run")
@@ -225,11 +264,15 @@ def _check_artifacts(run_dir: RunDir, run_ids: set[str], interrupted: bool, repo
         root.mkdir(parents=True, exist_ok=True)
     present = 0  # a count, not a set: names in a folder are unique (a 5,000-episode run's set was ~0.5 MB)
     strangers: list[os.DirEntry] = []
+    altered: list[os.DirEntry] = []
     with os.scandir(root) as entries:
         for entry in entries:
             run_id = entry.name.removesuffix(".json")
-            if entry.name.endswith(".json") and run_id in run_ids and entry.is_file(follow_symlinks=False):
+            if entry.name.endswith(".json") and run_id in sealed and entry.is_file(follow_symlinks=False):
                 present += 1
+                digest = sealed[run_id]
+                if verify and digest is not None and _sha256(entry.path) != digest:
+                    altered.append(entry)
             else:
                 strangers.append(entry)
     if strangers:
@@ -240,6 +283,16 @@ def _check_artifacts(run_dir: RunDir, run_ids: set[str], interrupted: bool, repo
             report.foreign_artifacts = len(strangers)
             report.set_aside = str(aside.folder())
             report.problems.append(f".agent_bench/runs: {len(strangers)} files no episode of this run produced (set aside)")
-    report.missing_artifacts = len(run_ids) - present
+    if altered:
+        aside = _Aside(run_dir.path, TAINTED, made=report.set_aside)
+        for entry in altered:
+            aside.move_in(entry.path, entry.name)
+        report.altered_artifacts = len(altered)
+        report.set_aside = str(aside.folder())
+        report.problems.append(
+            f".agent_bench/runs: {len(altered)} artifacts changed after their worker placed them (set aside; "
+            "their rows keep what the worker observed)"
+        )
+    report.missing_artifacts = len(sealed) - present
     if report.missing_artifacts:
         report.problems.append(f".agent_bench/runs: {report.missing_artifacts} artifacts of this run's episodes are gone")

@@ -27,11 +27,12 @@ import structlog
 from anyio.abc import Process, UNIXSocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from tracecore_perf.errors import RunAborted
+from tracecore_perf.errors import CodeChanged, RunAborted
 from tracecore_perf.models import EpisodeJob, IsolationMode
 from tracecore_perf.run import protocol
 from tracecore_perf.run.episode_worker import remove_tree
 from tracecore_perf.run.protocol import PROTOCOL_VERSION, Bye, CallDone, Done, Ready
+from tracecore_perf.run.seal import CodeSeal
 from tracecore_perf.run.spawn import SpawnedZygote, new_callgrind_dir, spawn_zygote
 
 log = structlog.get_logger("tracecore_perf.run.launcher")
@@ -69,10 +70,11 @@ def _greeting(ready: Ready, who: str) -> None:
 class WorkerProcess:
     """The harness's handle on one worker (a process forked by the zygote)."""
 
-    def __init__(self, stream: UNIXSocketStream, pid: int, slot: int) -> None:
+    def __init__(self, stream: UNIXSocketStream, pid: int, slot: int, zygote: Process | None = None) -> None:
         self.stream = stream
         self.pid = pid
         self.slot = slot
+        self.zygote = zygote  # the process that forked it: the worker dies with it
         self._lines = BufferedByteReceiveStream(stream)
         self.cpu_user_s = 0.0
         self.cpu_sys_s = 0.0
@@ -103,6 +105,10 @@ class WorkerProcess:
             raise WorkerFailed(f"worker {self.slot}: expected {kind.__name__}, got {type(event).__name__}")
         return event
 
+    def zygote_gone(self) -> bool:
+        """Whether the zygote that forked this worker has exited (and taken the worker with it)."""
+        return self.zygote is not None and self.zygote.returncode is not None
+
     async def greeted(self) -> None:
         _greeting(await self._expect(Ready), f"worker {self.slot} (pid {self.pid})")
 
@@ -118,6 +124,7 @@ class WorkerProcess:
         log_path: Path,
         strict_spec: bool,
         output_cap: int,
+        memory_limit: int | None = None,
     ) -> tuple[Done, bool]:
         """Run one episode (``agent_path``: the file the episode process loads; ``agent_label``:
         the name its artifact records). Returns the worker's account and whether the harness
@@ -134,6 +141,7 @@ class WorkerProcess:
                 runs_dir=str(runs_dir),
                 log_path=str(log_path),
                 output_cap=output_cap,
+                memory_limit=memory_limit,
             )
         )
         done = None
@@ -204,8 +212,8 @@ class WorkerProcess:
 
 
 def _reap(pid: int) -> None:
-    """Collect a worker that became our child (its zygote died before it, and the harness
-    is a child subreaper); nothing to do when the zygote reaps it."""
+    """Collect a worker if it is our child (a test's fake zygote); the zygote, or init when
+    the zygote is gone, reaps it otherwise (the harness is not a subreaper: strays.py)."""
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
 
@@ -414,7 +422,7 @@ class ZygoteProcess:
             raise
         finally:
             theirs.close()
-        worker = WorkerProcess(await UNIXSocketStream.from_socket(ours), spawned.pid, slot)
+        worker = WorkerProcess(await UNIXSocketStream.from_socket(ours), spawned.pid, slot, self.process)
         greeted = False
         try:
             with anyio.move_on_after(SPAWN_DEADLINE_S):
@@ -478,6 +486,15 @@ class ZygoteKeeper:
         self.warmup_episodes = 0
         self.scratch_root: Path | None = None
         self.warmup_notes: list[str] = []
+        # the code episodes load, as it was before the first one (seal.CodeSeal); no worker or
+        # zygote is started from it once it changed
+        self.seal: CodeSeal | None = None
+
+    def check_code(self) -> None:
+        """Raise CodeChanged if code the episodes load changed since the run began."""
+        changed = self.seal.changed() if self.seal is not None else []
+        if changed:
+            raise CodeChanged(changed)
 
     async def start(self, spawned: SpawnedZygote | None = None) -> ZygoteProcess:
         if self.instructions:
@@ -524,6 +541,7 @@ class ZygoteKeeper:
                 log.warning("zygote.lost", pid=lost.process.pid, returncode=lost.process.returncode)
                 with anyio.CancelScope(shield=True):
                     await lost.close()
+            self.check_code()  # a new zygote loads TraceCore afresh: never from changed code
             last: Exception | None = None
             for _ in range(ZYGOTE_ATTEMPTS):
                 zygote = None
@@ -547,8 +565,11 @@ class ZygoteKeeper:
                 return zygote
             raise RunAborted(f"the episode interpreter could not be started again ({ZYGOTE_ATTEMPTS} tries): {last}")
 
-    async def spawn_worker(self, slot: int) -> WorkerProcess:
-        """A new worker for ``slot``; a zygote that fails to fork one is replaced."""
+    async def spawn_worker(self, slot: int, replacing: bool = False) -> WorkerProcess:
+        """A new worker for ``slot`` (``replacing`` one that failed: not if code the episodes
+        load has changed since the run began); a zygote that fails to fork one is replaced."""
+        if replacing:
+            self.check_code()
         last: Exception | None = None
         for _ in range(ZYGOTE_ATTEMPTS):
             zygote = await self.current()

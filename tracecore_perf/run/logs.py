@@ -4,11 +4,14 @@ always a JSON-lines log in the run directory for after the fact."""
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import sys
 from pathlib import Path
 
 import structlog
+
+from tracecore_perf.files import open_append
 
 _SHARED = [
     structlog.contextvars.merge_contextvars,
@@ -58,6 +61,10 @@ class _RunLogHandler(logging.FileHandler):
     disk fills up or its directory vanishes: the run's own error says what happened."""
 
     broken = False
+
+    def _open(self):  # noqa: ANN202 - logging's hook
+        # never through a link, nor into a FIFO, an episode planted at the name (files.open_append)
+        return io.TextIOWrapper(open_append(Path(self.baseFilename)), encoding=self.encoding or "utf-8", write_through=True)
 
     def emit(self, record: logging.LogRecord) -> None:
         if not self.broken:

@@ -21,10 +21,14 @@ from pathlib import Path
 
 import anyio
 import psutil
+import structlog
 from anyio.streams.memory import MemoryObjectSendStream
 
 from tracecore_perf.errors import RunAborted
 from tracecore_perf.models import EpisodeRow, Sample
+from tracecore_perf.run.limits import LimitGuard
+
+log = structlog.get_logger("tracecore_perf.run.monitor")
 
 MIN_GAP_S = 0.1  # the densest sampling, at the very start
 RAMP = 10  # the gap is the time run so far / RAMP until it reaches the interval
@@ -45,7 +49,11 @@ class Progress:
 
 
 class Monitor:
-    def __init__(self, worker_pids: Callable[[], list[int]], progress: Progress, t0: float, run_dir: Path) -> None:
+    def __init__(
+        self, worker_pids: Callable[[], list[int]], progress: Progress, t0: float, run_dir: Path, guard: LimitGuard | None = None
+    ) -> None:
+        self.guard = guard
+        self.missed = 0  # samples that could not be taken (an episode broke a resource the reading needs)
         self.worker_pids = worker_pids
         self.run_dir = run_dir
         self.progress = progress
@@ -90,6 +98,16 @@ class Monitor:
             load_1m=load,
         )
 
+    def try_sample(self) -> Sample | None:
+        """A sample, or None (counted in ``missed``) when a resource the reading needs is
+        broken: an episode may have left the harness no file descriptor to read /proc with."""
+        try:
+            return self.sample()
+        except (OSError, psutil.Error) as exc:
+            self.missed += 1
+            log.warning("sample.missed", error=str(exc), missed=self.missed)
+            return None
+
     async def run(self, send: MemoryObjectSendStream[EpisodeRow | Sample], interval: float) -> None:
         """Sample until cancelled, every :func:`next_gap` seconds (``interval`` once the run is
         ten intervals old). The first reading is one gap in, so that the primed CPU counters
@@ -97,11 +115,16 @@ class Monitor:
         started = time.perf_counter()
         while True:
             await anyio.sleep(next_gap(time.perf_counter() - started, interval))
+            if self.guard is not None:
+                self.guard.check()
             if not self.run_dir.is_dir():
                 # Open files would go on accepting rows into a deleted directory: stop instead.
                 raise RunAborted(f"the run directory disappeared: {self.run_dir}")
+            sample = self.try_sample()
+            if sample is None:
+                continue
             try:
-                await send.send(self.sample())
+                await send.send(sample)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 return  # the writer stopped on its own error (a full disk), which ends the run
 

@@ -29,10 +29,11 @@ import msgspec
 import structlog
 from anyio.streams.memory import MemoryObjectSendStream
 
-from tracecore_perf.errors import RunAborted
+from tracecore_perf.errors import CodeChanged, RunAborted
 from tracecore_perf.models import ChildResult, EpisodeJob, EpisodeRow, Integrity, IsolationMode, Sample
 from tracecore_perf.run.integrity import check_artifacts
 from tracecore_perf.run.launcher import WorkerFailed, WorkerProcess, ZygoteKeeper
+from tracecore_perf.run.limits import LimitGuard
 from tracecore_perf.run.monitor import Monitor, Progress
 from tracecore_perf.run.protocol import Done
 from tracecore_perf.run.rundir import RunDir
@@ -69,8 +70,10 @@ class Execution:
         labels: dict[str, str],
         scratch_root: Path,
         attempt: int,
-        known_run_ids: set[str],
+        known_artifacts: dict[str, bytes | None],
         on_row: Callable[[EpisodeRow], None] | None = None,
+        guard: LimitGuard | None = None,
+        memory_limit: int | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.workers = workers
@@ -84,11 +87,19 @@ class Execution:
         self.scratch_root = scratch_root
         self.attempt = attempt
         self.on_row = on_row
-        # run ids of every episode whose artifact the run holds, this attempt's and earlier ones'
-        self.run_ids = set(known_run_ids)
+        # run id -> SHA-256 of the artifact its worker placed, for every episode whose artifact
+        # the run holds, this attempt's and earlier ones' (the evidence check holds each file to it)
+        self.artifacts = dict(known_artifacts)
         self.progress = Progress()
         self.interrupted_by: int | None = None
         self.aborted: str | None = None  # why the run could not go on (exit 3)
+        self.code_changed: list[str] = []  # files episodes load that changed (the run stopped: tainted)
+        self.guard = guard or LimitGuard()
+        self.memory_limit = memory_limit
+        # episodes whose worker died with its zygote (which another episode may have killed):
+        # run again once, alone, after the batch; those already run again
+        self._lost: list[EpisodeJob] = []
+        self._rerun: set[int] = set()
         self.metrics_rows: list[dict] = []
         self.artifact_check = Integrity()
         self.ledgers: Ledgers | None = None
@@ -111,14 +122,23 @@ class Execution:
             self.ledgers = open_ledgers(self.run_dir.series, self.run_dir.samples)
             await self._batch(jobs)
         except* RunAborted as group:
-            self.aborted = str(_leaf(group))
-            log.error("run.aborted", error=self.aborted)
+            reason = _leaf(group)
+            if isinstance(reason, CodeChanged):  # not a stop to resume from: the run is tainted
+                self.code_changed = reason.files
+                log.error("run.code_changed", error=str(reason))
+            else:
+                self.aborted = str(reason)
+                log.error("run.aborted", error=self.aborted)
         try:
             await self._kill_strays()
             stopped_early = self.interrupted_by is not None or self.aborted is not None
             if self.aborted is None:
-                self.artifact_check = check_artifacts(self.run_dir, self.run_ids, interrupted=stopped_early)
-            if not stopped_early:
+                self.artifact_check = check_artifacts(self.run_dir, self.artifacts, interrupted=stopped_early)
+            seal = getattr(self._keeper, "seal", None)
+            if seal is not None and not self.code_changed:
+                self.code_changed = seal.changed()
+            # TraceCore's metrics read only sealed artifacts, with TraceCore's code as it was
+            if not stopped_early and not self.code_changed:
                 await self._collect_metrics(metrics_limit)
         finally:
             with anyio.CancelScope(shield=True):
@@ -129,16 +149,17 @@ class Execution:
         assert self.ledgers is not None
         send, receive = anyio.create_memory_object_stream[EpisodeRow | Sample](max_buffer_size=256)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(write_stream, receive, self.ledgers)
+            tg.start_soon(write_stream, receive, self.ledgers, self.guard.check)
             async with send, anyio.create_task_group() as background:
                 background.start_soon(self._watch_signals)
-                monitor = Monitor(self._worker_pids, self.progress, self.t0, self.run_dir.path)
+                monitor = Monitor(self._worker_pids, self.progress, self.t0, self.run_dir.path, self.guard)
                 background.start_soon(self._sample, monitor, send.clone())
                 try:
                     await self._start_workers()
                     await self._launch_all(jobs, send)
                     self.elapsed_s = time.perf_counter() - self.t0
-                    await deliver(send, monitor.sample())
+                    if (last := monitor.try_sample()) is not None:
+                        await deliver(send, last)
                 finally:
                     self.elapsed_s = self.elapsed_s or time.perf_counter() - self.t0
                     with anyio.CancelScope(shield=True):
@@ -165,12 +186,20 @@ class Execution:
                     queued_at = time.perf_counter()
                     await slots.acquire()
                     episodes.start_soon(self._run_one, job, queued_at, slots, send)
+            # Episodes lost with their zygote, one at a time: whichever of them killed it can
+            # only take itself down this time.
+            while self._lost:
+                job = self._lost.pop(0)
+                self._rerun.add(job.episode_index)
+                log.warning("episode.rerun", episode_index=job.episode_index, reason="its worker died with the zygote")
+                await slots.acquire()
+                await self._run_one(job, time.perf_counter(), slots, send)
 
     async def _run_one(self, job: EpisodeJob, queued_at: float, slots: anyio.Semaphore, send: MemoryObjectSendStream) -> None:
         slot = self._idle.pop()  # the semaphore guarantees one is idle
         try:
             if slot.worker is None:  # its last worker failed: a new one, before the clock starts
-                slot.worker = await self._keeper.spawn_worker(slot.number)
+                slot.worker = await self._keeper.spawn_worker(slot.number, replacing=True)
             started = time.perf_counter()
             try:
                 outcome, timed_out = await slot.worker.run_episode(
@@ -183,26 +212,32 @@ class Execution:
                     log_path=self.run_dir.episode_log(job.episode_index),
                     strict_spec=self.strict_spec,
                     output_cap=self.output_cap,
+                    memory_limit=self.memory_limit,
                 )
                 failure = None
             except WorkerFailed as exc:
                 log.error("worker.failed", slot=slot.number, episode_index=job.episode_index, error=str(exc))
                 outcome, timed_out, failure = None, False, f"worker failed: {exc}"
+                lost_with_zygote = slot.worker.zygote_gone()
                 with anyio.CancelScope(shield=True):
                     await slot.worker.kill()  # the episode dies with it (PR_SET_PDEATHSIG)
                     await slot.worker.stream.aclose()
                 slot.worker = None
+                if lost_with_zygote and job.episode_index not in self._rerun:
+                    self._lost.append(job)  # no row yet: it runs again, alone, after the batch
+                    return
             finished = time.perf_counter()
         finally:
             self._idle.append(slot)
             slots.release()
+            self.guard.check()  # an episode may have lowered the harness's limits: before the row is written
         row = self._row(job, outcome, timed_out, failure, queued_at, started, finished)
         # A row counted is a row written: an interrupt arriving now must not drop it.
         with anyio.CancelScope(shield=True):
             if not await deliver(send, row):
                 return
         if row.run_id:
-            self.run_ids.add(row.run_id)
+            self.artifacts[row.run_id] = row.artifact_digest
         self.progress.done += 1
         self.progress.failed += not row.success
         if not row.success:
@@ -221,7 +256,7 @@ class Execution:
         finished: float,
     ) -> EpisodeRow:
         result, bad_result = _reported(outcome)
-        error = failure or describe_failure(outcome, result, bad_result, timed_out, self.timeout)
+        error = failure or describe_failure(outcome, result, bad_result, timed_out, self.timeout, self.memory_limit)
         artifact = outcome.artifact if outcome else None
         return EpisodeRow(
             episode=job.episode_index + 1,
@@ -252,6 +287,7 @@ class Execution:
             output_bytes=outcome.output_bytes if outcome else 0,
             attempt=self.attempt,
             instructions=outcome.instructions if outcome else None,
+            artifact_sha256=artifact.sha256 if artifact else None,
         )
 
     # --- the end of the batch ----------------------------------------------------------
@@ -343,7 +379,12 @@ def _reported(outcome: Done | None) -> tuple[ChildResult | None, str | None]:
 
 
 def describe_failure(
-    outcome: Done | None, result: ChildResult | None, bad_result: str | None, timed_out: bool, timeout: float
+    outcome: Done | None,
+    result: ChildResult | None,
+    bad_result: str | None,
+    timed_out: bool,
+    timeout: float,
+    memory_limit: int | None = None,
 ) -> str | None:
     """The row's ``error``: None for a successful episode, else one line saying why not.
     Success needs all the harness observed to agree: the process exited 0, its report is
@@ -354,6 +395,9 @@ def describe_failure(
         return "worker failed"
     if bad_result or outcome.result_error:
         return bad_result or outcome.result_error
+    over = _over_memory_limit(outcome, result, memory_limit)
+    if over:
+        return over
     if result is None:
         return f"crashed: episode process died before reporting, {_exit_status(outcome.returncode)}"
     if not result.completed:
@@ -368,6 +412,23 @@ def describe_failure(
     if not artifact.success:
         return f"{artifact.failure_type or 'failure'}: {artifact.failure_reason or 'unsuccessful run'}"
     return None
+
+
+def _over_memory_limit(outcome: Done, result: ChildResult | None, memory_limit: int | None) -> str | None:
+    """The error of an episode that ran out of its ``--memory-limit``: Python raised
+    MemoryError, or the process died by a signal (an allocation failing in C code, or the
+    OOM killer) with its peak memory near the limit."""
+    if not memory_limit:
+        return None
+    from tracecore_perf.units import format_size
+
+    if result is not None and not result.completed and (result.error or "").startswith("MemoryError"):
+        how = result.error
+    elif result is None and outcome.returncode < 0 and outcome.max_rss_bytes >= 0.8 * memory_limit:
+        how = _exit_status(outcome.returncode)
+    else:
+        return None
+    return f"memory limit: the episode needed more than its {format_size(memory_limit)} (--memory-limit; {how})"
 
 
 def _exit_status(returncode: int) -> str:

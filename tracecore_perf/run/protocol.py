@@ -99,6 +99,7 @@ class Run(_Command, tag="run"):
     runs_dir: str
     log_path: str
     output_cap: int
+    memory_limit: int | None = None  # the episode process's RLIMIT_DATA, bytes
 
 
 class Kill(_Command, tag="kill"):

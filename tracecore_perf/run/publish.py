@@ -7,6 +7,7 @@ them into the summary, once to write them out in episode order), so publishing a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import statistics
@@ -19,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from tracecore_perf.files import write_atomic, write_atomic_chunks
 from tracecore_perf.models import (
     FORMAT_VERSION,
     BatchSummary,
@@ -34,7 +36,7 @@ from tracecore_perf.models import (
     SystemSamples,
     TelemetryVerbosity,
 )
-from tracecore_perf.run.rundir import RunDir, write_atomic
+from tracecore_perf.run.rundir import RunDir
 
 ARTIFACT_KINDS = ("manifest", "summary", "metrics", "series", "samples")
 
@@ -79,7 +81,8 @@ class SeriesIndex:
         self.starts = array("q")  # byte offset of that row in series.jsonl
         self.lengths = array("q")
         self._seen = bytearray()  # one flag per episode index
-        self.run_ids: set[str] = set()  # only with_run_ids: what a resume must not orphan
+        # only with_run_ids: each row's run id and artifact digest (what a resume must not orphan)
+        self.run_ids: dict[str, bytes | None] = {}
         self.failed_run_ids: set[str] = set()
         self.wall = array("d")
         self.episode_s = array("d")
@@ -129,7 +132,7 @@ class SeriesIndex:
         self.attempts[row.attempt] += 1
         if row.run_id:
             if self._with_run_ids:
-                self.run_ids.add(row.run_id)
+                self.run_ids[row.run_id] = row.artifact_digest
             if not row.success:
                 self.failed_run_ids.add(row.run_id)
         self.wall.append(row.wall_clock_s)
@@ -232,17 +235,18 @@ def system_samples(run_dir: RunDir, interval: float) -> tuple[SystemSamples, int
 
 
 def _write_json_array(path: Path, items: Iterable[bytes]) -> None:
-    """Write a JSON array one encoded element at a time, atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(b"[")
+    """Write a JSON array one encoded element at a time, atomically (files.write_atomic_chunks)."""
+
+    def chunks() -> Iterable[bytes]:
         first = True
+        yield b"["
         for item in items:
-            fh.write(b"\n  " if first else b",\n  ")
-            fh.write(item)
+            yield b"\n  " if first else b",\n  "
+            yield item
             first = False
-        fh.write(b"\n]\n" if not first else b"]\n")
-    tmp.replace(path)
+        yield b"\n]\n" if not first else b"]\n"
+
+    write_atomic_chunks(path, chunks())
 
 
 def _rows_in_order(run_dir: RunDir, index: SeriesIndex) -> Iterable[bytes]:
@@ -350,10 +354,19 @@ def publish(
 
 
 def bundle(zip_path: Path, files: list[Path]) -> None:
-    """A lossless zip of the published JSON files, byte for byte."""
-    tmp = zip_path.with_name(f".{zip_path.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        for path in files:
-            with path.open("rb") as src, archive.open(path.name, "w") as dst:
-                shutil.copyfileobj(src, dst)
-    tmp.replace(zip_path)
+    """A lossless zip of the published JSON files, byte for byte (written through a fresh
+    temporary file and renamed, as every published file is)."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{zip_path.name}.", suffix=".tmp", dir=zip_path.parent)
+    try:
+        with open(fd, "wb") as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+            for path in files:
+                with path.open("rb") as src, archive.open(path.name, "w") as dst:
+                    shutil.copyfileobj(src, dst)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, zip_path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import msgspec
 
+from tracecore_perf.files import read_regular, write_atomic
 from tracecore_perf.models import EpisodeRow, Manifest, Sample
 
 T = TypeVar("T")
@@ -87,7 +88,7 @@ class RunDir:
         write_atomic(self.path / MANIFEST, msgspec.json.format(msgspec.json.encode(manifest), indent=2))
 
     def read_manifest(self) -> Manifest:
-        return msgspec.json.decode((self.path / MANIFEST).read_bytes(), type=Manifest)
+        return msgspec.json.decode(read_regular(self.path / MANIFEST), type=Manifest)
 
     def repair_tail(self) -> None:
         """Cut a torn last line (the harness was killed mid-write) off ``series.jsonl`` and
@@ -134,13 +135,3 @@ def iter_jsonl(path: Path, kind: type[T]) -> Iterator[T]:
                 yield decoder.decode(line)
             except msgspec.DecodeError:
                 continue
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file and rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

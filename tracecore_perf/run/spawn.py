@@ -33,6 +33,11 @@ WORKER_SCRIPT = Path(__file__).with_name("episode_process.py")  # the fork loop;
 # callgrind writes each process's count into (episode_worker.CALLGRIND_DIR_ENV).
 HASH_SEED = 0
 CALLGRIND_DIR_ENV = "TRACECORE_PERF_CALLGRIND_DIR"
+# Every process of this harness's runs carries this in its environment (strays.sweep finds
+# what outlives its worker and zygote by it); a token per harness process, whose runs are
+# one after another.
+TOKEN_ENV = "TRACECORE_PERF_RUN"
+RUN_TOKEN = os.urandom(8).hex()
 
 
 def callgrind_prefix(callgrind_dir: str) -> list[str]:
@@ -108,10 +113,10 @@ def spawn_zygote(python: str, isolation: str, callgrind_dir: str | None = None) 
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     startup_log = tempfile.TemporaryFile()  # noqa: SIM115 - kept open until the run's log_to()/close()
     argv = [python, str(WORKER_SCRIPT), "zygote", isolation, str(os.getpid())]
-    env = None
+    env = dict(os.environ, **{TOKEN_ENV: RUN_TOKEN})
     if callgrind_dir is not None:
         argv = callgrind_prefix(callgrind_dir) + argv
-        env = dict(os.environ, PYTHONHASHSEED=str(HASH_SEED), **{CALLGRIND_DIR_ENV: callgrind_dir})
+        env.update({"PYTHONHASHSEED": str(HASH_SEED), CALLGRIND_DIR_ENV: callgrind_dir})
     try:
         process = subprocess.Popen(
             argv,

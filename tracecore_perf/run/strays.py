@@ -1,11 +1,20 @@
-"""Processes nobody owns any more: the harness as the last child subreaper of its run.
+"""Processes nobody owns any more, found by the run's mark, not by who adopted them.
 
 Workers and the zygote are child subreapers, so what an episode leaves running is re-parented
-to them and killed. If an episode kills its zygote (and its worker dies later), what it left
-would be re-parented to init and outlive the run. With the harness a subreaper too, it lands
-here instead, and :func:`sweep` kills and reaps it: once the workers are closed (before the
-evidence is checked, so nothing of an episode's is left running to change it afterwards) and
-again when the zygote is closed. Linux only; elsewhere a no-op.
+to them and killed. Workers die with their zygote, so if an episode kills its zygote, what it
+left is re-parented past them. The harness is deliberately *not* a subreaper: a process it
+adopted would have the harness as its parent, one ``kill(getppid())`` away ("kill my
+grandparent" took the harness down that way). Such a process is re-parented to init (or to
+whatever subreaper runs the harness) instead, and found here by its mark: every zygote the
+harness starts carries ``TRACECORE_PERF_RUN=<token>`` in its environment (``spawn.mark``),
+and every process forked below it inherits it. :func:`sweep` SIGKILLs every process whose
+environment carries this harness's token: once the workers are closed (before the evidence
+is checked, so nothing of an episode's is left running to change it afterwards) and again
+when the zygote is closed.
+
+What the mark cannot hold: a process that ``exec``s itself with an environment of its own
+*and* outlives both its worker and its zygote. ``--sandbox`` holds that one (its PID
+namespace dies with the episode). Linux only; elsewhere a no-op.
 """
 
 from __future__ import annotations
@@ -14,38 +23,45 @@ import contextlib
 import os
 import signal
 
-from tracecore_perf.run.episode_worker import PR_SET_CHILD_SUBREAPER, prctl
+from tracecore_perf.run.spawn import RUN_TOKEN, TOKEN_ENV
+
+_MARK = f"{TOKEN_ENV}={RUN_TOKEN}".encode()
+PASSES = 20  # killing one may leave a child that was forked a moment before: look again
 
 
-def become_subreaper() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        prctl(PR_SET_CHILD_SUBREAPER, 1)
-
-
-def children() -> set[int]:
-    """Every child of this process, whichever of its threads it hangs under."""
-    found: set[int] = set()
+def marked(keep: frozenset[int] = frozenset()) -> list[int]:
+    """Live processes carrying this harness's mark, but ``keep`` and the harness itself."""
+    found = []
     try:
-        tasks = os.listdir("/proc/self/task")
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
     except OSError:
         return found
-    for tid in tasks:
-        with contextlib.suppress(OSError, ValueError), open(f"/proc/self/task/{tid}/children") as fh:
-            found.update(int(pid) for pid in fh.read().split())
+    for pid in pids:
+        if pid == os.getpid() or pid in keep:
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                environ = fh.read()
+        except OSError:  # gone, or not ours to read
+            continue
+        if _MARK in environ.split(b"\0"):
+            found.append(pid)
     return found
 
 
 def sweep(keep: frozenset[int] = frozenset()) -> int:
-    """SIGKILL and reap every child but ``keep`` (the zygote, while it still has work),
-    again and again, since killing one re-parents its own children here. Returns how many
-    there were."""
+    """SIGKILL every process of the run but ``keep`` (the zygote, while it still has work),
+    reaping those that are our own children. Returns how many there were."""
     total = 0
-    while strays := children() - keep:
+    for _ in range(PASSES):
+        strays = marked(keep)
+        if not strays:
+            break
         for pid in strays:
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         for pid in strays:
             with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(pid, 0)  # SIGKILL cannot be ignored: this returns at once
+                os.waitpid(pid, 0)  # only a zygote is our child; SIGKILL cannot be ignored
         total += len(strays)
     return total

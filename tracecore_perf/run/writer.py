@@ -17,12 +17,14 @@ import hashlib
 import os
 import tempfile
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from tracecore_perf.errors import RunAborted
+from tracecore_perf.files import open_append
 from tracecore_perf.models import EpisodeRow, Sample
 
 
@@ -34,7 +36,7 @@ class Ledger:
     def __init__(self, path: Path, key: bytes) -> None:
         self.path = path
         self.key = key  # random per run: nobody else can make a line with one of our digests
-        self.file = path.open("ab")
+        self.file = open_append(path)  # never through a link or into a FIFO planted at the name
         info = os.fstat(self.file.fileno())
         self.identity = (info.st_dev, info.st_ino)
         self.copy = tempfile.TemporaryFile(dir=path.parent)  # noqa: SIM115 - closed in close()
@@ -52,6 +54,11 @@ class Ledger:
 
     def append(self, line: bytes) -> None:
         self.file.write(line)
+        self.commit(line)
+
+    def commit(self, line: bytes) -> None:
+        """The appended ``line`` onto disk and into the ledger. After a failed flush the line
+        is still in the file's buffer: ``commit`` again, never ``append``, to retry."""
         self.file.flush()  # the row is on disk before the next is taken (a crash loses none)
         self.copy.write(line)  # buffered: it is only read back by the evidence check
         self.digests.append(self.digest(line))
@@ -83,7 +90,14 @@ def open_ledgers(series_path: Path, samples_path: Path) -> Ledgers:
         raise RunAborted(f"cannot open the run's rows in {series_path.parent}: {exc.strerror or exc}") from exc
 
 
-async def write_stream(receive: MemoryObjectReceiveStream[EpisodeRow | Sample], ledgers: Ledgers) -> None:
+async def write_stream(
+    receive: MemoryObjectReceiveStream[EpisodeRow | Sample],
+    ledgers: Ledgers,
+    restore_limits: Callable[[], list[str]] | None = None,
+) -> None:
+    """Append each row and sample as it comes. ``restore_limits`` (limits.LimitGuard.check):
+    a write refused because an episode lowered the harness's limits (a file size limit) is
+    tried once more after they are put back."""
     encoder = msgspec.json.Encoder()
     buffer = bytearray()
     try:
@@ -92,7 +106,13 @@ async def write_stream(receive: MemoryObjectReceiveStream[EpisodeRow | Sample], 
                 ledger = ledgers.series if isinstance(item, EpisodeRow) else ledgers.samples
                 encoder.encode_into(item, buffer)
                 buffer.extend(b"\n")
-                ledger.append(bytes(buffer))
+                line = bytes(buffer)
+                try:
+                    ledger.append(line)
+                except OSError:
+                    if restore_limits is None or not restore_limits():
+                        raise
+                    ledger.commit(line)
     except OSError as exc:
         # A full disk or a vanished output directory: stop the run, keep what is written.
         raise RunAborted(f"cannot write the run's rows to {ledgers.series.path.parent}: {exc.strerror or exc}") from exc

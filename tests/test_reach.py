@@ -1,0 +1,274 @@
+"""What one episode can reach, second round: publishing, artifacts and installed code under
+seal, the harness out of reach, memory bounded.
+
+Each test runs the real harness (``test_containment.run_harness``) over a scenario with one
+hostile fixture agent among toy episodes, and asserts on what the user sees: the published
+files, the exit code, stderr, and the files outside the run the agent aimed at. Each attack
+costs only the hostile episode's row, or, where tampering is detected rather than prevented,
+the run is published ``tainted`` (exit 4) with its rows as the harness saw them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from test_containment import (
+    HEALTHY,
+    KINDS,
+    MARKER,
+    RAISED,
+    TASK,
+    Run,
+    assert_clean,
+    assert_ended_and_published,
+    assert_failed_with,
+    assert_healthy_rows_succeed,
+    hostile,
+    rows_by_index,
+    run_harness,
+)
+
+pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
+
+
+def published_files(run: Run) -> list[Path]:
+    return [path for kind in KINDS for path in run.out.glob(f"perf-{kind}-*.json")]
+
+
+# --- publishing cannot be redirected, and a planted FIFO cannot hang it -----------------------
+
+
+@pytest.fixture(scope="module")
+def redirect_run(tmp_path_factory) -> tuple[Run, Path]:
+    work = tmp_path_factory.mktemp("redirect")
+    victim = work / "victim.txt"
+    victim.write_text("a file outside the run\n")
+    rows = [HEALTHY, HEALTHY, hostile("publish_redirecting_agent"), HEALTHY]
+    return run_harness(work, rows, workers=1, limit=60, env={"HOSTILE_VICTIM": str(victim)}), victim
+
+
+def test_links_planted_at_published_names_write_nothing_outside_the_run(redirect_run: tuple[Run, Path]):
+    run, victim = redirect_run
+    assert_ended_and_published(run, exit_code=4)  # links at the published names: set aside, tainted
+    assert victim.read_text() == "a file outside the run\n", "publishing wrote through a planted link"
+    planted = [p for p in run.out.iterdir() if p.is_symlink()]
+    assert planted, "the fixture planted nothing: the test proves nothing"
+    for path in published_files(run):
+        assert stat.S_ISREG(os.lstat(path).st_mode), f"{path.name} is not a regular file"
+    integrity = run.artifact("summary")["integrity"]
+    assert any("perf-summary-" in problem for problem in integrity["problems"]), integrity
+
+
+def test_a_redirected_run_keeps_its_rows(redirect_run: tuple[Run, Path]):
+    run, _ = redirect_run
+    assert_failed_with(rows_by_index(run)[2], (RAISED,))
+    assert_healthy_rows_succeed(run)
+    assert run.leftovers == []
+
+
+@pytest.fixture(scope="module")
+def fifo_run(tmp_path_factory) -> Run:
+    rows = [HEALTHY, hostile("publish_fifo_agent"), HEALTHY]
+    return run_harness(tmp_path_factory.mktemp("fifo"), rows, workers=1, limit=60)
+
+
+def test_fifos_at_published_names_neither_hang_nor_lose_the_run(fifo_run: Run):
+    run = fifo_run
+    assert_ended_and_published(run, exit_code=4)
+    for path in published_files(run):
+        assert stat.S_ISREG(os.lstat(path).st_mode), f"{path.name} is not a regular file"
+    assert_failed_with(rows_by_index(run)[1], (RAISED,))
+    assert_healthy_rows_succeed(run)
+    aside = Path(run.artifact("summary")["integrity"]["set_aside"])
+    assert any(stat.S_ISFIFO(os.lstat(p).st_mode) for p in aside.rglob("perf-*")), "the FIFOs were not set aside"
+
+
+# --- another episode's artifact rewritten in place ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rewritten_run(tmp_path_factory) -> Run:
+    # one worker: the first three episodes' artifacts are in the run when the rewriter acts
+    rows = [HEALTHY, HEALTHY, HEALTHY, hostile("artifact_rewriting_agent"), HEALTHY, HEALTHY]
+    return run_harness(tmp_path_factory.mktemp("rewritten"), rows, workers=1, limit=60)
+
+
+def test_a_rewritten_artifact_taints_the_run(rewritten_run: Run):
+    run = rewritten_run
+    assert_ended_and_published(run, exit_code=4)
+    summary = run.artifact("summary")
+    assert summary["status"] == run.artifact("manifest")["status"] == "tainted"
+    integrity = summary["integrity"]
+    assert integrity["altered_artifacts"] == 3, integrity
+    kept = "".join(p.read_text(errors="replace") for p in Path(integrity["set_aside"]).rglob("*.json"))
+    assert MARKER in kept, "the rewritten artifacts were not set aside"
+
+
+def test_no_forged_figure_is_published_as_fact(rewritten_run: Run):
+    run = rewritten_run
+    by_index = rows_by_index(run)
+    assert_failed_with(by_index[3], (RAISED,))
+    assert_healthy_rows_succeed(run)  # the rows say what the worker observed
+    metrics = json.dumps(run.artifact("metrics"))
+    assert "forged_by_fixture" not in metrics and MARKER not in metrics, "TraceCore's metrics read a forged artifact"
+    avg = run.artifact("summary")["run_artifacts"]["avg_bytes"]
+    assert avg is not None and avg < 100_000, f"the padded artifacts were counted: avg_bytes {avg}"
+
+
+# --- installed code changed under the run ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def planted_code_run(tmp_path_factory) -> tuple[Run, list[Path]]:
+    import agent_bench
+
+    work = tmp_path_factory.mktemp("planted-code")
+    own_agent = work / "my_toy_agent.py"  # an agent file of the user's, in the scenario
+    own_agent.write_text((Path(agent_bench.__file__).parent / "agents" / "toy_agent.py").read_text())
+    installed = Path(agent_bench.__file__).parent / "agents" / "toy_agent.py"
+    original, times = installed.read_bytes(), os.stat(installed)
+    rows = [HEALTHY, {"agent": str(own_agent), "task_ref": TASK, "seed": 1}, hostile("code_planting_agent"), HEALTHY]
+    try:
+        run = run_harness(
+            work, rows, workers=1, limit=60, env={"HOSTILE_TARGETS": os.pathsep.join(map(str, (own_agent, installed)))}
+        )
+        changed = [path for path in (own_agent, installed) if MARKER in path.read_text()]
+    finally:  # TraceCore's installed file as it was, its time stamp too (its .pyc stays valid)
+        installed.write_bytes(original)
+        os.utime(installed, ns=(times.st_atime_ns, times.st_mtime_ns))
+    return run, changed
+
+
+def test_changed_agent_and_tracecore_files_taint_the_run_and_are_named(planted_code_run: tuple[Run, list[Path]]):
+    run, changed = planted_code_run
+    assert len(changed) == 2, "the fixture changed nothing: the test proves nothing"
+    assert_ended_and_published(run, exit_code=4)
+    integrity = run.artifact("summary")["integrity"]
+    assert run.artifact("summary")["status"] == "tainted"
+    for path in changed:
+        assert any(str(path) in problem for problem in integrity["problems"]), (path, integrity["problems"])
+    assert_failed_with(rows_by_index(run)[2], (RAISED,))
+
+
+@pytest.fixture(scope="module")
+def replaced_after_planting_run(tmp_path_factory) -> tuple[Run, Path]:
+    work = tmp_path_factory.mktemp("planted-then-killed")
+    own_agent = work / "my_toy_agent.py"
+    import agent_bench
+
+    own_agent.write_text((Path(agent_bench.__file__).parent / "agents" / "toy_agent.py").read_text())
+    rows = [
+        {"agent": str(own_agent), "task_ref": TASK, "seed": 1},
+        hostile("code_planting_agent"),
+        hostile("zygote_killing_agent"),
+        HEALTHY,
+        HEALTHY,
+        HEALTHY,
+    ]
+    return run_harness(work, rows, workers=1, limit=60, env={"HOSTILE_TARGETS": str(own_agent)}), own_agent
+
+
+def test_no_episode_interpreter_is_started_from_changed_code(replaced_after_planting_run: tuple[Run, Path]):
+    run, own_agent = replaced_after_planting_run
+    assert MARKER in own_agent.read_text(), "the fixture changed nothing: the test proves nothing"
+    assert run.finished and run.runaway == 0, run.tail()
+    assert "Traceback" not in run.stderr, run.tail()
+    assert run.returncode == 4, run.tail()
+    summary = run.artifact("summary")
+    assert summary is not None and summary["status"] == "tainted", run.tail()
+    assert any(str(own_agent) in problem for problem in summary["integrity"]["problems"]), summary["integrity"]
+    # after the zygote was lost, nothing ran from the changed code
+    series = run.artifact("series")
+    assert [row["episode_index"] for row in series] == [0, 1, 2], series
+    assert str(own_agent) in run.stderr, run.tail()
+    assert run.leftovers == []
+
+
+# --- the harness out of an episode's reach -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def grandparent_run(tmp_path_factory) -> Run:
+    # "kill my grandparent", three times, two workers: the first kill takes the zygote; no
+    # later one may reach the harness
+    killer = hostile("grandparent_killing_agent")
+    rows = [HEALTHY, killer, HEALTHY, HEALTHY, killer, HEALTHY, HEALTHY, killer, HEALTHY, HEALTHY]
+    return run_harness(tmp_path_factory.mktemp("grandparent"), rows, workers=2, limit=120)
+
+
+def test_killing_the_grandparent_again_and_again_never_reaches_the_harness(grandparent_run: Run):
+    run = grandparent_run
+    assert_ended_and_published(run, exit_code=1)
+    assert_clean(run)
+    by_index = rows_by_index(run)
+    for index, row in enumerate(run.rows):
+        if row == hostile("grandparent_killing_agent"):
+            assert_failed_with(by_index[index], ("worker failed:", "crashed:", RAISED))
+    assert_healthy_rows_succeed(run)
+    assert run.leftovers == []
+    assert not list((run.work / "tmp").glob("tracecore-perf-*")), "scratch directories left behind"
+
+
+@pytest.fixture(scope="module")
+def limited_run(tmp_path_factory) -> Run:
+    rows = [HEALTHY, hostile("harness_limiting_agent"), HEALTHY, HEALTHY, HEALTHY]
+    return run_harness(tmp_path_factory.mktemp("limited"), rows, workers=1, limit=60)
+
+
+def test_limits_lowered_on_the_harness_cost_only_the_row(limited_run: Run):
+    run = limited_run
+    assert_ended_and_published(run, exit_code=1)
+    assert_clean(run)
+    assert_failed_with(rows_by_index(run)[1], (RAISED,))
+    assert_healthy_rows_succeed(run)
+    assert "limited harness" in (run.run_dir / "logs" / "episode-000001.log").read_text(), "the fixture limited nothing"
+    assert run.leftovers == []
+
+
+# --- memory bounded ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def memory_run(tmp_path_factory) -> Run:
+    rows = [HEALTHY, hostile("memory_flood_agent"), HEALTHY, hostile("oom_score_reporting_agent"), HEALTHY]
+    return run_harness(tmp_path_factory.mktemp("memory"), rows, "--memory-limit", "512MiB", workers=2, limit=90)
+
+
+def test_an_episode_over_the_memory_limit_fails_naming_it(memory_run: Run):
+    run = memory_run
+    assert_ended_and_published(run, exit_code=1)
+    assert_clean(run)
+    row = rows_by_index(run)[1]
+    assert_failed_with(row, ("memory limit:",))
+    assert "512 MiB" in row["error"], row["error"]
+    assert row["max_rss_bytes"] < 1024**3, row  # stopped near the limit, not at 3 GiB
+    assert_healthy_rows_succeed(run)
+    assert run.artifact("manifest")["memory_limit"] == 512 * 1024**2
+
+
+def test_episodes_are_the_oom_killers_first_choice_and_carry_the_limit(memory_run: Run):
+    row = rows_by_index(memory_run)[3]
+    assert row["error"] == f"RuntimeError: oom_score_adj=1000 data_limit={512 * 1024**2}", row["error"]
+
+
+@pytest.mark.parametrize("size", ["12", "lots", "0", "-5MiB", "2PiB"])
+def test_a_bad_memory_limit_is_refused_before_any_episode(tmp_path: Path, size: str):
+    run = run_harness(tmp_path, [HEALTHY], "--memory-limit", size, workers=1, limit=60)
+    assert run.returncode == 2, run.tail()
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--memory-limit" in lines[0], run.stderr
+    assert not run.out.exists()
+
+
+def test_the_default_memory_limit_is_recorded(limited_run: Run):
+    manifest = limited_run.artifact("manifest")
+    assert isinstance(manifest["memory_limit"], int) and manifest["memory_limit"] >= 1024**3, manifest.get("memory_limit")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-v"]))
