@@ -500,9 +500,11 @@ class Worker(_Role):
 
     # lifecycle --------------------------------------------------------------------------
     def on_terminate(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
-        """Our parent died (PDEATHSIG) or we were told to stop: take the episode with us."""
+        """Our parent died (PDEATHSIG) or we were told to stop: take the episode with us, and
+        the artifact of an episode whose row the harness never got (it runs again, or not)."""
         self.kill_tree(signal.SIGKILL)
         self.kill_leftovers()
+        _take_back_placed()
         os._exit(128 + signum)
 
     def next_fork(self) -> EpisodeFork | None:
@@ -575,6 +577,7 @@ class Worker(_Role):
         del report
         remove_tree(fork.scratch)
         self.send(message)
+        _forget_placed()
 
     def _watch(self, pid: int, streams: dict, scratch: str) -> tuple[int, resource.struct_rusage, bool]:
         """Until the episode process exits: drain its output and report, and obey the
@@ -786,6 +789,8 @@ def _place_artifact(artifact: object, run_id: object, job: dict) -> dict:
             return {"artifact_error": f"the run already holds an artifact with run id {run_id!r}"}
         except OSError as exc:
             return {"artifact_error": f"cannot place the artifact in the run: {exc.strerror}"}
+        global _placed
+        _placed = target  # until the harness has the row: a worker that dies first takes it back
         try:
             _write_all(out, data)
         except OSError as exc:
@@ -804,6 +809,21 @@ def _place_artifact(artifact: object, run_id: object, job: dict) -> dict:
         },
         "spec_errors": spec_errors,
     }
+
+
+_placed: str | None = None  # the artifact this worker placed for the episode it has not yet reported
+
+
+def _forget_placed() -> None:
+    global _placed
+    _placed = None
+
+
+def _take_back_placed() -> None:
+    if _placed is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(_placed)
+    _forget_placed()
 
 
 def remove_tree(path: str | os.PathLike) -> None:

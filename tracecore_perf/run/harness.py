@@ -425,6 +425,7 @@ def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, executi
     """After the batch: check the evidence, settle the status, publish, pick the exit code."""
     attempt.episodes_run = execution.progress.done
     attempt.finished_at = utc_now().isoformat()
+    execution.guard.check()
     stopped_early = execution.interrupted_by is not None or execution.aborted is not None
     out = run_dir.output_dir
     published = [artifact_path(out, kind, manifest.stamp) for kind in (*ARTIFACT_KINDS, "artifacts")]

@@ -14,6 +14,7 @@ its rows kept (exit 3), never a traceback.
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 
 import structlog
@@ -42,6 +43,8 @@ class LimitGuard:
     def __init__(self) -> None:
         self.original = {name: resource.getrlimit(kind) for name, kind in GUARDED.items()}
         self.restored = 0  # how many times a lowered limit was found and raised again
+        self.stuck: list[str] = []  # limits still below the start's after trying: the run cannot go on
+        self.freed_stdin = False
 
     def check(self) -> list[str]:
         """Raise every limit found lower than at the start back up (as far as allowed);
@@ -63,7 +66,19 @@ class LimitGuard:
                     resource.setrlimit(kind, (now[1] if _infinite_first(now[1]) < _infinite_first(soft) else soft, now[1]))
         if lowered:
             self.restored += 1
-            log.warning("harness.limits_lowered", limits=lowered, action="raised back", now=self._now(lowered))
+            now = self._now(lowered)
+            self.stuck = [
+                f"{name} {now[name][0]}/{now[name][1]}"
+                for name in lowered
+                if _infinite_first(now[name][0]) < _infinite_first(self.original[name][0])
+            ]
+            log.warning("harness.limits_lowered", limits=lowered, now=now, stuck=self.stuck)
+            if "NOFILE" in lowered and now["NOFILE"][0] <= 3 and not self.freed_stdin:
+                # No descriptor number below the limit is free: give up stdin (the harness never
+                # reads it), so files can still be opened one at a time to stop the run cleanly.
+                with contextlib.suppress(OSError):
+                    os.close(0)
+                self.freed_stdin = True
         return lowered
 
     def _now(self, names: list[str]) -> dict[str, tuple[int, int]]:

@@ -134,6 +134,7 @@ class Execution:
             stopped_early = self.interrupted_by is not None or self.aborted is not None
             if self.aborted is None:
                 self.artifact_check = check_artifacts(self.run_dir, self.artifacts, interrupted=stopped_early)
+            self.guard.check()  # what follows opens files: with the harness's own limits
             seal = getattr(self._keeper, "seal", None)
             if seal is not None and not self.code_changed:
                 self.code_changed = seal.changed()
@@ -198,6 +199,11 @@ class Execution:
     async def _run_one(self, job: EpisodeJob, queued_at: float, slots: anyio.Semaphore, send: MemoryObjectSendStream) -> None:
         slot = self._idle.pop()  # the semaphore guarantees one is idle
         try:
+            if slot.worker is not None and slot.worker.zygote_gone():  # it died with its zygote
+                with anyio.CancelScope(shield=True):
+                    await slot.worker.kill()
+                    await slot.worker.stream.aclose()
+                slot.worker = None
             if slot.worker is None:  # its last worker failed: a new one, before the clock starts
                 slot.worker = await self._keeper.spawn_worker(slot.number, replacing=True)
             started = time.perf_counter()
@@ -244,6 +250,16 @@ class Execution:
             log.warning("episode.failed", episode_index=row.episode_index, error=row.error)
         if self.on_row is not None:
             self.on_row(row)
+        if self.guard.stuck and self.aborted is None:
+            # Stop as an interrupt does (its row, and every row before, are written first):
+            # a fresh process, --resume, has the limits back and goes on past this episode.
+            self.aborted = (
+                f"an episode lowered the harness's own limits ({', '.join(self.guard.stuck)}) below what it can raise "
+                "again (that takes CAP_SYS_RESOURCE)"
+            )
+            log.error("run.aborted", error=self.aborted)
+            if self._launch_scope is not None:
+                self._launch_scope.cancel()
 
     def _row(
         self,
