@@ -205,3 +205,39 @@ def test_a_vanished_output_directory_stops_the_run(tmp_path: Path):
     assert "the run directory disappeared" in err.strip().splitlines()[-1]
     assert wait_until_no_leftovers(tmp_path) == []
     assert os.path.isdir(tmp_path / "out")
+
+
+def test_a_signal_while_publishing_leaves_the_run_resumable_and_resume_publishes_it(tmp_path: Path, monkeypatch):
+    """SIGTERM arriving as the harness publishes (a CI timeout at the end of a long run): the
+    rows stay, the manifest says the run was interrupted, and --resume publishes it."""
+    from tracecore_perf.errors import ExitCode, stop_on_sigterm
+    from tracecore_perf.run import harness as run_harness
+    from tracecore_perf.run.scenario import DEFAULT_SCENARIO
+    from tracecore_perf.settings import RunSettings
+
+    real_publish = run_harness.publish
+
+    def publish_under_sigterm(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # the real signal, to the real handler, mid-publication
+        return real_publish(*args, **kwargs)
+
+    monkeypatch.setattr(run_harness, "publish", publish_under_sigterm)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    previous = signal.getsignal(signal.SIGTERM)
+    stop_on_sigterm()
+    try:
+        options = run_harness.RunOptions(
+            settings=RunSettings(episodes=4, workers=2), output_dir=str(tmp_path / "out"), scenario=list(DEFAULT_SCENARIO)
+        )
+        outcome = run_harness.start(options, show_progress=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert outcome.exit_code == ExitCode.TERMINATED and outcome.publication is None
+    run_dir = Path(outcome.run_dir)
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
+    assert len((run_dir / "series.jsonl").read_text().splitlines()) == 4
+    assert not list((tmp_path / "out").glob("perf-manifest-*.json"))
+    resumed = harness("--resume", str(run_dir), "--json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    summary = published(tmp_path / "out", "summary")
+    assert summary["status"] == "resumed" and summary["episodes"] == 4 and summary["success_count"] == 4
