@@ -292,3 +292,62 @@ def test_the_default_memory_limit_is_recorded(limited_run: Run):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-v"]))
+
+
+# --- --sandbox: what an episode can still reach -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sandbox_runs(tmp_path_factory) -> dict[bool, Run]:
+    """The probing fixture between toy episodes, with and without --sandbox (without, its
+    escapes must work: else the sandboxed run's denials prove nothing)."""
+    import socket
+
+    runs = {}
+    with socket.create_server(("127.0.0.1", 0)) as server:  # what the episode tries to reach
+        port = str(server.getsockname()[1])
+        for sandbox in (False, True):
+            work = tmp_path_factory.mktemp(f"sandbox-{sandbox}")
+            env = {"HOSTILE_PORT": port, "HOSTILE_VICTIM": str(work / "victim.txt")}
+            rows = [HEALTHY, hostile("sandbox_probing_agent"), HEALTHY, HEALTHY]
+            args = ("--sandbox",) if sandbox else ()
+            runs[sandbox] = run_harness(work, rows, *args, workers=2, limit=60, env=env)
+    return runs
+
+
+def probe_findings(run: Run) -> dict:
+    error = rows_by_index(run)[1]["error"]
+    assert error.startswith("RuntimeError: probe: "), error
+    return json.loads(error.removeprefix("RuntimeError: probe: "))
+
+
+ESCAPES = ("run_dir_writable", "run_dir_readable", "tracecore_writable", "outside_writable", "scratch_root_writable")
+
+
+def test_without_the_sandbox_the_probe_gets_out(sandbox_runs):
+    found = probe_findings(sandbox_runs[False])
+    assert found["own_scratch_writable"] and found["network"] and found["harness_visible"], found
+    assert all(found[name] for name in ESCAPES), found
+
+
+def test_a_sandboxed_episode_reaches_nothing_but_its_scratch_directory(sandbox_runs):
+    run = sandbox_runs[True]
+    assert_ended_and_published(run, exit_code=1)
+    assert_clean(run)
+    found = probe_findings(run)
+    assert found["own_scratch_writable"], found
+    assert not any(found[name] for name in ESCAPES), found
+    assert found["scratch_root_entries"] == 1, found  # its own scratch directory, no sibling's
+    assert not found["harness_visible"] and not found["network"], found
+    assert not list(run.out.glob("run-*/planted-by-fixture.txt")) and not (run.work / "planted-by-fixture.txt").exists()
+    assert_healthy_rows_succeed(run)
+    assert run.artifact("manifest")["sandbox"] is True
+    assert run.leftovers == []
+
+
+def test_sandbox_and_instructions_together_are_refused(tmp_path: Path):
+    run = run_harness(tmp_path, [HEALTHY], "--sandbox", "--instructions", workers=1, limit=60)
+    assert run.returncode == 2, run.tail()
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--sandbox" in lines[0] and "--instructions" in lines[0], run.stderr
+    assert not run.out.exists()

@@ -229,6 +229,7 @@ class Manifest(msgspec.Struct, kw_only=True):
     warmup: int = 0
     warmup_notes: list[str] = msgspec.field(default_factory=list)
     memory_limit: int | None = None  # each episode's RLIMIT_DATA in bytes (None: a run from before the limit)
+    sandbox: bool = False  # each episode in namespaces of its own (--sandbox)
     # instruction mode: episodes counted under Valgrind (their time figures are inflated by it)
     instructions: bool = False
     counting: InstructionCounting | None = None

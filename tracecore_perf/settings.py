@@ -49,6 +49,14 @@ class RunSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
             ge=defaults.MIN_MEMORY_LIMIT_BYTES,
         ),
     ] = defaults.MEMORY_LIMIT_BYTES
+    sandbox: Annotated[
+        bool,
+        _help(
+            "run each episode in its own user, mount, PID and network namespaces: only its scratch directory is "
+            "writable, the run directory is hidden, no process outside its own is visible, no network (Linux; "
+            "costs milliseconds per episode, measured in the README)"
+        ),
+    ] = False
     instructions: Annotated[
         bool,
         _help(

@@ -150,7 +150,7 @@ def check_input(args: argparse.Namespace, given: list[str]):
     check_workers(args.workers)
     check_writable_dir(Path(args.output_dir))
     check_python(args.python)
-    check_instructions(args.instructions, args.isolation)
+    check_instructions(args.instructions, args.isolation, args.sandbox)
     check_memory_limit(args.memory_limit)
     return thresholds, scenario
 

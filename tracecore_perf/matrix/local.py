@@ -30,11 +30,16 @@ def preflight(cells: list[Cell], output_dir: Path) -> None:
         try:
             settings = cell.settings
             check_workers(settings.workers)
-            key = (settings.python, settings.isolation, tuple(cell.rows), settings.instructions)
+            key = (settings.python, settings.isolation, tuple(cell.rows), settings.instructions, settings.sandbox)
             if key not in seen:
                 seen.add(key)
                 harness.preflight(
-                    list(cell.rows), settings.python or default_python(), settings.isolation, output_dir, settings.instructions
+                    list(cell.rows),
+                    settings.python or default_python(),
+                    settings.isolation,
+                    output_dir,
+                    settings.instructions,
+                    settings.sandbox,
                 )
         except UsageError as exc:
             raise UsageError(f"cell {cell.name!r}: {exc}") from None

@@ -63,11 +63,17 @@ def check_python(python: str) -> None:
         raise UsageError(f"--python is not an executable file: {python}")
 
 
-def check_instructions(instructions: bool, isolation: str) -> None:
+def check_instructions(instructions: bool, isolation: str, sandbox: bool = False) -> None:
     """``--instructions`` needs valgrind, and episodes forked from the zygote: a spawned
-    episode execs a fresh interpreter, which callgrind does not follow."""
+    episode execs a fresh interpreter, which callgrind does not follow; a sandboxed one runs
+    in a PID namespace, where callgrind's per-process count files would share names."""
     if not instructions:
         return
+    if sandbox:
+        raise UsageError(
+            "--instructions cannot count sandboxed episodes: callgrind names each count file by process id, "
+            "which every PID namespace starts again at 1 (drop --sandbox or --instructions)"
+        )
     if isolation == "spawn":
         raise UsageError("--instructions counts episodes forked from the warmed zygote; it cannot be used with --isolation spawn")
     import shutil

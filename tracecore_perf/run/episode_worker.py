@@ -259,6 +259,7 @@ def probe(request: dict) -> dict:
     import agent_bench
 
     return {
+        "sandbox_error": _sandbox().probe() if request.get("sandbox") else None,
         "executable": sys.executable,
         "tracecore_dir": os.path.dirname(os.path.abspath(agent_bench.__file__)),
         "python_version": sys.version.split()[0],
@@ -517,6 +518,8 @@ class Worker(_Role):
                 # A fresh working directory per episode, outside the run directory: nothing
                 # one episode leaves in its cwd is seen by another.
                 scratch = tempfile.mkdtemp(prefix="ep-", dir=command.get("scratch_root"))
+                if command.get("sandbox"):
+                    _sandbox()  # loaded here, once per worker: its episodes inherit it
                 sys.stdout.flush()
                 sys.stderr.flush()
                 return EpisodeFork(command, scratch)
@@ -541,6 +544,10 @@ class Worker(_Role):
         os.closerange(RESULT_FD + 1, _fd_limit())
         os.chdir(fork.scratch)
         _bound_memory(fork.job.get("memory_limit"))
+        if fork.job.get("sandbox"):  # returns only in the sandboxed episode
+            _sandbox().enter(
+                fork.scratch, fork.job.get("scratch_root") or os.path.dirname(fork.scratch), fork.job.get("sandbox_hidden") or []
+            )
 
     def supervise(self, pid: int, fork: EpisodeFork) -> None:
         """In the worker, once the episode process is forked: watch it to its end, clean up
@@ -655,6 +662,23 @@ class Worker(_Role):
                 user += usage.ru_utime
                 system += usage.ru_stime
         return count, user, system
+
+
+_sandbox_module = None
+
+
+def _sandbox():
+    """episode_sandbox.py (``--sandbox``), loaded by path like this file, on first use."""
+    global _sandbox_module
+    if _sandbox_module is None:
+        import importlib.util
+
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "episode_sandbox.py")
+        spec = importlib.util.spec_from_file_location("tracecore_perf_episode_sandbox", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _sandbox_module = module
+    return _sandbox_module
 
 
 def _bound_memory(limit: int | None) -> None:

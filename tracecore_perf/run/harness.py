@@ -104,12 +104,13 @@ async def _start_zygote(
     return keeper
 
 
-async def validate(zygote: ZygoteProcess, python: str, scenario: list[ScenarioRow]) -> Validated:
-    """Resolve every agent and task ref with the interpreter that will run the episodes.
-    Raises UsageError naming the first problem; writes nothing."""
+async def validate(zygote: ZygoteProcess, python: str, scenario: list[ScenarioRow], sandbox: bool = False) -> Validated:
+    """Resolve every agent and task ref with the interpreter that will run the episodes (and,
+    with ``sandbox``, check that episodes can be sandboxed here). Raises UsageError naming the
+    first problem; writes nothing."""
     try:
         answer = await zygote.probe(
-            os.getcwd(), sorted({row.agent for row in scenario}), sorted({row.task_ref for row in scenario})
+            os.getcwd(), sorted({row.agent for row in scenario}), sorted({row.task_ref for row in scenario}), sandbox
         )
     except WorkerFailed as exc:
         raise UsageError(f"{python} could not check the scenario: {exc}") from None
@@ -123,6 +124,8 @@ async def validate(zygote: ZygoteProcess, python: str, scenario: list[ScenarioRo
     for ref, verdict in result["tasks"].items():
         if not verdict["ok"]:
             raise UsageError(f"bad task ref {ref!r}: {verdict['error']}")
+    if result.get("sandbox_error"):
+        raise UsageError(result["sandbox_error"])
     if zygote.callgrind_dir is not None and not _counted_besides(zygote, zygote.callgrind_dir):
         raise UsageError(
             f"--instructions: {python} does not run under valgrind, so no episode would be counted "
@@ -151,18 +154,23 @@ def _counted_besides(zygote: ZygoteProcess, callgrind_dir: str) -> bool:
 
 
 def preflight(
-    scenario: list[ScenarioRow], python: str, isolation: IsolationMode, output_dir: Path, instructions: bool = False
+    scenario: list[ScenarioRow],
+    python: str,
+    isolation: IsolationMode,
+    output_dir: Path,
+    instructions: bool = False,
+    sandbox: bool = False,
 ) -> Validated:
     """All of a run's input checks, standalone: for callers that validate several runs
     before starting any (``ab`` checks both interpreters first)."""
     check_writable_dir(output_dir)
     check_python(python)
-    check_instructions(instructions, isolation)
+    check_instructions(instructions, isolation, sandbox)
 
     async def main() -> Validated:
         keeper = await _start_zygote(python, isolation, scenario, instructions=instructions)
         try:
-            return await validate(await keeper.current(), python, scenario)
+            return await validate(await keeper.current(), python, scenario, sandbox)
         finally:
             with anyio.CancelScope(shield=True):
                 await keeper.close()
@@ -196,12 +204,12 @@ def start(
     check_workers(settings.workers)
     check_writable_dir(output_dir)
     check_python(settings.python)
-    check_instructions(settings.instructions, settings.isolation)
+    check_instructions(settings.instructions, settings.isolation, settings.sandbox)
     check_memory_limit(settings.memory_limit)
     busy = busy or BusyProbe()  # watches the host while the zygote starts and we validate
 
     async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest]:
-        checked = await validate(zygote, settings.python, options.scenario)
+        checked = await validate(zygote, settings.python, options.scenario, settings.sandbox)
         host = host_context(busy, own_processes=(zygote.process.pid,))
         if not host.quiet:
             log.warning("host.busy", reason=host.quiet_reason, advice="figures from a busy host are noisy")
@@ -243,6 +251,7 @@ def start(
             instructions=settings.instructions,
             counting=_counting() if settings.instructions else None,
             memory_limit=settings.memory_limit,
+            sandbox=settings.sandbox,
         )
         return run_dir, manifest
 
@@ -281,14 +290,14 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
     settings = recorded(manifest)  # the run goes on as it began
     python = settings.python
     check_python(python)
-    check_instructions(settings.instructions, settings.isolation)
+    check_instructions(settings.instructions, settings.isolation, settings.sandbox)
     # Validate what the episodes will load (resolved when the run began), wherever we are now.
     resolved = [
         ScenarioRow(agent=manifest.agents.get(r.agent, r.agent), task_ref=r.task_ref, seed=r.seed) for r in manifest.scenario
     ]
 
     async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest]:
-        checked = await validate(zygote, python, resolved)
+        checked = await validate(zygote, python, resolved, settings.sandbox)
         manifest.interpreter.tracecore_dir = manifest.interpreter.tracecore_dir or checked.interpreter.tracecore_dir
         # Artifacts of episodes killed in flight when the last attempt died belong to no
         # row: out of the way, so this attempt's evidence check starts clean.
@@ -389,6 +398,7 @@ def _execute(
                 on_row=bar.advance,
                 guard=guard,
                 memory_limit=manifest.memory_limit,
+                sandbox=manifest.sandbox,
             )
             context["execution"] = execution
             await execution.run(plan(manifest.scenario, manifest.episodes, skip), manifest.episodes)

@@ -125,6 +125,7 @@ class WorkerProcess:
         strict_spec: bool,
         output_cap: int,
         memory_limit: int | None = None,
+        sandbox: bool = False,
     ) -> tuple[Done, bool]:
         """Run one episode (``agent_path``: the file the episode process loads; ``agent_label``:
         the name its artifact records). Returns the worker's account and whether the harness
@@ -142,6 +143,9 @@ class WorkerProcess:
                 log_path=str(log_path),
                 output_cap=output_cap,
                 memory_limit=memory_limit,
+                sandbox=sandbox,
+                # the run directory out of the episode's sight, unless its scratch lies inside
+                sandbox_hidden=[str(runs_dir.parents[1])] if sandbox and runs_dir.parents[1] not in scratch_root.parents else [],
             )
         )
         done = None
@@ -335,9 +339,10 @@ class ZygoteProcess:
         lines = self.startup_log.read().decode(errors="replace").strip().splitlines()
         return lines[-1] if lines else f"exited with code {self.process.returncode}"
 
-    async def probe(self, cwd: str, agents: list[str], task_refs: list[str]) -> CallDone:
-        """Resolve agents and task refs in a forked child of the zygote."""
-        command = protocol.Probe(cwd=cwd, agents=agents, task_refs=task_refs, deadline_s=CALL_DEADLINE_S)
+    async def probe(self, cwd: str, agents: list[str], task_refs: list[str], sandbox: bool = False) -> CallDone:
+        """Resolve agents and task refs in a forked child of the zygote (``sandbox``: and
+        whether episodes can be sandboxed here)."""
+        command = protocol.Probe(cwd=cwd, agents=agents, task_refs=task_refs, deadline_s=CALL_DEADLINE_S, sandbox=sandbox)
         return await self._request(command, CallDone, deadline=CALL_DEADLINE_S + 10)
 
     async def metrics(self, run_dir: Path, limit: int) -> CallDone:

@@ -74,6 +74,7 @@ class Execution:
         on_row: Callable[[EpisodeRow], None] | None = None,
         guard: LimitGuard | None = None,
         memory_limit: int | None = None,
+        sandbox: bool = False,
     ) -> None:
         self.run_dir = run_dir
         self.workers = workers
@@ -96,6 +97,7 @@ class Execution:
         self.code_changed: list[str] = []  # files episodes load that changed (the run stopped: tainted)
         self.guard = guard or LimitGuard()
         self.memory_limit = memory_limit
+        self.sandbox = sandbox
         # episodes whose worker died with its zygote (which another episode may have killed):
         # run again once, alone, after the batch; those already run again
         self._lost: list[EpisodeJob] = []
@@ -219,6 +221,7 @@ class Execution:
                     strict_spec=self.strict_spec,
                     output_cap=self.output_cap,
                     memory_limit=self.memory_limit,
+                    sandbox=self.sandbox,
                 )
                 failure = None
             except WorkerFailed as exc:

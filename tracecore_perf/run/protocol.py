@@ -55,6 +55,7 @@ class Probe(_Command, tag="probe"):
     agents: list[str]
     task_refs: list[str]
     deadline_s: float
+    sandbox: bool = False  # also try the namespaces --sandbox needs
 
 
 class Metrics(_Command, tag="metrics"):
@@ -100,6 +101,8 @@ class Run(_Command, tag="run"):
     log_path: str
     output_cap: int
     memory_limit: int | None = None  # the episode process's RLIMIT_DATA, bytes
+    sandbox: bool = False  # namespaces of its own (episode_sandbox.py)
+    sandbox_hidden: list[str] = []  # paths it must not see (the run directory)
 
 
 class Kill(_Command, tag="kill"):

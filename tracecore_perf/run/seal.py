@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 from tracecore_perf.run.spawn import WORKER_SCRIPT
 
-HARNESS_FILES = (WORKER_SCRIPT, WORKER_SCRIPT.with_name("episode_worker.py"))
+HARNESS_FILES = (WORKER_SCRIPT, WORKER_SCRIPT.with_name("episode_worker.py"), WORKER_SCRIPT.with_name("episode_sandbox.py"))
 
 
 def _digest(path: str) -> str | None:
