@@ -138,9 +138,7 @@ def main(argv: list[str]) -> int:
         f"fork() in the parent {med(p for _, _, p in forked) * 1e3:.2f} ms"
     )
     print(f"fork + exit: CPU {bare_ms:.2f} ms in the child, minor faults {bare_faults:.0f}")
-    print(
-        f"second in a fork: CPU {med(c for c, _ in second) * 1e3:.2f} ms/episode, minor faults {med(f for _, f in second):.0f}"
-    )
+    print(f"second in a fork: CPU {med(c for c, _ in second) * 1e3:.2f} ms/episode, minor faults {med(f for _, f in second):.0f}")
     extra_ms = fork_ms - work_ms - bare_ms
     extra_faults = fork_faults - work_faults - bare_faults
     per_fault = f"{extra_ms / extra_faults * 1e3:.1f} us" if extra_faults > 0 else "n/a"

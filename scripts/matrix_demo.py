@@ -90,8 +90,22 @@ def main() -> int:
         "cell_seconds_total": round(busy, 2),
         "ok": payload["ok"],
         "cells": [
-            {k: c[k] for k in ("name", "status", "node", "started_at", "finished_at", "throughput_eps",
-                               "p50_wall_clock_s", "p95_wall_clock_s", "failure_count", "episodes", "attempt")}
+            {
+                k: c[k]
+                for k in (
+                    "name",
+                    "status",
+                    "node",
+                    "started_at",
+                    "finished_at",
+                    "throughput_eps",
+                    "p50_wall_clock_s",
+                    "p95_wall_clock_s",
+                    "failure_count",
+                    "episodes",
+                    "attempt",
+                )
+            }
             for c in cells
         ],  # fmt: skip
         "comparisons": [{k: c[k] for k in ("baseline", "current", "verdict", "refused")} for c in matrix["comparisons"]],

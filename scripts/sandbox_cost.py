@@ -50,7 +50,10 @@ def main() -> int:
                 for sandbox in (False, True) if pair % 2 == 0 else (True, False):
                     cpu, wall = run(Path(tmp) / f"{pair}-{int(sandbox)}", args.episodes, sandbox)
                     figures[sandbox].append((cpu, wall))
-                    print(f"pair {pair + 1}: {'sandbox' if sandbox else 'plain':8} cpu {cpu:6.2f} ms  wall {wall:6.2f} ms", flush=True)
+                    print(
+                        f"pair {pair + 1}: {'sandbox' if sandbox else 'plain':8} cpu {cpu:6.2f} ms  wall {wall:6.2f} ms",
+                        flush=True,
+                    )
     finally:
         if burner is not None:
             burner.kill()
@@ -58,8 +61,12 @@ def main() -> int:
     plain_cpu, plain_wall = (statistics.median(f[i] for f in figures[False]) for i in (0, 1))
     boxed_cpu, boxed_wall = (statistics.median(f[i] for f in figures[True]) for i in (0, 1))
     print(f"per episode, median of {args.pairs} runs of {args.episodes} episodes each:")
-    print(f"  tree CPU  plain {plain_cpu:6.2f} ms  sandbox {boxed_cpu:6.2f} ms  +{boxed_cpu - plain_cpu:5.2f} ms  x{boxed_cpu / plain_cpu:.2f}")
-    print(f"  wall      plain {plain_wall:6.2f} ms  sandbox {boxed_wall:6.2f} ms  +{boxed_wall - plain_wall:5.2f} ms  x{boxed_wall / plain_wall:.2f}")
+    print(
+        f"  tree CPU  plain {plain_cpu:6.2f} ms  sandbox {boxed_cpu:6.2f} ms  +{boxed_cpu - plain_cpu:5.2f} ms  x{boxed_cpu / plain_cpu:.2f}"
+    )
+    print(
+        f"  wall      plain {plain_wall:6.2f} ms  sandbox {boxed_wall:6.2f} ms  +{boxed_wall - plain_wall:5.2f} ms  x{boxed_wall / plain_wall:.2f}"
+    )
     return 0
 
 

@@ -134,10 +134,11 @@ def test_machine_class_mismatch_is_loud(runs, tmp_path):
         (lambda m: m.update(workers=8), "workers 8 vs 2"),
         (lambda m: m.update(isolation="spawn"), "isolation spawn vs forkserver"),
         (lambda m: m.update(strict_spec=not m["strict_spec"]), "strict spec"),
+        (lambda m: m.update(sandbox=True), "sandbox True vs False"),
         (lambda m: m["scenario"][0].update(seed=99), "scenario rows 1 vs 1; only the baseline has"),
         (lambda m: m["scenario"].append({**m["scenario"][0], "seed": 5}), "scenario rows 2 vs 1"),
     ],
-    ids=["workers", "isolation", "strict-spec", "scenario-seed", "scenario-extra-row"],
+    ids=["workers", "isolation", "strict-spec", "sandbox", "scenario-seed", "scenario-extra-row"],
 )
 def test_runs_set_up_differently_are_refused_in_one_line(runs, tmp_path, edit, named):
     manifest_path = _copy_run(runs["base"], tmp_path)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from tracecore_perf.cli.args import PROG
+from tracecore_perf.files import write_atomic
 from tracecore_perf.history.models import HistoryVerdict
 from tracecore_perf.published import PublishedRun
 from tracecore_perf.verdicts.models import LOUD_WARNINGS, Comparison, Verdict
@@ -21,7 +22,7 @@ def emit(fmt: str, result: Verdict | Comparison | HistoryVerdict, junit_file: Pa
     out = stream or sys.stdout
     rendered = render(fmt, result)
     if isinstance(rendered, bytes):  # junit: a file, and one line saying where it went
-        junit_file.write_bytes(rendered)
+        write_atomic(junit_file, rendered)  # never through a link planted at its name
         out.write(f"{'pass' if result.ok else 'FAIL'}: JUnit report written to {junit_file}\n")
         return
     out.write(rendered)

@@ -327,7 +327,12 @@ def setup_differences(base: Manifest, cur: Manifest) -> list[str]:
     """How two runs were set up differently, in words; empty when they compare like with like."""
     differences = [
         f"{label} {getattr(base, field)} vs {getattr(cur, field)}"
-        for field, label in (("workers", "workers"), ("isolation", "isolation"), ("strict_spec", "strict spec"))
+        for field, label in (
+            ("workers", "workers"),
+            ("isolation", "isolation"),
+            ("strict_spec", "strict spec"),
+            ("sandbox", "sandbox"),  # two more forks and the namespaces' set-up per episode
+        )
         if getattr(base, field) != getattr(cur, field)
     ]
     rows_base = [(r.agent, r.task_ref, r.seed) for r in base.scenario]
