@@ -58,15 +58,11 @@ def main() -> int:
         if burner is not None:
             burner.kill()
             burner.wait()
-    plain_cpu, plain_wall = (statistics.median(f[i] for f in figures[False]) for i in (0, 1))
-    boxed_cpu, boxed_wall = (statistics.median(f[i] for f in figures[True]) for i in (0, 1))
     print(f"per episode, median of {args.pairs} runs of {args.episodes} episodes each:")
-    print(
-        f"  tree CPU  plain {plain_cpu:6.2f} ms  sandbox {boxed_cpu:6.2f} ms  +{boxed_cpu - plain_cpu:5.2f} ms  x{boxed_cpu / plain_cpu:.2f}"
-    )
-    print(
-        f"  wall      plain {plain_wall:6.2f} ms  sandbox {boxed_wall:6.2f} ms  +{boxed_wall - plain_wall:5.2f} ms  x{boxed_wall / plain_wall:.2f}"
-    )
+    for label, index in (("tree CPU", 0), ("wall", 1)):
+        plain = statistics.median(f[index] for f in figures[False])
+        boxed = statistics.median(f[index] for f in figures[True])
+        print(f"  {label:8}  plain {plain:6.2f} ms  sandbox {boxed:6.2f} ms  +{boxed - plain:5.2f} ms  x{boxed / plain:.2f}")
     return 0
 
 
