@@ -15,6 +15,7 @@ and never opens it, so nothing is written through and nothing is waited on.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import stat
 import tempfile
@@ -76,6 +77,17 @@ def read_regular(path: Path, limit: int = 64 * 1024 * 1024) -> bytes:
         if info.st_size > limit:
             raise OSError(27, f"larger than {limit} bytes", str(path))
         return fh.read(limit + 1)
+
+
+def sha256_of(path: str | Path) -> bytes | None:
+    """SHA-256 of a regular file's bytes, never through a link nor blocking on a FIFO; None
+    when nothing, or something other than a regular file, is at ``path``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with open(fd, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").digest() if stat.S_ISREG(os.fstat(fd).st_mode) else None
 
 
 def open_append(path: Path):

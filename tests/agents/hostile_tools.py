@@ -68,6 +68,17 @@ def tamper_runs(fixture: str, tamper: Callable[[str], str]) -> None:
         print(tamper(run_dir), flush=True)
 
 
+def publishing_names(run_dir: str) -> list[str]:
+    """The names the run publishes to, and the temporary names it used to write them through:
+    ``<output>/perf-<kind>-<stamp>.json``, ``<output>/.perf-<kind>-<stamp>.json.tmp`` and
+    ``run-<stamp>/.manifest.json.tmp``."""
+    out, stamp = os.path.dirname(run_dir), os.path.basename(run_dir).removeprefix("run-")
+    names = [os.path.join(run_dir, ".manifest.json.tmp")]
+    for kind in ("manifest", "summary", "metrics", "series", "samples"):
+        names += [os.path.join(out, f".perf-{kind}-{stamp}.json.tmp"), os.path.join(out, f"perf-{kind}-{stamp}.json")]
+    return names
+
+
 def delete_in_runs(fixture: str, name: str, remove: Callable[[str], object] = os.remove) -> None:
     """Delete ``name`` in each run directory of ``fixture``'s run with ``remove`` (os.remove, for
     a file; shutil.rmtree for a folder), saying so on stdout."""

@@ -9,14 +9,10 @@ from pathlib import Path
 from agent_bench.agents.toy_agent import ToyAgent
 
 tools = runpy.run_path(Path(__file__).resolve().with_name("hostile_tools.py"))
-KINDS = ("manifest", "summary", "metrics", "series", "samples")
 
 
 def plant(run_dir: str) -> str:
-    out, stamp = os.path.dirname(run_dir), os.path.basename(run_dir).removeprefix("run-")
-    names = [os.path.join(run_dir, ".manifest.json.tmp")]
-    for kind in KINDS:
-        names += [os.path.join(out, f".perf-{kind}-{stamp}.json.tmp"), os.path.join(out, f"perf-{kind}-{stamp}.json")]
+    names = tools["publishing_names"](run_dir)
     for name in names:
         if not os.path.lexists(name):
             os.mkfifo(name)

@@ -25,7 +25,6 @@ Whatever the check finds, and a check that cannot complete, makes the run ``tain
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import tempfile
@@ -33,7 +32,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from tracecore_perf.files import foreign_at
+from tracecore_perf.files import foreign_at, sha256_of
 from tracecore_perf.models import Integrity
 from tracecore_perf.run.rundir import MANIFEST, RunDir
 from tracecore_perf.run.writer import Ledger, Ledgers
@@ -244,15 +243,6 @@ def check_artifacts(run_dir: RunDir, sealed: dict[str, bytes | None], *, interru
     return report
 
 
-def _sha256(path: str) -> bytes | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with open(fd, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").digest() if stat.S_ISREG(os.fstat(fd).st_mode) else None
-
-
 def _check_artifacts(
     run_dir: RunDir, sealed: dict[str, bytes | None], interrupted: bool, verify: bool, report: Integrity
 ) -> None:
@@ -271,7 +261,7 @@ def _check_artifacts(
             if entry.name.endswith(".json") and run_id in sealed and entry.is_file(follow_symlinks=False):
                 present += 1
                 digest = sealed[run_id]
-                if verify and digest is not None and _sha256(entry.path) != digest:
+                if verify and digest is not None and sha256_of(entry.path) != digest:
                     altered.append(entry)
             else:
                 strangers.append(entry)

@@ -17,26 +17,13 @@ Hashing TraceCore 1.1.3's package (131 files, 1.6 MB) takes a few milliseconds.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
 from collections.abc import Iterable
 
+from tracecore_perf.files import sha256_of
 from tracecore_perf.run.spawn import WORKER_SCRIPT
 
 HARNESS_FILES = (WORKER_SCRIPT, WORKER_SCRIPT.with_name("episode_worker.py"), WORKER_SCRIPT.with_name("episode_sandbox.py"))
-
-
-def _digest(path: str) -> str | None:
-    """SHA-256 of a regular file's bytes; None when it is absent or not a regular file."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with open(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _package_files(package_dir: str) -> list[str]:
@@ -52,17 +39,17 @@ class CodeSeal:
 
     def __init__(self, agent_files: Iterable[str], package_dir: str | None) -> None:
         self.package_dir = package_dir
-        self.files: dict[str, str | None] = {}
+        self.files: dict[str, bytes | None] = {}
         for path in [*sorted(set(agent_files)), *map(str, HARNESS_FILES)]:
-            self.files[path] = _digest(path)
+            self.files[path] = sha256_of(path)
         if package_dir:
             for path in _package_files(package_dir):
-                self.files[path] = _digest(path)
+                self.files[path] = sha256_of(path)
 
     def changed(self) -> list[str]:
         """Each sealed file that is now different, gone or no longer a regular file, and each
         file that appeared in the package since (a planted module or ``.pyc``)."""
-        found = [path for path, digest in self.files.items() if _digest(path) != digest]
+        found = [path for path, digest in self.files.items() if sha256_of(path) != digest]
         if self.package_dir:
             found += [path for path in _package_files(self.package_dir) if path not in self.files]
         return found
