@@ -195,6 +195,7 @@ class Execution:
                 job = self._lost.pop(0)
                 self._rerun.add(job.episode_index)
                 log.warning("episode.rerun", episode_index=job.episode_index, reason="its worker died with the zygote")
+                await self._settle_zygote()
                 await slots.acquire()
                 await self._run_one(job, time.perf_counter(), slots, send)
 
@@ -263,6 +264,16 @@ class Execution:
             log.error("run.aborted", error=self.aborted)
             if self._launch_scope is not None:
                 self._launch_scope.cancel()
+
+    async def _settle_zygote(self) -> None:
+        """Before an episode runs again alone: a round trip with the zygote. The episode before
+        may have sent it a SIGKILL that has not landed yet (a loaded host); a process with a
+        SIGKILL pending runs no more of its own code, so a zygote that answers is not dying, and
+        one that does not is replaced before the episode's worker is chosen."""
+        try:
+            await (await self._keeper.current()).reap()
+        except WorkerFailed:
+            pass  # marked unusable: the next worker comes from a new zygote
 
     def _row(
         self,
