@@ -270,10 +270,8 @@ class Execution:
         may have sent it a SIGKILL that has not landed yet (a loaded host); a process with a
         SIGKILL pending runs no more of its own code, so a zygote that answers is not dying, and
         one that does not is replaced before the episode's worker is chosen."""
-        try:
+        with contextlib.suppress(WorkerFailed):  # then marked unusable: the next worker comes from a new zygote
             await (await self._keeper.current()).reap()
-        except WorkerFailed:
-            pass  # marked unusable: the next worker comes from a new zygote
 
     def _row(
         self,
