@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import msgspec
@@ -68,11 +69,13 @@ def _done(report: bytes, runs_dir: str | None) -> protocol.Done:
 def test_a_finished_report_becomes_a_done_with_the_artifact_placed_in_the_run(tmp_path):
     artifact = {"run_id": "r1", "success": True, "action_trace": [{"llm_trace": [{"request": {"prompt": "ab"}}]}]}
     report = {"completed": True, "episode_s": 0.5, "run_id": "r1", "artifact": artifact}
-    done = _done(json.dumps(report).encode(), str(tmp_path))
+    runs = tmp_path / ".agent_bench" / "runs"  # as in a run directory (made by the worker if missing)
+    done = _done(json.dumps(report).encode(), str(runs))
     assert done.artifact is not None and done.artifact.success and done.artifact.llm_trace_entries == 1
     assert done.artifact.artifact_bytes == len(json.dumps(artifact, sort_keys=True).encode())
     assert "artifact" not in done.result  # the harness gets the facts, not the artifact
-    placed = (tmp_path / "r1.json").read_bytes()
+    placed = (runs / "r1.json").read_bytes()
+    assert done.artifact.sha256 == hashlib.sha256(placed).hexdigest()
     assert placed == json.dumps(artifact, ensure_ascii=False, indent=2).encode()  # persist_run's format
     assert done.artifact.file_bytes == len(placed)
 
@@ -81,15 +84,16 @@ def test_the_spec_check_and_the_agents_name_are_the_workers_never_the_episodes(t
     # An episode that claims its artifact passed the spec check: the worker checks it itself.
     artifact = {"run_id": "r2", "success": True, "agent": "/abs/agents/toy_agent.py", "agent_ref": "/abs/agents/toy_agent.py"}
     report = {"completed": True, "episode_s": 0.5, "run_id": "r2", "artifact": artifact, "spec_errors": []}
+    runs = tmp_path / ".agent_bench" / "runs"
     job = {
-        "runs_dir": str(tmp_path),
+        "runs_dir": str(runs),
         "strict_spec": True,
         "agent": "/abs/agents/toy_agent.py",
         "agent_label": "agents/toy_agent.py",
     }
     message = episode_worker._check_report(bytearray(json.dumps(report).encode()), job)
     assert message["result"]["spec_errors"], "TraceCore's spec check finds a bare artifact wanting"
-    placed = json.loads((tmp_path / "r2.json").read_text())
+    placed = json.loads((runs / "r2.json").read_text())
     assert placed["agent"] == placed["agent_ref"] == "agents/toy_agent.py"  # recorded under the name given
     # without --strict-spec there is no spec verdict at all, whatever the episode says
     report["run_id"] = artifact["run_id"] = "r3"
@@ -142,11 +146,29 @@ def test_a_claim_without_its_artifact_is_unverified_and_places_nothing(tmp_path)
 
 
 def test_an_artifact_already_in_the_run_is_never_overwritten(tmp_path):
-    (tmp_path / "r1.json").write_text("theirs")
+    runs = tmp_path / ".agent_bench" / "runs"
+    runs.mkdir(parents=True)
+    (runs / "r1.json").write_text("theirs")
     report = {"completed": True, "episode_s": 0.1, "run_id": "r1", "artifact": {"run_id": "r1", "success": True}}
-    done = _done(json.dumps(report).encode(), str(tmp_path))
+    done = _done(json.dumps(report).encode(), str(runs))
     assert done.artifact is None and "already holds" in done.artifact_error
-    assert (tmp_path / "r1.json").read_text() == "theirs"
+    assert (runs / "r1.json").read_text() == "theirs"
+
+
+@pytest.mark.parametrize("replaced", [".agent_bench", "runs"])
+def test_an_artifact_is_never_placed_through_a_link_in_a_folders_place(tmp_path, replaced):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run_dir = tmp_path / "run-x"
+    (run_dir / ".agent_bench").mkdir(parents=True)
+    link = run_dir / ".agent_bench" if replaced == ".agent_bench" else run_dir / ".agent_bench" / "runs"
+    if replaced == ".agent_bench":
+        (run_dir / ".agent_bench").rmdir()
+    link.symlink_to(elsewhere, target_is_directory=True)
+    report = {"completed": True, "episode_s": 0.1, "run_id": "r1", "artifact": {"run_id": "r1", "success": True}}
+    done = _done(json.dumps(report).encode(), str(run_dir / ".agent_bench" / "runs"))
+    assert done.artifact is None and "a link or a file stands in a folder's place" in done.artifact_error
+    assert list(elsewhere.rglob("*")) == []
 
 
 @pytest.mark.slow

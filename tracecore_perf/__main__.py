@@ -2,7 +2,12 @@ import atexit
 import os
 import sys
 
-from tracecore_perf.cli import main
+# `python -m` puts the working directory first on sys.path. Episodes run as the same user and
+# can drop a module there that the harness would import later (matplotlib, numpy and scipy
+# import modules lazily, after the run, for --report): nothing is imported from it.
+sys.path[:] = [entry for entry in sys.path if entry not in ("", os.getcwd())]
+
+from tracecore_perf.cli import main  # noqa: E402 - after the working directory left sys.path
 
 code = main()
 # Everything the command writes is written and closed by now. What is left is the

@@ -173,6 +173,7 @@ class Interpreter(msgspec.Struct, kw_only=True):
     tracecore_version: str
     python_build: str = ""  # sys.version in full: build date and compiler (instruction counts depend on them)
     tracecore_dir: str = ""  # the agent_bench package episodes import (its files are under seal during the run)
+    site_dirs: list[str] = msgspec.field(default_factory=list)  # where it starts from (.pth files under seal)
 
 
 class InstructionCounting(msgspec.Struct, kw_only=True):

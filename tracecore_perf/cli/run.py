@@ -170,7 +170,7 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
     if args.resume is not None:
         outcome = harness.resume(args.resume, output_cap=args.output_cap, show_progress=show_progress)
         if outcome.publication is None and outcome.stopped is None:
-            print(f"{PROG}: run already complete, nothing to resume: {args.resume}", file=sys.stderr)
+            print(f"{PROG}: run already published, nothing to resume: {args.resume}", file=sys.stderr)
             return outcome.exit_code
     else:
         options = harness.RunOptions(

@@ -1,4 +1,4 @@
-"""``--sandbox``: each episode in its own user, mount, PID and network namespaces.
+"""``--sandbox``: each episode in its own user, mount, IPC, PID and network namespaces.
 
 Standard library only (ctypes for the system calls), like ``episode_worker.py``, which loads
 this file by path in a worker the first time a job asks for the sandbox, so every episode
@@ -10,16 +10,19 @@ what it always saw, with the CPU time of every process of the sandbox summed in.
 
 The steps, in order (the first needs a single-threaded process, which a forked child is):
 
-1. ``unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWNET)``; the user namespace owns
-   the others, so this works without privileges where the kernel allows unprivileged user
-   namespaces. ``setgroups`` = deny, then our uid and gid mapped to themselves.
+1. ``unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWPID|CLONE_NEWNET)``; the user
+   namespace owns the others, so this works without privileges where the kernel allows
+   unprivileged user namespaces (System V shared memory and queues become its own).
+   ``setgroups`` = deny, then our uid and gid mapped to themselves.
 2. ``fork``: a new PID namespace takes effect for children only. The child is process 1 of
    it (its init); the caller waits for it and mirrors its end (:func:`_wait_and_mirror`).
 3. In the init: die with the caller (PDEATHSIG), mounts private, a fresh ``/proc`` (it shows
    only this namespace's processes), an empty tmpfs over the scratch root with only this
    episode's scratch directory bound back, an empty read-only tmpfs over each hidden path
-   (the run directory), the whole tree read-only in one ``mount_setattr`` (Linux >= 5.12;
-   older kernels remount each mount read-only) but the scratch directory, loopback up
+   (the run directory), a ``/dev`` of a few harmless devices (null, zero, full, random,
+   urandom, tty; no disk, no kernel log) and an empty ``/dev/shm``, the whole tree read-only
+   in one ``mount_setattr`` (Linux >= 5.12; older kernels remount each mount read-only) but
+   the scratch directory, loopback up
    (nothing else: no network), ``TMPDIR`` and ``HOME`` in the scratch directory, every
    capability dropped (else the episode, root in its namespace, could unmount what hides
    the run directory), ``no_new_privs``.
@@ -40,10 +43,13 @@ import socket
 import struct
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
-NAMESPACES = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET
+NAMESPACES = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET
+# the device nodes an episode keeps: /dev is otherwise an empty tmpfs (no disks, no kernel log)
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 1 << 18
@@ -193,6 +199,7 @@ def enter(scratch: str, scratch_root: str, hidden: list[str]) -> None:
         for path in map(os.path.realpath, hidden):
             if os.path.isdir(path):
                 _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=000")
+        _minimal_dev()
         _read_only_but(scratch)
         _loopback_up()
         os.chdir(scratch)  # the old working directory is the read-only one under the mounts
@@ -205,6 +212,26 @@ def enter(scratch: str, scratch_root: str, hidden: list[str]) -> None:
     if episode:
         _init(episode, status_write)  # never returns
     os.close(status_write)
+
+
+def _minimal_dev() -> None:
+    """A tmpfs over /dev with the harmless devices bound back, /dev/fd and the std streams
+    as links into /proc, and an empty /dev/shm (read-only with the rest)."""
+    present = [name for name in DEVICES if os.path.exists(f"/dev/{name}")]
+    keep = {name: os.open(f"/dev/{name}", os.O_PATH | os.O_CLOEXEC) for name in present}
+    try:
+        _mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=755")
+        for name, fd in keep.items():
+            with open(f"/dev/{name}", "w"):
+                pass
+            _mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, MS_BIND)
+    finally:
+        for fd in keep.values():
+            os.close(fd)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1")):
+        os.symlink(target, f"/dev/{name}")
+    os.symlink("/proc/self/fd/2", "/dev/stderr")
+    os.mkdir("/dev/shm")
 
 
 def _read_only_but(scratch: str) -> None:

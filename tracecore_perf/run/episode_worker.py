@@ -24,6 +24,7 @@ episode ends. The harness owns the policy (when to kill).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -258,16 +259,41 @@ def probe(request: dict) -> dict:
         version = "unknown"
     import agent_bench
 
+    tracecore_dir = os.path.dirname(os.path.abspath(agent_bench.__file__))
+    _compile_package(tracecore_dir)
     return {
         "sandbox_error": _sandbox().probe() if request.get("sandbox") else None,
         "executable": sys.executable,
-        "tracecore_dir": os.path.dirname(os.path.abspath(agent_bench.__file__)),
+        "tracecore_dir": tracecore_dir,
+        "site_dirs": _site_dirs(),
         "python_version": sys.version.split()[0],
         "python_build": " ".join(sys.version.split()),
         "tracecore_version": version,
         "agents": agents,
         "tasks": tasks,
     }
+
+
+def _compile_package(package_dir: str) -> None:
+    """Byte-compile TraceCore's package where its ``.pyc`` files are missing, as ``pip install``
+    does: the run seals them, and one written by an import during the run would read as a
+    change. Not when this interpreter is told not to write bytecode."""
+    if sys.dont_write_bytecode:
+        return
+    import compileall
+
+    with contextlib.suppress(OSError):
+        compileall.compile_dir(package_dir, quiet=2)
+
+
+def _site_dirs() -> list[str]:
+    """The site directories this interpreter starts from (their .pth files run at start-up)."""
+    import site
+
+    folders = list(getattr(site, "getsitepackages", list)())
+    if site.ENABLE_USER_SITE:
+        folders.append(site.getusersitepackages())
+    return [folder for folder in dict.fromkeys(folders) if os.path.isdir(folder)]
 
 
 def _agent_class_problem(path: str) -> str | None:
@@ -798,21 +824,23 @@ def _place_artifact(artifact: object, run_id: object, job: dict) -> dict:
     runs_dir = job.get("runs_dir")
     if runs_dir:
         target = os.path.join(runs_dir, f"{run_id}.json")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        run_dir = os.path.dirname(os.path.dirname(runs_dir))
         try:
             try:
-                out = os.open(target, flags, 0o644)
+                folder = _run_folder(run_dir, (".agent_bench", "runs"))
             except FileNotFoundError:
                 # Another episode deleted the folder (the evidence check reports it): put it
                 # back, but never the run directory itself, so a run moved away stays gone.
-                for folder in (os.path.dirname(runs_dir), runs_dir):
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(folder)
-                out = os.open(target, flags, 0o644)
+                folder = _run_folder(run_dir, (".agent_bench", "runs"), make=True)
+            try:
+                out = os.open(f"{run_id}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=folder)
+            finally:
+                os.close(folder)
         except FileExistsError:
             return {"artifact_error": f"the run already holds an artifact with run id {run_id!r}"}
         except OSError as exc:
-            return {"artifact_error": f"cannot place the artifact in the run: {exc.strerror}"}
+            why = "a link or a file stands in a folder's place" if exc.errno in (errno.ELOOP, errno.ENOTDIR) else exc.strerror
+            return {"artifact_error": f"cannot place the artifact in the run: {why}"}
         global _placed
         _placed = target  # until the harness has the row: a worker that dies first takes it back
         try:
@@ -901,13 +929,43 @@ class _CappedLog:
             pass
 
 
-def _create(path: str):
-    """A new file at ``path``, never through a link or into a FIFO an episode planted there:
-    O_EXCL; if the name is taken, a fresh one beside it (``<name>.<random>``)."""
+def _run_folder(run_dir: str, parts: tuple[str, ...], make: bool = False) -> int:
+    """A descriptor of the folder ``run_dir/parts...``, reached without following a link at
+    the run directory or anywhere below it (an episode may put one in any of their places,
+    pointing outside the run); ``make``: create the missing ones below the run directory."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(run_dir, flags)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    except FileExistsError:
-        fd, _ = tempfile.mkstemp(prefix=os.path.basename(path) + ".", dir=os.path.dirname(path))
+        for part in parts:
+            if make:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, dir_fd=fd)
+            inner = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _create(path: str):
+    """A new file at ``path`` (``<run>/logs/<name>``), never through a link or into a FIFO an
+    episode planted there or in a folder's place: O_EXCL, below the run directory reached link
+    by link; if the name is taken, a fresh one beside it (``<name>.<random>``)."""
+    logs = os.path.dirname(path)
+    folder = _run_folder(os.path.dirname(logs), (os.path.basename(logs),))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        name = os.path.basename(path)
+        while True:
+            try:
+                fd = os.open(name, flags, 0o644, dir_fd=folder)
+                break
+            except FileExistsError:
+                name = f"{os.path.basename(path)}.{os.urandom(4).hex()}"
+    finally:
+        os.close(folder)
     return open(fd, "wb")  # noqa: SIM115 - the caller closes it
 
 

@@ -39,7 +39,7 @@ from tracecore_perf.run.checks import (
 from tracecore_perf.run.console import ProgressBar
 from tracecore_perf.run.episode_worker import remove_tree
 from tracecore_perf.run.hostinfo import BusyProbe, host_context, machine_class
-from tracecore_perf.run.integrity import check_artifacts, check_run
+from tracecore_perf.run.integrity import check_artifacts, check_run, set_aside_planted
 from tracecore_perf.run.launcher import WorkerFailed, ZygoteKeeper, ZygoteProcess
 from tracecore_perf.run.limits import LimitGuard
 from tracecore_perf.run.logs import add_run_log
@@ -138,6 +138,7 @@ async def validate(zygote: ZygoteProcess, python: str, scenario: list[ScenarioRo
             tracecore_version=result["tracecore_version"],
             python_build=result.get("python_build", ""),
             tracecore_dir=result.get("tracecore_dir", ""),
+            site_dirs=result.get("site_dirs") or [],
         ),
         agents={agent: verdict["resolved"] for agent, verdict in result["agents"].items()},
         labels={agent: verdict.get("label", agent) for agent, verdict in result["agents"].items()},
@@ -274,16 +275,21 @@ def _counting() -> InstructionCounting:
 def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcome:
     """Finish an interrupted run: same parameters, only the episodes with no row."""
     run_dir = RunDir(path)
-    if not (path / MANIFEST).is_file():
+    if not os.path.lexists(path / MANIFEST):
         raise UsageError(f"not a run directory (no {MANIFEST}): {path}")
     try:
         manifest = run_dir.read_manifest()
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, OSError) as exc:
         raise UsageError(f"run manifest unreadable: {path / MANIFEST}: {exc}") from None
+    run_dir.remember()
+    # What an episode of an earlier attempt may have left at the streams' names (a FIFO would
+    # block the reads below): set aside, and the run is tainted.
+    planted = set_aside_planted(run_dir, [run_dir.series, run_dir.samples])
     run_dir.repair_tail()
     done = SeriesIndex(run_dir, with_run_ids=True)
-    if done.count >= manifest.episodes and manifest.status in PUBLISHED:
-        return Outcome(exit_code=0 if done.passed == done.count else 1, publication=None, run_dir=str(path))
+    if done.count >= manifest.episodes and manifest.status in PUBLISHED and not planted:
+        code = ExitCode.OK if done.passed == done.count else ExitCode.FAILED
+        return Outcome(exit_code=ExitCode.TAINTED if manifest.status == "tainted" else code, publication=None, run_dir=str(path))
     # Rows missing, or all there but the publication never finished (the harness was stopped
     # or killed while checking or publishing): the attempt runs what is missing, maybe
     # nothing, and publishes.
@@ -299,6 +305,7 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
     async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest]:
         checked = await validate(zygote, python, resolved, settings.sandbox)
         manifest.interpreter.tracecore_dir = manifest.interpreter.tracecore_dir or checked.interpreter.tracecore_dir
+        manifest.interpreter.site_dirs = manifest.interpreter.site_dirs or checked.interpreter.site_dirs
         # Artifacts of episodes killed in flight when the last attempt died belong to no
         # row: out of the way, so this attempt's evidence check starts clean.
         check_artifacts(run_dir, done.run_ids, interrupted=True, verify=False)
@@ -313,6 +320,7 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
         show_progress=show_progress,
         done=done,
         instructions=settings.instructions,
+        found=planted,
     )
 
 
@@ -327,10 +335,12 @@ def _execute(
     done: SeriesIndex | None = None,
     spawned: SpawnedZygote | None = None,
     instructions: bool = False,
+    found: list[str] | None = None,
 ) -> Outcome:
     """Start the zygote, validate (through ``prepare``), run the batch, check the evidence,
-    publish. Ctrl-C or SIGTERM after the batch (checking, publishing) leaves the run
-    resumable, as one during the batch does."""
+    publish. ``found``: problems a resume found before it began (the run is tainted). Ctrl-C
+    or SIGTERM after the batch (checking, publishing) leaves the run resumable, as one during
+    the batch does."""
     context: dict = {}
     guard = LimitGuard()  # an episode may lower the harness's own limits (prlimit): put back
 
@@ -369,7 +379,8 @@ def _execute(
             run_dir.write_manifest(manifest)
         # The code every episode loads, as it is before the first one (after the probe and the
         # warm-up, which compiled what they imported).
-        keeper.seal = context["seal"] = CodeSeal(manifest.agents.values(), manifest.interpreter.tracecore_dir or None)
+        interpreter = manifest.interpreter
+        keeper.seal = CodeSeal(manifest.agents.values(), interpreter.tracecore_dir or None, interpreter.site_dirs)
         skip = done.done() if done else set()
         log.info(
             "run.start",
@@ -405,7 +416,7 @@ def _execute(
 
     try:
         anyio.run(main)
-        return _finish(context["run_dir"], context["manifest"], context["attempt"], context["execution"], context["seal"])
+        return _finish(context["run_dir"], context["manifest"], context["attempt"], context["execution"], found or [])
     except KeyboardInterrupt as exc:  # after the batch: checking or publishing
         if "execution" not in context:
             raise
@@ -431,7 +442,7 @@ def _interrupted(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, ex
     return Outcome(exit_code=code, publication=None, run_dir=str(run_dir.path))
 
 
-def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, execution: Execution, seal: CodeSeal) -> Outcome:
+def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, execution: Execution, found: list[str]) -> Outcome:
     """After the batch: check the evidence, settle the status, publish, pick the exit code."""
     attempt.episodes_run = execution.progress.done
     attempt.finished_at = utc_now().isoformat()
@@ -448,10 +459,10 @@ def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, executi
             )
         finally:
             execution.ledgers.close()
-    changed = sorted(set(execution.code_changed) | set(seal.changed()))
-    if changed:
-        integrity.problems.extend(describe_change([path]) for path in changed)
-        integrity.clean = False
+    # checked once every process of the run was gone (Execution.run), before TraceCore's metrics
+    integrity.problems.extend(describe_change([path]) for path in execution.code_changed)
+    integrity.problems.extend(found)
+    integrity.clean = not integrity.problems
     if not integrity.clean:
         log.error("run.tainted", problems=integrity.problems)
     if stopped_early:

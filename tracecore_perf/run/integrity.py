@@ -34,7 +34,7 @@ from pathlib import Path
 
 from tracecore_perf.files import foreign_at, sha256_of
 from tracecore_perf.models import Integrity
-from tracecore_perf.run.rundir import MANIFEST, RunDir
+from tracecore_perf.run.rundir import MANIFEST, RunDir, lines
 from tracecore_perf.run.writer import Ledger, Ledgers
 
 TAINTED = "tainted"
@@ -74,6 +74,19 @@ class _Aside:
         os.replace(source, target)
 
 
+def set_aside_planted(run_dir: RunDir, paths: list[Path]) -> list[str]:
+    """Anything but a regular file at ``paths`` (a FIFO, a link) moved into the run's tainted
+    folder, never opened; returns a problem line for each."""
+    problems = []
+    aside = _Aside(run_dir.path, TAINTED)
+    for path in paths:
+        found = foreign_at(path)
+        if found is not None:
+            aside.move_in(str(path), path.name)
+            problems.append(f"{path.name}: {found} stood in its place (set aside)")
+    return problems
+
+
 def check_run(
     run_dir: RunDir,
     ledgers: Ledgers,
@@ -93,6 +106,7 @@ def check_run(
         altered_artifacts=artifact_check.altered_artifacts,
         set_aside=artifact_check.set_aside,
     )
+    _check_run_dir(run_dir, report)
     aside = _Aside(run_dir.path, TAINTED, made=artifact_check.set_aside)
     for path in [*published, run_dir.path / MANIFEST]:
         try:
@@ -120,6 +134,24 @@ def check_run(
         report.set_aside = str(aside.path)
     report.clean = not report.problems
     return report
+
+
+def _check_run_dir(run_dir: RunDir, report: Integrity) -> None:
+    """The run directory must still be the one the run made: an episode may have moved it away
+    and put a link to a folder of yours in its place, which the harness would then write
+    through. If so, what stands at its name is set aside beside it, a fresh run directory is
+    made there, and the rows are restored into it from the harness's own copies."""
+    if run_dir.identity is None or _identity(run_dir.path) == run_dir.identity and not run_dir.path.is_symlink():
+        return
+    where = "nothing"
+    if os.path.lexists(run_dir.path):
+        where = tempfile.mkdtemp(prefix=f"{run_dir.path.name}.planted-", dir=run_dir.output_dir)
+        os.replace(run_dir.path, os.path.join(where, "planted"))
+    run_dir.create()
+    report.problems.append(
+        f"{run_dir.path.name} was replaced during the run (what stood at its name: {where}); "
+        "its rows are restored into a fresh directory, its artifacts are lost"
+    )
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -157,7 +189,7 @@ def _check_stream(ledger: Ledger, aside: _Aside, problems: list[str], what: str,
 
 def _lines(path: Path):
     with path.open("rb") as fh:
-        yield from fh
+        yield from lines(fh)
 
 
 def _untouched(ledger: Ledger) -> bool:
@@ -213,7 +245,7 @@ def _restore(ledger: Ledger) -> int:
     fd, tmp = tempfile.mkstemp(prefix=f".{ledger.path.name}.", dir=ledger.path.parent)
     ledger.copy.seek(0)
     with open(fd, "wb") as clean:
-        for line in ledger.copy:
+        for line in lines(ledger.copy):
             digest = ledger.digest(line)
             if line.endswith(b"\n") and expected[digest] > 0:
                 expected[digest] -= 1
@@ -247,6 +279,10 @@ def _check_artifacts(
     run_dir: RunDir, sealed: dict[str, bytes | None], interrupted: bool, verify: bool, report: Integrity
 ) -> None:
     root = run_dir.runs_root
+    agent_bench = root.parent
+    if os.path.lexists(agent_bench) and not stat.S_ISDIR(os.lstat(agent_bench).st_mode):  # a link in its place
+        report.problems.append(".agent_bench was replaced during the run (set aside)")
+        _Aside(run_dir.path, TAINTED).move_in(str(agent_bench), "agent_bench-planted")
     if not root.is_dir() or root.is_symlink():
         report.problems.append(".agent_bench/runs was deleted or replaced during the run")
         if os.path.lexists(root):

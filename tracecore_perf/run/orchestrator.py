@@ -284,7 +284,7 @@ class Execution:
         finished: float,
     ) -> EpisodeRow:
         result, bad_result = _reported(outcome)
-        error = failure or describe_failure(outcome, result, bad_result, timed_out, self.timeout, self.memory_limit)
+        error = one_line(failure or describe_failure(outcome, result, bad_result, timed_out, self.timeout, self.memory_limit))
         artifact = outcome.artifact if outcome else None
         return EpisodeRow(
             episode=job.episode_index + 1,
@@ -457,6 +457,19 @@ def _over_memory_limit(outcome: Done, result: ChildResult | None, memory_limit: 
     else:
         return None
     return f"memory limit: the episode needed more than its {format_size(memory_limit)} (--memory-limit; {how})"
+
+
+_CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]}
+ERROR_CAP = 1000  # characters of a row's error
+
+
+def one_line(error: str | None) -> str | None:
+    """A row's error as one printable line: what an episode raised may hold newlines and
+    terminal escapes (a forged console line); they are shown escaped, and the whole is capped."""
+    if error is None:
+        return None
+    text = error.translate(_CONTROL)
+    return text if len(text) <= ERROR_CAP else text[: ERROR_CAP - 1] + "…"
 
 
 def _exit_status(returncode: int) -> str:

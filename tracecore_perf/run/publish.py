@@ -36,7 +36,7 @@ from tracecore_perf.models import (
     SystemSamples,
     TelemetryVerbosity,
 )
-from tracecore_perf.run.rundir import RunDir
+from tracecore_perf.run.rundir import RunDir, lines
 
 ARTIFACT_KINDS = ("manifest", "summary", "metrics", "series", "samples")
 
@@ -102,8 +102,8 @@ class SeriesIndex:
             return
         with run_dir.series.open("rb") as fh:
             offset = 0
-            for line in fh:
-                start, offset = offset, offset + len(line)
+            for line in lines(fh):
+                start, offset = offset, fh.tell()
                 try:
                     row = decoder.decode(line)
                 except msgspec.DecodeError:
@@ -200,7 +200,8 @@ def prune_run_artifacts(run_dir: RunDir, keep: KeepRuns, failed_run_ids: set[str
     with entries:
         for entry in entries:
             if entry.name.endswith(".json") and (keep == "none" or entry.name[: -len(".json")] not in failed_run_ids):
-                os.unlink(entry.path)
+                with contextlib.suppress(OSError):  # one an episode made immutable (chattr +i) stays
+                    os.unlink(entry.path)
 
 
 def system_samples(run_dir: RunDir, interval: float) -> tuple[SystemSamples, int | None]:

@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import msgspec
 
@@ -51,6 +51,13 @@ def new_stamp(output_dir: Path, now: datetime | None = None, first_suffix: int =
 class RunDir:
     def __init__(self, path: Path) -> None:
         self.path = path
+        # the directory this run works in (device, inode), taken when it is made or resumed:
+        # an episode may replace it with a link to elsewhere (integrity.check_run looks)
+        self.identity: tuple[int, int] | None = None
+
+    def remember(self) -> None:
+        info = os.stat(self.path)
+        self.identity = (info.st_dev, info.st_ino)
 
     @property
     def stamp(self) -> str:
@@ -80,6 +87,7 @@ class RunDir:
         self.path.mkdir(parents=False, exist_ok=False)
         self.logs.mkdir()
         self.runs_root.mkdir(parents=True)
+        self.remember()
 
     def episode_log(self, episode_index: int) -> Path:
         return self.logs / f"episode-{episode_index:06d}.log"
@@ -121,6 +129,21 @@ class RunDir:
         return iter_jsonl(self.samples, Sample)
 
 
+MAX_LINE_BYTES = 1 << 20  # a row or a sample is a few KiB: a longer line is nobody's
+
+
+def lines(fh: BinaryIO, cap: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The lines of a file the harness appends to, each at most ``cap`` bytes: an episode can
+    make one gigabytes long (a sparse hole), which must cost neither memory nor a crash. A
+    longer line is yielded cut to ``cap`` bytes, without its newline (it then decodes as
+    nothing and digests as nobody's), and the rest of it is skipped."""
+    while line := fh.readline(cap):
+        if len(line) == cap and not line.endswith(b"\n"):
+            while (rest := fh.readline(cap)) and not rest.endswith(b"\n"):
+                pass
+        yield line
+
+
 def iter_jsonl(path: Path, kind: type[T]) -> Iterator[T]:
     """Decode a JSON-lines file one line at a time. A line that does not decode (the torn
     last line of a run killed mid-write) is skipped."""
@@ -128,7 +151,7 @@ def iter_jsonl(path: Path, kind: type[T]) -> Iterator[T]:
         return
     decoder = msgspec.json.Decoder(kind)
     with path.open("rb") as fh:
-        for line in fh:
+        for line in lines(fh):
             if not line.strip():
                 continue
             try:

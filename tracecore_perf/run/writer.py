@@ -26,6 +26,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from tracecore_perf.errors import RunAborted
 from tracecore_perf.files import open_append
 from tracecore_perf.models import EpisodeRow, Sample
+from tracecore_perf.run.rundir import lines
 
 
 class Ledger:
@@ -44,7 +45,7 @@ class Ledger:
         # Lines already there (a resume) were written by an earlier attempt: they are taken
         # as found; what happens to them from now on is checked.
         with path.open("rb") as earlier:
-            for line in earlier:
+            for line in lines(earlier):
                 self.copy.write(line)
                 self.digests.append(self.digest(line))
         self.copy.flush()
