@@ -256,17 +256,19 @@ def test_a_hard_limit_the_harness_cannot_raise_stops_the_run_cleanly_and_resume_
 @pytest.fixture(scope="module")
 def memory_run(tmp_path_factory) -> Run:
     rows = [HEALTHY, hostile("memory_flood_agent"), HEALTHY, hostile("oom_score_reporting_agent"), HEALTHY]
+    rows += [hostile("memfd_hog_agent"), HEALTHY]
     return run_harness(tmp_path_factory.mktemp("memory"), rows, "--memory-limit", "512MiB", workers=2, limit=90)
 
 
-def test_an_episode_over_the_memory_limit_fails_naming_it(memory_run: Run):
+@pytest.mark.parametrize(("index", "how"), [(1, "private memory"), (5, "a shared memfd mapping")])
+def test_an_episode_over_the_memory_limit_fails_naming_it(memory_run: Run, index: int, how: str):
     run = memory_run
     assert_ended_and_published(run, exit_code=1)
     assert_clean(run)
-    row = rows_by_index(run)[1]
+    row = rows_by_index(run)[index]
     assert_failed_with(row, ("memory limit:",))
     assert "512 MiB" in row["error"], row["error"]
-    assert row["max_rss_bytes"] < 1024**3, row  # stopped near the limit, not at 3 GiB
+    assert row["max_rss_bytes"] < 1024**3, row  # stopped near the limit, not at 1 or 3 GiB
     assert_healthy_rows_succeed(run)
     assert run.artifact("manifest")["memory_limit"] == 512 * 1024**2
 
@@ -301,17 +303,25 @@ if __name__ == "__main__":  # pragma: no cover
 def sandbox_runs(tmp_path_factory) -> dict[bool, Run]:
     """The probing fixture between toy episodes, with and without --sandbox (without, its
     escapes must work: else the sandboxed run's denials prove nothing)."""
+    import ctypes
     import socket
 
+    libc = ctypes.CDLL(None, use_errno=True)
+    key = 0x54435046 + os.getpid() % 4096  # a System V segment of the host's, made for the probe
+    segment = libc.shmget(key, 4096, 0o1600)  # IPC_CREAT | 0600
+    assert segment >= 0, os.strerror(ctypes.get_errno())
     runs = {}
-    with socket.create_server(("127.0.0.1", 0)) as server:  # what the episode tries to reach
-        port = str(server.getsockname()[1])
-        for sandbox in (False, True):
-            work = tmp_path_factory.mktemp(f"sandbox-{sandbox}")
-            env = {"HOSTILE_PORT": port, "HOSTILE_VICTIM": str(work / "victim.txt")}
-            rows = [HEALTHY, hostile("sandbox_probing_agent"), HEALTHY, HEALTHY]
-            args = ("--sandbox",) if sandbox else ()
-            runs[sandbox] = run_harness(work, rows, *args, workers=2, limit=60, env=env)
+    try:
+        with socket.create_server(("127.0.0.1", 0)) as server:  # what the episode tries to reach
+            port = str(server.getsockname()[1])
+            for sandbox in (False, True):
+                work = tmp_path_factory.mktemp(f"sandbox-{sandbox}")
+                env = {"HOSTILE_PORT": port, "HOSTILE_VICTIM": str(work / "victim.txt"), "HOSTILE_SHM_KEY": str(key)}
+                rows = [HEALTHY, hostile("sandbox_probing_agent"), HEALTHY, HEALTHY]
+                args = ("--sandbox",) if sandbox else ()
+                runs[sandbox] = run_harness(work, rows, *args, workers=2, limit=60, env=env)
+    finally:
+        libc.shmctl(segment, 0, None)  # IPC_RMID
     return runs
 
 
@@ -321,7 +331,14 @@ def probe_findings(run: Run) -> dict:
     return json.loads(error.removeprefix("RuntimeError: probe: "))
 
 
-ESCAPES = ("run_dir_writable", "run_dir_readable", "tracecore_writable", "outside_writable", "scratch_root_writable")
+ESCAPES = (
+    "run_dir_writable",
+    "run_dir_readable",
+    "tracecore_writable",
+    "outside_writable",
+    "scratch_root_writable",
+    "host_shared_memory_visible",
+)
 
 
 def test_without_the_sandbox_the_probe_gets_out(sandbox_runs):
@@ -338,7 +355,7 @@ def test_a_sandboxed_episode_reaches_nothing_but_its_scratch_directory(sandbox_r
     assert found["own_scratch_writable"], found
     assert not any(found[name] for name in ESCAPES), found
     assert found["scratch_root_entries"] == 1, found  # its own scratch directory, no sibling's
-    assert not found["harness_visible"] and not found["network"], found
+    assert not found["harness_visible"] and not found["network"] and not found["kernel_log_writable"], found
     assert not list(run.out.glob("run-*/planted-by-fixture.txt")) and not (run.work / "planted-by-fixture.txt").exists()
     assert_healthy_rows_succeed(run)
     assert run.artifact("manifest")["sandbox"] is True
@@ -351,3 +368,104 @@ def test_sandbox_and_instructions_together_are_refused(tmp_path: Path):
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "--sandbox" in lines[0] and "--instructions" in lines[0], run.stderr
     assert not run.out.exists()
+
+
+# --- third round: what a hostile tester found after the second ---------------------------------
+
+
+def _victim(work: Path) -> Path:
+    folder = work / "victim"
+    folder.mkdir()
+    (folder / "runs").mkdir()
+    (folder / "runs" / "precious.json").write_text("someone's file\n")
+    return folder / "victim.txt"
+
+
+@pytest.mark.parametrize("fixture", ["run_dir_relinking_agent", "agent_bench_relinking_agent"])
+def test_a_run_folder_replaced_by_a_link_is_never_written_through(tmp_path: Path, fixture: str):
+    victim = _victim(tmp_path)
+    before = {p: p.read_bytes() for p in victim.parent.rglob("*") if p.is_file()}
+    rows = [HEALTHY, HEALTHY, hostile(fixture), HEALTHY, HEALTHY]
+    run = run_harness(tmp_path, rows, workers=1, limit=60, env={"HOSTILE_VICTIM": str(victim)})
+    assert run.finished and "Traceback" not in run.stderr, run.tail()
+    assert run.returncode == 4, run.tail()
+    assert run.artifact("summary")["status"] == "tainted"
+    after = {p for p in victim.parent.rglob("*") if p.is_file()}
+    moved_in_by_the_fixture = {p for p in after if p not in before}  # its own links and moves
+    written = [p for p in moved_in_by_the_fixture if p.name in ("manifest.json", "harness.log") or "logs" in p.parts]
+    assert not written, f"the harness wrote through the link: {written}"
+    assert (victim.parent / "runs" / "precious.json").read_text() == "someone's file\n"
+    new_artifacts = [p for p in moved_in_by_the_fixture if p.parent.name == "runs" and p.name != "precious.json"]
+    assert len(new_artifacts) <= 2, f"artifacts placed through the link: {new_artifacts}"  # only the two it moved
+    assert not run.run_dir.is_symlink() and run.run_dir.is_dir()
+    assert run.leftovers == []
+
+
+def test_a_gigabytes_long_line_in_the_series_costs_no_memory(tmp_path: Path):
+    rows = [HEALTHY, hostile("sparse_line_agent"), HEALTHY, HEALTHY]
+    run = run_harness(tmp_path, rows, workers=1, limit=90)
+    assert_ended_and_published(run, exit_code=4)
+    summary = run.artifact("summary")
+    assert summary["integrity"]["foreign_series_lines"] >= 1, summary["integrity"]
+    assert summary["resources"]["harness_peak_rss_bytes"] < 512 * 1024**2, summary["resources"]
+    assert_healthy_rows_succeed(run)
+
+
+def test_an_error_cannot_forge_console_lines(tmp_path: Path):
+    rows = [HEALTHY, hostile("console_forging_agent")]
+    run = run_harness(tmp_path, rows, workers=1, limit=60)
+    assert_ended_and_published(run, exit_code=1)
+    error = rows_by_index(run)[1]["error"]
+    assert "\n" not in error and "\x1b" not in error and "\r" not in error, repr(error)
+    assert not any(line.startswith("tracecore-perf: run complete") for line in run.stderr.splitlines()), run.stderr
+
+
+def test_a_change_undone_before_the_check_still_taints_the_run(tmp_path: Path):
+    import agent_bench
+
+    own_agent = tmp_path / "my_toy_agent.py"
+    own_agent.write_text((Path(agent_bench.__file__).parent / "agents" / "toy_agent.py").read_text())
+    original = own_agent.read_bytes()
+    rows = [{"agent": str(own_agent), "task_ref": TASK, "seed": 1}, hostile("restoring_code_agent"), HEALTHY]
+    run = run_harness(tmp_path, rows, workers=1, limit=60, env={"HOSTILE_TARGETS": str(own_agent)})
+    assert own_agent.read_bytes() == original, "the fixture did not put the file back: the test proves less"
+    assert_ended_and_published(run, exit_code=4)
+    assert any(str(own_agent) in problem for problem in run.artifact("summary")["integrity"]["problems"])
+
+
+def test_a_pth_file_planted_in_the_site_directory_taints_the_run_and_starts_nothing(tmp_path: Path):
+    import site
+
+    planted = Path(site.getsitepackages()[0]) / "tracecore_perf_containment_fixture.pth"
+    rows = [HEALTHY, hostile("pth_planting_agent"), HEALTHY, HEALTHY, HEALTHY]
+    try:
+        run = run_harness(tmp_path, rows, workers=1, limit=60)
+        assert planted.exists(), "the fixture planted nothing: the test proves nothing"
+    finally:
+        planted.unlink(missing_ok=True)
+    assert run.finished and "Traceback" not in run.stderr, run.tail()
+    assert run.returncode == 4, run.tail()
+    problems = run.artifact("summary")["integrity"]["problems"]
+    assert any(str(planted) in problem for problem in problems), problems
+    assert len(run.artifact("series")) < len(rows), "episodes ran on after the planted .pth"
+
+
+def test_resume_of_a_run_whose_series_became_a_fifo_neither_hangs_nor_publishes_it_clean(tmp_path: Path):
+    victim = tmp_path / "victim.txt"
+    rows = [HEALTHY, HEALTHY, hostile("fifo_then_kill_agent"), HEALTHY]
+    run = run_harness(tmp_path, rows, workers=1, limit=60, env={"HOSTILE_VICTIM": str(victim)})
+    assert run.returncode == -9 and run.run_dir is not None, run.tail()  # the harness was killed
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tracecore_perf", "--resume", str(run.run_dir), "--json", "--no-progress"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp_path / "tmp"), "HOSTILE_VICTIM": str(victim)},
+    )  # fmt: skip
+    assert "Traceback" not in resumed.stderr, resumed.stderr[-2000:]
+    assert resumed.returncode == 4, resumed.stderr[-2000:]
+    summary = json.loads(resumed.stdout)["summary"]
+    assert summary["status"] == "tainted" and any("series.jsonl" in p for p in summary["integrity"]["problems"])
+    again = subprocess.run(
+        [sys.executable, "-m", "tracecore_perf", "--resume", str(run.run_dir)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 4 and "already published" in again.stderr, again.stderr  # tainted stays tainted

@@ -3,8 +3,10 @@ what worked in the error it raises (``probe: {json}``): writing its own scratch 
 (the one place that must stay writable), writing and reading its run's directory, opening
 TraceCore's installed files for writing, writing into the test's folder outside the run
 (HOSTILE_VICTIM's folder), seeing or making sibling scratch directories, seeing the harness among the
-processes, and connecting to a TCP port the test listens on (HOSTILE_PORT)."""
+processes, connecting to a TCP port the test listens on (HOSTILE_PORT), opening the kernel log
+for writing, and seeing a System V shared memory segment the test made (HOSTILE_SHM_KEY)."""
 
+import ctypes
 import glob
 import json
 import os
@@ -42,6 +44,12 @@ def _harness_visible() -> bool:
     return False
 
 
+def _host_segment_visible() -> bool:
+    """Whether the System V shared memory segment the test made (key HOSTILE_SHM_KEY) is here."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.shmget(int(os.environ["HOSTILE_SHM_KEY"]), 0, 0) >= 0
+
+
 class Agent(ToyAgent):  # TraceCore's toy agent for reset/observe; act() reports and raises
     def act(self):
         run_dir = (glob.glob(os.environ["HOSTILE_RUN_GLOB"]) or ["/nonexistent-run"])[0]
@@ -57,5 +65,7 @@ class Agent(ToyAgent):  # TraceCore's toy agent for reset/observe; act() reports
             "scratch_root_entries": len(os.listdir(os.path.dirname(os.getcwd()))),
             "harness_visible": _harness_visible(),
             "network": _try(lambda: socket.create_connection(("127.0.0.1", int(os.environ["HOSTILE_PORT"])), 2).close()),
+            "kernel_log_writable": _try(lambda: os.close(os.open("/dev/kmsg", os.O_WRONLY))),
+            "host_shared_memory_visible": _host_segment_visible(),
         }
         raise RuntimeError("probe: " + json.dumps(found, sort_keys=True))

@@ -709,18 +709,23 @@ def _sandbox():
 
 def _bound_memory(limit: int | None) -> None:
     """In an episode process: the first the kernel's OOM killer takes (oom_score_adj 1000, so
-    the harness and the other episodes are spared), and its data segment bounded
-    (RLIMIT_DATA: Python raises MemoryError past it). Under Valgrind the data limit is
-    Valgrind's to keep, and does not bound the episode."""
+    the harness and the other episodes are spared), and its memory bounded: its data segment
+    (RLIMIT_DATA: Python raises MemoryError past it) and what it maps beyond what it was
+    forked with (RLIMIT_AS: shared mappings, a memfd, which the data limit does not count).
+    Under Valgrind the limits are Valgrind's to keep, and do not bound the episode."""
     with contextlib.suppress(OSError):
         fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
         try:
             os.write(fd, b"1000")
         finally:
             os.close(fd)
-    if limit:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_DATA, (int(limit), int(limit)))
+    if not limit or _callgrind_dir is not None:
+        return
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_DATA, (int(limit), int(limit)))
+        with open("/proc/self/statm", "rb") as fh:
+            mapped = int(fh.read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (mapped + int(limit), mapped + int(limit)))
 
 
 def episode_instructions(pid: int) -> int | None:

@@ -450,8 +450,9 @@ def _over_memory_limit(outcome: Done, result: ChildResult | None, memory_limit: 
         return None
     from tracecore_perf.units import format_size
 
-    if result is not None and not result.completed and (result.error or "").startswith("MemoryError"):
-        how = result.error
+    error = (result.error or "") if result is not None and not result.completed else ""
+    if error.startswith("MemoryError") or "[Errno 12]" in error:  # ENOMEM: a mapping refused
+        how = error
     elif result is None and outcome.returncode < 0 and outcome.max_rss_bytes >= 0.8 * memory_limit:
         how = _exit_status(outcome.returncode)
     else:
