@@ -91,7 +91,7 @@ def test_resuming_a_complete_run_says_so_and_changes_nothing(tmp_path: Path):
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "out").rglob("*") if p.is_file()}
     again = harness("--resume", str(run_dir), cwd=tmp_path)
     assert again.returncode == 0
-    assert "already complete" in again.stderr
+    assert "already published" in again.stderr
     after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "out").rglob("*") if p.is_file()}
     assert after == before
 
@@ -202,7 +202,8 @@ def test_a_vanished_output_directory_stops_the_run(tmp_path: Path):
     run_dir.rename(tmp_path / "moved-away")  # gone from where the run writes, in one step
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 3, err
-    assert "the run directory disappeared" in err.strip().splitlines()[-1]
+    (stopped,) = [line for line in err.splitlines() if line.startswith("tracecore-perf: run stopped:")]
+    assert "the run directory disappeared" in stopped and "--resume" in stopped
     assert wait_until_no_leftovers(tmp_path) == []
     assert os.path.isdir(tmp_path / "out")
 

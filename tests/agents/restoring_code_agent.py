@@ -10,7 +10,8 @@ from agent_bench.agents.toy_agent import ToyAgent
 class Agent(ToyAgent):  # TraceCore's toy agent for reset/observe; act() misbehaves
     def act(self):
         path = os.environ["HOSTILE_TARGETS"]
-        before, times = open(path, "rb").read(), os.stat(path)
+        with open(path, "rb") as fh:
+            before, times = fh.read(), os.stat(path)
         with open(path, "ab") as fh:
             fh.write(b"\nPLANTED = 'tracecore-perf-containment-fixture'\n")
         with open(path, "wb") as fh:
