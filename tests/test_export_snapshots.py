@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tracecore_perf.verdicts.export import FORMATS, cases
-from tracecore_perf.verdicts.export import junit as junit_format
+from tracecore_perf.export import FORMATS, cases
+from tracecore_perf.export import junit as junit_format
 from tracecore_perf.verdicts.models import (
     Comparison,
     Estimate,

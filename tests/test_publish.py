@@ -16,6 +16,7 @@ from runs import row
 
 from tracecore_perf.errors import UsageError
 from tracecore_perf.models import (
+    ARTIFACT_KINDS,
     FORMAT_VERSION,
     AttemptRecord,
     HostContext,
@@ -24,10 +25,12 @@ from tracecore_perf.models import (
     Manifest,
     Sample,
     ScenarioRow,
+    artifact_path,
 )
 from tracecore_perf.published import PublishedRun, format_version, locate
-from tracecore_perf.run.publish import ARTIFACT_KINDS, SeriesIndex, artifact_path, distribution, publish
+from tracecore_perf.run.publish import SeriesIndex, publish
 from tracecore_perf.run.rundir import RunDir
+from tracecore_perf.stats import distribution
 
 STAMP = "20260101T000000Z"
 REPO = Path(__file__).resolve().parents[1]

@@ -58,10 +58,8 @@ class CodeChanged(RunAborted):
     """Code the episodes load changed during the run (run.seal): no worker or zygote is
     started from it; the run stops, published ``tainted`` (exit 4)."""
 
-    def __init__(self, files: list[str]) -> None:
-        from tracecore_perf.run.seal import describe
-
-        super().__init__(describe(files) + "; no new episode interpreter is started from it")
+    def __init__(self, files: list[str], message: str) -> None:
+        super().__init__(message)
         self.files = files
 
 

@@ -9,6 +9,9 @@ are kept exactly; our additions sit beside them.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
@@ -359,3 +362,18 @@ class Summary(msgspec.Struct, kw_only=True):
     instructions: list[InstructionFigures] = msgspec.field(default_factory=list)
     timing_note: str | None = None
     format_version: int = 0  # FORMAT_VERSION when published; 0: published before it existed
+
+
+# --- the published artifact set's names (run.publish writes them, published reads them) ------
+
+ARTIFACT_KINDS = ("manifest", "summary", "metrics", "series", "samples")
+
+
+def artifact_path(output_dir: Path, kind: str, stamp: str) -> Path:
+    suffix = "zip" if kind == "artifacts" else "json"
+    return output_dir / f"perf-{kind}-{stamp}.{suffix}"
+
+
+def fingerprint(fields: dict) -> str:
+    """A short stable id of a machine class's fields (or of a part of them)."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]

@@ -17,8 +17,7 @@ import msgspec
 
 from tracecore_perf.defaults import OUTPUT_DIR
 from tracecore_perf.errors import UsageError
-from tracecore_perf.models import FORMAT_VERSION, EpisodeRow, Manifest, Sample, Summary
-from tracecore_perf.run.publish import ARTIFACT_KINDS, artifact_path
+from tracecore_perf.models import ARTIFACT_KINDS, FORMAT_VERSION, EpisodeRow, Manifest, Sample, Summary, artifact_path
 
 
 class _Versioned(msgspec.Struct):

@@ -55,9 +55,9 @@ def _say(line: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    from tracecore_perf.ab import SIDES, run_ab
     from tracecore_perf.run.logs import configure
     from tracecore_perf.run.scenario import DEFAULT_SCENARIO, load_scenario
-    from tracecore_perf.verdicts.ab import SIDES, run_ab
 
     args = parser().parse_args(argv)
     if len(args.python) != 2:

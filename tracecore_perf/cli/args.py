@@ -182,7 +182,7 @@ def add_thresholds(parser: argparse.ArgumentParser) -> None:
 
 
 def add_output_format(parser: argparse.ArgumentParser, junit_default: str) -> None:
-    from tracecore_perf.verdicts.export import FORMATS
+    from tracecore_perf.export import FORMATS
 
     parser.add_argument("--format", choices=sorted(FORMATS), default="text", help="output format")
     parser.add_argument("--junit-file", type=Path, metavar="PATH", help=f"where --format junit writes (default: {junit_default})")

@@ -93,7 +93,7 @@ def parser() -> argparse.ArgumentParser:
     _analysis(show, "metrics shown, default all")
     show.add_argument("--format", choices=["text", "json"], default="text", help="output format")
 
-    from tracecore_perf.verdicts.export import FORMATS
+    from tracecore_perf.export import FORMATS
 
     gate = sub.add_parser("check", help="does the newest run sit on the slower side of a change point?")
     _analysis(gate, "metrics gated, default instructions when the newest run counted them, else cpu_s")

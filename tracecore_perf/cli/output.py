@@ -17,7 +17,7 @@ from tracecore_perf.verdicts.models import LOUD_WARNINGS, Comparison, Verdict
 
 
 def emit(fmt: str, result: Verdict | Comparison | HistoryVerdict, junit_file: Path, stream: TextIO | None = None) -> None:
-    from tracecore_perf.verdicts.export import render
+    from tracecore_perf.export import render
 
     out = stream or sys.stdout
     rendered = render(fmt, result)
@@ -28,7 +28,7 @@ def emit(fmt: str, result: Verdict | Comparison | HistoryVerdict, junit_file: Pa
     out.write(rendered)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if fmt == "github" and summary:
-        from tracecore_perf.verdicts.export import github
+        from tracecore_perf.export import github
 
         with Path(summary).open("a", encoding="utf-8") as fh:
             fh.write(github.step_summary(result))

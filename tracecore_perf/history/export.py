@@ -1,5 +1,5 @@
 """History as text for people: ``history show`` and the lines ``history check`` prints (its
-json, github and junit formats go through ``verdicts/export``, as check's and compare's do)."""
+json, github and junit formats go through ``export/``, as check's and compare's do)."""
 
 from __future__ import annotations
 

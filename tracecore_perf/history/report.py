@@ -210,9 +210,9 @@ def build_page(found: History, page_dir: Path) -> HistoryPage:
 
 
 def write_history_report(found: History, target: Path) -> Path:
-    from tracecore_perf.report.page import _environment
+    from tracecore_perf.report.page import template_environment
 
     page = build_page(found, target.parent)
-    html = _environment().get_template("history.html.j2").render(page=page)
+    html = template_environment().get_template("history.html.j2").render(page=page)
     write_atomic(target, html.encode("utf-8"))
     return target

@@ -24,7 +24,7 @@ from tracecore_perf.errors import UsageError
 from tracecore_perf.history.models import RowFigures, RunRecord
 from tracecore_perf.models import Manifest
 from tracecore_perf.published import PublishedRun
-from tracecore_perf.run.publish import distribution
+from tracecore_perf.stats import distribution
 
 APPLICATION_ID = 0x54435046  # "TCPF"
 SCHEMA_VERSION = 2
@@ -85,7 +85,7 @@ _ROW_COLUMNS = [f for f in RowFigures.__struct_fields__]
 def host_class(manifest: Manifest) -> str:
     """The hardware part of the run's machine class (CPU model, cores, memory, OS, machine):
     a TraceCore or Python upgrade stays in one series and is named at the change it causes."""
-    from tracecore_perf.run.hostinfo import fingerprint
+    from tracecore_perf.models import fingerprint
     from tracecore_perf.verdicts.compare import INTERPRETER_FIELDS
 
     fields = {k: v for k, v in manifest.machine_class_fields.items() if k not in INTERPRETER_FIELDS}

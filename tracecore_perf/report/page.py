@@ -25,7 +25,7 @@ from tracecore_perf import __version__
 from tracecore_perf.files import write_atomic
 from tracecore_perf.models import EpisodeRow, Manifest, Summary
 from tracecore_perf.published import PublishedRun
-from tracecore_perf.run.publish import distribution
+from tracecore_perf.stats import distribution
 from tracecore_perf.verdicts.models import Comparison, Verdict  # the verdict stages' result types (msgspec only)
 
 if TYPE_CHECKING:
@@ -275,7 +275,7 @@ def comparison_for(baseline: PublishedRun, run: PublishedRun) -> Comparison:
 # --- assembly --------------------------------------------------------------------------
 
 
-def _environment() -> Any:
+def template_environment() -> Any:
     import jinja2
 
     # autoescape=True, not select_autoescape(): the template is named *.html.j2, which
@@ -355,7 +355,7 @@ def write_report(
         page.row_pairs = pair_rows(row_stats(baseline_data.series, baseline_data.manifest.scenario), page.rows)
         page.comparison = comparison
 
-    html = _environment().get_template("report.html.j2").render(page=page)
+    html = template_environment().get_template("report.html.j2").render(page=page)
     target = report_path(out, run.stamp)
     write_atomic(target, html.encode("utf-8"))
     return Written(report=target, charts=[p for c in rendered for p in (c.png, c.svg)])

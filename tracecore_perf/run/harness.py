@@ -21,6 +21,7 @@ import structlog
 from tracecore_perf import __version__, defaults
 from tracecore_perf.errors import ExitCode, RunAborted, UsageError
 from tracecore_perf.models import (
+    ARTIFACT_KINDS,
     AttemptRecord,
     InstructionCounting,
     Integrity,
@@ -28,6 +29,7 @@ from tracecore_perf.models import (
     IsolationMode,
     Manifest,
     ScenarioRow,
+    artifact_path,
 )
 from tracecore_perf.run.checks import (
     check_instructions,
@@ -45,7 +47,7 @@ from tracecore_perf.run.limits import LimitGuard
 from tracecore_perf.run.logs import add_run_log
 from tracecore_perf.run.monitor import SAMPLE_FIELDS
 from tracecore_perf.run.orchestrator import Execution
-from tracecore_perf.run.publish import ARTIFACT_KINDS, Publication, SeriesIndex, artifact_path, prune_run_artifacts, publish
+from tracecore_perf.run.publish import Publication, SeriesIndex, prune_run_artifacts, publish
 from tracecore_perf.run.rundir import MANIFEST, RunDir, new_stamp, utc_now
 from tracecore_perf.run.scenario import plan
 from tracecore_perf.run.seal import CodeSeal

@@ -6,8 +6,6 @@ count, memory class (total rounded to whole GiB), OS, Python and TraceCore versi
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
 import socket
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from tracecore_perf.models import HostContext, Interpreter
+from tracecore_perf.models import HostContext, Interpreter, fingerprint
 
 # A host is "quiet" when other processes leave most of the machine to the run. The CPU busy
 # reading is the direct measure; the 1-minute load average lags (it still carries the last
@@ -121,8 +119,3 @@ def machine_class(host: HostContext, interpreter: Interpreter) -> tuple[str, dic
         "tracecore": interpreter.tracecore_version,
     }
     return fingerprint(fields), fields
-
-
-def fingerprint(fields: dict) -> str:
-    """A short stable id of a machine class's fields (or of a part of them)."""
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]

@@ -33,6 +33,7 @@ from tracecore_perf.run import protocol
 from tracecore_perf.run.episode_worker import remove_tree
 from tracecore_perf.run.protocol import PROTOCOL_VERSION, Bye, CallDone, Done, Ready
 from tracecore_perf.run.seal import CodeSeal
+from tracecore_perf.run.seal import describe as describe_change
 from tracecore_perf.run.spawn import SpawnedZygote, new_callgrind_dir, spawn_zygote
 
 log = structlog.get_logger("tracecore_perf.run.launcher")
@@ -499,7 +500,7 @@ class ZygoteKeeper:
         """Raise CodeChanged if code the episodes load changed since the run began."""
         changed = self.seal.changed() if self.seal is not None else []
         if changed:
-            raise CodeChanged(changed)
+            raise CodeChanged(changed, describe_change(changed) + "; no new episode interpreter is started from it")
 
     async def start(self, spawned: SpawnedZygote | None = None) -> ZygoteProcess:
         if self.instructions:

@@ -22,9 +22,9 @@ import msgspec
 
 from tracecore_perf.files import write_atomic, write_atomic_chunks
 from tracecore_perf.models import (
+    ARTIFACT_KINDS,
     FORMAT_VERSION,
     BatchSummary,
-    Distribution,
     EpisodeRow,
     InstructionFigures,
     Integrity,
@@ -35,37 +35,14 @@ from tracecore_perf.models import (
     Summary,
     SystemSamples,
     TelemetryVerbosity,
+    artifact_path,
 )
 from tracecore_perf.run.rundir import RunDir, lines
-
-ARTIFACT_KINDS = ("manifest", "summary", "metrics", "series", "samples")
-
-
-def artifact_path(output_dir: Path, kind: str, stamp: str) -> Path:
-    suffix = "zip" if kind == "artifacts" else "json"
-    return output_dir / f"perf-{kind}-{stamp}.{suffix}"
+from tracecore_perf.stats import distribution
 
 
 def _pretty(value: Any) -> bytes:
     return msgspec.json.format(msgspec.json.encode(value), indent=2)
-
-
-def distribution(values: Iterable[float]) -> Distribution:
-    """Mean, percentiles (the standard library's inclusive method, i.e. linear
-    interpolation between order statistics) and max of a sample."""
-    data = sorted(values)
-    if not data:
-        return Distribution(count=0, mean=None, p50=None, p90=None, p95=None, p99=None, max=None)
-    cuts = statistics.quantiles(data, n=100, method="inclusive") if len(data) > 1 else [data[0]] * 99
-    return Distribution(
-        count=len(data),
-        mean=round(statistics.fmean(data), 6),
-        p50=round(cuts[49], 6),
-        p90=round(cuts[89], 6),
-        p95=round(cuts[94], 6),
-        p99=round(cuts[98], 6),
-        max=round(data[-1], 6),
-    )
 
 
 class SeriesIndex:

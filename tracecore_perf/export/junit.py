@@ -7,8 +7,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from itertools import groupby
 
+from tracecore_perf.export import cases
 from tracecore_perf.history.models import HistoryVerdict
-from tracecore_perf.verdicts.export import cases
 from tracecore_perf.verdicts.models import Comparison, Verdict
 
 

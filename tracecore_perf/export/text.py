@@ -3,8 +3,8 @@ finding and scenario row."""
 
 from __future__ import annotations
 
+from tracecore_perf.export import _p, _ratio_text
 from tracecore_perf.history.models import HistoryVerdict
-from tracecore_perf.verdicts.export import _p, _ratio_text
 from tracecore_perf.verdicts.models import Comparison, Verdict
 
 

@@ -18,10 +18,10 @@ from tracecore_perf.history.models import HistoryVerdict
 from tracecore_perf.verdicts.models import Comparison, Finding, Notice, Severity, Verdict
 
 FORMATS = {
-    "text": "tracecore_perf.verdicts.export.text",
-    "json": "tracecore_perf.verdicts.export.jsonout",
-    "github": "tracecore_perf.verdicts.export.github",
-    "junit": "tracecore_perf.verdicts.export.junit",
+    "text": "tracecore_perf.export.text",
+    "json": "tracecore_perf.export.jsonout",
+    "github": "tracecore_perf.export.github",
+    "junit": "tracecore_perf.export.junit",
 }
 
 

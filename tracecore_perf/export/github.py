@@ -4,8 +4,8 @@ text report for the log (:func:`render`), and the markdown table the command lin
 
 from __future__ import annotations
 
+from tracecore_perf.export import Case, cases, text
 from tracecore_perf.history.models import HistoryVerdict
-from tracecore_perf.verdicts.export import Case, cases, text
 from tracecore_perf.verdicts.models import Comparison, Verdict
 
 
