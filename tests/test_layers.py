@@ -54,7 +54,9 @@ def imports(path: Path) -> list[tuple[str, list[str], int]]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("tracecore_perf"):
             names = [alias.name for alias in node.names]
             if node.module == "tracecore_perf":  # `from tracecore_perf import defaults`: a module each
-                found += [(f"tracecore_perf.{name}" if name != "__version__" else "tracecore_perf", [], node.lineno) for name in names]
+                found += [
+                    (f"tracecore_perf.{name}" if name != "__version__" else "tracecore_perf", [], node.lineno) for name in names
+                ]
             else:
                 found.append((node.module, names, node.lineno))
     return found
