@@ -286,8 +286,8 @@ def test_gitignore_covers_every_default_output_folder():
     assert done.stdout.split() == paths, done.stderr
 
 
-def test_the_readmes_report_examples_name_stamps_that_exist():
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+def test_the_docs_report_examples_name_stamps_that_exist():
+    readme = (REPO / "docs" / "report.md").read_text(encoding="utf-8")
     stamps = re.findall(r"tracecore_perf report (\d{8}T\d{6}Z)", readme)
     assert stamps
     committed = {

@@ -32,7 +32,7 @@ COMPARE = {"metric": "cpu_s", "alpha": 0.01, "noise": 0.05, "margin": 0.10, "dri
 # compare on instruction counts (the default when both runs were made with --instructions):
 # two runs of the same code agree per row to ~0.01% whatever the host does, so a 0.2% noise
 # floor is 20 times the noise, and a 1% margin fails a CI build on a change a third the size
-# of a TraceCore release's (measured: README, "Instruction counts"); no between-run drift
+# of a TraceCore release's (measured: docs/verdicts.md, "Instruction counts"); no between-run drift
 COMPARE_INSTRUCTIONS = {"metric": "instructions", "alpha": 0.01, "noise": 0.002, "margin": 0.01, "drift": 0.0}
 
 # history: the store of runs over time, and change points (E-divisive means)

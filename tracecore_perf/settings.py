@@ -54,7 +54,7 @@ class RunSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
         _help(
             "run each episode in its own user, mount, PID and network namespaces: only its scratch directory is "
             "writable, the run directory is hidden, no process outside its own is visible, no network (Linux; "
-            "costs milliseconds per episode, measured in the README)"
+            "costs milliseconds per episode, measured in docs/containment.md)"
         ),
     ] = False
     instructions: Annotated[
