@@ -16,6 +16,7 @@ import msgspec
 from tracecore_perf.errors import UsageError
 from tracecore_perf.published import PublishedRun
 from tracecore_perf.verdicts.models import Finding, Notice, Severity, ThresholdResult, TrendCheck, Verdict, WarningCode
+from tracecore_perf.verdicts.notices import run_notices
 
 __all__ = [
     "Finding",
@@ -191,22 +192,8 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
         )
     )
 
-    notices: list[Notice] = []
     manifest = run.manifest()
-    if manifest.status == "interrupted":
-        notices.append(
-            Notice(
-                code=WarningCode.RUN_INTERRUPTED,
-                message=f"run {run.stamp} was interrupted: {summary.episodes} of {manifest.episodes} episodes have rows",
-            )
-        )
-    if not manifest.host.quiet:
-        notices.append(
-            Notice(
-                code=WarningCode.BUSY_HOST,
-                message=f"host was busy at the start of the run ({manifest.host.quiet_reason}); latency figures are noisy",
-            )
-        )
+    notices = run_notices(manifest, summary.episodes, time_matters=not manifest.instructions)
 
     findings: list[Finding] = []
     states: list[TrendCheck] = []

@@ -37,6 +37,7 @@ from tracecore_perf.errors import UsageError
 from tracecore_perf.models import EpisodeRow, Manifest, Summary
 from tracecore_perf.published import PublishedRun
 from tracecore_perf.verdicts.models import Comparison, Estimate, Notice, OverallVerdict, RowComparison, WarningCode
+from tracecore_perf.verdicts.notices import run_notices
 
 METRICS = {
     "wall_clock_s": lambda r: r.wall_clock_s,
@@ -502,22 +503,8 @@ def compare_runs(
                 "compare them on instructions, or compare two native runs for time",
             )
         )
-    for label, manifest in (("baseline", base_m), ("current", cur_m)):
-        if not manifest.host.quiet and settings.metric != "instructions":  # counts do not move with load
-            notices.append(
-                Notice(
-                    code=WarningCode.BUSY_HOST,
-                    message=f"{label} run {manifest.stamp} started on a busy host ({manifest.host.quiet_reason}); "
-                    "between-run drift is larger there than the --drift floor assumes",
-                )
-            )
-        if manifest.status == "interrupted":
-            notices.append(
-                Notice(
-                    code=WarningCode.RUN_INTERRUPTED,
-                    message=f"{label} run {manifest.stamp} was interrupted; it has fewer episodes than planned",
-                )
-            )
+    for label, manifest, summary in (("baseline run", base_m, base_s), ("current run", cur_m, cur_s)):
+        notices += run_notices(manifest, summary.episodes, label=label, time_matters=settings.metric != "instructions")
     if not rows:
         notices.append(
             Notice(
