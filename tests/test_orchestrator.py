@@ -18,6 +18,7 @@ from tracecore_perf.run.integrity import check_run
 from tracecore_perf.run.orchestrator import Execution
 from tracecore_perf.run.rundir import RunDir
 from tracecore_perf.run.scenario import plan
+from tracecore_perf.settings import RunSettings
 
 TIMEOUT = 5.0
 
@@ -42,18 +43,13 @@ def jobs(n: int) -> list[EpisodeJob]:
 
 
 def execute(
-    run_dir: RunDir, keeper: FakeKeeper, monkeypatch: pytest.MonkeyPatch, planned: list[EpisodeJob], **overrides
+    run_dir: RunDir, keeper: FakeKeeper, monkeypatch: pytest.MonkeyPatch, planned: list[EpisodeJob]
 ) -> tuple[Execution, list[EpisodeRow], list]:
     """Run the jobs through a real Execution; returns it, the rows written and the rows
     ``on_row`` saw."""
     monkeypatch.setattr(orchestrator, "time", keeper.clock)
     seen: list[EpisodeRow] = []
     options = {
-        "workers": keeper.workers,
-        "timeout": TIMEOUT,
-        "strict_spec": False,
-        "isolation": "forkserver",
-        "sample_interval": 0.5,
         "output_cap": 1 << 20,
         "agents": {"agent0.py": "/abs/agent0.py"},
         "labels": {"agent0.py": "agent0.py"},
@@ -62,8 +58,8 @@ def execute(
         "known_artifacts": {},
         "on_row": seen.append,
     }
-    options.update(overrides)
-    execution = keeper.execution = Execution(run_dir, keeper, **options)
+    settings = RunSettings(workers=keeper.workers, timeout=TIMEOUT, isolation="forkserver", sample_interval=0.5)
+    execution = keeper.execution = Execution(run_dir, keeper, settings, **options)
     anyio.run(execution.run, iter(planned), len(planned))
     assert execution.ledgers is not None
     rows = list(run_dir.iter_rows())

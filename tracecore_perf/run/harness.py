@@ -8,10 +8,12 @@ written or any episode starts.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import resource
 import tempfile
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -326,6 +328,19 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
     )
 
 
+@dataclass
+class _Attempt:
+    """What one attempt has set up so far, as ``_execute``'s event loop makes it: what the
+    clean-up, an interrupt after the batch and ``_finish`` need (None: not made yet)."""
+
+    run_dir: RunDir | None = None
+    manifest: Manifest | None = None
+    record: AttemptRecord | None = None
+    scratch_root: Path | None = None
+    log_handler: logging.Handler | None = None
+    execution: Execution | None = None
+
+
 def _execute(
     python: str,
     isolation: IsolationMode,
@@ -343,7 +358,7 @@ def _execute(
     publish. ``found``: problems a resume found before it began (the run is tainted). Ctrl-C
     or SIGTERM after the batch (checking, publishing) leaves the run resumable, as one during
     the batch does."""
-    context: dict = {}
+    attempt_state = _Attempt()
     guard = LimitGuard()  # an episode may lower the harness's own limits (prlimit): put back
 
     async def main() -> None:
@@ -367,8 +382,9 @@ def _execute(
         run_dir.write_manifest(manifest)
         # Episodes work in scratch directories of their own, outside the run directory.
         scratch_root = Path(tempfile.mkdtemp(prefix=f"tracecore-perf-{manifest.stamp}-"))
-        context.update(run_dir=run_dir, manifest=manifest, attempt=attempt, scratch_root=scratch_root)
-        context["handler"] = add_run_log(run_dir.path / "harness.log")
+        attempt_state.run_dir, attempt_state.manifest, attempt_state.record = run_dir, manifest, attempt
+        attempt_state.scratch_root = scratch_root
+        attempt_state.log_handler = add_run_log(run_dir.path / "harness.log")
         if manifest.warmup:
             warm_rows = _warmup_rows(manifest)
             await keeper.warm_up(warm_rows, manifest.warmup, scratch_root)
@@ -397,11 +413,7 @@ def _execute(
             execution = Execution(
                 run_dir,
                 keeper,
-                workers=manifest.workers,
-                timeout=manifest.timeout,
-                strict_spec=manifest.strict_spec,
-                isolation=manifest.isolation,
-                sample_interval=manifest.sample_interval_s,
+                recorded(manifest),
                 output_cap=output_cap,
                 agents=manifest.agents,
                 labels=manifest.agent_labels,
@@ -410,25 +422,25 @@ def _execute(
                 known_artifacts=done.run_ids if done else {},
                 on_row=bar.advance,
                 guard=guard,
-                memory_limit=manifest.memory_limit,
-                sandbox=manifest.sandbox,
             )
-            context["execution"] = execution
+            attempt_state.execution = execution
             await execution.run(plan(manifest.scenario, manifest.episodes, skip), manifest.episodes)
 
+    state = attempt_state
     try:
         anyio.run(main)
-        return _finish(context["run_dir"], context["manifest"], context["attempt"], context["execution"], found or [])
+        assert state.run_dir and state.manifest and state.record and state.execution  # main() returned: all set
+        return _finish(state.run_dir, state.manifest, state.record, state.execution, found or [])
     except KeyboardInterrupt as exc:  # after the batch: checking or publishing
-        if "execution" not in context:
+        if state.execution is None or state.run_dir is None or state.manifest is None or state.record is None:
             raise
-        return _interrupted(context["run_dir"], context["manifest"], context["attempt"], exc)
+        return _interrupted(state.run_dir, state.manifest, state.record, exc)
     finally:
         sweep()  # the zygote and workers are closed: any process of the run left is a stray
-        if "scratch_root" in context:
-            remove_tree(context["scratch_root"])  # an episode may have left a tree too deep for rmtree
-        if "handler" in context:
-            logging_handler_close(context["handler"])
+        if state.scratch_root is not None:
+            remove_tree(state.scratch_root)  # an episode may have left a tree too deep for rmtree
+        if state.log_handler is not None:
+            logging_handler_close(state.log_handler)
         guard.restore()
 
 
@@ -535,8 +547,6 @@ class _NoBar:
         return None
 
 
-def logging_handler_close(handler) -> None:
-    import logging
-
+def logging_handler_close(handler: logging.Handler) -> None:
     logging.getLogger("tracecore_perf").removeHandler(handler)
     handler.close()

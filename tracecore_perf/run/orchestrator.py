@@ -30,7 +30,7 @@ import structlog
 from anyio.streams.memory import MemoryObjectSendStream
 
 from tracecore_perf.errors import CodeChanged, RunAborted
-from tracecore_perf.models import ChildResult, EpisodeJob, EpisodeRow, Integrity, IsolationMode, Sample
+from tracecore_perf.models import ChildResult, EpisodeJob, EpisodeRow, Integrity, Sample
 from tracecore_perf.run.integrity import check_artifacts
 from tracecore_perf.run.launcher import WorkerFailed, WorkerProcess, ZygoteKeeper
 from tracecore_perf.run.limits import LimitGuard
@@ -39,6 +39,7 @@ from tracecore_perf.run.protocol import Done
 from tracecore_perf.run.rundir import RunDir
 from tracecore_perf.run.strays import sweep
 from tracecore_perf.run.writer import Ledgers, open_ledgers, write_stream
+from tracecore_perf.settings import RunSettings
 
 log = structlog.get_logger("tracecore_perf.run.orchestrator")
 
@@ -59,12 +60,8 @@ class Execution:
         self,
         run_dir: RunDir,
         keeper: ZygoteKeeper,
+        settings: RunSettings,
         *,
-        workers: int,
-        timeout: float,
-        strict_spec: bool,
-        isolation: IsolationMode,
-        sample_interval: float,
         output_cap: int,
         agents: dict[str, str],
         labels: dict[str, str],
@@ -73,15 +70,14 @@ class Execution:
         known_artifacts: dict[str, bytes | None],
         on_row: Callable[[EpisodeRow], None] | None = None,
         guard: LimitGuard | None = None,
-        memory_limit: int | None = None,
-        sandbox: bool = False,
     ) -> None:
+        """``settings``: the run's (its manifest's, ``settings.recorded``); ``agents``: each
+        scenario agent -> the file episodes load, ``labels``: -> the name artifacts record;
+        ``known_artifacts``: what an earlier attempt placed (a resume)."""
         self.run_dir = run_dir
-        self.workers = workers
-        self.timeout = timeout
-        self.strict_spec = strict_spec
-        self.isolation = isolation
-        self.sample_interval = sample_interval
+        self.settings = settings
+        self.workers = settings.workers
+        self.timeout = settings.timeout
         self.output_cap = output_cap
         self.agents = agents
         self.labels = labels
@@ -96,8 +92,6 @@ class Execution:
         self.aborted: str | None = None  # why the run could not go on (exit 3)
         self.code_changed: list[str] = []  # files episodes load that changed (the run stopped: tainted)
         self.guard = guard or LimitGuard()
-        self.memory_limit = memory_limit
-        self.sandbox = sandbox
         # episodes whose worker died with its zygote (which another episode may have killed):
         # run again once, alone, after the batch; those already run again
         self._lost: list[EpisodeJob] = []
@@ -107,7 +101,7 @@ class Execution:
         self.ledgers: Ledgers | None = None
         self.worker_cpu_s = 0.0
         self.elapsed_s = 0.0
-        self._slots = [Slot(number) for number in range(workers)]
+        self._slots = [Slot(number) for number in range(self.workers)]
         self._idle: list[Slot] = list(self._slots)
         self._keeper = keeper  # started and validated by the caller; closed by us
         self._closed_worker_cpu_s = 0.0
@@ -179,7 +173,7 @@ class Execution:
         async with anyio.create_task_group() as tg:
             for slot in self._slots:
                 tg.start_soon(start, slot)
-        log.debug("workers.ready", workers=self.workers, isolation=self.isolation)
+        log.debug("workers.ready", workers=self.workers, isolation=self.settings.isolation)
 
     async def _launch_all(self, jobs: Iterator[EpisodeJob], send: MemoryObjectSendStream) -> None:
         slots = anyio.Semaphore(self.workers)
@@ -219,10 +213,10 @@ class Execution:
                     scratch_root=self.scratch_root,
                     runs_dir=self.run_dir.runs_root,
                     log_path=self.run_dir.episode_log(job.episode_index),
-                    strict_spec=self.strict_spec,
+                    strict_spec=self.settings.strict_spec,
                     output_cap=self.output_cap,
-                    memory_limit=self.memory_limit,
-                    sandbox=self.sandbox,
+                    memory_limit=self.settings.memory_limit,
+                    sandbox=self.settings.sandbox,
                 )
                 failure = None
             except WorkerFailed as exc:
@@ -284,7 +278,8 @@ class Execution:
         finished: float,
     ) -> EpisodeRow:
         result, bad_result = _reported(outcome)
-        error = one_line(failure or describe_failure(outcome, result, bad_result, timed_out, self.timeout, self.memory_limit))
+        limit = self.settings.memory_limit
+        error = one_line(failure or describe_failure(outcome, result, bad_result, timed_out, self.timeout, limit))
         artifact = outcome.artifact if outcome else None
         return EpisodeRow(
             episode=job.episode_index + 1,
@@ -355,7 +350,7 @@ class Execution:
 
     async def _sample(self, monitor: Monitor, send: MemoryObjectSendStream) -> None:
         async with send:
-            await monitor.run(send, self.sample_interval)
+            await monitor.run(send, self.settings.sample_interval)
 
     async def _watch_signals(self) -> None:
         # The event loop puts the default handlers back when the receiver closes; what was
