@@ -256,8 +256,13 @@ def test_a_hard_limit_the_harness_cannot_raise_stops_the_run_cleanly_and_resume_
 @pytest.fixture(scope="module")
 def memory_run(tmp_path_factory) -> Run:
     rows = [HEALTHY, hostile("memory_flood_agent"), HEALTHY, hostile("oom_score_reporting_agent"), HEALTHY]
-    rows += [hostile("memfd_hog_agent"), HEALTHY]
+    rows += [hostile("memfd_hog_agent"), HEALTHY, hostile("threaded_agent")]
     return run_harness(tmp_path_factory.mktemp("memory"), rows, "--memory-limit", "512MiB", workers=2, limit=90)
+
+
+def test_a_threaded_agent_within_the_memory_limit_succeeds(memory_run: Run):
+    row = rows_by_index(memory_run)[7]  # 16 threads at once: reserved address space is not memory used
+    assert row["success"], row["error"]
 
 
 @pytest.mark.parametrize(("index", "how"), [(1, "private memory"), (5, "a shared memfd mapping")])
@@ -469,3 +474,47 @@ def test_resume_of_a_run_whose_series_became_a_fifo_neither_hangs_nor_publishes_
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     assert again.returncode == 4 and "already published" in again.stderr, again.stderr  # tainted stays tainted
+
+
+# --- fourth round ----------------------------------------------------------------------------
+
+
+def test_bytecode_planted_for_the_fork_loop_never_runs(tmp_path: Path):
+    import importlib.util
+
+    from tracecore_perf.run.spawn import WORKER_SCRIPT
+
+    pyc = Path(importlib.util.cache_from_source(str(WORKER_SCRIPT.with_name("episode_worker.py"))))
+    before = pyc.read_bytes() if pyc.exists() else None
+    victim = tmp_path / "victim" / "victim.txt"
+    victim.parent.mkdir()
+    rows = [HEALTHY, hostile("fork_loop_pyc_planting_agent"), HEALTHY, HEALTHY, HEALTHY]
+    try:
+        run = run_harness(tmp_path, rows, workers=1, limit=60, env={"HOSTILE_VICTIM": str(victim)})
+        planted = pyc.exists() and pyc.read_bytes() != before
+    finally:  # the checkout's own cache as it was
+        if before is None:
+            pyc.unlink(missing_ok=True)
+        else:
+            pyc.write_bytes(before)
+    assert planted, "the fixture planted nothing: the test proves nothing"
+    assert not (victim.parent / "pyc-ran").exists(), "the planted bytecode ran"
+    assert_ended_and_published(run, exit_code=1)
+    assert_healthy_rows_succeed(run)
+
+
+def test_artifacts_stretched_to_a_terabyte_are_never_read_whole(tmp_path: Path):
+    rows = [HEALTHY, HEALTHY, hostile("sparse_artifact_agent"), HEALTHY]
+    run = run_harness(tmp_path, rows, workers=1, limit=90)  # hashing 2 TB would take hours
+    assert_ended_and_published(run, exit_code=4)
+    assert run.artifact("summary")["integrity"]["altered_artifacts"] == 2
+
+
+def test_a_logs_folder_replaced_by_a_link_is_never_written_through(tmp_path: Path):
+    victim = tmp_path / "victim" / "victim.txt"
+    victim.parent.mkdir()
+    rows = [HEALTHY, hostile("logs_relinking_agent"), HEALTHY, HEALTHY]
+    run = run_harness(tmp_path, rows, workers=1, limit=60, env={"HOSTILE_VICTIM": str(victim)})
+    assert list(victim.parent.iterdir()) == [], f"written through the link: {list(victim.parent.iterdir())}"
+    assert_ended_and_published(run, exit_code=4)
+    assert run.run_dir is not None and not (run.run_dir / "logs").is_symlink()

@@ -23,7 +23,8 @@ The steps, in order (the first needs a single-threaded process, which a forked c
    urandom, tty; no disk, no kernel log) and an empty ``/dev/shm``, the whole tree read-only
    in one ``mount_setattr`` (Linux >= 5.12; older kernels remount each mount read-only) but
    the scratch directory, loopback up
-   (nothing else: no network), ``TMPDIR`` and ``HOME`` in the scratch directory, every
+   (nothing else: no network), ``TMPDIR`` and ``HOME`` in the scratch directory, a session
+   keyring of its own (not the login session's, with the user's keys), every
    capability dropped (else the episode, root in its namespace, could unmount what hides
    the run directory), ``no_new_privs``.
 4. ``fork`` again: the episode is process 2, so signals and ``abort()`` behave as they do
@@ -62,6 +63,7 @@ PR_SET_SECUREBITS, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL
 SECUREBITS_LOCKED = 0xEF  # noroot, no_setuid_fixup, no_cap_ambient_raise, each locked
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 EXIT_SANDBOX_FAILED = 125
+KEYCTL_JOIN_SESSION_KEYRING = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -204,6 +206,7 @@ def enter(scratch: str, scratch_root: str, hidden: list[str]) -> None:
         _loopback_up()
         os.chdir(scratch)  # the old working directory is the read-only one under the mounts
         os.environ["TMPDIR"] = os.environ["HOME"] = scratch
+        _new_session_keyring()
         _drop_capabilities()
     except BaseException as exc:  # noqa: BLE001 - the episode's row says what went wrong
         os.write(2, f"tracecore-perf --sandbox: {exc}\n".encode())
@@ -257,6 +260,16 @@ def _read_only_but(scratch: str) -> None:
             if exc.errno not in (errno.ENOENT, errno.EACCES):  # hidden under another mount
                 raise
     _mount(None, scratch, None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV)
+
+
+def _new_session_keyring() -> None:
+    """A session keyring of its own (an anonymous one): the login session's keyring, with the
+    user's keys, is out of reach, and nothing one episode adds is seen by the next."""
+    import platform
+
+    number = {"x86_64": 250, "aarch64": 219}.get(platform.machine())  # keyctl(2)
+    if number is not None:
+        _check(_libc.syscall(number, KEYCTL_JOIN_SESSION_KEYRING, None), "keyctl(JOIN_SESSION_KEYRING)")
 
 
 def _loopback_up() -> None:

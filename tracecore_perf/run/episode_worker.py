@@ -62,6 +62,8 @@ _reindent = None  # msgspec.json.format, when the zygote could import it (_load_
 # environment by the zygote (``start``) and inherited by its workers.
 CALLGRIND_DIR_ENV = "TRACECORE_PERF_CALLGRIND_DIR"
 _callgrind_dir: str | None = None
+M_ARENA_MAX = -8  # mallopt(3)
+ADDRESS_SPACE_HEADROOM = 256 * 1024 * 1024  # reserved, unused address space an episode may hold beyond its limit
 
 
 def prctl(option: int, value: int) -> bool:
@@ -293,7 +295,8 @@ def _site_dirs() -> list[str]:
     folders = list(getattr(site, "getsitepackages", list)())
     if site.ENABLE_USER_SITE:
         folders.append(site.getusersitepackages())
-    return [folder for folder in dict.fromkeys(folders) if os.path.isdir(folder)]
+    # those that do not exist yet too: one that appears during the run, with a .pth in it, is a change
+    return list(dict.fromkeys(folders))
 
 
 def _agent_class_problem(path: str) -> str | None:
@@ -700,9 +703,9 @@ def _sandbox():
         import importlib.util
 
         path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "episode_sandbox.py")
-        spec = importlib.util.spec_from_file_location("tracecore_perf_episode_sandbox", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("tracecore_perf_episode_sandbox", path))
+        with open(path, "rb") as fh:  # from its source, as episode_process.py loads this file
+            exec(compile(fh.read(), path, "exec"), module.__dict__)  # noqa: S102 - our own file
         _sandbox_module = module
     return _sandbox_module
 
@@ -721,11 +724,21 @@ def _bound_memory(limit: int | None) -> None:
             os.close(fd)
     if not limit or _callgrind_dir is not None:
         return
-    with contextlib.suppress(ValueError, OSError):
+    with contextlib.suppress(ValueError, OSError, AttributeError):
         resource.setrlimit(resource.RLIMIT_DATA, (int(limit), int(limit)))
+        # Address space is reserved, not used, by each thread's stack (8 MiB) and each malloc
+        # arena (64 MiB): at most two arenas, and room for them and for stacks above the limit,
+        # so a threaded agent is bounded by what it uses, not by what glibc reserves.
+        global _libc
+        if _libc is None:
+            import ctypes
+
+            _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.mallopt(M_ARENA_MAX, 2)
         with open("/proc/self/statm", "rb") as fh:
             mapped = int(fh.read().split()[0]) * resource.getpagesize()
-        resource.setrlimit(resource.RLIMIT_AS, (mapped + int(limit), mapped + int(limit)))
+        bound = mapped + int(limit) + ADDRESS_SPACE_HEADROOM
+        resource.setrlimit(resource.RLIMIT_AS, (bound, bound))
 
 
 def episode_instructions(pid: int) -> int | None:
@@ -1172,8 +1185,13 @@ class Zygote(_Role):
                 # from now on our stdout/stderr (inherited by workers) go to the run's log; never
                 # through a link or into a FIFO planted at its name (an earlier attempt's episode)
                 flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK
+                logs = os.path.dirname(command["path"])
                 try:
-                    fd = os.open(command["path"], flags, 0o644)
+                    folder = _run_folder(os.path.dirname(logs), (os.path.basename(logs),))  # no link below the run
+                    try:
+                        fd = os.open(os.path.basename(command["path"]), flags, 0o644, dir_fd=folder)
+                    finally:
+                        os.close(folder)
                 except OSError:
                     fd = os.open(os.devnull, os.O_WRONLY)
                 os.set_blocking(fd, True)

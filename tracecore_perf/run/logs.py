@@ -54,6 +54,20 @@ def configure(log_format: str = "console", level: int = logging.INFO) -> None:
         )
     )
     root.addHandler(handler)
+    # The event loop reports what it could not hand to anyone (a callback that raised as the run
+    # stopped) through the "asyncio" logger, which would print a traceback on the console: one
+    # line into our log instead.
+    loop_log = logging.getLogger("asyncio")
+    loop_log.handlers[:] = [_OneLine()]
+    loop_log.propagate = False
+
+
+class _OneLine(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        text = (record.getMessage().splitlines() or [""])[0]
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+        structlog.get_logger("tracecore_perf.asyncio").warning("event_loop", message=text)
 
 
 class _RunLogHandler(logging.FileHandler):

@@ -446,7 +446,8 @@ def _over_memory_limit(outcome: Done, result: ChildResult | None, memory_limit: 
     from tracecore_perf.units import format_size
 
     error = (result.error or "") if result is not None and not result.completed else ""
-    if error.startswith("MemoryError") or "[Errno 12]" in error:  # ENOMEM: a mapping refused
+    # ENOMEM: a mapping refused; a thread whose stack could not be mapped
+    if error.startswith("MemoryError") or "[Errno 12]" in error or "can't start new thread" in error:
         how = error
     elif result is None and outcome.returncode < 0 and outcome.max_rss_bytes >= 0.8 * memory_limit:
         how = _exit_status(outcome.returncode)

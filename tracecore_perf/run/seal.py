@@ -53,14 +53,25 @@ def _site_entries(site_dir: str) -> list[str]:
         return []
 
 
-def _stamp(path: str) -> tuple[bytes | None, int, int]:
-    """A file's SHA-256, and its inode and change time: a change put back afterwards (the same
-    bytes, the old modification time) still moves the change time, which no one can set."""
+def _identity(path: str) -> tuple[int, int, int] | None:
+    """A file's size, inode and change time: a change put back afterwards (the same bytes, the
+    old modification time) still moves the change time, which no one can set."""
     try:
         info = os.lstat(path)
     except OSError:
-        return None, 0, 0
-    return sha256_of(path), info.st_ino, info.st_ctime_ns
+        return None
+    return info.st_size, info.st_ino, info.st_ctime_ns
+
+
+def _stamp(path: str) -> tuple[tuple[int, int, int] | None, bytes | None]:
+    return _identity(path), sha256_of(path)
+
+
+def _differs(path: str, stamp: tuple[tuple[int, int, int] | None, bytes | None]) -> bool:
+    """Whether ``path`` is not what ``stamp`` recorded; hashed only when size, inode and change
+    time all still match (a file stretched to a terabyte is never read)."""
+    identity, digest = stamp
+    return _identity(path) != identity or sha256_of(path) != digest
 
 
 class CodeSeal:
@@ -80,7 +91,7 @@ class CodeSeal:
         """Each sealed file that is now different, gone, no longer a regular file or written
         to at all; each file that appeared in the package since (a planted module or ``.pyc``);
         and each entry that appeared in or left a site directory (a ``.pth``, a module)."""
-        found = [path for path, stamp in self.files.items() if _stamp(path) != stamp]
+        found = [path for path, stamp in self.files.items() if _differs(path, stamp)]
         if self.package_dir:
             found += [path for path in _package_files(self.package_dir) if path not in self.files]
         for folder, names in self.site_dirs.items():
