@@ -25,8 +25,8 @@ from tracecore_perf.verdicts.models import (
     Estimate,
     Finding,
     FindingCode,
+    GroupComparison,
     Notice,
-    RowComparison,
     ThresholdResult,
     TrendCheck,
     Verdict,
@@ -119,7 +119,7 @@ def failing_verdict() -> Verdict:
     )
 
 
-def _row(agent: str, **fields) -> RowComparison:
+def _row(agent: str, **fields) -> GroupComparison:
     values = dict(
         agent=agent,
         task_ref="t@1",
@@ -148,7 +148,7 @@ def _row(agent: str, **fields) -> RowComparison:
         p_value_episodes=0.8,
     )
     values.update(fields)
-    return RowComparison(**values)
+    return GroupComparison(**values)
 
 
 def comparison() -> Comparison:

@@ -25,10 +25,10 @@ from tracecore_perf.history.models import (
     METRICS,
     RUN_WIDE,
     ChangePoint,
+    GroupFigures,
     History,
     HistoryVerdict,
     Point,
-    RowFigures,
     RunRecord,
     Series,
     Settings,
@@ -159,11 +159,11 @@ def _series_change_points(series: Series, runs: dict[str, RunRecord], settings: 
         )
 
 
-def build_series(runs: list[RunRecord], rows: list[RowFigures], metrics: list[str], settings: Settings) -> list[Series]:
+def build_series(runs: list[RunRecord], rows: list[GroupFigures], metrics: list[str], settings: Settings) -> list[Series]:
     """Every series (metric x (agent, task_ref) x machine class) with its change points."""
     order = ordered(runs, settings.order)
     by_stamp = {r.stamp: r for r in order}
-    figures: dict[tuple[str, str], dict[str, RowFigures]] = defaultdict(dict)
+    figures: dict[tuple[str, str], dict[str, GroupFigures]] = defaultdict(dict)
     for row in rows:
         figures[(row.agent, row.task_ref)][row.stamp] = row
     classes = [None] if settings.mix_machines else list(dict.fromkeys(r.host_class for r in order))
@@ -186,7 +186,7 @@ def build_series(runs: list[RunRecord], rows: list[RowFigures], metrics: list[st
     return out
 
 
-def history(database: str, runs: list[RunRecord], rows: list[RowFigures], metrics: list[str], settings: Settings) -> History:
+def history(database: str, runs: list[RunRecord], rows: list[GroupFigures], metrics: list[str], settings: Settings) -> History:
     series = build_series(runs, rows, metrics, settings)
     return History(
         database=database,

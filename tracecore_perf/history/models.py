@@ -70,7 +70,7 @@ class RunRecord(msgspec.Struct, kw_only=True):
     instructions: bool = False
 
 
-class RowFigures(msgspec.Struct, kw_only=True):
+class GroupFigures(msgspec.Struct, kw_only=True):
     """One (agent, task_ref) of one run."""
 
     stamp: str

@@ -21,7 +21,7 @@ from pathlib import Path
 import msgspec
 
 from tracecore_perf.errors import UsageError
-from tracecore_perf.history.models import RowFigures, RunRecord
+from tracecore_perf.history.models import GroupFigures, RunRecord
 from tracecore_perf.models import Manifest
 from tracecore_perf.published import PublishedRun
 from tracecore_perf.stats import distribution
@@ -76,7 +76,7 @@ MIGRATIONS: list[list[str]] = [
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 _RUN_COLUMNS = [f for f in RunRecord.__struct_fields__]
-_ROW_COLUMNS = [f for f in RowFigures.__struct_fields__]
+_ROW_COLUMNS = [f for f in GroupFigures.__struct_fields__]
 
 
 # --- what a run contributes ------------------------------------------------------------
@@ -94,7 +94,7 @@ def host_class(manifest: Manifest) -> str:
     return fingerprint(fields)
 
 
-def figures_of(run: PublishedRun, label: str | None = None) -> tuple[RunRecord, list[RowFigures]]:
+def figures_of(run: PublishedRun, label: str | None = None) -> tuple[RunRecord, list[GroupFigures]]:
     """What the store keeps of one published run. Raises UsageError for a run history cannot
     take (unreadable, or tainted: its rows are not all the harness's own)."""
     try:
@@ -141,7 +141,7 @@ def figures_of(run: PublishedRun, label: str | None = None) -> tuple[RunRecord, 
         wall = distribution(r.wall_clock_s for r in ok)
         counts = [r.instructions for r in ok if r.instructions is not None]
         rows.append(
-            RowFigures(
+            GroupFigures(
                 stamp=run.stamp,
                 agent=agent,
                 task_ref=task_ref,
@@ -178,7 +178,7 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def add(self, entries: Iterable[tuple[RunRecord, list[RowFigures]]]) -> list[bool]:
+    def add(self, entries: Iterable[tuple[RunRecord, list[GroupFigures]]]) -> list[bool]:
         """Add runs in one transaction; a run already present (same stamp, same start) is left
         as it is; another run with a stamp already present is refused (UsageError, nothing
         added). Returns, per run, whether it was added."""
@@ -206,9 +206,9 @@ class Store:
         cursor = self.conn.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs ORDER BY generated_at, stamp")
         return [RunRecord(**dict(zip(_RUN_COLUMNS, values, strict=True))) for values in cursor]
 
-    def rows(self) -> list[RowFigures]:
+    def rows(self) -> list[GroupFigures]:
         cursor = self.conn.execute(f"SELECT {', '.join(_ROW_COLUMNS)} FROM row_figures ORDER BY stamp, agent, task_ref")
-        return [RowFigures(**dict(zip(_ROW_COLUMNS, values, strict=True))) for values in cursor]
+        return [GroupFigures(**dict(zip(_ROW_COLUMNS, values, strict=True))) for values in cursor]
 
 
 class _transaction:

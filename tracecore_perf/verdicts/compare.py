@@ -36,7 +36,7 @@ from tracecore_perf import defaults
 from tracecore_perf.errors import UsageError
 from tracecore_perf.models import EpisodeRow, Manifest, Summary
 from tracecore_perf.published import PublishedRun
-from tracecore_perf.verdicts.models import Comparison, Estimate, Notice, OverallVerdict, RowComparison, WarningCode
+from tracecore_perf.verdicts.models import Comparison, Estimate, GroupComparison, Notice, OverallVerdict, WarningCode
 from tracecore_perf.verdicts.notices import run_notices
 
 METRICS = {
@@ -231,7 +231,7 @@ def _median_count(rows: Sequence[EpisodeRow]) -> float | None:
     return float(np.median(counts)) if counts else None
 
 
-def _row(key: tuple[str, str], base: list[EpisodeRow], cur: list[EpisodeRow], settings: Settings, seed: int) -> RowComparison:
+def _row(key: tuple[str, str], base: list[EpisodeRow], cur: list[EpisodeRow], settings: Settings, seed: int) -> GroupComparison:
     from scipy import stats  # imported when needed: it is most of the start-up time
 
     rng = np.random.default_rng(seed)
@@ -254,7 +254,7 @@ def _row(key: tuple[str, str], base: list[EpisodeRow], cur: list[EpisodeRow], se
             ratio, shift, p = Estimate(value=None), Estimate(value=None), None
     ok_base, ok_cur = sum(r.success for r in base), sum(r.success for r in cur)
     success_p = float(stats.fisher_exact([[ok_cur, len(cur) - ok_cur], [ok_base, len(base) - ok_base]]).pvalue)
-    return RowComparison(
+    return GroupComparison(
         agent=key[0],
         task_ref=key[1],
         metric=settings.metric,
@@ -293,7 +293,7 @@ def _row(key: tuple[str, str], base: list[EpisodeRow], cur: list[EpisodeRow], se
     )
 
 
-def _decide(rows: list[RowComparison], settings: Settings) -> None:
+def _decide(rows: list[GroupComparison], settings: Settings) -> None:
     """Adjust p-values across rows, then call each row faster, slower or no change."""
     from scipy import stats  # imported when needed: it is most of the start-up time
 
@@ -313,7 +313,7 @@ def _decide(rows: list[RowComparison], settings: Settings) -> None:
             row.verdict = "faster"
 
 
-def compare_rows(base_rows: Sequence[EpisodeRow], cur_rows: Sequence[EpisodeRow], settings: Settings) -> list[RowComparison]:
+def compare_rows(base_rows: Sequence[EpisodeRow], cur_rows: Sequence[EpisodeRow], settings: Settings) -> list[GroupComparison]:
     """Every scenario row both runs have, judged (the statistics without the runs' files: the
     tests feed it rows with a known answer)."""
     settings = settings.resolved()
@@ -394,7 +394,7 @@ def refresh_command(manifest: Manifest) -> str:
     return "python -m tracecore_perf " + " ".join(flags)
 
 
-def overall_verdict(rows: list[RowComparison]) -> OverallVerdict:
+def overall_verdict(rows: list[GroupComparison]) -> OverallVerdict:
     verdicts = {row.verdict for row in rows}
     if not rows or verdicts == {"not comparable"}:
         return "not comparable"

@@ -119,8 +119,8 @@ class Estimate(msgspec.Struct, kw_only=True):
     confidence: float = 0.95
 
 
-class RowComparison(msgspec.Struct, kw_only=True):
-    """One scenario row (agent, task_ref) in the baseline against the current run."""
+class GroupComparison(msgspec.Struct, kw_only=True):
+    """One group, the episodes of one (agent, task_ref), in the baseline against the current run."""
 
     agent: str
     task_ref: str
@@ -169,7 +169,7 @@ class Comparison(msgspec.Struct, kw_only=True):
     noise: float
     margin: float
     verdict: OverallVerdict
-    rows: list[RowComparison]
+    rows: list[GroupComparison]
     baseline_only: list[str]
     current_only: list[str]
     throughput_eps_baseline: float | None
