@@ -598,6 +598,11 @@ class Worker(_Role):
                 _append(streams[fd], chunk)
             os.close(fd)
         output.close()
+        # SIGTERM (the zygote died) is held while an artifact is placed and while its row is
+        # sent: the handler takes back an artifact the harness has no row for, and must find
+        # exactly that one (never a file placed a moment before it knew, nor one just reported).
+        with _sigterm_held():
+            checked = _check_report(report, fork.job)
         message = {
             "event": "done",
             "returncode": os.waitstatus_to_exitcode(status),
@@ -608,12 +613,13 @@ class Worker(_Role):
             "output_bytes": output.total,
             "leftover_processes": leftovers,
             "instructions": instructions,
-            **_check_report(report, fork.job),
+            **checked,
         }
         del report
         remove_tree(fork.scratch)
-        self.send(message)
-        _forget_placed()
+        with _sigterm_held():
+            self.send(message)
+            _forget_placed()
 
     def _watch(self, pid: int, streams: dict, scratch: str) -> tuple[int, resource.struct_rusage, bool]:
         """Until the episode process exits: drain its output and report, and obey the
@@ -882,6 +888,16 @@ def _place_artifact(artifact: object, run_id: object, job: dict) -> dict:
 
 
 _placed: str | None = None  # the artifact this worker placed for the episode it has not yet reported
+
+
+@contextlib.contextmanager
+def _sigterm_held():
+    """SIGTERM blocked for the block: one that arrives meanwhile is handled when it ends."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def _forget_placed() -> None:
