@@ -113,19 +113,30 @@ def test_other_metrics_on_request(runs):
     assert result.throughput_eps_baseline > 0 and "episode_max_rss_bytes" in result.resource_deltas
 
 
-def test_machine_class_mismatch_is_loud(runs, tmp_path):
-    """The baseline's artifacts as if they came from another machine."""
+def test_different_hardware_is_loud_and_another_tracecore_is_not_another_machine(runs, tmp_path):
+    """The baseline's artifacts as if they came from another machine, then as if from
+    another TraceCore on this one: the machine id is the hardware's alone."""
     manifest_path = _copy_run(runs["base"], tmp_path)
-    manifest = json.loads(manifest_path.read_text())
-    manifest["machine_class"] = "0123456789ab"
+    original = json.loads(manifest_path.read_text())
+    manifest = json.loads(json.dumps(original))
     manifest["machine_class_fields"]["cpu_model"] = "Some Other CPU"
     manifest_path.write_text(json.dumps(manifest))
     done = harness("compare", str(manifest_path), str(runs["base"]), "--format", "json", cwd=runs["work"])
-    assert "WARNING: MACHINE CLASS MISMATCH" in done.stderr and "cpu_model" in done.stderr
+    assert "WARNING: DIFFERENT MACHINES" in done.stderr and "cpu_model" in done.stderr
     result = json.loads(done.stdout)
     codes = [n["code"] for n in result["notices"]]  # busy_host may follow, on a busy host
     assert result["machine_class_match"] is False and codes[0] == "machine_class_mismatch" and "setup_mismatch" not in codes
     assert result["warnings"] == [n["message"] for n in result["notices"]]  # the text, as before codes
+    assert result["machine_ids"][0] != result["machine_ids"][1] == original["machine_class"]
+
+    manifest = json.loads(json.dumps(original))
+    manifest["interpreter"]["tracecore_version"] = "0.9.5"
+    manifest_path.write_text(json.dumps(manifest))
+    done = harness("compare", str(manifest_path), str(runs["base"]), "--format", "json", cwd=runs["work"])
+    result = json.loads(done.stdout)
+    codes = [n["code"] for n in result["notices"]]
+    assert result["machine_class_match"] is True and result["machine_ids"] == [original["machine_class"]] * 2
+    assert "runtime_mismatch" in codes and "machine_class_mismatch" not in codes and "TraceCore 0.9.5 vs" in done.stderr
 
 
 @pytest.mark.parametrize(

@@ -203,6 +203,7 @@ def comparison() -> Comparison:
         artifact_bytes_total_delta=1200,
         resource_deltas={"episode_max_rss_bytes": 1048576.0, "harness_cpu_ms_per_episode": 0.5, "system_cpu_percent": None},
         machine_class_match=False,
+        machine_ids=["0123456789ab", "ba9876543210"],
         setup_match=False,
         setup_differences=["workers 4 vs 2"],
         notices=[

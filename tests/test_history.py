@@ -160,17 +160,17 @@ def test_a_change_with_a_tracecore_upgrade_says_so(tmp_path, capsys):
     assert cp["coincides_with"] == ["TraceCore 1.1.3 -> 1.2.0"]
 
 
-def test_machine_classes_are_series_of_their_own_unless_mixed(tmp_path, capsys):
+def test_machines_are_series_of_their_own_unless_mixed(tmp_path, capsys):
     # the same code on a machine twice as slow: not a regression of the code
     runs = [clone_run(tmp_path, i, toy_factor=2.0 if i >= 5 else 1.0, cpu_model="Slow CPU" if i >= 5 else None) for i in range(9)]
     path = tmp_path / "h.sqlite"
     cli(capsys, "history", "add", *map(str, runs), "--db", str(path))
     apart = show(capsys, path, "--metric", "cpu_s")
     assert apart["change_points"] == []
-    assert len({s["host_class"] for s in apart["series"]}) == 2
+    assert len({s["machine_id"] for s in apart["series"]}) == 2
     (cp,) = show(capsys, path, "--metric", "cpu_s", "--mix-machines")["change_points"]
-    assert cp["stamp"] == "20270101T050000Z" and cp["host_class"] is None
-    assert cp["coincides_with"][0].startswith("machine class ") and "Slow CPU" in cp["coincides_with"][0]
+    assert cp["stamp"] == "20270101T050000Z" and cp["machine_id"] is None
+    assert cp["coincides_with"][0].startswith("machine ") and "Slow CPU" in cp["coincides_with"][0]
 
 
 def test_min_change_drops_changes_smaller_than_it(tmp_path, capsys):

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AGENTS, harness, harness_env
+from conftest import AGENTS, harness, harness_env, published
 
 pytestmark = pytest.mark.slow  # every test here runs real episodes
 
 TOY = '{agent = "agents/toy_agent.py", task_ref = "filesystem_hidden_config@1", seed = 42}'
 RATE = '{agent = "agents/rate_limit_agent.py", task_ref = "rate_limited_api@1", seed = 11}'
+EPISODES = 6  # compare needs 5 successful episodes a side for a ratio
 MATRIX = f"""
-episodes = 4
+episodes = {EPISODES}
 workers = 2
 rows = [{TOY}]
 
@@ -66,7 +67,7 @@ def test_json_names_every_cell_with_utc_times_and_its_summary(matrix):
         assert set(cell) >= {"name", "stamp", "status", "node", "started_at", "finished_at", "summary"}
         assert cell["status"] == "ok" and cell["node"] == "local"
         assert utc(cell["started_at"]) < utc(cell["finished_at"])
-        assert cell["summary"]["episodes"] == 4 and cell["summary"]["stamp"] == cell["stamp"]
+        assert cell["summary"]["episodes"] == EPISODES and cell["summary"]["stamp"] == cell["stamp"]
 
 
 def test_cells_ran_one_after_another(matrix):
@@ -112,12 +113,39 @@ def test_perf_matrix_json_and_the_comparisons_of_cells_sharing_rows(matrix):
     assert result["backend"] == "local" and result["nodes"] == ["local"] and result["ok"] is True
     for cell in result["cells"]:
         assert cell["throughput_eps"] > 0 and cell["p50_wall_clock_s"] <= cell["p95_wall_clock_s"]
-        assert cell["failure_count"] == 0 and cell["machine_class"]
+        assert cell["failure_count"] == 0 and cell["machine_id"]
     pairs = {(c["baseline"], c["current"]): c for c in result["comparisons"]}
     assert set(pairs) == {("a", "b"), ("a", "one-worker"), ("b", "one-worker")}  # never "rate": other rows
     assert pairs[("a", "b")]["refused"] is None and pairs[("a", "b")]["verdict"]
     assert pairs[("a", "b")]["comparison"]["baseline"] and pairs[("a", "b")]["different_machine_class"] is False
     assert "set up differently (workers 2 vs 1)" in pairs[("a", "one-worker")]["refused"]
+
+
+def test_json_comparisons_carry_compares_numbers(matrix):
+    """``matrix --json`` carries each comparison's figures as ``compare --format json`` does."""
+    work, payload, _ = matrix
+    (ab,) = [c for c in payload["comparisons"] if (c["baseline"], c["current"]) == ("a", "b")]
+    assert ab["regression"] is False and ab["comparison"]["metric"] == "cpu_s"
+    (row,) = ab["comparison"]["rows"]
+    assert row["ratio"]["value"] > 0 and row["ratio"]["low"] <= row["ratio"]["value"] <= row["ratio"]["high"]
+    assert 0 <= row["p_value"] <= 1 and row["metric"] == "cpu_s"
+    matrix_dir = work / "out" / f"matrix-{payload['stamp']}"
+    compared = harness("compare", str(matrix_dir / "a"), str(matrix_dir / "b"), "--format", "json", cwd=work)
+    assert json.loads(compared.stdout)["rows"][0]["ratio"] == row["ratio"]
+
+
+def test_one_machine_has_one_id_in_run_compare_matrix_and_history(matrix):
+    work, payload, _ = matrix
+    matrix_dir = work / "out" / f"matrix-{payload['stamp']}"
+    in_matrix = {cell["machine_id"] for cell in payload["cells"]}
+    in_manifests = {published(matrix_dir / cell["name"], "manifest")["machine_class"] for cell in payload["cells"]}
+    compared = json.loads(harness("compare", str(matrix_dir / "a"), str(matrix_dir / "b"), "--format", "json", cwd=work).stdout)
+    db = work / "one-id.sqlite"
+    assert harness("history", "add", str(matrix_dir / "a"), str(matrix_dir / "rate"), "--db", str(db), cwd=work).returncode == 0
+    shown = json.loads(harness("history", "show", "--db", str(db), "--format", "json", cwd=work).stdout)
+    in_history = {run["machine_id"] for run in shown["runs"]} | {s["machine_id"] for s in shown["series"]}
+    pairs = {machine for c in payload["comparisons"] for machine in c["machine_ids"]}
+    assert len(in_matrix) == 1 and in_matrix == in_manifests == set(compared["machine_ids"]) == in_history == pairs
 
 
 def test_resume_reruns_only_the_cells_without_a_published_run(tmp_path: Path, matrix):
@@ -134,7 +162,9 @@ def test_resume_reruns_only_the_cells_without_a_published_run(tmp_path: Path, ma
     for name in ("a", "one-worker"):
         assert again[name]["stamp"] == before[name]["stamp"] and again[name]["started_at"] == before[name]["started_at"]
     assert again["b"]["status"] == again["rate"]["status"] == "ok"
-    assert again["b"]["summary"]["episodes"] == 4 and utc(again["b"]["started_at"]) > utc(before["one-worker"]["finished_at"])
+    assert again["b"]["summary"]["episodes"] == EPISODES and utc(again["b"]["started_at"]) > utc(
+        before["one-worker"]["finished_at"]
+    )
     assert (matrix_dir / "rate").glob("perf-manifest-*.json")
 
 

@@ -78,7 +78,7 @@ def test_every_cell_published_both_nodes_used_one_cell_at_a_time(tmp_path: Path,
     assert {c["node"] for c in payload["cells"]} == set(alive)  # both nodes ran cells
     assert_one_cell_at_a_time(payload["cells"])
     for cell in result["cells"]:
-        assert cell["status"] == "ok" and cell["machine_class"] and cell["hostname"] and cell["attempt"] == 1
+        assert cell["status"] == "ok" and cell["machine_id"] and cell["hostname"] and cell["attempt"] == 1
         folder = matrix_dir / cell["name"]
         kinds = sorted(p.name.split("-")[1] for p in folder.glob(f"perf-*-{cell['stamp']}.json"))
         assert kinds == ["manifest", "metrics", "samples", "series", "summary"]  # as a local run leaves them

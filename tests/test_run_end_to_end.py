@@ -61,8 +61,8 @@ def test_the_slice_succeeds_and_prints_the_json_payload(slice_run):
     work, out, done = slice_run
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
-    assert set(payload) == {"ok", "stamp", "artifacts", "summary"}
-    assert payload["ok"] is True
+    assert set(payload) == {"ok", "stamp", "machine_id", "python", "tracecore", "artifacts", "summary"}
+    assert payload["ok"] is True and payload["machine_id"] == published(out, "manifest")["machine_class"]
     assert set(payload["artifacts"]) == {"manifest", "summary", "metrics", "series", "samples", "artifacts"}
     for path in payload["artifacts"].values():
         assert (work / path).is_file() and (work / path).parent == out
@@ -82,7 +82,9 @@ def test_manifest_has_the_seed_fields_and_the_run_context(slice_run):
     assert manifest["interpreter"]["tracecore_version"].startswith("1.")
     host = manifest["host"]
     assert host["logical_cores"] >= 1 and host["memory_total_bytes"] > 0 and host["cpu_model"]
+    # the machine id is the hardware's alone: Python and TraceCore are the interpreter's fields
     assert len(manifest["machine_class"]) == 12
+    assert set(manifest["machine_class_fields"]) == {"cpu_model", "logical_cores", "memory_gib", "os", "machine"}
     assert manifest["attempts"][0]["episodes_run"] == 24
 
 

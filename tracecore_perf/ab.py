@@ -73,7 +73,7 @@ def run_ab(
     if rounds > episodes:
         raise UsageError(f"--rounds {rounds} is more than --episodes {episodes}")
     for python in pythons:  # both sides valid before either starts
-        harness.preflight(scenario, python, settings.isolation, output_dir, settings.instructions, settings.sandbox)
+        harness.preflight(scenario, msgspec.structs.replace(settings, python=python), output_dir)
 
     dirs = {side: output_dir / side.lower() for side in SIDES}
     run_dirs: dict[str, Path] = {}

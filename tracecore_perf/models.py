@@ -177,6 +177,9 @@ class Interpreter(msgspec.Struct, kw_only=True):
     python_build: str = ""  # sys.version in full: build date and compiler (instruction counts depend on them)
     tracecore_dir: str = ""  # the agent_bench package episodes import (its files are under seal during the run)
     site_dirs: list[str] = msgspec.field(default_factory=list)  # where it starts from (.pth files under seal)
+    # what its TraceCore does not have of what the harness uses beside run(): "spec_check"
+    # (--strict-spec), "metrics" (perf-metrics); both arrived in TraceCore 1.0.0
+    lacks: list[str] = msgspec.field(default_factory=list)
 
 
 class InstructionCounting(msgspec.Struct, kw_only=True):
@@ -220,6 +223,9 @@ class Manifest(msgspec.Struct, kw_only=True):
     sample_interval_s: float
     interpreter: Interpreter
     host: HostContext
+    # the machine id (machine_id()): a fingerprint of the hardware, HARDWARE_FIELDS; Python and
+    # TraceCore are the interpreter's fields. Runs published before the id was hardware only
+    # mixed the interpreter's versions into these two; machine_id() reads both alike
     machine_class: str
     machine_class_fields: dict[str, Any]
     run_dir: str
@@ -238,6 +244,12 @@ class Manifest(msgspec.Struct, kw_only=True):
     instructions: bool = False
     counting: InstructionCounting | None = None
     format_version: int = 0  # FORMAT_VERSION when published; 0: published before it existed
+
+    def machine_id(self) -> str:
+        """The machine the run ran on: the same id for every run, matrix cell and history
+        entry made on it, whatever the Python or TraceCore."""
+        fields = {k: v for k, v in self.machine_class_fields.items() if k in HARDWARE_FIELDS}
+        return fingerprint(fields) if fields else self.machine_class
 
 
 class BatchSummary(msgspec.Struct, kw_only=True):
@@ -374,6 +386,10 @@ def artifact_path(output_dir: Path, kind: str, stamp: str) -> Path:
     return output_dir / f"perf-{kind}-{stamp}.{suffix}"
 
 
+# What the machine id is made of: the hardware and the OS, never the interpreter.
+HARDWARE_FIELDS = ("cpu_model", "logical_cores", "memory_gib", "os", "machine")
+
+
 def fingerprint(fields: dict) -> str:
-    """A short stable id of a machine class's fields (or of a part of them)."""
+    """A short stable id of a dict of fields (the machine id: of HARDWARE_FIELDS)."""
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]

@@ -48,9 +48,7 @@ def _analysis(p: argparse.ArgumentParser, metric_help: str) -> None:
         help=f"permutations per test (1 to {MAX_PERMUTATIONS})",
     )
     p.add_argument("--order", choices=["time", "label"], default="time", help="order of the runs in a series")
-    p.add_argument(
-        "--mix-machines", action="store_true", help="one series across machine classes (default: one per machine class)"
-    )
+    p.add_argument("--mix-machines", action="store_true", help="one series across machines (default: one per machine id)")
 
 
 MAX_PERMUTATIONS = 10_000  # each test is a loop of this many; more only burns CPU

@@ -3,8 +3,9 @@ runs (cells) from one TOML file, here one after another or one per quiet host of
 cluster; ``--resume MATRIX_DIR`` reruns the cells without a finished published run.
 
 Exit codes: 0 every cell ran and every episode succeeded, 1 some cell failed or had failed
-episodes, 2 bad input (one line, nothing written, no cell started; ``--ray`` without Ray
-installed), 3 no Ray cluster answers at the address, 130 interrupted.
+episodes (or, with ``--fail-on regression``, a cell regressed against an earlier one), 2 bad
+input (one line, nothing written, no cell started; ``--ray`` without Ray installed), 3 no Ray
+cluster answers at the address, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -53,7 +54,18 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="on Ray: times a cell is run again elsewhere when its node or worker is lost (default: 2)",
     )
-    p.add_argument("--json", action="store_true", help='print {"ok", "stamp", "cells": [...]} instead of the table')
+    p.add_argument(
+        "--fail-on",
+        choices=["regression", "never"],
+        default="never",
+        help="regression: exit 1 when a cell is significantly slower than an earlier cell with the same rows",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"ok", "stamp", "cells": [...], "comparisons": [...]} instead of the table (each comparison with '
+        "compare's numbers: per row metric, ratio, interval, p-value)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     return p
 
@@ -77,7 +89,7 @@ def _say(line: str) -> None:
     print(f"{PROG} matrix: {line}", file=sys.stderr)
 
 
-def payload(outcome) -> dict:
+def payload(outcome, fail_on_regression: bool = False) -> dict:
     """The ``--json`` answer: each cell with its summary (the published one) and ISO-8601 UTC times."""
     from tracecore_perf.matrix import cells as cellio
 
@@ -93,20 +105,22 @@ def payload(outcome) -> dict:
                 "started_at": cell.started_at,
                 "finished_at": cell.finished_at,
                 "summary": msgspec.to_builtins(run.summary()) if run is not None else None,
-                "machine_class": cell.machine_class,
+                "machine_id": cell.machine_id,
                 "error": cell.error,
                 "path": str(outcome.matrix_dir / cell.name),
             }
         )
     return {
-        "ok": outcome.result.ok,
+        "ok": outcome.result.ok and not (fail_on_regression and _regressed(outcome.result)),
         "stamp": outcome.result.stamp,
         "cells": cells,
         "matrix": str(outcome.path),
-        "comparisons": [
-            {k: v for k, v in msgspec.to_builtins(c).items() if k != "comparison"} for c in outcome.result.comparisons
-        ],
+        "comparisons": [msgspec.to_builtins(c) for c in outcome.result.comparisons],
     }
+
+
+def _regressed(result) -> bool:
+    return any(comparison.regression for comparison in result.comparisons)
 
 
 def _run(args: argparse.Namespace, say, show_progress: bool):
@@ -141,8 +155,9 @@ def main(argv: list[str]) -> int:
     except ClusterUnreachable as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return ExitCode.STOPPED
+    fail_on_regression = args.fail_on == "regression"
     if args.json:
-        print(json.dumps(payload(outcome), indent=2))
+        print(json.dumps(payload(outcome, fail_on_regression), indent=2))
     else:
         print(results.table(outcome.result))
         print(f"matrix: {outcome.path}")
@@ -151,4 +166,6 @@ def main(argv: list[str]) -> int:
         if args.ray:
             again += ["--ray", args.ray]
         print(f"{PROG}: cells without a finished run; to rerun only them: {shlex.join(again)}", file=sys.stderr)
+    if outcome.exit_code == ExitCode.OK and fail_on_regression and _regressed(outcome.result):
+        return ExitCode.FAILED
     return outcome.exit_code

@@ -67,7 +67,11 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--report", action="store_true", help="also write charts and perf-report-<stamp>.html next to the artifacts"
     )
-    parser.add_argument("--json", action="store_true", help='print {"ok", "stamp", "artifacts", "summary"} instead of the table')
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"ok", "stamp", "machine_id", "python", "tracecore", "artifacts", "summary"} instead of the table',
+    )
     parser.add_argument("--log-format", choices=["console", "json"], default="console", help="stderr log format")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     parser.add_argument("--check", action="store_true", help="check the run against the thresholds when it ends (see `check`)")
@@ -225,13 +229,16 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
         payload = {
             "ok": exit_code == 0,
             "stamp": publication.stamp,
+            "machine_id": publication.manifest.machine_id(),
+            "python": publication.manifest.interpreter.python_version,
+            "tracecore": publication.manifest.interpreter.tracecore_version,
             "artifacts": artifacts,
             "summary": msgspec.to_builtins(publication.summary),
         }
         check_code = 0 if not args.check else after_run(publication.stamp, output_dir, thresholds, payload)
         print(json.dumps(payload, indent=2))
     else:
-        print_summary(publication.summary, artifacts, outcome.run_dir)
+        print_summary(publication.summary, publication.manifest, artifacts, outcome.run_dir)
         check_code = 0 if not args.check else after_run(publication.stamp, output_dir, thresholds)
     line = failures_line(publication.summary.failure_count, publication.summary.failure_reasons)
     if line:

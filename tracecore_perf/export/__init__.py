@@ -15,7 +15,7 @@ import importlib
 import msgspec
 
 from tracecore_perf.history.models import HistoryVerdict
-from tracecore_perf.verdicts.models import Comparison, Finding, Notice, Severity, Verdict
+from tracecore_perf.verdicts.models import Comparison, Finding, Notice, Severity, Verdict, p_text, ratio_text
 
 FORMATS = {
     "text": "tracecore_perf.export.text",
@@ -106,7 +106,7 @@ def _notice_case(notice: Notice) -> Case:
 def _comparison_cases(comparison: Comparison) -> list[Case]:
     out = []
     for row in comparison.rows:
-        message = f"{row.verdict}: {_ratio_text(row.ratio.value, row.ratio.low, row.ratio.high)}, p={_p(row.p_adjusted)}"
+        message = f"{row.verdict}: {ratio_text(row.ratio.value, row.ratio.low, row.ratio.high)}, p={p_text(row.p_adjusted)}"
         severity = "error" if row.regression else "warning" if row.verdict == "slower" else None
         out.append(
             Case(
@@ -120,18 +120,6 @@ def _comparison_cases(comparison: Comparison) -> list[Case]:
         )
     out += [_notice_case(n) for n in comparison.notices]
     return out
-
-
-def _ratio_text(value: float | None, low: float | None, high: float | None, digits: int = 3) -> str:
-    if value is None:
-        return "ratio n/a"
-    if low is None or high is None:
-        return f"x{value:.{digits}f}"
-    return f"x{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
-
-def _p(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2g}"
 
 
 def render(fmt: str, result: Result) -> str | bytes:

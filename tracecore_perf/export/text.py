@@ -3,9 +3,8 @@ finding and scenario row."""
 
 from __future__ import annotations
 
-from tracecore_perf.export import _p, _ratio_text
 from tracecore_perf.history.models import HistoryVerdict
-from tracecore_perf.verdicts.models import Comparison, Verdict
+from tracecore_perf.verdicts.models import Comparison, Verdict, p_text, ratio_text
 
 
 def _pct(value: float | None) -> str:
@@ -39,6 +38,8 @@ def _comparison(c: Comparison) -> list[str]:
     lines = [f"tracecore-perf compare {c.baseline} -> {c.current} ({c.metric}): {c.verdict.upper()}"]
     for notice in c.notices:
         lines.append(f"  WARNING {notice.message}")
+    if c.machine_ids and c.machine_class_match:
+        lines.append(f"  both runs on machine {c.machine_ids[0]}")
     drift = "" if not c.drift else f", between-run drift at least {c.drift:.0%} per run"
     lines.append(
         f"  alpha {c.alpha:g} (Benjamini-Hochberg across rows), noise floor {c.noise * 100:g}%, "
@@ -50,26 +51,26 @@ def _comparison(c: Comparison) -> list[str]:
         if row.metric == "instructions" and row.baseline_median_instructions and row.current_median_instructions:
             lines.append(
                 f"    median {row.baseline_median_instructions / 1e6:,.3f} -> {row.current_median_instructions / 1e6:,.3f} "
-                f"M instructions, {_ratio_text(row.ratio.value, row.ratio.low, row.ratio.high, digits=4)}, "
-                f"p={_p(row.p_value)} (adjusted {_p(row.p_adjusted)}), n={row.baseline_n}/{row.current_n}"
+                f"M instructions, {ratio_text(row.ratio.value, row.ratio.low, row.ratio.high, digits=4)}, "
+                f"p={p_text(row.p_value)} (adjusted {p_text(row.p_adjusted)}), n={row.baseline_n}/{row.current_n}"
                 f"{' paired by seed' if row.paired else ''}"
             )
         elif row.baseline_median_s is not None and row.current_median_s is not None:
             lines.append(
                 f"    median {row.baseline_median_s * 1000:.1f} -> {row.current_median_s * 1000:.1f} ms, "
-                f"{'' if row.ratio.value is None else 'ratio '}{_ratio_text(row.ratio.value, row.ratio.low, row.ratio.high)}, "
-                f"p={_p(row.p_value)} (adjusted {_p(row.p_adjusted)}), n={row.baseline_n}/{row.current_n}"
+                f"{'' if row.ratio.value is None else 'ratio '}{ratio_text(row.ratio.value, row.ratio.low, row.ratio.high)}, "
+                f"p={p_text(row.p_value)} (adjusted {p_text(row.p_adjusted)}), n={row.baseline_n}/{row.current_n}"
             )
         if row.se_log_ratio is not None and row.drift_within is not None:
             shown = ["n/a" if d is None else f"{d:.1%}" for d in row.drift_within]
             lines.append(
                 f"    uncertainty +/-{row.se_log_ratio:.1%} (1 s.e.); drift within the runs {shown[0]} / {shown[1]} "
-                f"({'/'.join(map(str, row.blocks or []))} blocks); episodes alone would say p={_p(row.p_value_episodes)}"
+                f"({'/'.join(map(str, row.blocks or []))} blocks); episodes alone would say p={p_text(row.p_value_episodes)}"
             )
         if row.success_rate_delta is not None:
             lines.append(
                 f"    success {row.success_rate_baseline:.1%} -> {row.success_rate_current:.1%} "
-                f"(p={_p(row.success_p_value)}), artifact bytes/episode {row.artifact_bytes_mean_delta:+,.0f}"
+                f"(p={p_text(row.success_p_value)}), artifact bytes/episode {row.artifact_bytes_mean_delta:+,.0f}"
             )
     for label, keys in (("only in baseline", c.baseline_only), ("only in current", c.current_only)):
         if keys:

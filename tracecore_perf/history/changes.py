@@ -120,10 +120,8 @@ def _coincidences(a: RunRecord, b: RunRecord) -> list[str]:
         said.append(f"TraceCore {a.tracecore_version} -> {b.tracecore_version}")
     if a.python_version != b.python_version:
         said.append(f"Python {a.python_version} -> {b.python_version}")
-    if a.host_class != b.host_class:
-        said.append(f"machine class {a.host_class} -> {b.host_class} ({a.cpu_model} -> {b.cpu_model})")
-    elif a.machine_class != b.machine_class and not said:
-        said.append(f"machine class {a.machine_class} -> {b.machine_class}")
+    if a.machine_id != b.machine_id:
+        said.append(f"machine {a.machine_id} -> {b.machine_id} ({a.cpu_model} -> {b.cpu_model})")
     for field in ("workers", "isolation", "warmup"):
         if getattr(a, field) != getattr(b, field):
             said.append(f"{field} {getattr(a, field)} -> {getattr(b, field)}")
@@ -145,7 +143,7 @@ def _series_change_points(series: Series, runs: dict[str, RunRecord], settings: 
                 agent=series.agent,
                 task_ref=series.task_ref,
                 metric=series.metric,
-                host_class=series.host_class,
+                machine_id=series.machine_id,
                 stamp=first.stamp,
                 index=cut,
                 direction="slower" if ratio is None or _is_slower(series.metric, ratio) else "faster",
@@ -160,18 +158,18 @@ def _series_change_points(series: Series, runs: dict[str, RunRecord], settings: 
 
 
 def build_series(runs: list[RunRecord], rows: list[GroupFigures], metrics: list[str], settings: Settings) -> list[Series]:
-    """Every series (metric x (agent, task_ref) x machine class) with its change points."""
+    """Every series (metric x (agent, task_ref) x machine) with its change points."""
     order = ordered(runs, settings.order)
     by_stamp = {r.stamp: r for r in order}
     figures: dict[tuple[str, str], dict[str, GroupFigures]] = defaultdict(dict)
     for row in rows:
         figures[(row.agent, row.task_ref)][row.stamp] = row
-    classes = [None] if settings.mix_machines else list(dict.fromkeys(r.host_class for r in order))
+    classes = [None] if settings.mix_machines else list(dict.fromkeys(r.machine_id for r in order))
     out = []
     for metric in metrics:
         keys = sorted(figures) if METRICS[metric].per_row else [(RUN_WIDE, RUN_WIDE)]
         for cls in classes:
-            members = [r for r in order if cls is None or r.host_class == cls]
+            members = [r for r in order if cls is None or r.machine_id == cls]
             for agent, task_ref in keys:
                 if METRICS[metric].per_row:
                     mine = figures[(agent, task_ref)]
@@ -180,7 +178,7 @@ def build_series(runs: list[RunRecord], rows: list[GroupFigures], metrics: list[
                     points = [Point(stamp=r.stamp, value=getattr(r, metric)) for r in members]
                 if not points:
                     continue
-                series = Series(agent=agent, task_ref=task_ref, metric=metric, host_class=cls, points=points)
+                series = Series(agent=agent, task_ref=task_ref, metric=metric, machine_id=cls, points=points)
                 _series_change_points(series, by_stamp, settings)
                 out.append(series)
     return out

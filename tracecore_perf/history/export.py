@@ -43,20 +43,20 @@ def render_text(found: History) -> str:
     lines = [
         f"tracecore-perf history {found.database}: {len(found.runs)} runs, {len(found.change_points)} change points",
         f"  E-divisive means, p <= {s.pvalue:g} ({s.permutations} permutations), changes under {s.min_change:.0%} dropped, "
-        f"order by {s.order}, {'machine classes mixed' if s.mix_machines else 'one series per machine class'}",
+        f"order by {s.order}, {'machines mixed' if s.mix_machines else 'one series per machine'}",
         "runs:",
     ]
     for run in found.runs:
         label = f" [{run.label}]" if run.label else ""
         lines.append(
             f"  {run.stamp}{label} {run.generated_at[:19]} {run.episodes} episodes, {run.workers} workers, {run.isolation}, "
-            f"TraceCore {run.tracecore_version}, Python {run.python_version}, machine class {run.host_class}"
+            f"TraceCore {run.tracecore_version}, Python {run.python_version}, machine {run.machine_id}"
         )
     lines.append("series:")
     for series in found.series:
         values = ", ".join(value_text(series.metric, p.value) for p in series.points[-12:])
         more = "... " if len(series.points) > 12 else ""
-        cls = "" if series.host_class is None else f" [{series.host_class}]"
+        cls = "" if series.machine_id is None else f" [machine {series.machine_id}]"
         lines.append(f"  {series.metric} of {where(series.agent, series.task_ref)}{cls}: {more}{values}")
         for cp in series.change_points:
             lines.append(f"    CHANGE {describe(cp)}")

@@ -57,8 +57,9 @@ class RunRecord(msgspec.Struct, kw_only=True):
     warmup: int | None
     tracecore_version: str
     python_version: str
-    machine_class: str  # the run's own fingerprint (hardware, Python minor, TraceCore)
-    host_class: str  # the hardware part of it: what history keeps series apart by
+    # the machine it ran on (Manifest.machine_id): series are kept apart by it; a TraceCore or
+    # Python upgrade stays in one series and is named at the change it causes
+    machine_id: str
     cpu_model: str
     throughput_eps: float | None
     harness_rss_bytes: int | None
@@ -97,7 +98,7 @@ class ChangePoint(msgspec.Struct, kw_only=True):
     agent: str
     task_ref: str
     metric: str
-    host_class: str | None
+    machine_id: str | None
     stamp: str
     index: int  # of that run in the series
     direction: Direction
@@ -113,7 +114,7 @@ class Series(msgspec.Struct, kw_only=True):
     agent: str
     task_ref: str
     metric: str
-    host_class: str | None  # None when machine classes are mixed (--mix-machines)
+    machine_id: str | None  # None when machines are mixed (--mix-machines)
     points: list[Point]
     change_points: list[ChangePoint] = []
     note: str | None = None  # why no change point could be looked for

@@ -36,7 +36,7 @@ class RunLine(msgspec.Struct, kw_only=True):
     isolation: str
     tracecore_version: str
     python_version: str
-    host_class: str
+    machine_id: str
     report_href: str | None  # relative to the page, when the run's own report sits beside its artifacts
 
 
@@ -163,7 +163,7 @@ def build_page(found: History, page_dir: Path) -> HistoryPage:
     labels = {r.stamp: r.label or "" for r in found.runs}
     groups: dict[tuple[str, str, str | None], list[Series]] = defaultdict(list)
     for series in found.series:
-        groups[(series.agent, series.task_ref, series.host_class)].append(series)
+        groups[(series.agent, series.task_ref, series.machine_id)].append(series)
     # per-row groups first (by agent, task), then the run-wide ones
     keys = sorted(groups, key=lambda k: (k[0] == RUN_WIDE, k[0], k[1], k[2] or ""))
     charts = []
@@ -171,7 +171,7 @@ def build_page(found: History, page_dir: Path) -> HistoryPage:
         group = groups[key]
         png = _draw(group, labels)
         found_here = sum(len(s.change_points) for s in group)
-        cls = "" if key[2] is None else f" · machine class {key[2]}"
+        cls = "" if key[2] is None else f" · machine {key[2]}"
         charts.append(
             HistoryChart(
                 title=f"{where(key[0], key[1])}{cls}",
@@ -187,7 +187,7 @@ def build_page(found: History, page_dir: Path) -> HistoryPage:
         harness_version=__version__,
         settings_text=(
             f"E-divisive means, p <= {s.pvalue:g} ({s.permutations} permutations); changes under {s.min_change:.0%} dropped; "
-            f"runs in {s.order} order; {'machine classes mixed' if s.mix_machines else 'one series per machine class'}"
+            f"runs in {s.order} order; {'machines mixed' if s.mix_machines else 'one series per machine'}"
         ),
         runs=[
             RunLine(
@@ -199,7 +199,7 @@ def build_page(found: History, page_dir: Path) -> HistoryPage:
                 isolation=r.isolation,
                 tracecore_version=r.tracecore_version,
                 python_version=r.python_version,
-                host_class=r.host_class,
+                machine_id=r.machine_id,
                 report_href=_report_href(r.source_dir, r.stamp, page_dir),
             )
             for r in found.runs

@@ -22,12 +22,11 @@ import msgspec
 
 from tracecore_perf.errors import UsageError
 from tracecore_perf.history.models import GroupFigures, RunRecord
-from tracecore_perf.models import Manifest
 from tracecore_perf.published import PublishedRun
 from tracecore_perf.stats import distribution
 
 APPLICATION_ID = 0x54435046  # "TCPF"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # MIGRATIONS[v] takes a database from schema version v to v + 1 (statements run in order, in
 # one transaction with the version bump). Version 0 is an empty file: the first step creates it.
@@ -72,6 +71,10 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE runs ADD COLUMN instructions INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE row_figures ADD COLUMN instructions REAL",
     ],
+    [  # one machine id: the hardware's (it was host_class; machine_class mixed the interpreter in)
+        "ALTER TABLE runs DROP COLUMN machine_class",
+        "ALTER TABLE runs RENAME COLUMN host_class TO machine_id",
+    ],
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -80,18 +83,6 @@ _ROW_COLUMNS = [f for f in GroupFigures.__struct_fields__]
 
 
 # --- what a run contributes ------------------------------------------------------------
-
-
-def host_class(manifest: Manifest) -> str:
-    """The hardware part of the run's machine class (CPU model, cores, memory, OS, machine):
-    a TraceCore or Python upgrade stays in one series and is named at the change it causes."""
-    from tracecore_perf.models import fingerprint
-    from tracecore_perf.verdicts.compare import INTERPRETER_FIELDS
-
-    fields = {k: v for k, v in manifest.machine_class_fields.items() if k not in INTERPRETER_FIELDS}
-    if not fields:
-        return manifest.machine_class
-    return fingerprint(fields)
 
 
 def figures_of(run: PublishedRun, label: str | None = None) -> tuple[RunRecord, list[GroupFigures]]:
@@ -121,8 +112,7 @@ def figures_of(run: PublishedRun, label: str | None = None) -> tuple[RunRecord, 
         warmup=manifest.warmup if manifest.isolation == "forkserver" else None,
         tracecore_version=manifest.interpreter.tracecore_version,
         python_version=manifest.interpreter.python_version,
-        machine_class=manifest.machine_class,
-        host_class=host_class(manifest),
+        machine_id=manifest.machine_id(),
         cpu_model=manifest.host.cpu_model,
         throughput_eps=summary.throughput_eps if not manifest.instructions else None,
         harness_rss_bytes=summary.resources.harness_peak_rss_bytes,

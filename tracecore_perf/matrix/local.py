@@ -20,27 +20,22 @@ NODE = "local"
 def preflight(cells: list[Cell], output_dir: Path) -> None:
     """The run's own input checks for every cell, before any starts: the worker bound of this
     host, the output directory, the interpreter, and every agent and task ref loaded by the
-    interpreter that will run them (one check per distinct interpreter, isolation and rows)."""
+    interpreter that will run them (one check per distinct interpreter, isolation, rows and what the
+    interpreter's TraceCore must have)."""
     from tracecore_perf.run import harness
     from tracecore_perf.run.checks import check_workers
-    from tracecore_perf.run.spawn import default_python
 
     seen = set()
     for cell in cells:
         try:
             settings = cell.settings
             check_workers(settings.workers)
-            key = (settings.python, settings.isolation, tuple(cell.rows), settings.instructions, settings.sandbox)
+            # what the check depends on (not episodes, workers or times)
+            key = (tuple(cell.rows), settings.python, settings.isolation, settings.instructions, settings.sandbox)
+            key += (settings.strict_spec,)
             if key not in seen:
                 seen.add(key)
-                harness.preflight(
-                    list(cell.rows),
-                    settings.python or default_python(),
-                    settings.isolation,
-                    output_dir,
-                    settings.instructions,
-                    settings.sandbox,
-                )
+                harness.preflight(list(cell.rows), settings, output_dir)
         except UsageError as exc:
             raise UsageError(f"cell {cell.name!r}: {exc}") from None
 

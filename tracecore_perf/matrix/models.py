@@ -73,7 +73,7 @@ class CellOutcome(msgspec.Struct, kw_only=True):
     exit_code: int | None = None  # the run's exit code
     node: str | None = None  # Ray node id, or "local"
     hostname: str | None = None
-    machine_class: str | None = None  # the run's host fingerprint (run/hostinfo.machine_class)
+    machine_id: str | None = None  # the machine the cell ran on (Manifest.machine_id)
     started_at: str | None = None  # ISO-8601 UTC
     finished_at: str | None = None
     attempt: int | None = None  # Ray: the task attempt that produced it (1 = no retry)
@@ -95,9 +95,10 @@ class CellComparison(msgspec.Struct, kw_only=True):
     verdict: str | None = None
     ok: bool | None = None
     refused: str | None = None
-    different_machine_class: bool = False  # the machines differ (interpreter fields aside)
-    machine_classes: list[str | None] = []
-    comparison: Comparison | None = None
+    regression: bool = False  # a scenario row of ``current`` is significantly slower than the margin allows
+    different_machine_class: bool = False  # the cells ran on different hardware (models.machine_id)
+    machine_ids: list[str | None] = []  # each cell's machine id
+    comparison: Comparison | None = None  # compare's whole answer: per row ratio, interval, p-value, metric
 
 
 class MatrixResult(msgspec.Struct, kw_only=True):

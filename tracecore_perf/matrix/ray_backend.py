@@ -101,17 +101,14 @@ def run_cell_on_node(cell_data: dict, cwd: str) -> dict:
     """The Ray task's body, on the node that got the perf_host: run the cell's harness as a
     subprocess into a fresh temporary folder and return its output folder as bytes."""
     import json
-    import platform
     import shutil
     import subprocess
     import sys
     import tempfile
-    from importlib import metadata
 
     import ray
 
-    from tracecore_perf.models import Interpreter
-    from tracecore_perf.run.hostinfo import host_context, machine_class
+    from tracecore_perf.run.hostinfo import host_context, machine_id
     from tracecore_perf.run.rundir import utc_now
 
     cell = msgspec.convert(cell_data, Cell)
@@ -139,19 +136,12 @@ def run_cell_on_node(cell_data: dict, cwd: str) -> dict:
             payload = json.loads(done.stdout)
         except ValueError:
             payload = None
-        try:
-            tracecore = metadata.version("tracecore")
-        except metadata.PackageNotFoundError:
-            tracecore = "unknown"
-        fingerprint, _ = machine_class(
-            host_context(),
-            Interpreter(executable=sys.executable, python_version=platform.python_version(), tracecore_version=tracecore),
-        )
+        fingerprint, _ = machine_id(host_context())
         stderr = done.stderr.decode(errors="replace").strip().splitlines()
         return {
             "node": context.get_node_id(),
             "hostname": socket.gethostname(),
-            "machine_class": fingerprint,
+            "machine_id": fingerprint,
             "started_at": started,
             "finished_at": finished,
             "attempt": _attempt(context),
@@ -257,7 +247,7 @@ def _collect(ray, ref, cell: Cell, matrix_dir: Path) -> CellOutcome:
         name=cell.name,
         node=shipped["node"],
         hostname=shipped["hostname"],
-        machine_class=shipped["machine_class"],
+        machine_id=shipped["machine_id"],
         started_at=shipped["started_at"],
         finished_at=shipped["finished_at"],
         attempt=shipped["attempt"],
@@ -273,7 +263,7 @@ def _collect(ray, ref, cell: Cell, matrix_dir: Path) -> CellOutcome:
         outcome.error = shipped["error"] or f"the run published nothing (exit {shipped['exit_code']})"
         return outcome
     cellio.fill(outcome, run, shipped["exit_code"])
-    outcome.machine_class = run.manifest().machine_class  # the run's own fingerprint, as published
+    outcome.machine_id = run.manifest().machine_id()  # as the run published it
     if outcome.status == "failed":
         outcome.error = shipped["error"]
     return outcome

@@ -11,6 +11,7 @@ from tracecore_perf.errors import UsageError
 from tracecore_perf.files import write_atomic
 from tracecore_perf.matrix import cells as cellio
 from tracecore_perf.matrix.models import COMPARABLE, Cell, CellComparison, CellOutcome, MatrixResult
+from tracecore_perf.verdicts.models import ratio_text
 
 PLAN = "matrix-plan.json"
 
@@ -35,13 +36,6 @@ def read(matrix_dir: Path, stamp: str) -> MatrixResult | None:
         return None
 
 
-def _hardware_differs(base, cur) -> bool:
-    from tracecore_perf.verdicts.compare import INTERPRETER_FIELDS
-
-    keys = set(base.machine_class_fields) | set(cur.machine_class_fields)
-    return any(base.machine_class_fields.get(k) != cur.machine_class_fields.get(k) for k in keys if k not in INTERPRETER_FIELDS)
-
-
 def comparisons(cells: list[Cell], outcomes: dict[str, CellOutcome], matrix_dir: Path) -> list[CellComparison]:
     """``compare`` for every pair of published cells with the same scenario rows, the earlier
     cell in the file as the baseline. Cells under different interpreters are compared as
@@ -64,8 +58,8 @@ def comparisons(cells: list[Cell], outcomes: dict[str, CellOutcome], matrix_dir:
             entry = CellComparison(
                 baseline=base.name,
                 current=cur.name,
-                different_machine_class=_hardware_differs(base_m, cur_m),
-                machine_classes=[base_m.machine_class, cur_m.machine_class],
+                different_machine_class=base_m.machine_id() != cur_m.machine_id(),
+                machine_ids=[base_m.machine_id(), cur_m.machine_id()],
             )
             interpreters_differ = (base_m.interpreter.executable, base_m.interpreter.tracecore_version) != (
                 cur_m.interpreter.executable,
@@ -79,6 +73,7 @@ def comparisons(cells: list[Cell], outcomes: dict[str, CellOutcome], matrix_dir:
                 entry.comparison = comparison
                 entry.verdict = str(comparison.verdict)
                 entry.ok = comparison.ok
+                entry.regression = any(row.regression for row in comparison.rows)
             found.append(entry)
     return found
 
@@ -89,6 +84,24 @@ def _clock(iso: str | None) -> str:
 
 def _num(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _comparison_line(comp: CellComparison) -> str:
+    """One comparison between cells: its verdict and its worst row's ratio and interval; a
+    regression in capitals, first on the line."""
+    mark = " [DIFFERENT MACHINES]" if comp.different_machine_class else ""
+    head = f"compare {comp.baseline} -> {comp.current}"
+    if comp.refused:
+        return f"{head}: refused: {comp.refused}{mark}"
+    rows = [row for row in comp.comparison.rows if row.ratio.value is not None] if comp.comparison else []
+    if not rows:
+        return f"{head}: {comp.verdict}{mark}"
+    worst = max(rows, key=lambda row: (row.regression, row.ratio.value))
+    said = f"{worst.agent} on {worst.task_ref} {ratio_text(worst.ratio.value, worst.ratio.low, worst.ratio.high)}"
+    metric = comp.comparison.metric if comp.comparison else "?"
+    if comp.regression:
+        return f"REGRESSION {head}: {comp.verdict}; worst {said} ({metric}){mark}"
+    return f"{head}: {comp.verdict}; worst {said} ({metric}){mark}"
 
 
 def table(result: MatrixResult) -> str:
@@ -115,9 +128,10 @@ def table(result: MatrixResult) -> str:
         if c.error:
             lines.append(f"{c.name}: {c.error}")
     for comp in result.comparisons:
-        mark = " [DIFFERENT MACHINE CLASSES]" if comp.different_machine_class else ""
-        said = f"refused: {comp.refused}" if comp.refused else comp.verdict
-        lines.append(f"compare {comp.baseline} -> {comp.current}: {said}{mark}")
+        lines.append(_comparison_line(comp))
+    regressed = [comp for comp in result.comparisons if comp.regression]
+    if regressed:
+        lines.append(f"REGRESSION in {len(regressed)} of {len(result.comparisons)} comparisons between cells")
     wall = f", {result.wall_s:.1f} s" if result.wall_s is not None else ""
     nodes = f" on {len(result.nodes)} node{'s' if len(result.nodes) != 1 else ''}" if result.nodes else ""
     ok = sum(c.status == "ok" for c in result.cells)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tracecore_perf.models import EpisodeRow, Summary
+from tracecore_perf.models import EpisodeRow, Manifest, Summary
 
 
 class ProgressBar:
@@ -56,7 +56,18 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
 
 
-def print_summary(summary: Summary, artifacts: dict[str, str], run_dir: str) -> None:
+def machine_line(manifest: Manifest) -> str:
+    """Where a run ran: the machine id (the same for every run on this hardware), the
+    hardware it stands for, and the runtime beside it."""
+    host, interpreter = manifest.host, manifest.interpreter
+    return (
+        f"{manifest.machine_id()} ({host.cpu_model}, {host.logical_cores} cores, "
+        f"{round(host.memory_total_bytes / 2**30)} GiB); Python {interpreter.python_version}, "
+        f"TraceCore {interpreter.tracecore_version}"
+    )
+
+
+def print_summary(summary: Summary, manifest: Manifest, artifacts: dict[str, str], run_dir: str) -> None:
     console = Console()
     table = Table(title=f"tracecore-perf run {summary.stamp} ({summary.status})", show_header=False)
     table.add_column(style="bold")
@@ -90,6 +101,7 @@ def print_summary(summary: Summary, artifacts: dict[str, str], run_dir: str) -> 
         table.add_row("failure", f"{count} × {reason}")
     for problem in summary.integrity.problems:
         table.add_row("[red]TAINTED", problem)
+    table.add_row("machine", machine_line(manifest))
     table.add_row("run directory", run_dir)
     for kind, path in artifacts.items():
         table.add_row(kind, path)

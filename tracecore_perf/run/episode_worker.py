@@ -264,6 +264,7 @@ def probe(request: dict) -> dict:
     tracecore_dir = os.path.dirname(os.path.abspath(agent_bench.__file__))
     _compile_package(tracecore_dir)
     return {
+        "lacks": _tracecore_lacks(),
         "sandbox_error": _sandbox().probe() if request.get("sandbox") else None,
         "executable": sys.executable,
         "tracecore_dir": tracecore_dir,
@@ -274,6 +275,37 @@ def probe(request: dict) -> dict:
         "agents": agents,
         "tasks": tasks,
     }
+
+
+# What the harness uses of TraceCore beyond ``run()`` and the loaders, and only where the
+# episode interpreter's TraceCore has it: both arrived in 1.0.0 (0.9.5 is the oldest release
+# with the runner, the toy agent and the scenario's tasks).
+OPTIONAL_TRACECORE = {"spec_check": "agent_bench.runner.spec_check", "metrics": "agent_bench.runner.metrics"}
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+
+
+def _tracecore_lacks() -> dict[str, str]:
+    """Each optional part this TraceCore lacks (or cannot use), and why."""
+    lacks = {
+        name: f"{module} arrived in TraceCore 1.0.0" for name, module in OPTIONAL_TRACECORE.items() if not _has_module(module)
+    }
+    if "spec_check" not in lacks:
+        # TraceCore 1.0.0's wheel left out the schema its checker reads (it looks beside the
+        # package): the checker then fails every artifact. Its own words say so.
+        from agent_bench.runner.spec_check import check_spec_compliance
+
+        unusable = [str(e) for e in check_spec_compliance({}).get("errors", []) if "cannot load schema" in str(e)]
+        if unusable:
+            lacks["spec_check"] = f"its spec checker cannot run ({unusable[0][:200]})"
+    return lacks
 
 
 def _compile_package(package_dir: str) -> None:
@@ -355,10 +387,11 @@ def warm_runtime() -> None:
     importing its own libraries. No agent code runs here."""
     import agent_bench.runner.runner  # noqa: F401
 
-    with _harness_imports():
-        from agent_bench.runner.spec_check import check_spec_compliance
+    if _has_module(OPTIONAL_TRACECORE["spec_check"]):
+        with _harness_imports():
+            from agent_bench.runner.spec_check import check_spec_compliance
 
-        check_spec_compliance({})
+            check_spec_compliance({})
     # TraceCore's sandbox guard calls inspect.stack() on every file access, which reads
     # source through linecache and maps files to modules through inspect's caches. A
     # forked child inherits those caches; a cold one costs it ~15 ms per episode.

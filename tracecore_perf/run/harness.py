@@ -42,7 +42,7 @@ from tracecore_perf.run.checks import (
 )
 from tracecore_perf.run.console import ProgressBar
 from tracecore_perf.run.episode_worker import remove_tree
-from tracecore_perf.run.hostinfo import BusyProbe, host_context, machine_class
+from tracecore_perf.run.hostinfo import BusyProbe, host_context, machine_id
 from tracecore_perf.run.integrity import check_artifacts, check_run, set_aside_planted
 from tracecore_perf.run.launcher import WorkerFailed, ZygoteKeeper, ZygoteProcess
 from tracecore_perf.run.limits import LimitGuard
@@ -108,13 +108,15 @@ async def _start_zygote(
     return keeper
 
 
-async def validate(zygote: ZygoteProcess, python: str, scenario: list[ScenarioRow], sandbox: bool = False) -> Validated:
-    """Resolve every agent and task ref with the interpreter that will run the episodes (and,
-    with ``sandbox``, check that episodes can be sandboxed here). Raises UsageError naming the
-    first problem; writes nothing."""
+async def validate(zygote: ZygoteProcess, scenario: list[ScenarioRow], settings: RunSettings) -> Validated:
+    """Resolve every agent and task ref with the interpreter that will run the episodes
+    (``settings.python``), check that its TraceCore has what the settings use, and (with
+    ``sandbox``) that episodes can be sandboxed here. Raises UsageError naming the first
+    problem; writes nothing."""
+    python = settings.python
     try:
         answer = await zygote.probe(
-            os.getcwd(), sorted({row.agent for row in scenario}), sorted({row.task_ref for row in scenario}), sandbox
+            os.getcwd(), sorted({row.agent for row in scenario}), sorted({row.task_ref for row in scenario}), settings.sandbox
         )
     except WorkerFailed as exc:
         raise UsageError(f"{python} could not check the scenario: {exc}") from None
@@ -130,6 +132,12 @@ async def validate(zygote: ZygoteProcess, python: str, scenario: list[ScenarioRo
             raise UsageError(f"bad task ref {ref!r}: {verdict['error']}")
     if result.get("sandbox_error"):
         raise UsageError(result["sandbox_error"])
+    lacks = dict(result.get("lacks") or {})
+    if settings.strict_spec and "spec_check" in lacks:
+        raise UsageError(
+            f"--strict-spec: TraceCore {result['tracecore_version']} of {python} cannot check artifacts "
+            f"({lacks['spec_check']}); run without --strict-spec"
+        )
     if zygote.callgrind_dir is not None and not _counted_besides(zygote, zygote.callgrind_dir):
         raise UsageError(
             f"--instructions: {python} does not run under valgrind, so no episode would be counted "
@@ -143,6 +151,7 @@ async def validate(zygote: ZygoteProcess, python: str, scenario: list[ScenarioRo
             python_build=result.get("python_build", ""),
             tracecore_dir=result.get("tracecore_dir", ""),
             site_dirs=result.get("site_dirs") or [],
+            lacks=sorted(lacks),
         ),
         agents={agent: verdict["resolved"] for agent, verdict in result["agents"].items()},
         labels={agent: verdict.get("label", agent) for agent, verdict in result["agents"].items()},
@@ -158,24 +167,22 @@ def _counted_besides(zygote: ZygoteProcess, callgrind_dir: str) -> bool:
     return any(path.name != own for path in Path(callgrind_dir).glob("callgrind.out.*"))
 
 
-def preflight(
-    scenario: list[ScenarioRow],
-    python: str,
-    isolation: IsolationMode,
-    output_dir: Path,
-    instructions: bool = False,
-    sandbox: bool = False,
-) -> Validated:
+def preflight(scenario: list[ScenarioRow], settings: RunSettings, output_dir: Path) -> Validated:
     """All of a run's input checks, standalone: for callers that validate several runs
-    before starting any (``ab`` checks both interpreters first)."""
+    before starting any (``ab`` checks both interpreters first, a matrix every cell)."""
+    from tracecore_perf.run.spawn import default_isolation, default_python
+
+    settings = msgspec.structs.replace(
+        settings, python=settings.python or default_python(), isolation=settings.isolation or default_isolation()
+    )
     check_writable_dir(output_dir)
-    check_python(python)
-    check_instructions(instructions, isolation, sandbox)
+    check_python(settings.python)
+    check_instructions(settings.instructions, settings.isolation, settings.sandbox)
 
     async def main() -> Validated:
-        keeper = await _start_zygote(python, isolation, scenario, instructions=instructions)
+        keeper = await _start_zygote(settings.python, settings.isolation, scenario, instructions=settings.instructions)
         try:
-            return await validate(await keeper.current(), python, scenario, sandbox)
+            return await validate(await keeper.current(), scenario, settings)
         finally:
             with anyio.CancelScope(shield=True):
                 await keeper.close()
@@ -214,11 +221,11 @@ def start(
     busy = busy or BusyProbe()  # watches the host while the zygote starts and we validate
 
     async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest]:
-        checked = await validate(zygote, settings.python, options.scenario, settings.sandbox)
+        checked = await validate(zygote, options.scenario, settings)
         host = host_context(busy, own_processes=(zygote.process.pid,))
         if not host.quiet:
             log.warning("host.busy", reason=host.quiet_reason, advice="figures from a busy host are noisy")
-        fingerprint, fields = machine_class(host, checked.interpreter)
+        fingerprint, fields = machine_id(host)
         output_dir.mkdir(parents=True, exist_ok=True)
         stamp = new_stamp(output_dir, first_suffix=options.stamp_suffix)
         run_dir = RunDir(output_dir / f"run-{stamp}")
@@ -307,9 +314,10 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
     ]
 
     async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest]:
-        checked = await validate(zygote, python, resolved, settings.sandbox)
+        checked = await validate(zygote, resolved, settings)
         manifest.interpreter.tracecore_dir = manifest.interpreter.tracecore_dir or checked.interpreter.tracecore_dir
         manifest.interpreter.site_dirs = manifest.interpreter.site_dirs or checked.interpreter.site_dirs
+        manifest.interpreter.lacks = checked.interpreter.lacks
         # Artifacts of episodes killed in flight when the last attempt died belong to no
         # row: out of the way, so this attempt's evidence check starts clean.
         check_artifacts(run_dir, done.run_ids, interrupted=True, verify=False)
@@ -424,7 +432,10 @@ def _execute(
                 guard=guard,
             )
             attempt_state.execution = execution
-            await execution.run(plan(manifest.scenario, manifest.episodes, skip), manifest.episodes)
+            # TraceCore's metrics over the run's artifacts, where its TraceCore has the pipeline
+            # (from 1.0.0; before it, perf-metrics is empty and the check says why)
+            limit = 0 if "metrics" in manifest.interpreter.lacks else manifest.episodes
+            await execution.run(plan(manifest.scenario, manifest.episodes, skip), limit)
 
     state = attempt_state
     try:

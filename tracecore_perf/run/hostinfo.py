@@ -1,7 +1,8 @@
-"""Host context and the machine-class fingerprint recorded in every manifest.
+"""Host context and the machine id recorded in every manifest.
 
-Two runs are comparable only on the same machine class: the same CPU model, logical core
-count, memory class (total rounded to whole GiB), OS, Python and TraceCore versions.
+The machine id is a fingerprint of the hardware (CPU model, logical core count, memory
+rounded to whole GiB, OS, architecture): the same for every run, matrix cell and history
+entry on one machine. The Python and TraceCore a run used are the interpreter's own fields.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from tracecore_perf.models import HostContext, Interpreter, fingerprint
+from tracecore_perf.models import HARDWARE_FIELDS, HostContext, fingerprint
 
 # A host is "quiet" when other processes leave most of the machine to the run. The CPU busy
 # reading is the direct measure; the 1-minute load average lags (it still carries the last
@@ -106,16 +107,14 @@ def host_context(busy: BusyProbe | None = None, own_processes: tuple[int, ...] =
     )
 
 
-def machine_class(host: HostContext, interpreter: Interpreter) -> tuple[str, dict]:
-    """A short stable id for "same kind of machine and software", and what it hashes."""
-    python_minor = ".".join(interpreter.python_version.split(".")[:2])
+def machine_id(host: HostContext) -> tuple[str, dict]:
+    """The machine id (a short stable fingerprint of the hardware), and what it hashes."""
     fields = {
         "cpu_model": host.cpu_model,
         "logical_cores": host.logical_cores,
         "memory_gib": round(host.memory_total_bytes / 2**30),
         "os": platform.system(),
         "machine": host.machine,
-        "python": python_minor,
-        "tracecore": interpreter.tracecore_version,
     }
+    assert tuple(fields) == HARDWARE_FIELDS
     return fingerprint(fields), fields

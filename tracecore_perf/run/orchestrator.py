@@ -110,7 +110,9 @@ class Execution:
 
     # --- the batch ---------------------------------------------------------------------
     async def run(self, jobs: Iterator[EpisodeJob], metrics_limit: int) -> None:
-        """Run the jobs, check the run's artifacts, then TraceCore's metrics over the run.
+        """Run the jobs, check the run's artifacts, then TraceCore's metrics over the run
+        (its ``metrics_limit`` newest artifacts; 0: none, the interpreter's TraceCore has no
+        metrics pipeline).
         Always closes the workers and the zygote. A run that cannot go on sets
         ``aborted`` instead of raising."""
         self.t0 = time.perf_counter()
@@ -135,7 +137,7 @@ class Execution:
             if seal is not None and not self.code_changed:
                 self.code_changed = seal.changed()
             # TraceCore's metrics read only sealed artifacts, with TraceCore's code as it was
-            if not stopped_early and not self.code_changed:
+            if not stopped_early and not self.code_changed and metrics_limit > 0:
                 await self._collect_metrics(metrics_limit)
         finally:
             with anyio.CancelScope(shield=True):

@@ -244,6 +244,7 @@ class Publication(msgspec.Struct):
     stamp: str
     artifacts: dict[str, str]
     summary: Summary
+    manifest: Manifest
 
 
 def publish(
@@ -328,7 +329,7 @@ def publish(
     if manifest.compress:
         paths["artifacts"] = artifact_path(out, "artifacts", stamp)
         bundle(paths["artifacts"], [paths[k] for k in ARTIFACT_KINDS])
-    return Publication(stamp=stamp, artifacts={k: str(v) for k, v in paths.items()}, summary=summary)
+    return Publication(stamp=stamp, artifacts={k: str(v) for k, v in paths.items()}, summary=summary, manifest=manifest)
 
 
 def bundle(zip_path: Path, files: list[Path]) -> None:

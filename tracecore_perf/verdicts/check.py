@@ -201,12 +201,12 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
         from tracecore_perf.verdicts import trends
 
         findings, states = trends.assess(run, reference=reference)
-    if reference is not None and reference.manifest().machine_class != manifest.machine_class:
+    if reference is not None and reference.manifest().machine_id() != manifest.machine_id():
         notices.append(
             Notice(
                 code=WarningCode.MACHINE_CLASS_MISMATCH,
-                message=f"reference {reference.stamp} is from another machine class "
-                f"({reference.manifest().machine_class} vs {manifest.machine_class}); compare only within a machine class",
+                message=f"reference {reference.stamp} ran on another machine "
+                f"({reference.manifest().machine_id()} vs {manifest.machine_id()}); compare only runs of one machine",
             )
         )
     ok = all(r.ok for r in results) and not any(f.severity == "error" for f in findings)

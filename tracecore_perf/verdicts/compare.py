@@ -34,7 +34,7 @@ import numpy as np
 
 from tracecore_perf import defaults
 from tracecore_perf.errors import UsageError
-from tracecore_perf.models import EpisodeRow, Manifest, Summary
+from tracecore_perf.models import HARDWARE_FIELDS, EpisodeRow, Manifest, Summary
 from tracecore_perf.published import PublishedRun
 from tracecore_perf.verdicts.models import Comparison, Estimate, GroupComparison, Notice, OverallVerdict, WarningCode
 from tracecore_perf.verdicts.notices import run_notices
@@ -46,7 +46,6 @@ METRICS = {
     "instructions": lambda r: r.instructions,
 }
 TIME_METRICS = ("wall_clock_s", "episode_s", "cpu_s")
-INTERPRETER_FIELDS = ("python", "tracecore")
 MIN_EPISODES = 5  # per row and side, successful episodes, before latency is compared
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -464,18 +463,14 @@ def compare_runs(
     rows = compare_rows(base_rows, cur_rows, settings)
 
     notices: list[Notice] = []
-    differing = sorted(
-        k
-        for k in base_m.machine_class_fields
-        if base_m.machine_class_fields.get(k) != cur_m.machine_class_fields.get(k)
-        and not (interpreter_ab and k in INTERPRETER_FIELDS)  # what an A/B is meant to vary
-    )
-    match = not differing
+    machine_ids = [base_m.machine_id(), cur_m.machine_id()]
+    match = machine_ids[0] == machine_ids[1]
     if not match:
+        differing = [k for k in HARDWARE_FIELDS if base_m.machine_class_fields.get(k) != cur_m.machine_class_fields.get(k)]
         notices.append(
             Notice(
                 code=WarningCode.MACHINE_CLASS_MISMATCH,
-                message=f"MACHINE CLASS MISMATCH: baseline {base_m.machine_class} vs current {cur_m.machine_class} "
+                message=f"DIFFERENT MACHINES: baseline ran on machine {machine_ids[0]}, current on {machine_ids[1]} "
                 f"(differ in {', '.join(differing) or 'fingerprint'}); latency differences may be the machines, not the code",
             )
         )
@@ -487,12 +482,12 @@ def compare_runs(
                 "latency differences may be the set-up, not the code",
             )
         )
-    if moved and settings.metric == "instructions" and not interpreter_ab:
+    if moved and not interpreter_ab:  # what ab is meant to vary
+        figures = "instruction counts" if settings.metric == "instructions" else "figures"
         notices.append(
             Notice(
                 code=WarningCode.RUNTIME_MISMATCH,
-                message=f"RUNTIME MISMATCH: {'; '.join(moved)}; "
-                "instruction counts move with the runtime as well as with the code",
+                message=f"RUNTIME MISMATCH: {'; '.join(moved)}; {figures} move with the runtime as well as with the code",
             )
         )
     if settings.metric in TIME_METRICS and base_m.instructions and cur_m.instructions:
@@ -551,6 +546,7 @@ def compare_runs(
         - base_s.telemetry_verbosity.artifact_bytes_total,
         resource_deltas=resource_deltas,
         machine_class_match=match,
+        machine_ids=machine_ids,
         setup_match=not differing_setup,
         setup_differences=differing_setup,
         notices=notices,

@@ -35,11 +35,12 @@ class WarningCode(StrEnum):
 
     RUN_INTERRUPTED = "run_interrupted"  # a run has fewer episodes than planned
     BUSY_HOST = "busy_host"  # a run started on a busy host: latency is noisy
-    MACHINE_CLASS_MISMATCH = "machine_class_mismatch"  # runs (or run and reference) from different machines
+    MACHINE_CLASS_MISMATCH = "machine_class_mismatch"  # runs (or run and reference) from different machines (hardware)
     SETUP_MISMATCH = "setup_mismatch"  # compared anyway (--allow-setup-mismatch)
     NO_SHARED_ROWS = "no_shared_rows"  # the runs share no scenario row
-    RUNTIME_MISMATCH = "runtime_mismatch"  # instruction runs on another Python build, TraceCore or Valgrind
+    RUNTIME_MISMATCH = "runtime_mismatch"  # runs on another Python build or TraceCore (or Valgrind, counting)
     TIME_UNDER_VALGRIND = "time_under_valgrind"  # time compared between two instruction runs: inflated
+    NO_TRACECORE_METRICS = "no_tracecore_metrics"  # the run's TraceCore (< 1.0.0) has no metrics pipeline
 
 
 LOUD_WARNINGS = frozenset({WarningCode.MACHINE_CLASS_MISMATCH, WarningCode.SETUP_MISMATCH, WarningCode.RUNTIME_MISMATCH})
@@ -178,7 +179,8 @@ class Comparison(msgspec.Struct, kw_only=True):
     success_rate_delta: float | None
     artifact_bytes_total_delta: int | None
     resource_deltas: dict[str, float | None]
-    machine_class_match: bool
+    machine_class_match: bool  # both runs on the same machine (the same machine id)
+    machine_ids: list[str] = []  # the baseline's and the current run's machine id
     drift: float | None = None  # the between-run drift floor used
     setup_match: bool = True
     setup_differences: list[str] = []
@@ -187,3 +189,19 @@ class Comparison(msgspec.Struct, kw_only=True):
 
     def __post_init__(self) -> None:
         self.warnings = [notice.message for notice in self.notices]
+
+
+# --- how a figure is said, the same in every output ----------------------------------
+
+
+def ratio_text(value: float | None, low: float | None, high: float | None, digits: int = 3) -> str:
+    """A ratio and its interval: ``x1.052 [1.031, 1.074]``."""
+    if value is None:
+        return "ratio n/a"
+    if low is None or high is None:
+        return f"x{value:.{digits}f}"
+    return f"x{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def p_text(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2g}"

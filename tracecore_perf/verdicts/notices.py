@@ -28,4 +28,12 @@ def run_notices(manifest: Manifest, rows: int, *, label: str = "run", time_matte
                 "figures are noisy, and differ from another run's by more than the --drift floor assumes",
             )
         )
+    if "metrics" in manifest.interpreter.lacks:
+        notices.append(
+            Notice(
+                code=WarningCode.NO_TRACECORE_METRICS,
+                message=f"{label} {manifest.stamp} ran TraceCore {manifest.interpreter.tracecore_version}, which has no "
+                "metrics pipeline (agent_bench.runner.metrics arrived in 1.0.0): its perf-metrics file is empty",
+            )
+        )
     return notices
