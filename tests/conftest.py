@@ -164,6 +164,35 @@ def _no_process_unless_slow(item: pytest.Item):
         yield
 
 
+@pytest.fixture(scope="session")
+def tracecore_release(tmp_path_factory):
+    """``tracecore_release("0.9.5")``: the interpreter of an environment holding that TraceCore
+    release and its dependencies only, nothing of ours (``None``: the newest release). Built
+    from PyPI once per release and session, then shared by every test that asks for it."""
+    built: dict[str | None, Path] = {}
+
+    def build(version: str | None = None) -> Path:
+        if version in built:
+            return built[version]
+        root = tmp_path_factory.mktemp(f"tracecore-{version or 'newest'}-env")
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
+        site = root / "site"
+        spec = "tracecore" if version is None else f"tracecore=={version}"
+        install = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-warn-conflicts", "--target", str(site), spec],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert install.returncode == 0, f"cannot install {spec} from PyPI: {install.stderr.strip()[-300:]}"
+        python = root / "venv" / "bin" / "python"
+        purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                 capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        Path(purelib, "tracecore-only.pth").write_text(str(site) + "\n")
+        built[version] = python
+        return python
+
+    return build
+
+
 @pytest.fixture
 def no_leftovers(tmp_path: Path):
     """Fails the test if any process of its episodes is still alive afterwards."""

@@ -162,3 +162,29 @@ def test_python_without_tracecore(tmp_path: Path, isolation: str):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "No module named 'agent_bench'" in lines[0], done.stderr
     assert not out.exists()
+
+
+EXPORT_CASES = {
+    "no such run": (["export", "20990101T000000Z", "--format", "bmf", "--search-dir", "."], "has no published manifest"),
+    "unknown format": (["export", "x", "--format", "csv"], "--format: invalid choice"),
+    "output is a folder": (["export", "x", "--format", "bmf", "--output", "."], "--output must be a file"),
+    "matrix fail-on": (["matrix", "m.toml", "--fail-on", "always"], "--fail-on: invalid choice"),
+}
+
+
+@pytest.mark.parametrize("case", list(EXPORT_CASES))
+def test_bad_export_and_matrix_flags(tmp_path: Path, case: str, capsys, monkeypatch):
+    args, message = EXPORT_CASES[case]
+    assert message in refused(capsys, monkeypatch, tmp_path, *args)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_tracecore_older_than_the_oldest_release_is_refused_by_name():
+    from tracecore_perf.errors import UsageError
+    from tracecore_perf.run.harness import _check_tracecore_release
+
+    for version in ("0.9.4", "0.8.12", "0.9"):
+        with pytest.raises(UsageError, match=rf"has TraceCore {version}; episodes need TraceCore 0\.9\.5 or newer"):
+            _check_tracecore_release("/env/bin/python", version)
+    for version in ("0.9.5", "1.0.0", "1.1.3", "2.0.0rc1", "unknown"):
+        _check_tracecore_release("/env/bin/python", version)

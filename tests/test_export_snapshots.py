@@ -1,4 +1,4 @@
-"""Every export format (text, json, github, junit) of fixed ``Verdict`` and ``Comparison``
+"""Every export format (text, json, github, junit, markdown) of fixed ``Verdict`` and ``Comparison``
 values, held to snapshots in ``tests/snapshots/`` (one file per result and format). In-process,
 no run needed.
 
@@ -35,7 +35,7 @@ from tracecore_perf.verdicts.models import (
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 UPDATE = os.environ.get("UPDATE_SNAPSHOTS") == "1"
-SUFFIX = {"text": "txt", "json": "json", "github": "github.txt", "junit": "junit.xml"}
+SUFFIX = {"text": "txt", "json": "json", "github": "github.txt", "junit": "junit.xml", "markdown": "md"}
 
 
 def passing_verdict() -> Verdict:

@@ -219,7 +219,7 @@ def test_check_formats(db, tmp_path, capsys, monkeypatch):
     code, out, _ = cli(capsys, "history", "check", "--db", str(db), "--format", "github")
     title = "tracecore-perf history%3A cpu_s of agents/toy_agent.py on filesystem_hidden_config@1"
     assert re.search(rf"^::error title={title}::slower", out, re.M)
-    assert "history check 20270101T090000Z: REGRESSION" in summary.read_text()
+    assert "history check `20270101T090000Z`: REGRESSION" in summary.read_text()
     junit = tmp_path / "h.xml"
     code, out, _ = cli(capsys, "history", "check", "--db", str(db), "--format", "junit", "--junit-file", str(junit))
     assert out.startswith("FAIL: JUnit report written to")
@@ -433,3 +433,28 @@ def test_a_failed_migration_leaves_the_database_as_it_was(tmp_path, db, monkeypa
     with pytest.raises(Exception, match="nowhere"):
         store.open_store(old, write=True)
     assert digest(old) == before
+
+
+def test_a_version_2_store_keeps_each_runs_hardware_id_as_its_machine_id(tmp_path):
+    """Version 2 kept two ids per run: machine_class (hardware, Python, TraceCore mixed) and
+    host_class (the hardware alone). Version 3 keeps one: the hardware's, as machine_id."""
+    old = tmp_path / "v2.sqlite"
+    with sqlite3.connect(old) as conn:
+        for statement in [s for step in store.MIGRATIONS[:2] for s in step]:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA application_id = {store.APPLICATION_ID}")
+        conn.execute("PRAGMA user_version = 2")
+        conn.execute(
+            "INSERT INTO runs (stamp, generated_at, added_at, status, episodes, workers, isolation, tracecore_version, "
+            "python_version, machine_class, host_class, cpu_model, source_dir) VALUES ('20260101T000000Z', "
+            "'2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00', 'complete', 24, 4, 'forkserver', '1.1.3', '3.11.9', "
+            "'mixedmixedmi', 'hardwarehard', 'Some CPU', '/tmp')"
+        )
+    conn.close()
+    with store.open_store(old, write=True) as opened:
+        (run,) = opened.runs()
+    assert run.machine_id == "hardwarehard"
+    with sqlite3.connect(old) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    conn.close()
+    assert "machine_id" in columns and not {"machine_class", "host_class"} & columns

@@ -4,7 +4,6 @@ nothing of ours installed; both isolation modes keep the per-episode accounting.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,22 +14,9 @@ pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
 
 
 @pytest.fixture(scope="module")
-def other_python(tmp_path_factory) -> Path:
+def other_python(tracecore_release) -> Path:
     """A separate environment holding TraceCore and its dependencies only."""
-    root = tmp_path_factory.mktemp("other-env")
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
-    site = root / "site"
-    install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(site), "tracecore"],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    if install.returncode != 0:
-        pytest.skip(f"cannot install TraceCore into a second environment: {install.stderr.strip()[-200:]}")
-    python = root / "venv" / "bin" / "python"
-    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    Path(purelib, "tracecore-only.pth").write_text(str(site) + "\n")
-    return python
+    return tracecore_release()
 
 
 def test_the_other_environment_has_tracecore_and_nothing_of_ours(other_python: Path):

@@ -21,6 +21,10 @@ WARMUP = 1  # episodes of each scenario row the zygote runs and discards before 
 MEMORY_LIMIT_BYTES = 4 * 1024**3
 MIN_MEMORY_LIMIT_BYTES = 64 * 1024**2  # an interpreter running TraceCore cannot start in less
 
+# the oldest TraceCore release episodes run under (--python, ab, matrix cells): the first with
+# the runner, the toy agent and the everyday scenario's tasks (tests/test_releases.py)
+OLDEST_TRACECORE = (0, 9, 5)
+
 # ab: the same episodes under two interpreters
 AB_EPISODES = 48
 AB_WORKERS = 2

@@ -25,3 +25,20 @@ def distribution(values: Iterable[float]) -> Distribution:
         p99=round(cuts[98], 6),
         max=round(data[-1], 6),
     )
+
+
+def median_interval(values: Iterable[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """A distribution-free confidence interval of the median: the order statistics
+    ``x(j)`` and ``x(n+1-j)`` with the largest ``j`` whose coverage, 1 - 2 P(B(n, 1/2) < j),
+    is still at least ``confidence``. Exact, no resampling, the same on every call. None for
+    samples too small to reach it (fewer than 6 at 95%)."""
+    from scipy.stats import binom
+
+    data = sorted(values)
+    n = len(data)
+    if n == 0 or 1 - 2 * binom.cdf(0, n, 0.5) < confidence:
+        return None
+    j = 1
+    while 1 - 2 * binom.cdf(j, n, 0.5) >= confidence:  # x(j+1) .. x(n-j) still covers
+        j += 1
+    return data[j - 1], data[n - j]

@@ -22,6 +22,7 @@ COMMANDS = {
     "report": "write a published run's charts and a self-contained HTML report",
     "matrix": "run a matrix of runs (cells) from a TOML file, here one after another or one per host on Ray",
     "history": "performance history across runs: add runs, show series and change points, check, report",
+    "export": "write a published run's figures for Bencher (BMF) or github-action-benchmark",
 }
 
 RUN_REF = "stamp (looked up in --search-dir), run directory, perf-*-<stamp>.json, or a folder holding one published run"

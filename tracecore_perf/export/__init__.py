@@ -22,6 +22,7 @@ FORMATS = {
     "json": "tracecore_perf.export.jsonout",
     "github": "tracecore_perf.export.github",
     "junit": "tracecore_perf.export.junit",
+    "markdown": "tracecore_perf.export.markdown",
 }
 
 

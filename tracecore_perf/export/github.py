@@ -1,10 +1,10 @@
 """``--format github``: GitHub Actions workflow commands (``::error``/``::warning``) and the
-text report for the log (:func:`render`), and the markdown table the command line appends to
-``$GITHUB_STEP_SUMMARY`` (:func:`step_summary`)."""
+text report for the log (:func:`render`), and the markdown (``--format markdown``) the command
+line appends to ``$GITHUB_STEP_SUMMARY`` (:func:`step_summary`)."""
 
 from __future__ import annotations
 
-from tracecore_perf.export import Case, cases, text
+from tracecore_perf.export import cases, markdown, text
 from tracecore_perf.history.models import HistoryVerdict
 from tracecore_perf.verdicts.models import Comparison, Verdict
 
@@ -16,24 +16,6 @@ def _escape(value: str) -> str:
 
 def _escape_property(value: str) -> str:
     return _escape(value).replace(":", "%3A").replace(",", "%2C")
-
-
-def _cell(value: str) -> str:
-    return value.replace("|", "\\|").replace("\n", " ")
-
-
-def markdown(result: Verdict | Comparison | HistoryVerdict, rows: list[Case]) -> str:
-    if isinstance(result, Verdict):
-        title = f"### tracecore-perf check {result.stamp}: {'pass' if result.ok else 'FAIL'}"
-    elif isinstance(result, HistoryVerdict):
-        title = f"### tracecore-perf history check {result.newest}: {'pass' if result.ok else 'REGRESSION'}"
-    else:
-        title = f"### tracecore-perf compare {result.baseline} → {result.current}: {result.verdict}"
-    lines = [title, "", "| | check | result |", "|---|---|---|"]
-    for case in rows:
-        mark = "❌" if not case.ok else "⚠️" if case.severity == "warning" else "➖" if case.skipped else "✅"
-        lines.append(f"| {mark} | {_cell(case.suite)}: {_cell(case.name)} | {_cell(case.message)} |")
-    return "\n".join(lines) + "\n\n"
 
 
 def render(result: Verdict | Comparison | HistoryVerdict) -> str:
@@ -48,4 +30,5 @@ def render(result: Verdict | Comparison | HistoryVerdict) -> str:
 
 
 def step_summary(result: Verdict | Comparison | HistoryVerdict) -> str:
-    return markdown(result, cases(result))
+    """What goes to the job's step summary: the markdown a PR comment holds."""
+    return markdown.render(result) + "\n"

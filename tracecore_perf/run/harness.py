@@ -132,6 +132,7 @@ async def validate(zygote: ZygoteProcess, scenario: list[ScenarioRow], settings:
             raise UsageError(f"bad task ref {ref!r}: {verdict['error']}")
     if result.get("sandbox_error"):
         raise UsageError(result["sandbox_error"])
+    _check_tracecore_release(python, result["tracecore_version"])
     lacks = dict(result.get("lacks") or {})
     if settings.strict_spec and "spec_check" in lacks:
         raise UsageError(
@@ -156,6 +157,19 @@ async def validate(zygote: ZygoteProcess, scenario: list[ScenarioRow], settings:
         agents={agent: verdict["resolved"] for agent, verdict in result["agents"].items()},
         labels={agent: verdict.get("label", agent) for agent, verdict in result["agents"].items()},
     )
+
+
+def _check_tracecore_release(python: str, version: str) -> None:
+    """Refuse a TraceCore older than the oldest release the harness runs (a version it cannot
+    read, such as a checkout's, is taken as it is)."""
+    parts = []
+    for part in version.split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    if len(parts) >= 2 and tuple(parts) < defaults.OLDEST_TRACECORE:
+        oldest = ".".join(map(str, defaults.OLDEST_TRACECORE))
+        raise UsageError(f"{python} has TraceCore {version}; episodes need TraceCore {oldest} or newer")
 
 
 def _counted_besides(zygote: ZygoteProcess, callgrind_dir: str) -> bool:
