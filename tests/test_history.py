@@ -266,6 +266,25 @@ def test_report_is_one_self_contained_page(tmp_path, stepped, capsys):
     assert len(links) == 1 and (page.parent / links[0]).resolve() == (stepped[1][3] / "perf-report-20270101T030000Z.html")
 
 
+def test_show_and_the_page_list_the_same_change_points_charted_or_not(db, tmp_path, capsys):
+    """A page charting only wall-clock time still lists the CPU step ``show`` finds, marked
+    "not charted"; each output says which metrics it looked at."""
+    shown = show(capsys, db)
+    found = sorted((cp["metric"], cp["agent"], cp["stamp"]) for cp in shown["change_points"])
+    assert ("cpu_s", "agents/toy_agent.py", "20270101T060000Z") in found
+    code, out, _ = cli(capsys, "history", "show", "--db", str(db))
+    head = out.splitlines()[0]
+    assert f"{len(found)} change points (looked for in " in head and all(m in head for m in ("cpu_s", "wall_clock_s"))
+    page = tmp_path / "wall.html"
+    code, _, err = cli(capsys, "history", "report", "--db", str(db), "--output", str(page), "--metric", "wall_clock_s")
+    assert code == 0, err
+    html = page.read_text(encoding="utf-8")
+    listed = re.findall(r'<tr class="(?:slower|faster)"><td><a href="#run-(\w+)">.*?</td><td>\w+</td><td>(\w+)</td>', html)
+    assert sorted((metric, stamp) for stamp, metric in listed) == sorted((m, stamp) for m, _, stamp in found)
+    assert f"{len(found)} change points</h1>" in html and "charted: wall_clock_s" in html
+    assert html.count("<td>not charted</td>") == sum(m != "wall_clock_s" for m, _, _ in found) > 0
+
+
 # --- bad input -----------------------------------------------------------------------------------
 
 

@@ -1,5 +1,7 @@
-"""The GitHub Actions workflow a TraceCore maintainer drops into their repository: it parses,
-it does what the issue asks, and every tracecore_perf command in it is one our CLI accepts."""
+"""The GitHub Actions workflow a TraceCore maintainer drops into their repository: it is valid
+against GitHub's workflow schema (check-jsonschema's vendored copy, no network), it does what a
+maintainer's CI needs (the slice, the instruction gate, one PR comment, history kept across runs
+of the default branch and checked), and every tracecore_perf command in it is one our CLI accepts."""
 
 from __future__ import annotations
 
@@ -35,16 +37,32 @@ def _commands(workflow: dict) -> list[list[str]]:
             line = line.strip()
             if line.startswith("python -m tracecore_perf"):
                 line = line.split(">", 1)[0].split("||", 1)[0]  # drop the redirections and fallbacks
-                for name, value in {"$STAMP": "20260101T000000Z", "$PERF_OUT": "perf-out", "$BASELINE": "b.json"}.items():
+                values = {"$STAMP": "20260101T000000Z", "$PERF_OUT": "perf-out", "$BASELINE": "b.json", "$LABEL": "abc123"}
+                for name, value in values.items():
                     line = line.replace(f'"{name}"', value)
                 found.append(shlex.split(line)[3:])
     return found
 
 
-def test_it_runs_on_pull_requests_with_read_only_permissions(workflow):
+def test_it_is_valid_against_githubs_workflow_schema(tmp_path):
+    from check_jsonschema.cli.main_command import main as check_jsonschema
+    from click.testing import CliRunner
+
+    def check(path) -> int:
+        return CliRunner().invoke(check_jsonschema, ["--builtin-schema", "vendor.github-workflows", str(path)]).exit_code
+
+    assert check(WORKFLOW) == 0
+    broken = tmp_path / "broken.yml"  # a job without runs-on: the schema catches it
+    broken.write_text(WORKFLOW.read_text().replace("    runs-on: ubuntu-latest\n", "", 1))
+    assert check(broken) != 0
+
+
+def test_it_runs_on_pull_requests_and_the_default_branch_with_the_least_permissions(workflow):
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
-    assert "pull_request" in triggers
+    assert "pull_request" in triggers and triggers["push"]["branches"] == ["main"]
     assert workflow["permissions"] == {"contents": "read"}
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}  # the comment, nothing more
 
 
 def test_it_runs_the_slice_checks_it_and_uploads_bundle_and_report(workflow):
@@ -58,12 +76,12 @@ def test_it_runs_the_slice_checks_it_and_uploads_bundle_and_report(workflow):
     assert any("perf-report-" in p and ".html" in p for p in uploads)
     assert any("GITHUB_STEP_SUMMARY" in s.get("run", "") for s in _steps(workflow))
     compares = [c for c in commands if c[0] == "compare"]
-    assert compares and all(c[c.index("--format") + 1] == "github" for c in compares)
+    assert compares and {c[c.index("--format") + 1] for c in compares} == {"github", "markdown"}
     assert workflow["env"]["BASELINE_DIR"].endswith("baseline-slice")  # the slice against a slice
 
 
 def test_every_command_in_it_parses_with_our_cli(workflow):
-    parsers = {name: cli.subcommand(name).parser() for name in ("check", "compare", "report", "ab")}
+    parsers = {name: cli.subcommand(name).parser() for name in ("check", "compare", "report", "ab", "history", "export")}
     commands = _commands(workflow)
     assert len(commands) >= 3
     for argv in commands:
@@ -90,3 +108,34 @@ def test_untrusted_expressions_stay_out_of_scripts(workflow):
     # ${{ }} inside `run:` is pasted into the shell before it runs; values go through env: instead.
     for step in _steps(workflow):
         assert "${{" not in step.get("run", ""), step.get("name")
+
+
+def test_one_pr_comment_is_posted_or_updated_with_compares_markdown(workflow):
+    from tracecore_perf.export.markdown import MARKER
+
+    steps = _steps(workflow)
+    (write,) = [s for s in steps if "perf-comment.md" in s.get("run", "")]
+    (comparing,) = [c for c in _commands({"jobs": {"j": {"steps": [write]}}}) if c[0] == "compare"]
+    assert comparing[1:3] == ["perf-ab/a", "perf-ab/b"] and comparing[comparing.index("--format") + 1] == "markdown"
+    (post,) = [s for s in steps if s.get("uses", "").startswith("actions/github-script@")]
+    script = post["with"]["script"]
+    assert f"'{MARKER}'" in script and "updateComment" in script and "createComment" in script
+    assert "head.repo.full_name == github.repository" in post["if"]  # a fork's token cannot comment
+
+
+def test_history_is_kept_across_runs_of_the_default_branch_and_checked(workflow):
+    steps = _steps(workflow)
+    restore = next(s for s in steps if s.get("uses", "").startswith("actions/cache/restore@"))
+    save = next(s for s in steps if s.get("uses", "").startswith("actions/cache/save@"))
+    assert restore["with"]["restore-keys"] == "tracecore-perf-history-" and save["with"]["key"].startswith(
+        "tracecore-perf-history-"
+    )
+    assert "github.event_name == 'push'" in save["if"] and "default_branch" in save["if"]
+    assert steps.index(restore) < next(i for i, s in enumerate(steps) if "history add" in s.get("run", "")) < steps.index(save)
+    history = [c for c in _commands(workflow) if c[0] == "history"]
+    added = next(c for c in history if c[1] == "add")
+    assert "--db" in added and "--label" in added
+    gate = next(c for c in history if c[1] == "check" and "--fail-on" in c)
+    assert gate[gate.index("--fail-on") + 1] == "regression"
+    uploads = " ".join(s["with"]["path"] for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert "history.html" in uploads and any(c[1] == "report" for c in history)

@@ -105,7 +105,11 @@ def parser() -> argparse.ArgumentParser:
     )
 
     page = sub.add_parser("report", help="one self-contained HTML page: a chart per (agent, task_ref), change points marked")
-    _analysis(page, "metrics charted, default cpu_s, wall_clock_s and the run-wide ones")
+    _analysis(
+        page,
+        "metrics charted (change points are looked for, and listed, in every metric), default cpu_s, wall_clock_s and "
+        "the run-wide ones (instructions too when the newest run counted them)",
+    )
     page.add_argument("--output", type=Path, metavar="FILE", required=True, help="the HTML file written")
     return p
 
@@ -124,18 +128,18 @@ def _settings(args: argparse.Namespace):
     )
 
 
-def _load(args: argparse.Namespace, default_metrics: list[str] | None, counted_default: list[str] | None = None):
-    """The history with its change points. ``counted_default``: the metrics when none is
-    asked for and the newest run counted instructions (else ``default_metrics``)."""
+def _load(args: argparse.Namespace, metrics: list[str] | None, counted_default: list[str] | None = None):
+    """The history with its change points in ``metrics`` (None: every metric).
+    ``counted_default``: the metrics instead when the newest run counted instructions."""
     from tracecore_perf.history import changes
     from tracecore_perf.history.store import open_store
 
-    metrics = changes.check_metrics(args.metric or default_metrics)
+    metrics = changes.check_metrics(metrics)
     changes._library()  # a missing library is bad input, said before anything else
     with open_store(args.db, write=False) as store:
         runs, rows = store.runs(), store.rows()
     newest = changes.ordered(runs, args.order)[-1] if runs else None
-    if not args.metric and counted_default and newest is not None and newest.instructions:
+    if counted_default and newest is not None and newest.instructions:
         metrics = counted_default
     return changes.history(str(args.db), runs, rows, metrics, _settings(args))
 
@@ -156,7 +160,7 @@ def add(args: argparse.Namespace) -> int:
 def show(args: argparse.Namespace) -> int:
     from tracecore_perf.history.export import render_text
 
-    found = _load(args, None)
+    found = _load(args, args.metric)
     if args.format == "json":
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(found), indent=2).decode() + "\n")
     else:
@@ -169,19 +173,24 @@ def check(args: argparse.Namespace) -> int:
     from tracecore_perf.history import changes
 
     check_junit_target(args.format, args.junit_file)
-    verdict = changes.check(_load(args, ["cpu_s"], counted_default=["instructions"]))
+    # the gate: cpu_s (instructions when the newest run counted them), or the metrics asked for
+    verdict = changes.check(_load(args, args.metric or ["cpu_s"], counted_default=None if args.metric else ["instructions"]))
     emit(args.format, verdict, args.junit_file or args.db.parent / "history-check.junit.xml")
     return 0 if verdict.ok or args.fail_on == "never" else 1
 
 
 def report(args: argparse.Namespace) -> int:
+    from tracecore_perf.history import changes
     from tracecore_perf.history.report import DEFAULT_METRICS, write_history_report
 
     target = args.output
     if target.is_dir() or not target.parent.is_dir():
         raise UsageError(f"--output must be a file in an existing directory: {target}")
-    found = _load(args, DEFAULT_METRICS, counted_default=["instructions", *DEFAULT_METRICS])
-    write_history_report(found, target)
+    charted = changes.check_metrics(args.metric) if args.metric else None
+    found = _load(args, None)  # every metric: the page lists every change point the store holds
+    newest_counted = bool(found.runs) and found.runs[-1].instructions
+    charted = charted or (["instructions", *DEFAULT_METRICS] if newest_counted else DEFAULT_METRICS)
+    write_history_report(found, target, charted)
     print(f"{PROG} history report: {target}")
     return 0
 

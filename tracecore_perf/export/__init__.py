@@ -66,7 +66,7 @@ def _history_cases(verdict: HistoryVerdict) -> list[Case]:
             )
         )
     if not out:
-        message = f"no change point on the newest run's level ({verdict.series_checked} series)"
+        message = f"no change point of {', '.join(verdict.metrics)} on the newest run's level ({verdict.series_checked} series)"
         out.append(Case(suite="history", name=f"newest run {verdict.newest}", ok=True, message=message))
     out += [Case(suite="history", name="note", ok=True, severity="info", message=n, skipped=True) for n in verdict.notes]
     return out

@@ -41,7 +41,8 @@ def describe(cp: ChangePoint) -> str:
 def render_text(found: History) -> str:
     s = found.settings
     lines = [
-        f"tracecore-perf history {found.database}: {len(found.runs)} runs, {len(found.change_points)} change points",
+        f"tracecore-perf history {found.database}: {len(found.runs)} runs, {len(found.change_points)} change points "
+        f"(looked for in {', '.join(found.metrics)})",
         f"  E-divisive means, p <= {s.pvalue:g} ({s.permutations} permutations), changes under {s.min_change:.0%} dropped, "
         f"order by {s.order}, {'machines mixed' if s.mix_machines else 'one series per machine'}",
         "runs:",
@@ -78,5 +79,5 @@ def verdict_lines(verdict: HistoryVerdict) -> list[str]:
     for note in verdict.notes:
         lines.append(f"  note       {note}")
     if verdict.ok and not verdict.other_change_points:
-        lines.append("  no change point on the newest run's level")
+        lines.append(f"  no change point of {', '.join(verdict.metrics)} on the newest run's level")
     return lines

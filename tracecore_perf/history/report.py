@@ -50,6 +50,7 @@ class ChangeLine(msgspec.Struct, kw_only=True):
     ratio: str
     coincides_with: list[str]
     text: str
+    charted: bool  # its metric has a chart on the page
 
 
 class HistoryChart(msgspec.Struct, kw_only=True):
@@ -63,6 +64,7 @@ class HistoryPage(msgspec.Struct, kw_only=True):
     generated_at: str
     harness_version: str
     settings_text: str
+    metrics_text: str  # which metrics were looked at for change points, and which are charted
     runs: list[RunLine]
     change_points: list[ChangeLine]
     charts: list[HistoryChart]
@@ -78,7 +80,7 @@ def _report_href(source_dir: str, stamp: str, page_dir: Path) -> str | None:
         return own.as_uri()
 
 
-def _change_line(cp: ChangePoint) -> ChangeLine:
+def _change_line(cp: ChangePoint, charted: list[str]) -> ChangeLine:
     return ChangeLine(
         where=where(cp.agent, cp.task_ref),
         metric=cp.metric,
@@ -89,6 +91,7 @@ def _change_line(cp: ChangePoint) -> ChangeLine:
         ratio="n/a" if cp.ratio is None else f"x{cp.ratio:.3f}",
         coincides_with=cp.coincides_with,
         text=describe(cp),
+        charted=cp.metric in charted,
     )
 
 
@@ -159,10 +162,12 @@ def _draw(group: list[Series], labels: dict[str, str]) -> bytes:
         return encode_figure(fig, "png")
 
 
-def build_page(found: History, page_dir: Path) -> HistoryPage:
+def build_page(found: History, page_dir: Path, charted: list[str]) -> HistoryPage:
+    """The page: every change point ``found`` holds (of every metric it looked at), and a
+    chart of the ``charted`` metrics per (agent, task_ref) and machine."""
     labels = {r.stamp: r.label or "" for r in found.runs}
     groups: dict[tuple[str, str, str | None], list[Series]] = defaultdict(list)
-    for series in found.series:
+    for series in [s for s in found.series if s.metric in charted]:
         groups[(series.agent, series.task_ref, series.machine_id)].append(series)
     # per-row groups first (by agent, task), then the run-wide ones
     keys = sorted(groups, key=lambda k: (k[0] == RUN_WIDE, k[0], k[1], k[2] or ""))
@@ -189,6 +194,8 @@ def build_page(found: History, page_dir: Path) -> HistoryPage:
             f"E-divisive means, p <= {s.pvalue:g} ({s.permutations} permutations); changes under {s.min_change:.0%} dropped; "
             f"runs in {s.order} order; {'machines mixed' if s.mix_machines else 'one series per machine'}"
         ),
+        metrics_text=f"change points looked for in {', '.join(found.metrics)}; charted: "
+        f"{', '.join(m for m in found.metrics if m in charted)}",
         runs=[
             RunLine(
                 stamp=r.stamp,
@@ -204,15 +211,16 @@ def build_page(found: History, page_dir: Path) -> HistoryPage:
             )
             for r in found.runs
         ],
-        change_points=[_change_line(cp) for cp in found.change_points],
+        change_points=[_change_line(cp, charted) for cp in found.change_points],
         charts=charts,
     )
 
 
-def write_history_report(found: History, target: Path) -> Path:
+def write_history_report(found: History, target: Path, charted: list[str] | None = None) -> Path:
+    """``charted``: the metrics drawn (default: every metric ``found`` looked at)."""
     from tracecore_perf.report.page import template_environment
 
-    page = build_page(found, target.parent)
+    page = build_page(found, target.parent, found.metrics if charted is None else charted)
     html = template_environment().get_template("history.html.j2").render(page=page)
     write_atomic(target, html.encode("utf-8"))
     return target
