@@ -6,6 +6,7 @@ this host comes near (the statistics on data with known answers are in test_comp
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -98,7 +99,7 @@ def test_text_github_and_junit_outputs(runs, tmp_path):
     args = ("--fail-on", "regression", "--format", "github")
     done = harness("compare", base, heavy, *args, cwd=work, env=env)
     assert any(line.startswith("::error ") and "busy_agent.py" in line for line in done.stdout.splitlines())
-    assert "| ❌ | compare:" in summary.read_text()
+    assert re.search(r"^\| ❌ \| .*busy_agent\.py on \S+ \| REGRESSION \| x", summary.read_text(), re.M)
     junit = tmp_path / "compare.xml"
     args = ("--fail-on", "regression", "--format", "junit", "--junit-file", str(junit))
     assert harness("compare", base, heavy, *args, cwd=work).returncode == 1
