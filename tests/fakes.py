@@ -221,6 +221,11 @@ class FakeKeeper:
     async def close(self) -> None:
         self.closed = True
 
+    async def counts_written(self) -> None:  # instruction mode only; the fakes count nothing
+        await anyio.lowlevel.checkpoint()
+
+    workers_instructions = workers_uncounted = None
+
     # --- synchronisation ---------------------------------------------------------------
     def notify(self) -> None:
         self._changed.set()

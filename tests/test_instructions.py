@@ -228,6 +228,8 @@ def test_a_counted_run_records_each_episode_and_resumes_counting(tmp_path):
     assert all(isinstance(c, int) and c > 10_000_000 for c in counts) and max(counts) / min(counts) < 1.01
     summary = published(tmp_path / "out", "summary")
     assert summary["instructions"][0]["count"] == 3 and "Valgrind" in summary["timing_note"]
+    # both workers' own instructions, each written as it exited (none lost to the run's end)
+    assert summary["resources"]["workers_uncounted"] == 0 and summary["resources"]["workers_instructions"] > 1_000_000
 
     # a resumed run counts too: the mode comes from the manifest
     (run_dir,) = (tmp_path / "out").glob("run-*")

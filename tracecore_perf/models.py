@@ -328,6 +328,10 @@ class ResourcePeaks(msgspec.Struct, kw_only=True):
     workers_cpu_s: float
     harness_cpu_ms_per_episode: float | None
     peak_episode_processes: int | None
+    # instruction mode: what the workers executed themselves, each from its fork off the zygote
+    # to its exit (its episodes not included), summed over the run's workers
+    workers_instructions: int | None = None
+    workers_uncounted: int | None = None  # workers that wrote no count (killed): not in the sum
 
 
 class Integrity(msgspec.Struct, kw_only=True):

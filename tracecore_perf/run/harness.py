@@ -524,6 +524,8 @@ def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, executi
             # the kernel's high-water mark for this process: start-up, the run and publishing
             harness_peak_rss_bytes=usage.ru_maxrss * 1024,
             workers_cpu_s=execution.worker_cpu_s,
+            workers_instructions=execution.workers_instructions,
+            workers_uncounted=execution.workers_uncounted,
             episodes_this_attempt=execution.progress.done,
             integrity=integrity,
         )

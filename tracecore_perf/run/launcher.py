@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -48,6 +49,7 @@ SPAWN_DEADLINE_S = 15.0
 WARM_DEADLINE_S = 120.0
 CALL_DEADLINE_S = 120.0
 CLOSE_DEADLINE_S = 10.0
+WORKER_COUNT_DEADLINE_S = 10.0  # instruction mode: for the workers to write their counts as they exit
 WARMUP_EPISODE_S = 30.0  # a warm-up episode longer than this is cut off, and its row left cold
 # A zygote that cannot be started or fork a worker this many times in a row: the run stops.
 ZYGOTE_ATTEMPTS = 3
@@ -495,6 +497,11 @@ class ZygoteKeeper:
         # the code episodes load, as it was before the first one (seal.CodeSeal); no worker or
         # zygote is started from it once it changed
         self.seal: CodeSeal | None = None
+        # instruction mode: every worker forked for the run, and (once closed) the instructions
+        # they executed from their fork to their exit, as callgrind counted them
+        self.worker_pids: list[int] = []
+        self.workers_instructions: int | None = None
+        self.workers_uncounted: int | None = None  # workers that wrote no count (killed)
 
     def check_code(self) -> None:
         """Raise CodeChanged if code the episodes load changed since the run began."""
@@ -580,7 +587,9 @@ class ZygoteKeeper:
         for _ in range(ZYGOTE_ATTEMPTS):
             zygote = await self.current()
             try:
-                return await zygote.spawn_worker(slot)
+                worker = await zygote.spawn_worker(slot)
+                self.worker_pids.append(worker.pid)
+                return worker
             except WorkerFailed as exc:
                 zygote.usable = False
                 last = exc
@@ -591,10 +600,51 @@ class ZygoteKeeper:
         """CPU time the current zygote reported when it closed (lost ones cannot)."""
         return (self.zygote.cpu_user_s + self.zygote.cpu_sys_s) if self.zygote else 0.0
 
+    async def counts_written(self) -> None:
+        """Instruction mode: wait (bounded) until every worker that said goodbye has exited.
+        Callgrind writes a worker's count as it exits, which takes a while under it; killing
+        the run's leftover processes, or ending the zygote, before then would lose it."""
+        if self.callgrind_dir is not None:
+            await _exited(self.worker_pids, WORKER_COUNT_DEADLINE_S)
+
     async def close(self) -> None:
         try:
             if self.zygote is not None:
                 await self.zygote.close()
         finally:
             if self.callgrind_dir is not None:
+                counts = _worker_counts(self.callgrind_dir, self.worker_pids)
+                self.workers_instructions = sum(counts) if counts else None
+                self.workers_uncounted = len(self.worker_pids) - len(counts)
                 remove_tree(self.callgrind_dir)  # the workers' and zygotes' own counts
+
+
+async def _exited(pids: list[int], deadline_s: float) -> None:
+    """Wait until each of ``pids`` has exited (gone, or a zombie its parent has not reaped
+    yet), at most ``deadline_s`` in all."""
+    import psutil
+
+    with anyio.move_on_after(deadline_s):
+        for pid in pids:
+            while True:
+                try:
+                    if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                        break
+                except psutil.Error:
+                    break
+                await anyio.sleep(0.01)
+
+
+def _worker_counts(callgrind_dir: str, pids: list[int]) -> list[int]:
+    """The instructions callgrind counted for each of ``pids`` that wrote a count (from its
+    fork to its exit: the ``summary:`` line of its file)."""
+    counts = []
+    for pid in pids:
+        try:
+            with open(os.path.join(callgrind_dir, f"callgrind.out.{pid}"), "rb") as fh:
+                match = re.search(rb"^summary: (\d+)$", fh.read(8192), re.MULTILINE)
+        except OSError:
+            continue
+        if match:
+            counts.append(int(match.group(1)))
+    return counts

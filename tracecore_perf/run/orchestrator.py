@@ -100,6 +100,8 @@ class Execution:
         self.artifact_check = Integrity()
         self.ledgers: Ledgers | None = None
         self.worker_cpu_s = 0.0
+        self.workers_instructions: int | None = None  # instruction mode (ZygoteKeeper)
+        self.workers_uncounted: int | None = None
         self.elapsed_s = 0.0
         self._slots = [Slot(number) for number in range(self.workers)]
         self._idle: list[Slot] = list(self._slots)
@@ -128,6 +130,7 @@ class Execution:
                 self.aborted = str(reason)
                 log.error("run.aborted", error=self.aborted)
         try:
+            await self._keeper.counts_written()  # before anything of the run is killed
             await self._kill_strays()
             stopped_early = self.interrupted_by is not None or self.aborted is not None
             if self.aborted is None:
@@ -143,6 +146,8 @@ class Execution:
             with anyio.CancelScope(shield=True):
                 await self._keeper.close()
             self.worker_cpu_s = self._keeper.cpu_s + self._closed_worker_cpu_s
+            self.workers_instructions = self._keeper.workers_instructions
+            self.workers_uncounted = self._keeper.workers_uncounted
 
     async def _batch(self, jobs: Iterator[EpisodeJob]) -> None:
         assert self.ledgers is not None

@@ -257,6 +257,8 @@ def publish(
     harness_cpu_s: float,
     harness_peak_rss_bytes: int,
     workers_cpu_s: float,
+    workers_instructions: int | None = None,
+    workers_uncounted: int | None = None,
     episodes_this_attempt: int,
     integrity: Integrity | None = None,
 ) -> Publication:
@@ -310,6 +312,8 @@ def publish(
             workers_cpu_s=round(workers_cpu_s, 4),
             harness_cpu_ms_per_episode=round(own_cpu * 1000 / episodes_this_attempt, 4) if episodes_this_attempt else None,
             peak_episode_processes=procs_peak,
+            workers_instructions=workers_instructions,
+            workers_uncounted=workers_uncounted,
         ),
         integrity=integrity or Integrity(),
         instructions=instruction_figures(index),
