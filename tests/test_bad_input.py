@@ -168,6 +168,10 @@ EXPORT_CASES = {
     "no such run": (["export", "20990101T000000Z", "--format", "bmf", "--search-dir", "."], "has no published manifest"),
     "unknown format": (["export", "x", "--format", "csv"], "--format: invalid choice"),
     "output is a folder": (["export", "x", "--format", "bmf", "--output", "."], "--output must be a file"),
+    "output with a trailing slash": (["export", "x", "--output", "new/"], "--output must be a file, not a folder"),
+    "output in no folder": (["export", "x", "--output", "no/such/f.json"], "--output must be a file in an existing folder"),
+    "output over evidence": (["export", "x", "--output", "perf-manifest-20260101T000000Z.json"], "published run's file"),
+    "output over a device": (["export", "x", "--output", "/dev/null"], "not a regular file: not replaced"),
     "matrix fail-on": (["matrix", "m.toml", "--fail-on", "always"], "--fail-on: invalid choice"),
 }
 
@@ -177,6 +181,14 @@ def test_bad_export_and_matrix_flags(tmp_path: Path, case: str, capsys, monkeypa
     args, message = EXPORT_CASES[case]
     assert message in refused(capsys, monkeypatch, tmp_path, *args)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_output_is_never_written_through_a_link(tmp_path: Path, capsys, monkeypatch):
+    target = tmp_path / "target.json"
+    target.write_text("kept")
+    (tmp_path / "link.json").symlink_to(target)
+    assert "is a link or not a regular file" in refused(capsys, monkeypatch, tmp_path, "export", "x", "--output", "link.json")
+    assert target.read_text() == "kept" and (tmp_path / "link.json").is_symlink()
 
 
 def test_a_tracecore_older_than_the_oldest_release_is_refused_by_name():

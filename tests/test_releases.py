@@ -68,4 +68,8 @@ def test_a_matrix_over_three_releases_counts_their_regressions(tmp_path: Path, t
         assert row["ratio"]["low"] <= row["ratio"]["value"] <= row["ratio"]["high"] and row["p_value"] is not None
         assert comparison["different_machine_class"] is False
     oldest_to_installed = next(c for c in payload["comparisons"] if (c["baseline"], c["current"]) == ("tc-0.9.5", "installed"))
-    assert oldest_to_installed["regression"] is True and oldest_to_installed["comparison"]["rows"][0]["ratio"]["value"] > 1.05
+    assert (
+        oldest_to_installed["regression"] is True
+        and oldest_to_installed["ok"] is False
+        and oldest_to_installed["comparison"]["rows"][0]["ratio"]["value"] > 1.05
+    )

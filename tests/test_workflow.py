@@ -130,6 +130,8 @@ def test_history_is_kept_across_runs_of_the_default_branch_and_checked(workflow)
     assert restore["with"]["restore-keys"] == "tracecore-perf-history-" and save["with"]["key"].startswith(
         "tracecore-perf-history-"
     )
+    # a cache is restored only under the path it was saved with; a re-run saves under a key of its own
+    assert restore["with"]["path"] == save["with"]["path"] and "run_attempt" in save["with"]["key"]
     assert "github.event_name == 'push'" in save["if"] and "default_branch" in save["if"]
     assert steps.index(restore) < next(i for i, s in enumerate(steps) if "history add" in s.get("run", "")) < steps.index(save)
     history = [c for c in _commands(workflow) if c[0] == "history"]

@@ -16,8 +16,9 @@ MARKER = "<!-- tracecore-perf -->"
 
 
 def cell(value: str) -> str:
-    """Text safe inside a markdown table cell."""
-    return value.replace("|", "\\|").replace("\n", " ")
+    """Text safe inside a markdown table cell: one line, its backslashes and pipes literal."""
+    one_line = " ".join(value.splitlines())  # \r, \n and the other line breaks
+    return one_line.replace("\\", "\\\\").replace("|", "\\|")
 
 
 def _mark(case: Case) -> str:

@@ -99,6 +99,13 @@ def min_change(metric: str, settings: Settings) -> float:
     return settings.min_change if settings.min_change_given or own is None else own
 
 
+def floors_text(metrics: list[str], settings: Settings) -> str:
+    """``changes under 10% dropped`` (and each metric whose own floor differs)."""
+    others = {m: min_change(m, settings) for m in metrics if min_change(m, settings) != settings.min_change}
+    own = "".join(f", under {v:.1%} for {m}" for m, v in others.items())
+    return f"changes under {settings.min_change:.0%}{own} dropped"
+
+
 def _significant_cuts(values: list[float], settings: Settings, smallest: float) -> list[int]:
     e_divisive, deterministic = _library()
     with deterministic(settings.seed):

@@ -72,8 +72,8 @@ def comparisons(cells: list[Cell], outcomes: dict[str, CellOutcome], matrix_dir:
             else:
                 entry.comparison = comparison
                 entry.verdict = str(comparison.verdict)
-                entry.ok = comparison.ok
                 entry.regression = any(row.regression for row in comparison.rows)
+                entry.ok = comparison.ok and not entry.regression
             found.append(entry)
     return found
 

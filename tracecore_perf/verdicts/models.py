@@ -204,4 +204,7 @@ def ratio_text(value: float | None, low: float | None, high: float | None, digit
 
 
 def p_text(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2g}"
+    """A p-value; one too small for a float (instruction counts a few % apart) is said so."""
+    if value is None:
+        return "n/a"
+    return "<1e-300" if value == 0 else f"{value:.2g}"
