@@ -535,6 +535,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="TraceCore's scripts/perf_harness.py (from a checkout of the installed version): its slice runs after each of ours",
     )
     parser.add_argument("--keep-work", action="store_true", help="keep each mode's scratch directory")
+    parser.add_argument(
+        "--cost",
+        action="store_true",
+        help="also count, under Valgrind, the instructions per episode of TraceCore alone, the episode process, "
+        "the workers and the harness (scripts/episode_cost.py; a few minutes)",
+    )
     args = parser.parse_args(argv)
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = set(args.modes) - set(MODES)
@@ -576,6 +582,12 @@ def main(argv: list[str]) -> int:
         if args.slice_repeats > 0:
             print(f"[bench] slice x{args.slice_repeats} (load {load_avg()})", file=sys.stderr, flush=True)
             slice_ = run_slice(args, work)
+        cost = None
+        if args.cost:
+            sys.path.insert(0, str(REPO / "scripts"))
+            import episode_cost
+
+            cost = episode_cost.measure(args.python, say=lambda line: print(line, file=sys.stderr, flush=True))
     finally:
         if not args.keep_work:
             shutil.rmtree(work, ignore_errors=True)
@@ -594,12 +606,15 @@ def main(argv: list[str]) -> int:
         "slice": slice_,
         "ratios": ratios,
         "targets": targets,
+        "cost": cost,
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)
     json_path = args.out_dir / f"bench-{stamp}.json"
     md_path = args.out_dir / f"bench-{stamp}.md"
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)
+    if cost is not None:
+        text += "\n" + episode_cost.markdown(cost)
     md_path.write_text(text)
     print(text)
     print(f"wrote {json_path} and {md_path}", file=sys.stderr)
