@@ -124,6 +124,16 @@ def test_artifacts_are_placed_byte_for_byte_as_persist_run_writes_them(artifact,
 
 
 @pytest.mark.parametrize(
+    "artifact", [*TRICKY_ARTIFACTS[:4], TRICKY_ARTIFACTS[5], {"lone": "\ud800 x \udfff", "ключ": "значение 😀"}]
+)
+def test_the_artifact_size_is_the_scaffolds_figure_without_a_second_encoding(artifact):
+    """The scaffold's size, ``len(json.dumps(artifact, sort_keys=True).encode())``, from the
+    compact text the worker writes the artifact from (string keys, as a decoded report has)."""
+    compact = json.dumps(artifact, ensure_ascii=False)
+    assert episode_worker.scaffold_bytes(compact) == len(json.dumps(artifact, sort_keys=True).encode("utf-8"))
+
+
+@pytest.mark.parametrize(
     ("report", "expected"),
     [
         (b"", None),
@@ -206,3 +216,20 @@ def test_a_message_of_the_wrong_shape_is_refused():
         protocol.worker_events.decode(b'{"event": "done", "returncode": "zero"}')
     with pytest.raises(msgspec.ValidationError):
         protocol.zygote_events.decode(b'{"event": "spawned", "pid": 1, "extra": true}')
+
+
+def test_the_artifact_size_holds_for_every_kind_of_character():
+    """Keys and strings drawn from the code points the two encodings treat differently:
+    controls, DEL, Latin-1, line separators, lone surrogates, the BMP's end, beyond it."""
+    import random
+
+    pool = [chr(c) for c in [*range(0x100), 0x2028, 0xD800, 0xDFFF, 0xFFFE, 0xFFFF, 0x10000, 0x1F600, 0x10FFFF]]
+    draw = random.Random(5)
+
+    def text(most: int) -> str:
+        return "".join(draw.choice(pool) for _ in range(draw.randint(0, most)))
+
+    for _ in range(500):
+        artifact = {text(6): [text(10), draw.random(), {text(3): None}] for _ in range(3)}
+        compact = json.dumps(artifact, ensure_ascii=False)
+        assert episode_worker.scaffold_bytes(compact) == len(json.dumps(artifact, sort_keys=True).encode("utf-8"))

@@ -112,26 +112,40 @@ def _loads(raw: bytes) -> object:
     return json.loads(raw)
 
 
-def persist_bytes(artifact: dict) -> bytes:
+def persist_bytes(artifact: dict, compact: str | None = None) -> bytes:
     """``artifact`` as TraceCore's ``persist_run`` writes it: ``json`` with ``indent=2`` and
     ``ensure_ascii=False``. The standard library indents in pure Python (~0.5 ms for a
     13 KB artifact); when msgspec is importable (it is in the harness's own interpreter) the
     C encoder's compact text is re-indented by msgspec, the same bytes ~5x faster
     (tests/test_protocol.py holds the two together). NaN and Infinity, which ``json``
-    writes and msgspec does not read, take the standard library's path."""
+    writes and msgspec does not read, take the standard library's path. ``compact``:
+    ``json.dumps(artifact, ensure_ascii=False)`` when the caller already has it."""
     if _reindent is not None:
         try:
-            return _reindent(json.dumps(artifact, ensure_ascii=False).encode("utf-8"), indent=2)
+            compact = json.dumps(artifact, ensure_ascii=False) if compact is None else compact
+            return _reindent(compact.encode("utf-8"), indent=2)
         except ValueError:  # msgspec.DecodeError is one: NaN or Infinity in the artifact
             pass
     return json.dumps(artifact, ensure_ascii=False, indent=2).encode("utf-8")
 
 
-def _telemetry(artifact: dict) -> dict:
-    """Artifact size and LLM telemetry volume. The size is TraceCore's performance-guide
-    scaffold's figure, ``len(json.dumps(artifact, sort_keys=True).encode("utf-8"))``; the
-    telemetry is counted as TraceCore's metrics module counts it: ``llm_trace`` entries of
-    each action-trace step, prompt/completion bytes, tokens."""
+def scaffold_bytes(compact: str) -> int:
+    """TraceCore's performance-guide scaffold's artifact size, ``len(json.dumps(artifact,
+    sort_keys=True).encode("utf-8"))``, from ``compact = json.dumps(artifact,
+    ensure_ascii=False)``, which the worker makes anyway to write the artifact: the same
+    items with the same separators in another key order (the same length), and the scaffold
+    writes each character from DEL (0x7f) up as ``\\uXXXX`` (six characters; a surrogate
+    pair, twelve, beyond the BMP) where ``compact`` has the character itself. One encoding
+    fewer per episode (tests/test_protocol.py holds the two together)."""
+    if compact.isascii() and "\x7f" not in compact:
+        return len(compact)
+    return len(compact) + sum(5 if ch <= "\uffff" else 11 for ch in compact if ch >= "\x7f")
+
+
+def _telemetry(artifact: dict, compact: str) -> dict:
+    """Artifact size (:func:`scaffold_bytes` of ``compact``) and LLM telemetry volume, counted
+    as TraceCore's metrics module counts it: ``llm_trace`` entries of each action-trace step,
+    prompt/completion bytes, tokens."""
     entries = prompt = completion = tokens = 0
     for step in artifact.get("action_trace") or []:
         if not isinstance(step, dict):
@@ -149,7 +163,7 @@ def _telemetry(artifact: dict) -> dict:
             if isinstance(response.get("tokens_used"), int):
                 tokens += response["tokens_used"]
     return {
-        "artifact_bytes": len(json.dumps(artifact, sort_keys=True).encode("utf-8")),
+        "artifact_bytes": scaffold_bytes(compact),
         "llm_trace_entries": entries,
         "prompt_bytes": prompt,
         "completion_bytes": completion,
@@ -886,8 +900,9 @@ def _place_artifact(artifact: object, run_id: object, job: dict) -> dict:
         if label and label != job.get("agent"):
             _relabel(artifact, label)
         spec_errors = _spec_errors(artifact) if job.get("strict_spec") else None
-        data = persist_bytes(artifact)
-        telemetry = _telemetry(artifact)
+        compact = json.dumps(artifact, ensure_ascii=False)  # the C encoder, once: written and measured
+        data = persist_bytes(artifact, compact)
+        telemetry = _telemetry(artifact, compact)
     except (ValueError, TypeError, RecursionError):
         return {"artifact_error": f"the artifact for run id {run_id!r} is not plain JSON"}
     except Exception as exc:  # noqa: BLE001 - TraceCore's hash or spec check on what an episode sent
