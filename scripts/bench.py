@@ -63,6 +63,7 @@ TARGET_SLICE_VS_SCAFFOLD = 0.30  # our slice's wall / TraceCore's scaffold's, sa
 TARGET_SPAWN_VS_BATCH = 1.3
 TARGET_HARNESS_CPU_MS = 5.0
 TARGET_SLICE_S = 1.5
+TARGET_TREE_VS_FORK_FLOOR = 0.85  # fork floor CPU per episode / forkserver tree CPU per episode
 
 
 # --- the children: stdlib + agent_bench only, so they start as cold as run_batch's -------
@@ -536,6 +537,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--keep-work", action="store_true", help="keep each mode's scratch directory")
     parser.add_argument(
+        "--fork-floor",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run scripts/fork_cost.py over N episodes: an episode in a child forked from a warmed process, "
+        "the floor of one fork per episode, against the forkserver mode's tree CPU per episode (default 0: skip)",
+    )
+    parser.add_argument(
         "--cost",
         action="store_true",
         help="also count, under Valgrind, the instructions per episode of TraceCore alone, the episode process, "
@@ -582,6 +591,14 @@ def main(argv: list[str]) -> int:
         if args.slice_repeats > 0:
             print(f"[bench] slice x{args.slice_repeats} (load {load_avg()})", file=sys.stderr, flush=True)
             slice_ = run_slice(args, work)
+        fork_floor = None
+        if args.fork_floor > 0:
+            print(f"[bench] fork floor: {args.fork_floor} episodes (load {load_avg()})", file=sys.stderr, flush=True)
+            done = subprocess.run(
+                [args.python, str(REPO / "scripts" / "fork_cost.py"), "--episodes", str(args.fork_floor), "--json"],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            fork_floor = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr.strip()[-300:]}
         cost = None
         if args.cost:
             sys.path.insert(0, str(REPO / "scripts"))
@@ -593,6 +610,21 @@ def main(argv: list[str]) -> int:
             shutil.rmtree(work, ignore_errors=True)
     host["load_avg_end"] = load_avg()
     ratios, targets = ratios_and_targets(modes, cores_used, slice_)
+    tree = modes.get("forkserver", {}).get("tree_cpu_ms_per_episode")
+    if fork_floor and "forked_ms" in fork_floor and tree:
+        # the floor: the episode in a fresh fork (the child's CPU) and the fork() that made it
+        floor_ms = fork_floor["forked_ms"] + fork_floor["fork_parent_ms"]
+        ratios["forkserver_vs_fork_floor"] = round(floor_ms / tree, 3)
+        value = ratios["forkserver_vs_fork_floor"]
+        targets.append(
+            {
+                "target": "fork floor / forkserver tree CPU per episode",
+                "value": value,
+                "threshold": f">= {TARGET_TREE_VS_FORK_FLOOR}",
+                "basis": f"fork_cost.py, {fork_floor['episodes']} episodes",
+                "pass": value >= TARGET_TREE_VS_FORK_FLOOR,
+            }
+        )
     report = {
         "stamp": stamp,
         "episodes": args.episodes,
@@ -607,6 +639,7 @@ def main(argv: list[str]) -> int:
         "ratios": ratios,
         "targets": targets,
         "cost": cost,
+        "fork_floor": fork_floor,
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)
     json_path = args.out_dir / f"bench-{stamp}.json"

@@ -103,6 +103,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=200, help="episodes per way (default 200)")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up episodes of each row, as --warmup (default 1)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (scripts/bench.py --fork-floor reads it)")
     args = parser.parse_args(argv)
     spec = importlib.util.spec_from_file_location("episode_worker", WORKER)
     worker = importlib.util.module_from_spec(spec)
@@ -128,6 +129,18 @@ def main(argv: list[str]) -> int:
     fork_ms, fork_faults = med(c for c, _, _ in forked) * 1e3, med(f for _, f, _ in forked)
     bare_ms, bare_faults = med(c for c, _, _ in bare) * 1e3, med(f for _, f, _ in bare)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.json:
+        figures = {
+            "episodes": len(inproc),
+            "in_process_ms": round(work_ms, 3),
+            "forked_ms": round(fork_ms, 3),
+            "fork_parent_ms": round(med(p for _, _, p in forked) * 1e3, 3),
+            "bare_ms": round(bare_ms, 3),
+            "second_in_fork_ms": round(med(c for c, _ in second) * 1e3, 3),
+            "faults": {"in_process": work_faults, "forked": fork_faults, "bare": bare_faults},
+        }
+        print(json.dumps(figures))
+        return 0
     print(
         f"{len(inproc)} episodes each way (first pass over the rows dropped), warm-up {args.warmup}, "
         f"parent peak RSS {rss_mb:.1f} MB"
