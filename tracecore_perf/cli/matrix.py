@@ -111,16 +111,12 @@ def payload(outcome, fail_on_regression: bool = False) -> dict:
             }
         )
     return {
-        "ok": outcome.result.ok and not (fail_on_regression and _regressed(outcome.result)),
+        "ok": outcome.result.ok and not (fail_on_regression and outcome.result.regressions()),
         "stamp": outcome.result.stamp,
         "cells": cells,
         "matrix": str(outcome.path),
         "comparisons": [msgspec.to_builtins(c) for c in outcome.result.comparisons],
     }
-
-
-def _regressed(result) -> bool:
-    return any(comparison.regression for comparison in result.comparisons)
 
 
 def _run(args: argparse.Namespace, say, show_progress: bool):
@@ -166,6 +162,6 @@ def main(argv: list[str]) -> int:
         if args.ray:
             again += ["--ray", args.ray]
         print(f"{PROG}: cells without a finished run; to rerun only them: {shlex.join(again)}", file=sys.stderr)
-    if outcome.exit_code == ExitCode.OK and fail_on_regression and _regressed(outcome.result):
+    if outcome.exit_code == ExitCode.OK and fail_on_regression and outcome.result.regressions():
         return ExitCode.FAILED
     return outcome.exit_code

@@ -114,3 +114,7 @@ class MatrixResult(msgspec.Struct, kw_only=True):
     cells: list[CellOutcome]
     comparisons: list[CellComparison] = []
     format_version: int = MATRIX_FORMAT_VERSION
+
+    def regressions(self) -> list[CellComparison]:
+        """The comparisons in which a cell is significantly slower than an earlier one."""
+        return [comparison for comparison in self.comparisons if comparison.regression]

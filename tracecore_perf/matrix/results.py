@@ -129,7 +129,7 @@ def table(result: MatrixResult) -> str:
             lines.append(f"{c.name}: {c.error}")
     for comp in result.comparisons:
         lines.append(_comparison_line(comp))
-    regressed = [comp for comp in result.comparisons if comp.regression]
+    regressed = result.regressions()
     if regressed:
         lines.append(f"REGRESSION in {len(regressed)} of {len(result.comparisons)} comparisons between cells")
     wall = f", {result.wall_s:.1f} s" if result.wall_s is not None else ""

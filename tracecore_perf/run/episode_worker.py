@@ -817,13 +817,21 @@ def episode_instructions(pid: int) -> int | None:
         return None
     path = os.path.join(_callgrind_dir, f"callgrind.out.{pid}")
     try:
+        return callgrind_count(path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def callgrind_count(path: str) -> int | None:
+    """The instructions in callgrind's file ``path``: its ``summary:`` line, everything the
+    process executed after its counters were zeroed (``totals:`` also counts the frames that
+    were live then). None when there is no such file or line (a process killed mid-write)."""
+    try:
         with open(path, "rb") as fh:
             header = fh.read(8192)
     except OSError:
         return None
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
     match = re.search(rb"^summary: (\d+)$", header, re.MULTILINE)
     return int(match.group(1)) if match else None
 

@@ -181,14 +181,19 @@ def _counted_besides(zygote: ZygoteProcess, callgrind_dir: str) -> bool:
     return any(path.name != own for path in Path(callgrind_dir).glob("callgrind.out.*"))
 
 
+def _with_defaults(settings: RunSettings) -> RunSettings:
+    """``settings`` with the interpreter and isolation this machine defaults to filled in."""
+    from tracecore_perf.run.spawn import default_isolation, default_python
+
+    return msgspec.structs.replace(
+        settings, python=settings.python or default_python(), isolation=settings.isolation or default_isolation()
+    )
+
+
 def preflight(scenario: list[ScenarioRow], settings: RunSettings, output_dir: Path) -> Validated:
     """All of a run's input checks, standalone: for callers that validate several runs
     before starting any (``ab`` checks both interpreters first, a matrix every cell)."""
-    from tracecore_perf.run.spawn import default_isolation, default_python
-
-    settings = msgspec.structs.replace(
-        settings, python=settings.python or default_python(), isolation=settings.isolation or default_isolation()
-    )
+    settings = _with_defaults(settings)
     check_writable_dir(output_dir)
     check_python(settings.python)
     check_instructions(settings.instructions, settings.isolation, settings.sandbox)
@@ -219,13 +224,7 @@ def start(
     """A new run. ``zygote``: one ``spawn.prestart`` started for it before the harness's
     imports (the run adopts it, or discards it if it does not match the options); ``busy``:
     the quiet-host check's window, opened when that zygote started (default: now)."""
-    from tracecore_perf.run.spawn import default_isolation, default_python
-
-    settings = msgspec.structs.replace(
-        options.settings,
-        python=options.settings.python or default_python(),
-        isolation=options.settings.isolation or default_isolation(),
-    )
+    settings = _with_defaults(options.settings)
     output_dir = Path(options.output_dir)
     check_workers(settings.workers)
     check_writable_dir(output_dir)

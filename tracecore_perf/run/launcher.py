@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -31,7 +30,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from tracecore_perf.errors import CodeChanged, RunAborted
 from tracecore_perf.models import EpisodeJob, IsolationMode
 from tracecore_perf.run import protocol
-from tracecore_perf.run.episode_worker import remove_tree
+from tracecore_perf.run.episode_worker import callgrind_count, remove_tree
 from tracecore_perf.run.protocol import PROTOCOL_VERSION, Bye, CallDone, Done, Ready
 from tracecore_perf.run.seal import CodeSeal
 from tracecore_perf.run.seal import describe as describe_change
@@ -636,15 +635,7 @@ async def _exited(pids: list[int], deadline_s: float) -> None:
 
 
 def _worker_counts(callgrind_dir: str, pids: list[int]) -> list[int]:
-    """The instructions callgrind counted for each of ``pids`` that wrote a count (from its
-    fork to its exit: the ``summary:`` line of its file)."""
-    counts = []
-    for pid in pids:
-        try:
-            with open(os.path.join(callgrind_dir, f"callgrind.out.{pid}"), "rb") as fh:
-                match = re.search(rb"^summary: (\d+)$", fh.read(8192), re.MULTILINE)
-        except OSError:
-            continue
-        if match:
-            counts.append(int(match.group(1)))
-    return counts
+    """The instructions callgrind counted for each of ``pids`` that wrote a count (each from
+    its fork to its exit)."""
+    counts = [callgrind_count(os.path.join(callgrind_dir, f"callgrind.out.{pid}")) for pid in pids]
+    return [count for count in counts if count is not None]

@@ -100,8 +100,6 @@ class Execution:
         self.artifact_check = Integrity()
         self.ledgers: Ledgers | None = None
         self.worker_cpu_s = 0.0
-        self.workers_instructions: int | None = None  # instruction mode (ZygoteKeeper)
-        self.workers_uncounted: int | None = None
         self.elapsed_s = 0.0
         self._slots = [Slot(number) for number in range(self.workers)]
         self._idle: list[Slot] = list(self._slots)
@@ -109,6 +107,15 @@ class Execution:
         self._closed_worker_cpu_s = 0.0
         self._launch_scope: anyio.CancelScope | None = None
         self.t0 = time.perf_counter()
+
+    @property
+    def workers_instructions(self) -> int | None:
+        """Instruction mode: the workers' own instructions, summed (the keeper reads them as it closes)."""
+        return self._keeper.workers_instructions
+
+    @property
+    def workers_uncounted(self) -> int | None:
+        return self._keeper.workers_uncounted
 
     # --- the batch ---------------------------------------------------------------------
     async def run(self, jobs: Iterator[EpisodeJob], metrics_limit: int) -> None:
@@ -146,8 +153,6 @@ class Execution:
             with anyio.CancelScope(shield=True):
                 await self._keeper.close()
             self.worker_cpu_s = self._keeper.cpu_s + self._closed_worker_cpu_s
-            self.workers_instructions = self._keeper.workers_instructions
-            self.workers_uncounted = self._keeper.workers_uncounted
 
     async def _batch(self, jobs: Iterator[EpisodeJob]) -> None:
         assert self.ledgers is not None
