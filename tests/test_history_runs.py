@@ -3,7 +3,8 @@ then the same path rewritten to burn 40 ms more CPU per step and run three more 
 the shipped toy agent, unchanged. The change point must land on the first slower run, on the
 CPU median (what load on other processes barely moves: the extra work is counted in CPU time,
 not wall time), and nowhere on the unchanged row, whose threshold (``--min-change 50%``) is
-far above the run-to-run noise of a median CPU time; the slower row moves several times over.
+far above the run-to-run noise of a median CPU time (of six episodes a row: a median of three
+moved by more than half once, on a loaded host); the slower row moves several times over.
 Then ``history check`` and the page, in headless Chromium."""
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def history(tmp_path_factory):
             agent.write_text(source.replace("EXTRA_CPU_MS = 0", f"EXTRA_CPU_MS = {EXTRA_CPU_MS}"))
         extra = ["--report"] if i == BEFORE else []
         done = harness(
-            "--episodes", "6", "--workers", "2", "--scenario", str(scenario), "--output-dir", "out",
+            "--episodes", "12", "--workers", "2", "--scenario", str(scenario), "--output-dir", "out",
             "--history", str(db), "--json", "--no-progress", *extra, cwd=work,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
