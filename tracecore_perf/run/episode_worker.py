@@ -420,6 +420,7 @@ def warm_runtime() -> None:
             from agent_bench.runner.spec_check import check_spec_compliance
 
             check_spec_compliance({})
+            _load_spec_walk()
     # TraceCore's sandbox guard calls inspect.stack() on every file access, which reads
     # source through linecache and maps files to modules through inspect's caches. A
     # forked child inherits those caches; a cold one costs it ~15 ms per episode.
@@ -885,10 +886,77 @@ def _check_report(raw: bytearray, job: dict) -> dict:
 
 
 def _spec_errors(artifact: dict) -> list[str]:
-    """TraceCore's spec check of the artifact (``--strict-spec``): its first errors."""
-    from agent_bench.runner.spec_check import check_spec_compliance
+    """TraceCore's spec check of the artifact (``--strict-spec``): its first errors.
 
-    return [str(error)[:500] for error in list(check_spec_compliance(artifact)["errors"])[:20]]
+    TraceCore's check is a jsonschema walk of the artifact over its artifact schema (~10 M
+    instructions for a 13 KB artifact, two thirds of a worker's work per episode) plus its
+    own rules. Where jsonschema-rs compiled that schema (:func:`_load_spec_walk`) and finds
+    the artifact valid, TraceCore's check runs with the walk's answer ("no schema errors")
+    already given; anything jsonschema-rs rejects, or cannot read, gets TraceCore's whole
+    check, so every error is TraceCore's own words. tests/test_spec_walk.py holds the two
+    answers equal over the shipped agents' artifacts and each way to break the schema."""
+    from agent_bench.runner import spec_check
+
+    if _spec_walk_loaded is None:
+        _load_spec_walk()
+    report = None
+    if _schema_is_valid is not None:
+        try:
+            valid = _schema_is_valid(artifact)
+        except Exception:  # noqa: BLE001 - a value jsonschema-rs cannot convert: TraceCore's walk decides
+            valid = False
+        if valid:
+            with _schema_walk_answered(spec_check):
+                report = spec_check.check_spec_compliance(artifact)
+    if report is None:
+        report = spec_check.check_spec_compliance(artifact)
+    return [str(error)[:500] for error in list(report["errors"])[:20]]
+
+
+_spec_walk_loaded: bool | None = None  # None until _load_spec_walk ran in this process
+_schema_is_valid = None  # jsonschema-rs's compiled is_valid over TraceCore's artifact schema
+_schema: dict | None = None  # that schema, as TraceCore's _load_schema read it
+
+
+def _load_spec_walk() -> None:
+    """TraceCore's artifact schema, read by its own ``_load_schema`` and compiled once by
+    jsonschema-rs, when the episode interpreter has jsonschema-rs and this TraceCore's
+    checker is built the way :func:`_schema_walk_answered` expects; otherwise nothing, and
+    every artifact gets TraceCore's check as it is. The schema is read once: installed code,
+    it is under the run's seal, and a change to it taints the run."""
+    global _spec_walk_loaded, _schema_is_valid, _schema
+    _spec_walk_loaded = True
+    try:
+        from agent_bench.runner import spec_check
+    except ImportError:
+        return
+    if not (callable(getattr(spec_check, "_load_schema", None)) and callable(getattr(spec_check, "_validate_jsonschema", None))):
+        return
+    schema = spec_check._load_schema()
+    if not isinstance(schema, dict) or "$schema" not in schema:
+        return
+    try:
+        import jsonschema  # noqa: F401 - without it TraceCore's check says so on every artifact: leave that to it
+        import jsonschema_rs
+
+        _schema_is_valid = jsonschema_rs.validator_for(schema).is_valid
+    except Exception:  # noqa: BLE001 - not installed, or a schema it cannot compile: TraceCore's walk
+        return
+    _schema = schema
+
+
+@contextlib.contextmanager
+def _schema_walk_answered(spec_check):
+    """TraceCore's check with its schema walk answered "no errors" (and its schema not read
+    again from disk) for one call; restored after. Only in the worker, which is single-
+    threaded and forks no episode during the call."""
+    load, walk = spec_check._load_schema, spec_check._validate_jsonschema
+    spec_check._load_schema = lambda: _schema
+    spec_check._validate_jsonschema = lambda result, schema: []
+    try:
+        yield
+    finally:
+        spec_check._load_schema, spec_check._validate_jsonschema = load, walk
 
 
 def _place_artifact(artifact: object, run_id: object, job: dict) -> dict:
