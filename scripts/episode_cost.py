@@ -127,8 +127,12 @@ def measure(python: str = sys.executable, per_row: int = 6, workers: int = 4, sa
         "own": own,
         "totals": {"workers": workers_totals, "harness": harness_totals},
         "episode_within_target": all(r["ratio"] <= TARGET_EPISODE_VS_TRACECORE for r in table),
-        "own_against_reference": {"reference": reference, "file": OWN_REFERENCE.name, "ratio": own_ratio,
-                                  "within_target": own_ratio <= TARGET_OWN_VS_REFERENCE},
+        "own_against_reference": {
+            "reference": reference,
+            "file": OWN_REFERENCE.name,
+            "ratio": own_ratio,
+            "within_target": own_ratio <= TARGET_OWN_VS_REFERENCE,
+        },
     }
 
 
