@@ -92,6 +92,7 @@ def harness_run(python: str, episodes: int, workers: int, work: Path, *, under_c
 
 
 def measure(python: str = sys.executable, per_row: int = 6, workers: int = 4, say=print) -> dict:
+    reference = json.loads(OWN_REFERENCE.read_text())["own"]["both"]["marginal"]
     rows = _default_rows()
     small, large = per_row * len(rows), 2 * per_row * len(rows)
     work = Path(tempfile.mkdtemp(prefix="tracecore-cost-"))
@@ -118,7 +119,6 @@ def measure(python: str = sys.executable, per_row: int = 6, workers: int = 4, sa
     harness_totals = {n: harness[n]["harness_instructions"] for n in (small, large)}
     own = {"workers": per_episode(workers_totals), "harness": per_episode(harness_totals)}
     own["both"] = {k: own["workers"][k] + own["harness"][k] for k in ("marginal", "average")}
-    reference = json.loads(OWN_REFERENCE.read_text())["own"]["both"]["marginal"]
     own_ratio = round(own["both"]["marginal"] / reference, 4)
     return {
         "episodes": [small, large],

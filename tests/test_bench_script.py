@@ -48,3 +48,15 @@ def test_bench_smoke(tmp_path):
         assert report["modes"][name]["harness_peak_rss_bytes"] > 0
     assert {t["basis"] for t in report["targets"]} >= {"whole", "in-run"}
     assert (tmp_path / report_path.name.replace(".json", ".md")).read_text().startswith("# tracecore-perf benchmark")
+
+
+def test_the_cost_benchmarks_reference_figure_is_committed():
+    """``scripts/episode_cost.py`` judges workers + harness against its first figure, a file
+    kept in deliverables: the benchmark cannot give a verdict without it."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import episode_cost
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    reference = json.loads(episode_cost.OWN_REFERENCE.read_text())["own"]["both"]
+    assert reference["marginal"] > 1_000_000 and reference["average"] > reference["marginal"]
