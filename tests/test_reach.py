@@ -132,22 +132,25 @@ def planted_code_run(tmp_path_factory) -> tuple[Run, list[Path]]:
     own_agent = work / "my_toy_agent.py"  # an agent file of the user's, in the scenario
     own_agent.write_text((Path(agent_bench.__file__).parent / "agents" / "toy_agent.py").read_text())
     installed = Path(agent_bench.__file__).parent / "agents" / "toy_agent.py"
-    original, times = installed.read_bytes(), os.stat(installed)
+    import tasks  # TraceCore's other package: the task's validator decides success
+
+    validator = Path(tasks.__file__).parent / TASK.split("@")[0] / "validate.py"
+    kept = {path: (path.read_bytes(), os.stat(path)) for path in (installed, validator)}
+    targets = (own_agent, installed, validator)
     rows = [HEALTHY, {"agent": str(own_agent), "task_ref": TASK, "seed": 1}, hostile("code_planting_agent"), HEALTHY]
     try:
-        run = run_harness(
-            work, rows, workers=1, limit=60, env={"HOSTILE_TARGETS": os.pathsep.join(map(str, (own_agent, installed)))}
-        )
-        changed = [path for path in (own_agent, installed) if MARKER in path.read_text()]
-    finally:  # TraceCore's installed file as it was, its time stamp too (its .pyc stays valid)
-        installed.write_bytes(original)
-        os.utime(installed, ns=(times.st_atime_ns, times.st_mtime_ns))
+        run = run_harness(work, rows, workers=1, limit=60, env={"HOSTILE_TARGETS": os.pathsep.join(map(str, targets))})
+        changed = [path for path in targets if MARKER in path.read_text()]
+    finally:  # TraceCore's installed files as they were, their time stamps too (their .pyc stay valid)
+        for path, (original, times) in kept.items():
+            path.write_bytes(original)
+            os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
     return run, changed
 
 
 def test_changed_agent_and_tracecore_files_taint_the_run_and_are_named(planted_code_run: tuple[Run, list[Path]]):
     run, changed = planted_code_run
-    assert len(changed) == 2, "the fixture changed nothing: the test proves nothing"
+    assert len(changed) == 3, "the fixture changed nothing: the test proves nothing"
     assert_ended_and_published(run, exit_code=4)
     integrity = run.artifact("summary")["integrity"]
     assert run.artifact("summary")["status"] == "tainted"

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from agent_bench.runner import spec_check
-from test_containment import AGENTS, Run, assert_ended_and_published, run_harness
+from test_containment import AGENTS, HEALTHY, MARKER, Run, assert_ended_and_published, hostile, run_harness
 
 from tracecore_perf.run import episode_worker
 from tracecore_perf.run.scenario import DEFAULT_SCENARIO
@@ -103,7 +105,57 @@ def test_without_jsonschema_rs_every_artifact_gets_tracecores_check_as_it_ships(
     assert episode_worker._spec_errors(bare) == tracecore_answer(bare) and tracecore_answer(bare)
 
 
+# --- the verdict's own code out of an episode's reach ----------------------------------------
+
+
+@pytest.fixture(scope="module", params=["spawn", "forkserver"])
+def tampered_run(request, tmp_path_factory) -> tuple[Run, Path, bool]:
+    """verdict_tampering_agent makes the installed jsonschema-rs pass everything and forges
+    its own artifact; forgers follow it on the same worker, then a zygote killer (a new
+    zygote would load the changed file), then more. The installed file is put back after."""
+    import jsonschema_rs
+
+    installed = Path(jsonschema_rs.__file__)
+    original, times = installed.read_bytes(), os.stat(installed)
+    rows = [hostile("verdict_tampering_agent"), FORGING, hostile("zygote_killing_agent"), FORGING, HEALTHY]
+    work = tmp_path_factory.mktemp(f"tampered-{request.param}")
+    try:
+        run = run_harness(
+            work, rows, "--strict-spec", "--isolation", request.param, workers=1, limit=120,
+            env={"HOSTILE_TARGETS": str(installed)},
+        )  # fmt: skip
+        changed = MARKER in installed.read_text()
+    finally:  # jsonschema-rs as it was, its time stamp too
+        installed.write_bytes(original)
+        os.utime(installed, ns=(times.st_atime_ns, times.st_mtime_ns))
+    return run, installed, changed
+
+
+@pytest.mark.slow
+def test_changed_verdict_code_passes_no_artifact_and_taints_the_run(tampered_run: tuple[Run, Path, bool]):
+    run, installed, changed = tampered_run
+    assert changed, "the fixture changed nothing: the test proves nothing"
+    assert_ended_and_published(run, exit_code=4)
+    summary = run.artifact("summary")
+    assert summary["status"] == "tainted"
+    assert any(str(installed) in problem for problem in summary["integrity"]["problems"]), summary["integrity"]
+    rows = {row["episode_index"]: row for row in run.artifact("series")}
+    # the tamperer's own artifact and the forger's after it, on the same worker, both judged
+    # by the jsonschema-rs loaded before any episode; no zygote started from the changed file
+    for index in (0, 1):
+        assert rows[index]["success"] is False and "spec_version" in (rows[index]["error"] or ""), rows[index]
+    artifacts = {a["run_id"]: a for a in map(json.loads, _artifact_texts(run))}
+    for row in rows.values():
+        if row["success"]:
+            assert tracecore_answer(artifacts[row["run_id"]]) == [], row
+
+
 # --- the artifacts and the ways to break them ---------------------------------------------
+
+
+def _artifact_texts(run: Run) -> list[str]:
+    assert run.run_dir is not None, run.tail()
+    return [path.read_text() for path in sorted((run.run_dir / ".agent_bench" / "runs").glob("*.json"))]
 
 
 def _one_per_agent(run: Run) -> dict[str, dict]:

@@ -290,12 +290,18 @@ def probe(request: dict) -> dict:
     import agent_bench
 
     tracecore_dir = os.path.dirname(os.path.abspath(agent_bench.__file__))
-    _compile_package(tracecore_dir)
+    tracecore_packages = _tracecore_packages(tracecore_dir)
+    loaded_packages = _loaded_packages(tracecore_packages)
+    for folder in [*tracecore_packages, *loaded_packages]:
+        if os.path.isdir(folder):
+            _compile_package(folder)
     return {
         "lacks": _tracecore_lacks(),
         "sandbox_error": _sandbox().probe() if request.get("sandbox") else None,
         "executable": sys.executable,
         "tracecore_dir": tracecore_dir,
+        "tracecore_packages": tracecore_packages,
+        "loaded_packages": loaded_packages,
         "site_dirs": _site_dirs(),
         "python_version": sys.version.split()[0],
         "python_build": " ".join(sys.version.split()),
@@ -336,8 +342,43 @@ def _tracecore_lacks() -> dict[str, str]:
     return lacks
 
 
+def _tracecore_packages(tracecore_dir: str) -> list[str]:
+    """Every top-level package TraceCore's distribution installs: ``agent_bench`` and the
+    ``tasks`` its episodes load (their validators decide success), each a folder."""
+    from importlib import metadata
+
+    folders = [tracecore_dir]
+    try:
+        dist = metadata.distribution("tracecore")
+        names = (dist.read_text("top_level.txt") or "").split() or sorted({f.parts[0] for f in dist.files or []})
+        folders += [str(dist.locate_file(name)) for name in names]
+    except metadata.PackageNotFoundError:
+        pass
+    real = {os.path.realpath(folder): folder for folder in folders if os.path.isdir(folder)}
+    return sorted(real)
+
+
+def _loaded_packages(tracecore_packages: list[str]) -> list[str]:
+    """The other installed packages (folders, or single-file modules) this process, a child of
+    the zygote, has code loaded from: the spec check's jsonschema stack, jsonschema-rs,
+    msgspec, TraceCore's dependencies. The run seals them; the standard library is not
+    sealed (a site directory is where a user or ``pip`` installs, and where an episode that
+    meant harm would write first)."""
+    roots = [os.path.realpath(folder) for folder in _site_dirs() if os.path.isdir(folder)]
+    found: set[str] = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not isinstance(path, str):
+            continue
+        path = os.path.realpath(path)
+        root = next((r for r in roots if path.startswith(r + os.sep)), None)
+        if root is not None:
+            found.add(os.path.join(root, path[len(root) + 1 :].split(os.sep)[0]))
+    return sorted(found - set(tracecore_packages))
+
+
 def _compile_package(package_dir: str) -> None:
-    """Byte-compile TraceCore's package where its ``.pyc`` files are missing, as ``pip install``
+    """Byte-compile a sealed package where its ``.pyc`` files are missing, as ``pip install``
     does: the run seals them, and one written by an import during the run would read as a
     change. Not when this interpreter is told not to write bytecode."""
     if sys.dont_write_bytecode:
@@ -410,28 +451,35 @@ def _as_tracecore_runs() -> None:
 
 def warm_runtime() -> None:
     """Pay once, in the zygote, what every forked child would otherwise pay: TraceCore's
-    imports, the sandbox guard's source caches; and what every worker would: the spec
-    check's jsonschema machinery. Done as the zygote starts, while the harness is still
-    importing its own libraries. No agent code runs here."""
-    import agent_bench.runner.runner  # noqa: F401
-
-    if _has_module(OPTIONAL_TRACECORE["spec_check"]):
-        with _harness_imports():
-            from agent_bench.runner.spec_check import check_spec_compliance
-
-            check_spec_compliance({})
-            _load_spec_walk()
-    # TraceCore's sandbox guard calls inspect.stack() on every file access, which reads
-    # source through linecache and maps files to modules through inspect's caches. A
-    # forked child inherits those caches; a cold one costs it ~15 ms per episode.
+    imports, the sandbox guard's source caches. Done as the zygote starts, while the harness
+    is still importing its own libraries. No agent code runs here."""
     import inspect
 
     import agent_bench
+    import agent_bench.runner.runner  # noqa: F401
 
+    # TraceCore's sandbox guard calls inspect.stack() on every file access, which reads
+    # source through linecache and maps files to modules through inspect's caches. A
+    # forked child inherits those caches; a cold one costs it ~15 ms per episode.
     package_root = os.path.dirname(agent_bench.__file__)
     for folder, _, files in os.walk(package_root):
         _cache_sources(os.path.join(folder, name) for name in files if name.endswith(".py"))
     inspect.stack()
+
+
+def warm_verdict() -> None:
+    """Load, in the zygote and before any episode, in both isolation modes, all the worker's
+    own verdict on an episode runs: TraceCore's spec check with its jsonschema stack, the
+    compiled schema walk (:func:`_load_spec_walk`), msgspec's decoder and re-indenter. Every
+    worker inherits them loaded, so nothing an episode writes into their installed files
+    reaches a worker's verdict; and those files are under the run's seal (the probe names
+    them: :func:`_loaded_packages`), so no replacement zygote starts from changed ones."""
+    if _has_module(OPTIONAL_TRACECORE["spec_check"]):
+        from agent_bench.runner.spec_check import check_spec_compliance
+
+        check_spec_compliance({})
+        _load_spec_walk()
+    _load_reindent()
 
 
 def warm(scenario: list[dict]) -> None:
@@ -1423,7 +1471,7 @@ def start(argv: list[str]) -> Zygote:
         signal.signal(signal.SIGTERM, zygote.on_terminate)
         _die_with_parent(signal.SIGTERM, harness_pid)  # checks that the harness still lives
         prctl(PR_SET_CHILD_SUBREAPER, 1)
-        _load_reindent()
+        warm_verdict()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)

@@ -152,6 +152,8 @@ async def validate(zygote: ZygoteProcess, scenario: list[ScenarioRow], settings:
             python_build=result.get("python_build", ""),
             tracecore_dir=result.get("tracecore_dir", ""),
             site_dirs=result.get("site_dirs") or [],
+            tracecore_packages=result.get("tracecore_packages") or [],
+            loaded_packages=result.get("loaded_packages") or [],
             lacks=sorted(lacks),
         ),
         agents={agent: verdict["resolved"] for agent, verdict in result["agents"].items()},
@@ -330,6 +332,8 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
         checked = await validate(zygote, resolved, settings)
         manifest.interpreter.tracecore_dir = manifest.interpreter.tracecore_dir or checked.interpreter.tracecore_dir
         manifest.interpreter.site_dirs = manifest.interpreter.site_dirs or checked.interpreter.site_dirs
+        manifest.interpreter.tracecore_packages = checked.interpreter.tracecore_packages
+        manifest.interpreter.loaded_packages = checked.interpreter.loaded_packages
         manifest.interpreter.lacks = checked.interpreter.lacks
         # Artifacts of episodes killed in flight when the last attempt died belong to no
         # row: out of the way, so this attempt's evidence check starts clean.
@@ -419,7 +423,12 @@ def _execute(
         # The code every episode loads, as it is before the first one (after the probe and the
         # warm-up, which compiled what they imported).
         interpreter = manifest.interpreter
-        keeper.seal = CodeSeal(manifest.agents.values(), interpreter.tracecore_dir or None, interpreter.site_dirs)
+        keeper.seal = CodeSeal(
+            manifest.agents.values(),
+            [interpreter.tracecore_dir, *interpreter.tracecore_packages],
+            interpreter.site_dirs,
+            interpreter.loaded_packages,
+        )
         skip = done.done() if done else set()
         log.info(
             "run.start",

@@ -5,20 +5,25 @@ package is imported by the zygote and, lazily, by episodes. An episode runs as t
 so it can change any of them (append to the installed ``agent_bench/agents/toy_agent.py``,
 or to another agent file of the scenario), and every later episode, and any zygote started
 later, would run the changed code. :class:`CodeSeal` records a SHA-256 of each such file
-before the first episode: the scenario's agent files, every file of the episode
-interpreter's ``agent_bench`` package (its ``__pycache__`` included: a planted ``.pyc`` runs
-as surely as a changed source; the probe compiles the package first, as ``pip install``
-does, so no legitimate ``.pyc`` appears during the run), the harness's own fork loop
+before the first episode: the scenario's agent files, every file of the packages TraceCore
+installs (``agent_bench``, and ``tasks``, whose validators decide success; their
+``__pycache__`` included: a planted ``.pyc`` runs as surely as a changed source; the probe
+compiles them first, as ``pip install`` does, so no legitimate ``.pyc`` appears during the
+run), the harness's own fork loop
 (``episode_process.py``, ``episode_worker.py``, ``episode_sandbox.py``), and the episode
 interpreter's site directories: their ``.pth`` and ``*customize.py`` files by content, every
 other entry by name (a planted top-level module). Each file by content *and* change time, so
-a change undone before the check is still seen. :meth:`CodeSeal.changed` names what differs
+a change undone before the check is still seen. The other installed packages the zygote
+loaded code from (what the worker's verdict runs on: jsonschema, jsonschema-rs, msgspec; and
+TraceCore's dependencies) by size, inode and change time. :meth:`CodeSeal.changed` names what differs
 now. The harness checks before it starts a replacement worker or zygote (none is started
 from changed code) and once every process of the run is gone, before TraceCore's metrics
 and publishing; a change makes the run ``tainted`` and names the files. Not sealed: the
-insides of other installed packages (TraceCore's dependencies) and the standard library.
+standard library, and installed packages no process of the run loaded before the first
+episode.
 
-Hashing TraceCore 1.1.3's package (131 files, 1.6 MB) takes a few milliseconds.
+Sealing TraceCore 1.1.3's packages (280 files, 1.4 MB, by content) and the 250 files of the packages its
+zygote loads (by stamp) takes ~10 ms, as does each check.
 """
 
 from __future__ import annotations
@@ -74,26 +79,49 @@ def _differs(path: str, stamp: tuple[tuple[int, int, int] | None, bytes | None])
     return _identity(path) != identity or sha256_of(path) != digest
 
 
-class CodeSeal:
-    """Digests of the files a run's episodes load, taken when the run began."""
+def _files(entry: str) -> list[str]:
+    """A package folder's files, or a single-file module itself."""
+    return _package_files(entry) if os.path.isdir(entry) else [entry]
 
-    def __init__(self, agent_files: Iterable[str], package_dir: str | None, site_dirs: Iterable[str] = ()) -> None:
-        self.package_dir = package_dir
+
+class CodeSeal:
+    """Digests of the files a run's episodes load, taken when the run began.
+
+    ``package_dirs``: TraceCore's packages (``agent_bench``, ``tasks``), by content and change
+    time. ``loaded_packages``: the other installed packages the zygote loaded code from (the
+    worker's verdict runs on jsonschema, jsonschema-rs and msgspec), by size, inode and change
+    time only: any write or replacement moves one of them, and hashing jsonschema-rs's 15 MB
+    library at each check would cost more than the rest of the seal."""
+
+    def __init__(
+        self,
+        agent_files: Iterable[str],
+        package_dirs: Iterable[str],
+        site_dirs: Iterable[str] = (),
+        loaded_packages: Iterable[str] = (),
+    ) -> None:
+        self.package_dirs = [folder for folder in dict.fromkeys(package_dirs) if folder]
+        self.loaded_packages = list(dict.fromkeys(loaded_packages))
         self.site_dirs = {folder: _site_entries(folder) for folder in site_dirs}
         paths = [*sorted(set(agent_files)), *map(str, HARNESS_FILES)]
-        if package_dir:
-            paths += _package_files(package_dir)
+        for folder in self.package_dirs:
+            paths += _package_files(folder)
         for folder, names in self.site_dirs.items():
             paths += [os.path.join(folder, name) for name in names if name.endswith(_STARTUP)]
         self.files = {path: _stamp(path) for path in paths}
+        self.identities = {path: _identity(path) for entry in self.loaded_packages for path in _files(entry)}
 
     def changed(self) -> list[str]:
         """Each sealed file that is now different, gone, no longer a regular file or written
-        to at all; each file that appeared in the package since (a planted module or ``.pyc``);
-        and each entry that appeared in or left a site directory (a ``.pth``, a module)."""
+        to at all; each file that appeared in a sealed package since (a planted module or
+        ``.pyc``); and each entry that appeared in or left a site directory (a ``.pth``, a
+        module)."""
         found = [path for path, stamp in self.files.items() if _differs(path, stamp)]
-        if self.package_dir:
-            found += [path for path in _package_files(self.package_dir) if path not in self.files]
+        for folder in self.package_dirs:
+            found += [path for path in _package_files(folder) if path not in self.files]
+        found += [path for path, identity in self.identities.items() if _identity(path) != identity]
+        for entry in self.loaded_packages:
+            found += [path for path in _files(entry) if path not in self.identities]
         for folder, names in self.site_dirs.items():
             now = _site_entries(folder)
             found += [os.path.join(folder, name) for name in sorted(set(now) ^ set(names))]
