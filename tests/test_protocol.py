@@ -123,6 +123,26 @@ def test_artifacts_are_placed_byte_for_byte_as_persist_run_writes_them(artifact,
     assert episode_worker.persist_bytes(artifact) == json.dumps(artifact, ensure_ascii=False, indent=2).encode("utf-8")
 
 
+@pytest.mark.parametrize("artifact", TRICKY_ARTIFACTS)
+def test_a_capped_placement_is_the_same_bytes_on_either_path_and_nothing_past_the_cap(artifact):
+    expected = json.dumps(artifact, ensure_ascii=False, indent=2).encode("utf-8")
+    compact = json.dumps(artifact, ensure_ascii=False)
+    assert episode_worker.persist_bytes_within(artifact, compact, 1 << 30) == expected  # the bound's fast path
+    # a cap the bound cannot prove: the standard library's encoder, piece by piece
+    assert episode_worker.persist_bytes_within(artifact, compact, len(expected)) == expected
+    assert episode_worker.persist_bytes_within(artifact, compact, len(expected) - 1) is None
+
+
+def test_an_artifact_indentation_multiplies_is_refused_at_the_cap():
+    from tracecore_perf.run.integrity import MAX_ARTIFACT_BYTES
+
+    assert episode_worker.ARTIFACT_CAP_BYTES == MAX_ARTIFACT_BYTES  # what the worker places, the check reads
+    bomb = {"x": json.loads("[" * 400 + ",".join(["0"] * 100_000) + "]" * 400)}  # ~80 MB indented
+    compact = json.dumps(bomb, ensure_ascii=False)
+    assert len(compact) < 1024 * 1024
+    assert episode_worker.persist_bytes_within(bomb, compact, episode_worker.ARTIFACT_CAP_BYTES) is None
+
+
 @pytest.mark.parametrize(
     "artifact", [*TRICKY_ARTIFACTS[:4], TRICKY_ARTIFACTS[5], {"lone": "\ud800 x \udfff", "ключ": "значение 😀"}]
 )

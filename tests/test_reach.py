@@ -521,3 +521,16 @@ def test_a_logs_folder_replaced_by_a_link_is_never_written_through(tmp_path: Pat
     assert list(victim.parent.iterdir()) == [], f"written through the link: {list(victim.parent.iterdir())}"
     assert_ended_and_published(run, exit_code=4)
     assert run.run_dir is not None and not (run.run_dir / "logs").is_symlink()
+
+
+def test_an_artifact_indentation_would_blow_up_is_its_rows_failure_not_the_runs(tmp_path: Path):
+    rows = [HEALTHY, hostile("indent_bomb_agent"), HEALTHY, HEALTHY]
+    run = run_harness(tmp_path, rows, workers=1, limit=90)
+    assert_ended_and_published(run, exit_code=1)  # one failed row; the run's evidence is clean
+    assert_clean(run)
+    assert_failed_with(rows_by_index(run)[1], ("unverified:",))
+    assert "MiB" in rows_by_index(run)[1]["error"], rows_by_index(run)[1]
+    assert_healthy_rows_succeed(run)
+    assert run.run_dir is not None
+    sizes = [path.stat().st_size for path in (run.run_dir / ".agent_bench" / "runs").iterdir()]
+    assert len(sizes) == 3 and max(sizes) < 1024 * 1024, sizes  # the three healthy artifacts only

@@ -46,6 +46,8 @@ PR_SET_CHILD_SUBREAPER = 36
 # What an episode reports is its result (a few hundred bytes) and TraceCore's artifact (tens
 # of KB; LLM-heavy ones a few MB). More than this is an episode misbehaving.
 RESULT_CAP_BYTES = 64 * 1024 * 1024
+# The largest artifact file the worker places (integrity.MAX_ARTIFACT_BYTES reads none larger).
+ARTIFACT_CAP_BYTES = 64 * 1024 * 1024
 # What of the report the worker forwards to the harness (the result without the artifact).
 FORWARD_CAP_BYTES = 64 * 1024
 EXIT_CHILD_SETUP_FAILED = 70
@@ -127,6 +129,30 @@ def persist_bytes(artifact: dict, compact: str | None = None) -> bytes:
         except ValueError:  # msgspec.DecodeError is one: NaN or Infinity in the artifact
             pass
     return json.dumps(artifact, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+def persist_bytes_within(artifact: dict, compact: str, cap: int) -> bytes | None:
+    """:func:`persist_bytes`, or None when those bytes would be more than ``cap``, found out
+    without making them. Indentation can multiply an artifact's size: each value on a line of
+    its own behind two spaces per level, so 400 nested lists around a list of zeros grow ~400
+    times (a 60 MB report, 24 GB). An upper bound from the compact text's brackets and commas
+    (each line break follows ``[``, ``{`` or ``,``, or comes before a closing bracket; no line
+    is deeper than the opening brackets) lets an ordinary artifact take the fast path; any
+    other is encoded by the standard library piece by piece, stopping at ``cap``."""
+    opens = compact.count("[") + compact.count("{")
+    lines = 2 * (opens + compact.count(",")) + 1
+    size = len(compact) if compact.isascii() else 4 * len(compact)
+    if size + lines * (1 + 2 * opens) <= cap:
+        return persist_bytes(artifact, compact)
+    pieces: list[str] = []
+    chars = 0
+    for piece in json.JSONEncoder(ensure_ascii=False, indent=2).iterencode(artifact):
+        chars += len(piece)
+        if chars > cap:  # a character is at least one byte
+            return None
+        pieces.append(piece)
+    data = "".join(pieces).encode("utf-8")
+    return data if len(data) <= cap else None
 
 
 def scaffold_bytes(compact: str) -> int:
@@ -1025,7 +1051,12 @@ def _place_artifact(artifact: object, run_id: object, job: dict) -> dict:
             _relabel(artifact, label)
         spec_errors = _spec_errors(artifact) if job.get("strict_spec") else None
         compact = json.dumps(artifact, ensure_ascii=False)  # the C encoder, once: written and measured
-        data = persist_bytes(artifact, compact)
+        data = persist_bytes_within(artifact, compact, ARTIFACT_CAP_BYTES)
+        if data is None:
+            return {
+                "artifact_error": f"the artifact for run id {run_id!r} is more than {ARTIFACT_CAP_BYTES >> 20} MiB "
+                "as TraceCore writes it (indented); not placed"
+            }
         telemetry = _telemetry(artifact, compact)
     except (ValueError, TypeError, RecursionError):
         return {"artifact_error": f"the artifact for run id {run_id!r} is not plain JSON"}

@@ -38,7 +38,7 @@ from tracecore_perf.run.rundir import MANIFEST, RunDir, lines
 from tracecore_perf.run.writer import Ledger, Ledgers
 
 TAINTED = "tainted"
-# No worker places a larger artifact (episode_worker.RESULT_CAP_BYTES caps the report holding it).
+# No worker places a larger artifact (episode_worker.ARTIFACT_CAP_BYTES: it refuses one).
 MAX_ARTIFACT_BYTES = 64 * 1024 * 1024
 ORPHANED = "orphaned-artifacts"
 
