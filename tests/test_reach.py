@@ -534,3 +534,15 @@ def test_an_artifact_indentation_would_blow_up_is_its_rows_failure_not_the_runs(
     assert run.run_dir is not None
     sizes = [path.stat().st_size for path in (run.run_dir / ".agent_bench" / "runs").iterdir()]
     assert len(sizes) == 3 and max(sizes) < 1024 * 1024, sizes  # the three healthy artifacts only
+
+
+def test_a_timing_that_is_not_a_number_costs_no_other_agent_its_metrics(tmp_path: Path):
+    rows = [HEALTHY, hostile("nan_timing_agent"), HEALTHY, HEALTHY]
+    run = run_harness(tmp_path, rows, workers=1, limit=60)
+    assert_ended_and_published(run, exit_code=0)
+    assert "metrics.failed" not in run.stderr, run.tail()
+    by_agent = {row["agent"]: row for row in run.artifact("metrics")}
+    assert set(by_agent) == {HEALTHY["agent"], hostile("nan_timing_agent")["agent"]}, by_agent
+    assert by_agent[HEALTHY["agent"]]["run_count"] == 3 and by_agent[HEALTHY["agent"]]["avg_wall_clock_s"] > 0
+    # not a number is no number: null in the published JSON, which has no NaN
+    assert by_agent[hostile("nan_timing_agent")["agent"]]["avg_wall_clock_s"] is None

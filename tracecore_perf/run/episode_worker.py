@@ -27,6 +27,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import math
 import os
 import re
 import resource
@@ -447,7 +448,20 @@ def metrics(request: dict) -> dict:
     """TraceCore's own metrics pipeline over exactly this run's artifacts (cwd = run dir)."""
     from agent_bench.runner.metrics import compute_all_metrics
 
-    return {"rows": compute_all_metrics(limit=max(int(request.get("limit", 1)), 1))}
+    return {"rows": _numbers_or_null(compute_all_metrics(limit=max(int(request.get("limit", 1)), 1)))}
+
+
+def _numbers_or_null(value: object) -> object:
+    """``value`` with each NaN or infinity as None: an artifact may hold one (Python's ``json``
+    writes and reads them) and TraceCore's metrics average it in, but JSON has no such number
+    (the harness's reader, and the published file, would reject every row for one figure)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _numbers_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_numbers_or_null(item) for item in value]
+    return value
 
 
 # Modules the zygote imports for the harness's own work (its sockets, prctl, the workers'

@@ -401,11 +401,13 @@ class ZygoteProcess:
                 anyio.EndOfStream,
                 anyio.IncompleteRead,
                 anyio.DelimiterNotFound,
-                msgspec.DecodeError,
                 OSError,
             ) as exc:
                 self.usable = False
                 raise WorkerFailed(f"the zygote process is gone (exit code {self.process.returncode}): {exc}") from exc
+            except msgspec.DecodeError as exc:
+                self.usable = False
+                raise WorkerFailed(f"the zygote's answer to {type(command).__name__} is unreadable: {exc}") from exc
             except WorkerFailed:
                 self.usable = False
                 raise
