@@ -982,7 +982,9 @@ def _spec_errors(artifact: dict) -> list[str]:
     the artifact valid, TraceCore's check runs with the walk's answer ("no schema errors")
     already given; anything jsonschema-rs rejects, or cannot read, gets TraceCore's whole
     check, so every error is TraceCore's own words. tests/test_spec_walk.py holds the two
-    answers equal over the shipped agents' artifacts and each way to break the schema."""
+    answers equal over the shipped agents' artifacts and each way to break the schema. The
+    artifact is decoded JSON: lists, never tuples (which jsonschema-rs reads as arrays and
+    jsonschema does not)."""
     from agent_bench.runner import spec_check
 
     if _spec_walk_loaded is None:
