@@ -150,6 +150,21 @@ def test_changed_verdict_code_passes_no_artifact_and_taints_the_run(tampered_run
             assert tracecore_answer(artifacts[row["run_id"]]) == [], row
 
 
+def test_a_loaded_package_is_sealed_by_stamp_whole_and_a_single_module_by_itself(tmp_path: Path):
+    from tracecore_perf.run.seal import CodeSeal
+
+    package, module = tmp_path / "pkg", tmp_path / "single.py"
+    package.mkdir()
+    (package / "__init__.py").write_text("x = 1\n")
+    module.write_text("y = 2\n")
+    seal = CodeSeal([], [], loaded_packages=[str(package), str(module)])
+    assert seal.changed() == []
+    with open(module, "a") as fh:
+        fh.write("PLANTED = 1\n")
+    (package / "planted.py").write_text("z = 3\n")
+    assert seal.changed() == [str(module), str(package / "planted.py")]
+
+
 # --- the artifacts and the ways to break them ---------------------------------------------
 
 

@@ -378,7 +378,8 @@ def _tracecore_packages(tracecore_dir: str) -> list[str]:
     try:
         dist = metadata.distribution("tracecore")
         names = (dist.read_text("top_level.txt") or "").split() or sorted({f.parts[0] for f in dist.files or []})
-        folders += [str(dist.locate_file(name)) for name in names]
+        # not its metadata, nor what it installs beside the site directory (``../../bin``)
+        folders += [str(dist.locate_file(name)) for name in names if not name.startswith(".") and "." not in name]
     except metadata.PackageNotFoundError:
         pass
     real = {os.path.realpath(folder): folder for folder in folders if os.path.isdir(folder)}
@@ -394,13 +395,17 @@ def _loaded_packages(tracecore_packages: list[str]) -> list[str]:
     roots = [os.path.realpath(folder) for folder in _site_dirs() if os.path.isdir(folder)]
     found: set[str] = set()
     for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if not isinstance(path, str):
-            continue
-        path = os.path.realpath(path)
-        root = next((r for r in roots if path.startswith(r + os.sep)), None)
-        if root is not None:
-            found.add(os.path.join(root, path[len(root) + 1 :].split(os.sep)[0]))
+        for path in (getattr(module, "__file__", None), getattr(module, "__cached__", None)):
+            if not isinstance(path, str) or not os.path.exists(path):  # bytecode never written
+                continue
+            path = os.path.realpath(path)
+            root = next((r for r in roots if path.startswith(r + os.sep)), None)
+            if root is None:
+                continue
+            top = path[len(root) + 1 :].split(os.sep)[0]
+            # a package's folder; a single-file module (and its bytecode, in the shared
+            # __pycache__) by itself
+            found.add(os.path.join(root, top) if top != "__pycache__" else path)
     return sorted(found - set(tracecore_packages))
 
 
