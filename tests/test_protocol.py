@@ -133,6 +133,26 @@ def test_a_capped_placement_is_the_same_bytes_on_either_path_and_nothing_past_th
     assert episode_worker.persist_bytes_within(artifact, compact, len(expected) - 1) is None
 
 
+# What the size bound must see through: brackets and escaped quotes inside strings, empty
+# containers, depth without width, width without depth, non-ASCII text.
+BOUNDED_ARTIFACTS = [
+    *TRICKY_ARTIFACTS[:5],
+    {"s": ['say "[[[" \\ {', '\\"]]', "", '"', "\\\\[", "é[ü{"] * 50, "n": [[[[[]]]], {"a": {"b": {}}}] * 20},
+    {"x": json.loads("[" * 300 + ",".join(["0"] * 500) + "]" * 300)},
+    {"x": list(range(20_000)), "y": [{"k": i, "v": [i, {"w": str(i)}]} for i in range(2_000)]},
+]
+
+
+@pytest.mark.parametrize("artifact", BOUNDED_ARTIFACTS)
+def test_the_indented_size_bound_is_never_below_the_size(artifact):
+    size = len(json.dumps(artifact, ensure_ascii=False, indent=2).encode("utf-8"))
+    compact = json.dumps(artifact, ensure_ascii=False)
+    for cap in (1 << 40, 4 * size + 1000, size):  # the bracket count's bound, and the depth's
+        bound = episode_worker._indented_size_bound(compact, cap)
+        assert bound > cap or bound >= size, (cap, bound, size)
+    assert episode_worker._indented_size_bound(compact, 4 * size + 1000) <= 4 * size + 1000  # the depth clears it
+
+
 def test_an_artifact_indentation_multiplies_is_refused_at_the_cap():
     from tracecore_perf.run.integrity import MAX_ARTIFACT_BYTES
 

@@ -159,6 +159,19 @@ def test_changed_agent_and_tracecore_files_taint_the_run_and_are_named(planted_c
     assert_failed_with(rows_by_index(run)[2], (RAISED,))
 
 
+def test_code_changed_as_an_agent_is_first_imported_taints_the_run(tmp_path: Path):
+    import agent_bench
+
+    own_agent = tmp_path / "my_toy_agent.py"
+    own_agent.write_text((Path(agent_bench.__file__).parent / "agents" / "toy_agent.py").read_text())
+    flag = tmp_path / "planted"
+    rows = [{"agent": str(own_agent), "task_ref": TASK, "seed": 1}, hostile("import_time_planting_agent"), HEALTHY]
+    run = run_harness(tmp_path, rows, workers=1, limit=60, env={"HOSTILE_TARGETS": str(own_agent), "HOSTILE_FLAG": str(flag)})
+    assert flag.exists() and MARKER in own_agent.read_text(), "the fixture changed nothing: the test proves nothing"
+    assert_ended_and_published(run, exit_code=4)  # the code was sealed before any agent's module ran
+    assert any(str(own_agent) in problem for problem in run.artifact("summary")["integrity"]["problems"])
+
+
 @pytest.fixture(scope="module")
 def replaced_after_planting_run(tmp_path_factory) -> tuple[Run, Path]:
     work = tmp_path_factory.mktemp("planted-then-killed")

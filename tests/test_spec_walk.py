@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import copy
 import json
-import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,20 +87,26 @@ def test_the_jsonschema_walk_runs_only_for_what_the_compiled_walk_rejects(strict
     artifacts = _one_per_agent(strict_run)
     walks = []
     walk = spec_check._validate_jsonschema
-    monkeypatch.setattr(spec_check, "_validate_jsonschema", lambda result, schema: walks.append(1) or walk(result, schema))
+
+    def counting(result, schema):
+        walks.append(1)
+        return walk(result, schema)
+
+    monkeypatch.setattr(spec_check, "_validate_jsonschema", counting)
     forged = artifacts.pop(FORGING["agent"])
     for artifact in artifacts.values():
         assert episode_worker._spec_errors(artifact) == []
     assert walks == [], "a valid artifact was walked by jsonschema: the compiled walk is not in use"
     errors = episode_worker._spec_errors(forged)
     assert walks == [1] and errors and errors[0].startswith("schema: spec_version:")
-    assert spec_check._validate_jsonschema is not walk  # the counting stand-in, restored after each call
+    assert spec_check._validate_jsonschema is counting  # restored after each call
 
 
 def test_without_jsonschema_rs_every_artifact_gets_tracecores_check_as_it_ships(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "jsonschema_rs", None)  # import fails
     monkeypatch.setattr(episode_worker, "_schema_is_valid", None)
-    monkeypatch.setattr(episode_worker, "_spec_walk_loaded", None)
+    monkeypatch.setattr(episode_worker, "_spec_walk_loaded", False)
+    monkeypatch.setattr(episode_worker, "_schema", None)
     episode_worker._load_spec_walk()
     assert episode_worker._schema_is_valid is None
     bare = {"run_id": "r1", "spec_version": FORGED_SPEC_VERSION}
@@ -110,25 +118,27 @@ def test_without_jsonschema_rs_every_artifact_gets_tracecores_check_as_it_ships(
 
 @pytest.fixture(scope="module", params=["spawn", "forkserver"])
 def tampered_run(request, tmp_path_factory) -> tuple[Run, Path, bool]:
-    """verdict_tampering_agent makes the installed jsonschema-rs pass everything and forges
-    its own artifact; forgers follow it on the same worker, then a zygote killer (a new
-    zygote would load the changed file), then more. The installed file is put back after."""
+    """verdict_tampering_agent makes the episode interpreter's jsonschema-rs pass everything
+    and forges its own artifact; forgers follow it on the same worker, then a zygote killer
+    (a new zygote would load the changed file), then more. The episode interpreter is a
+    scratch virtual environment with a copy of jsonschema-rs of its own (everything else
+    from this one's site directory, through a .pth file), so the copy it changes is thrown
+    away with it, whatever becomes of the test."""
     import jsonschema_rs
 
-    installed = Path(jsonschema_rs.__file__)
-    original, times = installed.read_bytes(), os.stat(installed)
-    rows = [hostile("verdict_tampering_agent"), FORGING, hostile("zygote_killing_agent"), FORGING, HEALTHY]
     work = tmp_path_factory.mktemp(f"tampered-{request.param}")
-    try:
-        run = run_harness(
-            work, rows, "--strict-spec", "--isolation", request.param, workers=1, limit=120,
-            env={"HOSTILE_TARGETS": str(installed)},
-        )  # fmt: skip
-        changed = MARKER in installed.read_text()
-    finally:  # jsonschema-rs as it was, its time stamp too
-        installed.write_bytes(original)
-        os.utime(installed, ns=(times.st_atime_ns, times.st_mtime_ns))
-    return run, installed, changed
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (site,) = venv.glob("lib/python*/site-packages")
+    shutil.copytree(Path(jsonschema_rs.__file__).parent, site / "jsonschema_rs")
+    (site / "harness-site.pth").write_text(str(Path(jsonschema_rs.__file__).parents[1]) + "\n")
+    installed = site / "jsonschema_rs" / "__init__.py"
+    rows = [hostile("verdict_tampering_agent"), FORGING, hostile("zygote_killing_agent"), FORGING, HEALTHY]
+    run = run_harness(
+        work, rows, "--strict-spec", "--isolation", request.param, "--python", str(venv / "bin" / "python"),
+        workers=1, limit=120, env={"HOSTILE_TARGETS": str(installed)},
+    )  # fmt: skip
+    return run, installed, MARKER in installed.read_text()
 
 
 @pytest.mark.slow

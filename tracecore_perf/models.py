@@ -179,8 +179,9 @@ class Interpreter(msgspec.Struct, kw_only=True):
     site_dirs: list[str] = msgspec.field(default_factory=list)  # where it starts from (.pth files under seal)
     # every package TraceCore installs (agent_bench, tasks): under seal by content
     tracecore_packages: list[str] = msgspec.field(default_factory=list)
-    # the other installed packages its zygote loaded code from (the worker's verdict runs on
-    # jsonschema, jsonschema-rs, msgspec): under seal by size, inode and change time
+    # the other installed packages its zygote had loaded code from before any agent's module
+    # ran (the workers' verdict runs on jsonschema, jsonschema-rs, msgspec): under seal by
+    # size, inode and change time
     loaded_packages: list[str] = msgspec.field(default_factory=list)
     # what its TraceCore does not have of what the harness uses beside run(): "spec_check"
     # (--strict-spec), "metrics" (perf-metrics); both arrived in TraceCore 1.0.0

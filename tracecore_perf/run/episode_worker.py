@@ -136,24 +136,49 @@ def persist_bytes_within(artifact: dict, compact: str, cap: int) -> bytes | None
     """:func:`persist_bytes`, or None when those bytes would be more than ``cap``, found out
     without making them. Indentation can multiply an artifact's size: each value on a line of
     its own behind two spaces per level, so 400 nested lists around a list of zeros grow ~400
-    times (a 60 MB report, 24 GB). An upper bound from the compact text's brackets and commas
-    (each line break follows ``[``, ``{`` or ``,``, or comes before a closing bracket; no line
-    is deeper than the opening brackets) lets an ordinary artifact take the fast path; any
-    other is encoded by the standard library piece by piece, stopping at ``cap``."""
-    opens = compact.count("[") + compact.count("{")
-    lines = 2 * (opens + compact.count(",")) + 1
-    size = len(compact) if compact.isascii() else 4 * len(compact)
-    if size + lines * (1 + 2 * opens) <= cap:
-        return persist_bytes(artifact, compact)
-    pieces: list[str] = []
-    chars = 0
-    for piece in json.JSONEncoder(ensure_ascii=False, indent=2).iterencode(artifact):
-        chars += len(piece)
-        if chars > cap:  # a character is at least one byte
-            return None
-        pieces.append(piece)
-    data = "".join(pieces).encode("utf-8")
+    times (a 60 MB report, 24 GB). :func:`_indented_size_bound` clears ordinary artifacts
+    with C-speed byte operations; any other is measured by the standard library's encoder
+    piece by piece (nothing kept), which stops at ``cap``."""
+    if _indented_size_bound(compact, cap) > cap:
+        chars = 0
+        for piece in json.JSONEncoder(ensure_ascii=False, indent=2).iterencode(artifact):
+            chars += len(piece)
+            if chars > cap:  # a character is at least one byte
+                return None
+    data = persist_bytes(artifact, compact)
     return data if len(data) <= cap else None
+
+
+def _indented_size_bound(compact: str, cap: int) -> int:
+    """An upper bound on the size of ``compact`` (``json.dumps(ensure_ascii=False)``) written
+    with ``indent=2``, or ``cap + 1`` when it cannot show one within ``cap``; C-speed byte
+    operations only (~3 ms a megabyte where the bracket count alone cannot clear it). Each
+    value and each closing bracket gets a line of its own, indented two spaces a level: at
+    most ``commas + 2 * opening brackets`` lines of ``1 + 2 * depth`` more bytes. The depth is
+    found from the brackets outside strings, innermost pairs removed one level per pass,
+    stopping once it is deeper than ``cap`` allows."""
+    raw = compact.encode("utf-8", "surrogatepass")
+    opens, commas = raw.count(b"[") + raw.count(b"{"), raw.count(b",")
+    lines = commas + 2 * opens + 1
+    if len(raw) + lines * (1 + 2 * opens) <= cap:  # no deeper than its brackets: most artifacts
+        return len(raw) + lines * (1 + 2 * opens)
+    deepest = (cap - len(raw)) // lines // 2  # the most depth the cap allows
+    # Escaped backslashes and quotes out, then only quotes and brackets kept; a pair of
+    # adjacent quotes (an empty string, or two strings with nothing between) goes too, so
+    # the few strings left that hold brackets are cut out with one split.
+    kept = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(_BRACES_AS_BRACKETS, _ALL_BUT_QUOTES_AND_BRACKETS)
+    brackets = b"".join(kept.replace(b'""', b"").split(b'"')[0::2])
+    depth = 0
+    while brackets and depth <= deepest:
+        inner = brackets.replace(b"[]", b"")  # one level a pass: replace does not look again
+        if inner == brackets:  # not nested pairs: not a text json wrote
+            return cap + 1
+        brackets, depth = inner, depth + 1
+    return len(raw) + lines * (1 + 2 * depth) if not brackets else cap + 1
+
+
+_ALL_BUT_QUOTES_AND_BRACKETS = bytes(set(range(256)) - set(b'"[]{}'))
+_BRACES_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")  # depth is depth, whichever the kind
 
 
 def scaffold_bytes(compact: str) -> int:
@@ -268,7 +293,12 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def probe(request: dict) -> dict:
-    """Resolve every agent and task ref of the scenario, and name this interpreter."""
+    """Resolve every agent file and task ref of the scenario, and name this interpreter and
+    the installed code the run seals; no agent's code runs. With ``load_agents``, only load
+    each (resolved) agent file with TraceCore's loader, as an episode will: its module runs.
+    The harness seals the installed code between the two calls, before any agent has run."""
+    if request.get("load_agents"):
+        return {"agents": {path: _agent_class_problem(path) for path in request.get("agents", [])}}
     import re
     from importlib import metadata
 
@@ -290,11 +320,7 @@ def probe(request: dict) -> dict:
         # working directory can stand in for it; a packaged agent keeps the name the user
         # gave as its label, so TraceCore's artifacts and metrics group by that name.
         resolved = os.path.realpath(found[0])
-        problem = _agent_class_problem(resolved)
-        if problem:
-            agents[path] = {"ok": False, "error": problem}
-        else:
-            agents[path] = {"ok": True, "resolved": resolved, "label": resolved if found[1] else path}
+        agents[path] = {"ok": True, "resolved": resolved, "label": resolved if found[1] else path}
 
     tasks: dict[str, dict] = {}
     for ref in request.get("task_refs", []):
@@ -372,27 +398,39 @@ def _tracecore_lacks() -> dict[str, str]:
 def _tracecore_packages(tracecore_dir: str) -> list[str]:
     """Every top-level package TraceCore's distribution installs: ``agent_bench`` and the
     ``tasks`` its episodes load (their validators decide success), each a folder."""
+    import importlib.util
     from importlib import metadata
 
     folders = [tracecore_dir]
     try:
         dist = metadata.distribution("tracecore")
         names = (dist.read_text("top_level.txt") or "").split() or sorted({f.parts[0] for f in dist.files or []})
-        # not its metadata, nor what it installs beside the site directory (``../../bin``)
-        folders += [str(dist.locate_file(name)) for name in names if not name.startswith(".") and "." not in name]
     except metadata.PackageNotFoundError:
-        pass
-    real = {os.path.realpath(folder): folder for folder in folders if os.path.isdir(folder)}
-    return sorted(real)
+        names = []
+    # where the import system finds each (an editable install's too); never its metadata,
+    # nor what it installs beside the site directory (``../../bin``)
+    for name in names:
+        if name.isidentifier():
+            with contextlib.suppress(ImportError, ValueError):
+                spec = importlib.util.find_spec(name)
+                folders += list(spec.submodule_search_locations or []) if spec else []
+    return sorted({os.path.realpath(folder) for folder in folders if os.path.isdir(folder)})
 
 
 def _loaded_packages(tracecore_packages: list[str]) -> list[str]:
     """The other installed packages (folders, or single-file modules) this process, a child of
-    the zygote, has code loaded from: the spec check's jsonschema stack, jsonschema-rs,
-    msgspec, TraceCore's dependencies. The run seals them; the standard library is not
-    sealed (a site directory is where a user or ``pip`` installs, and where an episode that
-    meant harm would write first)."""
-    roots = [os.path.realpath(folder) for folder in _site_dirs() if os.path.isdir(folder)]
+    the zygote, has code loaded from before any agent's: the workers' verdict (jsonschema
+    and what it imports, jsonschema-rs, msgspec) and TraceCore's dependencies. The run seals
+    them; the standard library is not sealed."""
+    import sysconfig
+
+    # where installed code is imported from: the site directories and every other entry of
+    # sys.path (a .pth file's, PYTHONPATH's), not the standard library's nor this file's own
+    not_installed = {os.path.realpath(sysconfig.get_path(name)) for name in ("stdlib", "platstdlib")}
+    not_installed |= {os.path.join(folder, "lib-dynload") for folder in not_installed}
+    not_installed.add(os.path.dirname(os.path.realpath(__file__)))
+    roots = {os.path.realpath(folder) for folder in [*_site_dirs(), *sys.path] if folder and os.path.isdir(folder)}
+    roots = sorted(roots - not_installed, key=len, reverse=True)  # the innermost root first
     found: set[str] = set()
     for module in list(sys.modules.values()):
         for path in (getattr(module, "__file__", None), getattr(module, "__cached__", None)):
@@ -418,7 +456,7 @@ def _compile_package(package_dir: str) -> None:
     import compileall
 
     with contextlib.suppress(OSError):
-        compileall.compile_dir(package_dir, quiet=2)
+        compileall.compile_dir(package_dir, quiet=2, maxlevels=sys.getrecursionlimit())  # 3.8's default stops at 10
 
 
 def _site_dirs() -> list[str]:
@@ -521,8 +559,9 @@ _verdict_warm = False  # warm_verdict ran in this process
 
 def warm_verdict() -> None:
     """Load, in the zygote and before any episode, in both isolation modes, all the worker's
-    own verdict on an episode runs: TraceCore's spec check with its jsonschema stack, the
-    compiled schema walk (:func:`_load_spec_walk`), msgspec's decoder and re-indenter. Every
+    own verdict on an episode runs: TraceCore's runner (its artifact hash), its spec check
+    with its jsonschema stack, the compiled schema walk (:func:`_load_spec_walk`), msgspec's
+    decoder and re-indenter. Every
     worker inherits them loaded, so nothing an episode writes into their installed files
     reaches a worker's verdict; and those files are under the run's seal (the probe names
     them: :func:`_loaded_packages`), so no replacement zygote starts from changed ones. Once
@@ -531,6 +570,8 @@ def warm_verdict() -> None:
     if _verdict_warm:
         return
     _verdict_warm = True
+    with contextlib.suppress(ImportError):
+        import agent_bench.runner.runner  # noqa: F401 - its hash, which _relabel recomputes
     if _has_module(OPTIONAL_TRACECORE["spec_check"]):
         from agent_bench.runner.spec_check import check_spec_compliance
 
@@ -1004,33 +1045,35 @@ def _spec_errors(artifact: dict) -> list[str]:
     jsonschema does not)."""
     from agent_bench.runner import spec_check
 
-    if _spec_walk_loaded is None:
+    if not _spec_walk_loaded:
         _load_spec_walk()
-    report = None
+    if _schema is None:  # a checker not built as _schema_walk_answered expects: as it ships
+        return _first_errors(spec_check.check_spec_compliance(artifact))
+    valid = False
     if _schema_is_valid is not None:
         try:
-            valid = _schema_is_valid(artifact)
+            valid = bool(_schema_is_valid(artifact))
         except Exception:  # noqa: BLE001 - a value jsonschema-rs cannot convert: TraceCore's walk decides
             valid = False
-        if valid:
-            with _schema_walk_answered(spec_check):
-                report = spec_check.check_spec_compliance(artifact)
-    if report is None:
-        report = spec_check.check_spec_compliance(artifact)
+    with _schema_walk_answered(spec_check, valid):
+        return _first_errors(spec_check.check_spec_compliance(artifact))
+
+
+def _first_errors(report: dict) -> list[str]:
     return [str(error)[:500] for error in list(report["errors"])[:20]]
 
 
-_spec_walk_loaded: bool | None = None  # None until _load_spec_walk ran in this process
+_spec_walk_loaded = False  # _load_spec_walk ran in this process
 _schema_is_valid = None  # jsonschema-rs's compiled is_valid over TraceCore's artifact schema
-_schema: dict | None = None  # that schema, as TraceCore's _load_schema read it
+_schema: dict | None = None  # TraceCore's artifact schema, as its _load_schema read it before any episode
 
 
 def _load_spec_walk() -> None:
-    """TraceCore's artifact schema, read by its own ``_load_schema`` and compiled once by
-    jsonschema-rs, when the episode interpreter has jsonschema-rs and this TraceCore's
-    checker is built the way :func:`_schema_walk_answered` expects; otherwise nothing, and
-    every artifact gets TraceCore's check as it is. The schema is read once: installed code,
-    it is under the run's seal, and a change to it taints the run."""
+    """TraceCore's artifact schema, read once by its own ``_load_schema`` (where this
+    TraceCore's checker is built the way :func:`_schema_walk_answered` expects; otherwise
+    every artifact gets TraceCore's check as it ships), and compiled by jsonschema-rs where
+    the episode interpreter has it. Read before any episode: installed code, it is under the
+    run's seal, and a change to it taints the run without reaching a verdict."""
     global _spec_walk_loaded, _schema_is_valid, _schema
     _spec_walk_loaded = True
     try:
@@ -1042,24 +1085,28 @@ def _load_spec_walk() -> None:
     schema = spec_check._load_schema()
     if not isinstance(schema, dict) or "$schema" not in schema:
         return
+    _schema = schema
     try:
         import jsonschema  # noqa: F401 - without it TraceCore's check says so on every artifact: leave that to it
         import jsonschema_rs
 
-        _schema_is_valid = jsonschema_rs.validator_for(schema).is_valid
+        # the draft TraceCore's walk uses (jsonschema.Draft202012Validator), whatever the
+        # schema's $schema says
+        _schema_is_valid = jsonschema_rs.Draft202012Validator(schema).is_valid
     except Exception:  # noqa: BLE001 - not installed, or a schema it cannot compile: TraceCore's walk
         return
-    _schema = schema
 
 
 @contextlib.contextmanager
-def _schema_walk_answered(spec_check):
-    """TraceCore's check with its schema walk answered "no errors" (and its schema not read
-    again from disk) for one call; restored after. Only in the worker, which is single-
-    threaded and forks no episode during the call."""
+def _schema_walk_answered(spec_check, valid: bool):
+    """TraceCore's check, for one call, with the schema it read before any episode (not read
+    again from disk, where an episode may have changed it) and, when jsonschema-rs found the
+    artifact ``valid``, its schema walk answered "no errors"; restored after. Only in the
+    worker, which is single-threaded and forks no episode during the call."""
     load, walk = spec_check._load_schema, spec_check._validate_jsonschema
     spec_check._load_schema = lambda: _schema
-    spec_check._validate_jsonschema = lambda result, schema: []
+    if valid:
+        spec_check._validate_jsonschema = lambda result, schema: []
     try:
         yield
     finally:

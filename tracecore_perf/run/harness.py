@@ -76,6 +76,7 @@ class Validated(msgspec.Struct):
     interpreter: Interpreter
     agents: dict[str, str]  # as given -> the absolute path episodes load
     labels: dict[str, str]  # as given -> the name TraceCore's artifacts record
+    seal: CodeSeal  # the code episodes load, stamped before any agent's code ran
 
 
 class Outcome(msgspec.Struct):
@@ -114,19 +115,23 @@ async def validate(zygote: ZygoteProcess, scenario: list[ScenarioRow], settings:
     ``sandbox``) that episodes can be sandboxed here. Raises UsageError naming the first
     problem; writes nothing."""
     python = settings.python
-    try:
-        answer = await zygote.probe(
-            os.getcwd(), sorted({row.agent for row in scenario}), sorted({row.task_ref for row in scenario}), settings.sandbox
-        )
-    except WorkerFailed as exc:
-        raise UsageError(f"{python} could not check the scenario: {exc}") from None
-    if answer.returncode != 0 or answer.result is None:
-        detail = answer.result_error or zygote.startup_error()
-        raise UsageError(f"{python} cannot load TraceCore (agent_bench) or the scenario's agents: {detail}")
-    result = answer.result
+
+    async def probe(agents: list[str], task_refs: list[str], **options: bool) -> dict:
+        try:
+            answer = await zygote.probe(os.getcwd(), agents, task_refs, **options)
+        except WorkerFailed as exc:
+            raise UsageError(f"{python} could not check the scenario: {exc}") from None
+        if answer.returncode != 0 or answer.result is None:
+            detail = answer.result_error or zygote.startup_error()
+            raise UsageError(f"{python} cannot load TraceCore (agent_bench) or the scenario's agents: {detail}")
+        return answer.result
+
+    agent_refs, task_refs = sorted({row.agent for row in scenario}), sorted({row.task_ref for row in scenario})
+    result = await probe(agent_refs, task_refs, sandbox=settings.sandbox)
     for agent, verdict in result["agents"].items():
         if not verdict["ok"]:
             raise UsageError(f"agent not found: {agent}: {verdict['error']}")
+    agents = {agent: verdict["resolved"] for agent, verdict in result["agents"].items()}
     for ref, verdict in result["tasks"].items():
         if not verdict["ok"]:
             raise UsageError(f"bad task ref {ref!r}: {verdict['error']}")
@@ -144,6 +149,14 @@ async def validate(zygote: ZygoteProcess, scenario: list[ScenarioRow], settings:
             f"--instructions: {python} does not run under valgrind, so no episode would be counted "
             "(a script that starts the interpreter? give the interpreter itself)"
         )
+    # The code episodes load, stamped before any agent's module runs (the next probe loads
+    # them): what an agent changes as it is imported is a change to the sealed code.
+    tracecore_packages = result.get("tracecore_packages") or [result.get("tracecore_dir", "")]
+    seal = CodeSeal(agents.values(), tracecore_packages, result.get("site_dirs") or [], result.get("loaded_packages") or [])
+    loaded = await probe(sorted(set(agents.values())), [], load_agents=True)
+    for agent, resolved in agents.items():
+        if loaded["agents"].get(resolved):
+            raise UsageError(f"agent not found: {agent}: {loaded['agents'][resolved]}")
     return Validated(
         interpreter=Interpreter(
             executable=result["executable"],
@@ -156,8 +169,9 @@ async def validate(zygote: ZygoteProcess, scenario: list[ScenarioRow], settings:
             loaded_packages=result.get("loaded_packages") or [],
             lacks=sorted(lacks),
         ),
-        agents={agent: verdict["resolved"] for agent, verdict in result["agents"].items()},
+        agents=agents,
         labels={agent: verdict.get("label", agent) for agent, verdict in result["agents"].items()},
+        seal=seal,
     )
 
 
@@ -213,7 +227,7 @@ def preflight(scenario: list[ScenarioRow], settings: RunSettings, output_dir: Pa
 
 # What a new run or a resume does between validation and the first episode: returns the
 # run directory and its manifest (which names the agent paths episodes load).
-Prepare = Callable[[ZygoteProcess], Awaitable[tuple[RunDir, Manifest]]]
+Prepare = Callable[[ZygoteProcess], Awaitable[tuple[RunDir, Manifest, CodeSeal]]]
 
 
 def start(
@@ -235,7 +249,7 @@ def start(
     check_memory_limit(settings.memory_limit)
     busy = busy or BusyProbe()  # watches the host while the zygote starts and we validate
 
-    async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest]:
+    async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest, CodeSeal]:
         checked = await validate(zygote, options.scenario, settings)
         host = host_context(busy, own_processes=(zygote.process.pid,))
         if not host.quiet:
@@ -280,7 +294,7 @@ def start(
             memory_limit=settings.memory_limit,
             sandbox=settings.sandbox,
         )
-        return run_dir, manifest
+        return run_dir, manifest, checked.seal
 
     return _execute(
         settings.python,
@@ -328,7 +342,7 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
         ScenarioRow(agent=manifest.agents.get(r.agent, r.agent), task_ref=r.task_ref, seed=r.seed) for r in manifest.scenario
     ]
 
-    async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest]:
+    async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest, CodeSeal]:
         checked = await validate(zygote, resolved, settings)
         manifest.interpreter.tracecore_dir = manifest.interpreter.tracecore_dir or checked.interpreter.tracecore_dir
         manifest.interpreter.site_dirs = manifest.interpreter.site_dirs or checked.interpreter.site_dirs
@@ -338,7 +352,7 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
         # Artifacts of episodes killed in flight when the last attempt died belong to no
         # row: out of the way, so this attempt's evidence check starts clean.
         check_artifacts(run_dir, done.run_ids, interrupted=True, verify=False)
-        return run_dir, manifest
+        return run_dir, manifest, checked.seal
 
     return _execute(
         python,
@@ -389,7 +403,7 @@ def _execute(
     async def main() -> None:
         keeper = await _start_zygote(python, isolation, scenario, spawned, instructions)
         try:
-            run_dir, manifest = await prepare(await keeper.current())
+            run_dir, manifest, seal = await prepare(await keeper.current())
             await keeper.log_to(run_dir.logs / "workers.log")
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -420,15 +434,7 @@ def _execute(
                 else []
             )
             run_dir.write_manifest(manifest)
-        # The code every episode loads, as it is before the first one (after the probe and the
-        # warm-up, which compiled what they imported).
-        interpreter = manifest.interpreter
-        keeper.seal = CodeSeal(
-            manifest.agents.values(),
-            [interpreter.tracecore_dir, *interpreter.tracecore_packages],
-            interpreter.site_dirs,
-            interpreter.loaded_packages,
-        )
+        keeper.seal = seal  # stamped before any agent's code ran (validate)
         skip = done.done() if done else set()
         log.info(
             "run.start",

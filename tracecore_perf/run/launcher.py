@@ -341,10 +341,14 @@ class ZygoteProcess:
         lines = self.startup_log.read().decode(errors="replace").strip().splitlines()
         return lines[-1] if lines else f"exited with code {self.process.returncode}"
 
-    async def probe(self, cwd: str, agents: list[str], task_refs: list[str], sandbox: bool = False) -> CallDone:
+    async def probe(
+        self, cwd: str, agents: list[str], task_refs: list[str], sandbox: bool = False, load_agents: bool = False
+    ) -> CallDone:
         """Resolve agents and task refs in a forked child of the zygote (``sandbox``: and
-        whether episodes can be sandboxed here)."""
-        command = protocol.Probe(cwd=cwd, agents=agents, task_refs=task_refs, deadline_s=CALL_DEADLINE_S, sandbox=sandbox)
+        whether episodes can be sandboxed here; ``load_agents``: only load the agent files)."""
+        command = protocol.Probe(
+            cwd=cwd, agents=agents, task_refs=task_refs, deadline_s=CALL_DEADLINE_S, sandbox=sandbox, load_agents=load_agents
+        )
         return await self._request(command, CallDone, deadline=CALL_DEADLINE_S + 10)
 
     async def metrics(self, run_dir: Path, limit: int) -> CallDone:

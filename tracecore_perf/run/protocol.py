@@ -49,13 +49,15 @@ class Spawn(_Command, tag="spawn"):
 
 
 class Probe(_Command, tag="probe"):
-    """Resolve agents (loading each with TraceCore's loader) and task refs; ``CallDone``."""
+    """Resolve agent files and task refs, name the interpreter and the code to seal;
+    ``load_agents``: only load each agent file with TraceCore's loader. ``CallDone``."""
 
     cwd: str
     agents: list[str]
     task_refs: list[str]
     deadline_s: float
     sandbox: bool = False  # also try the namespaces --sandbox needs
+    load_agents: bool = False
 
 
 class Metrics(_Command, tag="metrics"):

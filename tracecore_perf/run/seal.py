@@ -18,9 +18,12 @@ loaded code from (what the worker's verdict runs on: jsonschema, jsonschema-rs, 
 TraceCore's dependencies) by size, inode and change time. :meth:`CodeSeal.changed` names what differs
 now. The harness checks before it starts a replacement worker or zygote (none is started
 from changed code) and once every process of the run is gone, before TraceCore's metrics
-and publishing; a change makes the run ``tainted`` and names the files. Not sealed: the
-standard library, and installed packages no process of the run loaded before the first
-episode.
+and publishing; a change makes the run ``tainted`` and names the files. Everything is
+stamped before any agent's module runs (``harness.validate``: between the probe that names
+the code and the one that loads the agents). Not sealed: the standard library; installed
+packages the zygote had not loaded by then; bytecode kept elsewhere (``PYTHONPYCACHEPREFIX``).
+A loaded package's file whose change time moves for another reason reads as a change: a
+hard link to it made or removed meanwhile (uv and conda install by hard links).
 
 Sealing TraceCore 1.1.3's packages (280 files, 1.4 MB, by content) and the 250 files of the packages its
 zygote loads (by stamp) takes ~10 ms, as does each check.
