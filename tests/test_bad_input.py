@@ -200,3 +200,25 @@ def test_a_tracecore_older_than_the_oldest_release_is_refused_by_name():
             _check_tracecore_release("/env/bin/python", version)
     for version in ("0.9.5", "1.0.0", "1.1.3", "2.0.0rc1", "unknown"):
         _check_tracecore_release("/env/bin/python", version)
+
+
+@pytest.mark.slow  # the agent file is loaded by the episode interpreter
+@pytest.mark.parametrize(
+    ("source", "says"),
+    [
+        ("import os\nos._exit(9)\n", "the process loading it ended (exit code 9)"),
+        ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n", "the process loading it ended (killed by signal SIGKILL)"),
+        ("raise RuntimeError('broken at import')\n", "RuntimeError: broken at import"),
+    ],
+    ids=["exits", "killed", "raises"],
+)
+def test_an_agent_file_that_dies_as_it_is_loaded_is_one_line_naming_it(tmp_path: Path, source: str, says: str):
+    agent = tmp_path / "dying_agent.py"
+    agent.write_text(source)
+    out = tmp_path / "out"
+    done = harness("--output-dir", str(out), "--scenario", str(scenario_file(tmp_path / "s.json", [_row(agent=str(agent))])),
+                   cwd=tmp_path, timeout=120)  # fmt: skip
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"tracecore-perf: error: agent not found: {agent}: ") and says in lines[0], lines[0]
+    assert not out.exists()

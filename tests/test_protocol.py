@@ -153,6 +153,17 @@ def test_the_indented_size_bound_is_never_below_the_size(artifact):
     assert episode_worker._indented_size_bound(compact, 4 * size + 1000) <= 4 * size + 1000  # the depth clears it
 
 
+def test_strings_are_cut_out_piece_by_piece_as_in_one_go():
+    import random
+
+    rng = random.Random(3)
+    for _ in range(2000):
+        kept = bytes(rng.choice(b'"[]') for _ in range(rng.randint(0, 300)))
+        kept += b'"' * (kept.count(b'"') % 2)  # every string closed, as json writes them
+        whole = b"".join(kept.split(b'"')[0::2])
+        assert episode_worker._outside_strings(kept, piece=rng.randint(1, 20)) == whole, kept
+
+
 def test_an_artifact_indentation_multiplies_is_refused_at_the_cap():
     from tracecore_perf.run.integrity import MAX_ARTIFACT_BYTES
 

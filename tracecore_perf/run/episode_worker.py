@@ -152,7 +152,7 @@ def persist_bytes_within(artifact: dict, compact: str, cap: int) -> bytes | None
 def _indented_size_bound(compact: str, cap: int) -> int:
     """An upper bound on the size of ``compact`` (``json.dumps(ensure_ascii=False)``) written
     with ``indent=2``, or ``cap + 1`` when it cannot show one within ``cap``; C-speed byte
-    operations only (~3 ms a megabyte where the bracket count alone cannot clear it). Each
+    operations only (a few ms a megabyte where the bracket count alone cannot clear it). Each
     value and each closing bracket gets a line of its own, indented two spaces a level: at
     most ``commas + 2 * opening brackets`` lines of ``1 + 2 * depth`` more bytes. The depth is
     found from the brackets outside strings, innermost pairs removed one level per pass,
@@ -162,12 +162,16 @@ def _indented_size_bound(compact: str, cap: int) -> int:
     lines = commas + 2 * opens + 1
     if len(raw) + lines * (1 + 2 * opens) <= cap:  # no deeper than its brackets: most artifacts
         return len(raw) + lines * (1 + 2 * opens)
+    if len(raw) > cap:
+        return cap + 1
     deepest = (cap - len(raw)) // lines // 2  # the most depth the cap allows
+    if deepest < 1:  # an artifact is an object: one level at least
+        return cap + 1
     # Escaped backslashes and quotes out, then only quotes and brackets kept; a pair of
     # adjacent quotes (an empty string, or two strings with nothing between) goes too, so
-    # the few strings left that hold brackets are cut out with one split.
+    # few strings are left to cut out: those that hold brackets.
     kept = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(_BRACES_AS_BRACKETS, _ALL_BUT_QUOTES_AND_BRACKETS)
-    brackets = b"".join(kept.replace(b'""', b"").split(b'"')[0::2])
+    brackets = _outside_strings(kept.replace(b'""', b""))
     depth = 0
     while brackets and depth <= deepest:
         inner = brackets.replace(b"[]", b"")  # one level a pass: replace does not look again
@@ -175,6 +179,17 @@ def _indented_size_bound(compact: str, cap: int) -> int:
             return cap + 1
         brackets, depth = inner, depth + 1
     return len(raw) + lines * (1 + 2 * depth) if not brackets else cap + 1
+
+
+def _outside_strings(kept: bytes, piece: int = 1 << 16) -> bytes:
+    """The bytes of ``kept`` (quotes and brackets only) outside its strings, 64 KiB at a time:
+    a text of a million strings that hold brackets never becomes a million objects at once."""
+    outside, inside = [], False
+    for start in range(0, len(kept), piece):
+        parts = kept[start : start + piece].split(b'"')
+        outside.append(b"".join(parts[1 if inside else 0 :: 2]))
+        inside ^= len(parts) % 2 == 0  # an odd number of quotes in this piece
+    return b"".join(outside)
 
 
 _ALL_BUT_QUOTES_AND_BRACKETS = bytes(set(range(256)) - set(b'"[]{}'))

@@ -48,7 +48,7 @@ from tracecore_perf.run.launcher import WorkerFailed, ZygoteKeeper, ZygoteProces
 from tracecore_perf.run.limits import LimitGuard
 from tracecore_perf.run.logs import add_run_log
 from tracecore_perf.run.monitor import SAMPLE_FIELDS
-from tracecore_perf.run.orchestrator import Execution
+from tracecore_perf.run.orchestrator import Execution, exit_status_text
 from tracecore_perf.run.publish import Publication, SeriesIndex, prune_run_artifacts, publish
 from tracecore_perf.run.rundir import MANIFEST, RunDir, new_stamp, utc_now
 from tracecore_perf.run.scenario import plan
@@ -153,10 +153,8 @@ async def validate(zygote: ZygoteProcess, scenario: list[ScenarioRow], settings:
     # them): what an agent changes as it is imported is a change to the sealed code.
     tracecore_packages = result.get("tracecore_packages") or [result.get("tracecore_dir", "")]
     seal = CodeSeal(agents.values(), tracecore_packages, result.get("site_dirs") or [], result.get("loaded_packages") or [])
-    loaded = await probe(sorted(set(agents.values())), [], load_agents=True)
-    for agent, resolved in agents.items():
-        if loaded["agents"].get(resolved):
-            raise UsageError(f"agent not found: {agent}: {loaded['agents'][resolved]}")
+    for agent, resolved in agents.items():  # one at a time: a problem names its agent
+        await _load_agent(zygote, agent, resolved)
     return Validated(
         interpreter=Interpreter(
             executable=result["executable"],
@@ -173,6 +171,21 @@ async def validate(zygote: ZygoteProcess, scenario: list[ScenarioRow], settings:
         labels={agent: verdict.get("label", agent) for agent, verdict in result["agents"].items()},
         seal=seal,
     )
+
+
+async def _load_agent(zygote: ZygoteProcess, agent: str, resolved: str) -> None:
+    """Load one agent file with TraceCore's loader, as an episode will (its module runs), in
+    a forked child of the zygote; UsageError naming the agent if that fails in any way."""
+    try:
+        answer = await zygote.probe(os.getcwd(), [resolved], [], load_agents=True)
+    except WorkerFailed as exc:
+        raise UsageError(f"agent not found: {agent}: checking it broke the episode interpreter ({exc})") from None
+    if answer.returncode != 0 or answer.result is None:
+        how = answer.result_error or f"the process loading it ended ({exit_status_text(answer.returncode)})"
+        raise UsageError(f"agent not found: {agent}: {how}")
+    problem = answer.result["agents"].get(resolved)
+    if problem:
+        raise UsageError(f"agent not found: {agent}: {problem}")
 
 
 def _check_tracecore_release(python: str, version: str) -> None:

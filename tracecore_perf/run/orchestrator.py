@@ -434,11 +434,12 @@ def describe_failure(
     if over:
         return over
     if result is None:
-        return f"crashed: episode process died before reporting, {_exit_status(outcome.returncode)}"
+        return f"crashed: episode process died before reporting, {exit_status_text(outcome.returncode)}"
     if not result.completed:
         return result.error or "episode raised"
     if outcome.returncode != 0:
-        return f"unverified: the episode reported a finished run, but its process ended with {_exit_status(outcome.returncode)}"
+        ended = exit_status_text(outcome.returncode)
+        return f"unverified: the episode reported a finished run, but its process ended with {ended}"
     if outcome.artifact is None:
         return f"unverified: {outcome.artifact_error or 'no TraceCore artifact for the reported run'}"
     if result.spec_errors:
@@ -462,7 +463,7 @@ def _over_memory_limit(outcome: Done, result: ChildResult | None, memory_limit: 
     if error.startswith("MemoryError") or "[Errno 12]" in error or "can't start new thread" in error:
         how = error
     elif result is None and outcome.returncode < 0 and outcome.max_rss_bytes >= 0.8 * memory_limit:
-        how = _exit_status(outcome.returncode)
+        how = exit_status_text(outcome.returncode)
     else:
         return None
     return f"memory limit: the episode needed more than its {format_size(memory_limit)} (--memory-limit; {how})"
@@ -481,7 +482,8 @@ def one_line(error: str | None) -> str | None:
     return text if len(text) <= ERROR_CAP else text[: ERROR_CAP - 1] + "…"
 
 
-def _exit_status(returncode: int) -> str:
+def exit_status_text(returncode: int) -> str:
+    """How a process ended, from its return code (negative: the signal that killed it)."""
     if returncode < 0:
         try:
             return f"killed by signal {signal.Signals(-returncode).name}"
