@@ -105,7 +105,7 @@ def test_the_jsonschema_walk_runs_only_for_what_the_compiled_walk_rejects(strict
 def test_without_jsonschema_rs_every_artifact_gets_tracecores_check_as_it_ships(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "jsonschema_rs", None)  # import fails
     monkeypatch.setattr(episode_worker, "_schema_is_valid", None)
-    monkeypatch.setattr(episode_worker, "_spec_walk_loaded", False)
+    monkeypatch.setattr(episode_worker, "_verdict_warm", True)  # as loaded, here without jsonschema-rs
     monkeypatch.setattr(episode_worker, "_schema", None)
     episode_worker._load_spec_walk()
     assert episode_worker._schema_is_valid is None

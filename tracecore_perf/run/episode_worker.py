@@ -157,14 +157,16 @@ def _indented_size_bound(compact: str, cap: int) -> int:
     most ``commas + 2 * opening brackets`` lines of ``1 + 2 * depth`` more bytes. The depth is
     found from the brackets outside strings, innermost pairs removed one level per pass,
     stopping once it is deeper than ``cap`` allows."""
-    raw = compact.encode("utf-8", "surrogatepass")
-    opens, commas = raw.count(b"[") + raw.count(b"{"), raw.count(b",")
+    # the size in bytes without encoding the text (the worker does so once, to write it)
+    size = len(compact) if compact.isascii() else len(compact.encode("utf-8", "surrogatepass"))
+    opens, commas = compact.count("[") + compact.count("{"), compact.count(",")
     lines = commas + 2 * opens + 1
-    if len(raw) + lines * (1 + 2 * opens) <= cap:  # no deeper than its brackets: most artifacts
-        return len(raw) + lines * (1 + 2 * opens)
-    if len(raw) > cap:
+    if size + lines * (1 + 2 * opens) <= cap:  # no deeper than its brackets: most artifacts
+        return size + lines * (1 + 2 * opens)
+    if size > cap:
         return cap + 1
-    deepest = (cap - len(raw)) // lines // 2  # the most depth the cap allows
+    deepest = (cap - size) // lines // 2  # the most depth the cap allows
+    raw = compact.encode("utf-8", "surrogatepass")
     if deepest < 1:  # an artifact is an object: one level at least
         return cap + 1
     # Escaped backslashes and quotes out, then only quotes and brackets kept; a pair of
@@ -178,7 +180,7 @@ def _indented_size_bound(compact: str, cap: int) -> int:
         if inner == brackets:  # not nested pairs: not a text json wrote
             return cap + 1
         brackets, depth = inner, depth + 1
-    return len(raw) + lines * (1 + 2 * depth) if not brackets else cap + 1
+    return size + lines * (1 + 2 * depth) if not brackets else cap + 1
 
 
 def _outside_strings(kept: bytes, piece: int = 1 << 16) -> bytes:
@@ -1060,8 +1062,7 @@ def _spec_errors(artifact: dict) -> list[str]:
     jsonschema does not)."""
     from agent_bench.runner import spec_check
 
-    if not _spec_walk_loaded:
-        _load_spec_walk()
+    warm_verdict()  # loaded in the zygote already; here for a caller that is not a worker
     if _schema is None:  # a checker not built as _schema_walk_answered expects: as it ships
         return _first_errors(spec_check.check_spec_compliance(artifact))
     valid = False
@@ -1078,7 +1079,6 @@ def _first_errors(report: dict) -> list[str]:
     return [str(error)[:500] for error in list(report["errors"])[:20]]
 
 
-_spec_walk_loaded = False  # _load_spec_walk ran in this process
 _schema_is_valid = None  # jsonschema-rs's compiled is_valid over TraceCore's artifact schema
 _schema: dict | None = None  # TraceCore's artifact schema, as its _load_schema read it before any episode
 
@@ -1089,8 +1089,7 @@ def _load_spec_walk() -> None:
     every artifact gets TraceCore's check as it ships), and compiled by jsonschema-rs where
     the episode interpreter has it. Read before any episode: installed code, it is under the
     run's seal, and a change to it taints the run without reaching a verdict."""
-    global _spec_walk_loaded, _schema_is_valid, _schema
-    _spec_walk_loaded = True
+    global _schema_is_valid, _schema
     try:
         from agent_bench.runner import spec_check
     except ImportError:
