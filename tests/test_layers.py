@@ -20,6 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tracecore_perf"
 LAYERS: list[set[str]] = [
     {"__main__"},  # python -m tracecore_perf
     {"cli"},  # the only layer that parses arguments
+    {"continuous"},  # two revisions of a TraceCore checkout built alike, then ab
     {"export", "ab", "matrix"},  # output formats of every verdict; experiments that run and judge
     {"history"},  # performance across runs: its store, change points, page
     {"report"},  # charts and the HTML report of one run

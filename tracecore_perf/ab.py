@@ -23,7 +23,7 @@ from tracecore_perf.published import PublishedRun, locate
 from tracecore_perf.run import harness
 from tracecore_perf.run.rundir import RunDir
 from tracecore_perf.settings import RunSettings
-from tracecore_perf.verdicts.compare import Settings, compare_runs
+from tracecore_perf.verdicts.compare import Settings, compare_runs, environment_differences, environment_mismatch
 from tracecore_perf.verdicts.models import Comparison
 
 SIDES = ("A", "B")
@@ -55,14 +55,19 @@ def run_ab(
     output_cap: int = defaults.OUTPUT_CAP_BYTES,
     compare_settings: Settings | None = None,
     fail_on_regression: bool = False,
+    allow_env_difference: bool = False,
+    sides: tuple[str, str] = SIDES,
+    agents_from: tuple[str | None, str | None] = (None, None),
     say: Callable[[str], None] = lambda line: None,
 ) -> AbOutcome:
     """Run ``settings.episodes`` per interpreter into ``output_dir/a`` and ``output_dir/b``
-    in ABBA chunks, both sides with the same ``settings`` (default: ``ab``'s own episodes
-    and workers), then compare B (current) with A (baseline). ``say`` gets one progress
-    line per chunk. Bad input (either interpreter or the scenario) raises UsageError before
-    either side starts. With ``settings.instructions`` both sides count instructions under
-    Valgrind, and the comparison is on them unless ``compare_settings`` names another metric."""
+    (``sides``, lower-cased) in ABBA chunks, both sides with the same ``settings`` (default:
+    ``ab``'s own episodes and workers), then compare B (current) with A (baseline). Each
+    side's agent paths resolve from its ``agents_from`` (default: the working directory).
+    ``say`` gets one progress line per chunk. Bad input (either interpreter or the scenario)
+    raises UsageError before either side starts. With ``settings.instructions`` both sides
+    count instructions under Valgrind, and the comparison is on them unless
+    ``compare_settings`` names another metric."""
     from tracecore_perf.run.spawn import default_isolation
 
     if len(pythons) != 2:
@@ -72,14 +77,20 @@ def run_ab(
     episodes = settings.episodes
     if rounds > episodes:
         raise UsageError(f"--rounds {rounds} is more than --episodes {episodes}")
-    for python in pythons:  # both sides valid before either starts
-        harness.preflight(scenario, msgspec.structs.replace(settings, python=python), output_dir)
+    checked = [  # both sides valid before either starts
+        harness.preflight(scenario, msgspec.structs.replace(settings, python=python), output_dir, where)
+        for python, where in zip(pythons, agents_from, strict=True)
+    ]
+    counted = settings.instructions and (compare_settings is None or compare_settings.metric in (None, "instructions"))
+    installed = environment_differences(*(side.interpreter.environment for side in checked))
+    if counted and installed and not allow_env_difference:
+        raise environment_mismatch(installed)  # before either side spends its episodes
 
-    dirs = {side: output_dir / side.lower() for side in SIDES}
+    dirs = {side: output_dir / side.lower() for side in sides}
     run_dirs: dict[str, Path] = {}
     for number, end in enumerate(chunk_ends(episodes, rounds)):
-        for side in SIDES if number % 2 == 0 else SIDES[::-1]:
-            python = pythons[SIDES.index(side)]
+        for side in sides if number % 2 == 0 else sides[::-1]:
+            python = pythons[sides.index(side)]
             say(f"round {number + 1}, {side} ({python}): episodes up to {end}")
             if side not in run_dirs:
                 outcome = harness.start(
@@ -88,6 +99,7 @@ def run_ab(
                         output_dir=str(dirs[side]),
                         scenario=scenario,
                         output_cap=output_cap,
+                        agents_from=agents_from[sides.index(side)],
                     ),
                     show_progress=False,
                 )
@@ -101,6 +113,13 @@ def run_ab(
             if outcome.exit_code >= 2:  # interrupted or stopped: what ran is kept and resumable
                 return AbOutcome(exit_code=outcome.exit_code, run_dirs=run_dirs, stopped_side=side)
 
-    runs = {side: locate(run_dirs[side], dirs[side]) for side in SIDES}
-    comparison = compare_runs(runs["A"], runs["B"], compare_settings, fail_on_regression=fail_on_regression, interpreter_ab=True)
+    runs = {side: locate(run_dirs[side], dirs[side]) for side in sides}
+    comparison = compare_runs(
+        runs[sides[0]],
+        runs[sides[1]],
+        compare_settings,
+        fail_on_regression=fail_on_regression,
+        interpreter_ab=True,
+        allow_env_difference=allow_env_difference,
+    )
     return AbOutcome(exit_code=0 if comparison.ok else 1, run_dirs=run_dirs, comparison=comparison, runs=runs)

@@ -30,6 +30,10 @@ AB_EPISODES = 48
 AB_WORKERS = 2
 AB_ROUNDS = 4
 
+# continuous: two revisions of a TraceCore checkout, built alike, the slice counted on both
+CONTINUOUS_OUTPUT_DIR = f"{OUTPUT_DIR}/continuous"
+CONTINUOUS_ROUNDS = 2  # ABBA: base, head, head, base
+
 # compare (and ab): cpu_s, measured with scripts/validity_bench.py on the shared 2-core host
 # class, moves far less with other load than wall-clock time does
 COMPARE = {"metric": "cpu_s", "alpha": 0.01, "noise": 0.05, "margin": 0.10, "drift": 0.05}

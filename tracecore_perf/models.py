@@ -170,6 +170,19 @@ class HostContext(msgspec.Struct, kw_only=True):
     quiet_reason: str | None
 
 
+class EpisodeEnvironment(msgspec.Struct, kw_only=True):
+    """What the episode interpreter had installed (its probe, ``episode_worker._environment``):
+    an instruction count moves with how things are installed as well as with the code, so
+    ``compare`` names every difference between two runs' environments."""
+
+    distributions: dict[str, str]  # each installed distribution (normalized name) -> its version
+    # installed in place from a source tree (editable, or found outside the site directories)
+    editable: list[str] = msgspec.field(default_factory=list)
+    # where TraceCore was installed from: "index", or "tree|vcs|archive <PEP 610 URL>"
+    tracecore_source: str = ""
+    implementation: str = ""  # sys.implementation.name
+
+
 class Interpreter(msgspec.Struct, kw_only=True):
     executable: str
     python_version: str
@@ -186,6 +199,7 @@ class Interpreter(msgspec.Struct, kw_only=True):
     # what its TraceCore does not have of what the harness uses beside run(): "spec_check"
     # (--strict-spec), "metrics" (perf-metrics); both arrived in TraceCore 1.0.0
     lacks: list[str] = msgspec.field(default_factory=list)
+    environment: EpisodeEnvironment | None = None  # None: a run from before it was recorded
 
 
 class InstructionCounting(msgspec.Struct, kw_only=True):

@@ -74,6 +74,7 @@ def main(argv: list[str]) -> int:
         rounds=args.rounds,
         compare_settings=settings,
         fail_on_regression=args.fail_on == "regression",
+        allow_env_difference=args.allow_env_difference,
         say=_say,
     )
     if outcome.comparison is None:

@@ -19,6 +19,7 @@ COMMANDS = {
     "check": "check a published run against the thresholds and the trend checks",
     "compare": "compare a run with a baseline, per scenario row, with statistics",
     "ab": "run the same episodes under two interpreters, interleaved, then compare them",
+    "continuous": "build two revisions of a TraceCore checkout alike, count their episodes side by side, and compare",
     "report": "write a published run's charts and a self-contained HTML report",
     "matrix": "run a matrix of runs (cells) from a TOML file, here one after another or one per host on Ray",
     "history": "performance history across runs: add runs, show series and change points, check, report",
@@ -189,8 +190,9 @@ def add_output_format(parser: argparse.ArgumentParser, junit_default: str) -> No
     parser.add_argument("--junit-file", type=Path, metavar="PATH", help=f"where --format junit writes (default: {junit_default})")
 
 
-def add_comparison_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags ``compare`` and ``ab`` share."""
+def add_comparison_flags(parser: argparse.ArgumentParser, env_flag: bool = True) -> None:
+    """The flags ``compare``, ``ab`` and ``continuous`` share (``continuous`` builds both
+    sides alike: no ``--allow-env-difference``)."""
     from tracecore_perf.verdicts.compare import METRICS
 
     time, counts = defaults.COMPARE, defaults.COMPARE_INSTRUCTIONS
@@ -214,6 +216,14 @@ def add_comparison_flags(parser: argparse.ArgumentParser) -> None:
         f"next on this host class (a run that drifts more within itself gets more) {default('drift')}",
     )
     parser.add_argument("--fail-on", choices=["regression", "never"], default="never", help="exit 1 on a regression")
+    if env_flag:
+        parser.add_argument(
+            "--allow-env-difference",
+            action="store_true",
+            help="give an instruction verdict between episode interpreters installed differently (other distributions "
+            "or versions, editable on one side, TraceCore from another kind of source), with a warning; refused "
+            "otherwise (exit 2): the count would measure the install",
+        )
     add_output_format(parser, "perf-compare-<stamp>.junit.xml next to the current run")
 
 

@@ -44,5 +44,6 @@ def main(argv: list[str]) -> int:
         fail_on_regression=args.fail_on == "regression",
         allow_setup_mismatch=args.allow_setup_mismatch,
         same_runtime=args.same_runtime,
+        allow_env_difference=args.allow_env_difference,
     )
     return report_comparison(comparison, current, args)

@@ -376,6 +376,7 @@ def probe(request: dict) -> dict:
         "python_version": sys.version.split()[0],
         "python_build": " ".join(sys.version.split()),
         "tracecore_version": version,
+        "environment": _environment(),
         "agents": agents,
         "tasks": tasks,
     }
@@ -474,6 +475,42 @@ def _compile_package(package_dir: str) -> None:
 
     with contextlib.suppress(OSError):
         compileall.compile_dir(package_dir, quiet=2, maxlevels=sys.getrecursionlimit())  # 3.8's default stops at 10
+
+
+def _environment() -> dict:
+    """What this interpreter has installed, as the import system sees it (the first of a name
+    on ``sys.path`` wins): each distribution's version, which run from a source tree in place
+    (an editable install, PEP 660 or ``setup.py develop``: their code is read from the tree,
+    without the bytecode an installed copy has), and where TraceCore was installed from (PEP
+    610's ``direct_url.json``: a local tree, a VCS URL, an archive; none from an index). An
+    instruction count moves with all of these, so two runs compare only when they agree."""
+    from importlib import metadata
+
+    site = {os.path.realpath(folder) for folder in _site_dirs() if os.path.isdir(folder)}
+    versions: dict[str, str] = {}
+    editable: list[str] = []
+    sources: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = re.sub(r"[-_.]+", "-", (dist.metadata.get("Name") or "")).lower()
+        if not name or name in versions:
+            continue
+        versions[name] = dist.version or "unknown"
+        direct = {}
+        with contextlib.suppress(Exception):
+            direct = json.loads(dist.read_text("direct_url.json") or "{}")
+        where = os.path.realpath(str(dist.locate_file("")))
+        if (direct.get("dir_info") or {}).get("editable") or (site and where not in site):
+            editable.append(name)  # installed in place, or found outside every site directory
+        if name == "tracecore":
+            url = direct.get("url", "")
+            kind = "vcs" if "vcs_info" in direct else "archive" if "archive_info" in direct else "tree" if url else "index"
+            sources[name] = f"{kind} {url}".strip()
+    return {
+        "distributions": dict(sorted(versions.items())),
+        "editable": sorted(editable),
+        "tracecore_source": sources.get("tracecore", ""),
+        "implementation": sys.implementation.name,
+    }
 
 
 def _site_dirs() -> list[str]:

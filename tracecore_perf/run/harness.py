@@ -25,6 +25,7 @@ from tracecore_perf.errors import ExitCode, RunAborted, UsageError
 from tracecore_perf.models import (
     ARTIFACT_KINDS,
     AttemptRecord,
+    EpisodeEnvironment,
     InstructionCounting,
     Integrity,
     Interpreter,
@@ -69,6 +70,9 @@ class RunOptions(msgspec.Struct, kw_only=True):
     output_dir: str
     scenario: list[ScenarioRow]
     output_cap: int = defaults.OUTPUT_CAP_BYTES  # bytes of each episode's output kept (not recorded)
+    # where the scenario's agent paths are looked up first, as TraceCore's loader looks them up
+    # in its working directory (None: this process's; `continuous`: each revision's own tree)
+    agents_from: str | None = None
     stamp_suffix: int = 0  # a matrix cell's number: its stamp's suffix (rundir.new_stamp)
 
 
@@ -109,16 +113,20 @@ async def _start_zygote(
     return keeper
 
 
-async def validate(zygote: ZygoteProcess, scenario: list[ScenarioRow], settings: RunSettings) -> Validated:
-    """Resolve every agent and task ref with the interpreter that will run the episodes
+async def validate(
+    zygote: ZygoteProcess, scenario: list[ScenarioRow], settings: RunSettings, agents_from: str | None = None
+) -> Validated:
+    """Resolve every agent (from ``agents_from``, default the working directory, then
+    TraceCore's own) and task ref with the interpreter that will run the episodes
     (``settings.python``), check that its TraceCore has what the settings use, and (with
     ``sandbox``) that episodes can be sandboxed here. Raises UsageError naming the first
     problem; writes nothing."""
     python = settings.python
+    cwd = agents_from or os.getcwd()
 
     async def probe(agents: list[str], task_refs: list[str], **options: bool) -> dict:
         try:
-            answer = await zygote.probe(os.getcwd(), agents, task_refs, **options)
+            answer = await zygote.probe(cwd, agents, task_refs, **options)
         except WorkerFailed as exc:
             raise UsageError(f"{python} could not check the scenario: {exc}") from None
         if answer.returncode != 0 or answer.result is None:
@@ -154,7 +162,7 @@ async def validate(zygote: ZygoteProcess, scenario: list[ScenarioRow], settings:
     tracecore_packages = result.get("tracecore_packages") or [result.get("tracecore_dir", "")]
     seal = CodeSeal(agents.values(), tracecore_packages, result.get("site_dirs") or [], result.get("loaded_packages") or [])
     for agent, resolved in agents.items():  # one at a time: a problem names its agent
-        await _load_agent(zygote, agent, resolved)
+        await _load_agent(zygote, agent, resolved, cwd)
     return Validated(
         interpreter=Interpreter(
             executable=result["executable"],
@@ -166,6 +174,7 @@ async def validate(zygote: ZygoteProcess, scenario: list[ScenarioRow], settings:
             tracecore_packages=result.get("tracecore_packages") or [],
             loaded_packages=result.get("loaded_packages") or [],
             lacks=sorted(lacks),
+            environment=msgspec.convert(result["environment"], EpisodeEnvironment) if result.get("environment") else None,
         ),
         agents=agents,
         labels={agent: verdict.get("label", agent) for agent, verdict in result["agents"].items()},
@@ -173,11 +182,11 @@ async def validate(zygote: ZygoteProcess, scenario: list[ScenarioRow], settings:
     )
 
 
-async def _load_agent(zygote: ZygoteProcess, agent: str, resolved: str) -> None:
+async def _load_agent(zygote: ZygoteProcess, agent: str, resolved: str, cwd: str) -> None:
     """Load one agent file with TraceCore's loader, as an episode will (its module runs), in
     a forked child of the zygote; UsageError naming the agent if that fails in any way."""
     try:
-        answer = await zygote.probe(os.getcwd(), [resolved], [], load_agents=True)
+        answer = await zygote.probe(cwd, [resolved], [], load_agents=True)
     except WorkerFailed as exc:
         raise UsageError(f"agent not found: {agent}: checking it broke the episode interpreter ({exc})") from None
     if answer.returncode != 0 or answer.result is None:
@@ -219,7 +228,7 @@ def _with_defaults(settings: RunSettings) -> RunSettings:
     )
 
 
-def preflight(scenario: list[ScenarioRow], settings: RunSettings, output_dir: Path) -> Validated:
+def preflight(scenario: list[ScenarioRow], settings: RunSettings, output_dir: Path, agents_from: str | None = None) -> Validated:
     """All of a run's input checks, standalone: for callers that validate several runs
     before starting any (``ab`` checks both interpreters first, a matrix every cell)."""
     settings = _with_defaults(settings)
@@ -230,7 +239,7 @@ def preflight(scenario: list[ScenarioRow], settings: RunSettings, output_dir: Pa
     async def main() -> Validated:
         keeper = await _start_zygote(settings.python, settings.isolation, scenario, instructions=settings.instructions)
         try:
-            return await validate(await keeper.current(), scenario, settings)
+            return await validate(await keeper.current(), scenario, settings, agents_from)
         finally:
             with anyio.CancelScope(shield=True):
                 await keeper.close()
@@ -263,7 +272,7 @@ def start(
     busy = busy or BusyProbe()  # watches the host while the zygote starts and we validate
 
     async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest, CodeSeal]:
-        checked = await validate(zygote, options.scenario, settings)
+        checked = await validate(zygote, options.scenario, settings, options.agents_from)
         host = host_context(busy, own_processes=(zygote.process.pid,))
         if not host.quiet:
             log.warning("host.busy", reason=host.quiet_reason, advice="figures from a busy host are noisy")
@@ -362,6 +371,7 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
         manifest.interpreter.tracecore_packages = checked.interpreter.tracecore_packages
         manifest.interpreter.loaded_packages = checked.interpreter.loaded_packages
         manifest.interpreter.lacks = checked.interpreter.lacks
+        manifest.interpreter.environment = manifest.interpreter.environment or checked.interpreter.environment
         # Artifacts of episodes killed in flight when the last attempt died belong to no
         # row: out of the way, so this attempt's evidence check starts clean.
         check_artifacts(run_dir, done.run_ids, interrupted=True, verify=False)

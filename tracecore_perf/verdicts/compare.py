@@ -34,7 +34,7 @@ import numpy as np
 
 from tracecore_perf import defaults
 from tracecore_perf.errors import UsageError
-from tracecore_perf.models import HARDWARE_FIELDS, EpisodeRow, Manifest, Summary
+from tracecore_perf.models import HARDWARE_FIELDS, EpisodeEnvironment, EpisodeRow, Manifest, Summary
 from tracecore_perf.published import PublishedRun
 from tracecore_perf.verdicts.models import Comparison, Estimate, GroupComparison, Notice, OverallVerdict, WarningCode
 from tracecore_perf.verdicts.notices import run_notices
@@ -372,6 +372,45 @@ def runtime_differences(base: Manifest, cur: Manifest) -> list[str]:
     return [f"{label} {a} vs {b}" for label, a, b in pairs if a != b]
 
 
+# The distribution under test: its version is a runtime difference (``runtime_differences``),
+# what the comparison is about; how it was installed is the environment's.
+UNDER_TEST = "tracecore"
+
+
+def environment_differences(a: EpisodeEnvironment | None, b: EpisodeEnvironment | None) -> list[str]:
+    """How the two runs' episode interpreters were installed differently, in words, one per
+    difference: a distribution on one side only, at another version (TraceCore's own version
+    aside: that is the runtime), installed in place (editable) on one side, TraceCore from
+    another kind of source (an index, a local tree, a VCS URL), another implementation.
+    Empty when they agree, or when either run predates the record."""
+    if a is None or b is None:
+        return []
+    out = []
+    if a.implementation != b.implementation:
+        out.append(f"implementation {a.implementation} vs {b.implementation}")
+    for name in sorted(set(a.distributions) | set(b.distributions)):
+        va, vb = a.distributions.get(name), b.distributions.get(name)
+        if va is None or vb is None:
+            out.append(f"{name} {va or vb} only in the {'current run' if va is None else 'baseline'}")
+        elif va != vb and name != UNDER_TEST:
+            out.append(f"{name} {va} vs {vb}")
+    for name in sorted(set(a.editable) ^ set(b.editable)):
+        out.append(f"{name} editable in the {'baseline' if name in a.editable else 'current run'} only")
+    kind_a, kind_b = (source.split(" ", 1)[0] for source in (a.tracecore_source, b.tracecore_source))
+    if kind_a != kind_b:
+        out.append(f"TraceCore installed from {kind_a or 'nowhere'} vs {kind_b or 'nowhere'}")
+    return out
+
+
+def environment_mismatch(differences: list[str]) -> SetupMismatch:
+    """The refusal of an instruction verdict between interpreters installed differently."""
+    return SetupMismatch(
+        f"the episode interpreters are installed differently ({'; '.join(differences)}): an instruction count "
+        "would measure how each side was installed as well as the code; build both sides the same way "
+        "(`continuous` does), or pass --allow-env-difference"
+    )
+
+
 def _check_metric(metric: str, base: Manifest, cur: Manifest) -> None:
     """Time is not comparable between a run under Valgrind and a native one; instructions
     need both runs counted."""
@@ -435,13 +474,16 @@ def compare_runs(
     interpreter_ab: bool = False,
     allow_setup_mismatch: bool = False,
     same_runtime: bool = False,
+    allow_env_difference: bool = False,
 ) -> Comparison:
     """``interpreter_ab``: the two runs are meant to differ in Python / TraceCore (``ab``), so
     only a difference in the machine itself is a mismatch. Runs set up differently raise
     :class:`SetupMismatch` unless ``allow_setup_mismatch`` (then it is a warning).
     ``same_runtime`` (a CI gate, comparing code with code): runs whose Python build,
     TraceCore or Valgrind differ raise :class:`SetupMismatch`, naming the run that records
-    a new baseline."""
+    a new baseline. An instruction verdict between episode interpreters installed
+    differently (``environment_differences``) raises :class:`SetupMismatch` unless
+    ``allow_env_difference`` (then it is a warning): the count would measure the install."""
     base_m, cur_m = baseline.manifest(), current.manifest()
     settings = (settings or Settings()).resolved(counted=base_m.instructions and cur_m.instructions)
     _check_metric(settings.metric, base_m, cur_m)
@@ -451,6 +493,9 @@ def compare_runs(
             f"the baseline {base_m.stamp} no longer matches this runtime ({'; '.join(moved)}): "
             f"record a new baseline with it: {refresh_command(base_m)}"
         )
+    installed = environment_differences(base_m.interpreter.environment, cur_m.interpreter.environment)
+    if installed and settings.metric == "instructions" and not allow_env_difference:
+        raise environment_mismatch(installed)
     differing_setup = setup_differences(base_m, cur_m)
     if differing_setup and not allow_setup_mismatch:
         raise SetupMismatch(
@@ -488,6 +533,14 @@ def compare_runs(
             Notice(
                 code=WarningCode.RUNTIME_MISMATCH,
                 message=f"RUNTIME MISMATCH: {'; '.join(moved)}; {figures} move with the runtime as well as with the code",
+            )
+        )
+    if installed:
+        notices.append(
+            Notice(
+                code=WarningCode.ENVIRONMENT_MISMATCH,
+                message=f"ENVIRONMENT MISMATCH: {'; '.join(installed)}; figures move with what is installed, "
+                "and how, as well as with the code",
             )
         )
     if settings.metric in TIME_METRICS and base_m.instructions and cur_m.instructions:

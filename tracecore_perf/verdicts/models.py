@@ -41,9 +41,18 @@ class WarningCode(StrEnum):
     RUNTIME_MISMATCH = "runtime_mismatch"  # runs on another Python build or TraceCore (or Valgrind, counting)
     TIME_UNDER_VALGRIND = "time_under_valgrind"  # time compared between two instruction runs: inflated
     NO_TRACECORE_METRICS = "no_tracecore_metrics"  # the run's TraceCore (< 1.0.0) has no metrics pipeline
+    # the episode interpreters had different things installed, or installed differently
+    ENVIRONMENT_MISMATCH = "environment_mismatch"
 
 
-LOUD_WARNINGS = frozenset({WarningCode.MACHINE_CLASS_MISMATCH, WarningCode.SETUP_MISMATCH, WarningCode.RUNTIME_MISMATCH})
+LOUD_WARNINGS = frozenset(
+    {
+        WarningCode.MACHINE_CLASS_MISMATCH,
+        WarningCode.SETUP_MISMATCH,
+        WarningCode.RUNTIME_MISMATCH,
+        WarningCode.ENVIRONMENT_MISMATCH,
+    }
+)
 """Warnings said on stderr too, even when stdout is a JSON or JUnit file."""
 
 

@@ -1,0 +1,115 @@
+"""``tracecore-perf continuous BASE HEAD [--repo PATH]``: two revisions of a TraceCore git
+checkout, each built into a fresh environment the same way, the slice's episodes counted
+under Valgrind on both, interleaved, then ``compare`` (asv's ``continuous``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from tracecore_perf import defaults
+from tracecore_perf.cli.args import (
+    PROG,
+    Parser,
+    add_comparison_flags,
+    add_run_settings,
+    positive_int,
+    run_settings_from,
+    settings_from,
+)
+from tracecore_perf.cli.output import report_comparison
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog=f"{PROG} continuous",
+        description="Build two revisions of a TraceCore git checkout, each into a fresh virtual environment the same way "
+        "(the revision's tree installed non-editable, the dependencies HEAD resolves to shared by both, nothing of "
+        "tracecore-perf's), count the same episodes under Valgrind on both, interleaved, each side with its own agents, "
+        "and compare HEAD with BASE.",
+    )
+    p.add_argument("base", metavar="BASE", help="the baseline revision (a commit, branch or tag of --repo)")
+    p.add_argument("head", metavar="HEAD", help="the revision under test")
+    p.add_argument("--repo", type=Path, metavar="PATH", default=Path("."), help="the TraceCore git checkout")
+    p.add_argument(
+        "--python",
+        metavar="PATH",
+        help="the interpreter both environments are made from (default: the one running this)",
+    )
+    p.add_argument(
+        "--constraints",
+        type=Path,
+        metavar="FILE",
+        help="a pip constraints file both sides are installed with (default: the versions HEAD resolves to)",
+    )
+    p.add_argument(
+        "--rounds", metavar="N", type=positive_int, default=defaults.CONTINUOUS_ROUNDS, help="chunks per side, run in ABBA order"
+    )
+    p.add_argument(
+        "--scenario",
+        type=Path,
+        metavar="FILE",
+        help="TOML or JSON file of rows with agent, task_ref, seed; agent paths resolve in each revision's own tree "
+        "first (default: the built-in scenario)",
+    )
+    p.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        default=Path(defaults.CONTINUOUS_OUTPUT_DIR),
+        help="the two sides' runs (DIR/base, DIR/head), their environments (DIR/envs), trees (DIR/src), build logs, "
+        "constraints.txt and continuous.json",
+    )
+    # every run setting but those continuous decides: the interpreters (built), instruction
+    # counting (always), and what counting rules out (spawn isolation, the sandbox)
+    add_run_settings(
+        p.add_argument_group("run settings", "the same for both sides"), skip=("python", "instructions", "isolation", "sandbox")
+    )
+    add_comparison_flags(p, env_flag=False)
+    return p
+
+
+def _say(line: str) -> None:
+    print(f"{PROG} continuous: {line}", file=sys.stderr)
+
+
+def main(argv: list[str]) -> int:
+    from tracecore_perf.continuous import plan, run_continuous
+    from tracecore_perf.errors import UsageError
+    from tracecore_perf.run.checks import check_instructions, check_python, check_workers
+    from tracecore_perf.run.logs import configure
+    from tracecore_perf.run.scenario import DEFAULT_SCENARIO, load_scenario
+
+    args = parser().parse_args(argv)
+    settings = settings_from(args)
+    run_settings = run_settings_from(args, instructions=True, isolation="forkserver")
+    check_workers(run_settings.workers)
+    base_python = args.python or sys.executable
+    check_python(base_python)
+    check_instructions(True, "forkserver", False)
+    if args.constraints is not None and not args.constraints.is_file():
+        raise UsageError(f"--constraints {args.constraints}: no such file")
+    scenario = load_scenario(args.scenario) if args.scenario else list(DEFAULT_SCENARIO)
+    request = plan(args.repo, args.base, args.head, args.output_dir)
+    configure("console", level=logging.WARNING)
+    record, outcome = run_continuous(
+        request,
+        scenario,
+        settings=run_settings,
+        rounds=args.rounds,
+        base_python=base_python,
+        constraints=args.constraints.resolve() if args.constraints else None,
+        compare_settings=settings,
+        fail_on_regression=args.fail_on == "regression",
+        say=_say,
+    )
+    _say(f"environments built in {record.build_s:.0f} s, episodes counted in {record.episodes_s:.0f} s")
+    if outcome.comparison is None:
+        side = outcome.stopped_side
+        _say(f"{side} stopped (exit {outcome.exit_code}); run directory {outcome.run_dirs.get(side)}")
+        return outcome.exit_code
+    for side in record.sides:
+        _say(f"{side.side} = {side.ref} ({side.commit[:12]}) -> {outcome.run_dirs[side.side]}")
+    return report_comparison(outcome.comparison, outcome.runs["head"], args)

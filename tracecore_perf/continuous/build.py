@@ -1,0 +1,262 @@
+"""Build one revision of a TraceCore git checkout into an environment of its own.
+
+Both sides of ``continuous`` are built here, the same way, so that what differs between
+them is the revision and nothing else (issue: the gate measured how each side was
+installed: editable against not, the tool's dependencies beside one side only):
+
+- the revision's tree, exported with ``git archive`` (no untracked file, no build left over
+  from the working copy), under ``src/<side>``;
+- a fresh virtual environment without pip under ``envs/<side>``, made from one interpreter;
+- the tree installed into it non-editable by the harness's own pip (``pip --python``), its
+  dependencies held to one constraints file both sides share; nothing of tracecore-perf's;
+- the tree's own ``agents/`` compiled with the side's interpreter, as an installed package
+  is (a file with no bytecode beside it is compiled again in every episode that loads it);
+- then checked: the environment's interpreter imports ``agent_bench`` from that install of
+  that tree (not a checkout on ``PYTHONPATH``, not another install).
+
+The side names ``base`` and ``head`` are the same length, so every path an episode sees has
+the same length on both sides. Anything that goes wrong is one ``UsageError`` naming the
+side and what failed, and the half-built side is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+
+from tracecore_perf.errors import UsageError
+
+MARK = ".tracecore-perf-build"  # in every folder this module made, so it only ever removes its own
+PIP = [sys.executable, "-m", "pip"]
+PIP_QUIET = ["--disable-pip-version-check", "--no-input", "--quiet"]
+
+
+class BuiltSide(msgspec.Struct, kw_only=True):
+    """One revision, built: what the episodes of that side run, and how long it took."""
+
+    side: str  # "base" or "head"
+    ref: str  # the revision as given
+    commit: str  # its full commit id
+    subject: str  # its commit message's first line
+    tree: str  # the exported tree: agent paths resolve from here
+    env: str  # the virtual environment
+    python: str  # its interpreter: the episode interpreter of this side
+    tracecore_dir: str  # where that interpreter imports agent_bench from
+    build_s: float
+
+
+def git(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+
+
+def check_repository(repo: Path) -> Path:
+    """The top of the git checkout at ``repo``; UsageError when there is none."""
+    if not repo.is_dir():
+        raise UsageError(f"--repo {repo}: no such directory")
+    try:
+        top = git(repo, "rev-parse", "--show-toplevel")
+    except FileNotFoundError:
+        raise UsageError("continuous needs git on PATH") from None
+    if top.returncode != 0:
+        raise UsageError(f"--repo {repo}: not a git repository")
+    return Path(top.stdout.strip())
+
+
+def resolve(repo: Path, ref: str) -> tuple[str, str]:
+    """``ref``'s full commit id and subject; UsageError when the revision does not exist."""
+    if not ref or ref.startswith("-"):
+        raise UsageError(f"not a revision: {ref!r}")
+    found = git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+    if found.returncode != 0:
+        raise UsageError(f"revision {ref!r} does not exist in {repo} (a shallow clone? fetch it first)")
+    commit = found.stdout.strip()
+    subject = git(repo, "log", "-1", "--format=%s", commit).stdout.strip()
+    return commit, subject
+
+
+def check_tracecore(repo: Path, ref: str, commit: str) -> None:
+    """The revision must be TraceCore's source: a pyproject.toml naming the ``tracecore``
+    distribution, and the ``agent_bench`` package."""
+    pyproject = git(repo, "show", f"{commit}:pyproject.toml")
+    name = None
+    if pyproject.returncode == 0:
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib  # type: ignore[no-redef]
+        try:
+            name = tomllib.loads(pyproject.stdout).get("project", {}).get("name")
+        except tomllib.TOMLDecodeError:
+            name = None
+    package = git(repo, "cat-file", "-e", f"{commit}:agent_bench/__init__.py").returncode == 0
+    if name != "tracecore" or not package:
+        what = f"its pyproject.toml names {name!r}" if name else "it has no readable pyproject.toml"
+        what += "" if package else " and no agent_bench package"
+        raise UsageError(f"{repo} at {ref} is not TraceCore: {what}")
+
+
+def _fresh(folder: Path) -> None:
+    """An empty folder of ours at ``folder``: one this module made before is replaced, anything
+    else there is refused (never removed)."""
+    if folder.is_symlink() or (folder.exists() and not (folder / MARK).is_file()):
+        raise UsageError(f"{folder} exists and was not made by continuous: remove it or choose another --output-dir")
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / MARK).write_text("made by tracecore-perf continuous; replaced by the next build\n")
+
+
+def remove(folder: Path) -> None:
+    if folder.is_dir() and not folder.is_symlink() and (folder / MARK).is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _step(side: str, what: str, command: list[str], log: Path, **kwargs) -> subprocess.CompletedProcess:
+    """Run one build step, its output appended to ``log``; UsageError naming the side, the
+    step and pip's (or git's) last line when it fails."""
+    done = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    with log.open("a") as fh:
+        fh.write(f"$ {' '.join(command)}\n{done.stdout}{done.stderr}\n")
+    if done.returncode != 0:
+        lines = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+        last = next((line for line in reversed(lines) if line.startswith("ERROR")), lines[-1] if lines else "")
+        raise UsageError(f"the {side} side's build failed to {what} (exit {done.returncode}): {last[:300]} (log: {log})")
+    return done
+
+
+def _export(repo: Path, commit: str, tree: Path, side: str, log: Path) -> None:
+    archive = subprocess.Popen(["git", "-C", str(repo), "archive", "--format=tar", commit], stdout=subprocess.PIPE)
+    try:
+        _step(side, "export the revision's tree", ["tar", "-x", "-C", str(tree)], log, stdin=archive.stdout)
+    finally:
+        assert archive.stdout is not None
+        archive.stdout.close()
+        if archive.wait() != 0:
+            raise UsageError(
+                f"the {side} side's build failed to export the revision's tree (git archive exit {archive.returncode})"
+            )
+
+
+def env_python(env: Path) -> Path:
+    return env / "bin" / "python"
+
+
+# Run by the side's interpreter as a file, as the zygote runs (sys.path[0] is the file's own
+# folder, never the working directory): where agent_bench comes from and how it was installed.
+_WHERE = """\
+import json, os, sys
+from importlib import metadata
+out = {"python": sys.executable, "prefix": sys.prefix}
+try:
+    import agent_bench
+    out["agent_bench"] = os.path.realpath(os.path.dirname(agent_bench.__file__))
+except Exception as exc:
+    out["error"] = f"{type(exc).__name__}: {exc}"
+try:
+    dist = metadata.distribution("tracecore")
+    out["direct_url"] = json.loads(dist.read_text("direct_url.json") or "{}")
+except metadata.PackageNotFoundError:
+    out["direct_url"] = None
+print(json.dumps(out))
+"""
+
+
+def where_tracecore(python: Path, scratch: Path) -> dict:
+    """What ``python`` imports as TraceCore, run as the zygote would be (a file, this
+    process's environment: a ``PYTHONPATH`` applies as it will to the episodes)."""
+    script = scratch / "where_tracecore.py"
+    script.write_text(_WHERE)
+    done = subprocess.run([str(python), str(script)], capture_output=True, text=True, cwd=scratch)
+    script.unlink()
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"error": (done.stderr.strip().splitlines() or ["no answer"])[-1]}
+
+
+def check_built(side: str, env: Path, tree: Path, found: dict) -> str:
+    """The side's interpreter must import agent_bench from its own environment, installed
+    non-editable from its own tree; else UsageError naming where it comes from."""
+    if "error" in found:
+        raise UsageError(f"the {side} side's interpreter cannot import TraceCore: {found['error']}")
+    imported = found["agent_bench"]
+    inside = imported.startswith(os.path.realpath(env) + os.sep)
+    direct = found.get("direct_url") or {}
+    from_tree = direct.get("url") == tree.resolve().as_uri() and not (direct.get("dir_info") or {}).get("editable")
+    if not (inside and from_tree):
+        hint = " (PYTHONPATH is set)" if os.environ.get("PYTHONPATH") else ""
+        raise UsageError(
+            f"the {side} side imports TraceCore from {imported}, not from the revision it built ({env}){hint}: "
+            "the measurement would not be of that revision"
+        )
+    return imported
+
+
+def build_side(
+    side: str,
+    repo: Path,
+    ref: str,
+    commit: str,
+    subject: str,
+    root: Path,
+    *,
+    base_python: str,
+    constraints: Path | None,
+) -> BuiltSide:
+    """Build ``commit`` as ``side`` under ``root`` (``src/<side>``, ``envs/<side>``, the log
+    ``logs/<side>-build.log``). UsageError on any failure, with the side removed."""
+    started = time.monotonic()
+    tree, env, logs = root / "src" / side, root / "envs" / side, root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{side}-build.log"
+    log.write_text(f"# the {side} side: {ref} = {commit} ({subject})\n")
+    try:
+        _fresh(tree)
+        _fresh(env)
+        _export(repo, commit, tree, side, log)
+        _step(side, "make its virtual environment", [base_python, "-m", "venv", "--without-pip", str(env)], log)
+        python = env_python(env)
+        install = [*PIP, "--python", str(python), "install", *PIP_QUIET, "--no-warn-script-location"]
+        install += ["--constraint", str(constraints)] if constraints else []
+        _step(side, "install the revision (pip install, non-editable)", [*install, str(tree)], log)
+        if (tree / "agents").is_dir():  # the agents episodes resolve from the tree, compiled as installed code is
+            _step(side, "compile the tree's agents", [str(python), "-m", "compileall", "-q", str(tree / "agents")], log)
+        tracecore_dir = check_built(side, env, tree, where_tracecore(python, env))
+    except BaseException:
+        remove(tree)
+        remove(env)
+        raise
+    return BuiltSide(
+        side=side,
+        ref=ref,
+        commit=commit,
+        subject=subject,
+        tree=str(tree),
+        env=str(env),
+        python=str(python),
+        tracecore_dir=tracecore_dir,
+        build_s=round(time.monotonic() - started, 2),
+    )
+
+
+def freeze(side: BuiltSide, path: Path, log: Path) -> Path:
+    """The side's resolved dependencies (all but TraceCore) as a constraints file at ``path``:
+    what the other side is installed with."""
+    done = _step(
+        side.side,
+        "list its installed dependencies",
+        [*PIP, "--python", side.python, "freeze", *PIP_QUIET, "--exclude", "tracecore"],
+        log,
+    )
+    path.write_text(
+        f"# the dependencies {side.side} ({side.commit[:12]}) resolved to; both sides of continuous are installed with them\n"
+        + done.stdout
+    )
+    return path
