@@ -27,6 +27,7 @@ from tracecore_perf.ab import AbOutcome, run_ab
 from tracecore_perf.continuous.build import (
     BuiltSide,
     build_side,
+    check_pip,
     check_repository,
     check_tracecore,
     freeze,
@@ -71,6 +72,7 @@ class ContinuousRecord(msgspec.Struct, kw_only=True):
 
 
 def plan(repo: Path, base: str, head: str, output_dir: Path) -> Plan:
+    check_pip()
     top = check_repository(repo)
     commits = {}
     for side, ref in zip(SIDES, (base, head), strict=True):

@@ -56,6 +56,19 @@ def git(repo: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
 
 
+def check_pip() -> None:
+    """The tool's own pip installs into each side's environment (``pip --python``, pip 22.3+)."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("pip")
+    except metadata.PackageNotFoundError:
+        raise UsageError(f"continuous installs each revision with pip, and {sys.executable} has none") from None
+    parts = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    if parts < (22, 3):
+        raise UsageError(f"continuous needs pip 22.3 or newer beside the tool (has {version}): python -m pip install -U pip")
+
+
 def check_repository(repo: Path) -> Path:
     """The top of the git checkout at ``repo``; UsageError when there is none."""
     if not repo.is_dir():
