@@ -45,6 +45,15 @@ def parser() -> argparse.ArgumentParser:
         help="a pip constraints file both sides are installed with (default: the versions HEAD resolves to)",
     )
     p.add_argument(
+        "--with",
+        dest="also",
+        action="append",
+        default=[],
+        metavar="REQUIREMENT",
+        help="also install REQUIREMENT into both environments, in the same pip call as the revision (a dependency it "
+        "needs but does not declare: TraceCore 1.1.3 imports tomli on Python 3.10 without requiring it); repeatable",
+    )
+    p.add_argument(
         "--rounds", metavar="N", type=positive_int, default=defaults.CONTINUOUS_ROUNDS, help="chunks per side, run in ABBA order"
     )
     p.add_argument(
@@ -101,6 +110,7 @@ def main(argv: list[str]) -> int:
         rounds=args.rounds,
         base_python=base_python,
         constraints=args.constraints.resolve() if args.constraints else None,
+        also=tuple(args.also),
         compare_settings=settings,
         fail_on_regression=args.fail_on == "regression",
         say=_say,

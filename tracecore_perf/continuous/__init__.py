@@ -64,6 +64,7 @@ class ContinuousRecord(msgspec.Struct, kw_only=True):
     sides: list[BuiltSide]
     constraints: str  # the constraints file both sides were installed with
     constraints_from: str  # "--constraints" or the side whose resolution it is
+    also_installed: list[str]  # --with: requirements installed beside the revision on both sides
     run_dirs: dict[str, str]
     build_s: float  # both environments
     episodes_s: float  # both sides' episodes, interleaved, counted
@@ -90,12 +91,14 @@ def run_continuous(
     rounds: int = defaults.CONTINUOUS_ROUNDS,
     base_python: str,
     constraints: Path | None = None,
+    also: tuple[str, ...] = (),
     compare_settings: Settings | None = None,
     fail_on_regression: bool = False,
     say: Callable[[str], None] = lambda line: None,
 ) -> tuple[ContinuousRecord, AbOutcome]:
     """Build both revisions, run ``settings`` on both (always counted: ``instructions``),
-    compare head with base. ``say`` gets a line per step.
+    compare head with base; ``also``: requirements installed beside the revision on both
+    sides (one it needs but does not declare). ``say`` gets a line per step.
 
     Both sides are built by one builder from one constraints file, so their environments
     can differ only where the revisions' own requirements do (a dependency added, or a
@@ -113,7 +116,15 @@ def run_continuous(
             say(f"building {side} = {request.refs[side]} ({commit[:12]}: {subject})")
             given = constraints if constraints is not None else (shared if built else None)
             built[side] = build_side(
-                side, request.repo, request.refs[side], commit, subject, out, base_python=base_python, constraints=given
+                side,
+                request.repo,
+                request.refs[side],
+                commit,
+                subject,
+                out,
+                base_python=base_python,
+                constraints=given,
+                also=also,
             )
             if constraints is None and side == "head":
                 freeze(built[side], shared, out / "logs" / "head-build.log")
@@ -149,6 +160,7 @@ def run_continuous(
         sides=[built[side] for side in SIDES],
         constraints=str(shared),
         constraints_from="--constraints" if constraints is not None else "head",
+        also_installed=list(also),
         run_dirs={side: str(path) for side, path in outcome.run_dirs.items()},
         build_s=round(build_s, 2),
         episodes_s=round(episodes_s, 2),

@@ -170,6 +170,7 @@ out = {"python": sys.executable, "prefix": sys.prefix}
 try:
     import agent_bench
     out["agent_bench"] = os.path.realpath(os.path.dirname(agent_bench.__file__))
+    import agent_bench.runner.runner  # what every episode runs, and what it imports
 except Exception as exc:
     out["error"] = f"{type(exc).__name__}: {exc}"
 try:
@@ -198,7 +199,10 @@ def check_built(side: str, env: Path, tree: Path, found: dict) -> str:
     """The side's interpreter must import agent_bench from its own environment, installed
     non-editable from its own tree; else UsageError naming where it comes from."""
     if "error" in found:
-        raise UsageError(f"the {side} side's interpreter cannot import TraceCore: {found['error']}")
+        hint = ""
+        if found["error"].startswith("ModuleNotFoundError"):
+            hint = " (a dependency the revision does not declare? --with REQUIREMENT installs it on both sides)"
+        raise UsageError(f"the {side} side's interpreter cannot import TraceCore's runner: {found['error']}{hint}")
     imported = found["agent_bench"]
     inside = imported.startswith(os.path.realpath(env) + os.sep)
     direct = found.get("direct_url") or {}
@@ -222,9 +226,11 @@ def build_side(
     *,
     base_python: str,
     constraints: Path | None,
+    also: tuple[str, ...] = (),
 ) -> BuiltSide:
     """Build ``commit`` as ``side`` under ``root`` (``src/<side>``, ``envs/<side>``, the log
-    ``logs/<side>-build.log``). UsageError on any failure, with the side removed."""
+    ``logs/<side>-build.log``), with the requirements ``also`` installed beside it in the same
+    pip call. UsageError on any failure, with the side removed."""
     started = time.monotonic()
     tree, env, logs = root / "src" / side, root / "envs" / side, root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -238,7 +244,7 @@ def build_side(
         python = env_python(env)
         install = [*PIP, "--python", str(python), "install", *PIP_QUIET, "--no-warn-script-location"]
         install += ["--constraint", str(constraints)] if constraints else []
-        _step(side, "install the revision (pip install, non-editable)", [*install, str(tree)], log)
+        _step(side, "install the revision (pip install, non-editable)", [*install, str(tree), *also], log)
         if (tree / "agents").is_dir():  # the agents episodes resolve from the tree, compiled as installed code is
             _step(side, "compile the tree's agents", [str(python), "-m", "compileall", "-q", str(tree / "agents")], log)
         tracecore_dir = check_built(side, env, tree, where_tracecore(python, env))
