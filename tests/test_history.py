@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from tracecore_perf.cli import main
@@ -151,6 +152,17 @@ def test_identical_runs_have_no_change_point_on_any_metric(tmp_path, capsys):
     assert show(capsys, path)["change_points"] == []
 
 
+def test_a_series_of_one_value_has_no_change_point_even_without_a_floor(tmp_path, capsys):
+    """Clones share every wall-clock figure: no spread anywhere, nothing to split, whatever
+    --min-change says (a permutation test would call any order of it as extreme as another)."""
+    runs = [clone_run(tmp_path / "same", i) for i in range(10)]
+    path = tmp_path / "same.sqlite"
+    assert cli(capsys, "history", "add", *map(str, runs), "--db", str(path))[0] == 0
+    found = show(capsys, path, "--metric", "wall_clock_s", "--min-change", "0")
+    assert all(len({p["value"] for p in s["points"]}) == 1 for s in found["series"]) and found["series"]
+    assert found["change_points"] == []
+
+
 def test_a_change_with_a_tracecore_upgrade_says_so(tmp_path, capsys):
     runs = [clone_run(tmp_path, i, toy_factor=1.6 if i >= 5 else 1.0, tracecore="1.2.0" if i >= 5 else None) for i in range(9)]
     path = tmp_path / "h.sqlite"
@@ -180,6 +192,20 @@ def test_min_change_drops_changes_smaller_than_it(tmp_path, capsys):
     (cp,) = show(capsys, path, "--metric", "cpu_s")["change_points"]  # +30% against the default 10%
     assert cp["stamp"] == "20270101T060000Z" and cp["ratio"] == pytest.approx(1.3, rel=0.08)
     assert show(capsys, path, "--metric", "cpu_s", "--min-change", "50%")["change_points"] == []
+
+
+def test_the_same_history_gives_the_same_change_points_every_time(db, capsys):
+    """The permutations are seeded: the same series gives the same p-value (here one of a
+    permutation test, a count over 501), another seed another one; so ``show`` repeats."""
+    from tracecore_perf.history import changes
+    from tracecore_perf.history.models import Settings
+
+    values = [j * (1.05 if i >= 6 else 1.0) for i, j in enumerate(JITTER)]  # +5% in +-4%: a p near the level
+    settings = Settings(pvalue=0.05, permutations=500, min_change=0.1, seed=1234)
+    p = changes._p_value(values, 6, settings)
+    assert p == changes._p_value(values, 6, settings) and (p * 501) == pytest.approx(round(p * 501))
+    assert changes._p_value(values, 6, msgspec.structs.replace(settings, seed=1)) != p
+    assert show(capsys, db) == show(capsys, db)
 
 
 def test_label_order(tmp_path, capsys):

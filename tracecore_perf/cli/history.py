@@ -1,5 +1,6 @@
 """``tracecore-perf history add|show|check|report``: performance history across runs, kept in
-an SQLite file (``--db``), with change points (E-divisive means) per (agent, task_ref)."""
+an SQLite file (``--db``), with change points (ruptures places a split, scipy judges it) per
+(agent, task_ref)."""
 
 from __future__ import annotations
 
@@ -40,12 +41,12 @@ def _analysis(p: argparse.ArgumentParser, metric_help: str) -> None:
         help="a change point whose segment medians differ by less than this fraction is dropped (the host's run-to-run "
         f"noise; default: {SETTINGS['min_change']:g}, and {METRICS['instructions'].min_change:g} for instructions)",
     )
-    p.add_argument("--pvalue", type=alpha, default=SETTINGS["pvalue"], help="significance of E-divisive's permutation test")
+    p.add_argument("--pvalue", type=alpha, default=SETTINGS["pvalue"], help="the p-value a split must reach to be a change point")
     p.add_argument(
         "--permutations",
         type=_permutations,
         default=SETTINGS["permutations"],
-        help=f"permutations per test (1 to {MAX_PERMUTATIONS})",
+        help=f"random orders per permutation test, seeded (1 to {MAX_PERMUTATIONS})",
     )
     p.add_argument("--order", choices=["time", "label"], default="time", help="order of the runs in a series")
     p.add_argument("--mix-machines", action="store_true", help="one series across machines (default: one per machine id)")
@@ -135,7 +136,6 @@ def _load(args: argparse.Namespace, metrics: list[str] | None, counted_default: 
     from tracecore_perf.history.store import open_store
 
     metrics = changes.check_metrics(metrics)
-    changes._library()  # a missing library is bad input, said before anything else
     with open_store(args.db, write=False) as store:
         runs, rows = store.runs(), store.rows()
     newest = changes.ordered(runs, args.order)[-1] if runs else None

@@ -3,7 +3,7 @@ json, github and junit formats go through ``export/``, as check's and compare's 
 
 from __future__ import annotations
 
-from tracecore_perf.history.changes import floors_text
+from tracecore_perf.history.changes import floors_text, method_text
 from tracecore_perf.history.models import METRICS, RUN_WIDE, ChangePoint, History, HistoryVerdict
 
 
@@ -44,7 +44,7 @@ def render_text(found: History) -> str:
     lines = [
         f"tracecore-perf history {found.database}: {len(found.runs)} runs, {len(found.change_points)} change points "
         f"(looked for in {', '.join(found.metrics)})",
-        f"  E-divisive means, p <= {s.pvalue:g} ({s.permutations} permutations), {floors_text(found.metrics, s)}, "
+        f"  {method_text(s)}, {floors_text(found.metrics, s)}, "
         f"order by {s.order}, {'machines mixed' if s.mix_machines else 'one series per machine'}",
         "runs:",
     ]

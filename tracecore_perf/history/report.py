@@ -20,7 +20,7 @@ import msgspec
 
 from tracecore_perf import __version__
 from tracecore_perf.files import write_atomic
-from tracecore_perf.history.changes import floors_text
+from tracecore_perf.history.changes import floors_text, method_text
 from tracecore_perf.history.export import describe, value_text, where
 from tracecore_perf.history.models import METRICS, RUN_WIDE, ChangePoint, History, Series
 
@@ -192,7 +192,7 @@ def build_page(found: History, page_dir: Path, charted: list[str]) -> HistoryPag
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         harness_version=__version__,
         settings_text=(
-            f"E-divisive means, p <= {s.pvalue:g} ({s.permutations} permutations); {floors_text(found.metrics, s)}; "
+            f"{method_text(s)}; {floors_text(found.metrics, s)}; "
             f"runs in {s.order} order; {'machines mixed' if s.mix_machines else 'one series per machine'}"
         ),
         metrics_text=f"change points looked for in {', '.join(found.metrics)}; charted: "
