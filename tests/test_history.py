@@ -10,7 +10,7 @@ import json
 import re
 import sqlite3
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import msgspec
@@ -45,7 +45,7 @@ def clone_run(
     folder.mkdir(parents=True)
     manifest = json.loads(src["manifest"].read_text())
     manifest["stamp"] = stamp
-    manifest["generated_at"] = (datetime(2027, 1, 1, tzinfo=UTC) + timedelta(hours=index)).isoformat()
+    manifest["generated_at"] = (datetime(2027, 1, 1, tzinfo=timezone.utc) + timedelta(hours=index)).isoformat()
     if tracecore:
         manifest["interpreter"]["tracecore_version"] = tracecore
         manifest["machine_class_fields"]["tracecore"] = tracecore

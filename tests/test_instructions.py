@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -37,7 +37,8 @@ def counted_run(out: Path, index: int, *, toy_factor: float = 1.0, tracecore: st
     folder = out / f"run{index:02d}"
     folder.mkdir(parents=True)
     data = {kind: json.loads(next(COUNTED.glob(f"perf-{kind}-*.json")).read_text()) for kind in ("manifest", "summary", "series")}
-    data["manifest"].update(stamp=stamp, generated_at=(datetime(2027, 1, 1, tzinfo=UTC) + timedelta(hours=index)).isoformat())
+    started = datetime(2027, 1, 1, tzinfo=timezone.utc) + timedelta(hours=index)
+    data["manifest"].update(stamp=stamp, generated_at=started.isoformat())
     if tracecore:
         data["manifest"]["interpreter"]["tracecore_version"] = tracecore
     data["summary"]["stamp"] = stamp

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import os
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 import msgspec
@@ -189,7 +189,7 @@ def build_page(found: History, page_dir: Path, charted: list[str]) -> HistoryPag
     s = found.settings
     return HistoryPage(
         database=found.database,
-        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         harness_version=__version__,
         settings_text=(
             f"{method_text(s)}; {floors_text(found.metrics, s)}; "

@@ -15,7 +15,7 @@ import sqlite3
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import msgspec
@@ -118,7 +118,7 @@ def figures_of(run: PublishedRun, label: str | None = None) -> tuple[RunRecord, 
         harness_rss_bytes=summary.resources.harness_peak_rss_bytes,
         workers_rss_bytes=max((s.workers_rss_bytes for s in samples), default=None) if not manifest.instructions else None,
         source_dir=str(run.output_dir.resolve()),
-        added_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        added_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         instructions=manifest.instructions,
     )
     native = not manifest.instructions  # under Valgrind, time and an episode's memory are its, not ours
