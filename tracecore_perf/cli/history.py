@@ -1,4 +1,4 @@
-"""``tracecore-perf history add|show|check|report``: performance history across runs, kept in
+"""``tracecore-perf history add|show|check|report|accept``: performance history across runs, kept in
 an SQLite file (``--db``), with change points (ruptures places a split, scipy judges it) per
 (agent, task_ref)."""
 
@@ -63,7 +63,8 @@ def _permutations(text: str) -> int:
     return value
 
 
-def _label(text: str) -> str:
+def _line(text: str) -> str:
+    """One printable line of at most MAX_LABEL characters (a label, a reason)."""
     if len(text) > MAX_LABEL:
         raise argparse.ArgumentTypeError(f"at most {MAX_LABEL} characters, got {len(text)}")
     if not text.isprintable():  # newlines, tabs, terminal escapes: labels are printed as they are
@@ -82,7 +83,7 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("runs", nargs="+", metavar="RUN", help=f"a run: {RUN_REF}")
     add.add_argument(
         "--label",
-        type=_label,
+        type=_line,
         help=f"a label for the runs, such as a commit or a release; one line of at most {MAX_LABEL} characters",
     )
     _db(add)
@@ -112,6 +113,18 @@ def parser() -> argparse.ArgumentParser:
         "the run-wide ones (instructions too when the newest run counted them)",
     )
     page.add_argument("--output", type=Path, metavar="FILE", required=True, help="the HTML file written")
+
+    accept = sub.add_parser(
+        "accept",
+        help="accept the change points at or before a run (an intended slowdown): listed as accepted, never a regression",
+    )
+    accept.add_argument("run", metavar="RUN", help="a run in the history: its stamp, or its label (such as a commit)")
+    accept.add_argument(
+        "--reason",
+        type=_line,
+        help=f"why, shown with every change point it accepts; one line of at most {MAX_LABEL} characters",
+    )
+    _db(accept)
     return p
 
 
@@ -137,11 +150,11 @@ def _load(args: argparse.Namespace, metrics: list[str] | None, counted_default: 
 
     metrics = changes.check_metrics(metrics)
     with open_store(args.db, write=False) as store:
-        runs, rows = store.runs(), store.rows()
+        runs, rows, accepted = store.runs(), store.rows(), store.acceptances()
     newest = changes.ordered(runs, args.order)[-1] if runs else None
     if counted_default and newest is not None and newest.instructions:
         metrics = counted_default
-    return changes.history(str(args.db), runs, rows, metrics, _settings(args))
+    return changes.history(str(args.db), runs, rows, metrics, _settings(args), accepted)
 
 
 def add(args: argparse.Namespace) -> int:
@@ -195,6 +208,22 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+def accept(args: argparse.Namespace) -> int:
+    from tracecore_perf.history.store import open_store
+
+    if not args.db.exists():
+        raise UsageError(f"no history database at {args.db} (add runs with `history add RUN... --db {args.db}`)")
+    with open_store(args.db, write=False, older_ok=True) as store:  # the run is found before anything is written
+        stamp = store.resolve(args.run)
+    with open_store(args.db, write=True) as store:  # an older schema is migrated here, as `add` does
+        new = store.accept(stamp, args.reason)
+        (label,) = [label for s, label in store.refs() if s == stamp]
+    named = f"{stamp} [{label}]" if label else stamp
+    state = "accepted" if new else "accepted again (its reason replaced)"
+    print(f"{PROG} history: {named} {state}: its change points and earlier ones no longer fail `history check` ({args.db})")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    return {"add": add, "show": show, "check": check, "report": report}[args.action](args)
+    return {"add": add, "show": show, "check": check, "report": report, "accept": accept}[args.action](args)

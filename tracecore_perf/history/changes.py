@@ -33,6 +33,7 @@ from tracecore_perf.errors import UsageError
 from tracecore_perf.history.models import (
     METRICS,
     RUN_WIDE,
+    Acceptance,
     ChangePoint,
     GroupFigures,
     History,
@@ -252,22 +253,42 @@ def build_series(runs: list[RunRecord], rows: list[GroupFigures], metrics: list[
     return out
 
 
-def history(database: str, runs: list[RunRecord], rows: list[GroupFigures], metrics: list[str], settings: Settings) -> History:
+def _mark_accepted(series: list[Series], order: list[RunRecord], acceptances: list[Acceptance]) -> list[Acceptance]:
+    """Each change point at or before an accepted run (in the runs' order) gets the first such
+    acceptance. Returns the acceptances in that order."""
+    position = {r.stamp: i for i, r in enumerate(order)}
+    accepted = sorted((a for a in acceptances if a.stamp in position), key=lambda a: position[a.stamp])
+    for cp in (cp for s in series for cp in s.change_points):
+        cp.accepted = next((a for a in accepted if position[cp.stamp] <= position[a.stamp]), None)
+    return accepted
+
+
+def history(
+    database: str,
+    runs: list[RunRecord],
+    rows: list[GroupFigures],
+    metrics: list[str],
+    settings: Settings,
+    acceptances: list[Acceptance] | None = None,
+) -> History:
     series = build_series(runs, rows, metrics, settings)
+    order = ordered(runs, settings.order)
     return History(
         database=database,
         settings=settings,
         metrics=metrics,
-        runs=ordered(runs, settings.order),
+        runs=order,
         series=series,
         change_points=[cp for s in series for cp in s.change_points],
+        acceptances=_mark_accepted(series, order, acceptances or []),
     )
 
 
 def check(found: History) -> HistoryVerdict:
     """Is the newest run on the slower side of a change point? A series fails when its latest
-    change point is slower, the newest run is on its new level, and the newest run's own value
-    is still beyond ``min_change`` of the level before (a fix in the newest run clears it)."""
+    change point is slower and not accepted (``history accept``), the newest run is on its new
+    level, and the newest run's own value is still beyond ``min_change`` of the level before (a
+    fix in the newest run clears it)."""
     newest = found.runs[-1].stamp if found.runs else None
     regressions, others, checked, notes = [], [], 0, []
     for series in found.series:
@@ -283,7 +304,7 @@ def check(found: History) -> HistoryVerdict:
         value = series.points[-1].value
         ratio = _ratio(latest.before, value) if value is not None else None
         still = ratio is None or (_is_slower(series.metric, ratio) and abs(math.log(ratio)) >= math.log1p(smallest) - 1e-12)
-        if latest.direction == "slower" and still:
+        if latest.direction == "slower" and still and latest.accepted is None:
             regressions.append(latest)
         else:
             others.append(latest)
