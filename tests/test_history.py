@@ -194,6 +194,19 @@ def test_min_change_drops_changes_smaller_than_it(tmp_path, capsys):
     assert show(capsys, path, "--metric", "cpu_s", "--min-change", "50%")["change_points"] == []
 
 
+def test_two_slower_runs_after_six_are_not_yet_a_change_three_are(tmp_path, capsys):
+    """Two runs in a row on a busy host can be slower by half: with six runs before them no
+    permutation test can call that a change (two of 28 ways to pick the pair), and two runs are
+    too few for Student's t. The third slower run makes it one, placed on the first."""
+    path = tmp_path / "h.sqlite"
+    runs = [clone_run(tmp_path / "runs", i, toy_factor=1.6 if i >= 6 else 1.0) for i in range(9)]
+    assert cli(capsys, "history", "add", *map(str, runs[:8]), "--db", str(path))[0] == 0
+    assert show(capsys, path, "--metric", "cpu_s")["change_points"] == []
+    assert cli(capsys, "history", "add", str(runs[8]), "--db", str(path))[0] == 0
+    (cp,) = show(capsys, path, "--metric", "cpu_s")["change_points"]
+    assert (cp["agent"], cp["stamp"], cp["runs_before"], cp["runs_after"]) == (TOY, "20270101T060000Z", 6, 3)
+
+
 def test_the_same_history_gives_the_same_change_points_every_time(db, capsys):
     """The permutations are seeded: the same series gives the same p-value (here one of a
     permutation test, a count over 501), another seed another one; so ``show`` repeats."""
