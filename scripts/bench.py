@@ -46,7 +46,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -571,7 +571,7 @@ def main(argv: list[str]) -> int:
     from tracecore_perf.run.scenario import DEFAULT_SCENARIO
 
     rows = [{"agent": r.agent, "task_ref": r.task_ref, "seed": r.seed} for r in DEFAULT_SCENARIO]
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     cores_used = min(args.workers, os.cpu_count() or 1)
     host = host_info(args.python)
     work = Path(tempfile.mkdtemp(prefix="tracecore-bench-"))

@@ -35,7 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -193,7 +193,7 @@ def main(argv: list[str]) -> int:
     if args.episodes_per_row < 6 or args.workers < 1:
         parser.error("--episodes-per-row must be at least 6 (a median of fewer says little), --workers at least 1")
     found = measure(args.python, args.episodes_per_row, args.workers, say=lambda line: print(line, file=sys.stderr))
-    found["stamp"] = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    found["stamp"] = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / f"cost-{found['stamp']}.json").write_text(json.dumps(found, indent=2) + "\n")
     text = markdown(found)

@@ -25,7 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,7 +71,7 @@ def main() -> int:
     scenario.write_text(json.dumps(rows))
     db = work / "history.sqlite"
     load_start = os.getloadavg()
-    started = datetime.now(UTC)
+    started = datetime.now(timezone.utc)
     stamps: list[str] = []
     checks: list[dict] = []
     for i in range(args.identical + args.changed):

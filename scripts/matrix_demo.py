@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def main() -> int:
         for c in cells
         if c["started_at"] and c["finished_at"]
     )
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     record = {
         "stamp": stamp,
         "command": " ".join(["python -m tracecore_perf matrix", str(args.matrix.relative_to(REPO)), "--ray HEAD", "--json"]),

@@ -26,7 +26,7 @@ import json
 import shutil
 import sys
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -119,7 +119,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--keep-work", action="store_true")
     args = parser.parse_args(argv)
 
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     work = Path(tempfile.mkdtemp(prefix="tracecore-membench-"))
     try:
         small = measure(args.small, args, work)

@@ -58,7 +58,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -281,7 +281,7 @@ def measure(args: argparse.Namespace, settings: Settings, work: Path, burner: in
     print("\n".join(lines))
     record = {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": vars(settings.resolved()),
         "pairs": args.pairs,
         "episodes": args.episodes,

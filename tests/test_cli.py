@@ -8,6 +8,7 @@ import ast
 import contextlib
 import io
 import json
+import os
 import pkgutil
 import re
 import shutil
@@ -30,11 +31,22 @@ SLICE = REPO / "deliverables" / "perf" / "baseline-slice"
 SLICE_STAMP = "20261125T184431Z"
 
 
+@contextlib.contextmanager
+def _chdir(path: Path):
+    """contextlib.chdir, which Python 3.10 lacks."""
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 def harness(*args: str, cwd: Path, env: dict | None = None) -> SimpleNamespace:
     """``tracecore-perf ARGS`` in this process (``cli.main``), as the command line would run it
     in ``cwd``: the exit code and what it printed. These commands start no episode."""
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with _chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = cli.main(list(args))
         except SystemExit as exit_:  # argparse's --help and --version

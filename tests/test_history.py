@@ -10,9 +10,10 @@ import json
 import re
 import sqlite3
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from tracecore_perf.cli import main
@@ -44,7 +45,7 @@ def clone_run(
     folder.mkdir(parents=True)
     manifest = json.loads(src["manifest"].read_text())
     manifest["stamp"] = stamp
-    manifest["generated_at"] = (datetime(2027, 1, 1, tzinfo=UTC) + timedelta(hours=index)).isoformat()
+    manifest["generated_at"] = (datetime(2027, 1, 1, tzinfo=timezone.utc) + timedelta(hours=index)).isoformat()
     if tracecore:
         manifest["interpreter"]["tracecore_version"] = tracecore
         manifest["machine_class_fields"]["tracecore"] = tracecore
@@ -151,6 +152,17 @@ def test_identical_runs_have_no_change_point_on_any_metric(tmp_path, capsys):
     assert show(capsys, path)["change_points"] == []
 
 
+def test_a_series_of_one_value_has_no_change_point_even_without_a_floor(tmp_path, capsys):
+    """Clones share every wall-clock figure: no spread anywhere, nothing to split, whatever
+    --min-change says (a permutation test would call any order of it as extreme as another)."""
+    runs = [clone_run(tmp_path / "same", i) for i in range(10)]
+    path = tmp_path / "same.sqlite"
+    assert cli(capsys, "history", "add", *map(str, runs), "--db", str(path))[0] == 0
+    found = show(capsys, path, "--metric", "wall_clock_s", "--min-change", "0")
+    assert all(len({p["value"] for p in s["points"]}) == 1 for s in found["series"]) and found["series"]
+    assert found["change_points"] == []
+
+
 def test_a_change_with_a_tracecore_upgrade_says_so(tmp_path, capsys):
     runs = [clone_run(tmp_path, i, toy_factor=1.6 if i >= 5 else 1.0, tracecore="1.2.0" if i >= 5 else None) for i in range(9)]
     path = tmp_path / "h.sqlite"
@@ -180,6 +192,33 @@ def test_min_change_drops_changes_smaller_than_it(tmp_path, capsys):
     (cp,) = show(capsys, path, "--metric", "cpu_s")["change_points"]  # +30% against the default 10%
     assert cp["stamp"] == "20270101T060000Z" and cp["ratio"] == pytest.approx(1.3, rel=0.08)
     assert show(capsys, path, "--metric", "cpu_s", "--min-change", "50%")["change_points"] == []
+
+
+def test_two_slower_runs_after_six_are_not_yet_a_change_three_are(tmp_path, capsys):
+    """Two runs in a row on a busy host can be slower by half: with six runs before them no
+    permutation test can call that a change (two of 28 ways to pick the pair), and two runs are
+    too few for Student's t. The third slower run makes it one, placed on the first."""
+    path = tmp_path / "h.sqlite"
+    runs = [clone_run(tmp_path / "runs", i, toy_factor=1.6 if i >= 6 else 1.0) for i in range(9)]
+    assert cli(capsys, "history", "add", *map(str, runs[:8]), "--db", str(path))[0] == 0
+    assert show(capsys, path, "--metric", "cpu_s")["change_points"] == []
+    assert cli(capsys, "history", "add", str(runs[8]), "--db", str(path))[0] == 0
+    (cp,) = show(capsys, path, "--metric", "cpu_s")["change_points"]
+    assert (cp["agent"], cp["stamp"], cp["runs_before"], cp["runs_after"]) == (TOY, "20270101T060000Z", 6, 3)
+
+
+def test_the_same_history_gives_the_same_change_points_every_time(db, capsys):
+    """The permutations are seeded: the same series gives the same p-value (here one of a
+    permutation test, a count over 501), another seed another one; so ``show`` repeats."""
+    from tracecore_perf.history import changes
+    from tracecore_perf.history.models import Settings
+
+    values = [j * (1.05 if i >= 6 else 1.0) for i, j in enumerate(JITTER)]  # +5% in +-4%: a p near the level
+    settings = Settings(pvalue=0.05, permutations=500, min_change=0.1, seed=1234)
+    p = changes._p_value(values, 6, settings)
+    assert p == changes._p_value(values, 6, settings) and (p * 501) == pytest.approx(round(p * 501))
+    assert changes._p_value(values, 6, msgspec.structs.replace(settings, seed=1)) != p
+    assert show(capsys, db) == show(capsys, db)
 
 
 def test_label_order(tmp_path, capsys):
@@ -285,6 +324,112 @@ def test_show_and_the_page_list_the_same_change_points_charted_or_not(db, tmp_pa
     assert html.count("<td>not charted</td>") == sum(m != "wall_clock_s" for m, _, _ in found) > 0
 
 
+# --- accept ------------------------------------------------------------------------------------
+
+
+def test_an_accepted_slowdown_no_longer_fails_check_and_is_listed_as_accepted(db, tmp_path, capsys):
+    gate = ["history", "check", "--db", str(db), "--fail-on", "regression"]
+    assert cli(capsys, *gate)[0] == 1
+    why = "the new checker, on purpose"
+    code, out, err = cli(capsys, "history", "accept", "20270101T090000Z", "--db", str(db), "--reason", why)
+    assert code == 0, err
+    assert out.startswith("tracecore-perf history: 20270101T090000Z accepted: its change points and earlier ones")
+    code, out, _ = cli(capsys, *gate, "--format", "json")
+    verdict = json.loads(out)
+    assert code == 0 and verdict["ok"] is True and verdict["regressions"] == []
+    (cp,) = [c for c in verdict["other_change_points"] if c["agent"] == TOY]
+    assert cp["stamp"] == "20270101T060000Z" and cp["direction"] == "slower"
+    assert (cp["accepted"]["stamp"], cp["accepted"]["reason"]) == ("20270101T090000Z", "the new checker, on purpose")
+    code, out, _ = cli(capsys, *gate)
+    assert code == 0 and re.search(
+        r"^  accepted   slower from run 20270101T060000Z: cpu_s of agents/toy_agent.py .*; accepted with run "
+        r"20270101T090000Z: the new checker, on purpose$",
+        out,
+        re.M,
+    ), out
+    # show and the page still list it, marked
+    (shown,) = show(capsys, db, "--metric", "cpu_s")["change_points"]
+    assert shown["accepted"]["stamp"] == "20270101T090000Z"
+    _, out, _ = cli(capsys, "history", "show", "--db", str(db), "--metric", "cpu_s")
+    assert "20270101T090000Z" in out and "ACCEPTED at " in out and "CHANGE slower from run 20270101T060000Z" in out
+    page = tmp_path / "page.html"
+    assert cli(capsys, "history", "report", "--db", str(db), "--output", str(page))[0] == 0
+    html = page.read_text(encoding="utf-8")
+    assert html.count("accepted with run 20270101T090000Z: the new checker, on purpose") >= 1
+    # accepted again: one acceptance, its reason replaced
+    code, out, _ = cli(capsys, "history", "accept", "20270101T090000Z", "--db", str(db), "--reason", "still on purpose")
+    assert code == 0 and "accepted again (its reason replaced)" in out
+    assert [(a["stamp"], a["reason"]) for a in show(capsys, db)["acceptances"]] == [("20270101T090000Z", "still on purpose")]
+
+
+def test_a_new_slowdown_after_the_accepted_run_still_fails(tmp_path, capsys):
+    """Accepted by its label (a commit): the step it accepted stays accepted; a second step in
+    later runs is a regression of its own."""
+    path = tmp_path / "h.sqlite"
+    factors = [1.0] * 6 + [2.0] * 4 + [4.0] * 4
+    runs = [clone_run(tmp_path / "runs", i, toy_factor=f) for i, f in enumerate(factors)]
+    for i, run in enumerate(runs[:10]):
+        assert cli(capsys, "history", "add", str(run), "--db", str(path), "--label", f"commit{i:02d}")[0] == 0
+    assert cli(capsys, "history", "accept", "commit09", "--db", str(path))[0] == 0
+    assert cli(capsys, "history", "check", "--db", str(path), "--fail-on", "regression")[0] == 0
+    assert cli(capsys, "history", "add", *map(str, runs[10:]), "--db", str(path))[0] == 0
+    code, out, _ = cli(capsys, "history", "check", "--db", str(path), "--fail-on", "regression", "--format", "json")
+    verdict = json.loads(out)
+    assert code == 1
+    assert [(cp["stamp"], cp["accepted"]) for cp in verdict["regressions"]] == [("20270101T100000Z", None)]
+    found = [cp for cp in show(capsys, path, "--metric", "cpu_s")["change_points"] if cp["agent"] == TOY]
+    assert [(cp["stamp"], (cp["accepted"] or {}).get("label")) for cp in found] == [
+        ("20270101T060000Z", "commit09"),
+        ("20270101T100000Z", None),
+    ]
+
+
+def test_accepting_a_run_the_history_does_not_hold_or_cannot_tell_apart_is_refused(tmp_path, db, stepped, capsys):
+    before = digest(db)
+    for ref, message in [
+        ("20270101T990000Z", "no run '20270101T990000Z' in the history"),
+        ("deadbeef", "no run 'deadbeef' in the history"),
+    ]:
+        code, out, err = cli(capsys, "history", "accept", ref, "--db", str(db))
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and message in lines[0] and out == "", err
+    assert digest(db) == before
+    # one label on two runs: which one is meant cannot be told
+    twice = tmp_path / "twice.sqlite"
+    for run in stepped[1][:2]:
+        cli(capsys, "history", "add", str(run), "--db", str(twice), "--label", "v1.0")
+    before = digest(twice)
+    code, _, err = cli(capsys, "history", "accept", "v1.0", "--db", str(twice))
+    assert code == 2 and "'v1.0' names 2 runs in the history" in err and "20270101T000000Z, 20270101T010000Z" in err
+    assert digest(twice) == before
+    code, _, err = cli(capsys, "history", "accept", "v1.0", "--db", str(tmp_path / "nowhere.sqlite"))
+    assert code == 2 and "no history database at" in err and not (tmp_path / "nowhere.sqlite").exists()
+
+
+def test_accept_migrates_a_schema_3_store_and_a_bad_run_leaves_it_as_it_was(tmp_path, db, capsys):
+    """Schema 3 had no acceptances: reading commands refuse it until a writing one migrates it
+    (one transaction); accept finds its run before it writes, so a bad one changes nothing."""
+    old = tmp_path / "v3.sqlite"
+    old.write_bytes(db.read_bytes())
+    with sqlite3.connect(old) as conn:
+        conn.execute("DROP TABLE accepted")
+        conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    before = digest(old)
+    code, _, err = cli(capsys, "history", "check", "--db", str(old))
+    assert code == 2 and "history schema version 3 is older" in err
+    assert cli(capsys, "history", "accept", "nothing-like-it", "--db", str(old))[0] == 2
+    assert digest(old) == before
+    code, _, err = cli(capsys, "history", "accept", "20270101T090000Z", "--db", str(old), "--reason", "known")
+    assert code == 0, err
+    with sqlite3.connect(old) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4 == store.SCHEMA_VERSION
+        assert conn.execute("SELECT stamp, reason FROM accepted").fetchall() == [("20270101T090000Z", "known")]
+        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 10
+    conn.close()
+    assert cli(capsys, "history", "check", "--db", str(old), "--fail-on", "regression")[0] == 0
+
+
 # --- bad input -----------------------------------------------------------------------------------
 
 
@@ -303,7 +448,7 @@ BAD_DB = {
 
 
 @pytest.mark.parametrize("case", list(BAD_DB))
-@pytest.mark.parametrize("action", ["add", "show", "check", "report"])
+@pytest.mark.parametrize("action", ["add", "show", "check", "report", "accept"])
 def test_a_database_history_cannot_use_is_refused_untouched(tmp_path, db, stepped, capsys, case, action):
     make, message = BAD_DB[case]
     path = tmp_path / "bad.sqlite"
@@ -320,6 +465,7 @@ def test_a_database_history_cannot_use_is_refused_untouched(tmp_path, db, steppe
         "show": [],
         "check": ["--fail-on", "regression"],
         "report": ["--output", str(tmp_path / "page.html")],
+        "accept": ["20270101T000000Z"],
     }[action]
     code, out, err = cli(capsys, "history", action, *args, "--db", str(path))
     assert code == 2
@@ -341,6 +487,8 @@ BAD_ARGS = {
     "a label of two lines": (["add", "yesterday", "--label", "v1\n\x1b[31mv2"], "only printable characters"),
     "a label of a page": (["add", "yesterday", "--label", "x" * 201], "at most 200 characters"),
     "permutations without end": (["show", "--permutations", "100000000"], "at most 10000"),
+    "accept without a run": (["accept"], "the following arguments are required: RUN"),
+    "a reason of two lines": (["accept", "20270101T000000Z", "--reason", "ok\n\x1b[2Jfine"], "only printable characters"),
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -29,19 +29,21 @@ TOY = "agents/toy_agent.py"
 JITTER = [1.0, 1.00004, 0.99997, 1.00002, 0.99995, 1.00003, 0.99999, 1.00001, 0.99996, 1.00005]
 
 
-def counted_run(out: Path, index: int, *, toy_factor: float = 1.0, tracecore: str | None = None) -> Path:
+def counted_run(out: Path, index: int, *, toy_factor: float = 1.0, tracecore: str | None = None, spread: float = 1.0) -> Path:
     """A copy of the committed instruction slice as run ``index`` (its own stamp, an hour
-    apart), every count scaled by the jitter of its index, the toy agent's also by ``toy_factor``."""
+    apart), every count scaled by the jitter of its index (times ``spread``), the toy agent's
+    also by ``toy_factor``."""
     stamp = f"20270101T{index:02d}0000Z"
     folder = out / f"run{index:02d}"
     folder.mkdir(parents=True)
     data = {kind: json.loads(next(COUNTED.glob(f"perf-{kind}-*.json")).read_text()) for kind in ("manifest", "summary", "series")}
-    data["manifest"].update(stamp=stamp, generated_at=(datetime(2027, 1, 1, tzinfo=UTC) + timedelta(hours=index)).isoformat())
+    started = datetime(2027, 1, 1, tzinfo=timezone.utc) + timedelta(hours=index)
+    data["manifest"].update(stamp=stamp, generated_at=started.isoformat())
     if tracecore:
         data["manifest"]["interpreter"]["tracecore_version"] = tracecore
     data["summary"]["stamp"] = stamp
     for episode in data["series"]:
-        factor = JITTER[index % len(JITTER)] * (toy_factor if episode["agent"] == TOY else 1.0)
+        factor = (1 + (JITTER[index % len(JITTER)] - 1) * spread) * (toy_factor if episode["agent"] == TOY else 1.0)
         episode["instructions"] = round(episode["instructions"] * factor)
     for kind, value in data.items():
         (folder / f"perf-{kind}-{stamp}.json").write_text(json.dumps(value))
@@ -159,6 +161,26 @@ def test_history_finds_a_two_percent_step_in_counts_and_nothing_else(tmp_path, c
     # check gates on instructions by default, as the newest run counted them
     code, out, _ = cli(capsys, "history", "check", "--db", str(db), "--fail-on", "regression")
     assert code == 1 and "instructions" in out
+
+
+@pytest.mark.parametrize("step", [1.04, 1.05])
+def test_history_finds_a_four_percent_step_in_counts_with_three_runs_on_each_side(tmp_path, capsys, step):
+    """Three runs each side: no permutation or rank test can go below p = 0.1 (two of the 20
+    ways to split six runs in two are the most extreme), so a step of counts that repeat to
+    +-0.02% is judged on its size against that spread (Student's t), and found."""
+    runs = [counted_run(tmp_path, i, toy_factor=step if i >= 3 else 1.0, spread=4) for i in range(6)]
+    db = history_of(tmp_path, capsys, runs)
+    code, out, _ = cli(capsys, "history", "show", "--db", str(db), "--format", "json", "--metric", "instructions")
+    found = json.loads(out)
+    for series in found["series"]:  # the spread of every row's counts: +-0.02%, not the 0.005% of JITTER
+        values = [p["value"] for p in series["points"][:3]]
+        assert 1.0002 < max(values) / min(values) < 1.0005, series
+    (cp,) = found["change_points"]
+    assert (cp["agent"], cp["stamp"], cp["direction"]) == (TOY, "20270101T030000Z", "slower")
+    assert (cp["runs_before"], cp["runs_after"]) == (3, 3)
+    assert cp["ratio"] == pytest.approx(step, abs=1e-3)
+    code, out, _ = cli(capsys, "history", "check", "--db", str(db), "--fail-on", "regression")
+    assert code == 1 and "REGRESSION slower from run 20270101T030000Z: instructions of agents/toy_agent.py" in out
 
 
 def test_history_of_unmoved_counts_has_no_change_point_and_passes(tmp_path, capsys):

@@ -240,3 +240,27 @@ def test_a_full_disk_aborts_the_run_cleanly_while_episodes_still_finish(run_dir,
     execution, rows, _ = execute(run_dir, keeper, monkeypatch, jobs(40))
     assert execution.aborted is not None and "No space left on device" in execution.aborted
     assert rows == []
+
+
+def test_a_bug_in_the_batch_is_raised_not_taken_for_a_stop(run_dir, monkeypatch):
+    """Only a RunAborted stops a run as an abort; anything else raised inside the batch's task
+    group (a bug of ours) goes on up in the exception group anyio wraps it in (on 3.10 the
+    ``exceptiongroup`` backport's), with nothing but that bug in it."""
+    from tracecore_perf.run import writer
+
+    def broken(self, line: bytes) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(writer.Ledger, "append", broken)
+    keeper = FakeKeeper(workers=2, total=4)
+    with pytest.raises(BaseException) as raised:
+        execute(run_dir, keeper, monkeypatch, jobs(4))
+    leaves, error = [], raised.value
+    stack = [error]
+    while stack:
+        error = stack.pop()
+        if hasattr(error, "exceptions"):
+            stack.extend(error.exceptions)
+        else:
+            leaves.append(error)
+    assert leaves and all(isinstance(e, ZeroDivisionError) for e in leaves), leaves

@@ -43,6 +43,6 @@ COMPARE = {"metric": "cpu_s", "alpha": 0.01, "noise": 0.05, "margin": 0.10, "dri
 # of a TraceCore release's (measured: docs/verdicts.md, "Instruction counts"); no between-run drift
 COMPARE_INSTRUCTIONS = {"metric": "instructions", "alpha": 0.01, "noise": 0.002, "margin": 0.01, "drift": 0.0}
 
-# history: the store of runs over time, and change points (E-divisive means)
+# history: the store of runs over time, and change points (ruptures places a split, scipy judges it)
 HISTORY_DB = f"{OUTPUT_DIR}/history.sqlite"
 HISTORY = {"pvalue": 0.05, "permutations": 500, "min_change": 0.10, "seed": 1234}

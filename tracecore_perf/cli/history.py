@@ -1,5 +1,6 @@
-"""``tracecore-perf history add|show|check|report``: performance history across runs, kept in
-an SQLite file (``--db``), with change points (E-divisive means) per (agent, task_ref)."""
+"""``tracecore-perf history add|show|check|report|accept``: performance history across runs, kept in
+an SQLite file (``--db``), with change points (ruptures places a split, scipy judges it) per
+(agent, task_ref)."""
 
 from __future__ import annotations
 
@@ -40,12 +41,12 @@ def _analysis(p: argparse.ArgumentParser, metric_help: str) -> None:
         help="a change point whose segment medians differ by less than this fraction is dropped (the host's run-to-run "
         f"noise; default: {SETTINGS['min_change']:g}, and {METRICS['instructions'].min_change:g} for instructions)",
     )
-    p.add_argument("--pvalue", type=alpha, default=SETTINGS["pvalue"], help="significance of E-divisive's permutation test")
+    p.add_argument("--pvalue", type=alpha, default=SETTINGS["pvalue"], help="the p-value a split must reach to be a change point")
     p.add_argument(
         "--permutations",
         type=_permutations,
         default=SETTINGS["permutations"],
-        help=f"permutations per test (1 to {MAX_PERMUTATIONS})",
+        help=f"random orders per permutation test, seeded (1 to {MAX_PERMUTATIONS})",
     )
     p.add_argument("--order", choices=["time", "label"], default="time", help="order of the runs in a series")
     p.add_argument("--mix-machines", action="store_true", help="one series across machines (default: one per machine id)")
@@ -62,7 +63,8 @@ def _permutations(text: str) -> int:
     return value
 
 
-def _label(text: str) -> str:
+def _line(text: str) -> str:
+    """One printable line of at most MAX_LABEL characters (a label, a reason)."""
     if len(text) > MAX_LABEL:
         raise argparse.ArgumentTypeError(f"at most {MAX_LABEL} characters, got {len(text)}")
     if not text.isprintable():  # newlines, tabs, terminal escapes: labels are printed as they are
@@ -81,7 +83,7 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("runs", nargs="+", metavar="RUN", help=f"a run: {RUN_REF}")
     add.add_argument(
         "--label",
-        type=_label,
+        type=_line,
         help=f"a label for the runs, such as a commit or a release; one line of at most {MAX_LABEL} characters",
     )
     _db(add)
@@ -111,6 +113,18 @@ def parser() -> argparse.ArgumentParser:
         "the run-wide ones (instructions too when the newest run counted them)",
     )
     page.add_argument("--output", type=Path, metavar="FILE", required=True, help="the HTML file written")
+
+    accept = sub.add_parser(
+        "accept",
+        help="accept the change points at or before a run (an intended slowdown): listed as accepted, never a regression",
+    )
+    accept.add_argument("run", metavar="RUN", help="a run in the history: its stamp, or its label (such as a commit)")
+    accept.add_argument(
+        "--reason",
+        type=_line,
+        help=f"why, shown with every change point it accepts; one line of at most {MAX_LABEL} characters",
+    )
+    _db(accept)
     return p
 
 
@@ -135,13 +149,12 @@ def _load(args: argparse.Namespace, metrics: list[str] | None, counted_default: 
     from tracecore_perf.history.store import open_store
 
     metrics = changes.check_metrics(metrics)
-    changes._library()  # a missing library is bad input, said before anything else
     with open_store(args.db, write=False) as store:
-        runs, rows = store.runs(), store.rows()
+        runs, rows, accepted = store.runs(), store.rows(), store.acceptances()
     newest = changes.ordered(runs, args.order)[-1] if runs else None
     if counted_default and newest is not None and newest.instructions:
         metrics = counted_default
-    return changes.history(str(args.db), runs, rows, metrics, _settings(args))
+    return changes.history(str(args.db), runs, rows, metrics, _settings(args), accepted)
 
 
 def add(args: argparse.Namespace) -> int:
@@ -195,6 +208,22 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+def accept(args: argparse.Namespace) -> int:
+    from tracecore_perf.history.store import open_store
+
+    if not args.db.exists():
+        raise UsageError(f"no history database at {args.db} (add runs with `history add RUN... --db {args.db}`)")
+    with open_store(args.db, write=False, older_ok=True) as store:  # the run is found before anything is written
+        stamp = store.resolve(args.run)
+    with open_store(args.db, write=True) as store:  # an older schema is migrated here, as `add` does
+        new = store.accept(stamp, args.reason)
+        (label,) = [label for s, label in store.refs() if s == stamp]
+    named = f"{stamp} [{label}]" if label else stamp
+    state = "accepted" if new else "accepted again (its reason replaced)"
+    print(f"{PROG} history: {named} {state}: its change points and earlier ones no longer fail `history check` ({args.db})")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    return {"add": add, "show": show, "check": check, "report": report}[args.action](args)
+    return {"add": add, "show": show, "check": check, "report": report, "accept": accept}[args.action](args)

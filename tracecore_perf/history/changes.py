@@ -1,16 +1,24 @@
 """Series over runs and their change points.
 
-Change points come from E-divisive means (Matteson and James, 2014) as MongoDB's
-``signal-processing-algorithms`` implements it (the algorithm behind Apache Otava, formerly
-Hunter): it splits a series where the distributions on either side differ most, keeps a split
-only when a permutation test finds it significant (``pvalue``), and recurses into the parts.
-Nothing statistical is written here. On top of the library's significance, a change smaller
-than ``min_change`` (relative change of the segment medians) is dropped and its neighbours are
+Looked for top-down, as E-divisive means does (MongoDB's ``signal-processing-algorithms``,
+which this replaced, and Apache Otava): ``ruptures`` places the best single split of a series
+(binary segmentation with the least-absolute-deviation cost: the cut whose two medians fit
+the runs best; one odd run does not drag it), scipy judges it, and a split that holds is
+searched again on each side. It holds when a split as sharp as the series' sharpest (the
+largest Student's t between the two sides of any place, MIN_SIZE runs a side) is unlikely with
+the same runs in random order: a seeded permutation test (``permutations`` orders), so that
+choosing the place is paid for. Where the runs are too few for any permutation test to reach
+``pvalue`` (three each side: the most extreme split is two of the 20 ways to split six runs,
+p = 0.1 whatever the step), the p-value is Student's t distribution's, Bonferroni-corrected
+for every place the split could have been, when each side has T_MIN_SIZE runs: a 4% step in
+instruction counts that repeat to 0.02% is then found with three runs each side. Nothing
+statistical is written here. On top of the significance, a change smaller than
+``min_change`` (relative change of the segment medians) is dropped and its neighbours are
 merged, so a host's run-to-run noise is not reported as a change.
 
-E-divisive needs at least two runs on each side of a change: a regression is found on the
-second run after it (and named by the first). The permutations are seeded, so the same
-history gives the same change points.
+Each side of a change needs two runs: a regression can be found on the second run after it
+when eight or more came before it, else on the third (and is named by the first). The
+permutations are seeded, so the same history gives the same change points.
 """
 
 from __future__ import annotations
@@ -18,12 +26,14 @@ from __future__ import annotations
 import math
 import re
 import statistics
+import warnings
 from collections import defaultdict
 
 from tracecore_perf.errors import UsageError
 from tracecore_perf.history.models import (
     METRICS,
     RUN_WIDE,
+    Acceptance,
     ChangePoint,
     GroupFigures,
     History,
@@ -34,19 +44,13 @@ from tracecore_perf.history.models import (
     Settings,
 )
 
-MIN_RUNS = 4  # two on each side of a change: fewer and E-divisive cannot place one
-
-
-def _library():
-    try:
-        from signal_processing_algorithms.determinism import deterministic_numpy_random
-        from signal_processing_algorithms.energy_statistics.energy_statistics import e_divisive
-    except ImportError as exc:
-        raise UsageError(
-            f"history's change points need the signal-processing-algorithms package (E-divisive means), which is not "
-            f"installed here ({exc}); it ships for CPython 3.11: pip install 'signal-processing-algorithms>=2.1.6,<3'"
-        ) from None
-    return e_divisive, deterministic_numpy_random
+MIN_SIZE = 2  # runs on each side of a change: Student's t needs two to see a spread
+MIN_RUNS = 2 * MIN_SIZE
+# Student's t distribution judges a split only with three runs on each side: on a side of two it
+# rests on one degree of freedom of that side's spread, and a shared host's load over two runs in
+# a row looks like a step to it; there, only a permutation test may find the split (with about
+# eight runs on the other side), as with E-divisive
+T_MIN_SIZE = 3
 
 
 def check_metrics(names: list[str] | None) -> list[str]:
@@ -106,10 +110,76 @@ def floors_text(metrics: list[str], settings: Settings) -> str:
     return f"changes under {settings.min_change:.0%}{own} dropped"
 
 
+def method_text(settings: Settings) -> str:
+    """How change points were looked for, in a line of ``show`` and the page."""
+    return (
+        f"splits placed by ruptures (l1 cost), kept at p <= {settings.pvalue:g} (the sharpest split's Student's t; "
+        f"{settings.permutations} permutations, seeded, where the runs allow)"
+    )
+
+
+def _sharpest_split(series, axis: int = -1):
+    """The largest |Student's t| between the two sides of any place ``series`` (its last axis;
+    scipy passes a batch of orders) can be split, MIN_SIZE runs on each side at least."""
+    import numpy as np
+    from scipy import stats
+
+    n = series.shape[-1]
+    places = np.arange(MIN_SIZE, n - MIN_SIZE + 1)
+    sides = [(series[..., :k], series[..., k:]) for k in places]
+    mean = [np.array([pair[i].mean(axis=-1) for pair in sides]) for i in (0, 1)]
+    std = [np.array([pair[i].std(axis=-1, ddof=1) for pair in sides]) for i in (0, 1)]
+    count = places.reshape((-1,) + (1,) * (series.ndim - 1))
+    t = stats.ttest_ind_from_stats(mean[0], std[0], count, mean[1], std[1], n - count).statistic
+    return np.nanmax(np.abs(t), axis=0)
+
+
+def _p_value(values: list[float], cut: int, settings: Settings) -> float:
+    """How likely a split as sharp as this segment's sharpest is with the same runs in random
+    order: a permutation test (``settings.permutations`` orders, seeded) where one can reach
+    ``settings.pvalue`` (its smallest p is about two over the ways of choosing the runs before
+    the cut). Where none can: Student's t distribution's p at ``cut``, Bonferroni-corrected for
+    every place the cut could have been, when each side has T_MIN_SIZE runs; else no change."""
+    import numpy as np
+    from scipy import stats
+
+    with warnings.catch_warnings():  # a constant side: scipy says so, and answers inf (nan: one level)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if 2 / min(math.comb(len(values), cut), settings.permutations + 1) <= settings.pvalue:
+            p = stats.permutation_test(
+                (np.asarray(values, dtype=float),),
+                _sharpest_split,
+                permutation_type="pairings",  # one sample: its order is permuted
+                vectorized=True,
+                n_resamples=settings.permutations,
+                alternative="greater",
+                rng=np.random.default_rng(settings.seed),
+            ).pvalue
+        elif min(cut, len(values) - cut) >= T_MIN_SIZE:
+            places = len(values) - 2 * MIN_SIZE + 1
+            p = places * stats.ttest_ind(values[:cut], values[cut:]).pvalue
+        else:
+            p = 1.0
+    return 1.0 if math.isnan(p) else min(1.0, float(p))
+
+
+def _split(values: list[float], settings: Settings) -> list[int]:
+    """The significant cuts of ``values`` (indexes of the first value after each), searched
+    top-down: ruptures' best single split, kept when significant, then each part alone."""
+    if len(values) < 2 * MIN_SIZE or len(set(values)) == 1:  # one value throughout: nothing changed
+        return []
+    import numpy as np
+    import ruptures
+
+    search = ruptures.Binseg(model="l1", min_size=MIN_SIZE, jump=1).fit(np.asarray(values, dtype=float))
+    cut = search.predict(n_bkps=1)[0]
+    if _p_value(values, cut, settings) > settings.pvalue:
+        return []
+    return [*_split(values[:cut], settings), cut, *(cut + c for c in _split(values[cut:], settings))]
+
+
 def _significant_cuts(values: list[float], settings: Settings, smallest: float) -> list[int]:
-    e_divisive, deterministic = _library()
-    with deterministic(settings.seed):
-        cuts = sorted(int(c) for c in e_divisive(values, pvalue=settings.pvalue, permutations=settings.permutations))
+    cuts = _split(values, settings)
     # The magnitude guard: drop the smallest change below min_change, merge its neighbours, repeat.
     while cuts:
         sizes = [abs(math.log(r)) if r else math.inf for _, _, r in _segments(values, cuts)]
@@ -191,22 +261,42 @@ def build_series(runs: list[RunRecord], rows: list[GroupFigures], metrics: list[
     return out
 
 
-def history(database: str, runs: list[RunRecord], rows: list[GroupFigures], metrics: list[str], settings: Settings) -> History:
+def _mark_accepted(series: list[Series], order: list[RunRecord], acceptances: list[Acceptance]) -> list[Acceptance]:
+    """Each change point at or before an accepted run (in the runs' order) gets the first such
+    acceptance. Returns the acceptances in that order."""
+    position = {r.stamp: i for i, r in enumerate(order)}
+    accepted = sorted((a for a in acceptances if a.stamp in position), key=lambda a: position[a.stamp])
+    for cp in (cp for s in series for cp in s.change_points):
+        cp.accepted = next((a for a in accepted if position[cp.stamp] <= position[a.stamp]), None)
+    return accepted
+
+
+def history(
+    database: str,
+    runs: list[RunRecord],
+    rows: list[GroupFigures],
+    metrics: list[str],
+    settings: Settings,
+    acceptances: list[Acceptance] | None = None,
+) -> History:
     series = build_series(runs, rows, metrics, settings)
+    order = ordered(runs, settings.order)
     return History(
         database=database,
         settings=settings,
         metrics=metrics,
-        runs=ordered(runs, settings.order),
+        runs=order,
         series=series,
         change_points=[cp for s in series for cp in s.change_points],
+        acceptances=_mark_accepted(series, order, acceptances or []),
     )
 
 
 def check(found: History) -> HistoryVerdict:
     """Is the newest run on the slower side of a change point? A series fails when its latest
-    change point is slower, the newest run is on its new level, and the newest run's own value
-    is still beyond ``min_change`` of the level before (a fix in the newest run clears it)."""
+    change point is slower and not accepted (``history accept``), the newest run is on its new
+    level, and the newest run's own value is still beyond ``min_change`` of the level before (a
+    fix in the newest run clears it)."""
     newest = found.runs[-1].stamp if found.runs else None
     regressions, others, checked, notes = [], [], 0, []
     for series in found.series:
@@ -222,7 +312,7 @@ def check(found: History) -> HistoryVerdict:
         value = series.points[-1].value
         ratio = _ratio(latest.before, value) if value is not None else None
         still = ratio is None or (_is_slower(series.metric, ratio) and abs(math.log(ratio)) >= math.log1p(smallest) - 1e-12)
-        if latest.direction == "slower" and still:
+        if latest.direction == "slower" and still and latest.accepted is None:
             regressions.append(latest)
         else:
             others.append(latest)

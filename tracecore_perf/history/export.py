@@ -3,8 +3,8 @@ json, github and junit formats go through ``export/``, as check's and compare's 
 
 from __future__ import annotations
 
-from tracecore_perf.history.changes import floors_text
-from tracecore_perf.history.models import METRICS, RUN_WIDE, ChangePoint, History, HistoryVerdict
+from tracecore_perf.history.changes import floors_text, method_text
+from tracecore_perf.history.models import METRICS, RUN_WIDE, Acceptance, ChangePoint, History, HistoryVerdict
 
 
 def value_text(metric: str, value: float | None) -> str:
@@ -26,8 +26,15 @@ def where(agent: str, task_ref: str) -> str:
     return "the run" if agent == RUN_WIDE else f"{agent} on {task_ref}"
 
 
+def accepted_text(accepted: Acceptance) -> str:
+    """``accepted with run STAMP [label]: reason``."""
+    label = f" [{accepted.label}]" if accepted.label else ""
+    return f"accepted with run {accepted.stamp}{label}: {accepted.reason or '(no reason given)'}"
+
+
 def describe(cp: ChangePoint) -> str:
-    """One line: what moved, where, from what to what, and what else changed with it."""
+    """One line: what moved, where, from what to what, what else changed with it, and whether
+    it was accepted."""
     ratio = "n/a" if cp.ratio is None else f"x{cp.ratio:.3f}"
     text = (
         f"{cp.direction} from run {cp.stamp}: {cp.metric} of {where(cp.agent, cp.task_ref)} "
@@ -36,6 +43,8 @@ def describe(cp: ChangePoint) -> str:
     )
     if cp.coincides_with:
         text += f"; coincides with {', '.join(cp.coincides_with)}"
+    if cp.accepted is not None:
+        text += f"; {accepted_text(cp.accepted)}"
     return text
 
 
@@ -44,15 +53,18 @@ def render_text(found: History) -> str:
     lines = [
         f"tracecore-perf history {found.database}: {len(found.runs)} runs, {len(found.change_points)} change points "
         f"(looked for in {', '.join(found.metrics)})",
-        f"  E-divisive means, p <= {s.pvalue:g} ({s.permutations} permutations), {floors_text(found.metrics, s)}, "
+        f"  {method_text(s)}, {floors_text(found.metrics, s)}, "
         f"order by {s.order}, {'machines mixed' if s.mix_machines else 'one series per machine'}",
         "runs:",
     ]
+    accepted = {a.stamp: a for a in found.acceptances}
     for run in found.runs:
         label = f" [{run.label}]" if run.label else ""
+        took = accepted.get(run.stamp)
+        mark = f"; ACCEPTED at {took.accepted_at[:19]}: {took.reason or '(no reason given)'}" if took else ""
         lines.append(
             f"  {run.stamp}{label} {run.generated_at[:19]} {run.episodes} episodes, {run.workers} workers, {run.isolation}, "
-            f"TraceCore {run.tracecore_version}, Python {run.python_version}, machine {run.machine_id}"
+            f"TraceCore {run.tracecore_version}, Python {run.python_version}, machine {run.machine_id}{mark}"
         )
     lines.append("series:")
     for series in found.series:
@@ -76,7 +88,7 @@ def verdict_lines(verdict: HistoryVerdict) -> list[str]:
     for cp in verdict.regressions:
         lines.append(f"  REGRESSION {describe(cp)}")
     for cp in verdict.other_change_points:
-        lines.append(f"  change     {describe(cp)}")
+        lines.append(f"  {'accepted' if cp.accepted else 'change':<10} {describe(cp)}")
     for note in verdict.notes:
         lines.append(f"  note       {note}")
     if verdict.ok and not verdict.other_change_points:

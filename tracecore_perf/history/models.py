@@ -92,6 +92,16 @@ class Point(msgspec.Struct, kw_only=True):
     value: float | None
 
 
+class Acceptance(msgspec.Struct, kw_only=True):
+    """``history accept RUN``: the change points at or before ``stamp`` (in the series' order)
+    are accepted, an intended change: listed, marked, never a regression of ``check``."""
+
+    stamp: str
+    label: str | None
+    reason: str | None
+    accepted_at: str
+
+
 class ChangePoint(msgspec.Struct, kw_only=True):
     """A persistent shift of one series: ``stamp`` is the first run after the change."""
 
@@ -108,6 +118,7 @@ class ChangePoint(msgspec.Struct, kw_only=True):
     runs_before: int
     runs_after: int
     coincides_with: list[str] = []  # what else changed between the two runs around it
+    accepted: Acceptance | None = None  # the first accepted run at or after it (history accept)
 
 
 class Series(msgspec.Struct, kw_only=True):
@@ -139,6 +150,7 @@ class History(msgspec.Struct, kw_only=True):
     runs: list[RunRecord]
     series: list[Series]
     change_points: list[ChangePoint]
+    acceptances: list[Acceptance] = []  # history accept, in the runs' order
 
 
 class HistoryVerdict(msgspec.Struct, kw_only=True):
@@ -149,6 +161,6 @@ class HistoryVerdict(msgspec.Struct, kw_only=True):
     metrics: list[str]
     ok: bool
     regressions: list[ChangePoint]
-    other_change_points: list[ChangePoint]  # on the newest run's level, not slower ones
+    other_change_points: list[ChangePoint]  # on the newest run's level, not slower ones, or accepted ones
     series_checked: int
     notes: list[str] = []

@@ -13,15 +13,15 @@ from __future__ import annotations
 import base64
 import os
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 import msgspec
 
 from tracecore_perf import __version__
 from tracecore_perf.files import write_atomic
-from tracecore_perf.history.changes import floors_text
-from tracecore_perf.history.export import describe, value_text, where
+from tracecore_perf.history.changes import floors_text, method_text
+from tracecore_perf.history.export import accepted_text, describe, value_text, where
 from tracecore_perf.history.models import METRICS, RUN_WIDE, ChangePoint, History, Series
 
 DEFAULT_METRICS = ["cpu_s", "wall_clock_s", "throughput_eps", "harness_rss_bytes", "workers_rss_bytes"]
@@ -52,6 +52,7 @@ class ChangeLine(msgspec.Struct, kw_only=True):
     coincides_with: list[str]
     text: str
     charted: bool  # its metric has a chart on the page
+    accepted: str | None = None  # history accept: with which run, and why
 
 
 class HistoryChart(msgspec.Struct, kw_only=True):
@@ -93,6 +94,7 @@ def _change_line(cp: ChangePoint, charted: list[str]) -> ChangeLine:
         coincides_with=cp.coincides_with,
         text=describe(cp),
         charted=cp.metric in charted,
+        accepted=accepted_text(cp.accepted) if cp.accepted is not None else None,
     )
 
 
@@ -139,7 +141,7 @@ def _draw(group: list[Series], labels: dict[str, str]) -> bytes:
                 ax.axvline(x, color=colour, linestyle="--", linewidth=1.5)
                 ratio = "" if cp.ratio is None else f" x{cp.ratio:.2f}"
                 ax.annotate(
-                    f"{cp.direction}{ratio}",
+                    f"{cp.direction}{ratio}{', accepted' if cp.accepted else ''}",
                     (x, 1),
                     xycoords=("data", "axes fraction"),
                     xytext=(4, -4),
@@ -189,10 +191,10 @@ def build_page(found: History, page_dir: Path, charted: list[str]) -> HistoryPag
     s = found.settings
     return HistoryPage(
         database=found.database,
-        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         harness_version=__version__,
         settings_text=(
-            f"E-divisive means, p <= {s.pvalue:g} ({s.permutations} permutations); {floors_text(found.metrics, s)}; "
+            f"{method_text(s)}; {floors_text(found.metrics, s)}; "
             f"runs in {s.order} order; {'machines mixed' if s.mix_machines else 'one series per machine'}"
         ),
         metrics_text=f"change points looked for in {', '.join(found.metrics)}; charted: "

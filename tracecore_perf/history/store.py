@@ -1,5 +1,5 @@
-"""The history store: one SQLite file (stdlib ``sqlite3``), one row per published run and one
-per (agent, task_ref) of each run.
+"""The history store: one SQLite file (stdlib ``sqlite3``), one row per published run, one
+per (agent, task_ref) of each run, and one per accepted run (``history accept``).
 
 The file says whose it is and which schema it holds: ``PRAGMA application_id`` is
 :data:`APPLICATION_ID` and ``PRAGMA user_version`` the schema version. A database of another
@@ -15,18 +15,18 @@ import sqlite3
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import msgspec
 
 from tracecore_perf.errors import UsageError
-from tracecore_perf.history.models import GroupFigures, RunRecord
+from tracecore_perf.history.models import Acceptance, GroupFigures, RunRecord
 from tracecore_perf.published import PublishedRun
 from tracecore_perf.stats import distribution
 
 APPLICATION_ID = 0x54435046  # "TCPF"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # MIGRATIONS[v] takes a database from schema version v to v + 1 (statements run in order, in
 # one transaction with the version bump). Version 0 is an empty file: the first step creates it.
@@ -75,6 +75,13 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE runs DROP COLUMN machine_class",
         "ALTER TABLE runs RENAME COLUMN host_class TO machine_id",
     ],
+    [  # history accept: the change points at or before a run are intended, not regressions
+        """CREATE TABLE accepted (
+            stamp TEXT PRIMARY KEY REFERENCES runs(stamp) ON DELETE CASCADE,
+            reason TEXT,
+            accepted_at TEXT NOT NULL
+        )""",
+    ],
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -118,7 +125,7 @@ def figures_of(run: PublishedRun, label: str | None = None) -> tuple[RunRecord, 
         harness_rss_bytes=summary.resources.harness_peak_rss_bytes,
         workers_rss_bytes=max((s.workers_rss_bytes for s in samples), default=None) if not manifest.instructions else None,
         source_dir=str(run.output_dir.resolve()),
-        added_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        added_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         instructions=manifest.instructions,
     )
     native = not manifest.instructions  # under Valgrind, time and an episode's memory are its, not ours
@@ -154,10 +161,11 @@ def figures_of(run: PublishedRun, label: str | None = None) -> tuple[RunRecord, 
 class Store:
     """An open history database (use :func:`open_store`)."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, writable: bool) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, writable: bool, version: int = SCHEMA_VERSION) -> None:
         self.path = path
         self.conn = conn
         self.writable = writable
+        self.version = version  # older than SCHEMA_VERSION only when opened read-only with older_ok
 
     def close(self) -> None:
         self.conn.close()
@@ -191,6 +199,41 @@ class Store:
                 if cursor.rowcount == 1:
                     self.conn.executemany(row_sql, [[getattr(r, c) for c in _ROW_COLUMNS] for r in rows])
         return added
+
+    def accept(self, stamp: str, reason: str | None) -> bool:
+        """Accept the change points at or before run ``stamp`` (one already in the store).
+        Returns False when it was accepted before (its reason and time are replaced)."""
+        if not self.writable:
+            raise RuntimeError("store opened read-only")
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with _transaction(self.conn):
+            known = self.conn.execute("SELECT 1 FROM accepted WHERE stamp = ?", (stamp,)).fetchone() is not None
+            sql = "INSERT OR REPLACE INTO accepted (stamp, reason, accepted_at) VALUES (?, ?, ?)"
+            self.conn.execute(sql, (stamp, reason, now))
+        return not known
+
+    def acceptances(self) -> list[Acceptance]:
+        cursor = self.conn.execute(
+            "SELECT a.stamp, r.label, a.reason, a.accepted_at FROM accepted a JOIN runs r USING (stamp) ORDER BY a.stamp"
+        )
+        return [Acceptance(stamp=s, label=label, reason=reason, accepted_at=at) for s, label, reason, at in cursor]
+
+    def refs(self) -> list[tuple[str, str | None]]:
+        """(stamp, label) of every run: what names a run, in any schema version."""
+        if self.version == 0:
+            return []
+        return list(self.conn.execute("SELECT stamp, label FROM runs ORDER BY generated_at, stamp"))
+
+    def resolve(self, ref: str) -> str:
+        """The stamp of the one run whose stamp or label is ``ref``; UsageError when none is,
+        or when more than one run answers to it."""
+        stamps = list(dict.fromkeys(stamp for stamp, label in self.refs() if ref in (stamp, label)))
+        if not stamps:
+            raise UsageError(f"no run {ref!r} in the history {self.path} (a run's stamp or label; `history show` lists them)")
+        if len(stamps) > 1:
+            shown = ", ".join(stamps[:5]) + (", ..." if len(stamps) > 5 else "")
+            raise UsageError(f"{ref!r} names {len(stamps)} runs in the history {self.path} ({shown}): give one's stamp")
+        return stamps[0]
 
     def runs(self) -> list[RunRecord]:
         cursor = self.conn.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs ORDER BY generated_at, stamp")
@@ -302,4 +345,4 @@ def open_store(path: Path, *, write: bool, older_ok: bool = False, create_dir: b
     except sqlite3.Error as exc:
         conn.close()
         raise UsageError(f"{path}: cannot use the history database ({exc})") from None
-    return Store(path, conn, write)
+    return Store(path, conn, write, SCHEMA_VERSION if write else version)

@@ -23,10 +23,15 @@ from __future__ import annotations
 import math
 import os
 import re
-import tomllib
+import sys
 from pathlib import Path
 
 import msgspec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the parser tomllib was made from
+    import tomli as tomllib
 
 from tracecore_perf.errors import UsageError, read_input
 from tracecore_perf.matrix.models import Cell, CellEntry, MatrixFile, MatrixPlan

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import statistics
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -338,7 +338,7 @@ def write_report(
     base_lines = dict(summary_lines(baseline_data.summary)) if baseline_data else {}
     page = Report(
         stamp=run.stamp,
-        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         harness_version=__version__,
         manifest=data.manifest,
         summary_lines=[SummaryLine(label=label, current=value, baseline=base_lines.get(label)) for label, value in lines],

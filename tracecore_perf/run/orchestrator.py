@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +41,9 @@ from tracecore_perf.run.rundir import RunDir
 from tracecore_perf.run.strays import sweep
 from tracecore_perf.run.writer import Ledgers, open_ledgers, write_stream
 from tracecore_perf.settings import RunSettings
+
+if sys.version_info < (3, 11):  # Python 3.10: anyio raises the backport's groups
+    from exceptiongroup import BaseExceptionGroup
 
 log = structlog.get_logger("tracecore_perf.run.orchestrator")
 
@@ -128,14 +132,19 @@ class Execution:
         try:
             self.ledgers = open_ledgers(self.run_dir.series, self.run_dir.samples)
             await self._batch(jobs)
-        except* RunAborted as group:
-            reason = _leaf(group)
+        except (RunAborted, BaseExceptionGroup) as error:  # except* RunAborted, as Python 3.10 says it
+            stops, rest = (error, None) if isinstance(error, RunAborted) else error.split(RunAborted)
+            if stops is None:
+                raise
+            reason = _leaf(stops)
             if isinstance(reason, CodeChanged):  # not a stop to resume from: the run is tainted
                 self.code_changed = reason.files
                 log.error("run.code_changed", error=str(reason))
             else:
                 self.aborted = str(reason)
                 log.error("run.aborted", error=self.aborted)
+            if rest is not None:
+                raise rest from None
         try:
             await self._keeper.counts_written()  # before anything of the run is killed
             await self._kill_strays()

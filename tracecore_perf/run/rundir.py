@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -31,7 +31,7 @@ HARNESS_LOG = "harness.log"
 
 
 def utc_now() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(timezone.utc)
 
 
 def new_stamp(output_dir: Path, now: datetime | None = None, first_suffix: int = 0) -> str:

@@ -8,6 +8,7 @@ with seed ``row.seed + i``, exactly as TraceCore's own perf scaffold does.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -30,7 +31,11 @@ def load_scenario(path: Path) -> list[ScenarioRow]:
     raw = read_input(path, "scenario file")
 
     if path.suffix.lower() == ".toml":
-        import tomllib  # only a TOML scenario needs it: ~9 M instructions off every other run's start
+        # only a TOML scenario needs it: ~9 M instructions off every other run's start
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # Python 3.10: the parser tomllib was made from
+            import tomli as tomllib
 
         try:
             data = tomllib.loads(raw.decode("utf-8"))

@@ -7,9 +7,14 @@ output format never touches evaluation; the command line is ``cli/check.py``.
 
 from __future__ import annotations
 
-import tomllib
+import sys
 from pathlib import Path
 from typing import Annotated, Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the parser tomllib was made from
+    import tomli as tomllib
 
 import msgspec
 

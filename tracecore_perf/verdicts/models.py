@@ -7,7 +7,8 @@ the exporters can import them without importing each other.
 
 from __future__ import annotations
 
-from enum import StrEnum
+import sys
+from enum import Enum
 from typing import Any, Literal
 
 import msgspec
@@ -16,6 +17,18 @@ Severity = Literal["info", "warning", "error"]
 TrendState = Literal["finding", "clear", "insufficient data"]
 RowVerdict = Literal["faster", "slower", "no change", "not comparable"]
 OverallVerdict = Literal["faster", "slower", "mixed", "no change", "not comparable"]
+
+
+if sys.version_info >= (3, 11):
+    from enum import StrEnum
+else:  # Python 3.10: what StrEnum is, a str whose str() and format() are its value
+
+    class StrEnum(str, Enum):
+        def __str__(self) -> str:
+            return str.__str__(self)
+
+        def __format__(self, spec: str) -> str:
+            return str.__format__(self, spec)
 
 
 class FindingCode(StrEnum):
