@@ -51,7 +51,8 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="REQUIREMENT",
         help="also install REQUIREMENT into both environments, in the same pip call as the revision (a dependency it "
-        "needs but does not declare: TraceCore 1.1.3 imports tomli on Python 3.10 without requiring it); repeatable (default: none)",
+        "needs but does not declare: TraceCore 1.1.3 imports tomli on Python 3.10 without requiring it); repeatable "
+        "(default: none)",
     )
     p.add_argument(
         "--rounds", metavar="N", type=positive_int, default=defaults.CONTINUOUS_ROUNDS, help="chunks per side, run in ABBA order"
