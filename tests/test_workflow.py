@@ -216,7 +216,7 @@ def test_the_tool_is_installed_into_a_venv_of_its_own_from_one_setting(workflow)
     assert workflow["env"]["TRACECORE_PERF_SPEC"] == f"tracecore-perf=={tracecore_perf.__version__}"
     assert "vars." not in WORKFLOW.read_text() + COMMENT.read_text()
     installs = [s for s in _steps(workflow) if s.get("name") == "Install tracecore-perf into a virtual environment of its own"]
-    assert len(installs) == 2  # perf and keep-history
+    assert len(installs) == 2 and installs[0] == installs[1]  # perf and keep-history, the same step
     for step in installs:
         script = step["run"]
         assert 'python -m venv "$tool"' in script
