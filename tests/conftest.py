@@ -198,3 +198,23 @@ def no_leftovers(tmp_path: Path):
     """Fails the test if any process of its episodes is still alive afterwards."""
     yield tmp_path
     assert leftover_processes(tmp_path) == []
+
+
+@pytest.fixture(scope="session")
+def tool_dist(tmp_path_factory) -> dict[str, Path]:
+    """This checkout built as it would be uploaded (``python -m build``: the sdist, then the
+    wheel from it), once a session: ``{"wheel": ..., "sdist": ...}``. Built from a copy of the
+    package's files, so the checkout gets no build/ or egg-info of it."""
+    out = tmp_path_factory.mktemp("tool-dist")
+    source = out / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    shutil.copytree(REPO / "tracecore_perf", source / "tracecore_perf", ignore=shutil.ignore_patterns("__pycache__"))
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(out / "dist"), str(source)], capture_output=True, text=True, timeout=600
+    )
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    (wheel,) = (out / "dist").glob("tracecore_perf-*.whl")
+    (sdist,) = (out / "dist").glob("tracecore_perf-*.tar.gz")
+    return {"wheel": wheel, "sdist": sdist}

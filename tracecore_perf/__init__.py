@@ -1,3 +1,3 @@
 """tracecore-perf: a performance harness for TraceCore agent episodes."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
