@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from tracecore_repo import git, make_repo, release_sdist
 
-from conftest import harness, scenario_file
+from conftest import AGENTS, harness, scenario_file
 
 pytestmark = pytest.mark.slow  # git, pip, and real episodes under Valgrind
 
@@ -107,6 +107,51 @@ def test_ab_refuses_an_instruction_verdict_across_differently_installed_interpre
     (line,) = [line for line in done.stderr.splitlines() if "error" in line]
     assert "installed differently" in line and "tracecore-perf" in line and "--allow-env-difference" in line
     assert not list((tmp_path / "ab").glob("*/run-*")), "no episode may run before the refusal"
+
+
+def test_an_agent_that_rewrites_the_other_side_taints_the_run_and_gives_no_verdict(repo, tmp_path):
+    """The head's agents/toy_agent.py rewrites the base side's TraceCore as it is imported (when
+    the harness first checks it, before any base episode): the base would be dearer and the head
+    'faster'. Both sides are stamped once built and looked at before every chunk of episodes."""
+    path, commits = repo
+    clone = tmp_path / "clone"
+    shutil.copytree(path, clone)
+    git(clone, "checkout", "--quiet", "-b", "hostile", commits["own_agent"])
+    shutil.copy(AGENTS / "other_side_saboteur.py", clone / "agents" / "toy_agent.py")
+    git(clone, "commit", "--quiet", "--no-gpg-sign", "-am", "an agent that rewrites the base side")
+    scenario = scenario_file(tmp_path / "toy.json", [TOY])
+    done = harness(
+        "continuous", commits["own_agent"], "hostile", "--repo", str(clone), *SMALL, "--scenario", str(scenario),
+        "--output-dir", "out", "--format", "json", "--fail-on", "regression", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    assert done.stdout == ""  # no verdict in any format
+    (line,) = [line for line in done.stderr.splitlines() if "run tainted" in line]
+    runner = next((tmp_path / "out" / "envs" / "base" / "lib").glob("python3*/site-packages/agent_bench/runner/runner.py"))
+    assert "_sabotage" in runner.read_text()  # it did rewrite it ...
+    assert str(runner) in line  # ... and the line names it
+    record = json.loads((tmp_path / "out" / "continuous.json").read_text())
+    assert record["exit_code"] == 4 and record["comparison"] is None and str(runner) in record["changed"]
+    assert not list((tmp_path / "out" / "base").glob("run-*")), "the base side ran no episode on the rewritten TraceCore"
+
+
+def test_the_output_folder_must_be_new_or_empty(repo, tmp_path):
+    """Nothing of anyone else's is overwritten: a folder with files in it is refused before
+    anything is built, and so is a second continuous on the folder of a first."""
+    path, commits = repo
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "constraints.txt").write_text("mine\n")
+    done = harness(
+        "continuous", commits["release"], commits["harmless"], "--repo", str(path), "--output-dir", "used", cwd=tmp_path
+    )
+    assert done.returncode == 2 and "is not empty (constraints.txt...)" in _error_line(done)
+    assert sorted(p.name for p in used.iterdir()) == ["constraints.txt"] and (used / "constraints.txt").read_text() == "mine\n"
+    inside = harness(
+        "continuous", commits["release"], commits["harmless"], "--repo", str(path), "--output-dir", str(path), cwd=tmp_path
+    )
+    assert inside.returncode == 2 and "is not empty" in _error_line(inside)
+    assert git(path, "status", "--porcelain") == ""  # the repository measured is left as it was
 
 
 def _error_line(done) -> str:

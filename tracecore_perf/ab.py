@@ -58,13 +58,16 @@ def run_ab(
     allow_env_difference: bool = False,
     sides: tuple[str, str] = SIDES,
     agents_from: tuple[str | None, str | None] = (None, None),
+    between: Callable[[], None] = lambda: None,
     say: Callable[[str], None] = lambda line: None,
 ) -> AbOutcome:
     """Run ``settings.episodes`` per interpreter into ``output_dir/a`` and ``output_dir/b``
     (``sides``, lower-cased) in ABBA chunks, both sides with the same ``settings`` (default:
     ``ab``'s own episodes and workers), then compare B (current) with A (baseline). Each
     side's agent paths resolve from its ``agents_from`` (default: the working directory).
-    ``say`` gets one progress line per chunk. Bad input (either interpreter or the scenario)
+    ``between`` is called before each chunk and after the last (no episode or agent code of
+    ours runs then: a caller checks there what an agent's code may have changed, and raises
+    to stop). ``say`` gets one progress line per chunk. Bad input (either interpreter or the scenario)
     raises UsageError before either side starts. With ``settings.instructions`` both sides
     count instructions under Valgrind, and the comparison is on them unless
     ``compare_settings`` names another metric."""
@@ -91,6 +94,7 @@ def run_ab(
     for number, end in enumerate(chunk_ends(episodes, rounds)):
         for side in sides if number % 2 == 0 else sides[::-1]:
             python = pythons[sides.index(side)]
+            between()
             say(f"round {number + 1}, {side} ({python}): episodes up to {end}")
             if side not in run_dirs:
                 outcome = harness.start(
@@ -113,6 +117,7 @@ def run_ab(
             if outcome.exit_code >= 2:  # interrupted or stopped: what ran is kept and resumable
                 return AbOutcome(exit_code=outcome.exit_code, run_dirs=run_dirs, stopped_side=side)
 
+    between()
     runs = {side: locate(run_dirs[side], dirs[side]) for side in sides}
     comparison = compare_runs(
         runs[sides[0]],

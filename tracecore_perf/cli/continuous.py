@@ -68,9 +68,9 @@ def parser() -> argparse.ArgumentParser:
         "--output-dir",
         type=Path,
         metavar="DIR",
-        default=Path(defaults.CONTINUOUS_OUTPUT_DIR),
-        help="the two sides' runs (DIR/base, DIR/head), their environments (DIR/envs), trees (DIR/src), build logs, "
-        "constraints.txt and continuous.json",
+        help="a new or empty folder for the two sides' runs (DIR/base, DIR/head), their environments (DIR/envs), "
+        f"trees (DIR/src), build logs, constraints.txt and continuous.json (default: {defaults.CONTINUOUS_OUTPUT_DIR}/"
+        "<UTC time>, a new folder each time)",
     )
     # every run setting but those continuous decides: the interpreters (built), instruction
     # counting (always), and what counting rules out (spawn isolation, the sandbox)
@@ -87,21 +87,28 @@ def _say(line: str) -> None:
 
 def main(argv: list[str]) -> int:
     from tracecore_perf.continuous import plan, run_continuous
-    from tracecore_perf.errors import UsageError
-    from tracecore_perf.run.checks import check_instructions, check_python, check_workers
+    from tracecore_perf.continuous.build import check_base_python, check_requirement
+    from tracecore_perf.errors import ExitCode, UsageError, stop_on_sigterm
+    from tracecore_perf.run.checks import check_instructions, check_workers
     from tracecore_perf.run.logs import configure
+    from tracecore_perf.run.rundir import new_stamp
     from tracecore_perf.run.scenario import DEFAULT_SCENARIO, load_scenario
 
     args = parser().parse_args(argv)
     settings = settings_from(args)
     run_settings = run_settings_from(args, instructions=True, isolation="forkserver")
     check_workers(run_settings.workers)
-    base_python = args.python or sys.executable
-    check_python(base_python)
+    base_python = check_base_python(args.python or sys.executable)
+    for requirement in args.also:
+        check_requirement(requirement)
     check_instructions(True, "forkserver", False)
     if args.constraints is not None and not args.constraints.is_file():
         raise UsageError(f"--constraints {args.constraints}: no such file")
     scenario = load_scenario(args.scenario) if args.scenario else list(DEFAULT_SCENARIO)
+    if args.output_dir is None:  # a new folder each time
+        parent = Path(defaults.CONTINUOUS_OUTPUT_DIR)
+        args.output_dir = parent / new_stamp(parent)
+    stop_on_sigterm()  # SIGTERM stops as Ctrl-C does: the build's processes killed, nothing half-built, 143
     request = plan(args.repo, args.base, args.head, args.output_dir)
     configure("console", level=logging.WARNING)
     record, outcome = run_continuous(
@@ -117,6 +124,14 @@ def main(argv: list[str]) -> int:
         say=_say,
     )
     _say(f"environments built in {record.build_s:.0f} s, episodes counted in {record.episodes_s:.0f} s")
+    if record.changed:
+        shown = ", ".join(record.changed[:3]) + (f" and {len(record.changed) - 3} more" if len(record.changed) > 3 else "")
+        print(
+            f"{PROG}: run tainted: a side's environment or tree changed after it was built ({shown}): an agent's code "
+            "wrote to it, so no verdict is given (continuous.json lists every path)",
+            file=sys.stderr,
+        )
+        return ExitCode.TAINTED
     if outcome.comparison is None:
         side = outcome.stopped_side
         _say(f"{side} stopped (exit {outcome.exit_code}); run directory {outcome.run_dirs.get(side)}")

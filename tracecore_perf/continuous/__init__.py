@@ -16,6 +16,7 @@ The steps, each its own function so a reader can follow one run of the gate:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,14 +28,17 @@ from tracecore_perf.ab import AbOutcome, run_ab
 from tracecore_perf.continuous.build import (
     BuiltSide,
     build_side,
+    changed,
     check_pip,
     check_repository,
     check_tracecore,
+    claim,
     freeze,
     remove,
     resolve,
+    stamp,
 )
-from tracecore_perf.errors import UsageError
+from tracecore_perf.errors import ExitCode, UsageError
 from tracecore_perf.files import write_atomic
 from tracecore_perf.models import ScenarioRow
 from tracecore_perf.run.checks import check_writable_dir
@@ -70,6 +74,17 @@ class ContinuousRecord(msgspec.Struct, kw_only=True):
     episodes_s: float  # both sides' episodes, interleaved, counted
     exit_code: int
     comparison: Comparison | None = None
+    # what of either side's environment or tree changed while its episodes ran (an agent's
+    # module code): the verdict is withheld and the exit is 4 (tainted)
+    changed: list[str] = []
+
+
+class SideChanged(Exception):
+    """A side's environment or tree changed after it was built: ``paths``."""
+
+    def __init__(self, paths: list[str]) -> None:
+        super().__init__(f"{len(paths)} paths changed, first {paths[0]}")
+        self.paths = paths
 
 
 def plan(repo: Path, base: str, head: str, output_dir: Path) -> Plan:
@@ -80,6 +95,7 @@ def plan(repo: Path, base: str, head: str, output_dir: Path) -> Plan:
         commits[side] = resolve(top, ref)
         check_tracecore(top, ref, commits[side][0])
     check_writable_dir(output_dir)
+    output_dir = claim(output_dir)  # last: bad input above leaves no folder behind
     return Plan(repo=top, refs=dict(zip(SIDES, (base, head), strict=True)), commits=commits, output_dir=output_dir)
 
 
@@ -105,8 +121,7 @@ def run_continuous(
     range that excludes the other side's version): that is part of the change under test,
     so the verdict is given, and the comparison names each difference (ENVIRONMENT
     MISMATCH)."""
-    out = request.output_dir.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = request.output_dir  # claimed by plan(): new or empty, ours alone
     shared = out / "constraints.txt"
     built: dict[str, BuiltSide] = {}
     started = time.monotonic()
@@ -133,25 +148,44 @@ def run_continuous(
         for side in built.values():  # nothing half-built left behind, the sides already built included
             remove(Path(side.tree))
             remove(Path(side.env))
+        for folder in (out / "src", out / "envs"):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # empty once the sides are gone
         raise
     build_s = time.monotonic() - started
     if constraints is not None:
         shared.write_text(constraints.read_text())
 
+    # Both sides as built, before any agent's module runs (ab's checks load every agent):
+    # looked at again before each chunk of episodes and after the last.
+    stamps = {side: stamp(built[side]) for side in SIDES}
+
+    def unchanged() -> None:
+        moved = [path for side in SIDES for path in changed(stamps[side], stamp(built[side]))]
+        if moved:
+            raise SideChanged(moved)
+
     started = time.monotonic()
-    outcome = run_ab(
-        (built["base"].python, built["head"].python),
-        scenario,
-        output_dir=out,
-        settings=msgspec.structs.replace(settings, instructions=True),
-        rounds=rounds,
-        compare_settings=compare_settings,
-        fail_on_regression=fail_on_regression,
-        allow_env_difference=True,  # only the revisions' own requirements can differ (above)
-        sides=SIDES,
-        agents_from=(built["base"].tree, built["head"].tree),
-        say=say,
-    )
+    moved: list[str] = []
+    try:
+        outcome = run_ab(
+            (built["base"].python, built["head"].python),
+            scenario,
+            output_dir=out,
+            settings=msgspec.structs.replace(settings, instructions=True),
+            rounds=rounds,
+            compare_settings=compare_settings,
+            fail_on_regression=fail_on_regression,
+            allow_env_difference=True,  # only the revisions' own requirements can differ (above)
+            sides=SIDES,
+            agents_from=(built["base"].tree, built["head"].tree),
+            between=unchanged,
+            say=say,
+        )
+    except SideChanged as exc:
+        moved = exc.paths
+        run_dirs = {side: path for side in SIDES for path in sorted((out / side).glob("run-*"))[-1:]}
+        outcome = AbOutcome(exit_code=ExitCode.TAINTED, run_dirs=run_dirs)
     episodes_s = time.monotonic() - started
     if outcome.runs:
         _check_measured(built, outcome)
@@ -166,6 +200,7 @@ def run_continuous(
         episodes_s=round(episodes_s, 2),
         exit_code=outcome.exit_code,
         comparison=outcome.comparison,
+        changed=moved,
     )
     write_atomic(out / RECORD, msgspec.json.format(msgspec.json.encode(record), indent=2) + b"\n")
     return record, outcome

@@ -21,9 +21,11 @@ side and what failed, and the half-built side is removed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -72,23 +74,29 @@ def check_pip() -> None:
 def check_repository(repo: Path) -> Path:
     """The top of the git checkout at ``repo``; UsageError when there is none."""
     if not repo.is_dir():
-        raise UsageError(f"--repo {repo}: no such directory")
+        raise UsageError(f"--repo {repo}: {'not a directory' if repo.exists() else 'no such directory'}")
     try:
         top = git(repo, "rev-parse", "--show-toplevel")
     except FileNotFoundError:
         raise UsageError("continuous needs git on PATH") from None
-    if top.returncode != 0:
-        raise UsageError(f"--repo {repo}: not a git repository")
-    return Path(top.stdout.strip())
+    if top.returncode == 0:
+        return Path(top.stdout.strip())
+    if git(repo, "rev-parse", "--is-bare-repository").stdout.strip() == "true":
+        return repo.resolve()  # git archive reads a bare repository as well
+    raise UsageError(f"--repo {repo}: not a git repository")
 
 
 def resolve(repo: Path, ref: str) -> tuple[str, str]:
     """``ref``'s full commit id and subject; UsageError when the revision does not exist."""
     if not ref or ref.startswith("-"):
         raise UsageError(f"not a revision: {ref!r}")
-    found = git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
-    if found.returncode != 0:
+    named = git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", ref)
+    if named.returncode != 0:
         raise UsageError(f"revision {ref!r} does not exist in {repo} (a shallow clone? fetch it first)")
+    found = git(repo, "rev-parse", "--verify", "--quiet", f"{named.stdout.strip()}^{{commit}}")
+    if found.returncode != 0:
+        kind = git(repo, "cat-file", "-t", named.stdout.strip()).stdout.strip() or "object"
+        raise UsageError(f"revision {ref!r} names a {kind}, not a commit")
     commit = found.stdout.strip()
     subject = git(repo, "log", "-1", "--format=%s", commit).stdout.strip()
     return commit, subject
@@ -115,6 +123,84 @@ def check_tracecore(repo: Path, ref: str, commit: str) -> None:
         raise UsageError(f"{repo} at {ref} is not TraceCore: {what}")
 
 
+OUTPUT_MARK = ".tracecore-perf-continuous"  # claims an output folder for one continuous run
+
+
+def claim(output_dir: Path) -> Path:
+    """Take ``output_dir`` for this run: it must be new or empty (a run's environments are
+    that run's; nothing of anyone else's is ever overwritten or removed). The mark is made
+    with O_EXCL, so of two runs started on one folder the second is refused. Returns it
+    resolved."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--output-dir {output_dir}: cannot be created ({exc.strerror or exc})") from None
+    out = output_dir.resolve()
+    try:
+        fd = os.open(out / OUTPUT_MARK, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise UsageError(
+            f"--output-dir {output_dir} holds another continuous run (or one is running there): choose a new folder"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"--output-dir {output_dir}: not writable ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"continuous, process {os.getpid()}\n")
+    others = sorted(entry.name for entry in out.iterdir() if entry.name != OUTPUT_MARK)
+    if others:
+        (out / OUTPUT_MARK).unlink()
+        raise UsageError(f"--output-dir {output_dir} is not empty ({', '.join(others[:3])}...): give a new or empty folder")
+    return out
+
+
+def check_base_python(python: str) -> str:
+    """The interpreter both environments are made from: a path, or a name on PATH, that runs
+    Python with the venv module. Returns its path."""
+    found = python if os.sep in python else shutil.which(python)
+    if not found or not os.path.isfile(found) or not os.access(found, os.X_OK):
+        raise UsageError(f"--python {python}: not an executable file{'' if os.sep in python else ' on PATH'}")
+    try:
+        done = subprocess.run(
+            [found, "-c", "import sys, venv; print('python %d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(f"--python {python}: cannot run it ({exc})") from None
+    if done.returncode != 0 or not done.stdout.startswith("python "):
+        raise UsageError(f"--python {python}: not a Python with the venv module")
+    return found
+
+
+def check_requirement(requirement: str) -> None:
+    """``--with``: a requirement, never a pip option (``-e``: an editable install is what the
+    sides must not be)."""
+    if not requirement.strip() or requirement.lstrip().startswith("-"):
+        raise UsageError(f"--with {requirement!r}: a requirement (name, specifier or URL), not a pip option")
+
+
+def stamp(side: BuiltSide) -> dict[str, tuple[int, int, int, int]]:
+    """Every file and folder of the side's environment and tree, by size, inode, change time
+    and mode: taken once the side is built, before any agent's code has run, and compared at
+    every turn of the episodes (an agent's module code runs outside both sides' episodes, and
+    could rewrite the other side's TraceCore or agents; a change time cannot be set back)."""
+    found: dict[str, tuple[int, int, int, int]] = {}
+    for root in (side.env, side.tree):
+        for folder, dirs, files in os.walk(root):
+            for name in [*dirs, *files]:
+                path = os.path.join(folder, name)
+                with contextlib.suppress(FileNotFoundError):
+                    info = os.lstat(path)
+                    found[path] = (info.st_size, info.st_ino, info.st_ctime_ns, info.st_mode)
+    return found
+
+
+def changed(before: dict[str, tuple[int, int, int, int]], after: dict[str, tuple[int, int, int, int]]) -> list[str]:
+    """The paths added, removed or changed between two stamps."""
+    return sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+
+
 def _fresh(folder: Path) -> None:
     """An empty folder of ours at ``folder``: one this module made before is replaced, anything
     else there is refused (never removed)."""
@@ -133,15 +219,35 @@ def remove(folder: Path) -> None:
 
 def _step(side: str, what: str, command: list[str], log: Path, **kwargs) -> subprocess.CompletedProcess:
     """Run one build step, its output appended to ``log``; UsageError naming the side, the
-    step and pip's (or git's) last line when it fails."""
-    done = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    step and pip's (or git's) own words when it fails. The step runs in a process group of
+    its own, killed whole if we are interrupted (pip's build backend is a grandchild)."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs
+    )
+    try:
+        stdout, stderr = process.communicate()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
     with log.open("a") as fh:
-        fh.write(f"$ {' '.join(command)}\n{done.stdout}{done.stderr}\n")
-    if done.returncode != 0:
-        lines = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
-        last = next((line for line in reversed(lines) if line.startswith("ERROR")), lines[-1] if lines else "")
-        raise UsageError(f"the {side} side's build failed to {what} (exit {done.returncode}): {last[:300]} (log: {log})")
-    return done
+        fh.write(f"$ {' '.join(command)}\n{stdout}{stderr}\n")
+    if process.returncode != 0:
+        raise UsageError(
+            f"the {side} side's build failed to {what} (exit {process.returncode}): {_said(stderr or stdout)} (log: {log})"
+        )
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def _said(output: str) -> str:
+    """What a failed pip (or git) said, in a line: its first ERROR and the line that names a
+    conflict, else its last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    picked = [next((line for line in lines if line.startswith("ERROR")), "")]
+    picked.append(next((line for line in lines if "conflict" in line.lower() and line not in picked), ""))
+    text = " ".join(line for line in picked if line) or (lines[-1] if lines else "")
+    return text[:400]
 
 
 def _export(repo: Path, commit: str, tree: Path, side: str, log: Path) -> None:

@@ -66,7 +66,11 @@ def comparisons(cells: list[Cell], outcomes: dict[str, CellOutcome], matrix_dir:
                 cur_m.interpreter.tracecore_version,
             )
             try:
-                comparison = compare_runs(base_run, cur_run, interpreter_ab=interpreters_differ)
+                # cells that name different interpreters are an experiment across installs (TraceCore
+                # releases, Pythons): each environment difference is named in the comparison's warnings
+                comparison = compare_runs(
+                    base_run, cur_run, interpreter_ab=interpreters_differ, allow_env_difference=interpreters_differ
+                )
             except UsageError as exc:  # compare refuses runs set up differently: said as such
                 entry.refused = str(exc)
             else:
