@@ -108,10 +108,8 @@ def check_tracecore(repo: Path, ref: str, commit: str) -> None:
     pyproject = git(repo, "show", f"{commit}:pyproject.toml")
     name = None
     if pyproject.returncode == 0:
-        try:
-            import tomllib
-        except ImportError:  # Python 3.10
-            import tomli as tomllib  # type: ignore[no-redef]
+        from tracecore_perf.compat import tomllib
+
         try:
             name = tomllib.loads(pyproject.stdout).get("project", {}).get("name")
         except tomllib.TOMLDecodeError:

@@ -23,16 +23,11 @@ from __future__ import annotations
 import math
 import os
 import re
-import sys
 from pathlib import Path
 
 import msgspec
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the parser tomllib was made from
-    import tomli as tomllib
-
+from tracecore_perf.compat import tomllib
 from tracecore_perf.errors import UsageError, read_input
 from tracecore_perf.matrix.models import Cell, CellEntry, MatrixFile, MatrixPlan
 from tracecore_perf.run.scenario import DEFAULT_SCENARIO, load_scenario

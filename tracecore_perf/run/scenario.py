@@ -8,7 +8,6 @@ with seed ``row.seed + i``, exactly as TraceCore's own perf scaffold does.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -32,10 +31,7 @@ def load_scenario(path: Path) -> list[ScenarioRow]:
 
     if path.suffix.lower() == ".toml":
         # only a TOML scenario needs it: ~9 M instructions off every other run's start
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # Python 3.10: the parser tomllib was made from
-            import tomli as tomllib
+        from tracecore_perf.compat import tomllib
 
         try:
             data = tomllib.loads(raw.decode("utf-8"))

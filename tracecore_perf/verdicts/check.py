@@ -7,17 +7,12 @@ output format never touches evaluation; the command line is ``cli/check.py``.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: the parser tomllib was made from
-    import tomli as tomllib
-
 import msgspec
 
+from tracecore_perf.compat import tomllib
 from tracecore_perf.errors import UsageError
 from tracecore_perf.published import PublishedRun
 from tracecore_perf.verdicts.models import Finding, Notice, Severity, ThresholdResult, TrendCheck, Verdict, WarningCode
