@@ -1,5 +1,6 @@
 """The episode interpreter's entry point: ``python episode_process.py zygote ISOLATION
-HARNESS_PID`` starts a run's zygote, ``... episode JOB RESULT_FD`` is a spawned episode.
+HARNESS_PID`` starts a run's zygote, ``... episode JOB RESULT_FD`` is a spawned episode,
+``... check-agent JOB`` checks one agent file before a run (``agent_check.py``).
 Standard library only, like ``episode_worker.py``, which it loads by path and which holds
 every role (``serve``); an episode process comes back here to run its episode.
 

@@ -217,6 +217,108 @@ def enter(scratch: str, scratch_root: str, hidden: list[str]) -> None:
     os.close(status_write)
 
 
+# --- one process per episode (--instructions) ------------------------------------------------
+#
+# Callgrind counts each process apart: work an episode hands to a process it forks or execs is
+# in no count, and such a process could outlive it to serve the next. Under --instructions an
+# episode (and the check of its agent file) runs with a seccomp filter that refuses every way
+# to start a process or to leave its namespaces; threads stay allowed (one process, counted).
+
+SECCOMP_MODE_FILTER, PR_SET_SECCOMP, CLONE_THREAD = 2, 22, 0x00010000
+SECCOMP_RET_ALLOW, SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x80000000, 0x00050000
+# audit arch, clone, then the refused calls: fork, vfork, execve, execveat, unshare, setns
+# (clone3 answers ENOSYS, so glibc falls back to clone, whose flags a filter can read)
+_SYSCALLS = {
+    "x86_64": (0xC000003E, 56, (57, 58, 59, 322, 272, 308)),
+    "aarch64": (0xC00000B7, 220, (221, 281, 97, 268)),
+}
+SYS_CLONE3 = 435  # the same number on both
+X32_SYSCALL_BIT = 0x40000000
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def _filter_program(machine: str) -> bytes:
+    """The BPF program: refuse process creation and namespace changes, allow the rest."""
+    arch, clone, refused = _SYSCALLS[machine]
+    ld_abs, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF_LD|BPF_W|BPF_ABS, BPF_JMP|BPF_J*|BPF_K, BPF_RET|BPF_K
+    program: list[tuple[int, int, int, int]] = [
+        (ld_abs, 0, 0, 4),  # seccomp_data.arch
+        (jeq, 1, 0, arch),
+        (ret, 0, 0, SECCOMP_RET_KILL_PROCESS),  # another ABI (x32, i386 on x86_64): no way round the filter
+        (ld_abs, 0, 0, 0),  # seccomp_data.nr
+        (jge, 0, 1, X32_SYSCALL_BIT),  # x86_64's x32 numbers: the same calls under other numbers
+        (ret, 0, 0, SECCOMP_RET_ERRNO | errno.EPERM),
+        (jeq, 0, 1, SYS_CLONE3),
+        (ret, 0, 0, SECCOMP_RET_ERRNO | errno.ENOSYS),
+    ]
+    for number in refused:
+        program += [(jeq, 0, 1, number), (ret, 0, 0, SECCOMP_RET_ERRNO | errno.EPERM)]
+    program += [
+        (jeq, 1, 0, clone),
+        (ret, 0, 0, SECCOMP_RET_ALLOW),
+        (ld_abs, 0, 0, 16),  # seccomp_data.args[0], its low half: clone's flags
+        (jset, 0, 1, CLONE_THREAD),
+        (ret, 0, 0, SECCOMP_RET_ALLOW),  # a thread of this process
+        (ret, 0, 0, SECCOMP_RET_ERRNO | errno.EPERM),  # a new process
+    ]
+    return b"".join(struct.pack("HBBI", *instruction) for instruction in program)
+
+
+def forbid_new_processes() -> None:
+    """From now on this process can start no process (fork, vfork, clone without
+    CLONE_THREAD, exec) nor enter or make namespaces: each fails with EPERM (an exec under
+    Valgrind ends the process). For good: a seccomp filter is never lifted. Raises
+    SandboxError where the kernel or the machine does not allow it."""
+    import platform
+
+    machine = platform.machine()
+    if machine not in _SYSCALLS:
+        why = f"--instructions keeps each episode to one process with a filter for x86_64 or aarch64, not {machine}"
+        raise SandboxError(errno.ENOSYS, why)
+    program = ctypes.create_string_buffer(_filter_program(machine))
+    fprog = _SockFprog(len(program.raw) // 8, ctypes.addressof(program))
+    try:
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)
+        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0), "seccomp filter")
+    except OSError as exc:
+        why = f"--instructions keeps each episode to one process, which this host refuses: {exc}"
+        raise SandboxError(exc.errno, why) from None
+
+
+def probe_single_process() -> str | None:
+    """Whether :func:`forbid_new_processes` works here: a forked child tries it and then a
+    fork, which must fail. None if so, else the one line to refuse ``--instructions`` with."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        message = b""
+        try:
+            forbid_new_processes()
+            try:
+                child = os.fork()
+            except OSError:
+                child = -1
+            if child == 0:
+                os._exit(0)
+            if child > 0:
+                message = b"--instructions: the seccomp filter that keeps an episode to one process let a fork through"
+        except OSError as exc:
+            message = str(exc).encode()
+        os.write(write, message)
+        os._exit(0)
+    os.close(write)
+    answer = b""
+    while chunk := os.read(read, 4096):
+        answer += chunk
+    os.close(read)
+    os.waitpid(pid, 0)
+    return answer.decode() or None
+
+
 def _minimal_dev() -> None:
     """A tmpfs over /dev with the harmless devices bound back, /dev/fd and the std streams
     as links into /proc, and an empty /dev/shm (read-only with the rest)."""

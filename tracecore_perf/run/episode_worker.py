@@ -311,11 +311,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def probe(request: dict) -> dict:
     """Resolve every agent file and task ref of the scenario, and name this interpreter and
-    the installed code the run seals; no agent's code runs. With ``load_agents``, only load
-    each (resolved) agent file with TraceCore's loader, as an episode will: its module runs.
-    The harness seals the installed code between the two calls, before any agent has run."""
-    if request.get("load_agents"):
-        return {"agents": {path: _agent_class_problem(path) for path in request.get("agents", [])}}
+    the installed code the run seals; no agent's code runs (``check_agent`` loads each file,
+    in a process of its own, once the harness has sealed the code)."""
     import re
     from importlib import metadata
 
@@ -368,6 +365,7 @@ def probe(request: dict) -> dict:
     return {
         "lacks": _tracecore_lacks(),
         "sandbox_error": _sandbox().probe() if request.get("sandbox") else None,
+        "single_process_error": _sandbox().probe_single_process() if request.get("single_process") else None,
         "executable": sys.executable,
         "tracecore_dir": tracecore_dir,
         "tracecore_packages": tracecore_packages,
@@ -380,6 +378,33 @@ def probe(request: dict) -> dict:
         "agents": agents,
         "tasks": tasks,
     }
+
+
+def check_agent(job: dict) -> NoReturn:
+    """``[script, "check-agent", JOB]``: load one agent file (``job["path"]``) with TraceCore's
+    loader, as an episode will (its module's code runs), answer ``{"problem": null or why}``
+    on the pipe the harness gave as stdout, and exit. The process is the harness's
+    (``agent_check.py``), not the zygote's: it holds nothing of the run's. Before the module
+    runs, the answer pipe moves off stdout (the module's prints go nowhere), and the process
+    is confined as an episode will be: its scratch directory, ``--sandbox``, one process
+    under ``--instructions``. A check that fails to confine itself answers nothing."""
+    code = 0
+    try:
+        answer = os.dup(1)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+        os.chdir(job["scratch"])
+        if job.get("sandbox"):  # returns in the sandboxed process
+            _sandbox().enter(job["scratch"], job["scratch_root"], job.get("hidden") or [])
+        if job.get("single_process"):
+            _sandbox().forbid_new_processes()
+        verdict = {"problem": _agent_class_problem(job["path"])}
+        _write_all(answer, json.dumps(verdict).encode("utf-8"))
+    except BaseException:  # noqa: BLE001 - no answer is a refusal; nothing else to say
+        code = EXIT_CHILD_SETUP_FAILED
+    os._exit(code)
 
 
 # What the harness uses of TraceCore beyond ``run()`` and the loaders, and only where the
@@ -1577,9 +1602,13 @@ def serve(argv: list[str]) -> dict:
     ``[script, "zygote", isolation, harness_pid]`` (stdin: a Unix socket to the harness):
     the zygote, which forks workers, which fork episode processes, in the loop below; a
     forked process carries on from where it was forked. ``[script, "episode", job,
-    result_fd]``: a spawned episode interpreter, exec'd by a worker."""
+    result_fd]``: a spawned episode interpreter, exec'd by a worker. ``[script,
+    "check-agent", job]``: the check of one agent file (:func:`check_agent`), started by the
+    harness, not by the zygote."""
     if argv[1] == "episode":
         return json.loads(argv[2])
+    if argv[1] == "check-agent":
+        check_agent(json.loads(argv[2]))
     role: Zygote | Worker = start(argv)
     zygote = role
     while (fork := role.next_fork()) is not None:

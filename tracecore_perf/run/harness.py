@@ -34,6 +34,7 @@ from tracecore_perf.models import (
     ScenarioRow,
     artifact_path,
 )
+from tracecore_perf.run.agent_check import check_agent_file
 from tracecore_perf.run.checks import (
     check_instructions,
     check_memory_limit,
@@ -49,7 +50,7 @@ from tracecore_perf.run.launcher import WorkerFailed, ZygoteKeeper, ZygoteProces
 from tracecore_perf.run.limits import LimitGuard
 from tracecore_perf.run.logs import add_run_log
 from tracecore_perf.run.monitor import SAMPLE_FIELDS
-from tracecore_perf.run.orchestrator import Execution, exit_status_text
+from tracecore_perf.run.orchestrator import Execution
 from tracecore_perf.run.publish import Publication, SeriesIndex, prune_run_artifacts, publish
 from tracecore_perf.run.rundir import MANIFEST, RunDir, new_stamp, utc_now
 from tracecore_perf.run.scenario import plan
@@ -114,13 +115,18 @@ async def _start_zygote(
 
 
 async def validate(
-    zygote: ZygoteProcess, scenario: list[ScenarioRow], settings: RunSettings, agents_from: str | None = None
+    zygote: ZygoteProcess,
+    scenario: list[ScenarioRow],
+    settings: RunSettings,
+    agents_from: str | None = None,
+    hide: tuple[str | os.PathLike, ...] = (),
 ) -> Validated:
     """Resolve every agent (from ``agents_from``, default the working directory, then
     TraceCore's own) and task ref with the interpreter that will run the episodes
     (``settings.python``), check that its TraceCore has what the settings use, and (with
-    ``sandbox``) that episodes can be sandboxed here. Raises UsageError naming the first
-    problem; writes nothing."""
+    ``sandbox``) that episodes can be sandboxed here; then load each agent file, confined
+    as its episodes will be (``agent_check``; ``hide``: what a sandboxed check must not
+    see, the output folder). Raises UsageError naming the first problem; writes nothing."""
     python = settings.python
     cwd = agents_from or os.getcwd()
 
@@ -135,7 +141,7 @@ async def validate(
         return answer.result
 
     agent_refs, task_refs = sorted({row.agent for row in scenario}), sorted({row.task_ref for row in scenario})
-    result = await probe(agent_refs, task_refs, sandbox=settings.sandbox)
+    result = await probe(agent_refs, task_refs, sandbox=settings.sandbox, single_process=settings.instructions)
     for agent, verdict in result["agents"].items():
         if not verdict["ok"]:
             raise UsageError(f"agent not found: {agent}: {verdict['error']}")
@@ -145,6 +151,8 @@ async def validate(
             raise UsageError(f"bad task ref {ref!r}: {verdict['error']}")
     if result.get("sandbox_error"):
         raise UsageError(result["sandbox_error"])
+    if result.get("single_process_error"):
+        raise UsageError(result["single_process_error"])
     _check_tracecore_release(python, result["tracecore_version"])
     lacks = dict(result.get("lacks") or {})
     if settings.strict_spec and "spec_check" in lacks:
@@ -162,7 +170,9 @@ async def validate(
     tracecore_packages = result.get("tracecore_packages") or [result.get("tracecore_dir", "")]
     seal = CodeSeal(agents.values(), tracecore_packages, result.get("site_dirs") or [], result.get("loaded_packages") or [])
     for agent, resolved in agents.items():  # one at a time: a problem names its agent
-        await _load_agent(zygote, agent, resolved, cwd)
+        await check_agent_file(
+            python, agent, resolved, sandbox=settings.sandbox, single_process=settings.instructions, hidden=list(hide)
+        )
     return Validated(
         interpreter=Interpreter(
             executable=result["executable"],
@@ -180,21 +190,6 @@ async def validate(
         labels={agent: verdict.get("label", agent) for agent, verdict in result["agents"].items()},
         seal=seal,
     )
-
-
-async def _load_agent(zygote: ZygoteProcess, agent: str, resolved: str, cwd: str) -> None:
-    """Load one agent file with TraceCore's loader, as an episode will (its module runs), in
-    a forked child of the zygote; UsageError naming the agent if that fails in any way."""
-    try:
-        answer = await zygote.probe(cwd, [resolved], [], load_agents=True)
-    except WorkerFailed as exc:
-        raise UsageError(f"agent not found: {agent}: checking it broke the episode interpreter ({exc})") from None
-    if answer.returncode != 0 or answer.result is None:
-        how = answer.result_error or f"the process loading it ended ({exit_status_text(answer.returncode)})"
-        raise UsageError(f"agent not found: {agent}: {how}")
-    problem = answer.result["agents"].get(resolved)
-    if problem:
-        raise UsageError(f"agent not found: {agent}: {problem}")
 
 
 def _check_tracecore_release(python: str, version: str) -> None:
@@ -239,7 +234,7 @@ def preflight(scenario: list[ScenarioRow], settings: RunSettings, output_dir: Pa
     async def main() -> Validated:
         keeper = await _start_zygote(settings.python, settings.isolation, scenario, instructions=settings.instructions)
         try:
-            return await validate(await keeper.current(), scenario, settings, agents_from)
+            return await validate(await keeper.current(), scenario, settings, agents_from, hide=(output_dir,))
         finally:
             with anyio.CancelScope(shield=True):
                 await keeper.close()
@@ -272,7 +267,7 @@ def start(
     busy = busy or BusyProbe()  # watches the host while the zygote starts and we validate
 
     async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest, CodeSeal]:
-        checked = await validate(zygote, options.scenario, settings, options.agents_from)
+        checked = await validate(zygote, options.scenario, settings, options.agents_from, hide=(output_dir,))
         host = host_context(busy, own_processes=(zygote.process.pid,))
         if not host.quiet:
             log.warning("host.busy", reason=host.quiet_reason, advice="figures from a busy host are noisy")
@@ -365,7 +360,7 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
     ]
 
     async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest, CodeSeal]:
-        checked = await validate(zygote, resolved, settings)
+        checked = await validate(zygote, resolved, settings, hide=(run_dir.path.parent,))
         manifest.interpreter.tracecore_dir = manifest.interpreter.tracecore_dir or checked.interpreter.tracecore_dir
         manifest.interpreter.site_dirs = manifest.interpreter.site_dirs or checked.interpreter.site_dirs
         manifest.interpreter.tracecore_packages = checked.interpreter.tracecore_packages

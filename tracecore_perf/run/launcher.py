@@ -342,12 +342,17 @@ class ZygoteProcess:
         return lines[-1] if lines else f"exited with code {self.process.returncode}"
 
     async def probe(
-        self, cwd: str, agents: list[str], task_refs: list[str], sandbox: bool = False, load_agents: bool = False
+        self, cwd: str, agents: list[str], task_refs: list[str], sandbox: bool = False, single_process: bool = False
     ) -> CallDone:
         """Resolve agents and task refs in a forked child of the zygote (``sandbox``: and
-        whether episodes can be sandboxed here; ``load_agents``: only load the agent files)."""
+        whether episodes can be sandboxed here; ``single_process``: kept to one process)."""
         command = protocol.Probe(
-            cwd=cwd, agents=agents, task_refs=task_refs, deadline_s=CALL_DEADLINE_S, sandbox=sandbox, load_agents=load_agents
+            cwd=cwd,
+            agents=agents,
+            task_refs=task_refs,
+            deadline_s=CALL_DEADLINE_S,
+            sandbox=sandbox,
+            single_process=single_process,
         )
         return await self._request(command, CallDone, deadline=CALL_DEADLINE_S + 10)
 

@@ -49,15 +49,15 @@ class Spawn(_Command, tag="spawn"):
 
 
 class Probe(_Command, tag="probe"):
-    """Resolve agent files and task refs, name the interpreter and the code to seal;
-    ``load_agents``: only load each agent file with TraceCore's loader. ``CallDone``."""
+    """Resolve agent files and task refs and name the interpreter and the code to seal (no
+    agent's code runs: ``agent_check`` loads them, elsewhere). ``CallDone``."""
 
     cwd: str
     agents: list[str]
     task_refs: list[str]
     deadline_s: float
     sandbox: bool = False  # also try the namespaces --sandbox needs
-    load_agents: bool = False
+    single_process: bool = False  # also try the filter --instructions keeps each episode to one process with
 
 
 class Metrics(_Command, tag="metrics"):
