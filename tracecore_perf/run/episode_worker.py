@@ -34,6 +34,7 @@ import resource
 import select
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -66,6 +67,12 @@ _decode = None  # msgspec.json.decode, likewise: a report's JSON read ~5x faster
 # environment by the zygote (``start``) and inherited by its workers.
 CALLGRIND_DIR_ENV = "TRACECORE_PERF_CALLGRIND_DIR"
 _callgrind_dir: str | None = None
+# Instructions per second of user CPU this interpreter executes under callgrind, measured in
+# the zygote on a fixed piece of Python (``_calibrate``). An episode that claims far fewer
+# for the CPU it used had its counting zeroed or switched off (Valgrind client requests).
+_counted_rate: float | None = None
+COUNT_RATE_FLOOR = 0.3  # honest episodes of the default rows: 0.58-0.82 of the calibration's rate
+COUNT_JUDGED_CPU_S = 0.05  # below this much CPU, translation dominates and the rate says nothing
 M_ARENA_MAX = -8  # mallopt(3)
 ADDRESS_SPACE_HEADROOM = 256 * 1024 * 1024  # reserved, unused address space an episode may hold beyond its limit
 
@@ -864,6 +871,8 @@ class Worker(_Role):
             _sandbox().enter(
                 fork.scratch, fork.job.get("scratch_root") or os.path.dirname(fork.scratch), fork.job.get("sandbox_hidden") or []
             )
+        if _callgrind_dir is not None:  # one process, counted whole (episode_sandbox.forbid_new_processes)
+            _sandbox().forbid_new_processes()
 
     def supervise(self, pid: int, fork: EpisodeFork) -> None:
         """In the worker, once the episode process is forked: watch it to its end, clean up
@@ -875,11 +884,12 @@ class Worker(_Role):
         output = _CappedLog(fork.job.get("log_path"), int(fork.job.get("output_cap", 1024 * 1024)))
         streams = {fork.result_r: report, fork.output_r: output}
         status, usage, killed = self._watch(pid, streams, fork.scratch)
-        instructions = episode_instructions(pid)
-        # The episode is over: nothing it started may outlive it.
+        ended_at = time.time()
+        # The episode is over: nothing it started may outlive it (nor touch its count).
         self.kill_tree(signal.SIGKILL)
         leftovers, extra_user, extra_sys = self.kill_leftovers()
         self.current_pgid = None
+        instructions, count_error = episode_instructions(pid, ended_at)
         for fd in list(streams):  # every writer is dead now, so these reach EOF
             while chunk := os.read(fd, 65536):
                 _append(streams[fd], chunk)
@@ -890,6 +900,10 @@ class Worker(_Role):
         # exactly that one (never a file placed a moment before it knew, nor one just reported).
         with _sigterm_held():
             checked = _check_report(report, fork.job)
+        if instructions is not None and (checked.get("artifact") or {}).get("success"):
+            count_error = implausible_count(instructions, usage.ru_utime)
+        if count_error:
+            instructions = None  # never a figure
         message = {
             "event": "done",
             "returncode": os.waitstatus_to_exitcode(status),
@@ -900,6 +914,7 @@ class Worker(_Role):
             "output_bytes": output.total,
             "leftover_processes": leftovers,
             "instructions": instructions,
+            "count_error": count_error if _callgrind_dir is not None else None,
             **checked,
         }
         del report
@@ -1034,19 +1049,85 @@ def _bound_memory(limit: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (bound, bound))
 
 
-def episode_instructions(pid: int) -> int | None:
+def episode_instructions(pid: int, ended_at: float) -> tuple[int | None, str | None]:
     """In instruction mode, the user-space instructions the episode process ``pid`` executed
-    from its fork to its exit: the ``summary:`` line of the file callgrind wrote as it
-    exited (``totals:`` also counts the frames that were live at the zeroing). The file is
-    removed. None outside instruction mode, or when the process wrote no count (killed)."""
+    from its fork to its exit (the ``summary:`` line of the file callgrind wrote as it exited;
+    ``totals:`` also counts the frames that were live at the zeroing), and why there is no
+    such figure: no file (a killed process writes none), a file that is not the one callgrind
+    wrote at its exit (a link, another kind of file, one changed after ``ended_at``), counts
+    dumped mid-run (a client request, which zeroes them), a count out of range. The files are
+    removed. (None, None) outside instruction mode."""
     if _callgrind_dir is None:
-        return None
-    path = os.path.join(_callgrind_dir, f"callgrind.out.{pid}")
+        return None, None
+    name = f"callgrind.out.{pid}"
+    parts = [entry for entry in os.listdir(_callgrind_dir) if entry.startswith(f"{name}.")]
     try:
-        return callgrind_count(path)
+        header = _count_header(os.path.join(_callgrind_dir, name), ended_at)
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+        for entry in [name, *parts]:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(_callgrind_dir, entry))
+    if isinstance(header, str):
+        return None, header
+    if parts or not re.search(rb"^desc: Trigger: Program termination$", header, re.MULTILINE):
+        return None, "it had callgrind dump its counts before its end (a client request, which zeroes them)"
+    count = _summary(header)
+    if count is None or not 0 < count < 2**63:
+        return None, f"its count file holds no count of one process ({count})"
+    return count, None
+
+
+def _count_header(path: str, ended_at: float) -> bytes | str:
+    """The head of the count file at ``path`` if it is the one callgrind wrote as the process
+    ended (a regular file of one name, unchanged since ``ended_at``), else why not."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return "callgrind wrote no count for it"
+    except OSError:
+        return "its count file was replaced (a link, or not a file)"
+    try:
+        facts = os.fstat(fd)
+        if not stat.S_ISREG(facts.st_mode) or facts.st_nlink != 1:
+            return "its count file was replaced (not a regular file, or linked elsewhere)"
+        if facts.st_ctime > ended_at:
+            return "its count file changed after the episode process ended"
+        return os.read(fd, 8192)
+    finally:
+        os.close(fd)
+
+
+def implausible_count(count: int, cpu_user_s: float) -> str | None:
+    """Why ``count`` cannot be what an episode that used ``cpu_user_s`` of CPU under callgrind
+    executed, or None: far fewer instructions than this interpreter executes in that time."""
+    if not _counted_rate or cpu_user_s < COUNT_JUDGED_CPU_S:
+        return None
+    expected = _counted_rate * cpu_user_s
+    if count >= COUNT_RATE_FLOOR * expected:
+        return None
+    return (
+        f"{count / 1e6:.1f} M instructions counted for {cpu_user_s:.2f} s of CPU under Valgrind, under "
+        f"{COUNT_RATE_FLOOR:.0%} of the {_counted_rate / 1e6:.0f} M per second this interpreter executes there: "
+        "its counting was zeroed or switched off (Valgrind client requests)"
+    )
+
+
+def _calibrate() -> float | None:
+    """In the zygote, under callgrind: the instructions per second of user CPU a forked child
+    executes on a fixed piece of Python, from its count file and ``wait4``. None if unmeasured."""
+    pid = os.fork()
+    if pid == 0:
+        total, table = 0, {}
+        for i in range(60000):
+            total += i % 7
+            if i % 4 == 0:
+                table[str(i)] = total
+        os._exit(0)
+    _, _, usage = os.wait4(pid, 0)
+    count, _ = episode_instructions(pid, time.time())
+    if not count or usage.ru_utime <= 0:
+        return None
+    return count / usage.ru_utime
 
 
 def callgrind_count(path: str) -> int | None:
@@ -1055,9 +1136,12 @@ def callgrind_count(path: str) -> int | None:
     were live then). None when there is no such file or line (a process killed mid-write)."""
     try:
         with open(path, "rb") as fh:
-            header = fh.read(8192)
+            return _summary(fh.read(8192))
     except OSError:
         return None
+
+
+def _summary(header: bytes) -> int | None:
     match = re.search(rb"^summary: (\d+)$", header, re.MULTILINE)
     return int(match.group(1)) if match else None
 
@@ -1646,7 +1730,7 @@ def serve(argv: list[str]) -> dict:
 def start(argv: list[str]) -> Zygote:
     """Set up the zygote (argv = [.., "zygote", isolation, harness_pid]; stdin is a Unix
     socket to the harness) and return it for :func:`serve`'s fork loop."""
-    global _callgrind_dir
+    global _callgrind_dir, _counted_rate
     isolation, harness_pid = argv[2], int(argv[3])
     _callgrind_dir = os.environ.pop(CALLGRIND_DIR_ENV, None)  # episodes need not see it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harness decides what Ctrl-C means
@@ -1663,6 +1747,10 @@ def start(argv: list[str]) -> Zygote:
         _die_with_parent(signal.SIGTERM, harness_pid)  # checks that the harness still lives
         prctl(PR_SET_CHILD_SUBREAPER, 1)
         warm_verdict()
+        if _callgrind_dir is not None:
+            with contextlib.suppress(OSError):  # the probe reports a host that refuses the filter
+                _sandbox().prepare_single_process()
+            _counted_rate = _calibrate()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)

@@ -456,6 +456,8 @@ def describe_failure(
     artifact = outcome.artifact
     if not artifact.success:
         return f"{artifact.failure_type or 'failure'}: {artifact.failure_reason or 'unsuccessful run'}"
+    if outcome.count_error:  # --instructions: a success whose count is no figure is no success
+        return f"uncounted: {outcome.count_error}"
     return None
 
 

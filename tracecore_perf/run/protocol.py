@@ -164,7 +164,8 @@ class Done(_Event, tag="done"):
     artifact for its run id, which the worker placed in the run; ``artifact_error`` says why
     not otherwise. ``instructions``: in instruction mode, the episode process's user-space
     instructions from fork to exit as callgrind counted them (None otherwise, or when the
-    process was killed before it could write them).
+    process was killed before it could write them); ``count_error``, in instruction mode, why
+    there is no such figure (a count file replaced, counting zeroed or switched off).
     """
 
     returncode: int
@@ -179,6 +180,7 @@ class Done(_Event, tag="done"):
     artifact: ArtifactFacts | None = None
     artifact_error: str | None = None
     instructions: int | None = None
+    count_error: str | None = None
 
 
 class Bye(_Event, tag="bye"):

@@ -44,11 +44,14 @@ def callgrind_prefix(callgrind_dir: str) -> list[str]:
     """The command that runs the zygote under callgrind: a count per process, each written
     as the process exits into ``callgrind_dir`` and zeroed when a forked child starts
     (``PyOS_AfterFork_Child``), so an episode process's file holds exactly its episode.
-    Children that exec run natively (``--trace-children=no``, callgrind's default)."""
+    Children that exec run natively (``--trace-children=no``, callgrind's default); an
+    episode can start none (``episode_sandbox.forbid_new_processes``). No gdbserver
+    (``--vgdb=no``): nothing, ``callgrind_control`` included, can switch a count off from outside."""
     return [
         "valgrind",
         "-q",
         "--tool=callgrind",
+        "--vgdb=no",
         "--zero-before=PyOS_AfterFork_Child",
         f"--callgrind-out-file={os.path.join(callgrind_dir, 'callgrind.out.%p')}",
     ]

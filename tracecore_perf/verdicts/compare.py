@@ -183,9 +183,27 @@ def _counts(rows: Sequence[EpisodeRow]) -> dict[int, int]:
     """Seed -> instructions of the successful, counted episodes (the first of a seed)."""
     counts: dict[int, int] = {}
     for row in rows:
-        if row.success and row.instructions is not None:
+        if row.success and _valid_count(row.instructions):
             counts.setdefault(row.seed, row.instructions)
     return counts
+
+
+def _valid_count(count: int | None) -> bool:
+    """A count is a figure only as one process's instructions: positive, within 63 bits."""
+    return count is not None and 0 < count < 2**63
+
+
+def uncounted_rows(rows: Sequence[EpisodeRow], label: str) -> list[str]:
+    """Each scenario row of ``rows`` with episodes whose count is no figure (the worker found
+    it zeroed, switched off or replaced: ``uncounted:``; or a success without a valid count),
+    one phrase naming it and why."""
+    found = []
+    for (agent, task_ref), group in _group(rows).items():
+        bad = [r for r in group if (r.error or "").startswith("uncounted:") or (r.success and not _valid_count(r.instructions))]
+        if bad:
+            why = bad[0].error or f"count {bad[0].instructions}"
+            found.append(f"the {label}'s {agent} on {task_ref} ({len(bad)} of {len(group)} episodes: {why})")
+    return found
 
 
 def _instructions(
@@ -505,6 +523,10 @@ def compare_runs(
     base_rows, cur_rows = baseline.series(), current.series()
     base_s, cur_s = baseline.summary(), current.summary()
     base_g, cur_g = _group(base_rows), _group(cur_rows)
+    if settings.metric == "instructions":
+        uncounted = uncounted_rows(base_rows, "baseline") + uncounted_rows(cur_rows, "current run")
+        if uncounted:
+            raise UsageError(f"no instruction verdict where a count is no figure: {'; '.join(uncounted[:4])}")
     rows = compare_rows(base_rows, cur_rows, settings)
 
     notices: list[Notice] = []
