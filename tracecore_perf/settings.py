@@ -61,7 +61,9 @@ class RunSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
         bool,
         _help(
             "count each episode's instructions under Valgrind (callgrind): figures the host's load cannot move, for "
-            "compare, history and CI gates; time figures are inflated by Valgrind (forkserver; needs valgrind)"
+            "compare, history and CI gates; each episode is kept to one process (it cannot fork or exec), and a count "
+            "its agent switched off or forged fails the row; time figures are inflated by Valgrind (forkserver; needs "
+            "valgrind)"
         ),
     ] = False
 
