@@ -47,6 +47,11 @@ def test_forged_answers_on_every_descriptor_cost_the_agent_a_refusal(tmp_path: P
     assert "forged every descriptor, then failed to load" in line or "not the check's" in line, line
 
 
+def test_the_refusal_is_one_line_without_the_agents_escapes(tmp_path: Path):
+    line = _refusal(tmp_path, _copy(tmp_path, "load_escape_agent"))
+    assert "\x1b" not in line and "0 failed" in line, line  # _refusal: one line on stderr
+
+
 def _reach(line: str) -> dict:
     marker = "RuntimeError: reach "
     assert marker in line, line

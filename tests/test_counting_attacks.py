@@ -33,6 +33,10 @@ HOSTILE = {
     "stop_instrumentation_agent": "valgrind_request_agent",
     "count_planting_agent": "count_planting_agent",
     "process_starting_agent": "process_starting_agent",
+    "calibration_poisoning_agent": "calibration_poisoning_agent",
+    "count_forging_agent": "count_forging_agent",
+    "check_time_planting_agent": "check_time_planting_agent",
+    "check_time_zygote_killing_agent": "check_time_zygote_killing_agent",
 }
 
 
@@ -42,11 +46,13 @@ def counted(tmp_path_factory) -> dict:
     (work / "agents").mkdir()
     for name, source in HOSTILE.items():
         shutil.copy(AGENTS / f"{source}.py", work / "agents" / f"{name}.py")
+    shutil.copy(AGENTS / "valgrind_request_agent.py", work / "agents")  # calibration_poisoning_agent's requests
     rows = [{"agent": "agents/toy_agent.py", "task_ref": TASK, "seed": 1}]
     rows += [{"agent": f"agents/{name}.py", "task_ref": TASK, "seed": 1} for name in HOSTILE]
     scenario = scenario_file(work / "s.json", rows)
     done = harness("--episodes", str(2 * len(rows)), "--workers", "2", "--instructions", "--no-progress",
-                   "--output-dir", "out", "--scenario", str(scenario), cwd=work, timeout=900)  # fmt: skip
+                   "--output-dir", "out", "--scenario", str(scenario), cwd=work, timeout=900,
+                   env={"HOSTILE_FLAG": str(work / "poisoned")})  # fmt: skip
     out = work / "out"
     series = published(out, "series")
     by_agent: dict[str, list[dict]] = {}
@@ -55,16 +61,27 @@ def counted(tmp_path_factory) -> dict:
     return {"done": done, "work": work, "out": out, "rows": by_agent, "manifest": published(out, "manifest")}
 
 
-def test_the_honest_row_is_counted_and_the_run_is_clean(counted: dict):
+def test_the_honest_rows_are_counted_and_the_run_is_clean(counted: dict):
+    """The toy rows, and the rows of agents whose module planted links at the count files of
+    every pid to come, or killed the zygote, when it was checked: counted, as the toy is."""
     assert counted["done"].returncode == 1, counted["done"].stderr[-2000:]  # failed rows, not a tainted run
     integrity = published(counted["out"], "summary")["integrity"]
     assert integrity["clean"] is True, integrity
-    toy = counted["rows"]["toy_agent"]
-    assert all(row["success"] and row["instructions"] > 10_000_000 for row in toy), toy
+    assert (counted["work"] / "poisoned").exists()  # the poisoning episode did its part
+    honest = [row for name in ("toy_agent", "check_time_planting_agent", "check_time_zygote_killing_agent")
+              for row in counted["rows"][name]]  # fmt: skip
+    seen = [(row["agent"], row["success"], row["instructions"], row["error"]) for row in honest]
+    assert len(honest) == 6 and all(row["success"] and row["instructions"] > 10_000_000 for row in honest), seen
+    toy = sorted(row["instructions"] for row in counted["rows"]["toy_agent"])
+    assert toy[-1] / toy[0] < 1.001, toy  # the same work, the same count
 
 
-@pytest.mark.parametrize("agent", ["zero_stats_agent", "toggle_collect_agent", "stop_instrumentation_agent"])
+@pytest.mark.parametrize(
+    "agent", ["zero_stats_agent", "toggle_collect_agent", "stop_instrumentation_agent", "calibration_poisoning_agent"]
+)
 def test_counting_switched_off_from_inside_the_episode_is_no_figure(counted: dict, agent: str):
+    """calibration_poisoning_agent also killed its zygote after planting links where the next
+    zygote's calibration would write its count: the new zygote calibrates all the same."""
     for row in counted["rows"][agent]:
         assert not row["success"] and row["instructions"] is None, row
         assert row["error"].startswith("uncounted: "), row["error"]
@@ -80,6 +97,12 @@ def test_a_count_file_planted_at_its_name_is_never_taken(counted: dict):
     for row in counted["rows"]["count_planting_agent"]:
         assert not row["success"] and row["instructions"] is None, row
         assert "its count file was replaced" in row["error"], row["error"]
+
+
+def test_a_count_forged_in_valgrinds_own_memory_is_no_figure(counted: dict):
+    for row in counted["rows"]["count_forging_agent"]:
+        assert not row["success"] and row["instructions"] is None, row
+        assert "lines added to its header" in row["error"], row["error"]
 
 
 def test_an_episode_cannot_hand_its_work_to_a_process_of_its_own(counted: dict):

@@ -24,7 +24,7 @@ import tempfile
 import anyio
 
 from tracecore_perf.errors import UsageError
-from tracecore_perf.run.orchestrator import exit_status_text
+from tracecore_perf.run.orchestrator import exit_status_text, one_line
 from tracecore_perf.run.spawn import RUN_TOKEN, TOKEN_ENV, WORKER_SCRIPT
 
 ANSWER_CAP_BYTES = 64 * 1024  # {"problem": "..."}: a few hundred bytes when honest
@@ -52,10 +52,10 @@ async def check_agent_file(
     finally:
         shutil.rmtree(scratch_root, ignore_errors=True)
     if timed_out:
-        raise UsageError(f"agent not found: {agent}: loading it took more than {CHECK_DEADLINE_S:g} s")
+        raise UsageError(one_line(f"agent not found: {agent}: loading it took more than {CHECK_DEADLINE_S:g} s"))
     problem = _problem(returncode, answer)
-    if problem:
-        raise UsageError(f"agent not found: {agent}: {problem}")
+    if problem:  # the agent's own words: one line, control characters shown escaped
+        raise UsageError(one_line(f"agent not found: {agent}: {problem}"))
 
 
 def _problem(returncode: int, answer: bytes) -> str | None:

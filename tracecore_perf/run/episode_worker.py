@@ -878,6 +878,7 @@ class Worker(_Role):
         """In the worker, once the episode process is forked: watch it to its end, clean up
         after it, check what it reported, and send the harness its ``done``."""
         self.current_pgid = pid
+        forget_count(pid)
         os.close(fork.result_w)
         os.close(fork.output_w)
         report = bytearray()
@@ -1071,10 +1072,30 @@ def episode_instructions(pid: int, ended_at: float) -> tuple[int | None, str | N
         return None, header
     if parts or not re.search(rb"^desc: Trigger: Program termination$", header, re.MULTILINE):
         return None, "it had callgrind dump its counts before its end (a client request, which zeroes them)"
+    # Each of these once, and as callgrind writes them: text an agent writes into Valgrind's
+    # memory (the command line it keeps for the header) would add lines, never take its own away.
+    lines = header.splitlines()
+    keys = [b"pid:", b"part:", b"desc: Trigger:", b"events:", b"summary:"]
+    if any(sum(line.startswith(key) for line in lines) != 1 for key in keys) or f"pid: {pid}".encode() not in lines:
+        return None, "its count file is not one process's count as callgrind writes it (lines added to its header)"
     count = _summary(header)
     if count is None or not 0 < count < 2**63:
         return None, f"its count file holds no count of one process ({count})"
     return count, None
+
+
+def forget_count(pid: int) -> None:
+    """Remove whatever stands at the names callgrind will write ``pid``'s count under, as soon
+    as ``pid`` is forked: a link or file planted there before (by an agent file's check, or an
+    episode, for pids to come) is never taken for its count."""
+    if _callgrind_dir is None:
+        return
+    name = f"callgrind.out.{pid}"
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(_callgrind_dir):
+            if entry == name or entry.startswith(f"{name}."):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(_callgrind_dir, entry))
 
 
 def _count_header(path: str, ended_at: float) -> bytes | str:
@@ -1100,8 +1121,10 @@ def _count_header(path: str, ended_at: float) -> bytes | str:
 def implausible_count(count: int, cpu_user_s: float) -> str | None:
     """Why ``count`` cannot be what an episode that used ``cpu_user_s`` of CPU under callgrind
     executed, or None: far fewer instructions than this interpreter executes in that time."""
-    if not _counted_rate or cpu_user_s < COUNT_JUDGED_CPU_S:
+    if _counted_rate is None or cpu_user_s < COUNT_JUDGED_CPU_S:
         return None
+    if _counted_rate <= 0:
+        return "this interpreter's rate under Valgrind could not be measured (its calibration lost its count): no count is judged"
     expected = _counted_rate * cpu_user_s
     if count >= COUNT_RATE_FLOOR * expected:
         return None
@@ -1112,22 +1135,25 @@ def implausible_count(count: int, cpu_user_s: float) -> str | None:
     )
 
 
-def _calibrate() -> float | None:
+def _calibrate() -> float:
     """In the zygote, under callgrind: the instructions per second of user CPU a forked child
-    executes on a fixed piece of Python, from its count file and ``wait4``. None if unmeasured."""
-    pid = os.fork()
-    if pid == 0:
-        total, table = 0, {}
-        for i in range(60000):
-            total += i % 7
-            if i % 4 == 0:
-                table[str(i)] = total
-        os._exit(0)
-    _, _, usage = os.wait4(pid, 0)
-    count, _ = episode_instructions(pid, time.time())
-    if not count or usage.ru_utime <= 0:
-        return None
-    return count / usage.ru_utime
+    executes on a fixed piece of Python, from its count file and ``wait4``; 0.0 when three
+    tries lost their count (every count of the run is then no figure: never unjudged)."""
+    for _ in range(3):
+        pid = os.fork()
+        if pid == 0:
+            total, table = 0, {}
+            for i in range(60000):
+                total += i % 7
+                if i % 4 == 0:
+                    table[str(i)] = total
+            os._exit(0)
+        forget_count(pid)
+        _, _, usage = os.wait4(pid, 0)
+        count, _ = episode_instructions(pid, time.time())
+        if count and usage.ru_utime > 0:
+            return count / usage.ru_utime
+    return 0.0
 
 
 def callgrind_count(path: str) -> int | None:

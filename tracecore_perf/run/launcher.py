@@ -528,7 +528,10 @@ class ZygoteKeeper:
 
     async def log_to(self, path: Path) -> None:
         self.log_path = path
-        await (await self.current()).log_to(path)
+        try:
+            await (await self.current()).log_to(path)
+        except WorkerFailed:  # lost since it was checked (killed by an agent file's check): replace it
+            await self.current()  # a new zygote logs to ``path`` as it starts
 
     async def warm_up(self, rows: list[dict[str, Any]], episodes: int, scratch_root: Path) -> None:
         """Run the warm-up in the current zygote (forkserver), and in every later one."""
