@@ -368,6 +368,8 @@ class Integrity(msgspec.Struct, kw_only=True):
     foreign_artifacts: int = 0  # files in .agent_bench/runs no episode's row accounts for
     missing_artifacts: int = 0  # artifacts the harness placed that are gone
     altered_artifacts: int = 0  # artifacts whose bytes changed after their worker placed them
+    contradicted_rows: int = 0  # rows whose success, failure or run disagrees with their artifact in the run
+    metrics_disagreements: int = 0  # (task ref, agent) groups where TraceCore's metrics disagree with the rows
     set_aside: str | None = None  # the folder holding what was set aside (run-<stamp>/tainted)
 
 

@@ -198,7 +198,10 @@ def enter(scratch: str, scratch_root: str, hidden: list[str]) -> None:
             _mount(f"/proc/self/fd/{own}", scratch, None, MS_BIND | MS_REC)
         finally:
             os.close(own)
-        for path in map(os.path.realpath, hidden):
+        for path in hidden:
+            if not os.path.isabs(path):  # it would be looked up from the scratch directory: hide nothing
+                raise SandboxError(errno.EINVAL, f"a path to hide is not absolute: {path}")
+            path = os.path.realpath(path)
             if os.path.isdir(path):
                 _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=000")
         _minimal_dev()

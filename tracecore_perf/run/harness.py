@@ -45,7 +45,7 @@ from tracecore_perf.run.checks import (
 from tracecore_perf.run.console import ProgressBar
 from tracecore_perf.run.episode_worker import remove_tree
 from tracecore_perf.run.hostinfo import BusyProbe, host_context, machine_id
-from tracecore_perf.run.integrity import check_artifacts, check_run, set_aside_planted
+from tracecore_perf.run.integrity import check_agreement, check_artifacts, check_run, set_aside_planted
 from tracecore_perf.run.launcher import WorkerFailed, ZygoteKeeper, ZygoteProcess
 from tracecore_perf.run.limits import LimitGuard
 from tracecore_perf.run.logs import add_run_log
@@ -553,6 +553,8 @@ def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, executi
             )
         finally:
             execution.ledgers.close()
+    if execution.aborted is None:  # the rows as they are published, against their artifacts and TraceCore's metrics
+        check_agreement(run_dir, integrity, labels=manifest.agent_labels, metrics_rows=execution.metrics_rows)
     # checked once every process of the run was gone (Execution.run), before TraceCore's metrics
     integrity.problems.extend(describe_change([path]) for path in execution.code_changed)
     integrity.problems.extend(found)

@@ -15,7 +15,10 @@ published:
   keyed digest); strangers and changed artifacts are set aside, and an artifact a row points
   to must still be there;
 - nothing but a regular file may stand at a name the run is about to be published to (a
-  link would be replaced, never written through; it is set aside all the same).
+  link would be replaced, never written through; it is set aside all the same);
+- at publication (``check_agreement``), each row as it will be published must agree with what
+  its artifact in the run says (success, failure type, run, agent, task, seed), and TraceCore's
+  metrics with the rows (runs, successes, failure types per task ref and agent).
 
 What is set aside goes to ``run-<stamp>/tainted/`` (or a fresh ``tainted-*`` folder when that
 name is taken by something the harness did not make); the ``Integrity`` block names it.
@@ -25,6 +28,8 @@ Whatever the check finds, and a check that cannot complete, makes the run ``tain
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import stat
 import tempfile
@@ -32,8 +37,11 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+import msgspec
+
 from tracecore_perf.files import foreign_at, sha256_of
-from tracecore_perf.models import Integrity
+from tracecore_perf.models import EpisodeRow, Integrity
+from tracecore_perf.run.episode_worker import RUN_ID
 from tracecore_perf.run.rundir import MANIFEST, RunDir, lines
 from tracecore_perf.run.writer import Ledger, Ledgers
 
@@ -329,3 +337,265 @@ def _check_artifacts(
     report.missing_artifacts = len(sealed) - present
     if report.missing_artifacts:
         report.problems.append(f".agent_bench/runs: {report.missing_artifacts} artifacts of this run's episodes are gone")
+
+
+# --- the rows held to their artifacts, and TraceCore's metrics to the rows ----------------------
+#
+# A row's success comes from what its worker reported of the artifact it placed, and the check
+# above holds each artifact's bytes to the SHA-256 in its row. Neither looks at what the bytes
+# say: a worker that lied (or a series line an earlier attempt left, which a resume takes as
+# found) could publish a success its own artifact denies, beside TraceCore's metrics counting
+# the failure. So, at publication, each row is read against its artifact in the run, and the
+# metrics against the rows, and any disagreement taints the run.
+
+SHOWN = 10  # disagreements named one by one; the rest are counted in one more line
+RATE_TOLERANCE = 0.5e-4  # TraceCore rounds a success rate to 4 places
+
+
+class _Claims(msgspec.Struct):
+    """What an artifact says that its row repeats (a field it does not hold reads as None)."""
+
+    run_id: object = None
+    success: object = None
+    failure_type: object = None
+    agent: object = None
+    task_ref: object = None
+    seed: object = None
+
+
+_CLAIMS = msgspec.json.Decoder(_Claims)
+
+
+def _read_artifact(folder: int | None, name: str) -> bytearray:
+    """The bytes of the regular file ``name`` in ``folder`` (a descriptor: nothing to resolve
+    per file), never through a link, never blocking on a FIFO, never past what a worker places.
+    Read for as many bytes as it holds (``files.read_regular`` asks for its 64 MiB limit at once,
+    which cost four times as much per 10 KiB artifact). OSError (FileNotFoundError: not there)."""
+    if folder is None:
+        raise FileNotFoundError(errno.ENOENT, "no .agent_bench/runs", name)
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", name)
+        data = bytearray()
+        while len(data) <= MAX_ARTIFACT_BYTES and (part := os.read(fd, max(info.st_size + 1 - len(data), 1 << 16))):
+            data += part
+        if len(data) > MAX_ARTIFACT_BYTES:
+            raise OSError(errno.EFBIG, f"larger than {MAX_ARTIFACT_BYTES >> 20} MiB", name)
+        return data
+    finally:
+        os.close(fd)
+
+
+def _read_claims(folder: int | None, name: str) -> _Claims:
+    """The artifact ``name`` in ``folder`` as TraceCore's reader (Python's ``json``) sees it;
+    OSError (FileNotFoundError: not there) or ValueError saying why it cannot be read."""
+    data = _read_artifact(folder, name)
+    try:
+        return _CLAIMS.decode(data)
+    except msgspec.ValidationError:
+        raise ValueError("not a JSON object") from None
+    except (msgspec.DecodeError, RecursionError):
+        pass  # NaN or Infinity, which Python's json reads (and TraceCore with it): read as it does
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ValueError("not JSON TraceCore can read") from None
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return _Claims(**{name: value.get(name) for name in _Claims.__struct_fields__})
+
+
+def _same_task(given: str, recorded: object) -> bool:
+    """The scenario's task ref and the one TraceCore recorded (``id@version``: the version it
+    ran when the ref named none)."""
+    if not isinstance(recorded, str):
+        return False
+    if given == recorded:
+        return True
+    given_id, _, given_version = given.partition("@")
+    recorded_id, _, recorded_version = recorded.partition("@")
+    if given_id != recorded_id:
+        return False
+    return not given_version or (
+        given_version.isdigit() and recorded_version.isdigit() and int(given_version) == int(recorded_version)
+    )
+
+
+def _key(value: object) -> str:
+    """A grouping value as TraceCore's metrics group by it (a missing one is "")."""
+    return "" if value is None else value if isinstance(value, str) else repr(value)
+
+
+class _Group:
+    """One (task ref, agent) as TraceCore's metrics group the run's artifacts: the rows whose
+    artifact is in the run, how many of them succeeded, how many of their artifacts say
+    success, and the artifacts' failure types as the metrics count them."""
+
+    __slots__ = ("runs", "rows_ok", "artifacts_ok", "taxonomy")
+
+    def __init__(self) -> None:
+        self.runs = self.rows_ok = self.artifacts_ok = 0
+        self.taxonomy: Counter[str] = Counter()
+
+
+def _disagreements(row: EpisodeRow, claims: _Claims, label: str) -> list[str]:
+    """How ``row`` and its artifact's ``claims`` disagree (none: an empty list)."""
+    found = []
+    if claims.run_id != row.run_id:
+        found.append(f"the artifact is run {_short(claims.run_id)}'s")
+    if row.success and claims.success is not True:
+        found.append(f"the row says success, its artifact says success: {_short(claims.success)}")
+    failure_type = None if claims.failure_type is None else str(claims.failure_type)[:500]
+    expected = failure_type or ("timeout" if row.timed_out else None)  # as the orchestrator records it
+    if row.failure_type != expected:
+        found.append(f"the row's failure_type is {_short(row.failure_type)}, its artifact's {_short(failure_type)}")
+    if claims.agent is not None and claims.agent != label:
+        found.append(f"the row's agent is {_short(label)}, its artifact's {_short(claims.agent)}")
+    if claims.task_ref is not None and not _same_task(row.task_ref, claims.task_ref):
+        found.append(f"the row's task is {_short(row.task_ref)}, its artifact's {_short(claims.task_ref)}")
+    if claims.seed is not None and (type(claims.seed) is not int or claims.seed != row.seed):
+        found.append(f"the row's seed is {row.seed}, its artifact's {_short(claims.seed)}")
+    return found
+
+
+def _short(value: object, cap: int = 120) -> str:
+    """``value`` for a problem line: a string as it is, a JSON scalar as JSON writes it, capped."""
+    if isinstance(value, str):
+        text = value
+    elif value is None or isinstance(value, (bool, int, float)):
+        text = json.dumps(value)
+    else:
+        text = repr(value)
+    return text if len(text) <= cap else text[: cap - 1] + "…"
+
+
+def _hold_rows(run_dir: RunDir, labels: dict[str, str]) -> tuple[list[str], int, dict[tuple[str, str], _Group]]:
+    """Every row of the series (the first readable one of each episode, as publishing takes
+    them) against its artifact in the run. Returns one line per row that disagrees with it,
+    their count, and the rows grouped as TraceCore's metrics group their artifacts."""
+    try:
+        folder: int | None = os.open(run_dir.runs_root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        folder = None  # every artifact is gone (check_artifacts says so too)
+    try:
+        return _hold_rows_in(run_dir, folder, labels)
+    finally:
+        if folder is not None:
+            os.close(folder)
+
+
+def _hold_rows_in(
+    run_dir: RunDir, folder: int | None, labels: dict[str, str]
+) -> tuple[list[str], int, dict[tuple[str, str], _Group]]:
+    lines_: list[str] = []
+    contradicted = 0
+    groups: dict[tuple[str, str], _Group] = {}
+    episodes: set[int] = set()
+    run_ids: dict[str, int] = {}  # run id -> the episode whose row named it first
+    for row in run_dir.iter_rows():
+        if row.episode_index in episodes:
+            continue
+        episodes.add(row.episode_index)
+        label = labels.get(row.agent, row.agent)
+        found: list[str] = []
+        claims = None
+        if row.run_id is None:
+            if row.success:
+                found.append("the row says success but names no artifact")
+        elif not RUN_ID.fullmatch(row.run_id):
+            found.append(f"the row names no valid run id ({_short(row.run_id)})")
+        else:
+            if row.artifact_digest is None:
+                found.append("the row carries no SHA-256 of its artifact, so its bytes were never held to it")
+            if row.run_id in run_ids:
+                found.append(f"the row names the artifact of episode {run_ids[row.run_id]}'s row too")
+            else:
+                run_ids[row.run_id] = row.episode
+            try:
+                claims = _read_claims(folder, f"{row.run_id}.json")
+            except FileNotFoundError:
+                if row.success:  # a failed row's missing artifact is counted by check_artifacts
+                    found.append("the row says success, its artifact is not in the run")
+            except (OSError, ValueError) as exc:
+                found.append(f"its artifact cannot be read ({exc.strerror if isinstance(exc, OSError) else exc})")
+        if claims is not None:
+            found += _disagreements(row, claims, label)
+            group = groups.setdefault((_key(claims.task_ref), _key(claims.agent)), _Group())
+            group.runs += 1
+            group.rows_ok += row.success
+            group.artifacts_ok += bool(claims.success)  # as TraceCore's metrics count it
+            group.taxonomy[str(claims.failure_type or ("success" if claims.success else "unknown"))] += 1
+        if found:
+            contradicted += 1
+            if len(lines_) < SHOWN:
+                where = f" ({row.run_id}.json)" if row.run_id and RUN_ID.fullmatch(row.run_id) else ""
+                lines_.append(f"row of episode {row.episode}{where}: {'; '.join(found)}")
+    if contradicted > SHOWN:
+        lines_.append(f"{contradicted - SHOWN} more rows disagree with their artifacts")
+    return lines_, contradicted, groups
+
+
+def _hold_metrics(metrics_rows: list[dict], groups: dict[tuple[str, str], _Group]) -> list[str]:
+    """TraceCore's metrics (``compute_all_metrics``: one row per task ref and agent, with its
+    run count, success rate and failure types) against the rows: one line per group where
+    they disagree. A figure a TraceCore's metrics row does not hold is not compared."""
+    found: list[str] = []
+    metrics: dict[tuple[str, str], dict] = {}
+    for entry in metrics_rows:
+        if isinstance(entry, dict):
+            key = (_key(entry.get("task_ref")), _key(entry.get("agent")))
+            if key in metrics:
+                found.append(f"TraceCore's metrics hold {key[1]} on {key[0]} twice")
+            metrics[key] = entry
+    for key in sorted(set(metrics) | set(groups)):
+        task_ref, agent = key
+        group, entry = groups.get(key) or _Group(), metrics.get(key, {"run_count": 0, "reproducibility_rate": 0.0})
+        runs, rate, taxonomy = entry.get("run_count"), entry.get("reproducibility_rate"), entry.get("failure_taxonomy")
+        runs = runs if type(runs) is int else None
+        rate = rate if type(rate) in (int, float) else None
+        disagree = runs is not None and runs != group.runs
+        if rate is not None and runs:
+            limit = RATE_TOLERANCE + 1e-12
+            disagree |= abs(rate - group.artifacts_ok / runs) > limit or rate < group.rows_ok / runs - limit
+        taxonomy_differs = isinstance(taxonomy, dict) and taxonomy != dict(group.taxonomy)
+        if disagree or taxonomy_differs:
+            successes = "?" if rate is None or runs is None else str(round(rate * runs))
+            line = (
+                f"TraceCore's metrics disagree with the rows for {agent or '(no agent)'} on {task_ref or '(no task)'}: "
+                f"the metrics count {successes} successful runs of {'?' if runs is None else runs}, the rows "
+                f"{group.rows_ok} of {group.runs}"
+            )
+            if group.artifacts_ok != group.rows_ok:
+                line += f" (their artifacts say {group.artifacts_ok})"
+            if taxonomy_differs:
+                line += f"; failure types: the metrics {_short(taxonomy)}, the artifacts {_short(dict(group.taxonomy))}"
+            found.append(line)
+    return found
+
+
+def check_agreement(run_dir: RunDir, report: Integrity, *, labels: dict[str, str], metrics_rows: list[dict]) -> None:
+    """At publication, into ``report``: each row of the series against its artifact in the run
+    (its ``run_id``, success, failure type, and the agent, task and seed where the artifact
+    records them; a successful row's artifact must be there and readable, and every row with
+    an artifact must carry its SHA-256), then TraceCore's metrics (``metrics_rows``, empty when
+    there are none: a TraceCore without the pipeline, a run stopped early) against the rows, per
+    task ref and agent: runs, successes, failure types. Rows that failed before producing an
+    artifact are in neither. ``labels``: each scenario agent -> the name its artifacts record.
+    A row may fail where its artifact says success (its process ended badly, ``--strict-spec``),
+    never the other way round."""
+    try:
+        lines_, report.contradicted_rows, groups = _hold_rows(run_dir, labels)
+        report.problems += lines_
+    except OSError as exc:
+        report.problems.append(f"the rows could not be held to their artifacts ({exc.strerror or exc})")
+        report.clean = False
+        return
+    if metrics_rows:
+        disagreements = _hold_metrics(metrics_rows, groups)
+        report.metrics_disagreements = len(disagreements)
+        report.problems += disagreements[:SHOWN]
+        if len(disagreements) > SHOWN:
+            report.problems.append(f"TraceCore's metrics disagree with the rows for {len(disagreements) - SHOWN} more groups")
+    report.clean = not report.problems

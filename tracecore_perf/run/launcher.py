@@ -146,8 +146,7 @@ class WorkerProcess:
                 output_cap=output_cap,
                 memory_limit=memory_limit,
                 sandbox=sandbox,
-                # the run directory out of the episode's sight, unless its scratch lies inside
-                sandbox_hidden=[str(runs_dir.parents[1])] if sandbox and runs_dir.parents[1] not in scratch_root.parents else [],
+                sandbox_hidden=hidden_from_sandbox(runs_dir.parents[1], scratch_root) if sandbox else [],
             )
         )
         done = None
@@ -215,6 +214,15 @@ class WorkerProcess:
                 except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
                     break
         _reap(self.pid)
+
+
+def hidden_from_sandbox(run_dir: Path, scratch_root: Path) -> list[str]:
+    """What a sandboxed episode must not see: the run directory, unless its scratch lies inside.
+    Absolute and resolved: the episode resolves a path from its scratch directory, where a
+    relative one (``--output-dir out``) names nothing, and the sandbox hides a directory by
+    mounting over it, so it must be the directory itself, not a link or a ``..`` on the way."""
+    run_dir, scratch_root = Path(os.path.realpath(run_dir)), Path(os.path.realpath(scratch_root))
+    return [] if run_dir == scratch_root or run_dir in scratch_root.parents else [str(run_dir)]
 
 
 def _reap(pid: int) -> None:

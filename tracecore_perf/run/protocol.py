@@ -104,7 +104,7 @@ class Run(_Command, tag="run"):
     output_cap: int
     memory_limit: int | None = None  # the episode process's RLIMIT_DATA, bytes
     sandbox: bool = False  # namespaces of its own (episode_sandbox.py)
-    sandbox_hidden: list[str] = []  # paths it must not see (the run directory)
+    sandbox_hidden: list[str] = []  # paths it must not see (the run directory), absolute and resolved
 
 
 class Kill(_Command, tag="kill"):
