@@ -287,14 +287,3 @@ def test_the_json_of_a_result_reads_back_as_the_same_result():
         result = build()
         decoded = msgspec.json.decode(msgspec.json.encode(result), type=type(result))
         assert decoded == result, name
-
-
-@pytest.mark.parametrize(
-    ("text", "shown"),
-    [("a|b.py", "a\\|b.py"), ("cr\rx.py", "cr x.py"), ("n\nl.py", "n l.py"), ("bs\\|x.py", "bs\\\\\\|x.py")],
-)
-def test_a_markdown_cell_is_one_line_with_its_pipes_and_backslashes_literal(text, shown):
-    """An agent's path may hold anything: a table row must stay one row of the same cells."""
-    from tracecore_perf.export.markdown import cell
-
-    assert cell(text) == shown

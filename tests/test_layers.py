@@ -27,7 +27,8 @@ LAYERS: list[set[str]] = [
     {"verdicts"},  # check, compare, trends: judging published runs
     {"run", "published"},  # making a run; reading a published one
     {"settings", "stats"},  # the run settings; summary statistics
-    {"models", "files", "units", "errors", "compat"},  # contracts; safe writing; sizes; errors and exit codes; Python versions
+    {"models", "files", "units", "errors", "compat", "escape"},  # contracts; safe writing; sizes; errors and exit
+    # codes; Python versions; agent text escaped for each output sink
     {"defaults", "tracecore_perf"},  # the defaults table; the package's version
 ]
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}

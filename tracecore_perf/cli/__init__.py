@@ -5,6 +5,9 @@ Exit codes: 0 every episode succeeded (or every threshold held), 1 an episode fa
 threshold broke), 2 bad input, 3 the run had to stop (disk full, output gone), 4 the run's
 evidence was tampered with (published as ``tainted``), 130/143 interrupted by SIGINT/SIGTERM,
 141 the reader of our output went away (a closed pipe).
+
+A one-line error may name what an agent or a scenario holds (a path, a task ref, what an
+episode raised): each is printed as ``escape.log_line``, control characters shown escaped.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 
 from tracecore_perf.cli.args import COMMANDS, PROG
 from tracecore_perf.errors import ExitCode, RunAborted, UsageError
+from tracecore_perf.escape import log_line
 
 # The subcommand table: name -> the module whose main(argv) runs it (imported when called).
 SUBCOMMANDS = {name: f"tracecore_perf.cli.{name}" for name in COMMANDS}
@@ -42,10 +46,10 @@ def main(argv: list[str] | None = None) -> int:
             raise _unknown_command(argv[0])
         return subcommand(name).main(argv)
     except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(log_line(f"{PROG}: error: {exc}"), file=sys.stderr)
         return ExitCode.USAGE
     except RunAborted as exc:
-        print(f"{PROG}: run stopped: {exc}", file=sys.stderr)
+        print(log_line(f"{PROG}: run stopped: {exc}"), file=sys.stderr)
         return ExitCode.STOPPED
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (errors.Terminated) outside the batch
         code = getattr(exc, "exit_code", ExitCode.INTERRUPTED)
@@ -60,5 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         fd, path = tempfile.mkstemp(prefix="tracecore-perf-crash-", suffix=".txt")
         with open(fd, "w") as fh:
             traceback.print_exc(file=fh)
-        print(f"{PROG}: internal error: {type(exc).__name__}: {exc} (traceback in {path}; please report it)", file=sys.stderr)
+        print(
+            log_line(f"{PROG}: internal error: {type(exc).__name__}: {exc} (traceback in {path}; please report it)"),
+            file=sys.stderr,
+        )
         return ExitCode.INTERNAL

@@ -20,6 +20,7 @@ from tracecore_perf.cli.args import (
 )
 from tracecore_perf.cli.output import report_comparison
 from tracecore_perf.errors import UsageError
+from tracecore_perf.escape import log_line
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,7 +52,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _say(line: str) -> None:
-    print(f"{PROG} ab: {line}", file=sys.stderr)
+    print(log_line(f"{PROG} ab: {line}"), file=sys.stderr)
 
 
 def main(argv: list[str]) -> int:

@@ -20,6 +20,7 @@ from tracecore_perf.cli.args import (
     settings_from,
 )
 from tracecore_perf.cli.output import report_comparison
+from tracecore_perf.escape import log_line
 
 
 def parser() -> argparse.ArgumentParser:
@@ -82,7 +83,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _say(line: str) -> None:
-    print(f"{PROG} continuous: {line}", file=sys.stderr)
+    print(log_line(f"{PROG} continuous: {line}"), file=sys.stderr)
 
 
 def main(argv: list[str]) -> int:
@@ -127,8 +128,10 @@ def main(argv: list[str]) -> int:
     if record.changed:
         shown = ", ".join(record.changed[:3]) + (f" and {len(record.changed) - 3} more" if len(record.changed) > 3 else "")
         print(
-            f"{PROG}: run tainted: a side's environment or tree changed after it was built ({shown}): an agent's code "
-            "wrote to it, so no verdict is given (continuous.json lists every path)",
+            log_line(
+                f"{PROG}: run tainted: a side's environment or tree changed after it was built ({shown}): an agent's code "
+                "wrote to it, so no verdict is given (continuous.json lists every path)"
+            ),
             file=sys.stderr,
         )
         return ExitCode.TAINTED

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from tracecore_perf.cli.args import PROG, RUN_REF, Parser, add_search_dir
+from tracecore_perf.escape import json as escape_json
 from tracecore_perf.published import locate
 
 
@@ -69,7 +70,7 @@ def main(argv: list[str]) -> int:
     target = check_output(args.output) if args.output is not None else None
     text = render(args.format, locate(args.run, args.search_dir))
     if target is None:
-        sys.stdout.write(text)
+        sys.stdout.write(escape_json(text))  # the same document; no ##[ for a CI runner to read
         return 0
     try:
         write_atomic(target, text.encode())

@@ -22,6 +22,7 @@ from tracecore_perf.cli.args import (
     positive_int,
 )
 from tracecore_perf.errors import UsageError
+from tracecore_perf.escape import json as escape_json
 
 SETTINGS = defaults.HISTORY
 
@@ -175,7 +176,7 @@ def show(args: argparse.Namespace) -> int:
 
     found = _load(args, args.metric)
     if args.format == "json":
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(found), indent=2).decode() + "\n")
+        sys.stdout.write(escape_json(msgspec.json.format(msgspec.json.encode(found), indent=2).decode()) + "\n")
     else:
         sys.stdout.write(render_text(found))
     return 0

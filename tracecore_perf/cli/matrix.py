@@ -24,6 +24,8 @@ import msgspec
 from tracecore_perf import defaults
 from tracecore_perf.cli.args import PROG, Parser, non_negative_int
 from tracecore_perf.errors import ClusterUnreachable, ExitCode, UsageError
+from tracecore_perf.escape import json as escape_json
+from tracecore_perf.escape import log_line
 
 
 def parser() -> argparse.ArgumentParser:
@@ -86,7 +88,7 @@ def _stdout_to_stderr():
 
 
 def _say(line: str) -> None:
-    print(f"{PROG} matrix: {line}", file=sys.stderr)
+    print(log_line(f"{PROG} matrix: {line}"), file=sys.stderr)
 
 
 def payload(outcome, fail_on_regression: bool = False) -> dict:
@@ -149,11 +151,11 @@ def main(argv: list[str]) -> int:
         with _stdout_to_stderr():
             outcome = _run(args, say, show_progress)
     except ClusterUnreachable as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(log_line(f"{PROG}: error: {exc}"), file=sys.stderr)
         return ExitCode.STOPPED
     fail_on_regression = args.fail_on == "regression"
     if args.json:
-        print(json.dumps(payload(outcome, fail_on_regression), indent=2))
+        print(escape_json(json.dumps(payload(outcome, fail_on_regression), indent=2)))
     else:
         print(results.table(outcome.result))
         print(f"matrix: {outcome.path}")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from tracecore_perf.cli.args import PROG
+from tracecore_perf.escape import log_line
 from tracecore_perf.files import write_atomic
 from tracecore_perf.history.models import HistoryVerdict
 from tracecore_perf.published import PublishedRun
@@ -39,6 +40,6 @@ def report_comparison(comparison: Comparison, current: PublishedRun, args: argpa
     for notice in comparison.notices:
         if notice.code in LOUD_WARNINGS:
             # loud even when stdout is a JSON or JUnit file
-            print(f"{PROG}: WARNING: {notice.message}", file=sys.stderr)
+            print(log_line(f"{PROG}: WARNING: {notice.message}"), file=sys.stderr)
     emit(args.format, comparison, args.junit_file or current.output_dir / f"perf-compare-{current.stamp}.junit.xml")
     return 0 if comparison.ok else 1

@@ -12,6 +12,8 @@ from pathlib import Path
 from tracecore_perf import __version__, defaults
 from tracecore_perf.cli.args import COMMANDS, PROG, Parser, add_run_settings, non_negative_int, positive_int, run_settings_from
 from tracecore_perf.errors import ExitCode, UsageError, stop_on_sigterm
+from tracecore_perf.escape import json as escape_json
+from tracecore_perf.escape import log_line
 
 _UNSET = object()
 
@@ -188,8 +190,10 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
 
     if outcome.stopped is not None:
         print(
-            f"{PROG}: run stopped: {outcome.stopped} (rows so far kept in {outcome.run_dir}; "
-            f"to finish it: {resume_command(outcome.run_dir, args)})",
+            log_line(
+                f"{PROG}: run stopped: {outcome.stopped} (rows so far kept in {outcome.run_dir}; "
+                f"to finish it: {resume_command(outcome.run_dir, args)})"
+            ),
             file=sys.stderr,
         )
     publication = outcome.publication
@@ -211,7 +215,7 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
             written = write_report(locate(Path(publication.artifacts["manifest"])), thresholds=thresholds)
             artifacts["report"] = str(written.report)
         except Exception as exc:  # the run is published whatever happens to its report
-            print(f"{PROG}: report not written: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(log_line(f"{PROG}: report not written: {type(exc).__name__}: {exc}"), file=sys.stderr)
             exit_code = exit_code or 1
     if args.history is not None:
         try:
@@ -220,7 +224,7 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
             if not args.json:
                 print(f"{PROG}: history: {publication.stamp} {'added to' if added else 'already in'} {args.history}")
         except Exception as exc:  # the run is published whatever happens to its history entry
-            print(f"{PROG}: history not updated: {exc}", file=sys.stderr)
+            print(log_line(f"{PROG}: history not updated: {exc}"), file=sys.stderr)
             exit_code = exit_code or 1
     output_dir = Path(outcome.run_dir).parent
     if args.json:
@@ -236,13 +240,13 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
             "summary": msgspec.to_builtins(publication.summary),
         }
         check_code = 0 if not args.check else after_run(publication.stamp, output_dir, thresholds, payload)
-        print(json.dumps(payload, indent=2))
+        print(escape_json(json.dumps(payload, indent=2)))
     else:
         print_summary(publication.summary, publication.manifest, artifacts, outcome.run_dir)
         check_code = 0 if not args.check else after_run(publication.stamp, output_dir, thresholds)
     line = failures_line(publication.summary.failure_count, publication.summary.failure_reasons)
     if line:
-        print(f"{PROG}: {line} (one line per episode in {Path(outcome.run_dir) / 'harness.log'})", file=sys.stderr)
+        print(log_line(f"{PROG}: {line} (one line per episode in {Path(outcome.run_dir) / 'harness.log'})"), file=sys.stderr)
     if outcome.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
         print(f"{PROG}: interrupted; to finish the run: {resume_command(outcome.run_dir, args)}", file=sys.stderr)
     return exit_code or check_code
@@ -277,7 +281,8 @@ def add_to_history(manifest: Path, db: Path) -> bool:
 
 
 def failures_line(count: int, reasons: dict[str, int], shown: int = 3, width: int = 100) -> str | None:
-    """One line for the console: how many episodes failed and the commonest reasons."""
+    """One line for the console: how many episodes failed and the commonest reasons (the
+    caller prints it as ``escape.log_line``)."""
     if not count:
         return None
     top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -1,12 +1,17 @@
 """``--format junit``: a JUnit XML file CI systems show as test results (one testcase per
 threshold, trend check and scenario row; a broken one is a ``<failure>``); the command line
-writes it to the file and says where it went."""
+writes it to the file and says where it went.
+
+ElementTree escapes markup (``&``, ``<``, quotes) but writes any character it is given; what
+XML 1.0 does not allow (an agent's U+FFFE, a C0 control) would make the file unreadable, so
+every text of a case goes in through ``escape.xml``."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from itertools import groupby
 
+from tracecore_perf.escape import xml
 from tracecore_perf.export import cases
 from tracecore_perf.history.models import HistoryVerdict
 from tracecore_perf.verdicts.models import Comparison, Verdict
@@ -36,15 +41,16 @@ def document(result: Verdict | Comparison | HistoryVerdict) -> ET.ElementTree:
             skipped=str(sum(c.skipped for c in members)),
         )
         for case in members:
-            element = ET.SubElement(suite, "testcase", classname=f"tracecore_perf.{suite_name}", name=case.name)
+            message = xml(case.message)
+            element = ET.SubElement(suite, "testcase", classname=f"tracecore_perf.{suite_name}", name=xml(case.name))
             if case.skipped:
-                ET.SubElement(element, "skipped", message=case.message)
+                ET.SubElement(element, "skipped", message=message)
             elif not case.ok:
-                failure = ET.SubElement(element, "failure", message=case.message, type=case.severity or "error")
-                failure.text = case.details or case.message
+                failure = ET.SubElement(element, "failure", message=message, type=case.severity or "error")
+                failure.text = xml(case.details) or message
             elif case.severity == "warning" or case.details:
                 out = ET.SubElement(element, "system-out")
-                out.text = f"{(case.severity or 'info').upper()}: {case.message}\n{case.details}".strip()
+                out.text = f"{(case.severity or 'info').upper()}: {message}\n{xml(case.details)}".strip()
     ET.indent(root)
     return ET.ElementTree(root)
 

@@ -4,21 +4,20 @@ A comparison gets one row per scenario row, the worst first (regressions, then t
 ratio): its verdict, ratio and interval, adjusted p-value and episode counts, then its
 warnings. A check or a history check gets one row per case. The first line is an HTML comment
 (:data:`MARKER`) that a workflow looks for to update its one comment instead of adding more.
+
+Every text a result holds (agent names, task refs, errors, messages naming them) goes in
+through ``escape.markdown``: one line of literal text, no HTML, link, image, mention, issue
+reference or autolink, its pipes escaped. Ours around it (headings, stamps, figures) is not.
 """
 
 from __future__ import annotations
 
+from tracecore_perf.escape import markdown as cell
 from tracecore_perf.export import Case, cases
 from tracecore_perf.history.models import HistoryVerdict
 from tracecore_perf.verdicts.models import Comparison, GroupComparison, Verdict, p_text, ratio_text
 
 MARKER = "<!-- tracecore-perf -->"
-
-
-def cell(value: str) -> str:
-    """Text safe inside a markdown table cell: one line, its backslashes and pipes literal."""
-    one_line = " ".join(value.splitlines())  # \r, \n and the other line breaks
-    return one_line.replace("\\", "\\\\").replace("|", "\\|")
 
 
 def _mark(case: Case) -> str:

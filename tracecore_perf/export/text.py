@@ -1,8 +1,11 @@
 """``--format text`` (the default): a short report for people, one line per threshold,
-finding and scenario row."""
+finding and scenario row. Agent names, task refs and errors are in it: every line is made a
+safe line of plain output (``escape.log_line``: control characters shown escaped, no GitHub
+workflow command), as a terminal and a CI runner read it."""
 
 from __future__ import annotations
 
+from tracecore_perf.escape import log_line
 from tracecore_perf.history.models import HistoryVerdict
 from tracecore_perf.verdicts.models import Comparison, Verdict, p_text, ratio_text
 
@@ -89,6 +92,7 @@ def render(result: Verdict | Comparison | HistoryVerdict) -> str:
     if isinstance(result, HistoryVerdict):
         from tracecore_perf.history.export import verdict_lines
 
-        return "\n".join(verdict_lines(result)) + "\n"
-    lines = _verdict(result) if isinstance(result, Verdict) else _comparison(result)
-    return "\n".join(lines) + "\n"
+        lines = verdict_lines(result)
+    else:
+        lines = _verdict(result) if isinstance(result, Verdict) else _comparison(result)
+    return "".join(log_line(line) + "\n" for line in lines)

@@ -3,6 +3,7 @@ json, github and junit formats go through ``export/``, as check's and compare's 
 
 from __future__ import annotations
 
+from tracecore_perf.escape import log_line
 from tracecore_perf.history.changes import floors_text, method_text
 from tracecore_perf.history.models import METRICS, RUN_WIDE, Acceptance, ChangePoint, History, HistoryVerdict
 
@@ -76,10 +77,11 @@ def render_text(found: History) -> str:
             lines.append(f"    CHANGE {describe(cp)}")
         if series.note:
             lines.append(f"    ({series.note})")
-    return "\n".join(lines) + "\n"
+    return "".join(log_line(line) + "\n" for line in lines)  # agents and task refs are data
 
 
 def verdict_lines(verdict: HistoryVerdict) -> list[str]:
+    """``history check``'s text lines (``export/text.py`` prints each as an ``escape.log_line``)."""
     state = "PASS" if verdict.ok else "REGRESSION"
     lines = [
         f"tracecore-perf history check {verdict.newest or '(no run)'}: {state} "

@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 
 from tracecore_perf.errors import UsageError
+from tracecore_perf.escape import log_line
 from tracecore_perf.files import write_atomic
 from tracecore_perf.matrix import cells as cellio
 from tracecore_perf.matrix.models import COMPARABLE, Cell, CellComparison, CellOutcome, MatrixResult
@@ -109,7 +110,8 @@ def _comparison_line(comp: CellComparison) -> str:
 
 
 def table(result: MatrixResult) -> str:
-    """The console table: one line per cell, then one per comparison."""
+    """The console table: one line per cell, then one per comparison. Cell names, errors and
+    the agents a comparison names are data: each line is an ``escape.log_line``."""
     header = ("cell", "status", "node", "started", "finished", "eps", "p50 s", "p95 s", "failed", "stamp")
     rows = [
         (
@@ -140,4 +142,4 @@ def table(result: MatrixResult) -> str:
     nodes = f" on {len(result.nodes)} node{'s' if len(result.nodes) != 1 else ''}" if result.nodes else ""
     ok = sum(c.status == "ok" for c in result.cells)
     lines.append(f"matrix {result.stamp}: {ok}/{len(result.cells)} cells ok{nodes}{wall}")
-    return "\n".join(lines)
+    return "\n".join(map(log_line, lines))

@@ -5,7 +5,10 @@ backend or figure registry is touched and the Agg renderer is used for PNG whate
 display. Every figure answers one question; its caption says which, and the HTML report shows it.
 
 Strings from agents, tasks and error messages reach matplotlib as labels: math-text parsing is
-switched off so a ``$`` in an error message renders as itself instead of failing the render.
+switched off so a ``$`` in an error message renders as itself instead of failing the render,
+and every such label goes through :func:`shorten`, which shows control characters escaped
+(``escape.terminal``) and the characters XML 1.0 does not allow too (``escape.xml``: the SVG
+writer escapes markup but would write them, and no parser reads the file then).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from tracecore_perf.escape import terminal, xml
 from tracecore_perf.files import write_atomic
 from tracecore_perf.models import EpisodeRow, Manifest, Sample, Summary
 from tracecore_perf.published import PublishedRun
@@ -135,7 +139,9 @@ def _mark_resumes(ax: Axes, data: RunData, label: bool = False) -> None:
 
 
 def shorten(text: str, limit: int = 60) -> str:
-    text = " ".join(text.split())
+    """A label from data (an agent, a task ref, an error): one line of at most ``limit``
+    characters, safe in an SVG, its control characters shown escaped."""
+    text = xml(terminal(" ".join(text.split())))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

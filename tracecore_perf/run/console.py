@@ -1,5 +1,9 @@
 """What a person sees: a progress bar while the run goes (only on a terminal) and a short
-table at the end. Uses rich, which TraceCore itself already depends on."""
+table at the end. Uses rich, which TraceCore itself already depends on.
+
+rich parses markup in strings: every value from data (agent names, task refs, failure
+reasons, integrity problems, paths, the host's names) goes into the table as ``escape.rich``,
+a ``Text`` that is shown as it is, its control characters escaped, never parsed."""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ import sys
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
+from tracecore_perf.escape import rich
 from tracecore_perf.models import EpisodeRow, Manifest, Summary
 
 
@@ -89,8 +95,10 @@ def print_summary(summary: Summary, manifest: Manifest, artifacts: dict[str, str
     for row in summary.instructions:
         table.add_row(
             "instructions (M)",
-            f"{os.path.basename(row.agent)} on {row.task_ref}: median {row.median / 1e6:,.3f} "
-            f"[{row.min / 1e6:,.3f} - {row.max / 1e6:,.3f}], n={row.count}",
+            rich(
+                f"{os.path.basename(row.agent)} on {row.task_ref}: median {row.median / 1e6:,.3f} "
+                f"[{row.min / 1e6:,.3f} - {row.max / 1e6:,.3f}], n={row.count}"
+            ),
         )
     table.add_row(
         "run artifacts",
@@ -98,11 +106,11 @@ def print_summary(summary: Summary, manifest: Manifest, artifacts: dict[str, str
         f"{summary.telemetry_verbosity.artifact_bytes_total:,} bytes serialized",
     )
     for reason, count in list(summary.failure_reasons.items())[:5]:
-        table.add_row("failure", f"{count} × {reason}")
+        table.add_row("failure", rich(f"{count} × {reason}"))
     for problem in summary.integrity.problems:
-        table.add_row("[red]TAINTED", problem)
-    table.add_row("machine", machine_line(manifest))
-    table.add_row("run directory", run_dir)
+        table.add_row("[red]TAINTED", rich(problem))
+    table.add_row("machine", rich(machine_line(manifest)))
+    table.add_row("run directory", rich(run_dir))
     for kind, path in artifacts.items():
-        table.add_row(kind, path)
+        table.add_row(Text(kind), rich(path))
     console.print(table)

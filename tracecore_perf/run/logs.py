@@ -11,6 +11,8 @@ from pathlib import Path
 
 import structlog
 
+from tracecore_perf.escape import json as escape_json
+from tracecore_perf.escape import log_line
 from tracecore_perf.files import open_append
 
 _SHARED = [
@@ -31,6 +33,22 @@ def _console_worthy(record: logging.LogRecord) -> bool:
     return not (isinstance(record.msg, dict) and record.msg.get("event") in RUN_LOG_ONLY)
 
 
+def _printable(_logger: object, _name: str, event: dict) -> dict:
+    """The console renderer prints strings as they are, and an event may carry what an episode
+    or a scenario holds (an error, a problem naming an agent's file): shown as
+    ``escape.log_line``, so no escape sequence reaches the terminal and no workflow command a
+    CI runner's log."""
+    return {key: log_line(value) if isinstance(value, str) else value for key, value in event.items()}
+
+
+def _json_line(logger: object, name: str, event: dict) -> str:
+    """A JSON line on stderr, where a CI runner may read it (``escape.json``: the same JSON)."""
+    return escape_json(_JSON(logger, name, event))
+
+
+_JSON = structlog.processors.JSONRenderer()
+
+
 def configure(log_format: str = "console", level: int = logging.INFO) -> None:
     structlog.configure(
         processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -42,15 +60,17 @@ def configure(log_format: str = "console", level: int = logging.INFO) -> None:
     root.handlers.clear()
     root.setLevel(logging.DEBUG)
     root.propagate = False
-    renderer = (
-        structlog.processors.JSONRenderer() if log_format == "json" else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    rendering = (
+        [_json_line]  # JSON escapes every control character itself
+        if log_format == "json"
+        else [_printable, structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(level)
     handler.addFilter(_console_worthy)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer], foreign_pre_chain=_SHARED
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering], foreign_pre_chain=_SHARED
         )
     )
     root.addHandler(handler)

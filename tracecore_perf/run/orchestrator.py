@@ -31,6 +31,7 @@ import structlog
 from anyio.streams.memory import MemoryObjectSendStream
 
 from tracecore_perf.errors import CodeChanged, RunAborted
+from tracecore_perf.escape import terminal
 from tracecore_perf.models import ChildResult, EpisodeJob, EpisodeRow, Integrity, Sample
 from tracecore_perf.run.integrity import check_artifacts
 from tracecore_perf.run.launcher import WorkerFailed, WorkerProcess, ZygoteKeeper
@@ -480,16 +481,16 @@ def _over_memory_limit(outcome: Done, result: ChildResult | None, memory_limit: 
     return f"memory limit: the episode needed more than its {format_size(memory_limit)} (--memory-limit; {how})"
 
 
-_CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]}
 ERROR_CAP = 1000  # characters of a row's error
 
 
 def one_line(error: str | None) -> str | None:
     """A row's error as one printable line: what an episode raised may hold newlines and
-    terminal escapes (a forged console line); they are shown escaped, and the whole is capped."""
+    terminal escapes (a forged console line); they are shown escaped (``escape.terminal``),
+    and the whole is capped. Each output escapes it again for its own sink."""
     if error is None:
         return None
-    text = error.translate(_CONTROL)
+    text = terminal(error)
     return text if len(text) <= ERROR_CAP else text[: ERROR_CAP - 1] + "…"
 
 

@@ -8,6 +8,7 @@ with seed ``row.seed + i``, exactly as TraceCore's own perf scaffold does.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -22,6 +23,9 @@ DEFAULT_SCENARIO: tuple[ScenarioRow, ...] = (
     ScenarioRow(agent="agents/chain_agent.py", task_ref="rate_limited_chain@1", seed=7),
     ScenarioRow(agent="agents/ops_triage_agent.py", task_ref="log_alert_triage@1", seed=21),
 )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def load_scenario(path: Path) -> list[ScenarioRow]:
@@ -59,6 +63,8 @@ def load_scenario(path: Path) -> list[ScenarioRow]:
         for key in ("agent", "task_ref"):
             if not isinstance(row.get(key), str) or not row[key].strip():
                 raise UsageError(f"scenario row {number} has no '{key}' string: {path}")
+            if _SURROGATE.search(row[key]):  # "\udc80" in JSON: no UTF-8 file of the run could record it
+                raise UsageError(f"scenario row {number}'s '{key}' is not UTF-8 text (it holds a lone surrogate): {path}")
         seed = row.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise UsageError(f"scenario row {number} has a non-integer seed {seed!r}: {path}")
