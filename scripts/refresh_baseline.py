@@ -11,7 +11,10 @@ nothing to see in the load average, so the speed of a fixed hash chain is measur
 after the run and must be within ``--min-speed`` of the class's quiet speed. (The instruction
 baseline is exempt from both: the host's load and speed do not move instruction counts; it
 must be made with the Python build, TraceCore and Valgrind CI will use, which ``compare
---same-runtime`` holds it to.) Then it replaces the
+--same-runtime`` holds it to, and from an environment installed as ``.ci/run`` installs its
+own (a fresh venv, pip upgraded, ``build`` and ``twine``, then ``pip install -c
+.ci/constraints.txt -e ".[test,ray]"``): an instruction verdict refuses episode interpreters
+installed differently, and a long-lived development venv is.) Then it replaces the
 folder's published files with the new run's (the slice: manifest, summary, metrics, series,
 samples; the release baseline also its charts and HTML report). Commit the folder in one commit
 and say in the message why, on what host, and what moved.

@@ -71,6 +71,9 @@ def test_every_difference_is_named():
     moved = {**PLAIN, "distributions": {**PLAIN["distributions"], "jsonschema": "4.18.0"}}
     assert environment_differences(EpisodeEnvironment(**PLAIN), EpisodeEnvironment(**moved)) == ["jsonschema 4.26.0 vs 4.18.0"]
     assert environment_differences(None, EpisodeEnvironment(**PLAIN)) == []  # a run from before the record
+    # the installers every venv carries at the version it was made with: no episode loads them
+    tooled = {**PLAIN, "distributions": {**PLAIN["distributions"], "pip": "99.0", "setuptools": "1.0"}}
+    assert environment_differences(EpisodeEnvironment(**PLAIN), EpisodeEnvironment(**tooled)) == []
 
 
 def test_an_instruction_verdict_across_environments_is_refused(tmp_path):

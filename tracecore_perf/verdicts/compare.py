@@ -393,6 +393,7 @@ def runtime_differences(base: Manifest, cur: Manifest) -> list[str]:
 # The distribution under test: its version is a runtime difference (``runtime_differences``),
 # what the comparison is about; how it was installed is the environment's.
 UNDER_TEST = "tracecore"
+INSTALLERS = frozenset({"pip", "setuptools", "wheel"})  # in every venv, at the version it was made with
 
 
 def environment_differences(a: EpisodeEnvironment | None, b: EpisodeEnvironment | None) -> list[str]:
@@ -400,13 +401,15 @@ def environment_differences(a: EpisodeEnvironment | None, b: EpisodeEnvironment 
     difference: a distribution on one side only, at another version (TraceCore's own version
     aside: that is the runtime), installed in place (editable) on one side, TraceCore from
     another kind of source (an index, a local tree, a VCS URL), another implementation.
-    Empty when they agree, or when either run predates the record."""
+    The installers every environment carries at whatever version it was made with (pip,
+    setuptools, wheel: no episode loads them) are not differences. Empty when they agree, or
+    when either run predates the record."""
     if a is None or b is None:
         return []
     out = []
     if a.implementation != b.implementation:
         out.append(f"implementation {a.implementation} vs {b.implementation}")
-    for name in sorted(set(a.distributions) | set(b.distributions)):
+    for name in sorted((set(a.distributions) | set(b.distributions)) - INSTALLERS):
         va, vb = a.distributions.get(name), b.distributions.get(name)
         if va is None or vb is None:
             out.append(f"{name} {va or vb} only in the {'current run' if va is None else 'baseline'}")
