@@ -54,6 +54,58 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
 
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, rest = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            value = getattr(parsed, action.dest, None)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, (str, Path)):
+                    check_path_argument(_argument_name(action), item, path_like=_path_like(action, item))
+        return parsed, rest
+
+
+# --- path arguments ----------------------------------------------------------------------
+
+NAME_MAX = 255  # bytes in one path component (Linux, every common file system)
+PATH_MAX = 4095  # bytes in a whole path the kernel takes
+# Arguments that name a file or folder though argparse keeps them as text (a run: a stamp or a path).
+PATH_METAVARS = frozenset({"FILE", "PATH", "DIR", "REF", "RUN", "RUN_DIR", "MATRIX_DIR", "PYTHON", "BASE", "HEAD"})
+PATH_DESTS = frozenset({"run", "runs", "baseline", "current"})
+
+
+def _argument_name(action: argparse.Action) -> str:
+    return action.option_strings[-1] if action.option_strings else (action.metavar or action.dest).upper()
+
+
+def _path_like(action: argparse.Action, value: object) -> bool:
+    return isinstance(value, Path) or action.metavar in PATH_METAVARS or action.dest in PATH_DESTS
+
+
+def check_path_argument(name: str, value: str | Path, *, path_like: bool = True) -> None:
+    """Every argument is text tracecore-perf can record (published files are JSON, the history
+    SQLite: UTF-8 only), and a path one the kernel can take: no component over NAME_MAX bytes,
+    the whole within PATH_MAX. Bytes that are not UTF-8 (``os.fsencode``'s surrogateescape)
+    are refused, not recorded mangled: UsageError naming the argument."""
+    text = str(value)
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+        raise UsageError(
+            f"{name}: not valid UTF-8: {shown} (published runs and the history record paths and names as UTF-8 text; "
+            "rename it)"
+        ) from None
+    if not path_like:
+        return
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        raise UsageError(
+            f"{name}: a path component of {len(longest)} bytes, more than a file name may have ({NAME_MAX}): "
+            f"{longest[:40].decode('utf-8', 'replace')}..."
+        )
+    if len(raw) > PATH_MAX:
+        raise UsageError(f"{name}: a path of {len(raw)} bytes, more than the system takes ({PATH_MAX})")
+
 
 # --- argument types --------------------------------------------------------------------
 
