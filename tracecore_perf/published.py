@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from tracecore_perf.defaults import OUTPUT_DIR
 from tracecore_perf.errors import UsageError
 from tracecore_perf.models import ARTIFACT_KINDS, FORMAT_VERSION, EpisodeRow, Manifest, Sample, Summary, artifact_path
+
+
+T = TypeVar("T")
 
 
 class _Versioned(msgspec.Struct):
@@ -31,6 +34,8 @@ def format_version(path: Path) -> int:
         found = msgspec.json.decode(path.read_bytes(), type=_Versioned).format_version
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise UsageError(f"not a tracecore-perf artifact: {path}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"published file unreadable: {path}: {exc.strerror or exc}") from None
     if found > FORMAT_VERSION:
         raise UsageError(
             f"{path.name} is of format version {found}, newer than this tracecore-perf reads "
@@ -42,6 +47,22 @@ def format_version(path: Path) -> int:
 _STAMP = re.compile(r"^(?:perf-[a-z]+-|run-)?(\d{8}T\d{6}Z(?:-\d+)?)(?:\.json|\.zip)?$")
 
 
+def load(path: Path, kind: type[T], what: str) -> T:
+    """One published file, decoded as ``kind``: every reader of a published run comes here, so a
+    damaged, truncated, wrong-typed or unreadable file is one UsageError (exit 2) naming the file
+    (``what``: its kind) and the problem, never a traceback."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"published {what} unreadable: {path}: {exc.strerror or exc}") from None
+    try:
+        return msgspec.json.decode(data, type=kind)
+    except msgspec.ValidationError as exc:
+        raise UsageError(f"published {what} {path} is not what tracecore-perf writes: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise UsageError(f"published {what} {path} is damaged or truncated: {exc}") from None
+
+
 class PublishedRun(msgspec.Struct):
     stamp: str
     output_dir: Path
@@ -49,21 +70,28 @@ class PublishedRun(msgspec.Struct):
 
     def manifest(self) -> Manifest:
         format_version(self.paths["manifest"])
-        return msgspec.json.decode(self.paths["manifest"].read_bytes(), type=Manifest)
+        return load(self.paths["manifest"], Manifest, "manifest")
 
     def summary(self) -> Summary:
         format_version(self.paths["summary"])
-        return msgspec.json.decode(self.paths["summary"].read_bytes(), type=Summary)
+        return load(self.paths["summary"], Summary, "summary")
 
     def metrics(self) -> list[dict[str, Any]]:
-        return msgspec.json.decode(self.paths["metrics"].read_bytes())
+        return load(self.paths["metrics"], list[dict[str, Any]], "metrics")
 
     def series(self) -> list[EpisodeRow]:
         """Every row, in episode order (small enough to hold for analysis and charts)."""
-        return msgspec.json.decode(self.paths["series"].read_bytes(), type=list[EpisodeRow])
+        rows = load(self.paths["series"], list[EpisodeRow], "series")
+        episodes = self.summary().episodes
+        if len(rows) != episodes:  # a file cut at a row's end, or another run's, decodes: it must agree
+            raise UsageError(
+                f"published series {self.paths['series']} holds {len(rows)} rows, its summary says {episodes} episodes: "
+                "one of the two is damaged or not this run's"
+            )
+        return rows
 
     def samples(self) -> list[Sample]:
-        return msgspec.json.decode(self.paths["samples"].read_bytes(), type=list[Sample])
+        return load(self.paths["samples"], list[Sample], "samples")
 
 
 def locate(ref: str | Path, search_dir: Path = Path(OUTPUT_DIR)) -> PublishedRun:
