@@ -11,6 +11,7 @@ they refuse or read changes a byte of it.
 
 from __future__ import annotations
 
+import shlex
 import sqlite3
 import statistics
 from collections import defaultdict
@@ -158,6 +159,40 @@ def figures_of(run: PublishedRun, label: str | None = None) -> tuple[RunRecord, 
 # --- the file --------------------------------------------------------------------------
 
 
+def damaged(path: Path, detail: object) -> UsageError:
+    """A history database SQLite finds damaged: one line naming it and how to recover."""
+    lines = [line.strip() for line in str(detail).splitlines() if line.strip() and not line.startswith("***")]
+    return UsageError(
+        f"{path}: the history database is damaged ({lines[0] if lines else detail}); nothing was written to it: move it "
+        f"aside (mv {shlex.quote(str(path))} {shlex.quote(str(path) + '.damaged')}) and add the published runs again "
+        f"into a new one (`history add RUN... --db {shlex.quote(str(path))}`), or put back a copy"
+    )
+
+
+def check_intact(conn: sqlite3.Connection, path: Path) -> None:
+    """``PRAGMA quick_check`` of the whole file: a damaged page is refused before anything is
+    read from or written to it (SQLite would write around it and fail later, on a read)."""
+    try:
+        found = [row[0] for row in conn.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as exc:
+        raise damaged(path, exc) from None
+    if found != ["ok"]:
+        raise damaged(path, found[0] if found else "no answer from quick_check")
+
+
+def _reading(method):
+    """A read of an open store: a damaged page SQLite meets only now is one UsageError too."""
+
+    def read(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise damaged(self.path, exc) from None
+
+    read.__doc__, read.__name__ = method.__doc__, method.__name__
+    return read
+
+
 class Store:
     """An open history database (use :func:`open_store`)."""
 
@@ -212,18 +247,21 @@ class Store:
             self.conn.execute(sql, (stamp, reason, now))
         return not known
 
+    @_reading
     def acceptances(self) -> list[Acceptance]:
         cursor = self.conn.execute(
             "SELECT a.stamp, r.label, a.reason, a.accepted_at FROM accepted a JOIN runs r USING (stamp) ORDER BY a.stamp"
         )
         return [Acceptance(stamp=s, label=label, reason=reason, accepted_at=at) for s, label, reason, at in cursor]
 
+    @_reading
     def refs(self) -> list[tuple[str, str | None]]:
         """(stamp, label) of every run: what names a run, in any schema version."""
         if self.version == 0:
             return []
         return list(self.conn.execute("SELECT stamp, label FROM runs ORDER BY generated_at, stamp"))
 
+    @_reading
     def resolve(self, ref: str) -> str:
         """The stamp of the one run whose stamp or label is ``ref``; UsageError when none is,
         or when more than one run answers to it."""
@@ -235,10 +273,12 @@ class Store:
             raise UsageError(f"{ref!r} names {len(stamps)} runs in the history {self.path} ({shown}): give one's stamp")
         return stamps[0]
 
+    @_reading
     def runs(self) -> list[RunRecord]:
         cursor = self.conn.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs ORDER BY generated_at, stamp")
         return [RunRecord(**dict(zip(_RUN_COLUMNS, values, strict=True))) for values in cursor]
 
+    @_reading
     def rows(self) -> list[GroupFigures]:
         cursor = self.conn.execute(f"SELECT {', '.join(_ROW_COLUMNS)} FROM row_figures ORDER BY stamp, agent, task_ref")
         return [GroupFigures(**dict(zip(_ROW_COLUMNS, values, strict=True))) for values in cursor]
@@ -270,6 +310,8 @@ def _identify(conn: sqlite3.Connection, path: Path) -> int:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     except sqlite3.DatabaseError as exc:
+        if "malformed" in str(exc):
+            raise damaged(path, exc) from None
         raise _refuse(path, f"not a readable SQLite database ({exc})") from None
     if app_id != APPLICATION_ID:
         if app_id == 0 and not tables and version == 0:
@@ -331,6 +373,7 @@ def open_store(path: Path, *, write: bool, older_ok: bool = False, create_dir: b
         raise UsageError(f"{path}: cannot open the history database ({exc})") from None
     try:
         version = _identify(conn, path)
+        check_intact(conn, path)  # before any migration or write: a damaged file is never written to
         if version < SCHEMA_VERSION:
             if not write and not older_ok:
                 if version == 0:
