@@ -92,13 +92,22 @@ def described() -> list[tuple[str, object, object, str]]:
 MANIFEST_NAMES = {"python": "interpreter.executable", "sample_interval": "sample_interval_s"}
 
 
-def recorded(manifest) -> RunSettings:
+def recorded(manifest, source: str = "the manifest") -> RunSettings:
     """The settings a run's manifest records (``manifest``: a models.Manifest): what
-    ``--resume`` goes on with."""
+    ``--resume`` goes on with, held to the same bounds as a new run's flags (a manifest can be
+    edited): UsageError naming ``source`` and the manifest's field otherwise."""
+    from tracecore_perf.errors import UsageError
+
     values = {}
     for name in NAMES:
         value = manifest
         for part in MANIFEST_NAMES.get(name, name).split("."):
             value = getattr(value, part)
         values[name] = value
-    return RunSettings(**values)
+    try:
+        return msgspec.convert(values, RunSettings)
+    except msgspec.ValidationError as exc:
+        problem, _, where = str(exc).rpartition(" - at `$.")
+        name = where.rstrip("`")
+        field = MANIFEST_NAMES.get(name, name)
+        raise UsageError(f"{source}: {field} {getattr(manifest, field, values.get(name))!r}: {problem or exc}") from None

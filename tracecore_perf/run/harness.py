@@ -52,7 +52,7 @@ from tracecore_perf.run.logs import add_run_log
 from tracecore_perf.run.monitor import SAMPLE_FIELDS
 from tracecore_perf.run.orchestrator import Execution
 from tracecore_perf.run.publish import Publication, SeriesIndex, prune_run_artifacts, publish
-from tracecore_perf.run.rundir import MANIFEST, RunDir, new_stamp, utc_now
+from tracecore_perf.run.rundir import LOCK, MANIFEST, RunDir, new_stamp, utc_now
 from tracecore_perf.run.scenario import plan
 from tracecore_perf.run.seal import CodeSeal
 from tracecore_perf.run.seal import describe as describe_change
@@ -355,18 +355,34 @@ def _counting() -> InstructionCounting:
 def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcome:
     """Finish an interrupted run: same parameters, only the episodes with no row."""
     run_dir = RunDir(path)
-    if not os.path.lexists(path / MANIFEST):
+    if not path.is_dir() or not (os.path.lexists(path / MANIFEST) or os.path.lexists(path / LOCK)):
         raise UsageError(f"not a run directory (no {MANIFEST}): {path}")
+    run_dir.lock("resume")  # before anything is read or touched: one attempt at a time
     try:
+        if not os.path.lexists(path / MANIFEST):  # a run taking its first steps has its lock, not yet this
+            raise FileNotFoundError(f"no {MANIFEST}")
         manifest = run_dir.read_manifest()
     except (msgspec.DecodeError, msgspec.ValidationError, OSError) as exc:
+        run_dir.unlock()
         raise UsageError(f"run manifest unreadable: {path / MANIFEST}: {exc}") from None
+    try:  # held to the bounds a new run's flags are: a manifest can be edited
+        recorded(manifest, str(path / MANIFEST))
+        check_workers(manifest.workers)
+        check_memory_limit(manifest.memory_limit)
+    except UsageError:
+        run_dir.unlock()
+        raise
     run_dir.remember()
     # What an episode of an earlier attempt may have left at the streams' names (a FIFO would
     # block the reads below): set aside, and the run is tainted.
     planted = set_aside_planted(run_dir, [run_dir.series, run_dir.samples])
     run_dir.repair_tail()
     done = SeriesIndex(run_dir, with_run_ids=True)
+    if done.count > manifest.episodes:
+        run_dir.unlock()
+        raise UsageError(
+            f"{path / MANIFEST}: episodes {manifest.episodes} is fewer than the {done.count} rows the run already has"
+        )
     if done.count >= manifest.episodes and manifest.status in PUBLISHED and not planted:
         code = ExitCode.OK if done.passed == done.count else ExitCode.FAILED
         return Outcome(exit_code=ExitCode.TAINTED if manifest.status == "tainted" else code, publication=None, run_dir=str(path))

@@ -5,13 +5,18 @@
     series.jsonl           one EpisodeRow per finished episode, appended as it ends
     samples.jsonl          one monitor Sample per line
     harness.log            the harness's structlog JSON log
+    run.lock               flock()ed by the harness process running or resuming the run, held
+                           from before any episode starts until that process ends (its pid inside)
     logs/                  episode output (only episodes that printed), worker stderr
     .agent_bench/runs/     TraceCore's run artifacts for exactly this run
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,12 +24,14 @@ from typing import BinaryIO, TypeVar
 
 import msgspec
 
+from tracecore_perf.errors import UsageError
 from tracecore_perf.files import read_regular, write_atomic
 from tracecore_perf.models import EpisodeRow, Manifest, Sample
 
 T = TypeVar("T")
 
 MANIFEST = "manifest.json"
+LOCK = "run.lock"
 SERIES = "series.jsonl"
 SAMPLES = "samples.jsonl"
 HARNESS_LOG = "harness.log"
@@ -88,6 +95,47 @@ class RunDir:
         self.logs.mkdir()
         self.runs_root.mkdir(parents=True)
         self.remember()
+        self.lock("run")
+
+    def lock(self, verb: str = "run") -> None:
+        """Take the run's lock (``run.lock``, ``flock``), or raise UsageError naming the process
+        that holds it: one harness process runs or resumes a run at a time. Taken before any
+        episode starts and kept until this process ends (the kernel lets go when it dies, however
+        it dies); a process holding it already takes it again. What stands at the name is never
+        trusted: a link or anything but a regular file is refused, and the holder is the one
+        the kernel names (``/proc/locks``), not what the file says."""
+        key = _identity(self.path)
+        if key in _HELD:
+            return
+        where = self.path / LOCK
+        try:
+            fd = os.open(where, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            why = "a link stands at its name" if exc.errno == errno.ELOOP else exc.strerror
+            raise UsageError(f"cannot take the run's lock {where}: {why} (move it aside to go on)") from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise UsageError(f"cannot take the run's lock {where}: not a regular file (move it aside to go on)")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid, doing = _holder(fd, info)
+                raise UsageError(
+                    f"{self.path}: this run is being {doing} by pid {pid}; wait for it to end (or stop it), then resume"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {verb}\n".encode(), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        _HELD[key] = fd
+
+    def unlock(self) -> None:
+        """Let go of the run's lock taken by :meth:`lock` (a library caller done with the run)."""
+        fd = _HELD.pop(_identity(self.path), None)
+        if fd is not None:
+            os.close(fd)
 
     def episode_log(self, episode_index: int) -> Path:
         return self.logs / f"episode-{episode_index:06d}.log"
@@ -127,6 +175,44 @@ class RunDir:
 
     def iter_samples(self) -> Iterator[Sample]:
         return iter_jsonl(self.samples, Sample)
+
+
+# The run locks this process holds: run directory (device, inode) -> the lock's descriptor.
+_HELD: dict[tuple[int, int] | None, int] = {}
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _holder(fd: int, info: os.stat_result) -> tuple[str, str]:
+    """Who holds the lock on the file open at ``fd``: the pid the kernel lists for it in
+    /proc/locks (a file anyone could have written is not asked for that), and whether it runs
+    or resumes the run (the file's word for it)."""
+    pid = "unknown"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                fields = line.split()
+                if len(fields) < 6 or fields[1] != "FLOCK":  # "->": a waiter, not a holder
+                    continue
+                major, minor, inode = fields[5].split(":")
+                if int(inode) == info.st_ino and (int(major, 16), int(minor, 16)) == (os.major(info.st_dev), os.minor(info.st_dev)):
+                    pid = fields[4]
+                    break
+    except (OSError, ValueError):
+        pass
+    try:
+        words = os.pread(fd, 64, 0).decode("ascii", "replace").split()
+    except OSError:
+        words = []
+    if pid == "unknown" and words and words[0].isdigit():
+        pid = words[0]
+    return pid, "resumed" if words[1:2] == ["resume"] else "run"
 
 
 MAX_LINE_BYTES = 1 << 20  # a row or a sample is a few KiB: a longer line is nobody's
