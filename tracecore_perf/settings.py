@@ -104,10 +104,11 @@ def recorded(manifest, source: str = "the manifest") -> RunSettings:
         for part in MANIFEST_NAMES.get(name, name).split("."):
             value = getattr(value, part)
         values[name] = value
-    try:
-        return msgspec.convert(values, RunSettings)
+    try:  # a setting a run from before it recorded as None (memory_limit) goes on as that run did
+        msgspec.convert({k: v for k, v in values.items() if v is not None}, RunSettings)
     except msgspec.ValidationError as exc:
         problem, _, where = str(exc).rpartition(" - at `$.")
         name = where.rstrip("`")
         field = MANIFEST_NAMES.get(name, name)
         raise UsageError(f"{source}: {field} {getattr(manifest, field, values.get(name))!r}: {problem or exc}") from None
+    return RunSettings(**values)

@@ -329,6 +329,7 @@ def write_report(
     # Verdicts first: if check refuses the input, nothing has been written yet.
     verdict = verdict_for(run, baseline, thresholds)
     comparison = comparison_for(baseline, run) if baseline is not None else None
+    metrics = run.metrics() if run.paths["metrics"].is_file() else []  # read, like every input, before any write
 
     rendered = charts.render(data, out)
     if baseline_data is not None:
@@ -345,7 +346,7 @@ def write_report(
         failure_reasons=sorted(data.summary.failure_reasons.items(), key=lambda kv: (-kv[1], kv[0])),
         rows=row_stats(data.series, data.manifest.scenario),
         timing_note=data.summary.timing_note,
-        metrics=run.metrics() if run.paths["metrics"].is_file() else [],
+        metrics=metrics,
         charts=[_chart_view(chart) for chart in rendered],
         verdict=verdict,
     )
