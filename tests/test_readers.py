@@ -175,9 +175,7 @@ PATH_CASES = {
 
 @pytest.mark.parametrize("kind", ["not UTF-8", "256-byte component"])
 @pytest.mark.parametrize("case", list(PATH_CASES))
-def test_a_path_the_system_cannot_take_is_one_line_naming_the_argument(
-    tmp_path: Path, capsys, monkeypatch, case: str, kind: str
-):
+def test_a_path_the_system_cannot_take_is_one_line_naming_the_argument(tmp_path: Path, capsys, monkeypatch, case: str, kind: str):
     monkeypatch.chdir(tmp_path)
     argv, name = PATH_CASES[case]
     bad = str(tmp_path / (NOT_UTF8 if kind == "not UTF-8" else LONG))

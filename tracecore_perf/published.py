@@ -19,7 +19,6 @@ from tracecore_perf.defaults import OUTPUT_DIR
 from tracecore_perf.errors import UsageError
 from tracecore_perf.models import ARTIFACT_KINDS, FORMAT_VERSION, EpisodeRow, Manifest, Sample, Summary, artifact_path
 
-
 T = TypeVar("T")
 
 

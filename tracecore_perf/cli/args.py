@@ -92,8 +92,7 @@ def check_path_argument(name: str, value: str | Path, *, path_like: bool = True)
     except UnicodeEncodeError:
         shown = text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
         raise UsageError(
-            f"{name}: not valid UTF-8: {shown} (published runs and the history record paths and names as UTF-8 text; "
-            "rename it)"
+            f"{name}: not valid UTF-8: {shown} (published runs and the history record paths and names as UTF-8 text; rename it)"
         ) from None
     if not path_like:
         return

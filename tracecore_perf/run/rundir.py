@@ -201,7 +201,8 @@ def _holder(fd: int, info: os.stat_result) -> tuple[str, str]:
                 if len(fields) < 6 or fields[1] != "FLOCK":  # "->": a waiter, not a holder
                     continue
                 major, minor, inode = fields[5].split(":")
-                if int(inode) == info.st_ino and (int(major, 16), int(minor, 16)) == (os.major(info.st_dev), os.minor(info.st_dev)):
+                device = (int(major, 16), int(minor, 16))
+                if int(inode) == info.st_ino and device == (os.major(info.st_dev), os.minor(info.st_dev)):
                     pid = fields[4]
                     break
     except (OSError, ValueError):
