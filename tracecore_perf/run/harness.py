@@ -357,7 +357,7 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
     run_dir = RunDir(path)
     if not path.is_dir() or not (os.path.lexists(path / MANIFEST) or os.path.lexists(path / LOCK)):
         raise UsageError(f"not a run directory (no {MANIFEST}): {path}")
-    run_dir.lock("resume")  # before anything is read or touched: one attempt at a time
+    run_dir.lock()  # before anything is read or touched: one attempt at a time
     try:
         if not os.path.lexists(path / MANIFEST):  # a run taking its first steps has its lock, not yet this
             raise FileNotFoundError(f"no {MANIFEST}")

@@ -6,7 +6,7 @@
     samples.jsonl          one monitor Sample per line
     harness.log            the harness's structlog JSON log
     run.lock               flock()ed by the harness process running or resuming the run, held
-                           from before any episode starts until that process ends (its pid inside)
+                           from before any episode starts until that process ends (empty)
     logs/                  episode output (only episodes that printed), worker stderr
     .agent_bench/runs/     TraceCore's run artifacts for exactly this run
 """
@@ -95,9 +95,9 @@ class RunDir:
         self.logs.mkdir()
         self.runs_root.mkdir(parents=True)
         self.remember()
-        self.lock("run")
+        self.lock()
 
-    def lock(self, verb: str = "run") -> None:
+    def lock(self) -> None:
         """Take the run's lock (``run.lock``, ``flock``), or raise UsageError naming the process
         that holds it: one harness process runs or resumes a run at a time. Taken before any
         episode starts and kept until this process ends (the kernel lets go when it dies, however
@@ -120,12 +120,10 @@ class RunDir:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                pid, doing = _holder(fd, info)
+                pid, doing = _holder(info)
                 raise UsageError(
                     f"{self.path}: this run is being {doing} by pid {pid}; wait for it to end (or stop it), then resume"
                 ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()} {verb}\n".encode(), 0)
         except BaseException:
             os.close(fd)
             raise
@@ -189,11 +187,11 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
-def _holder(fd: int, info: os.stat_result) -> tuple[str, str]:
-    """Who holds the lock on the file open at ``fd``: the pid the kernel lists for it in
-    /proc/locks (a file anyone could have written is not asked for that), and whether it runs
-    or resumes the run (the file's word for it)."""
-    pid = "unknown"
+def _holder(info: os.stat_result) -> tuple[str, str]:
+    """Who holds the lock on the file ``info`` describes, as the kernel says (nothing anyone
+    could have written is asked): the pid /proc/locks lists for it, and whether that process
+    resumes the run (``--resume`` on its command line) or runs it."""
+    pid = None
     try:
         with open("/proc/locks", encoding="ascii", errors="replace") as fh:
             for line in fh:
@@ -207,13 +205,14 @@ def _holder(fd: int, info: os.stat_result) -> tuple[str, str]:
                     break
     except (OSError, ValueError):
         pass
+    if pid is None:
+        return "unknown (another process)", "run"
     try:
-        words = os.pread(fd, 64, 0).decode("ascii", "replace").split()
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            resuming = b"--resume" in fh.read().split(b"\0")
     except OSError:
-        words = []
-    if pid == "unknown" and words and words[0].isdigit():
-        pid = words[0]
-    return pid, "resumed" if words[1:2] == ["resume"] else "run"
+        resuming = False
+    return pid, "resumed" if resuming else "run"
 
 
 MAX_LINE_BYTES = 1 << 20  # a row or a sample is a few KiB: a longer line is nobody's
