@@ -385,6 +385,7 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
         )
     if done.count >= manifest.episodes and manifest.status in PUBLISHED and not planted:
         code = ExitCode.OK if done.passed == done.count else ExitCode.FAILED
+        run_dir.unlock()
         return Outcome(exit_code=ExitCode.TAINTED if manifest.status == "tainted" else code, publication=None, run_dir=str(path))
     # Rows missing, or all there but the publication never finished (the harness was stopped
     # or killed while checking or publishing): the attempt runs what is missing, maybe
@@ -411,17 +412,20 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
         check_artifacts(run_dir, done.run_ids, interrupted=True, verify=False)
         return run_dir, manifest, checked.seal
 
-    return _execute(
-        python,
-        settings.isolation,
-        resolved,
-        prepare,
-        output_cap,
-        show_progress=show_progress,
-        done=done,
-        instructions=settings.instructions,
-        found=planted,
-    )
+    try:
+        return _execute(
+            python,
+            settings.isolation,
+            resolved,
+            prepare,
+            output_cap,
+            show_progress=show_progress,
+            done=done,
+            instructions=settings.instructions,
+            found=planted,
+        )
+    finally:
+        run_dir.unlock()  # taken above, held for the attempt (also when it stopped before it began)
 
 
 @dataclass
@@ -538,6 +542,8 @@ def _execute(
         if state.log_handler is not None:
             logging_handler_close(state.log_handler)
         guard.restore()
+        if state.run_dir is not None:
+            state.run_dir.unlock()  # the attempt is over: another may take the run (rundir.RunDir.lock)
 
 
 def _interrupted(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, exc: KeyboardInterrupt) -> Outcome:
