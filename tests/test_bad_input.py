@@ -171,7 +171,7 @@ EXPORT_CASES = {
     "output with a trailing slash": (["export", "x", "--output", "new/"], "--output must be a file, not a folder"),
     "output in no folder": (["export", "x", "--output", "no/such/f.json"], "--output must be a file in an existing folder"),
     "output over evidence": (["export", "x", "--output", "perf-manifest-20260101T000000Z.json"], "published run's file"),
-    "output over a device": (["export", "x", "--output", "/dev/null"], "not a regular file: not replaced"),
+    "output over a device": (["export", "x", "--output", "/dev/null"], "is a device file, not a regular file: not written"),
     "matrix fail-on": (["matrix", "m.toml", "--fail-on", "always"], "--fail-on: invalid choice"),
 }
 
@@ -187,7 +187,8 @@ def test_export_output_is_never_written_through_a_link(tmp_path: Path, capsys, m
     target = tmp_path / "target.json"
     target.write_text("kept")
     (tmp_path / "link.json").symlink_to(target)
-    assert "is a link or not a regular file" in refused(capsys, monkeypatch, tmp_path, "export", "x", "--output", "link.json")
+    line = refused(capsys, monkeypatch, tmp_path, "export", "x", "--output", "link.json")
+    assert "is a symbolic link: nothing is written through a link" in line
     assert target.read_text() == "kept" and (tmp_path / "link.json").is_symlink()
 
 

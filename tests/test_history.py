@@ -482,7 +482,7 @@ BAD_ARGS = {
     "unknown metric (check)": (["check", "--metric", "cpu"], "unknown metric 'cpu'"),
     "no database": (["show", "--db", "{missing}"], "no history database at"),
     "db is a directory": (["show", "--db", "{empty}"], "--db is a directory"),
-    "report into nowhere": (["report", "--output", "{missing}/x/page.html"], "--output must be a file in an existing directory"),
+    "report into nowhere": (["report", "--output", "{missing}/x/page.html"], "--output must be a file in an existing folder"),
     "no action": ([], "the following arguments are required: ACTION"),
     "a label of two lines": (["add", "yesterday", "--label", "v1\n\x1b[31mv2"], "only printable characters"),
     "a label of a page": (["add", "yesterday", "--label", "x" * 201], "at most 200 characters"),

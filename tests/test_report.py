@@ -155,7 +155,7 @@ BAD = {
     "not a run": (["yesterday"], "no such run, run directory or artifact: yesterday"),
     "unknown baseline": (["{stamp}", "--baseline", "20990101T000000Z"], "run 20990101T000000Z has no published manifest"),
     "baseline folder without a run": (["{stamp}", "--baseline", "empty"], "empty holds no published run"),
-    "output dir missing": (["{stamp}", "--output-dir", "nowhere"], "--output-dir is not an existing directory: nowhere"),
+    "output dir missing": (["{stamp}", "--output-dir", "nowhere"], "--output-dir must be an existing folder: nowhere"),
     "unknown flag": (["{stamp}", "--colour"], "unrecognized arguments: --colour"),
     "no run": ([], "the following arguments are required: run"),
 }

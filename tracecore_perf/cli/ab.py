@@ -14,6 +14,7 @@ from tracecore_perf.cli.args import (
     Parser,
     add_comparison_flags,
     add_run_settings,
+    check_output_path,
     positive_int,
     run_settings_from,
     settings_from,
@@ -64,6 +65,7 @@ def main(argv: list[str]) -> int:
     if len(args.python) != 2:
         raise UsageError(f"--python must be given exactly twice (A, then B), got {len(args.python)}")
     settings = settings_from(args)
+    check_output_path("--output-dir", args.output_dir, "runs")
     run_settings = run_settings_from(args)  # run_ab resolves the isolation and checks --instructions
     scenario = load_scenario(args.scenario) if args.scenario else list(DEFAULT_SCENARIO)
     configure("console", level=logging.WARNING)

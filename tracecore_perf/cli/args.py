@@ -238,7 +238,13 @@ def add_output_format(parser: argparse.ArgumentParser, junit_default: str) -> No
     from tracecore_perf.export import FORMATS
 
     parser.add_argument("--format", choices=sorted(FORMATS), default="text", help="output format")
-    parser.add_argument("--junit-file", type=Path, metavar="PATH", help=f"where --format junit writes (default: {junit_default})")
+    parser.add_argument(
+        "--junit-file",
+        type=Path,
+        metavar="PATH",
+        help=f"where --format junit writes: a new file or an earlier JUnit report, never a run's files, the history "
+        f"database, a link or a device (default: {junit_default})",
+    )
 
 
 def add_comparison_flags(parser: argparse.ArgumentParser, env_flag: bool = True) -> None:
@@ -278,13 +284,35 @@ def add_comparison_flags(parser: argparse.ArgumentParser, env_flag: bool = True)
     add_output_format(parser, "perf-compare-<stamp>.junit.xml next to the current run")
 
 
+def check_output_path(flag: str, path: str | Path, kind: str) -> Path:
+    """An output path a user named, held to the one guard of every sink
+    (``files.output_refusal``) before any work: returned as a Path, or UsageError naming the
+    flag, the path and why (exit 2, nothing written)."""
+    from tracecore_perf.files import output_refusal
+
+    why = output_refusal(path, kind)  # type: ignore[arg-type]
+    if why is None:
+        return Path(path)
+    if why.startswith("must"):
+        raise UsageError(f"{flag} {why}: {path}")
+    raise UsageError(f"{flag} {path} {why}")
+
+
 def check_junit_target(fmt: str, path: Path | None) -> None:
-    if fmt == "junit" and path is not None and (path.is_dir() or not path.parent.is_dir()):
-        raise UsageError(f"--junit-file must be a file in an existing directory: {path}")
+    """``--junit-file``, when ``--format junit`` writes it; and ``$GITHUB_STEP_SUMMARY``,
+    when ``--format github`` appends to it."""
+    import os
+
+    if fmt == "junit" and path is not None:
+        check_output_path("--junit-file", path, "junit")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if fmt == "github" and summary:
+        check_output_path("GITHUB_STEP_SUMMARY", summary, "append")
 
 
 def settings_from(args: argparse.Namespace):
-    """``compare``'s settings from the flags of :func:`add_comparison_flags`."""
+    """``compare``'s settings from the flags of :func:`add_comparison_flags`, its output
+    paths checked."""
     from tracecore_perf.verdicts.compare import Settings
 
     check_junit_target(args.format, args.junit_file)

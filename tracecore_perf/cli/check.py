@@ -36,12 +36,12 @@ def main(argv: list[str]) -> int:
     from tracecore_perf.verdicts.check import evaluate, load_thresholds
 
     args = parser().parse_args(argv)
+    check_junit_target(args.format, args.junit_file)  # before any work
     thresholds = load_thresholds(args.thresholds)
     if args.no_trends:
         thresholds.trends = False
     run = locate(args.run, args.search_dir)
     reference = locate(args.baseline, args.search_dir) if args.baseline else None
-    check_junit_target(args.format, args.junit_file)
     verdict = evaluate(run, thresholds, reference)
     emit(args.format, verdict, args.junit_file or run.output_dir / f"perf-check-{run.stamp}.junit.xml")
     return 0 if verdict.ok else 1

@@ -27,6 +27,12 @@ def parser() -> argparse.ArgumentParser:
         help="refuse (exit 2) runs whose Python build, TraceCore or Valgrind differ, naming the run that records a new "
         "baseline: a CI gate compares code with code",
     )
+    p.add_argument(
+        "--allow-tainted",
+        action="store_true",
+        help="compare a tainted run (its evidence tampered with) anyway, with a TAINTED RUN warning in every format; "
+        "refused otherwise (exit 2)",
+    )
     return p
 
 
@@ -45,5 +51,6 @@ def main(argv: list[str]) -> int:
         allow_setup_mismatch=args.allow_setup_mismatch,
         same_runtime=args.same_runtime,
         allow_env_difference=args.allow_env_difference,
+        allow_tainted=args.allow_tainted,
     )
     return report_comparison(comparison, current, args)

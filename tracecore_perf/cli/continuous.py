@@ -15,6 +15,7 @@ from tracecore_perf.cli.args import (
     Parser,
     add_comparison_flags,
     add_run_settings,
+    check_output_path,
     positive_int,
     run_settings_from,
     settings_from,
@@ -97,6 +98,8 @@ def main(argv: list[str]) -> int:
 
     args = parser().parse_args(argv)
     settings = settings_from(args)
+    if args.output_dir is not None:
+        check_output_path("--output-dir", args.output_dir, "runs")
     run_settings = run_settings_from(args, instructions=True, isolation="forkserver")
     check_workers(run_settings.workers)
     base_python = check_base_python(args.python or sys.executable)

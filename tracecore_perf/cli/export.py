@@ -5,11 +5,9 @@ for Bencher (``bencher run --adapter json --file ...``) or github-action-benchma
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from pathlib import Path
 
-from tracecore_perf.cli.args import PROG, RUN_REF, Parser, add_search_dir
+from tracecore_perf.cli.args import PROG, RUN_REF, Parser, add_search_dir, check_output_path
 from tracecore_perf.escape import json as escape_json
 from tracecore_perf.published import locate
 
@@ -34,31 +32,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output",
         metavar="FILE",
-        help="write it here: a new file, or a regular file that is not a run's own (default: stdout)",
+        help="write it here: a new file, or an earlier export (never a run's files, a link, a device or another file) "
+        "(default: stdout)",
     )
     add_search_dir(p)
     return p
-
-
-# The names of a published run's own files: evidence, never replaced by an export.
-PUBLISHED_NAME = re.compile(r"^perf-[a-z]+-\d{8}T\d{6}Z(?:-\d+)?\.(?:json|zip|html|xml|png|svg)$")
-
-
-def check_output(raw: str) -> Path:
-    """``--output``: a new file, or a regular file (not a link) that is no run's evidence, in
-    an existing folder. Raises UsageError naming what is wrong; nothing is written."""
-    from tracecore_perf.errors import UsageError
-
-    target = Path(raw)
-    if raw.endswith("/") or target.is_dir():
-        raise UsageError(f"--output must be a file, not a folder: {raw}")
-    if not target.parent.is_dir():
-        raise UsageError(f"--output must be a file in an existing folder: {raw}")
-    if target.is_symlink() or (target.exists() and not target.is_file()):
-        raise UsageError(f"--output {raw} is a link or not a regular file: not replaced")
-    if PUBLISHED_NAME.match(target.name):
-        raise UsageError(f"--output {raw} is named as a published run's file: not replaced")
-    return target
 
 
 def main(argv: list[str]) -> int:
@@ -67,7 +45,7 @@ def main(argv: list[str]) -> int:
     from tracecore_perf.files import write_atomic
 
     args = parser().parse_args(argv)
-    target = check_output(args.output) if args.output is not None else None
+    target = check_output_path("--output", args.output, "export") if args.output is not None else None
     text = render(args.format, locate(args.run, args.search_dir))
     if target is None:
         sys.stdout.write(escape_json(text))  # the same document; no ##[ for a CI runner to read

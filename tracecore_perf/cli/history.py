@@ -18,6 +18,7 @@ from tracecore_perf.cli.args import (
     add_search_dir,
     alpha,
     check_junit_target,
+    check_output_path,
     fraction,
     positive_int,
 )
@@ -104,7 +105,8 @@ def parser() -> argparse.ArgumentParser:
         "--junit-file",
         type=Path,
         metavar="PATH",
-        help="where --format junit writes (default: history-check.junit.xml beside the --db file)",
+        help="where --format junit writes: a new file or an earlier JUnit report, never a run's files, the history "
+        "database, a link or a device (default: history-check.junit.xml beside the --db file)",
     )
 
     page = sub.add_parser("report", help="one self-contained HTML page: a chart per (agent, task_ref), change points marked")
@@ -113,7 +115,13 @@ def parser() -> argparse.ArgumentParser:
         "metrics charted (change points are looked for, and listed, in every metric), default cpu_s, wall_clock_s and "
         "the run-wide ones (instructions too when the newest run counted them)",
     )
-    page.add_argument("--output", type=Path, metavar="FILE", required=True, help="the HTML file written")
+    page.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        required=True,
+        help="the HTML file written: a new file or an earlier history page, never a run's files, a link or a device",
+    )
 
     accept = sub.add_parser(
         "accept",
@@ -162,6 +170,7 @@ def add(args: argparse.Namespace) -> int:
     from tracecore_perf.history.store import figures_of, open_store
     from tracecore_perf.published import locate
 
+    check_output_path("--db", args.db, "history")
     entries = [figures_of(locate(ref, args.search_dir), args.label) for ref in args.runs]  # all read before any write
     with open_store(args.db, write=True) as store:
         added = store.add(entries)
@@ -197,9 +206,7 @@ def report(args: argparse.Namespace) -> int:
     from tracecore_perf.history import changes
     from tracecore_perf.history.report import DEFAULT_METRICS, write_history_report
 
-    target = args.output
-    if target.is_dir() or not target.parent.is_dir():
-        raise UsageError(f"--output must be a file in an existing directory: {target}")
+    target = check_output_path("--output", args.output, "page")
     charted = changes.check_metrics(args.metric) if args.metric else None
     found = _load(args, None)  # every metric: the page lists every change point the store holds
     newest_counted = bool(found.runs) and found.runs[-1].instructions
@@ -212,6 +219,7 @@ def report(args: argparse.Namespace) -> int:
 def accept(args: argparse.Namespace) -> int:
     from tracecore_perf.history.store import open_store
 
+    check_output_path("--db", args.db, "history")
     if not args.db.exists():
         raise UsageError(f"no history database at {args.db} (add runs with `history add RUN... --db {args.db}`)")
     with open_store(args.db, write=False, older_ok=True) as store:  # the run is found before anything is written

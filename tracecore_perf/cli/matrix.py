@@ -22,7 +22,7 @@ from pathlib import Path
 import msgspec
 
 from tracecore_perf import defaults
-from tracecore_perf.cli.args import PROG, Parser, non_negative_int
+from tracecore_perf.cli.args import PROG, Parser, check_output_path, non_negative_int
 from tracecore_perf.errors import ClusterUnreachable, ExitCode, UsageError
 from tracecore_perf.escape import json as escape_json
 from tracecore_perf.escape import log_line
@@ -144,6 +144,7 @@ def main(argv: list[str]) -> int:
         raise UsageError("--resume takes the cells from the matrix folder; drop FILE")
     if args.retries is not None and args.ray is None:
         raise UsageError("--retries is for --ray (here a cell runs once)")
+    check_output_path("--output-dir", args.output_dir, "runs")
     configure("console", level=logging.WARNING)
     show_progress = not (args.no_progress or args.json)
     say = (lambda line: None) if args.json else _say

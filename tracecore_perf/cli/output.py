@@ -29,10 +29,16 @@ def emit(fmt: str, result: Verdict | Comparison | HistoryVerdict, junit_file: Pa
     out.write(rendered)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if fmt == "github" and summary:
+        from tracecore_perf.errors import UsageError
         from tracecore_perf.export import github
+        from tracecore_perf.files import append_regular
 
-        with Path(summary).open("a", encoding="utf-8") as fh:
-            fh.write(github.step_summary(result))
+        # appended, as GitHub asks; the path was held to the output guard before any work
+        # (args.check_junit_target), and is never appended through a link or into a FIFO
+        try:
+            append_regular(Path(summary), github.step_summary(result).encode("utf-8"))
+        except OSError as exc:
+            raise UsageError(f"cannot append to GITHUB_STEP_SUMMARY {summary}: {exc.strerror or exc}") from None
 
 
 def report_comparison(comparison: Comparison, current: PublishedRun, args: argparse.Namespace) -> int:

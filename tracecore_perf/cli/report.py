@@ -6,8 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tracecore_perf.cli.args import PROG, RUN_REF, Parser, add_search_dir, add_thresholds
-from tracecore_perf.errors import UsageError
+from tracecore_perf.cli.args import PROG, RUN_REF, Parser, add_search_dir, add_thresholds, check_output_path
 from tracecore_perf.published import locate
 
 
@@ -20,7 +19,11 @@ def parser() -> argparse.ArgumentParser:
         help=f"a reference run for the comparison section: {RUN_REF} (default: none, no such section)",
     )
     p.add_argument(
-        "--output-dir", type=Path, metavar="DIR", help="where charts and report go (default: next to the run's artifacts)"
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="where charts and report go: an existing folder, not a link, not in a run directory (default: next to "
+        "the run's artifacts)",
     )
     add_search_dir(p)
     add_thresholds(p)
@@ -32,10 +35,10 @@ def main(argv: list[str]) -> int:
     from tracecore_perf.verdicts.check import load_thresholds
 
     args = parser().parse_args(argv)
+    if args.output_dir is not None:  # an existing folder, not a link, not in a run directory
+        check_output_path("--output-dir", args.output_dir, "folder")
     run = locate(args.run, args.search_dir)
     baseline = locate(args.baseline, args.search_dir) if args.baseline else None
-    if args.output_dir is not None and not args.output_dir.is_dir():
-        raise UsageError(f"--output-dir is not an existing directory: {args.output_dir}")
     thresholds = load_thresholds(args.thresholds)
     written = write_report(run, baseline, args.output_dir, thresholds)
     print(f"{PROG} report: {written.report}", file=sys.stdout)

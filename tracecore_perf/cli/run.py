@@ -10,7 +10,16 @@ import sys
 from pathlib import Path
 
 from tracecore_perf import __version__, defaults
-from tracecore_perf.cli.args import COMMANDS, PROG, Parser, add_run_settings, non_negative_int, positive_int, run_settings_from
+from tracecore_perf.cli.args import (
+    COMMANDS,
+    PROG,
+    Parser,
+    add_run_settings,
+    check_output_path,
+    non_negative_int,
+    positive_int,
+    run_settings_from,
+)
 from tracecore_perf.errors import ExitCode, UsageError, stop_on_sigterm
 from tracecore_perf.escape import json as escape_json
 from tracecore_perf.escape import log_line
@@ -140,9 +149,10 @@ def check_input(args: argparse.Namespace, given: list[str]):
         from tracecore_perf.verdicts.check import load_thresholds
 
         thresholds = load_thresholds()
-    if args.history is not None:  # a database history would refuse
+    if args.history is not None:  # a database history would refuse, or a path no output may take
         from tracecore_perf.history.store import preflight
 
+        check_output_path("--history", args.history, "history")
         preflight(args.history)
     if args.resume is not None:
         if given:
@@ -154,6 +164,7 @@ def check_input(args: argparse.Namespace, given: list[str]):
 
         scenario = load_scenario(args.scenario)
     check_workers(args.workers)
+    check_output_path("--output-dir", args.output_dir, "runs")  # never inside another run's directory
     check_writable_dir(Path(args.output_dir))
     check_python(args.python)
     check_instructions(args.instructions, args.isolation, args.sandbox)

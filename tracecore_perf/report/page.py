@@ -267,9 +267,9 @@ def verdict_for(run: PublishedRun, reference: PublishedRun | None, thresholds: A
 def comparison_for(baseline: PublishedRun, run: PublishedRun) -> Comparison:
     from tracecore_perf.verdicts import compare
 
-    # The report shows runs set up differently side by side (with compare's warning about it);
-    # `compare` itself refuses them without --allow-setup-mismatch.
-    return compare.compare_runs(baseline, run, allow_setup_mismatch=True)
+    # The report shows runs set up differently, or tainted, side by side (with compare's warning
+    # about it); `compare` itself refuses them without --allow-setup-mismatch / --allow-tainted.
+    return compare.compare_runs(baseline, run, allow_setup_mismatch=True, allow_tainted=True)
 
 
 # --- assembly --------------------------------------------------------------------------

@@ -373,21 +373,40 @@ class SetupMismatch(UsageError):
 
 def runtime_differences(base: Manifest, cur: Manifest) -> list[str]:
     """What an instruction count depends on beyond the code, where two runs differ: the
-    Python build, TraceCore's version, Valgrind's version, the hash seed."""
-    pairs = [
-        (
-            "Python",
-            base.interpreter.python_build or base.interpreter.python_version,
-            cur.interpreter.python_build or cur.interpreter.python_version,
-        ),
-        ("TraceCore", base.interpreter.tracecore_version, cur.interpreter.tracecore_version),
+    Python build, TraceCore's version, Valgrind's version, the hash seed.
+
+    A field is compared only where both runs record it: a run published before
+    ``python_build`` existed is held to the other by Python version alone (never its version
+    against the other's full build string, which differ while saying the same Python), and a
+    field either run lacks (empty) is no difference. So a difference always shows two
+    different values."""
+    a, b = base.interpreter, cur.interpreter
+    both_builds = bool(a.python_build and b.python_build)
+    pairs: list[tuple[str, object, object]] = [
+        ("Python", *((a.python_build, b.python_build) if both_builds else (a.python_version, b.python_version))),
+        ("TraceCore", a.tracecore_version, b.tracecore_version),
     ]
     if base.counting is not None and cur.counting is not None:
         pairs += [
             ("Valgrind", base.counting.valgrind_version, cur.counting.valgrind_version),
             ("hash seed", base.counting.hash_seed, cur.counting.hash_seed),
         ]
-    return [f"{label} {a} vs {b}" for label, a, b in pairs if a != b]
+    return [f"{label} {x} vs {y}" for label, x, y in pairs if x not in ("", None) and y not in ("", None) and x != y]
+
+
+def tainted_reason(run: PublishedRun) -> str | None:
+    """Why ``run``'s figures are not the harness's own (its summary or manifest says
+    ``tainted``, or its integrity block is not clean), in words; None for a clean run."""
+    summary = run.summary()
+    integrity = summary.integrity
+    if summary.status != "tainted" and run.manifest().status != "tainted" and integrity.clean:
+        return None
+    problems = "; ".join(integrity.problems[:2]) or f"published as {summary.status}"
+    return f"its evidence was tampered with: {problems}"
+
+
+class TaintedRun(UsageError):
+    """A tainted run compared without --allow-tainted."""
 
 
 # The distribution under test: its version is a runtime difference (``runtime_differences``),
@@ -496,6 +515,7 @@ def compare_runs(
     allow_setup_mismatch: bool = False,
     same_runtime: bool = False,
     allow_env_difference: bool = False,
+    allow_tainted: bool = False,
 ) -> Comparison:
     """``interpreter_ab``: the two runs are meant to differ in Python / TraceCore (``ab``), so
     only a difference in the machine itself is a mismatch. Runs set up differently raise
@@ -504,7 +524,18 @@ def compare_runs(
     TraceCore or Valgrind differ raise :class:`SetupMismatch`, naming the run that records
     a new baseline. An instruction verdict between episode interpreters installed
     differently (``environment_differences``) raises :class:`SetupMismatch` unless
-    ``allow_env_difference`` (then it is a warning): the count would measure the install."""
+    ``allow_env_difference`` (then it is a warning): the count would measure the install.
+    A tainted run (its evidence tampered with) raises :class:`TaintedRun` unless
+    ``allow_tainted`` (then a TAINTED RUN warning): its figures are not the harness's own."""
+    tainted = [
+        (label, run, why) for label, run in (("baseline", baseline), ("current run", current)) if (why := tainted_reason(run))
+    ]
+    if tainted and not allow_tainted:
+        label, run, why = tainted[0]
+        raise TaintedRun(
+            f"the {label} {run.stamp} is tainted ({why}): no verdict is drawn from tampered evidence; "
+            "rerun it, or pass --allow-tainted to compare it anyway, with a warning"
+        )
     base_m, cur_m = baseline.manifest(), current.manifest()
     settings = (settings or Settings()).resolved(counted=base_m.instructions and cur_m.instructions)
     _check_metric(settings.metric, base_m, cur_m)
@@ -532,7 +563,14 @@ def compare_runs(
             raise UsageError(f"no instruction verdict where a count is no figure: {'; '.join(uncounted[:4])}")
     rows = compare_rows(base_rows, cur_rows, settings)
 
-    notices: list[Notice] = []
+    notices: list[Notice] = [
+        Notice(
+            code=WarningCode.TAINTED_RUN,
+            message=f"TAINTED RUN: the {label} {run.stamp} is tainted ({why}); compared anyway (--allow-tainted): "
+            "its figures are not the harness's own",
+        )
+        for label, run, why in tainted
+    ]
     machine_ids = [base_m.machine_id(), cur_m.machine_id()]
     match = machine_ids[0] == machine_ids[1]
     if not match:

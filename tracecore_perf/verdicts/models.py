@@ -56,6 +56,7 @@ class WarningCode(StrEnum):
     NO_TRACECORE_METRICS = "no_tracecore_metrics"  # the run's TraceCore (< 1.0.0) has no metrics pipeline
     # the episode interpreters had different things installed, or installed differently
     ENVIRONMENT_MISMATCH = "environment_mismatch"
+    TAINTED_RUN = "tainted_run"  # a run whose evidence was tampered with, compared anyway (--allow-tainted)
 
 
 LOUD_WARNINGS = frozenset(
@@ -64,6 +65,7 @@ LOUD_WARNINGS = frozenset(
         WarningCode.SETUP_MISMATCH,
         WarningCode.RUNTIME_MISMATCH,
         WarningCode.ENVIRONMENT_MISMATCH,
+        WarningCode.TAINTED_RUN,
     }
 )
 """Warnings said on stderr too, even when stdout is a JSON or JUnit file."""
