@@ -11,6 +11,10 @@ AB_OUTPUT_DIR = f"{OUTPUT_DIR}/ab"
 EPISODES = 24
 WORKERS = 4
 TIMEOUT_S = 180.0
+# the shortest --timeout: the harness times an episode on its event loop (epoll waits in whole
+# milliseconds) and the kill reaches the episode through its worker's socket, a millisecond or
+# so; a limit near those would measure them, not the episode (docs/running.md)
+MIN_TIMEOUT_S = 0.01
 SAMPLE_INTERVAL_S = 0.5
 KEEP_RUNS = "all"
 OUTPUT_CAP_BYTES = 1024 * 1024  # each episode's stdout+stderr kept

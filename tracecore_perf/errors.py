@@ -68,23 +68,46 @@ class ClusterUnreachable(Exception):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM where no batch is running to handle it (start-up, validation, warm-up,
-    publishing, between a matrix's cells): stop as Ctrl-C stops, so every cleanup runs
-    (the zygote, the scratch directory), and exit 143. A KeyboardInterrupt, so asyncio and
-    anyio let it through as they let Ctrl-C through."""
+    """SIGTERM (or SIGHUP: the terminal closed) where no batch is running to handle it
+    (start-up, validation, warm-up, publishing, between a matrix's cells): stop as Ctrl-C
+    stops, so every cleanup runs (the zygote, the scratch directory), and exit 143. A
+    KeyboardInterrupt, so asyncio and anyio let it through as they let Ctrl-C through."""
 
     exit_code = ExitCode.TERMINATED
+
+
+# The signals that terminate a command as SIGTERM does (exit 143, resumable): SIGHUP is what a
+# closed terminal or a dropped SSH session sends, and stops the run as a service manager's
+# SIGTERM does rather than killing it mid-write.
+TERMINATING = (signal.SIGTERM, signal.SIGHUP)
+
+
+def terminating_code(signum: int) -> int:
+    """The exit code of a command stopped by ``signum``: 128 + SIGINT for Ctrl-C, 143 for
+    every signal of :data:`TERMINATING`."""
+    return ExitCode.TERMINATED if signum in TERMINATING else 128 + signum
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
 
 
-def stop_on_sigterm() -> None:
-    """From now on SIGTERM (a CI timeout, a service manager) raises :class:`Terminated`. A
-    batch handles SIGTERM itself while it runs, and puts this back when it ends."""
+def stop_on_sigterm() -> dict[int, object]:
+    """From now on SIGTERM and SIGHUP (a CI timeout, a service manager, a closed terminal)
+    raise :class:`Terminated`. A batch handles them itself while it runs, and puts this back
+    when it ends. Returns the handlers they had (for :func:`restore_handlers`)."""
+    previous: dict[int, object] = {}
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_terminated)
+        for sig in TERMINATING:
+            previous[sig] = signal.signal(sig, _raise_terminated)
+    return previous
+
+
+def restore_handlers(previous: dict[int, object]) -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 def read_input(path: Path, what: str) -> bytes:
