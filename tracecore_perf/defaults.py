@@ -15,6 +15,14 @@ TIMEOUT_S = 180.0
 # milliseconds) and the kill reaches the episode through its worker's socket, a millisecond or
 # so; a limit near those would measure them, not the episode (docs/running.md)
 MIN_TIMEOUT_S = 0.01
+
+# input files (--scenario, a matrix file): read only when regular files of at most this many
+# bytes, and a scenario of at most this many rows. Measured (docs/running.md, "Scenarios"): 10^4
+# rows load in 0.07 s (JSON) or 0.4 s (TOML), ten times the rows a 1000-episode release run can
+# use (the plan cycles the rows: episode i runs row i % rows); the worst 4 MiB a parser can be
+# given (a million empty tables) takes 0.4 s as JSON, 4 s as TOML.
+MAX_INPUT_BYTES = 4 * 1024**2
+MAX_SCENARIO_ROWS = 10_000
 SAMPLE_INTERVAL_S = 0.5
 KEEP_RUNS = "all"
 OUTPUT_CAP_BYTES = 1024 * 1024  # each episode's stdout+stderr kept

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import stat
 import threading
 from enum import IntEnum
 from pathlib import Path
@@ -110,14 +112,46 @@ def restore_handlers(previous: dict[int, object]) -> None:
                 signal.signal(sig, handler)
 
 
-def read_input(path: Path, what: str) -> bytes:
+def read_input(path: Path, what: str, limit: int | None = None) -> bytes:
     """The bytes of an input file the user named (``what``: "scenario file", ...), or one
-    UsageError saying why not."""
+    UsageError saying why not. Only a regular file of at most ``limit`` bytes (default
+    ``defaults.MAX_INPUT_BYTES``) is read: a FIFO (which would wait for a writer), a device
+    (``/dev/zero`` never ends) or a file too large is refused before anything is read."""
+    from tracecore_perf import defaults
+    from tracecore_perf.units import format_size
+
+    limit = defaults.MAX_INPUT_BYTES if limit is None else limit
     try:
-        return path.read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for its writer (it is refused just below)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise UsageError(f"{what} not found: {path}") from None
     except IsADirectoryError:
         raise UsageError(f"{what} is a directory: {path}") from None
     except OSError as exc:
         raise UsageError(f"{what} unreadable: {path}: {exc.strerror}") from None
+    info = os.fstat(fd)
+    if stat.S_ISDIR(info.st_mode):
+        os.close(fd)
+        raise UsageError(f"{what} is a directory: {path}")
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(info.st_mode):
+            kinds = (
+                (stat.S_ISFIFO, "a FIFO"),
+                (stat.S_ISCHR, "a device"),
+                (stat.S_ISBLK, "a device"),
+                (stat.S_ISSOCK, "a socket"),
+            )
+            kind = next((name for test, name in kinds if test(info.st_mode)), "not a file")
+            raise UsageError(f"{what} is not a regular file ({kind}): {path}")
+        too_big = f"{what} is larger than {format_size(limit)}, the most read: {path}"
+        if info.st_size > limit:
+            raise UsageError(f"{too_big} ({format_size(info.st_size)})")
+        os.set_blocking(fd, True)
+        try:
+            data = fh.read(limit + 1)  # the file may have grown since
+        except OSError as exc:
+            raise UsageError(f"{what} unreadable: {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise UsageError(too_big)
+    return data
