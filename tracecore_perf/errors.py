@@ -118,8 +118,6 @@ def read_input(path: Path, what: str, limit: int | None = None) -> bytes:
     ``defaults.MAX_INPUT_BYTES``) is read: a FIFO (which would wait for a writer), a device
     (``/dev/zero`` never ends) or a file too large is refused before anything is read."""
     from tracecore_perf import defaults
-    from tracecore_perf.units import format_size
-
     limit = defaults.MAX_INPUT_BYTES if limit is None else limit
     try:
         # O_NONBLOCK: opening a FIFO must not wait for its writer (it is refused just below)
@@ -144,9 +142,9 @@ def read_input(path: Path, what: str, limit: int | None = None) -> bytes:
             )
             kind = next((name for test, name in kinds if test(info.st_mode)), "not a file")
             raise UsageError(f"{what} is not a regular file ({kind}): {path}")
-        too_big = f"{what} is larger than {format_size(limit)}, the most read: {path}"
+        too_big = f"{what} is larger than {_size(limit)}, the most read: {path}"
         if info.st_size > limit:
-            raise UsageError(f"{too_big} ({format_size(info.st_size)})")
+            raise UsageError(f"{too_big} ({_size(info.st_size)})")
         os.set_blocking(fd, True)
         try:
             data = fh.read(limit + 1)  # the file may have grown since
@@ -155,3 +153,7 @@ def read_input(path: Path, what: str, limit: int | None = None) -> bytes:
     if len(data) > limit:
         raise UsageError(too_big)
     return data
+
+
+def _size(count: int) -> str:
+    return f"{count / 1024**2:.3g} MiB" if count >= 1024**2 else f"{count} bytes"
