@@ -26,7 +26,7 @@ MAX_SCENARIO_ROWS = 10_000
 SAMPLE_INTERVAL_S = 0.5
 KEEP_RUNS = "all"
 OUTPUT_CAP_BYTES = 1024 * 1024  # each episode's stdout+stderr kept
-WARMUP = 1  # episodes of each scenario row the zygote runs and discards before forking workers
+WARMUP = 1  # episodes of each scenario (agent, task) the zygote runs and discards before forking workers
 # each episode process's data-segment limit (RLIMIT_DATA): a TraceCore toy episode takes ~40 MB,
 # an LLM-driven one a few hundred; 4 GiB is room for any real agent, and with the default 4
 # workers leaves a 24 GiB host its memory. Episodes are also the kernel OOM killer's first pick

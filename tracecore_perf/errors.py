@@ -43,8 +43,9 @@ _MEANINGS = {
     ExitCode.TAINTED: "the run finished but its evidence was tampered with (published as `tainted`)",
     ExitCode.INTERNAL: "a bug of ours: one line, the traceback in a `tracecore-perf-crash-*.txt` file; please report it",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C): the exact `--resume` command is printed",
-    ExitCode.READER_GONE: "the reader of the output went away (`| head`); a run is still published",
-    ExitCode.TERMINATED: "terminated (SIGTERM): as Ctrl-C, resumable",
+    ExitCode.READER_GONE: "the reader of the output went away (`| head`): no traceback; a run still runs to its end "
+    "and is published",
+    ExitCode.TERMINATED: "terminated (SIGTERM, or SIGHUP: the terminal closed): as Ctrl-C, resumable",
 }
 
 
@@ -118,6 +119,7 @@ def read_input(path: Path, what: str, limit: int | None = None) -> bytes:
     ``defaults.MAX_INPUT_BYTES``) is read: a FIFO (which would wait for a writer), a device
     (``/dev/zero`` never ends) or a file too large is refused before anything is read."""
     from tracecore_perf import defaults
+
     limit = defaults.MAX_INPUT_BYTES if limit is None else limit
     try:
         # O_NONBLOCK: opening a FIFO must not wait for its writer (it is refused just below)

@@ -45,7 +45,8 @@ class RunSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
     keep_runs: Annotated[KeepRuns, _help("TraceCore run artifacts left in the run directory")] = defaults.KEEP_RUNS  # type: ignore[assignment]
     sample_interval: Annotated[float, _help("seconds between resource samples", gt=0)] = defaults.SAMPLE_INTERVAL_S
     warmup: Annotated[
-        int, _help("episodes of each scenario row the zygote runs and discards before forking workers (forkserver)", ge=0)
+        int,
+        _help("episodes of each scenario (agent, task) the zygote runs and discards before forking workers (forkserver)", ge=0),
     ] = defaults.WARMUP
     memory_limit: Annotated[
         int,
