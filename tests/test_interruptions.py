@@ -1,6 +1,6 @@
-"""The harness itself interrupted: kill -9 and resume, Ctrl-C, SIGTERM, a full disk, a
-vanished output directory. Each runs the real harness as a process and checks the machine
-for leftover processes afterwards."""
+"""The harness itself interrupted: kill -9 and resume, Ctrl-C, SIGTERM (and SIGHUP, a closed
+terminal, as SIGTERM), a full disk, a vanished output directory. Each runs the real harness
+as a process and checks the machine for leftover processes afterwards."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ HANG_MIX = [
 ]
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 143)])
 def test_a_signal_stops_the_run_kills_episodes_in_flight_and_publishes(tmp_path: Path, sig, code):
     scenario = scenario_file(tmp_path / "mix.json", HANG_MIX)
     proc = start(tmp_path, "--scenario", str(scenario), "--episodes", "40", "--workers", "3", "--timeout", "600")
@@ -134,7 +134,10 @@ def test_a_signal_stops_the_run_kills_episodes_in_flight_and_publishes(tmp_path:
     assert all(not row["timed_out"] for row in series)
 
 
-@pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+@pytest.mark.parametrize(
+    ("sig", "code", "word"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated"), (signal.SIGHUP, 143, "terminated")],
+)
 def test_a_signal_during_validation_stops_cleanly_before_anything_is_written(tmp_path: Path, sig, code, word):
     agent = tmp_path / "import_gate_agent.py"
     agent.write_bytes((AGENTS / "import_gate_agent.py").read_bytes())

@@ -73,7 +73,7 @@ def test_without_rows_a_cell_runs_the_default_scenario(tmp_path: Path):
         ('[[cells]]\nname = "a"\n[[cells]]\nname = "A"\n', "two cells are named 'A'"),
         ('[[cells]]\nname = "a"\nepisodes = 0\n', "cell 'a': episodes: Expected `int` >= 1"),
         ('[[cells]]\nname = "a"\nworkers = "four"\n', "cell 'a': workers: Expected `int | null`, got `str`"),
-        ('[[cells]]\nname = "a"\ntimeout = -1\n', "cell 'a': timeout: Expected `float` > 0"),
+        ('[[cells]]\nname = "a"\ntimeout = -1\n', "cell 'a': timeout: Expected `float` >= 0.01"),
         ('[[cells]]\nname = "a"\ntimeout = inf\n', "timeout must be a finite number"),
         ('[[cells]]\nname = "a"\nisolation = "thread"\n', "cell 'a': isolation: Invalid enum value 'thread'"),
         ('[[cells]]\nname = "a"\nwarmup = -1\n', "cell 'a': warmup: Expected `int` >= 0"),

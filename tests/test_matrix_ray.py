@@ -205,3 +205,37 @@ def test_an_address_where_no_cluster_answers_is_one_line_within_seconds(tmp_path
     assert done.returncode == 3 and done.stderr.count("\n") == 1, done.stderr
     assert f"no Ray cluster answers at 127.0.0.1:{port}" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["http", "silent"])
+def test_an_address_that_speaks_http_or_nothing_is_one_line_within_seconds(tmp_path: Path, kind: str):
+    """A port that is no Ray GCS: an HTTP server, or a listener that accepts and never says a
+    word. ``ray.init`` at either waited for minutes; the harness's probe (a TCP connection and
+    the first frame of an HTTP/2 answer, within ray_backend.CONNECT_TIMEOUT_S) answers first."""
+    import http.server
+    import socket
+    import threading
+
+    server = listener = None
+    if kind == "http":
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.server_address[1]
+    else:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+    try:
+        (tmp_path / "cells.toml").write_text(f'episodes = 1\nrows = [{TOY}]\n[[cells]]\nname = "a"\n')
+        done = harness("matrix", "cells.toml", "--ray", f"127.0.0.1:{port}", "--output-dir", "out", cwd=tmp_path, timeout=120)
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if listener is not None:
+            listener.close()
+    assert done.returncode == 3 and done.stderr.count("\n") == 1, done.stderr
+    assert f"no Ray cluster answers at 127.0.0.1:{port} (" in done.stderr
+    assert ("another protocol" if kind == "http" else "nothing within") in done.stderr
+    assert not (tmp_path / "out").exists()

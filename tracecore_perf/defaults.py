@@ -11,10 +11,22 @@ AB_OUTPUT_DIR = f"{OUTPUT_DIR}/ab"
 EPISODES = 24
 WORKERS = 4
 TIMEOUT_S = 180.0
+# the shortest --timeout: the harness times an episode on its event loop (epoll waits in whole
+# milliseconds) and the kill reaches the episode through its worker's socket, a millisecond or
+# so; a limit near those would measure them, not the episode (docs/running.md)
+MIN_TIMEOUT_S = 0.01
+
+# input files (--scenario, a matrix file): read only when regular files of at most this many
+# bytes, and a scenario of at most this many rows. Measured (docs/running.md, "Scenarios"): 10^4
+# rows load in 0.07 s (JSON) or 0.4 s (TOML), ten times the rows a 1000-episode release run can
+# use (the plan cycles the rows: episode i runs row i % rows); the worst 4 MiB a parser can be
+# given (a million empty tables) takes 0.4 s as JSON, 4 s as TOML.
+MAX_INPUT_BYTES = 4 * 1024**2
+MAX_SCENARIO_ROWS = 10_000
 SAMPLE_INTERVAL_S = 0.5
 KEEP_RUNS = "all"
 OUTPUT_CAP_BYTES = 1024 * 1024  # each episode's stdout+stderr kept
-WARMUP = 1  # episodes of each scenario row the zygote runs and discards before forking workers
+WARMUP = 1  # episodes of each scenario (agent, task) the zygote runs and discards before forking workers
 # each episode process's data-segment limit (RLIMIT_DATA): a TraceCore toy episode takes ~40 MB,
 # an LLM-driven one a few hundred; 4 GiB is room for any real agent, and with the default 4
 # workers leaves a 24 GiB host its memory. Episodes are also the kernel OOM killer's first pick

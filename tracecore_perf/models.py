@@ -254,7 +254,7 @@ class Manifest(msgspec.Struct, kw_only=True):
     # each scenario agent as given -> the name its artifacts record (a packaged agent keeps
     # the name the user gave; a user's own file is recorded by its absolute path)
     agent_labels: dict[str, str] = msgspec.field(default_factory=dict)
-    # warm-up: episodes of each scenario row the zygote ran and discarded before forking
+    # warm-up: episodes of each scenario (agent, task) the zygote ran and discarded before forking
     # workers (forkserver; 0: every episode starts from a cold zygote), and what of it failed
     warmup: int = 0
     warmup_notes: list[str] = msgspec.field(default_factory=list)

@@ -27,7 +27,13 @@ class RunSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
 
     episodes: Annotated[int, _help("episodes to run", ge=1)] = defaults.EPISODES
     workers: Annotated[int, _help("episodes in parallel", ge=1)] = defaults.WORKERS
-    timeout: Annotated[float, _help("seconds per episode before its process tree is killed", gt=0)] = defaults.TIMEOUT_S
+    timeout: Annotated[
+        float,
+        _help(
+            f"seconds per episode before its process tree is killed (at least {defaults.MIN_TIMEOUT_S:g})",
+            ge=defaults.MIN_TIMEOUT_S,
+        ),
+    ] = defaults.TIMEOUT_S
     strict_spec: Annotated[bool, _help("fail episodes whose artifact breaks TraceCore's spec")] = False
     compress: Annotated[bool, _help("also write perf-artifacts-<stamp>.zip")] = False
     isolation: Annotated[
@@ -39,7 +45,8 @@ class RunSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
     keep_runs: Annotated[KeepRuns, _help("TraceCore run artifacts left in the run directory")] = defaults.KEEP_RUNS  # type: ignore[assignment]
     sample_interval: Annotated[float, _help("seconds between resource samples", gt=0)] = defaults.SAMPLE_INTERVAL_S
     warmup: Annotated[
-        int, _help("episodes of each scenario row the zygote runs and discards before forking workers (forkserver)", ge=0)
+        int,
+        _help("episodes of each scenario (agent, task) the zygote runs and discards before forking workers (forkserver)", ge=0),
     ] = defaults.WARMUP
     memory_limit: Annotated[
         int,

@@ -6,6 +6,7 @@ level."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from tracecore_perf import defaults
@@ -62,6 +63,14 @@ class Parser(argparse.ArgumentParser):
                 if isinstance(item, (str, Path)):
                     check_path_argument(_argument_name(action), item, path_like=_path_like(action, item))
         return parsed, rest
+
+    def _print_message(self, message: str, file=None) -> None:  # noqa: ANN001 - argparse's hook
+        # argparse swallows a failed write of --help or --version: a closed stdout (`| head`)
+        # is the command line's BrokenPipeError (exit 141), as for any other output
+        if message:
+            out = file or sys.stdout
+            out.write(message)
+            out.flush()
 
 
 # --- path arguments ----------------------------------------------------------------------
@@ -139,6 +148,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+def seconds_at_least(minimum: float):
+    """A seconds flag's type: a number of seconds, at least ``minimum``."""
+
+    def seconds(text: str) -> float:
+        value = positive_float(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g} seconds, got {text}")
+        return value
+
+    return seconds
+
+
 def fraction(text: str) -> float:
     try:
         value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
@@ -202,7 +223,7 @@ def add_run_settings(parser, *, skip: tuple[str, ...] = ()) -> list[str]:
         elif isinstance(kind, inspect.IntType):
             kwargs.update(type=positive_int if kind.ge == 1 else non_negative_int, metavar="N")
         elif isinstance(kind, inspect.FloatType):
-            kwargs.update(type=positive_float, metavar="S")
+            kwargs.update(type=seconds_at_least(kind.ge) if kind.ge else positive_float, metavar="S")
         else:
             kwargs["metavar"] = "PATH"
         dests.append(parser.add_argument(flag, **kwargs).dest)

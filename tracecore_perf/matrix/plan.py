@@ -30,7 +30,7 @@ import msgspec
 from tracecore_perf.compat import tomllib
 from tracecore_perf.errors import UsageError, read_input
 from tracecore_perf.matrix.models import Cell, CellEntry, MatrixFile, MatrixPlan
-from tracecore_perf.run.scenario import DEFAULT_SCENARIO, load_scenario
+from tracecore_perf.run.scenario import DEFAULT_SCENARIO, check_row_count, load_scenario
 from tracecore_perf.settings import RunSettings
 
 SETTINGS = RunSettings.__struct_fields__
@@ -97,6 +97,7 @@ def _resolve(entry: CellEntry, top: MatrixFile, path: Path) -> Cell:
     elif rows is not None:
         if not rows:
             raise UsageError(f"{where}: rows is empty")
+        check_row_count(len(rows), where)
         source = "inline"
     else:
         rows, source = list(DEFAULT_SCENARIO), "default"

@@ -65,16 +65,52 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, number
 
 
+# The client's side of an HTTP/2 connection's start: the preface, then an empty SETTINGS frame
+# (RFC 9113 section 3.4). Ray's GCS is a gRPC server, which speaks HTTP/2: its first frame is its
+# own SETTINGS (it sends it as soon as it accepts, measured with Ray 2.x). A port that answers
+# anything else (an HTTP/1 server, an SSH daemon) or nothing is not a Ray cluster's head.
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+_SETTINGS = 0x4
+
+
+def probe(host: str, port: int, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Is a Ray GCS listening at ``host:port``? A plain TCP connection and the first frame of
+    an HTTP/2 answer, all within ``timeout``: else one ``ClusterUnreachable`` saying what the
+    port did. ``ray.init`` at a port that is no GCS waits for minutes, retrying; this is why
+    it is never asked first. With Ray's TLS on (``RAY_USE_TLS``) only the connection is checked."""
+    where = f"{host}:{port}"
+    deadline = time.monotonic() + timeout
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+                return
+            sock.sendall(_H2_PREFACE)
+            head = b""
+            while len(head) < 9:
+                sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                chunk = sock.recv(9 - len(head))
+                if not chunk:
+                    what = f"it answered {head!r} and hung up" if head else "it hung up without a word"
+                    raise ClusterUnreachable(f"no Ray cluster answers at {where} ({what}: not a Ray GCS)")
+                head += chunk
+    except TimeoutError:  # socket.timeout: the connection, or the silence after it
+        raise ClusterUnreachable(
+            f"no Ray cluster answers at {where} (nothing within {timeout:g} s: a silent port, or a filtered one)"
+        ) from None
+    except OSError as exc:
+        raise ClusterUnreachable(f"no Ray cluster answers at {where} ({exc.strerror or exc})") from None
+    if head[3] != _SETTINGS or head[5:9] != bytes(4):
+        shown = head.split(b"\r\n", 1)[0] if head.startswith(b"HTTP/") else head
+        raise ClusterUnreachable(f"no Ray cluster answers at {where} (it speaks another protocol: {shown!r}...; not a Ray GCS)")
+
+
 def connect(address: str) -> str:
-    """Connect this process to the cluster as its driver. A dead address is one
-    ``ClusterUnreachable`` within ~CONNECT_TIMEOUT_S (``ray.init`` alone can wait much longer);
-    a cluster without a perf_host node is one too."""
+    """Connect this process to the cluster as its driver. A dead, silent or foreign address is
+    one ``ClusterUnreachable`` within ~CONNECT_TIMEOUT_S (:func:`probe`; ``ray.init`` alone can
+    wait much longer); a cluster without a perf_host node is one too."""
     ray = import_ray()
     host, port = parse_address(address)
-    try:
-        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as exc:
-        raise ClusterUnreachable(f"no Ray cluster answers at {host}:{port} ({exc.strerror or exc})") from None
+    probe(host, port)
     os.environ.setdefault("RAY_gcs_rpc_server_connect_timeout_s", str(int(CONNECT_TIMEOUT_S)))
     try:
         ray.init(

@@ -8,8 +8,6 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ from pathlib import Path
 import msgspec
 
 from tracecore_perf import defaults
-from tracecore_perf.errors import UsageError, stop_on_sigterm
+from tracecore_perf.errors import UsageError, restore_handlers, stop_on_sigterm
 from tracecore_perf.matrix import cells as cellio
 from tracecore_perf.matrix import results
 from tracecore_perf.matrix.models import DONE_STATUSES, CellOutcome, MatrixPlan, MatrixResult
@@ -173,8 +171,7 @@ def _run(
 
     refresh()
     todo = [c for c in plan.cells if outcomes[c.name].status == "pending"]
-    previous_handler = signal.getsignal(signal.SIGTERM)
-    stop_on_sigterm()
+    previous_handlers = stop_on_sigterm()
     try:
         if address is None:
             from tracecore_perf.matrix import local
@@ -189,8 +186,7 @@ def _run(
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM between cells or before a run's own handling
         stopped = getattr(exc, "exit_code", 130)
     finally:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, previous_handler)
+        restore_handlers(previous_handlers)
     result.comparisons = results.comparisons(plan.cells, outcomes, matrix_dir)
     result.finished_at = utc_now().isoformat()
     result.wall_s = round(time.monotonic() - t0, 3)

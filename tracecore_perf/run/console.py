@@ -7,16 +7,27 @@ a ``Text`` that is shown as it is, its control characters escaped, never parsed.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
-from rich.console import Console
+from rich.console import Console as _RichConsole
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from tracecore_perf.escape import rich
 from tracecore_perf.models import EpisodeRow, Manifest, Summary
+
+
+class Console(_RichConsole):
+    """rich's console, but a closed pipe (``| head``, ``| true``) is a ``BrokenPipeError`` for
+    the command line to answer (exit 141, no traceback), where rich's own answer is
+    ``SystemExit(1)``, an exit code that says an episode failed."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True  # nothing more is written through it
+        raise BrokenPipeError(errno.EPIPE, "the reader of the output went away")
 
 
 class ProgressBar:

@@ -878,6 +878,10 @@ class Worker(_Role):
         """In the worker, once the episode process is forked: watch it to its end, clean up
         after it, check what it reported, and send the harness its ``done``."""
         self.current_pgid = pid
+        # the episode makes its own group too (become_episode); made here as well, a kill that
+        # comes before the child got that far (a very short timeout) still finds the group
+        with contextlib.suppress(OSError):
+            os.setpgid(pid, pid)
         forget_count(pid)
         os.close(fork.result_w)
         os.close(fork.output_w)
@@ -942,8 +946,11 @@ class Worker(_Role):
                 if kill_deadline is not None:
                     remaining = max(kill_deadline - time.monotonic(), 0)
                     timeout = remaining if timeout is None else min(timeout, remaining)
-                ready, _, _ = select.select(watch, [], [], timeout)
-                if self.channel in ready:
+                # A command read with the run's (a kill sent right after it: a timeout shorter
+                # than the fork) waits in the inbox, where select cannot see it.
+                queued = b"\n" in self.inbox
+                ready, _, _ = select.select(watch, [], [], 0 if queued else timeout)
+                if queued or self.channel in ready:
                     command = self.read_command(block=False) or {}
                     if command.get("cmd") == "kill" and not killed:
                         killed = True

@@ -30,7 +30,7 @@ import msgspec
 import structlog
 from anyio.streams.memory import MemoryObjectSendStream
 
-from tracecore_perf.errors import CodeChanged, RunAborted
+from tracecore_perf.errors import TERMINATING, CodeChanged, RunAborted, terminating_code
 from tracecore_perf.escape import terminal
 from tracecore_perf.models import ChildResult, EpisodeJob, EpisodeRow, Integrity, Sample
 from tracecore_perf.run.integrity import check_artifacts
@@ -377,14 +377,16 @@ class Execution:
     async def _watch_signals(self) -> None:
         # The event loop puts the default handlers back when the receiver closes; what was
         # there before (the CLI's SIGTERM -> errors.Terminated) must hold after the batch too.
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # SIGHUP (a closed terminal) is SIGTERM here as everywhere (errors.TERMINATING): 143.
+        watched = (signal.SIGINT, *TERMINATING)
+        previous = {sig: signal.getsignal(sig) for sig in watched}
         try:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            with anyio.open_signal_receiver(*watched) as signals:
                 async for signum in signals:
                     if self.interrupted_by is not None:
                         log.warning("interrupt.again", signal=signal.Signals(signum).name)
-                        os._exit(128 + signum)  # workers die with us (their sockets close)
-                    self.interrupted_by = signum
+                        os._exit(terminating_code(signum))  # workers die with us (their sockets close)
+                    self.interrupted_by = terminating_code(signum) - 128
                     log.warning("interrupt", signal=signal.Signals(signum).name, action="stop launching, kill episodes in flight")
                     if self._launch_scope is not None:
                         self._launch_scope.cancel()

@@ -55,6 +55,7 @@ def load_scenario(path: Path) -> list[ScenarioRow]:
         rows = data
     if not isinstance(rows, list) or not rows:
         raise UsageError(f"scenario file has no rows: {path}")
+    check_row_count(len(rows), f"scenario file {path}")
 
     parsed: list[ScenarioRow] = []
     for number, row in enumerate(rows, start=1):
@@ -73,6 +74,19 @@ def load_scenario(path: Path) -> list[ScenarioRow]:
         except msgspec.ValidationError as exc:
             raise UsageError(f"scenario row {number}: {exc}: {path}") from None
     return parsed
+
+
+def check_row_count(count: int, where: str) -> None:
+    """At most ``defaults.MAX_SCENARIO_ROWS`` rows: the plan cycles the rows (episode ``i``
+    runs row ``i % rows``), so rows beyond a run's episodes never run, and a release run is
+    1000 episodes; the bound is ten times that."""
+    from tracecore_perf import defaults
+
+    if count > defaults.MAX_SCENARIO_ROWS:
+        raise UsageError(
+            f"{where} has {count} rows, more than the {defaults.MAX_SCENARIO_ROWS} a scenario may have "
+            "(episode i runs row i % rows: rows past the episodes never run)"
+        )
 
 
 def plan(rows: list[ScenarioRow], episodes: int, skip: Iterable[int] = ()) -> Iterator[EpisodeJob]:
