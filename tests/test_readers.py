@@ -206,7 +206,7 @@ MANIFEST_CASES = {
     "zero workers": ({"workers": 0}, "workers 0: Expected `int` >= 1"),
     "negative workers": ({"workers": -4}, "workers -4: Expected `int` >= 1"),
     "zero episodes": ({"episodes": 0}, "episodes 0: Expected `int` >= 1"),
-    "zero timeout": ({"timeout": 0}, "timeout 0.0: Expected `float` > 0"),
+    "zero timeout": ({"timeout": 0}, "timeout 0.0: Expected `float` >= 0.01"),
     "negative sample interval": ({"sample_interval_s": -1}, "sample_interval_s -1.0: Expected `float` > 0"),
     "tiny memory limit": ({"memory_limit": 1}, "memory_limit 1: Expected `int` >="),
     "episodes below the rows done": ({"episodes": 5}, "episodes 5 is fewer than the 24 rows the run already has"),
