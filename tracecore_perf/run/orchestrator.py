@@ -257,6 +257,12 @@ class Execution:
             self._idle.append(slot)
             slots.release()
             self.guard.check()  # an episode may have lowered the harness's limits: before the row is written
+        if outcome is not None and outcome.host_fault is not None:
+            # The host kept the episode from being recorded (a full disk, a lost permission, the
+            # output folder gone): no row, which would be a failure the agent never made. The run
+            # stops as an interrupt does, and --resume runs the episode again.
+            self._stop(f"episode {job.episode_index + 1} could not be recorded: {terminal(outcome.host_fault)}")
+            return
         row = self._row(job, outcome, timed_out, failure, queued_at, started, finished)
         # A row counted is a row written: an interrupt arriving now must not drop it.
         with anyio.CancelScope(shield=True):
@@ -273,13 +279,19 @@ class Execution:
         if self.guard.stuck and self.aborted is None:
             # Stop as an interrupt does (its row, and every row before, are written first):
             # a fresh process, --resume, has the limits back and goes on past this episode.
-            self.aborted = (
+            self._stop(
                 f"an episode lowered the harness's own limits ({', '.join(self.guard.stuck)}) below what it can raise "
                 "again (that takes CAP_SYS_RESOURCE)"
             )
-            log.error("run.aborted", error=self.aborted)
-            if self._launch_scope is not None:
-                self._launch_scope.cancel()
+
+    def _stop(self, reason: str) -> None:
+        """Stop the run as an interrupt does (exit 3): no episode is launched any more, those
+        in flight are killed and get no row; the first reason is the one the run gives."""
+        if self.aborted is None:
+            self.aborted = reason
+            log.error("run.aborted", error=reason)
+        if self._launch_scope is not None:
+            self._launch_scope.cancel()
 
     async def _settle_zygote(self) -> None:
         """Before an episode runs again alone: a round trip with the zygote. The episode before
