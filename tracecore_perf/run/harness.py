@@ -21,7 +21,7 @@ import msgspec
 import structlog
 
 from tracecore_perf import __version__, defaults
-from tracecore_perf.errors import ExitCode, RunAborted, UsageError
+from tracecore_perf.errors import ExitCode, UsageError
 from tracecore_perf.models import (
     ARTIFACT_KINDS,
     AttemptRecord,
@@ -34,6 +34,7 @@ from tracecore_perf.models import (
     ScenarioRow,
     artifact_path,
 )
+from tracecore_perf.run import vanished
 from tracecore_perf.run.agent_check import check_agent_file
 from tracecore_perf.run.checks import (
     check_instructions,
@@ -541,6 +542,8 @@ def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, executi
     attempt.episodes_run = execution.progress.done
     attempt.finished_at = utc_now().isoformat()
     execution.guard.check()
+    if execution.ledgers is not None and vanished.gone(run_dir):
+        return _vanished(run_dir, manifest, attempt, execution)
     stopped_early = execution.interrupted_by is not None or execution.aborted is not None
     out = run_dir.output_dir
     published = [artifact_path(out, kind, manifest.stamp) for kind in (*ARTIFACT_KINDS, "artifacts")]
@@ -587,12 +590,15 @@ def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, executi
             integrity=integrity,
         )
     except OSError as exc:
-        if execution.aborted is None:
-            raise RunAborted(f"cannot publish the run: {exc.strerror or exc}") from exc
-        # The run had to stop and cannot even publish: its rows stay in the run directory.
+        # The run cannot publish (a full disk, the output folder read-only or gone): its rows
+        # stay in the run directory, whose manifest says the publication did not finish, and
+        # --resume publishes it.
+        stopped = execution.aborted or f"cannot publish the run: {exc.strerror or exc}"
+        attempt.status = manifest.status = "interrupted"
         with contextlib.suppress(OSError):
             run_dir.write_manifest(manifest)
-        return Outcome(exit_code=ExitCode.STOPPED, publication=None, run_dir=str(run_dir.path), stopped=execution.aborted)
+        log.error("publish.failed", error=str(exc), run_dir=str(run_dir.path))
+        return Outcome(exit_code=ExitCode.STOPPED, publication=None, run_dir=str(run_dir.path), stopped=stopped)
     if not stopped_early:
         prune_run_artifacts(run_dir, manifest.keep_runs, index.failed_run_ids)
     if execution.aborted is not None:
@@ -604,6 +610,25 @@ def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, executi
     else:
         code = ExitCode.OK if index.passed == index.count == manifest.episodes else ExitCode.FAILED
     return Outcome(exit_code=code, publication=publication, run_dir=str(run_dir.path), stopped=execution.aborted)
+
+
+def _vanished(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, execution: Execution) -> Outcome:
+    """The run directory left its place during the run (``vanished``): the run stops (exit 3),
+    resumable from where it now is, nothing published."""
+    assert execution.ledgers is not None
+    attempt.status = manifest.status = "interrupted"
+    try:
+        where = vanished.settle(run_dir, execution.ledgers, manifest)
+    except OSError as exc:
+        where = f"the run directory disappeared and cannot be made again at {run_dir.path} ({exc.strerror or exc})"
+    finally:
+        execution.ledgers.close()
+    # why the run stopped, when it was not the directory's absence itself (an episode that
+    # could not be recorded there, a signal)
+    reason = execution.aborted if execution.aborted and not execution.aborted.startswith(vanished.DISAPPEARED) else None
+    stopped = f"{reason}; {where}" if reason else where
+    log.error("run.vanished", error=stopped)
+    return Outcome(exit_code=ExitCode.STOPPED, publication=None, run_dir=str(run_dir.path), stopped=stopped)
 
 
 def _warmup_rows(manifest: Manifest) -> list[dict]:
