@@ -162,9 +162,15 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path: Path):
     wait_for_rows(tmp_path, 2, proc)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert wait_until_no_leftovers(tmp_path) == []
+    # at once, and still with the command that finishes the run; no scratch directory left
+    (run_dir,) = (tmp_path / "out").glob("run-*")
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("tracecore-perf: interrupted again; to finish the run: ") and f"--resume {run_dir}" in last, err
+    assert not list((tmp_path / ".tmp").glob("tracecore-perf-*"))
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"  # --resume takes it from there
 
 
 def _mount_tmpfs(path: Path, size: str) -> bool:

@@ -11,7 +11,9 @@ import contextlib
 import logging
 import os
 import resource
+import signal
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,7 +301,6 @@ def start(
         output_dir.mkdir(parents=True, exist_ok=True)
         stamp = new_stamp(output_dir, first_suffix=options.stamp_suffix)
         run_dir = RunDir(output_dir / f"run-{stamp}")
-        run_dir.create()
         manifest = Manifest(
             generated_at=utc_now().isoformat(),
             episodes=settings.episodes,
@@ -335,8 +336,15 @@ def start(
             memory_limit=settings.memory_limit,
             sandbox=settings.sandbox,
         )
+        # The run directory appears with its manifest in it: a signal arriving in between
+        # would leave a directory --resume cannot take (it waits until both are there).
+        with _signals_held():
+            run_dir.create()
+            run_dir.write_manifest(manifest)
+            made.append(run_dir)
         return run_dir, manifest, checked.seal
 
+    made: list[RunDir] = []
     return _execute(
         settings.python,
         settings.isolation,
@@ -346,7 +354,22 @@ def start(
         show_progress=show_progress,
         spawned=zygote,
         instructions=settings.instructions,
+        made=made,
     )
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM held back for the block (delivered when it ends), in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _counting() -> InstructionCounting:
@@ -406,6 +429,7 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
         done=done,
         instructions=settings.instructions,
         found=planted,
+        made=[run_dir],
     )
 
 
@@ -434,11 +458,13 @@ def _execute(
     spawned: SpawnedZygote | None = None,
     instructions: bool = False,
     found: list[str] | None = None,
+    made: list[RunDir] | None = None,
 ) -> Outcome:
     """Start the zygote, validate (through ``prepare``), run the batch, check the evidence,
-    publish. ``found``: problems a resume found before it began (the run is tainted). Ctrl-C
-    or SIGTERM after the batch (checking, publishing) leaves the run resumable, as one during
-    the batch does."""
+    publish. ``found``: problems a resume found before it began (the run is tainted); ``made``:
+    the run directory, once it exists with its manifest (``prepare`` appends it). Ctrl-C or
+    SIGTERM once it exists (warming up, checking, publishing) leaves the run resumable, as one
+    during the batch does."""
     attempt_state = _Attempt()
     guard = LimitGuard()  # an episode may lower the harness's own limits (prlimit): put back
 
@@ -512,9 +538,13 @@ def _execute(
         anyio.run(main)
         assert state.run_dir and state.manifest and state.record and state.execution  # main() returned: all set
         return _finish(state.run_dir, state.manifest, state.record, state.execution, found or [])
-    except KeyboardInterrupt as exc:  # after the batch: checking or publishing
-        if state.execution is None or state.run_dir is None or state.manifest is None or state.record is None:
-            raise
+    except KeyboardInterrupt as exc:  # before the batch (the run directory made) or after it
+        if state.run_dir is None or state.manifest is None or state.record is None:
+            if not made:  # nothing written yet: nothing to resume
+                raise
+            # the manifest says "running": --resume takes the run from there
+            code = getattr(exc, "exit_code", ExitCode.INTERRUPTED)
+            return Outcome(exit_code=code, publication=None, run_dir=str(made[0].path))
         return _interrupted(state.run_dir, state.manifest, state.record, exc)
     finally:
         sweep()  # the zygote and workers are closed: any process of the run left is a stray
