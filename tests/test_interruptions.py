@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -165,9 +166,17 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path: Path):
     wait_for_rows(tmp_path, 2, proc)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert wait_until_no_leftovers(tmp_path) == []
+    # at once, and still with the command that finishes the run; no scratch directory left (two
+    # signals sent back to back may arrive as one: then the first's orderly stop says it)
+    (run_dir,) = (tmp_path / "out").glob("run-*")
+    last = err.strip().splitlines()[-1]
+    assert re.match(r"tracecore-perf: interrupted( again)?; to finish the run: ", last) and f"--resume {run_dir}" in last, err
+    assert not list((tmp_path / ".tmp").glob("tracecore-perf-*"))
+    # "running" after a second Ctrl-C: --resume takes it from there
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] in ("running", "interrupted")
 
 
 def _mount_tmpfs(path: Path, size: str) -> bool:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -289,6 +290,37 @@ def test_an_artifact_is_never_placed_through_a_link_in_a_folders_place(tmp_path,
     done = _done(json.dumps(report).encode(), str(run_dir / ".agent_bench" / "runs"))
     assert done.artifact is None and "a link or a file stands in a folder's place" in done.artifact_error
     assert list(elsewhere.rglob("*")) == []
+
+
+def test_an_artifact_with_no_run_directory_to_go_to_is_a_host_fault_not_the_episodes(tmp_path):
+    # the output folder removed or renamed mid-run: the episode did nothing wrong
+    report = {"completed": True, "episode_s": 0.1, "run_id": "r1", "artifact": {"run_id": "r1", "success": True}}
+    done = _done(json.dumps(report).encode(), str(tmp_path / "gone" / "run-x" / ".agent_bench" / "runs"))
+    assert done.artifact is None and done.artifact_error is None
+    assert done.host_fault == "cannot place the artifact in the run: No such file or directory"
+    assert not (tmp_path / "gone").exists()  # the run directory is never made again by a worker
+
+
+@pytest.mark.parametrize(
+    ("code", "host"),
+    [(errno.ENOSPC, True), (errno.EDQUOT, True), (errno.EACCES, True), (errno.EPERM, True), (errno.EROFS, True),
+     (errno.EIO, False)],
+)  # fmt: skip
+def test_a_write_the_host_refuses_leaves_no_half_artifact_and_is_a_host_fault(tmp_path, monkeypatch, code, host):
+    def half_then_refused(fd: int, data: bytes) -> None:
+        os.write(fd, data[: len(data) // 2])
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(episode_worker, "_write_all", half_then_refused)
+    runs = tmp_path / ".agent_bench" / "runs"
+    runs.mkdir(parents=True)
+    report = {"completed": True, "episode_s": 0.1, "run_id": "r1", "artifact": {"run_id": "r1", "success": True}}
+    done = _done(json.dumps(report).encode(), str(runs))
+    why = f"cannot place the artifact in the run: {os.strerror(code)}"
+    assert done.artifact is None
+    assert (done.host_fault, done.artifact_error) == ((why, None) if host else (None, why))
+    assert list(runs.iterdir()) == []  # taken back: nothing for the evidence check to find
+    assert episode_worker._placed is None
 
 
 @pytest.mark.slow

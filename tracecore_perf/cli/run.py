@@ -184,6 +184,10 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
 
     configure(args.log_format)
     show_progress = not (args.no_progress or args.json)
+    from tracecore_perf.run import orchestrator
+
+    # what a second Ctrl-C, which leaves at once, prints: the exact command, as every stop does
+    orchestrator.resume_hint = lambda run_dir: resume_command(run_dir, args)
     if args.resume is not None:
         outcome = harness.resume(args.resume, output_cap=args.output_cap, show_progress=show_progress)
         if outcome.publication is None and outcome.stopped is None:
@@ -209,11 +213,8 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
         )
     publication = outcome.publication
     if publication is None:
-        if outcome.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):  # while checking or publishing
-            print(
-                f"{PROG}: interrupted before the run was published; to publish it: {resume_command(outcome.run_dir, args)}",
-                file=sys.stderr,
-            )
+        if outcome.exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):  # before or after the batch
+            print(f"{PROG}: interrupted; to finish the run: {resume_command(outcome.run_dir, args)}", file=sys.stderr)
         return outcome.exit_code
     artifacts = dict(publication.artifacts)
     exit_code = outcome.exit_code

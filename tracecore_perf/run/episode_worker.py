@@ -1311,7 +1311,9 @@ def _place_artifact(artifact: object, run_id: object, job: dict) -> dict:
     name, spec-check it (``--strict-spec``), measure it, and write it into the run's
     ``.agent_bench/runs`` exactly as TraceCore's ``persist_run`` writes it (never over an
     existing file). Returns ``artifact`` (what the harness records) and ``spec_errors``, or
-    ``artifact_error`` (why the episode's claim is unverified)."""
+    ``artifact_error`` (why the episode's claim is unverified), or ``host_fault`` (the host
+    kept the artifact out of the run: a full disk, a lost permission, a folder gone; no
+    half-written artifact is left)."""
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
         return {"artifact_error": f"the result names no valid run id ({str(run_id)[:80]!r})"}
     if not isinstance(artifact, dict):
@@ -1339,6 +1341,7 @@ def _place_artifact(artifact: object, run_id: object, job: dict) -> dict:
     if runs_dir:
         target = os.path.join(runs_dir, f"{run_id}.json")
         run_dir = os.path.dirname(os.path.dirname(runs_dir))
+        name = f"{run_id}.json"
         try:
             try:
                 folder = _run_folder(run_dir, (".agent_bench", "runs"))
@@ -1346,23 +1349,30 @@ def _place_artifact(artifact: object, run_id: object, job: dict) -> dict:
                 # Another episode deleted the folder (the evidence check reports it): put it
                 # back, but never the run directory itself, so a run moved away stays gone.
                 folder = _run_folder(run_dir, (".agent_bench", "runs"), make=True)
-            try:
-                out = os.open(f"{run_id}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=folder)
-            finally:
-                os.close(folder)
-        except FileExistsError:
-            return {"artifact_error": f"the run already holds an artifact with run id {run_id!r}"}
         except OSError as exc:
-            why = "a link or a file stands in a folder's place" if exc.errno in (errno.ELOOP, errno.ENOTDIR) else exc.strerror
-            return {"artifact_error": f"cannot place the artifact in the run: {why}"}
-        global _placed
-        _placed = target  # until the harness has the row: a worker that dies first takes it back
+            return _placing_failed(exc)
         try:
-            _write_all(out, data)
-        except OSError as exc:
-            return {"artifact_error": f"cannot place the artifact in the run: {exc.strerror}"}
+            try:
+                out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=folder)
+            except FileExistsError:
+                return {"artifact_error": f"the run already holds an artifact with run id {run_id!r}"}
+            except OSError as exc:
+                return _placing_failed(exc)
+            global _placed
+            _placed = target  # until the harness has the row: a worker that dies first takes it back
+            try:
+                _write_all(out, data)
+            except OSError as exc:
+                # Half an artifact is no evidence: taken back, so the episode, run again by
+                # --resume (a host fault) or failed (anything else), leaves nothing behind.
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=folder)
+                _forget_placed()
+                return _placing_failed(exc)
+            finally:
+                os.close(out)
         finally:
-            os.close(out)
+            os.close(folder)
     return {
         "artifact": {
             "run_id": run_id,
@@ -1378,6 +1388,23 @@ def _place_artifact(artifact: object, run_id: object, job: dict) -> dict:
 
 
 _placed: str | None = None  # the artifact this worker placed for the episode it has not yet reported
+
+# What the host, not the episode, did when an artifact cannot be placed in the run: the disk or
+# the quota is full, the run's folders lost their write permission, became read-only or are
+# gone (the output folder removed or renamed). Such an episode is left unrecorded (``Done``'s
+# ``host_fault``): the harness stops the run, and ``--resume`` runs the episode again.
+HOST_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT})
+
+
+def _placing_failed(exc: OSError) -> dict:
+    """Why an artifact could not be placed: a fault of the host (``host_fault``: no row, the
+    run stops) or of what stands in the run (``artifact_error``: the episode's row)."""
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return {"artifact_error": "cannot place the artifact in the run: a link or a file stands in a folder's place"}
+    why = f"cannot place the artifact in the run: {exc.strerror or exc}"
+    if exc.errno in HOST_FAULTS:
+        return {"host_fault": why}
+    return {"artifact_error": why}
 
 
 @contextlib.contextmanager

@@ -11,7 +11,9 @@ import contextlib
 import logging
 import os
 import resource
+import signal
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ import msgspec
 import structlog
 
 from tracecore_perf import __version__, defaults
-from tracecore_perf.errors import ExitCode, RunAborted, UsageError
+from tracecore_perf.errors import ExitCode, UsageError
 from tracecore_perf.models import (
     ARTIFACT_KINDS,
     AttemptRecord,
@@ -34,6 +36,7 @@ from tracecore_perf.models import (
     ScenarioRow,
     artifact_path,
 )
+from tracecore_perf.run import vanished
 from tracecore_perf.run.agent_check import check_agent_file
 from tracecore_perf.run.checks import (
     check_instructions,
@@ -304,7 +307,6 @@ def start(
         output_dir.mkdir(parents=True, exist_ok=True)
         stamp = new_stamp(output_dir, first_suffix=options.stamp_suffix)
         run_dir = RunDir(output_dir / f"run-{stamp}")
-        run_dir.create()
         manifest = Manifest(
             generated_at=utc_now().isoformat(),
             episodes=settings.episodes,
@@ -340,8 +342,15 @@ def start(
             memory_limit=settings.memory_limit,
             sandbox=settings.sandbox,
         )
+        # The run directory appears with its manifest in it: a signal arriving in between
+        # would leave a directory --resume cannot take (it waits until both are there).
+        with _signals_held():
+            run_dir.create()
+            run_dir.write_manifest(manifest)
+            made.append(run_dir)
         return run_dir, manifest, checked.seal
 
+    made: list[RunDir] = []
     return _execute(
         settings.python,
         settings.isolation,
@@ -351,7 +360,22 @@ def start(
         show_progress=show_progress,
         spawned=zygote,
         instructions=settings.instructions,
+        made=made,
     )
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM held back for the block (delivered when it ends), in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _counting() -> InstructionCounting:
@@ -429,6 +453,7 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
             done=done,
             instructions=settings.instructions,
             found=planted,
+            made=[run_dir],
         )
     finally:
         run_dir.unlock()  # taken above, held for the attempt (also when it stopped before it began)
@@ -459,11 +484,13 @@ def _execute(
     spawned: SpawnedZygote | None = None,
     instructions: bool = False,
     found: list[str] | None = None,
+    made: list[RunDir] | None = None,
 ) -> Outcome:
     """Start the zygote, validate (through ``prepare``), run the batch, check the evidence,
-    publish. ``found``: problems a resume found before it began (the run is tainted). Ctrl-C
-    or SIGTERM after the batch (checking, publishing) leaves the run resumable, as one during
-    the batch does."""
+    publish. ``found``: problems a resume found before it began (the run is tainted); ``made``:
+    the run directory, once it exists with its manifest (``prepare`` appends it). Ctrl-C or
+    SIGTERM once it exists (warming up, checking, publishing) leaves the run resumable, as one
+    during the batch does."""
     attempt_state = _Attempt()
     guard = LimitGuard()  # an episode may lower the harness's own limits (prlimit): put back
 
@@ -537,9 +564,13 @@ def _execute(
         anyio.run(main)
         assert state.run_dir and state.manifest and state.record and state.execution  # main() returned: all set
         return _finish(state.run_dir, state.manifest, state.record, state.execution, found or [])
-    except KeyboardInterrupt as exc:  # after the batch: checking or publishing
-        if state.execution is None or state.run_dir is None or state.manifest is None or state.record is None:
-            raise
+    except KeyboardInterrupt as exc:  # before the batch (the run directory made) or after it
+        if state.run_dir is None or state.manifest is None or state.record is None:
+            if not made:  # nothing written yet: nothing to resume
+                raise
+            # the manifest says "running": --resume takes the run from there
+            code = getattr(exc, "exit_code", ExitCode.INTERRUPTED)
+            return Outcome(exit_code=code, publication=None, run_dir=str(made[0].path))
         return _interrupted(state.run_dir, state.manifest, state.record, exc)
     finally:
         sweep()  # the zygote and workers are closed: any process of the run left is a stray
@@ -569,6 +600,8 @@ def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, executi
     attempt.episodes_run = execution.progress.done
     attempt.finished_at = utc_now().isoformat()
     execution.guard.check()
+    if execution.ledgers is not None and vanished.gone(run_dir):
+        return _vanished(run_dir, manifest, attempt, execution)
     stopped_early = execution.interrupted_by is not None or execution.aborted is not None
     out = run_dir.output_dir
     published = [artifact_path(out, kind, manifest.stamp) for kind in (*ARTIFACT_KINDS, "artifacts")]
@@ -615,12 +648,15 @@ def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, executi
             integrity=integrity,
         )
     except OSError as exc:
-        if execution.aborted is None:
-            raise RunAborted(f"cannot publish the run: {exc.strerror or exc}") from exc
-        # The run had to stop and cannot even publish: its rows stay in the run directory.
+        # The run cannot publish (a full disk, the output folder read-only or gone): its rows
+        # stay in the run directory, whose manifest says the publication did not finish, and
+        # --resume publishes it.
+        stopped = execution.aborted or f"cannot publish the run: {exc.strerror or exc}"
+        attempt.status = manifest.status = "interrupted"
         with contextlib.suppress(OSError):
             run_dir.write_manifest(manifest)
-        return Outcome(exit_code=ExitCode.STOPPED, publication=None, run_dir=str(run_dir.path), stopped=execution.aborted)
+        log.error("publish.failed", error=str(exc), run_dir=str(run_dir.path))
+        return Outcome(exit_code=ExitCode.STOPPED, publication=None, run_dir=str(run_dir.path), stopped=stopped)
     if not stopped_early:
         prune_run_artifacts(run_dir, manifest.keep_runs, index.failed_run_ids)
     if execution.aborted is not None:
@@ -632,6 +668,25 @@ def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, executi
     else:
         code = ExitCode.OK if index.passed == index.count == manifest.episodes else ExitCode.FAILED
     return Outcome(exit_code=code, publication=publication, run_dir=str(run_dir.path), stopped=execution.aborted)
+
+
+def _vanished(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, execution: Execution) -> Outcome:
+    """The run directory left its place during the run (``vanished``): the run stops (exit 3),
+    resumable from where it now is, nothing published."""
+    assert execution.ledgers is not None
+    attempt.status = manifest.status = "interrupted"
+    try:
+        where = vanished.settle(run_dir, execution.ledgers, manifest)
+    except OSError as exc:
+        where = f"the run directory disappeared and cannot be made again at {run_dir.path} ({exc.strerror or exc})"
+    finally:
+        execution.ledgers.close()
+    # why the run stopped, when it was not the directory's absence itself (an episode that
+    # could not be recorded there, a signal)
+    reason = execution.aborted if execution.aborted and not execution.aborted.startswith(vanished.DISAPPEARED) else None
+    stopped = f"{reason}; {where}" if reason else where
+    log.error("run.vanished", error=stopped)
+    return Outcome(exit_code=ExitCode.STOPPED, publication=None, run_dir=str(run_dir.path), stopped=stopped)
 
 
 def _warmup_rows(manifest: Manifest) -> list[dict]:

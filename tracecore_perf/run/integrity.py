@@ -28,6 +28,7 @@ Whatever the check finds, and a check that cannot complete, makes the run ``tain
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -178,11 +179,17 @@ def _identity(path: Path) -> tuple[int, int] | None:
 
 def _check_stream(ledger: Ledger, aside: _Aside, problems: list[str], what: str, write_failed: bool) -> tuple[int, int]:
     name = ledger.path.name
-    ledger.copy.flush()
+    try:
+        ledger.copy.flush()
+    except OSError as exc:  # a full disk: the copy may lack its last lines (the file has them)
+        ledger.copy_error = ledger.copy_error or exc
     foreign, missing, torn = _count(ledger)
     replaced = _identity(ledger.path) != ledger.identity
     if torn and write_failed and not (foreign or missing or replaced):
-        _restore(ledger)  # our own half-written line: dropped, nobody to blame
+        # Our own half-written line (the disk filled mid-line): dropped, nobody to blame. If
+        # even that cannot be written, the file stays as it is: --resume cuts the torn line.
+        with contextlib.suppress(OSError):
+            _restore(ledger)
         return 0, 0
     foreign += torn
     if not (foreign or missing or replaced):
@@ -257,16 +264,21 @@ def _restore(ledger: Ledger) -> int:
     how many of the harness's lines could not be restored."""
     expected = Counter(ledger.digests)
     fd, tmp = tempfile.mkstemp(prefix=f".{ledger.path.name}.", dir=ledger.path.parent)
-    ledger.copy.seek(0)
-    with open(fd, "wb") as clean:
-        for line in lines(ledger.copy):
-            digest = ledger.digest(line)
-            if line.endswith(b"\n") and expected[digest] > 0:
-                expected[digest] -= 1
-                clean.write(line)
-    if os.path.isdir(ledger.path) and not os.path.islink(ledger.path):  # a directory planted in its place
-        os.replace(ledger.path, tempfile.mkdtemp(prefix=f"{ledger.path.name}-", dir=ledger.path.parent) + "/planted")
-    os.replace(tmp, ledger.path)
+    try:
+        ledger.copy.seek(0)
+        with open(fd, "wb") as clean:
+            for line in lines(ledger.copy):
+                digest = ledger.digest(line)
+                if line.endswith(b"\n") and expected[digest] > 0:
+                    expected[digest] -= 1
+                    clean.write(line)
+        if os.path.isdir(ledger.path) and not os.path.islink(ledger.path):  # a directory planted in its place
+            os.replace(ledger.path, tempfile.mkdtemp(prefix=f"{ledger.path.name}-", dir=ledger.path.parent) + "/planted")
+        os.replace(tmp, ledger.path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a full disk: no empty temporary file left behind
+            os.unlink(tmp)
+        raise
     return sum(expected.values())
 
 

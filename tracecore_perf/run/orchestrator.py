@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import anyio
 import msgspec
@@ -33,6 +35,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from tracecore_perf.errors import TERMINATING, CodeChanged, RunAborted, terminating_code
 from tracecore_perf.escape import terminal
 from tracecore_perf.models import ChildResult, EpisodeJob, EpisodeRow, Integrity, Sample
+from tracecore_perf.run.episode_worker import remove_tree
 from tracecore_perf.run.integrity import check_artifacts
 from tracecore_perf.run.launcher import WorkerFailed, WorkerProcess, ZygoteKeeper
 from tracecore_perf.run.limits import LimitGuard
@@ -257,6 +260,12 @@ class Execution:
             self._idle.append(slot)
             slots.release()
             self.guard.check()  # an episode may have lowered the harness's limits: before the row is written
+        if outcome is not None and outcome.host_fault is not None:
+            # The host kept the episode from being recorded (a full disk, a lost permission, the
+            # output folder gone): no row, which would be a failure the agent never made. The run
+            # stops as an interrupt does, and --resume runs the episode again.
+            self._stop(f"episode {job.episode_index + 1} could not be recorded: {terminal(outcome.host_fault)}")
+            return
         row = self._row(job, outcome, timed_out, failure, queued_at, started, finished)
         # A row counted is a row written: an interrupt arriving now must not drop it.
         with anyio.CancelScope(shield=True):
@@ -273,13 +282,19 @@ class Execution:
         if self.guard.stuck and self.aborted is None:
             # Stop as an interrupt does (its row, and every row before, are written first):
             # a fresh process, --resume, has the limits back and goes on past this episode.
-            self.aborted = (
+            self._stop(
                 f"an episode lowered the harness's own limits ({', '.join(self.guard.stuck)}) below what it can raise "
                 "again (that takes CAP_SYS_RESOURCE)"
             )
-            log.error("run.aborted", error=self.aborted)
-            if self._launch_scope is not None:
-                self._launch_scope.cancel()
+
+    def _stop(self, reason: str) -> None:
+        """Stop the run as an interrupt does (exit 3): no episode is launched any more, those
+        in flight are killed and get no row; the first reason is the one the run gives."""
+        if self.aborted is None:
+            self.aborted = reason
+            log.error("run.aborted", error=reason)
+        if self._launch_scope is not None:
+            self._launch_scope.cancel()
 
     async def _settle_zygote(self) -> None:
         """Before an episode runs again alone: a round trip with the zygote. The episode before
@@ -385,7 +400,7 @@ class Execution:
                 async for signum in signals:
                     if self.interrupted_by is not None:
                         log.warning("interrupt.again", signal=signal.Signals(signum).name)
-                        os._exit(terminating_code(signum))  # workers die with us (their sockets close)
+                        self._exit_now(signum)
                     self.interrupted_by = terminating_code(signum) - 128
                     log.warning("interrupt", signal=signal.Signals(signum).name, action="stop launching, kill episodes in flight")
                     if self._launch_scope is not None:
@@ -395,6 +410,35 @@ class Execution:
                 for sig, handler in previous.items():
                     if handler is not None:
                         signal.signal(sig, handler)
+
+    def _exit_now(self, signum: int) -> NoReturn:
+        """A second Ctrl-C: leave at once. Every row written is on disk and the manifest says
+        the run is running, so ``--resume`` finishes it; the line says how. The zygote is
+        killed (its workers die with it, killing their episodes; the workers with it die with us,
+        their sockets closed) and the scratch directories go, as far as they can at once."""
+        zygote = self._keeper.zygote
+        if zygote is not None:
+            with contextlib.suppress(OSError):
+                os.kill(zygote.process.pid, signal.SIGKILL)
+        for _ in range(20):  # an episode still dying may write into its folder a moment longer
+            remove_tree(self.scratch_root)
+            if not os.path.lexists(self.scratch_root):
+                break
+            time.sleep(0.05)
+        line = f"tracecore-perf: interrupted again; to finish the run: {resume_hint(str(self.run_dir.path))}\n"
+        with contextlib.suppress(OSError):
+            sys.stderr.flush()
+            os.write(2, line.encode(errors="replace"))
+        os._exit(terminating_code(signum))
+
+
+def _default_resume_hint(run_dir: str) -> str:
+    return shlex.join([sys.executable, "-m", "tracecore_perf", "--resume", run_dir])
+
+
+# The command that finishes a run, for the line a second Ctrl-C prints (the CLI sets it to its
+# own, which keeps the flags given that --resume accepts).
+resume_hint: Callable[[str], str] = _default_resume_hint
 
 
 async def deliver(send: MemoryObjectSendStream, item: EpisodeRow | Sample) -> bool:

@@ -162,7 +162,10 @@ class Done(_Event, tag="done"):
     None when it died before reporting or reported something unusable (``result_error`` says
     what). ``artifact`` is set when the report claimed a finished run and carried TraceCore's
     artifact for its run id, which the worker placed in the run; ``artifact_error`` says why
-    not otherwise. ``instructions``: in instruction mode, the episode process's user-space
+    not otherwise. ``host_fault``: the episode could not be recorded because of the host (its
+    artifact could not be placed: the disk full, the run's folders read-only, without write
+    permission or gone; nothing of it left in the run): no row, the harness stops the run
+    and ``--resume`` runs the episode again. ``instructions``: in instruction mode, the episode process's user-space
     instructions from fork to exit as callgrind counted them (None otherwise, or when the
     process was killed before it could write them); ``count_error``, in instruction mode, why
     there is no such figure (a count file replaced, counting zeroed or switched off).
@@ -179,6 +182,7 @@ class Done(_Event, tag="done"):
     result_error: str | None = None
     artifact: ArtifactFacts | None = None
     artifact_error: str | None = None
+    host_fault: str | None = None
     instructions: int | None = None
     count_error: str | None = None
 

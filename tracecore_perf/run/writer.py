@@ -42,6 +42,8 @@ class Ledger:
         self.identity = (info.st_dev, info.st_ino)
         self.copy = tempfile.TemporaryFile(dir=path.parent)  # noqa: SIM115 - closed in close()
         self.digests = array("Q")
+        # Why the copy may lack lines (a full disk): restoring from it then loses those lines.
+        self.copy_error: OSError | None = None
         # Lines already there (a resume) were written by an earlier attempt: they are taken
         # as found; what happens to them from now on is checked.
         with path.open("rb") as earlier:
@@ -61,8 +63,12 @@ class Ledger:
         """The appended ``line`` onto disk and into the ledger. After a failed flush the line
         is still in the file's buffer: ``commit`` again, never ``append``, to retry."""
         self.file.flush()  # the row is on disk before the next is taken (a crash loses none)
-        self.copy.write(line)  # buffered: it is only read back by the evidence check
+        # The line is in the file: it is ours whatever happens to the copy below.
         self.digests.append(self.digest(line))
+        try:
+            self.copy.write(line)  # buffered: it is only read back by the evidence check
+        except OSError as exc:  # the copy shares the run's disk: a full disk keeps it short
+            self.copy_error = self.copy_error or exc
 
     def close(self) -> None:
         # Closing flushes; on a full disk that fails again, and nothing more can be saved.
