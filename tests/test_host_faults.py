@@ -1,4 +1,4 @@
-"""Faults of the host are never an episode's failure (issue 31): a disk that fills, a write
+"""Faults of the host are never an episode's failure: a disk that fills, a write
 permission lost, the output folder removed or renamed mid-run. The attempt stops (exit 3) with
 the exact ``--resume`` command, the episodes the host kept from being recorded get no row, and
 the resumed run has every episode, no failure the agents never made, and is published clean.

@@ -1,4 +1,4 @@
-"""Faults and bad input lose nothing (issue 31): a closed stdout is exit 141 with no traceback
+"""Faults and bad input lose nothing: a closed stdout is exit 141 with no traceback
 (through rich and argparse too), and a run whose reader went away is still published;
 ``--timeout`` below its minimum is one line, and a kill that reaches a worker together with
 its run is obeyed; a ``--ray`` address that speaks HTTP, or nothing, is one line; scenario

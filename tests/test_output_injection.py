@@ -1,4 +1,4 @@
-"""Output injection (issue 30, part 5): an agent's file name and what it raises are the
+"""Output injection: an agent's file name and what it raises are the
 attacker's text, and they reach outputs other programs read. Each sink gets them escaped for
 itself (``tracecore_perf/escape.py``), and none lets them act:
 

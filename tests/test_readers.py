@@ -1,4 +1,4 @@
-"""Bad input read back loses nothing (issue 31): a damaged, truncated or wrong-typed published
+"""Bad input read back loses nothing: a damaged, truncated or wrong-typed published
 file, a history database with a damaged page, a path argument the system cannot take, an
 edited manifest, a second attempt at a run being run: each is one line naming the file (or the
 argument, or the field, or the process) and exit 2, never a traceback (exit 70), and nothing

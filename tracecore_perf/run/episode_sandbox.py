@@ -149,17 +149,15 @@ def _unshare() -> None:
     _write("/proc/self/gid_map", f"{gid} {gid} 1\n")
 
 
-def probe() -> str | None:
-    """Whether episodes can be sandboxed here: a forked child tries the namespaces and a mount.
-    None if so, else the one line to refuse ``--sandbox`` with."""
+def _tried_in_a_child(trial) -> str | None:
+    """``trial()`` in a forked child (so this process keeps none of what it changes): None if
+    it returned None, else the one line it returned or the OSError it raised."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read)
-        message = b""
         try:
-            _unshare()
-            _mount(None, "/", None, MS_REC | MS_PRIVATE)
+            message = (trial() or "").encode()
         except OSError as exc:
             message = str(exc).encode()
         os.write(write, message)
@@ -171,6 +169,17 @@ def probe() -> str | None:
     os.close(read)
     os.waitpid(pid, 0)
     return answer.decode() or None
+
+
+def probe() -> str | None:
+    """Whether episodes can be sandboxed here: a forked child tries the namespaces and a mount.
+    None if so, else the one line to refuse ``--sandbox`` with."""
+
+    def trial() -> None:
+        _unshare()
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)
+
+    return _tried_in_a_child(trial)
 
 
 def enter(scratch: str, scratch_root: str, hidden: list[str]) -> None:
@@ -306,32 +315,18 @@ def forbid_new_processes() -> None:
 def probe_single_process() -> str | None:
     """Whether :func:`forbid_new_processes` works here: a forked child tries it and then a
     fork, which must fail. None if so, else the one line to refuse ``--instructions`` with."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        message = b""
+
+    def trial() -> str | None:
+        forbid_new_processes()
         try:
-            forbid_new_processes()
-            try:
-                child = os.fork()
-            except OSError:
-                child = -1
-            if child == 0:
-                os._exit(0)
-            if child > 0:
-                message = b"--instructions: the seccomp filter that keeps an episode to one process let a fork through"
-        except OSError as exc:
-            message = str(exc).encode()
-        os.write(write, message)
-        os._exit(0)
-    os.close(write)
-    answer = b""
-    while chunk := os.read(read, 4096):
-        answer += chunk
-    os.close(read)
-    os.waitpid(pid, 0)
-    return answer.decode() or None
+            child = os.fork()
+        except OSError:
+            return None
+        if child == 0:
+            os._exit(0)
+        return "--instructions: the seccomp filter that keeps an episode to one process let a fork through"
+
+    return _tried_in_a_child(trial)
 
 
 def _minimal_dev() -> None:

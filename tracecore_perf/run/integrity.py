@@ -43,7 +43,7 @@ import msgspec
 from tracecore_perf.files import foreign_at, sha256_of
 from tracecore_perf.models import EpisodeRow, Integrity
 from tracecore_perf.run.episode_worker import RUN_ID
-from tracecore_perf.run.rundir import MANIFEST, RunDir, lines
+from tracecore_perf.run.rundir import MANIFEST, RunDir, identity, lines
 from tracecore_perf.run.writer import Ledger, Ledgers
 
 TAINTED = "tainted"
@@ -156,7 +156,7 @@ def _check_run_dir(run_dir: RunDir, report: Integrity) -> None:
     and put a link to a folder of yours in its place, which the harness would then write
     through. If so, what stands at its name is set aside beside it, a fresh run directory is
     made there, and the rows are restored into it from the harness's own copies."""
-    if run_dir.identity is None or _identity(run_dir.path) == run_dir.identity and not run_dir.path.is_symlink():
+    if run_dir.identity is None or identity(run_dir.path) == run_dir.identity and not run_dir.path.is_symlink():
         return
     where = "nothing"
     if os.path.lexists(run_dir.path):
@@ -169,14 +169,6 @@ def _check_run_dir(run_dir: RunDir, report: Integrity) -> None:
     )
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
-
-
 def _check_stream(ledger: Ledger, aside: _Aside, problems: list[str], what: str, write_failed: bool) -> tuple[int, int]:
     name = ledger.path.name
     try:
@@ -184,7 +176,7 @@ def _check_stream(ledger: Ledger, aside: _Aside, problems: list[str], what: str,
     except OSError as exc:  # a full disk: the copy may lack its last lines (the file has them)
         ledger.copy_error = ledger.copy_error or exc
     foreign, missing, torn = _count(ledger)
-    replaced = _identity(ledger.path) != ledger.identity
+    replaced = identity(ledger.path) != ledger.identity
     if torn and write_failed and not (foreign or missing or replaced):
         # Our own half-written line (the disk filled mid-line): dropped, nobody to blame. If
         # even that cannot be written, the file stays as it is: --resume cuts the torn line.

@@ -104,7 +104,7 @@ class RunDir:
         it dies); a process holding it already takes it again. What stands at the name is never
         trusted: a link or anything but a regular file is refused, and the holder is the one
         the kernel names (``/proc/locks``), not what the file says."""
-        key = _identity(self.path)
+        key = identity(self.path)
         if key in _HELD:
             return
         where = self.path / LOCK
@@ -131,7 +131,7 @@ class RunDir:
 
     def unlock(self) -> None:
         """Let go of the run's lock taken by :meth:`lock` (a library caller done with the run)."""
-        fd = _HELD.pop(_identity(self.path), None)
+        fd = _HELD.pop(identity(self.path), None)
         if fd is not None:
             os.close(fd)
 
@@ -179,7 +179,8 @@ class RunDir:
 _HELD: dict[tuple[int, int] | None, int] = {}
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
+def identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of what stands at ``path`` now, following links; None if nothing does."""
     try:
         info = os.stat(path)
     except OSError:
