@@ -12,18 +12,18 @@ episode the host keeps from being recorded."""
 
 import glob
 import os
+import runpy
 import shutil
 import subprocess
+from pathlib import Path
 
 from agent_bench.agents.toy_agent import ToyAgent
 
+episodes_before = runpy.run_path(str(Path(__file__).resolve().with_name("hostile_tools.py")))["episodes_before"]
+
 
 def _fault() -> None:
-    clock = os.environ["FIXTURE_CLOCK"]
-    count = len(os.listdir(clock))
-    with open(os.path.join(clock, f"episode-{os.getpid()}"), "w"):
-        pass
-    if count != int(os.environ["FAULT_AT"]):
+    if episodes_before() != int(os.environ["FAULT_AT"]):
         return
     try:
         os.close(os.open(os.environ["FAULT_DONE"], os.O_CREAT | os.O_EXCL | os.O_WRONLY))

@@ -11,7 +11,6 @@ import contextlib
 import glob
 import os
 import resource
-import tempfile
 from collections.abc import Callable
 
 
@@ -136,9 +135,14 @@ def signal_zygote(signum: int, doing: str) -> None:
 def episodes_before() -> int:
     """How many episodes of this run started before this one: each episode leaves a file in
     the folder the test names in FIXTURE_CLOCK (episodes run in scratch directories of their
-    own, so they share no other place)."""
+    own, so they share no other place). The count is claimed, not read: episode N creates
+    ``episode-N`` exclusively, so two episodes starting at once never see the same count (a
+    listing then a create let both see 4 and skip 5)."""
     clock = os.environ["FIXTURE_CLOCK"]
     count = len(os.listdir(clock))
-    fd, _ = tempfile.mkstemp(dir=clock)
-    os.close(fd)
-    return count
+    while True:
+        try:
+            os.close(os.open(os.path.join(clock, f"episode-{count}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return count
+        except FileExistsError:
+            count += 1
