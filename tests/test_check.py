@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from runs import check_json, fixture_agent, real_run
 
-from tracecore_perf.cli.run import after_run
 from tracecore_perf.published import locate
 from tracecore_perf.verdicts.check import Thresholds, default_total_bytes_limit, evaluate, load_thresholds
 from tracecore_perf.verdicts.trends import CHECKS
@@ -223,10 +222,12 @@ def test_run_with_check_fails_on_a_broken_threshold(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_check_with_json_puts_the_verdict_in_the_payload(healthy):
-    payload: dict = {}
-    code = after_run(healthy.name.removeprefix("run-"), healthy.parent, Thresholds(max_wall_clock_s=0.000001), payload)
-    assert code == 1 and payload["check"]["ok"] is False
+def test_run_check_with_json_puts_the_verdict_in_the_payload(tmp_path):
+    cwd = _elsewhere(tmp_path, "[tool.tracecore_perf.thresholds]\nmax_wall_clock_s = 0.000001\n")
+    done = harness("--episodes", "4", "--workers", "2", "--output-dir", "out", "--check", "--json", cwd=cwd)
+    assert done.returncode == 1, done.stderr[-2000:]  # every episode succeeded; the check did not
+    payload = json.loads(done.stdout)
+    assert payload["ok"] is True and payload["check"]["ok"] is False
     assert {t["name"] for t in payload["check"]["thresholds"] if not t["ok"]} == {"max_wall_clock_s"}
 
 

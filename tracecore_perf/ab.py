@@ -106,6 +106,7 @@ def run_ab(
                         agents_from=agents_from[sides.index(side)],
                     ),
                     show_progress=False,
+                    input_checked=True,  # preflight held both sides
                 )
                 run_dirs[side] = Path(outcome.run_dir)
             else:

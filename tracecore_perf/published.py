@@ -10,6 +10,7 @@ published before it existed, is read as version 0.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,35 +63,67 @@ def load(path: Path, kind: type[T], what: str) -> T:
         raise UsageError(f"published {what} {path} is damaged or truncated: {exc}") from None
 
 
-class PublishedRun(msgspec.Struct):
-    stamp: str
-    output_dir: Path
-    paths: dict[str, Path]
+class PublishedRun:
+    """A published run, each of its files decoded once, when first asked for (``check``,
+    ``report`` and ``history`` after one run share one of these: nothing is read twice)."""
+
+    def __init__(self, stamp: str, output_dir: Path, paths: dict[str, Path]) -> None:
+        self.stamp = stamp
+        self.output_dir = output_dir
+        self.paths = paths
+        self._decoded: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"PublishedRun(stamp={self.stamp!r}, output_dir={str(self.output_dir)!r})"
+
+    @classmethod
+    def just_published(cls, stamp: str, artifacts: dict[str, str], manifest: Manifest, summary: Summary) -> PublishedRun:
+        """The run just published (``run.publish.Publication``'s fields), its manifest and
+        summary taken from memory, as they were written."""
+        paths = {kind: Path(path) for kind, path in artifacts.items() if kind in ARTIFACT_KINDS}
+        run = cls(stamp, paths["manifest"].parent, paths)
+        run._decoded.update(manifest=manifest, summary=summary)
+        return run
+
+    def _once(self, kind: str, decode: Callable[[], T]) -> T:
+        if kind not in self._decoded:
+            self._decoded[kind] = decode()
+        return self._decoded[kind]
 
     def manifest(self) -> Manifest:
-        format_version(self.paths["manifest"])
-        return load(self.paths["manifest"], Manifest, "manifest")
+        def decode() -> Manifest:
+            format_version(self.paths["manifest"])
+            return load(self.paths["manifest"], Manifest, "manifest")
+
+        return self._once("manifest", decode)
 
     def summary(self) -> Summary:
-        format_version(self.paths["summary"])
-        return load(self.paths["summary"], Summary, "summary")
+        def decode() -> Summary:
+            format_version(self.paths["summary"])
+            return load(self.paths["summary"], Summary, "summary")
+
+        return self._once("summary", decode)
 
     def metrics(self) -> list[dict[str, Any]]:
-        return load(self.paths["metrics"], list[dict[str, Any]], "metrics")
+        return self._once("metrics", lambda: load(self.paths["metrics"], list[dict[str, Any]], "metrics"))
 
     def series(self) -> list[EpisodeRow]:
         """Every row, in episode order (small enough to hold for analysis and charts)."""
-        rows = load(self.paths["series"], list[EpisodeRow], "series")
-        episodes = self.summary().episodes
-        if len(rows) != episodes:  # a file cut at a row's end, or another run's, decodes: it must agree
-            raise UsageError(
-                f"published series {self.paths['series']} holds {len(rows)} rows, its summary says {episodes} episodes: "
-                "one of the two is damaged or not this run's"
-            )
-        return rows
+
+        def decode() -> list[EpisodeRow]:
+            rows = load(self.paths["series"], list[EpisodeRow], "series")
+            episodes = self.summary().episodes
+            if len(rows) != episodes:  # a file cut at a row's end, or another run's, decodes: it must agree
+                raise UsageError(
+                    f"published series {self.paths['series']} holds {len(rows)} rows, its summary says {episodes} "
+                    "episodes: one of the two is damaged or not this run's"
+                )
+            return rows
+
+        return self._once("series", decode)
 
     def samples(self) -> list[Sample]:
-        return load(self.paths["samples"], list[Sample], "samples")
+        return self._once("samples", lambda: load(self.paths["samples"], list[Sample], "samples"))
 
 
 def locate(ref: str | Path, search_dir: Path = Path(OUTPUT_DIR)) -> PublishedRun:

@@ -136,13 +136,7 @@ def check_input(args: argparse.Namespace, given: list[str]):
     """Every check of the input that needs no episode interpreter, before any process starts:
     bad input is one line and exit 2. Returns the thresholds (for --check/--report) and the
     rows of the ``--scenario`` file (None without one, and on --resume)."""
-    from tracecore_perf.run.checks import (
-        check_instructions,
-        check_memory_limit,
-        check_python,
-        check_workers,
-        check_writable_dir,
-    )
+    from tracecore_perf.run.checks import check_settings
 
     thresholds = None
     if args.check or args.report:  # the report's verdict reads the same thresholds
@@ -163,12 +157,8 @@ def check_input(args: argparse.Namespace, given: list[str]):
         from tracecore_perf.run.scenario import load_scenario
 
         scenario = load_scenario(args.scenario)
-    check_workers(args.workers)
     check_output_path("--output-dir", args.output_dir, "runs")  # never inside another run's directory
-    check_writable_dir(Path(args.output_dir))
-    check_python(args.python)
-    check_instructions(args.instructions, args.isolation, args.sandbox)
-    check_memory_limit(args.memory_limit)
+    check_settings(args, Path(args.output_dir))  # the harness takes the run as checked (input_checked)
     return thresholds, scenario
 
 
@@ -201,7 +191,7 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
             output_cap=args.output_cap,
             stamp_suffix=args.stamp_suffix,
         )
-        outcome = harness.start(options, show_progress=show_progress, zygote=zygote, busy=busy)
+        outcome = harness.start(options, show_progress=show_progress, zygote=zygote, busy=busy, input_checked=True)
 
     if outcome.stopped is not None:
         print(
@@ -218,20 +208,24 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
         return outcome.exit_code
     artifacts = dict(publication.artifacts)
     exit_code = outcome.exit_code
+    from tracecore_perf.published import PublishedRun
+
+    # --report, --history and --check read the run once, between them
+    run = PublishedRun.just_published(publication.stamp, publication.artifacts, publication.manifest, publication.summary)
+    verdict = _verdict(run, thresholds) if args.check else None
     if args.report:
         # Imported only here: a run without --report never loads matplotlib.
-        from tracecore_perf.published import locate
         from tracecore_perf.report.page import write_report
 
         try:
-            written = write_report(locate(Path(publication.artifacts["manifest"])), thresholds=thresholds)
+            written = write_report(run, thresholds=thresholds, verdict=verdict)
             artifacts["report"] = str(written.report)
         except Exception as exc:  # the run is published whatever happens to its report
             print(log_line(f"{PROG}: report not written: {type(exc).__name__}: {exc}"), file=sys.stderr)
             exit_code = exit_code or 1
     if args.history is not None:
         try:
-            added = add_to_history(Path(publication.artifacts["manifest"]), args.history)
+            added = add_to_history(run, args.history)
             artifacts["history"] = str(args.history)
             if not args.json:
                 print(f"{PROG}: history: {publication.stamp} {'added to' if added else 'already in'} {args.history}")
@@ -251,11 +245,11 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
             "artifacts": artifacts,
             "summary": msgspec.to_builtins(publication.summary),
         }
-        check_code = 0 if not args.check else after_run(publication.stamp, output_dir, thresholds, payload)
+        check_code = 0 if verdict is None else after_run(verdict, output_dir, payload)
         print(escape_json(json.dumps(payload, indent=2)))
     else:
         print_summary(publication.summary, publication.manifest, artifacts, outcome.run_dir)
-        check_code = 0 if not args.check else after_run(publication.stamp, output_dir, thresholds)
+        check_code = 0 if verdict is None else after_run(verdict, output_dir)
     line = failures_line(publication.summary.failure_count, publication.summary.failure_reasons)
     if line:
         print(log_line(f"{PROG}: {line} (one line per episode in {Path(outcome.run_dir) / 'harness.log'})"), file=sys.stderr)
@@ -264,15 +258,18 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
     return exit_code or check_code
 
 
-def after_run(stamp: str, output_dir: Path, thresholds, json_payload: dict | None = None) -> int:
-    """``run --check``: check the run just published. With ``--json`` the verdict goes into
-    the run's JSON payload under ``check``; otherwise it is printed as text."""
-    from tracecore_perf.cli.output import emit
-    from tracecore_perf.published import locate
+def _verdict(run, thresholds):
+    """``run --check``: the run just published against the thresholds (``check``'s verdict)."""
     from tracecore_perf.verdicts.check import evaluate
 
-    run = locate(stamp, output_dir)
-    verdict = evaluate(run, thresholds)
+    return evaluate(run, thresholds)
+
+
+def after_run(verdict, output_dir: Path, json_payload: dict | None = None) -> int:
+    """``run --check``: say the verdict on the run just published. With ``--json`` it goes into
+    the run's JSON payload under ``check``; otherwise it is printed as text."""
+    from tracecore_perf.cli.output import emit
+
     if json_payload is not None:
         import msgspec
 
@@ -282,12 +279,12 @@ def after_run(stamp: str, output_dir: Path, thresholds, json_payload: dict | Non
     return 0 if verdict.ok else 1
 
 
-def add_to_history(manifest: Path, db: Path) -> bool:
-    """``run --history``: add the run just published; False when it was already there."""
+def add_to_history(run, db: Path) -> bool:
+    """``run --history``: add the run just published (a published.PublishedRun); False when it
+    was already there."""
     from tracecore_perf.history.store import figures_of, open_store
-    from tracecore_perf.published import locate
 
-    entry = figures_of(locate(manifest))
+    entry = figures_of(run)
     with open_store(db, write=True, create_dir=True) as store:
         return store.add([entry])[0]
 

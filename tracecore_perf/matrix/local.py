@@ -23,19 +23,19 @@ def preflight(cells: list[Cell], output_dir: Path) -> None:
     interpreter that will run them (one check per distinct interpreter, isolation, rows and what the
     interpreter's TraceCore must have)."""
     from tracecore_perf.run import harness
-    from tracecore_perf.run.checks import check_workers
+    from tracecore_perf.run.checks import check_settings
 
     seen = set()
     for cell in cells:
         try:
-            settings = cell.settings
-            check_workers(settings.workers)
-            # what the check depends on (not episodes, workers or times)
+            settings = harness.with_defaults(cell.settings)
+            check_settings(settings, output_dir)  # each cell's own bounds (run_cells starts them as checked)
+            # what loading the scenario depends on (not episodes, workers or times)
             key = (tuple(cell.rows), settings.python, settings.isolation, settings.instructions, settings.sandbox)
             key += (settings.strict_spec,)
             if key not in seen:
                 seen.add(key)
-                harness.preflight(list(cell.rows), settings, output_dir)
+                harness.preflight(list(cell.rows), settings, output_dir, input_checked=True)
         except UsageError as exc:
             raise UsageError(f"cell {cell.name!r}: {exc}") from None
 
@@ -74,7 +74,8 @@ def run_cells(
                 cellio.set_aside(matrix_dir, cell.name)
                 settings = cell.settings
                 say(f"cell {cell.name} ({number}/{len(cells)}): {settings.episodes} episodes, {settings.workers} workers")
-                result = harness.start(cellio.run_options(cell, cell_dir, output_cap), show_progress=show_progress)
+                options = cellio.run_options(cell, cell_dir, output_cap)
+                result = harness.start(options, show_progress=show_progress, input_checked=True)  # preflight held every cell
         except (UsageError, RunAborted) as exc:
             outcome.finished_at = utc_now().isoformat()
             outcome.status, outcome.error = "failed", str(exc)

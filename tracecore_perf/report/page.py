@@ -317,9 +317,11 @@ def write_report(
     baseline: PublishedRun | None = None,
     output_dir: Path | None = None,
     thresholds: Any = None,
+    verdict: Verdict | None = None,
 ) -> Written:
     """Render the charts and the HTML page of ``run`` into ``output_dir`` (default: next to the
-    run's artifacts)."""
+    run's artifacts). ``verdict``: ``check``'s, when the caller has it already (``run --check
+    --report``); otherwise it is reached here."""
     # matplotlib is imported here, not at module level: bad input is refused before paying for it.
     from tracecore_perf.report import charts
 
@@ -327,7 +329,7 @@ def write_report(
     data = charts.RunData.load(run)
     baseline_data = charts.RunData.load(baseline) if baseline is not None else None
     # Verdicts first: if check refuses the input, nothing has been written yet.
-    verdict = verdict_for(run, baseline, thresholds)
+    verdict = verdict if verdict is not None and baseline is None else verdict_for(run, baseline, thresholds)
     comparison = comparison_for(baseline, run) if baseline is not None else None
     metrics = run.metrics() if run.paths["metrics"].is_file() else []  # read, like every input, before any write
 

@@ -1,7 +1,8 @@
 """A run's input checks that need no episode interpreter: the worker count, the output
 directory, the interpreter's path. Standard library only: ``python -m tracecore_perf`` runs
 them before it starts any process (the zygote) or imports the harness, so bad input costs
-one line and exit 2 and nothing else. The harness runs them again for library callers.
+one line and exit 2 and nothing else. ``check_settings`` is the one list of them, whoever
+starts the run: once per entry point (the command line, a library call, ``ab``, a matrix).
 """
 
 from __future__ import annotations
@@ -96,3 +97,16 @@ def check_memory_limit(limit: int | None) -> None:
         return
     if limit > total:
         raise UsageError(f"--memory-limit {format_size(limit)} is more than this host's memory ({format_size(total)})")
+
+
+def check_settings(settings, output_dir: Path | None) -> None:
+    """Every check of a run's settings that needs no episode interpreter, in one place.
+    ``settings``: a RunSettings (or anything with its attributes, as the command line's
+    parsed flags) with its interpreter and isolation filled in; ``output_dir``: where a new
+    run goes (None: a resume, whose run directory exists)."""
+    check_workers(settings.workers)
+    if output_dir is not None:
+        check_writable_dir(output_dir)
+    check_python(settings.python)
+    check_instructions(settings.instructions, settings.isolation, settings.sandbox)
+    check_memory_limit(settings.memory_limit)

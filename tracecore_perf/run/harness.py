@@ -14,7 +14,6 @@ import resource
 import signal
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from tracecore_perf.models import (
     ARTIFACT_KINDS,
     AttemptRecord,
     EpisodeEnvironment,
+    HostContext,
     InstructionCounting,
     Integrity,
     Interpreter,
@@ -38,13 +38,7 @@ from tracecore_perf.models import (
 )
 from tracecore_perf.run import vanished
 from tracecore_perf.run.agent_check import check_agent_file
-from tracecore_perf.run.checks import (
-    check_instructions,
-    check_memory_limit,
-    check_python,
-    check_workers,
-    check_writable_dir,
-)
+from tracecore_perf.run.checks import check_memory_limit, check_settings, check_workers
 from tracecore_perf.run.console import ProgressBar
 from tracecore_perf.run.episode_worker import remove_tree
 from tracecore_perf.run.hostinfo import BusyProbe, host_context, machine_id
@@ -53,7 +47,7 @@ from tracecore_perf.run.launcher import WorkerFailed, ZygoteKeeper, ZygoteProces
 from tracecore_perf.run.limits import LimitGuard
 from tracecore_perf.run.logs import add_run_log
 from tracecore_perf.run.monitor import SAMPLE_FIELDS
-from tracecore_perf.run.orchestrator import Execution
+from tracecore_perf.run.orchestrator import BatchResult, Execution
 from tracecore_perf.run.publish import Publication, SeriesIndex, prune_run_artifacts, publish
 from tracecore_perf.run.rundir import LOCK, MANIFEST, RunDir, new_stamp, utc_now
 from tracecore_perf.run.scenario import plan
@@ -246,7 +240,7 @@ def _counted_besides(zygote: ZygoteProcess, callgrind_dir: str) -> bool:
     return any(path.name != own for path in Path(callgrind_dir).glob("callgrind.out.*"))
 
 
-def _with_defaults(settings: RunSettings) -> RunSettings:
+def with_defaults(settings: RunSettings) -> RunSettings:
     """``settings`` with the interpreter and isolation this machine defaults to filled in."""
     from tracecore_perf.run.spawn import default_isolation, default_python
 
@@ -255,13 +249,20 @@ def _with_defaults(settings: RunSettings) -> RunSettings:
     )
 
 
-def preflight(scenario: list[ScenarioRow], settings: RunSettings, output_dir: Path, agents_from: str | None = None) -> Validated:
+def preflight(
+    scenario: list[ScenarioRow],
+    settings: RunSettings,
+    output_dir: Path,
+    agents_from: str | None = None,
+    *,
+    input_checked: bool = False,
+) -> Validated:
     """All of a run's input checks, standalone: for callers that validate several runs
-    before starting any (``ab`` checks both interpreters first, a matrix every cell)."""
-    settings = _with_defaults(settings)
-    check_writable_dir(output_dir)
-    check_python(settings.python)
-    check_instructions(settings.instructions, settings.isolation, settings.sandbox)
+    before starting any (``ab`` checks both interpreters first, a matrix every cell), and
+    then start each with ``input_checked=True``."""
+    settings = with_defaults(settings)
+    if not input_checked:
+        check_settings(settings, output_dir)
 
     async def main() -> Validated:
         keeper = await _start_zygote(settings.python, settings.isolation, scenario, instructions=settings.instructions)
@@ -274,9 +275,120 @@ def preflight(scenario: list[ScenarioRow], settings: RunSettings, output_dir: Pa
     return anyio.run(main)
 
 
-# What a new run or a resume does between validation and the first episode: returns the
-# run directory and its manifest (which names the agent paths episodes load).
-Prepare = Callable[[ZygoteProcess], Awaitable[tuple[RunDir, Manifest, CodeSeal]]]
+# --- the two ways an attempt finds its run directory ------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenedRun:
+    """The run an attempt works on: its directory, its manifest (which names the agent paths
+    episodes load) and the code episodes load, sealed before any agent's code ran."""
+
+    run_dir: RunDir
+    manifest: Manifest
+    seal: CodeSeal
+
+
+class NewRun:
+    """A new run: validated, then its run directory made with its manifest in it."""
+
+    def __init__(self, options: RunOptions, settings: RunSettings, busy: BusyProbe) -> None:
+        self.options = options
+        self.settings = settings
+        self.busy = busy  # watching the host since the zygote started
+        self.run_dir: RunDir | None = None  # once it exists with its manifest: resumable from there
+
+    async def open(self, zygote: ZygoteProcess) -> OpenedRun:
+        options, settings = self.options, self.settings
+        output_dir = Path(options.output_dir)
+        checked = await validate(zygote, options.scenario, settings, options.agents_from, hide=(output_dir,))
+        host = host_context(self.busy, own_processes=(zygote.process.pid,))
+        if not host.quiet:
+            log.warning("host.busy", reason=host.quiet_reason, advice="figures from a busy host are noisy")
+        output_dir.mkdir(parents=True, exist_ok=True)
+        stamp = new_stamp(output_dir, first_suffix=options.stamp_suffix)
+        run_dir = RunDir(output_dir / f"run-{stamp}")
+        manifest = _new_manifest(settings, options.scenario, checked, host, stamp, run_dir)
+        # The run directory appears with its manifest in it: a signal arriving in between
+        # would leave a directory --resume cannot take (it waits until both are there).
+        with _signals_held():
+            run_dir.create()
+            run_dir.write_manifest(manifest)
+            self.run_dir = run_dir
+        return OpenedRun(run_dir, manifest, checked.seal)
+
+
+class ResumedRun:
+    """An interrupted run: validated again (what the episodes load, resolved when the run
+    began, wherever we are now) and its manifest brought up to date."""
+
+    def __init__(self, run_dir: RunDir, manifest: Manifest, settings: RunSettings, done: SeriesIndex) -> None:
+        self.run_dir: RunDir | None = run_dir  # it exists: resumable whatever happens
+        self.manifest = manifest
+        self.settings = settings
+        self.done = done
+        self.rows = [
+            ScenarioRow(agent=manifest.agents.get(r.agent, r.agent), task_ref=r.task_ref, seed=r.seed) for r in manifest.scenario
+        ]
+
+    async def open(self, zygote: ZygoteProcess) -> OpenedRun:
+        run_dir, manifest = self.run_dir, self.manifest
+        assert run_dir is not None
+        checked = await validate(zygote, self.rows, self.settings, hide=(run_dir.path.parent,))
+        found = manifest.interpreter
+        found.tracecore_dir = found.tracecore_dir or checked.interpreter.tracecore_dir
+        found.site_dirs = found.site_dirs or checked.interpreter.site_dirs
+        found.tracecore_packages = checked.interpreter.tracecore_packages
+        found.loaded_packages = checked.interpreter.loaded_packages
+        found.lacks = checked.interpreter.lacks
+        found.environment = found.environment or checked.interpreter.environment
+        # Artifacts of episodes killed in flight when the last attempt died belong to no
+        # row: out of the way, so this attempt's evidence check starts clean.
+        check_artifacts(run_dir, self.done.run_ids, interrupted=True, verify=False)
+        # An attempt killed outright (kill -9, power loss) never wrote its own record.
+        for record in manifest.attempts:
+            if record.status == "running":
+                record.status = "interrupted"
+                record.episodes_run = self.done.attempts.get(record.attempt, 0)
+        return OpenedRun(run_dir, manifest, checked.seal)
+
+
+def _new_manifest(
+    settings: RunSettings, scenario: list[ScenarioRow], checked: Validated, host: HostContext, stamp: str, run_dir: RunDir
+) -> Manifest:
+    fingerprint, fields = machine_id(host)
+    return Manifest(
+        generated_at=utc_now().isoformat(),
+        episodes=settings.episodes,
+        workers=settings.workers,
+        timeout=settings.timeout,
+        strict_spec=settings.strict_spec,
+        compress=settings.compress,
+        scenario=scenario,
+        system_samples={"available": True, "provider": "psutil", "interval_s": settings.sample_interval, "fields": SAMPLE_FIELDS},
+        artifact_set=[],
+        agents=checked.agents,
+        stamp=stamp,
+        status="running",
+        isolation=settings.isolation,
+        keep_runs=settings.keep_runs,
+        sample_interval_s=settings.sample_interval,
+        interpreter=checked.interpreter,
+        host=host,
+        machine_class=fingerprint,
+        machine_class_fields=fields,
+        run_dir=str(run_dir.path),
+        harness_version=__version__,
+        attempts=[],
+        agent_labels=checked.labels,
+        warmup=settings.warmup if settings.isolation == "forkserver" else 0,
+        instructions=settings.instructions,
+        counting=_counting() if settings.instructions else None,
+        memory_limit=settings.memory_limit,
+        sandbox=settings.sandbox,
+    )
+
+
+# --- the two entry points ---------------------------------------------------------------
 
 
 def start(
@@ -285,83 +397,73 @@ def start(
     show_progress: bool = True,
     zygote: SpawnedZygote | None = None,
     busy: BusyProbe | None = None,
+    input_checked: bool = False,
 ) -> Outcome:
     """A new run. ``zygote``: one ``spawn.prestart`` started for it before the harness's
     imports (the run adopts it, or discards it if it does not match the options); ``busy``:
-    the quiet-host check's window, opened when that zygote started (default: now)."""
-    settings = _with_defaults(options.settings)
-    output_dir = Path(options.output_dir)
+    the quiet-host check's window, opened when that zygote started (default: now);
+    ``input_checked``: the caller already held these options to ``checks.check_settings``
+    (the command line does, before any process starts; ``preflight`` does)."""
+    settings = with_defaults(options.settings)
+    if not input_checked:
+        check_settings(settings, Path(options.output_dir))
+    target = NewRun(options, settings, busy or BusyProbe())  # watches the host while the zygote starts and we validate
+    return Attempt(target, settings, options.scenario, options.output_cap, show_progress=show_progress, spawned=zygote).run()
+
+
+def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcome:
+    """Finish an interrupted run: same parameters, only the episodes with no row."""
+    run_dir = RunDir(path)
+    if not path.is_dir() or not (os.path.lexists(path / MANIFEST) or os.path.lexists(path / LOCK)):
+        raise UsageError(f"not a run directory (no {MANIFEST}): {path}")
+    run_dir.lock()  # before anything is read or touched: one attempt at a time
+    try:
+        taken = _take_run(run_dir)
+        if isinstance(taken, Outcome):  # published to the end: nothing to do
+            return taken
+        manifest, settings, done, planted = taken
+        check_settings(settings, None)
+        return Attempt(
+            ResumedRun(run_dir, manifest, settings, done), settings, manifest.scenario, output_cap,
+            show_progress=show_progress, done=done, found=planted,
+        ).run()  # fmt: skip
+    finally:
+        run_dir.unlock()  # taken above, held for the attempt (also when it stopped before it began)
+
+
+def _take_run(run_dir: RunDir) -> tuple[Manifest, RunSettings, SeriesIndex, list[str]] | Outcome:
+    """An interrupted run's manifest, the settings it goes on with (held to the bounds a new
+    run's flags are: a manifest can be edited), its rows so far and what an earlier attempt's
+    episode planted at the streams' names; or, for a run published to the end, its outcome
+    (nothing to do)."""
+    path = run_dir.path
+    try:
+        if not os.path.lexists(path / MANIFEST):  # a run taking its first steps has its lock, not yet this
+            raise FileNotFoundError(f"no {MANIFEST}")
+        manifest = run_dir.read_manifest()
+    except (msgspec.DecodeError, msgspec.ValidationError, OSError) as exc:
+        raise UsageError(f"run manifest unreadable: {path / MANIFEST}: {exc}") from None
+    settings = recorded(manifest, str(path / MANIFEST))  # the run goes on as it began
     check_workers(settings.workers)
-    check_writable_dir(output_dir)
-    check_python(settings.python)
-    check_instructions(settings.instructions, settings.isolation, settings.sandbox)
     check_memory_limit(settings.memory_limit)
-    busy = busy or BusyProbe()  # watches the host while the zygote starts and we validate
-
-    async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest, CodeSeal]:
-        checked = await validate(zygote, options.scenario, settings, options.agents_from, hide=(output_dir,))
-        host = host_context(busy, own_processes=(zygote.process.pid,))
-        if not host.quiet:
-            log.warning("host.busy", reason=host.quiet_reason, advice="figures from a busy host are noisy")
-        fingerprint, fields = machine_id(host)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        stamp = new_stamp(output_dir, first_suffix=options.stamp_suffix)
-        run_dir = RunDir(output_dir / f"run-{stamp}")
-        manifest = Manifest(
-            generated_at=utc_now().isoformat(),
-            episodes=settings.episodes,
-            workers=settings.workers,
-            timeout=settings.timeout,
-            strict_spec=settings.strict_spec,
-            compress=settings.compress,
-            scenario=options.scenario,
-            system_samples={
-                "available": True,
-                "provider": "psutil",
-                "interval_s": settings.sample_interval,
-                "fields": SAMPLE_FIELDS,
-            },
-            artifact_set=[],
-            agents=checked.agents,
-            stamp=stamp,
-            status="running",
-            isolation=settings.isolation,
-            keep_runs=settings.keep_runs,
-            sample_interval_s=settings.sample_interval,
-            interpreter=checked.interpreter,
-            host=host,
-            machine_class=fingerprint,
-            machine_class_fields=fields,
-            run_dir=str(run_dir.path),
-            harness_version=__version__,
-            attempts=[],
-            agent_labels=checked.labels,
-            warmup=settings.warmup if settings.isolation == "forkserver" else 0,
-            instructions=settings.instructions,
-            counting=_counting() if settings.instructions else None,
-            memory_limit=settings.memory_limit,
-            sandbox=settings.sandbox,
+    run_dir.remember()
+    # What an episode of an earlier attempt may have left at the streams' names (a FIFO would
+    # block the reads below): set aside, and the run is tainted.
+    planted = set_aside_planted(run_dir, [run_dir.series, run_dir.samples])
+    run_dir.repair_tail()
+    done = SeriesIndex(run_dir, with_run_ids=True)
+    if done.count > manifest.episodes:
+        raise UsageError(
+            f"{path / MANIFEST}: episodes {manifest.episodes} is fewer than the {done.count} rows the run already has"
         )
-        # The run directory appears with its manifest in it: a signal arriving in between
-        # would leave a directory --resume cannot take (it waits until both are there).
-        with _signals_held():
-            run_dir.create()
-            run_dir.write_manifest(manifest)
-            made.append(run_dir)
-        return run_dir, manifest, checked.seal
-
-    made: list[RunDir] = []
-    return _execute(
-        settings.python,
-        settings.isolation,
-        options.scenario,
-        prepare,
-        options.output_cap,
-        show_progress=show_progress,
-        spawned=zygote,
-        instructions=settings.instructions,
-        made=made,
-    )
+    if done.count >= manifest.episodes and manifest.status in PUBLISHED and not planted:
+        code = ExitCode.OK if done.passed == done.count else ExitCode.FAILED
+        code = ExitCode.TAINTED if manifest.status == "tainted" else code
+        return Outcome(exit_code=code, publication=None, run_dir=str(path))
+    # Rows missing, or all there but the publication never finished (the harness was stopped
+    # or killed while checking or publishing): the attempt runs what is missing, maybe
+    # nothing, and publishes.
+    return manifest, settings, done, planted
 
 
 @contextlib.contextmanager
@@ -382,308 +484,253 @@ def _counting() -> InstructionCounting:
     return InstructionCounting(valgrind_version=valgrind_version(), hash_seed=HASH_SEED)
 
 
-def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcome:
-    """Finish an interrupted run: same parameters, only the episodes with no row."""
-    run_dir = RunDir(path)
-    if not path.is_dir() or not (os.path.lexists(path / MANIFEST) or os.path.lexists(path / LOCK)):
-        raise UsageError(f"not a run directory (no {MANIFEST}): {path}")
-    run_dir.lock()  # before anything is read or touched: one attempt at a time
-    try:
-        if not os.path.lexists(path / MANIFEST):  # a run taking its first steps has its lock, not yet this
-            raise FileNotFoundError(f"no {MANIFEST}")
-        manifest = run_dir.read_manifest()
-    except (msgspec.DecodeError, msgspec.ValidationError, OSError) as exc:
-        run_dir.unlock()
-        raise UsageError(f"run manifest unreadable: {path / MANIFEST}: {exc}") from None
-    try:  # held to the bounds a new run's flags are: a manifest can be edited
-        recorded(manifest, str(path / MANIFEST))
-        check_workers(manifest.workers)
-        check_memory_limit(manifest.memory_limit)
-    except UsageError:
-        run_dir.unlock()
-        raise
-    run_dir.remember()
-    # What an episode of an earlier attempt may have left at the streams' names (a FIFO would
-    # block the reads below): set aside, and the run is tainted.
-    planted = set_aside_planted(run_dir, [run_dir.series, run_dir.samples])
-    run_dir.repair_tail()
-    done = SeriesIndex(run_dir, with_run_ids=True)
-    if done.count > manifest.episodes:
-        run_dir.unlock()
-        raise UsageError(
-            f"{path / MANIFEST}: episodes {manifest.episodes} is fewer than the {done.count} rows the run already has"
-        )
-    if done.count >= manifest.episodes and manifest.status in PUBLISHED and not planted:
-        code = ExitCode.OK if done.passed == done.count else ExitCode.FAILED
-        run_dir.unlock()
-        return Outcome(exit_code=ExitCode.TAINTED if manifest.status == "tainted" else code, publication=None, run_dir=str(path))
-    # Rows missing, or all there but the publication never finished (the harness was stopped
-    # or killed while checking or publishing): the attempt runs what is missing, maybe
-    # nothing, and publishes.
-    settings = recorded(manifest)  # the run goes on as it began
-    python = settings.python
-    check_python(python)
-    check_instructions(settings.instructions, settings.isolation, settings.sandbox)
-    # Validate what the episodes will load (resolved when the run began), wherever we are now.
-    resolved = [
-        ScenarioRow(agent=manifest.agents.get(r.agent, r.agent), task_ref=r.task_ref, seed=r.seed) for r in manifest.scenario
-    ]
-
-    async def prepare(zygote: ZygoteProcess) -> tuple[RunDir, Manifest, CodeSeal]:
-        checked = await validate(zygote, resolved, settings, hide=(run_dir.path.parent,))
-        manifest.interpreter.tracecore_dir = manifest.interpreter.tracecore_dir or checked.interpreter.tracecore_dir
-        manifest.interpreter.site_dirs = manifest.interpreter.site_dirs or checked.interpreter.site_dirs
-        manifest.interpreter.tracecore_packages = checked.interpreter.tracecore_packages
-        manifest.interpreter.loaded_packages = checked.interpreter.loaded_packages
-        manifest.interpreter.lacks = checked.interpreter.lacks
-        manifest.interpreter.environment = manifest.interpreter.environment or checked.interpreter.environment
-        # Artifacts of episodes killed in flight when the last attempt died belong to no
-        # row: out of the way, so this attempt's evidence check starts clean.
-        check_artifacts(run_dir, done.run_ids, interrupted=True, verify=False)
-        return run_dir, manifest, checked.seal
-
-    try:
-        return _execute(
-            python,
-            settings.isolation,
-            resolved,
-            prepare,
-            output_cap,
-            show_progress=show_progress,
-            done=done,
-            instructions=settings.instructions,
-            found=planted,
-            made=[run_dir],
-        )
-    finally:
-        run_dir.unlock()  # taken above, held for the attempt (also when it stopped before it began)
+# --- one attempt, step by step ----------------------------------------------------------------
 
 
-@dataclass
-class _Attempt:
-    """What one attempt has set up so far, as ``_execute``'s event loop makes it: what the
-    clean-up, an interrupt after the batch and ``_finish`` need (None: not made yet)."""
+class Attempt:
+    """One attempt at a run, new or resumed (``run`` shows its steps in order). Ctrl-C or
+    SIGTERM once the run directory exists (warming up, checking, publishing) leaves the run
+    resumable, as one during the batch does."""
 
-    run_dir: RunDir | None = None
-    manifest: Manifest | None = None
-    record: AttemptRecord | None = None
-    scratch_root: Path | None = None
-    log_handler: logging.Handler | None = None
-    execution: Execution | None = None
+    def __init__(
+        self,
+        target: NewRun | ResumedRun,
+        settings: RunSettings,
+        scenario: list[ScenarioRow],
+        output_cap: int,
+        *,
+        show_progress: bool,
+        spawned: SpawnedZygote | None = None,
+        done: SeriesIndex | None = None,
+        found: list[str] | None = None,
+    ) -> None:
+        """``done``: the rows an earlier attempt wrote (a resume); ``found``: problems a resume
+        found before it began (the run is tainted)."""
+        self.target = target
+        self.settings = settings
+        self.scenario = scenario
+        self.output_cap = output_cap
+        self.show_progress = show_progress
+        self.spawned = spawned
+        self.done = done
+        self.found = found or []
+        self.guard = LimitGuard()  # an episode may lower the harness's own limits (prlimit): put back
+        # set as the steps make them (None: not yet), for the clean-up and an interrupt
+        self.opened: OpenedRun | None = None
+        self.record: AttemptRecord | None = None
+        self.scratch_root: Path | None = None
+        self.log_handler: logging.Handler | None = None
 
-
-def _execute(
-    python: str,
-    isolation: IsolationMode,
-    scenario: list[ScenarioRow],
-    prepare: Prepare,
-    output_cap: int,
-    *,
-    show_progress: bool,
-    done: SeriesIndex | None = None,
-    spawned: SpawnedZygote | None = None,
-    instructions: bool = False,
-    found: list[str] | None = None,
-    made: list[RunDir] | None = None,
-) -> Outcome:
-    """Start the zygote, validate (through ``prepare``), run the batch, check the evidence,
-    publish. ``found``: problems a resume found before it began (the run is tainted); ``made``:
-    the run directory, once it exists with its manifest (``prepare`` appends it). Ctrl-C or
-    SIGTERM once it exists (warming up, checking, publishing) leaves the run resumable, as one
-    during the batch does."""
-    attempt_state = _Attempt()
-    guard = LimitGuard()  # an episode may lower the harness's own limits (prlimit): put back
-
-    async def main() -> None:
-        keeper = await _start_zygote(python, isolation, scenario, spawned, instructions)
+    def run(self) -> Outcome:
         try:
-            run_dir, manifest, seal = await prepare(await keeper.current())
-            await keeper.log_to(run_dir.logs / "workers.log")
+            batch = anyio.run(self._steps)
+            return self._publish(batch)
+        except KeyboardInterrupt as exc:  # before the batch (the run directory made) or after it
+            return self._interrupted(exc)
+        finally:
+            self._clean_up()
+
+    async def _steps(self) -> BatchResult:
+        """Start the zygote, open the run (validate; make or take its directory), record the
+        attempt, warm up, run the batch."""
+        settings = self.settings
+        keeper = await _start_zygote(settings.python, settings.isolation, self.scenario, self.spawned, settings.instructions)
+        try:
+            self.opened = await self.target.open(await keeper.current())
+            await keeper.log_to(self.opened.run_dir.logs / "workers.log")
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await keeper.close()
             raise
-        if done is not None:
-            # An attempt killed outright (kill -9, power loss) never wrote its own record.
-            for record in manifest.attempts:
-                if record.status == "running":
-                    record.status = "interrupted"
-                    record.episodes_run = done.attempts.get(record.attempt, 0)
-        attempt = AttemptRecord(attempt=len(manifest.attempts) + 1, started_at=utc_now().isoformat())
-        manifest.attempts.append(attempt)
+        self._record_attempt()
+        await self._warm_up(keeper)
+        return await self._run_batch(keeper)
+
+    def _record_attempt(self) -> None:
+        assert self.opened is not None
+        run_dir, manifest = self.opened.run_dir, self.opened.manifest
+        self.record = AttemptRecord(attempt=len(manifest.attempts) + 1, started_at=utc_now().isoformat())
+        manifest.attempts.append(self.record)
         manifest.status = "running"
         run_dir.write_manifest(manifest)
         # Episodes work in scratch directories of their own, outside the run directory.
-        scratch_root = Path(tempfile.mkdtemp(prefix=f"tracecore-perf-{manifest.stamp}-"))
-        attempt_state.run_dir, attempt_state.manifest, attempt_state.record = run_dir, manifest, attempt
-        attempt_state.scratch_root = scratch_root
-        attempt_state.log_handler = add_run_log(run_dir.path / "harness.log")
-        if manifest.warmup:
-            warm_rows = _warmup_rows(manifest)
-            await keeper.warm_up(warm_rows, manifest.warmup, scratch_root)
-            cold = _cold_rows(manifest)
-            manifest.warmup_notes = keeper.warmup_notes + (
-                [f"{cold} scenario rows of your own agent files not warmed (warm-up runs only TraceCore's shipped agents)"]
-                if cold
-                else []
-            )
-            run_dir.write_manifest(manifest)
-        keeper.seal = seal  # stamped before any agent's code ran (validate)
-        skip = done.done() if done else set()
+        self.scratch_root = Path(tempfile.mkdtemp(prefix=f"tracecore-perf-{manifest.stamp}-"))
+        self.log_handler = add_run_log(run_dir.path / "harness.log")
+
+    async def _warm_up(self, keeper: ZygoteKeeper) -> None:
+        assert self.opened is not None and self.scratch_root is not None
+        manifest = self.opened.manifest
+        if not manifest.warmup:
+            return
+        await keeper.warm_up(_warmup_rows(manifest), manifest.warmup, self.scratch_root)
+        cold = _cold_rows(manifest)
+        manifest.warmup_notes = keeper.warmup_notes + (
+            [f"{cold} scenario rows of your own agent files not warmed (warm-up runs only TraceCore's shipped agents)"]
+            if cold
+            else []
+        )
+        self.opened.run_dir.write_manifest(manifest)
+
+    async def _run_batch(self, keeper: ZygoteKeeper) -> BatchResult:
+        assert self.opened is not None and self.record is not None and self.scratch_root is not None
+        run_dir, manifest = self.opened.run_dir, self.opened.manifest
+        skip = self.done.done() if self.done else set()
         log.info(
             "run.start",
             stamp=manifest.stamp,
-            attempt=attempt.attempt,
+            attempt=self.record.attempt,
             episodes=manifest.episodes - len(skip),
             workers=manifest.workers,
             isolation=manifest.isolation,
             run_dir=str(run_dir.path),
         )
-        with ProgressBar(manifest.episodes, already_done=len(skip)) if show_progress else _NoBar() as bar:
+        with ProgressBar(manifest.episodes, already_done=len(skip)) if self.show_progress else _NoBar() as bar:
             execution = Execution(
                 run_dir,
                 keeper,
                 recorded(manifest),
-                output_cap=output_cap,
+                output_cap=self.output_cap,
                 agents=manifest.agents,
                 labels=manifest.agent_labels,
-                scratch_root=scratch_root,
-                attempt=attempt.attempt,
-                known_artifacts=done.run_ids if done else {},
+                scratch_root=self.scratch_root,
+                attempt=self.record.attempt,
+                known_artifacts=self.done.run_ids if self.done else {},
                 on_row=bar.advance,
-                guard=guard,
+                guard=self.guard,
+                seal=self.opened.seal,
             )
-            attempt_state.execution = execution
             # TraceCore's metrics over the run's artifacts, where its TraceCore has the pipeline
             # (from 1.0.0; before it, perf-metrics is empty and the check says why)
             limit = 0 if "metrics" in manifest.interpreter.lacks else manifest.episodes
-            await execution.run(plan(manifest.scenario, manifest.episodes, skip), limit)
+            return await execution.run(plan(manifest.scenario, manifest.episodes, skip), limit)
 
-    state = attempt_state
-    try:
-        anyio.run(main)
-        assert state.run_dir and state.manifest and state.record and state.execution  # main() returned: all set
-        return _finish(state.run_dir, state.manifest, state.record, state.execution, found or [])
-    except KeyboardInterrupt as exc:  # before the batch (the run directory made) or after it
-        if state.run_dir is None or state.manifest is None or state.record is None:
-            if not made:  # nothing written yet: nothing to resume
-                raise
-            # the manifest says "running": --resume takes the run from there
-            code = getattr(exc, "exit_code", ExitCode.INTERRUPTED)
-            return Outcome(exit_code=code, publication=None, run_dir=str(made[0].path))
-        return _interrupted(state.run_dir, state.manifest, state.record, exc)
-    finally:
+    def _publish(self, batch: BatchResult) -> Outcome:
+        """After the batch: check the evidence, settle the status, publish, pick the exit code."""
+        assert self.opened is not None and self.record is not None
+        run_dir, manifest, attempt = self.opened.run_dir, self.opened.manifest, self.record
+        attempt.episodes_run = batch.episodes_done
+        attempt.finished_at = utc_now().isoformat()
+        self.guard.check()
+        if batch.ledgers is not None and vanished.gone(run_dir):
+            return _vanished(run_dir, manifest, attempt, batch)
+        integrity = _check_evidence(run_dir, manifest, batch, self.found)
+        if batch.stopped_early:
+            status = "interrupted"
+        elif not integrity.clean:
+            status = "tainted"
+        else:
+            status = "resumed" if attempt.attempt > 1 else "complete"
+        attempt.status = manifest.status = status
+        try:
+            index = SeriesIndex(run_dir)
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            publication = publish(
+                run_dir,
+                manifest,
+                index=index,
+                metrics_rows=list(batch.metrics_rows),
+                elapsed_s=batch.elapsed_s,
+                harness_cpu_s=usage.ru_utime + usage.ru_stime,
+                # the kernel's high-water mark for this process: start-up, the run and publishing
+                harness_peak_rss_bytes=usage.ru_maxrss * 1024,
+                workers_cpu_s=batch.worker_cpu_s,
+                workers_instructions=batch.workers_instructions,
+                workers_uncounted=batch.workers_uncounted,
+                episodes_this_attempt=batch.episodes_done,
+                integrity=integrity,
+            )
+        except OSError as exc:
+            # The run cannot publish (a full disk, the output folder read-only or gone): its rows
+            # stay in the run directory, whose manifest says the publication did not finish, and
+            # --resume publishes it.
+            stopped = batch.aborted or f"cannot publish the run: {exc.strerror or exc}"
+            attempt.status = manifest.status = "interrupted"
+            with contextlib.suppress(OSError):
+                run_dir.write_manifest(manifest)
+            log.error("publish.failed", error=str(exc), run_dir=str(run_dir.path))
+            return Outcome(exit_code=ExitCode.STOPPED, publication=None, run_dir=str(run_dir.path), stopped=stopped)
+        if not batch.stopped_early:
+            prune_run_artifacts(run_dir, manifest.keep_runs, index.failed_run_ids)
+        if batch.aborted is not None:
+            code = ExitCode.STOPPED
+        elif batch.interrupted_by is not None:
+            code = 128 + batch.interrupted_by
+        elif not integrity.clean:
+            code = ExitCode.TAINTED
+        else:
+            code = ExitCode.OK if index.passed == index.count == manifest.episodes else ExitCode.FAILED
+        return Outcome(exit_code=code, publication=publication, run_dir=str(run_dir.path), stopped=batch.aborted)
+
+    def _interrupted(self, exc: KeyboardInterrupt) -> Outcome:
+        """Ctrl-C or SIGTERM outside the batch. Before the run directory exists: nothing to
+        resume (raised on). Before the attempt was recorded: the manifest says "running" and
+        --resume takes the run from there. Once it was (warming up, checking, publishing): the
+        rows stay, the manifest says the attempt was interrupted, and --resume finishes it."""
+        code = getattr(exc, "exit_code", ExitCode.INTERRUPTED)
+        run_dir = self.opened.run_dir if self.opened is not None else self.target.run_dir
+        if run_dir is None:
+            raise exc
+        if self.opened is None or self.record is None:
+            return Outcome(exit_code=code, publication=None, run_dir=str(run_dir.path))
+        manifest = self.opened.manifest
+        self.record.status = manifest.status = "interrupted"
+        self.record.finished_at = utc_now().isoformat()
+        with contextlib.suppress(OSError):
+            run_dir.write_manifest(manifest)
+        log.warning("publish.interrupted", run_dir=str(run_dir.path))
+        return Outcome(exit_code=code, publication=None, run_dir=str(run_dir.path))
+
+    def _clean_up(self) -> None:
         sweep()  # the zygote and workers are closed: any process of the run left is a stray
-        if state.scratch_root is not None:
-            remove_tree(state.scratch_root)  # an episode may have left a tree too deep for rmtree
-        if state.log_handler is not None:
-            logging_handler_close(state.log_handler)
-        guard.restore()
-        if state.run_dir is not None:
-            state.run_dir.unlock()  # the attempt is over: another may take the run (rundir.RunDir.lock)
+        if self.scratch_root is not None:
+            remove_tree(self.scratch_root)  # an episode may have left a tree too deep for rmtree
+        if self.log_handler is not None:
+            logging_handler_close(self.log_handler)
+        self.guard.restore()
+        run_dir = self.opened.run_dir if self.opened is not None else self.target.run_dir
+        if run_dir is not None:
+            run_dir.unlock()  # the attempt is over: another may take the run (rundir.RunDir.lock)
 
 
-def _interrupted(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, exc: KeyboardInterrupt) -> Outcome:
-    """Ctrl-C or SIGTERM while the evidence was checked or the run published: the rows stay,
-    the manifest says the publication did not finish, and ``--resume`` publishes it."""
-    attempt.status = manifest.status = "interrupted"
-    attempt.finished_at = utc_now().isoformat()
-    with contextlib.suppress(OSError):
-        run_dir.write_manifest(manifest)
-    log.warning("publish.interrupted", run_dir=str(run_dir.path))
-    code = getattr(exc, "exit_code", ExitCode.INTERRUPTED)
-    return Outcome(exit_code=code, publication=None, run_dir=str(run_dir.path))
-
-
-def _finish(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, execution: Execution, found: list[str]) -> Outcome:
-    """After the batch: check the evidence, settle the status, publish, pick the exit code."""
-    attempt.episodes_run = execution.progress.done
-    attempt.finished_at = utc_now().isoformat()
-    execution.guard.check()
-    if execution.ledgers is not None and vanished.gone(run_dir):
-        return _vanished(run_dir, manifest, attempt, execution)
-    stopped_early = execution.interrupted_by is not None or execution.aborted is not None
+def _check_evidence(run_dir: RunDir, manifest: Manifest, batch: BatchResult, found: list[str]) -> Integrity:
+    """The run's evidence held together: the streams, the artifacts against their digests,
+    the rows as published against their artifacts and TraceCore's metrics, the sealed code,
+    and what a resume found before it began."""
     out = run_dir.output_dir
     published = [artifact_path(out, kind, manifest.stamp) for kind in (*ARTIFACT_KINDS, "artifacts")]
     integrity = Integrity()
-    if execution.ledgers is not None:
+    if batch.ledgers is not None:
         try:
-            write_failed = execution.aborted is not None
             integrity = check_run(
-                run_dir, execution.ledgers, execution.artifact_check, write_failed=write_failed, published=published
+                run_dir, batch.ledgers, batch.artifact_check, write_failed=batch.aborted is not None, published=published
             )
         finally:
-            execution.ledgers.close()
-    if execution.aborted is None:  # the rows as they are published, against their artifacts and TraceCore's metrics
-        check_agreement(run_dir, integrity, labels=manifest.agent_labels, metrics_rows=execution.metrics_rows)
+            batch.ledgers.close()
+    if batch.aborted is None:  # the rows as they are published, against their artifacts and TraceCore's metrics
+        check_agreement(run_dir, integrity, labels=manifest.agent_labels, metrics_rows=list(batch.metrics_rows))
     # checked once every process of the run was gone (Execution.run), before TraceCore's metrics
-    integrity.problems.extend(describe_change([path]) for path in execution.code_changed)
+    integrity.problems.extend(describe_change([path]) for path in batch.code_changed)
     integrity.problems.extend(found)
     integrity.clean = not integrity.problems
     if not integrity.clean:
         log.error("run.tainted", problems=integrity.problems)
-    if stopped_early:
-        status = "interrupted"
-    elif not integrity.clean:
-        status = "tainted"
-    else:
-        status = "resumed" if attempt.attempt > 1 else "complete"
-    attempt.status = manifest.status = status
-    try:
-        index = SeriesIndex(run_dir)
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        publication = publish(
-            run_dir,
-            manifest,
-            index=index,
-            metrics_rows=execution.metrics_rows,
-            elapsed_s=execution.elapsed_s,
-            harness_cpu_s=usage.ru_utime + usage.ru_stime,
-            # the kernel's high-water mark for this process: start-up, the run and publishing
-            harness_peak_rss_bytes=usage.ru_maxrss * 1024,
-            workers_cpu_s=execution.worker_cpu_s,
-            workers_instructions=execution.workers_instructions,
-            workers_uncounted=execution.workers_uncounted,
-            episodes_this_attempt=execution.progress.done,
-            integrity=integrity,
-        )
-    except OSError as exc:
-        # The run cannot publish (a full disk, the output folder read-only or gone): its rows
-        # stay in the run directory, whose manifest says the publication did not finish, and
-        # --resume publishes it.
-        stopped = execution.aborted or f"cannot publish the run: {exc.strerror or exc}"
-        attempt.status = manifest.status = "interrupted"
-        with contextlib.suppress(OSError):
-            run_dir.write_manifest(manifest)
-        log.error("publish.failed", error=str(exc), run_dir=str(run_dir.path))
-        return Outcome(exit_code=ExitCode.STOPPED, publication=None, run_dir=str(run_dir.path), stopped=stopped)
-    if not stopped_early:
-        prune_run_artifacts(run_dir, manifest.keep_runs, index.failed_run_ids)
-    if execution.aborted is not None:
-        code = ExitCode.STOPPED
-    elif execution.interrupted_by is not None:
-        code = 128 + execution.interrupted_by
-    elif not integrity.clean:
-        code = ExitCode.TAINTED
-    else:
-        code = ExitCode.OK if index.passed == index.count == manifest.episodes else ExitCode.FAILED
-    return Outcome(exit_code=code, publication=publication, run_dir=str(run_dir.path), stopped=execution.aborted)
+    return integrity
 
 
-def _vanished(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, execution: Execution) -> Outcome:
+def _vanished(run_dir: RunDir, manifest: Manifest, attempt: AttemptRecord, batch: BatchResult) -> Outcome:
     """The run directory left its place during the run (``vanished``): the run stops (exit 3),
     resumable from where it now is, nothing published."""
-    assert execution.ledgers is not None
+    assert batch.ledgers is not None
     attempt.status = manifest.status = "interrupted"
     try:
-        where = vanished.settle(run_dir, execution.ledgers, manifest)
+        where = vanished.settle(run_dir, batch.ledgers, manifest)
     except OSError as exc:
         where = f"the run directory disappeared and cannot be made again at {run_dir.path} ({exc.strerror or exc})"
     finally:
-        execution.ledgers.close()
+        batch.ledgers.close()
     # why the run stopped, when it was not the directory's absence itself (an episode that
     # could not be recorded there, a signal)
-    reason = execution.aborted if execution.aborted and not execution.aborted.startswith(vanished.DISAPPEARED) else None
+    reason = batch.aborted if batch.aborted and not batch.aborted.startswith(vanished.DISAPPEARED) else None
     stopped = f"{reason}; {where}" if reason else where
     log.error("run.vanished", error=stopped)
     return Outcome(exit_code=ExitCode.STOPPED, publication=None, run_dir=str(run_dir.path), stopped=stopped)

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -42,6 +43,7 @@ from tracecore_perf.run.limits import LimitGuard
 from tracecore_perf.run.monitor import Monitor, Progress
 from tracecore_perf.run.protocol import Done
 from tracecore_perf.run.rundir import RunDir
+from tracecore_perf.run.seal import CodeSeal
 from tracecore_perf.run.strays import sweep
 from tracecore_perf.run.writer import Ledgers, open_ledgers, write_stream
 from tracecore_perf.settings import RunSettings
@@ -50,6 +52,27 @@ if sys.version_info < (3, 11):  # Python 3.10: anyio raises the backport's group
     from exceptiongroup import BaseExceptionGroup
 
 log = structlog.get_logger("tracecore_perf.run.orchestrator")
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What one attempt's batch left for the evidence check and publication (``Execution.run``)."""
+
+    episodes_done: int  # rows written by this attempt
+    elapsed_s: float  # from the first launch to the last row
+    aborted: str | None  # why the run could not go on (exit 3), or None
+    interrupted_by: int | None  # the signal that stopped the batch, or None
+    code_changed: tuple[str, ...]  # files episodes load that changed during the run (tainted)
+    metrics_rows: tuple[dict, ...]  # TraceCore's metrics over the run's artifacts
+    artifact_check: Integrity  # the run's artifacts against the digests their workers sent
+    ledgers: Ledgers | None  # the series and samples, still open (None: never opened)
+    worker_cpu_s: float  # the workers' own CPU, summed
+    workers_instructions: int | None  # instruction mode: the workers' own instructions, summed
+    workers_uncounted: int | None  # instruction mode: workers that wrote no count
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.interrupted_by is not None or self.aborted is not None
 
 
 class Slot:
@@ -78,10 +101,13 @@ class Execution:
         known_artifacts: dict[str, bytes | None],
         on_row: Callable[[EpisodeRow], None] | None = None,
         guard: LimitGuard | None = None,
+        seal: CodeSeal | None = None,
     ) -> None:
         """``settings``: the run's (its manifest's, ``settings.recorded``); ``agents``: each
         scenario agent -> the file episodes load, ``labels``: -> the name artifacts record;
-        ``known_artifacts``: what an earlier attempt placed (a resume)."""
+        ``known_artifacts``: what an earlier attempt placed (a resume); ``seal``: the code
+        episodes load, stamped before any agent's code ran (no zygote or worker is started
+        from it once it changed, and a change taints the run)."""
         self.run_dir = run_dir
         self.settings = settings
         self.workers = settings.workers
@@ -112,6 +138,9 @@ class Execution:
         self._slots = [Slot(number) for number in range(self.workers)]
         self._idle: list[Slot] = list(self._slots)
         self._keeper = keeper  # started and validated by the caller; closed by us
+        self.seal = seal
+        if seal is not None:
+            keeper.seal = seal
         self._closed_worker_cpu_s = 0.0
         self._launch_scope: anyio.CancelScope | None = None
         self.t0 = time.perf_counter()
@@ -126,12 +155,28 @@ class Execution:
         return self._keeper.workers_uncounted
 
     # --- the batch ---------------------------------------------------------------------
-    async def run(self, jobs: Iterator[EpisodeJob], metrics_limit: int) -> None:
+    async def run(self, jobs: Iterator[EpisodeJob], metrics_limit: int) -> BatchResult:
         """Run the jobs, check the run's artifacts, then TraceCore's metrics over the run
         (its ``metrics_limit`` newest artifacts; 0: none, the interpreter's TraceCore has no
-        metrics pipeline).
-        Always closes the workers and the zygote. A run that cannot go on sets
+        metrics pipeline), and say what came of it.
+        Always closes the workers and the zygote. A run that cannot go on says why in
         ``aborted`` instead of raising."""
+        await self._run(jobs, metrics_limit)
+        return BatchResult(
+            episodes_done=self.progress.done,
+            elapsed_s=self.elapsed_s,
+            aborted=self.aborted,
+            interrupted_by=self.interrupted_by,
+            code_changed=tuple(self.code_changed),
+            metrics_rows=tuple(self.metrics_rows),
+            artifact_check=self.artifact_check,
+            ledgers=self.ledgers,
+            worker_cpu_s=self.worker_cpu_s,
+            workers_instructions=self.workers_instructions,
+            workers_uncounted=self.workers_uncounted,
+        )
+
+    async def _run(self, jobs: Iterator[EpisodeJob], metrics_limit: int) -> None:
         self.t0 = time.perf_counter()
         try:
             self.ledgers = open_ledgers(self.run_dir.series, self.run_dir.samples)
@@ -156,9 +201,8 @@ class Execution:
             if self.aborted is None:
                 self.artifact_check = check_artifacts(self.run_dir, self.artifacts, interrupted=stopped_early)
             self.guard.check()  # what follows opens files: with the harness's own limits
-            seal = getattr(self._keeper, "seal", None)
-            if seal is not None and not self.code_changed:
-                self.code_changed = seal.changed()
+            if self.seal is not None and not self.code_changed:
+                self.code_changed = self.seal.changed()
             # TraceCore's metrics read only sealed artifacts, with TraceCore's code as it was
             if not stopped_early and not self.code_changed and metrics_limit > 0:
                 await self._collect_metrics(metrics_limit)
