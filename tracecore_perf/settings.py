@@ -95,7 +95,11 @@ def described() -> list[tuple[str, object, object, str]]:
     return out
 
 
-# Where the manifest records each setting: under the setting's own name, but for these.
+# Where the manifest records each setting: under the setting's own name, but for these. The
+# manifest keeps the settings flat, at its top level, rather than nesting a RunSettings: TraceCore's
+# performance guide names the run descriptor's fields (episode count, worker count, timeout,
+# strict-spec mode, ...), and a nested copy would record each setting twice. A RunSettings goes into
+# a manifest in one place (harness._new_manifest) and comes back out in one (``recorded``).
 MANIFEST_NAMES = {"python": "interpreter.executable", "sample_interval": "sample_interval_s"}
 
 
