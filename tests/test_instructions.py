@@ -8,6 +8,7 @@ slow ones run real episodes under Valgrind."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from datetime import datetime, timedelta, timezone
@@ -241,6 +242,8 @@ def test_a_counted_run_records_each_episode_and_resumes_counting(tmp_path):
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
+    # no bar (--no-progress), but a run under Valgrind says how far it got, and always its last row
+    assert re.search(r"run\.progress .*done=3 failed=0 total=3", done.stderr), done.stderr[-2000:]
     manifest = published(tmp_path / "out", "manifest")
     assert manifest["instructions"] is True and manifest["counting"]["hash_seed"] == 0
     assert manifest["counting"]["valgrind_version"].startswith("valgrind-")
@@ -262,6 +265,7 @@ def test_a_counted_run_records_each_episode_and_resumes_counting(tmp_path):
         old.unlink()
     done = harness("--resume", str(run_dir), "--no-progress", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    assert re.search(r"run\.progress .*done=5 failed=0 total=5", done.stderr), done.stderr[-2000:]  # counted from the rows kept
     rows = published(tmp_path / "out", "series")
     assert len(rows) == 5 and all(r["instructions"] and r["instructions"] > 10_000_000 for r in rows)
     # same seed, same count: the resumed episodes land within 0.1% of the first ones' spread

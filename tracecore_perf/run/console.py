@@ -69,6 +69,31 @@ class ProgressBar:
         self._progress.update(self._task, advance=1, failed=self.failed, rate=f"{speed:.1f} ep/s" if speed else "")
 
 
+class ProgressLines:
+    """Where no bar shows (stderr not a terminal, ``--no-progress``) and episodes are slow (under
+    Valgrind an instruction run takes minutes): one log line, ``run.progress``, at most every
+    ``every`` seconds, checked as each row arrives (no timer of its own)."""
+
+    def __init__(self, total: int, already_done: int = 0, every: float = 15.0, clock=None) -> None:
+        import time
+
+        import structlog
+
+        self.total, self.done, self.failed = total, already_done, 0
+        self.every = every
+        self._clock = clock or time.monotonic
+        self._last = self._clock()
+        self._log = structlog.get_logger("tracecore_perf.run.progress")
+
+    def advance(self, row: EpisodeRow) -> None:
+        self.done += 1
+        self.failed += not row.success
+        now = self._clock()
+        if now - self._last >= self.every or self.done == self.total:
+            self._last = now
+            self._log.info("run.progress", done=self.done, total=self.total, failed=self.failed)
+
+
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
 

@@ -39,7 +39,7 @@ from tracecore_perf.models import (
 from tracecore_perf.run import vanished
 from tracecore_perf.run.agent_check import check_agent_file
 from tracecore_perf.run.checks import check_memory_limit, check_settings, check_workers
-from tracecore_perf.run.console import ProgressBar
+from tracecore_perf.run.console import ProgressBar, ProgressLines
 from tracecore_perf.run.episode_worker import remove_tree
 from tracecore_perf.run.hostinfo import BusyProbe, host_context, machine_id
 from tracecore_perf.run.integrity import check_agreement, check_artifacts, check_run, set_aside_planted
@@ -585,6 +585,10 @@ class Attempt:
             run_dir=str(run_dir.path),
         )
         with ProgressBar(manifest.episodes, already_done=len(skip)) if self.show_progress else _NoBar() as bar:
+            on_row = bar.advance
+            if manifest.instructions and not bar.enabled:  # minutes under Valgrind: say how far it got
+                lines = ProgressLines(manifest.episodes, already_done=len(skip))
+                on_row = lambda row: (bar.advance(row), lines.advance(row))  # noqa: E731
             execution = Execution(
                 run_dir,
                 keeper,
@@ -595,7 +599,7 @@ class Attempt:
                 scratch_root=self.scratch_root,
                 attempt=self.record.attempt,
                 known_artifacts=self.done.run_ids if self.done else {},
-                on_row=bar.advance,
+                on_row=on_row,
                 guard=self.guard,
                 seal=self.opened.seal,
             )
@@ -763,6 +767,8 @@ def _cold_rows(manifest: Manifest) -> int:
 
 
 class _NoBar:
+    enabled = False
+
     def __enter__(self) -> _NoBar:
         return self
 
