@@ -205,3 +205,23 @@ def test_ctrl_c_as_the_run_directory_appears_leaves_a_run_resume_finishes(tmp_pa
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     summary = json.loads(resumed.stdout)["summary"]
     assert summary["episodes"] == 6 and summary["failure_count"] == 0 and summary["integrity"]["clean"]
+
+
+def test_killed_outright_as_the_run_directory_appears_leaves_a_run_resume_finishes(tmp_path: Path):
+    """kill -9 cannot be held back as Ctrl-C is: the run directory appears with its manifest in
+    it, in one step, so whenever the harness dies after it appears, --resume takes the run."""
+    proc = subprocess.Popen(
+        [PY, "-m", "tracecore_perf", "--episodes", "4", "--workers", "2", "--output-dir", str(tmp_path / "out")],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=harness_env(tmp_path),
+    )  # fmt: skip
+    while not list((tmp_path / "out").glob("run-*")):  # as soon as it appears
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.001)
+    proc.kill()
+    proc.communicate()
+    (run_dir,) = (tmp_path / "out").glob("run-*")
+    assert (run_dir / "manifest.json").is_file()
+    resumed = harness("--resume", str(run_dir), "--json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads(resumed.stdout)["summary"]
+    assert summary["episodes"] == 4 and summary["failure_count"] == 0 and summary["integrity"]["clean"]

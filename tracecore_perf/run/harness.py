@@ -308,11 +308,10 @@ class NewRun:
         stamp = new_stamp(output_dir, first_suffix=options.stamp_suffix)
         run_dir = RunDir(output_dir / f"run-{stamp}")
         manifest = _new_manifest(settings, options.scenario, checked, host, stamp, run_dir)
-        # The run directory appears with its manifest in it: a signal arriving in between
-        # would leave a directory --resume cannot take (it waits until both are there).
+        # The run directory appears with its manifest in it (RunDir.create_with), and a signal
+        # waits until it has: the run is then resumable, however the harness stops after.
         with _signals_held():
-            run_dir.create()
-            run_dir.write_manifest(manifest)
+            run_dir.create_with(manifest)
             self.run_dir = run_dir
         return OpenedRun(run_dir, manifest, checked.seal)
 

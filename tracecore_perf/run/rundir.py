@@ -16,7 +16,9 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shutil
 import stat
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -96,6 +98,26 @@ class RunDir:
         self.runs_root.mkdir(parents=True)
         self.remember()
         self.lock()
+
+    def create_with(self, manifest: Manifest) -> None:
+        """Make the run directory with its manifest in it, in one step: it is laid out under a
+        hidden name beside its place (``.run-<stamp>.<random>``), locked, and renamed into
+        place. Whatever stops the harness meanwhile (even kill -9), no ``run-<stamp>`` exists
+        that ``--resume`` could not take; at worst a hidden folder is left, which nothing reads."""
+        staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        made = RunDir(staging)
+        try:
+            (staging / "logs").mkdir()
+            made.runs_root.mkdir(parents=True)
+            made.write_manifest(manifest)
+            made.lock()  # the lock is the folder's (its inode): it moves with it
+            os.chmod(staging, 0o777 & ~_umask())  # what mkdir would have given, not mkdtemp's 0700
+            os.rename(staging, self.path)  # fails if anything took the name meanwhile
+        except BaseException:
+            made.unlock()
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self.remember()
 
     def lock(self) -> None:
         """Take the run's lock (``run.lock``, ``flock``), or raise UsageError naming the process
@@ -177,6 +199,12 @@ class RunDir:
 
 # The run locks this process holds: run directory (device, inode) -> the lock's descriptor.
 _HELD: dict[tuple[int, int] | None, int] = {}
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it: put back at once
+    os.umask(mask)
+    return mask
 
 
 def identity(path: Path) -> tuple[int, int] | None:
