@@ -321,9 +321,8 @@ def test_allow_tainted_compares_with_a_loud_warning_in_every_format(tmp_path: Pa
     tainted = make_place(tmp_path / "tainted", capsys)
     taint(tainted)
     junit = tmp_path / "c.xml"
-    code, out, err = cli(
-        capsys, "compare", str(clean.out), str(tainted.out), "--allow-tainted", "--format", fmt, "--junit-file", str(junit)
-    )
+    where = ["--junit-file", str(junit)] if fmt == "junit" else []
+    code, out, err = cli(capsys, "compare", str(clean.out), str(tainted.out), "--allow-tainted", "--format", fmt, *where)
     assert code == 0, err
     assert f"WARNING: TAINTED RUN: the current run {STAMP} is tainted" in err  # stderr, whatever the format
     shown = junit.read_text() if fmt == "junit" else out
@@ -453,3 +452,12 @@ def test_the_ci_slice_against_the_committed_baseline_shows_no_runtime_mismatch(t
     theirs = _manifest(SLICE).interpreter
     if (ours["python_version"], ours["tracecore_version"]) == (theirs.python_version, theirs.tracecore_version):
         assert "RUNTIME MISMATCH" not in done.stdout + done.stderr, done.stdout
+
+
+@pytest.mark.parametrize("command", ["check", "compare"])
+def test_a_junit_file_without_the_junit_format_is_refused_not_ignored(place: Place, capsys, command: str):
+    target = place.root / "verdict.junit.xml"
+    runs = [str(place.out)] * (2 if command == "compare" else 1)
+    code, _, err = cli(capsys, command, *runs, "--junit-file", str(target))
+    assert code == 2 and "--junit-file is written by --format junit, not --format text: add --format junit" in err, err
+    assert not target.exists()

@@ -324,6 +324,8 @@ def check_junit_target(fmt: str, path: Path | None) -> None:
     when ``--format github`` appends to it."""
     import os
 
+    if path is not None and fmt != "junit":  # a file the user asked for that would never be written
+        raise UsageError(f"--junit-file is written by --format junit, not --format {fmt}: add --format junit")
     if fmt == "junit" and path is not None:
         check_output_path("--junit-file", path, "junit")
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
