@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,23 @@ def test_a_name_taken_meanwhile_is_not_overwritten(tmp_path: Path):
         run_dir.create_with(manifest(run_dir))
     assert (run_dir.path / "logs" / "theirs.log").read_text() == "kept" and not (run_dir.path / MANIFEST).exists()
     assert [p.name for p in tmp_path.iterdir()] == [run_dir.path.name]
+
+
+def test_the_run_directory_itself_stays_locked_when_run_lock_is_deleted(tmp_path: Path):
+    """An episode (outside --sandbox) can delete run.lock; a second --resume would then take a
+    fresh one. The folder's own lock is still held: that one no file operation undoes."""
+    run_dir = RunDir(tmp_path / f"run-{STAMP}")
+    run_dir.create_with(manifest(run_dir))
+    try:
+        (run_dir.path / "run.lock").unlink()
+        folder = os.open(run_dir.path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(folder)
+    finally:
+        run_dir.unlock()
+    folder = os.open(run_dir.path, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # let go: free again
+    os.close(folder)

@@ -143,18 +143,16 @@ class RunDir:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 pid, doing = _holder(info)
-                raise UsageError(
-                    f"{self.path}: this run is being {doing} by pid {pid}; wait for it to end (or stop it), then resume"
-                ) from None
+                raise UsageError(_busy(self.path, pid, doing)) from None
+            folder = _lock_folder(self.path)  # the folder too: deleting run.lock cannot undo this one
         except BaseException:
             os.close(fd)
             raise
-        _HELD[key] = fd
+        _HELD[key] = (fd, folder)
 
     def unlock(self) -> None:
         """Let go of the run's lock taken by :meth:`lock` (a library caller done with the run)."""
-        fd = _HELD.pop(identity(self.path), None)
-        if fd is not None:
+        for fd in _HELD.pop(identity(self.path), ()):
             os.close(fd)
 
     def episode_log(self, episode_index: int) -> Path:
@@ -198,7 +196,7 @@ class RunDir:
 
 
 # The run locks this process holds: run directory (device, inode) -> the lock's descriptor.
-_HELD: dict[tuple[int, int] | None, int] = {}
+_HELD: dict[tuple[int, int] | None, tuple[int, int]] = {}  # identity -> (run.lock, the folder)
 
 
 def _umask() -> int:
@@ -214,6 +212,23 @@ def identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return info.st_dev, info.st_ino
+
+
+def _lock_folder(path: Path) -> int:
+    """The run directory itself, flocked (an episode that deletes or replaces ``run.lock``
+    leaves this lock where it is): its descriptor, or UsageError naming the holder."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid, doing = _holder(os.fstat(fd))
+        os.close(fd)
+        raise UsageError(_busy(path, pid, doing)) from None
+    return fd
+
+
+def _busy(path: Path, pid: str, doing: str) -> str:
+    return f"{path}: this run is being {doing} by pid {pid}; wait for it to end (or stop it), then resume"
 
 
 def _holder(info: os.stat_result) -> tuple[str, str]:
