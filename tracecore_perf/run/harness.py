@@ -294,6 +294,7 @@ class NewRun:
     def __init__(self, options: RunOptions, settings: RunSettings, busy: BusyProbe) -> None:
         self.options = options
         self.settings = settings
+        self.rows = options.scenario  # what the zygote warms: the rows as given
         self.busy = busy  # watching the host since the zygote started
         self.run_dir: RunDir | None = None  # once it exists with its manifest: resumable from there
 
@@ -325,6 +326,7 @@ class ResumedRun:
         self.manifest = manifest
         self.settings = settings
         self.done = done
+        # what the zygote warms and validation loads: each row's agent as episodes load it
         self.rows = [
             ScenarioRow(agent=manifest.agents.get(r.agent, r.agent), task_ref=r.task_ref, seed=r.seed) for r in manifest.scenario
         ]
@@ -407,7 +409,7 @@ def start(
     if not input_checked:
         check_settings(settings, Path(options.output_dir))
     target = NewRun(options, settings, busy or BusyProbe())  # watches the host while the zygote starts and we validate
-    return Attempt(target, settings, options.scenario, options.output_cap, show_progress=show_progress, spawned=zygote).run()
+    return Attempt(target, settings, options.output_cap, show_progress=show_progress, spawned=zygote).run()
 
 
 def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcome:
@@ -423,7 +425,7 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
         manifest, settings, done, planted = taken
         check_settings(settings, None)
         return Attempt(
-            ResumedRun(run_dir, manifest, settings, done), settings, manifest.scenario, output_cap,
+            ResumedRun(run_dir, manifest, settings, done), settings, output_cap,
             show_progress=show_progress, done=done, found=planted,
         ).run()  # fmt: skip
     finally:
@@ -495,7 +497,6 @@ class Attempt:
         self,
         target: NewRun | ResumedRun,
         settings: RunSettings,
-        scenario: list[ScenarioRow],
         output_cap: int,
         *,
         show_progress: bool,
@@ -507,7 +508,6 @@ class Attempt:
         found before it began (the run is tainted)."""
         self.target = target
         self.settings = settings
-        self.scenario = scenario
         self.output_cap = output_cap
         self.show_progress = show_progress
         self.spawned = spawned
@@ -533,7 +533,8 @@ class Attempt:
         """Start the zygote, open the run (validate; make or take its directory), record the
         attempt, warm up, run the batch."""
         settings = self.settings
-        keeper = await _start_zygote(settings.python, settings.isolation, self.scenario, self.spawned, settings.instructions)
+        rows = self.target.rows
+        keeper = await _start_zygote(settings.python, settings.isolation, rows, self.spawned, settings.instructions)
         try:
             self.opened = await self.target.open(await keeper.current())
             await keeper.log_to(self.opened.run_dir.logs / "workers.log")
