@@ -333,6 +333,7 @@ def test_gitignore_covers_every_default_output_folder():
         f"{defaults.OUTPUT_DIR}/perf-summary-20260101T000000Z.json",
         f"{defaults.AB_OUTPUT_DIR}/a/run-20260101T000000Z/series.jsonl",
         f"{defaults.AB_OUTPUT_DIR}/b/perf-summary-20260101T000000Z.json",
+        f"{defaults.OUTPUT_DIR}/matrix-20260101T000000Z/cell/perf-summary-20260101T000000Z.json",
     ]
     done = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO, capture_output=True, text=True)
     assert done.stdout.split() == paths, done.stderr

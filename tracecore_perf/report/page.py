@@ -312,6 +312,14 @@ def report_path(output_dir: Path, stamp: str) -> Path:
     return output_dir / f"perf-report-{stamp}.html"
 
 
+def report_files_in(output_dir: Path, stamp: str) -> list[Path]:
+    """The files of run ``stamp``'s report already in ``output_dir`` (its page, its charts,
+    a link of that name too): what a report written there would replace."""
+    page = report_path(output_dir, stamp)
+    charts = sorted(output_dir.glob(f"perf-chart-*-{stamp}.png")) + sorted(output_dir.glob(f"perf-chart-*-{stamp}.svg"))
+    return [page] * (page.exists() or page.is_symlink()) + charts
+
+
 def write_report(
     run: PublishedRun,
     baseline: PublishedRun | None = None,
