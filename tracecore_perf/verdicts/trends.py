@@ -138,6 +138,9 @@ def requirements(
 def assess_rows(
     rows: Sequence[EpisodeRow], samples: Sequence[Sample] = (), reference_rows: Sequence[EpisodeRow] | None = None
 ) -> tuple[list[Finding], list[TrendCheck]]:
+    """Run the six detectors over ``rows`` (sorted into run order), ``samples`` and, when
+    given, a reference run's rows; then each check's state: a finding, clear, or
+    insufficient data against :func:`requirements`, in the order of ``CHECKS``."""
     rows = sorted(rows, key=lambda r: r.episode_index)
     findings = long_tail_spikes(rows) + late_latency_drift(rows) + failure_clusters(rows)
     findings += artifact_growth(rows) + memory_growth(samples)
@@ -183,6 +186,12 @@ def _r(value: float, digits: int = 4) -> float | None:
 
 
 def long_tail_spikes(rows: Sequence[EpisodeRow]) -> list[Finding]:
+    """Did one scenario spike disproportionately? Per (agent, task) group of ``rows`` with at
+    least ``SPIKE_MIN_ROW_EPISODES`` episodes, the episodes whose wall clock is over a cutoff:
+    the largest of ``SPIKE_FACTOR`` x the group's median, the median plus ``SPIKE_MADS``
+    robust standard deviations (MAD scaled as a normal's), and the median plus
+    ``SPIKE_MIN_EXCESS_S`` seconds (a few hundred milliseconds of scheduler jitter is no
+    spike). One finding per group with a spike, naming the worst."""
     findings = []
     for key, group in _by_row(rows).items():
         if len(group) < SPIKE_MIN_ROW_EPISODES:
@@ -221,6 +230,13 @@ def long_tail_spikes(rows: Sequence[EpisodeRow]) -> list[Finding]:
 
 
 def late_latency_drift(rows: Sequence[EpisodeRow]) -> list[Finding]:
+    """Is latency increasing late in the run? Over ``rows`` in run order (at least
+    ``DRIFT_MIN_EPISODES``), each episode's wall clock over its group's median (so groups of
+    different cost mix): the last third against the first. A finding needs all of: the last
+    third larger (Mann-Whitney, one-sided, p < ``ALPHA``), a rank correlation with episode
+    index (Spearman rho >= ``DRIFT_MIN_RHO``, p < ``ALPHA``), and medians at least
+    ``DRIFT_MIN_RATIO`` apart (a busy host moves them by a quarter). Its evidence says whether
+    CPU time rose too (more work) or only wall clock (waiting)."""
     if len(rows) < DRIFT_MIN_EPISODES:
         return []
     latency = _normalised(rows, lambda r: r.wall_clock_s)
@@ -276,6 +292,12 @@ def _fisher_greater(in_fail: int, in_total: int, out_fail: int, out_total: int) 
 
 
 def failure_clusters(rows: Sequence[EpisodeRow]) -> list[Finding]:
+    """Are failures clustered on a single task, agent or seed pattern? Needs at least
+    ``CLUSTER_MIN_FAILURES`` failed episodes in ``rows`` and one success. For each dimension
+    ((agent, task) group, agent, task_ref) the value with the most failures is a cluster when
+    it holds at least ``CLUSTER_MIN_SHARE`` of all failures and fails more often than the rest
+    (Fisher's exact test, one-sided, p < ``ALPHA``); the same failures found again under
+    another dimension are one finding. Then seeds (:func:`_seed_pattern`)."""
     failed = [r for r in rows if not r.success]
     if len(failed) < CLUSTER_MIN_FAILURES or len(failed) == len(rows):
         return []
@@ -367,6 +389,12 @@ def _seed_pattern(rows: Sequence[EpisodeRow], failed: Sequence[EpisodeRow]) -> F
 
 
 def artifact_growth(rows: Sequence[EpisodeRow]) -> list[Finding]:
+    """Does artifact growth stay roughly linear with episode count? Over ``rows`` in run
+    order (at least ``GROWTH_MIN_EPISODES``, some bytes), each episode's serialized artifact
+    bytes over its group's median: a finding when the size per episode rises with episode
+    index (Spearman rho >= ``GROWTH_MIN_RHO``, p < ``ALPHA``) and the last fifth's mean is
+    at least ``GROWTH_MIN_RATIO`` x the first fifth's. The evidence puts it in the guide's
+    terms: total bytes against a straight line through the first half's rate."""
     if len(rows) < GROWTH_MIN_EPISODES or sum(r.artifact_bytes for r in rows) == 0:
         return []
     size = _normalised(rows, lambda r: r.artifact_bytes)
@@ -447,6 +475,12 @@ def _warm_samples(samples: Sequence[Sample]) -> Sequence[Sample]:
 
 
 def memory_growth(samples: Sequence[Sample]) -> list[Finding]:
+    """Do memory samples show runaway growth? For each of the harness's RSS, the worker
+    processes' RSS and the system memory in use, over the ``samples`` after the warm-up (the
+    first ``MEMORY_WARMUP`` of the sampled time; at least ``MEMORY_MIN_SAMPLES``): a finding
+    when the Theil-Sen slope's 95% interval is above zero, the series rises steadily with time
+    (Spearman rho >= ``MEMORY_MIN_RHO``, p < ``ALPHA``) and the growth over the span is at
+    least that series' ``MEMORY_MIN_GROWTH`` bytes (a plateau after a climb is no finding)."""
     if len(samples) < MEMORY_MIN_SAMPLES:
         return []
     t = _timeline(samples)
@@ -525,6 +559,10 @@ def _rate_finding(scope: str, current: Sequence[EpisodeRow], reference: Sequence
 
 
 def success_rate_shift(rows: Sequence[EpisodeRow], reference_rows: Sequence[EpisodeRow]) -> list[Finding]:
+    """Did the success rate move against a reference run (``check --baseline``)? The whole
+    run's rate against the reference's, then each (agent, task) group both runs have: a
+    finding when the two rates differ (Fisher's exact test, two-sided, p < ``ALPHA``) by at
+    least ``SUCCESS_MIN_DELTA`` (five points); a fall is a warning, a rise information."""
     overall = _rate_finding("the run", rows, reference_rows)
     findings = [overall] if overall else []
     now, then = _by_row(rows), _by_row(reference_rows)
