@@ -18,7 +18,7 @@ PROG = "tracecore-perf"
 COMMANDS = {
     "run": "run episodes, each in its own process, and publish the evidence (the default command)",
     "check": "check a published run against the thresholds and the trend checks",
-    "compare": "compare a run with a baseline, per scenario row, with statistics",
+    "compare": "compare a run with a baseline, per group (agent, task), with statistics",
     "ab": "run the same episodes under two interpreters, interleaved, then compare them",
     "continuous": "build two revisions of a TraceCore checkout alike, count their episodes side by side, and compare",
     "report": "write a published run's charts and a self-contained HTML report",

@@ -23,7 +23,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--baseline",
         metavar="REF",
-        help=f"a reference run for the comparison section: {RUN_REF} (default: none, no such section)",
+        help=f"a baseline run for the comparison section: {RUN_REF} (default: none, no such section)",
     )
     p.add_argument(
         "--output-dir",
