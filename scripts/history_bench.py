@@ -48,8 +48,8 @@ def settings() -> Settings:
 def analyse(db: Path, stamps: list[str], metrics: list[str]):
     with open_store(db, write=False) as store:
         runs = [r for r in store.runs() if r.stamp in stamps]
-        rows = [r for r in store.rows() if r.stamp in stamps]
-    return changes.history(str(db), runs, rows, metrics, settings())
+        groups = [g for g in store.groups() if g.stamp in stamps]
+    return changes.history(str(db), runs, groups, metrics, settings())
 
 
 def main() -> int:

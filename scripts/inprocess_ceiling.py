@@ -2,8 +2,8 @@
 in a plain loop, no isolation, one core. Run by path (``python scripts/inprocess_ceiling.py
 SPEC_JSON RESULT_PATH``), never as ``python -c``: TraceCore's sandbox guard calls
 ``inspect.stack()`` on every environment access, and a ``<string>`` frame makes each call
-dearer, which understated the ceiling by ~50% (13.4 vs 9.0 ms CPU per episode on the
-benchmark host). The loop runs at module level, so ``run()`` sits one frame below the module,
+dearer, which understated the ceiling (by how much: docs/profile.md, "Small costs measured in
+the code"). The loop runs at module level, so ``run()`` sits one frame below the module,
 as shallow as an episode of the harness's forkserver mode. Imports ``agent_bench`` only."""
 
 import json

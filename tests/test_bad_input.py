@@ -28,7 +28,7 @@ CASES = {
     "zero workers": (["--workers", "0"], "--workers: must be at least 1"),
     "zero timeout": (["--timeout", "0"], "--timeout: must be a positive number"),
     "negative timeout": (["--timeout", "-1"], "--timeout: must be a positive number"),
-    "unknown flag": (["--episodez", "3"], "unrecognized arguments: --episodez"),
+    "unknown flag": (["--episodez", "3"], "unknown option --episodez; did you mean --episodes?"),
     "bad isolation": (["--isolation", "thread"], "--isolation: invalid choice"),
     "missing scenario": (["--scenario", "nope.json"], "scenario file not found"),
     "python not executable": (["--python", "/nonexistent/python3"], "--python is not an executable file"),

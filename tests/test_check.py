@@ -92,7 +92,7 @@ def test_failure_reasons_allowed_by_category_or_by_the_baseline(failing):
     assert not evaluate(run, relaxed).ok
     by_category = Thresholds(max_failure_count=5, allowed_failure_reasons=["RuntimeError"], trends=False)
     assert evaluate(run, by_category).ok
-    assert evaluate(run, relaxed, reference=run).ok  # the baseline's own reasons are allowed
+    assert evaluate(run, relaxed, baseline=run).ok  # the baseline's own reasons are allowed
 
 
 def test_thresholds_file_forms(tmp_path):

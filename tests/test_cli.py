@@ -94,6 +94,46 @@ def test_an_unknown_word_lists_the_commands(tmp_path):
     assert "unknown command 'frobnicate'" in line and "check" in line and "report" in line
 
 
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["--wokers", "3"], "unknown option --wokers; did you mean --workers?"),
+        (["--episode", "3"], "unknown option --episode; did you mean --episodes?"),
+        (["--episode=3"], "unknown option --episode; did you mean --episodes?"),
+        (["run", "--work", "3"], "unknown option --work; did you mean --workers?"),
+        (["check", "RUN", "--thresh", "t.toml"], "unknown option --thresh; did you mean --thresholds?"),
+        (["history", "add", "--dbb", "h.sqlite"], "unknown option --dbb; did you mean --db?"),
+        (["export", "RUN", "--zzzzzzzz"], "unknown option --zzzzzzzz (--help lists the options)"),
+    ],
+)
+def test_a_mistyped_or_shortened_flag_is_one_line_naming_the_closest_flag(tmp_path, argv, line):
+    done = harness(*argv, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"tracecore-perf: error: {line}"]
+    assert not (tmp_path / "deliverables").exists()
+
+
+def _every_parser():
+    from tracecore_perf.cli.reference import _subparsers
+
+    for name, parser in _parsers().items():
+        yield name, parser
+        for action, sub in _subparsers(parser).items():
+            yield f"{name} {action}", sub
+
+
+def test_no_parser_takes_an_abbreviated_flag():
+    for name, parser in _every_parser():
+        assert parser.allow_abbrev is False, name
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_help_shows_a_percent_sign_once(name):
+    done = harness(*([] if name == "run" else [name]), "--help", cwd=Path.cwd())
+    assert done.returncode == 0, done.stderr
+    assert "%%" not in done.stdout
+
+
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_every_flag_has_help_that_shows_its_default(name):
     parser = _parsers()[name]
@@ -293,6 +333,7 @@ def test_gitignore_covers_every_default_output_folder():
         f"{defaults.OUTPUT_DIR}/perf-summary-20260101T000000Z.json",
         f"{defaults.AB_OUTPUT_DIR}/a/run-20260101T000000Z/series.jsonl",
         f"{defaults.AB_OUTPUT_DIR}/b/perf-summary-20260101T000000Z.json",
+        f"{defaults.OUTPUT_DIR}/matrix-20260101T000000Z/cell/perf-summary-20260101T000000Z.json",
     ]
     done = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO, capture_output=True, text=True)
     assert done.stdout.split() == paths, done.stderr

@@ -108,7 +108,7 @@ def show(capsys, db: Path, *extra: str) -> dict:
 def test_add_keeps_one_row_per_run_and_per_agent_and_task(db, stepped):
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 10
-        assert conn.execute("SELECT count(*) FROM row_figures").fetchone()[0] == 40  # four scenario rows
+        assert conn.execute("SELECT count(*) FROM group_figures").fetchone()[0] == 40  # four (agent, task) groups
         assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
         run = conn.execute("SELECT episodes, workers, isolation, warmup, tracecore_version FROM runs LIMIT 1").fetchone()
     assert run == (24, 4, "forkserver", 1, "1.1.3")
@@ -126,7 +126,7 @@ def test_run_figures_are_the_runs_own(db, stepped):
     series = json.loads(next(SLICE.glob("perf-series-*.json")).read_text())
     toy = sorted(r["cpu_user_s"] + r["cpu_sys_s"] for r in series if r["agent"] == TOY and r["success"])
     with sqlite3.connect(db) as conn:
-        (cpu,) = conn.execute("SELECT cpu_s FROM row_figures WHERE stamp = '20270101T000000Z' AND agent = ?", [TOY]).fetchone()
+        (cpu,) = conn.execute("SELECT cpu_s FROM group_figures WHERE stamp = '20270101T000000Z' AND agent = ?", [TOY]).fetchone()
     middle = len(toy) // 2
     assert cpu == pytest.approx((toy[middle] + toy[~middle]) / 2, rel=1e-4)
 
@@ -413,6 +413,7 @@ def test_accept_migrates_a_schema_3_store_and_a_bad_run_leaves_it_as_it_was(tmp_
     old.write_bytes(db.read_bytes())
     with sqlite3.connect(old) as conn:
         conn.execute("DROP TABLE accepted")
+        conn.execute("ALTER TABLE group_figures RENAME TO row_figures")  # as schema 3 named it
         conn.execute("PRAGMA user_version = 3")
     conn.close()
     before = digest(old)
@@ -423,7 +424,7 @@ def test_accept_migrates_a_schema_3_store_and_a_bad_run_leaves_it_as_it_was(tmp_
     code, _, err = cli(capsys, "history", "accept", "20270101T090000Z", "--db", str(old), "--reason", "known")
     assert code == 0, err
     with sqlite3.connect(old) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4 == store.SCHEMA_VERSION
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5 == store.SCHEMA_VERSION
         assert conn.execute("SELECT stamp, reason FROM accepted").fetchall() == [("20270101T090000Z", "known")]
         assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 10
     conn.close()
@@ -625,3 +626,60 @@ def test_a_version_2_store_keeps_each_runs_hardware_id_as_its_machine_id(tmp_pat
         columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
     conn.close()
     assert "machine_id" in columns and not {"machine_class", "host_class"} & columns
+
+
+# A store as version 4 of tracecore-perf wrote it, statement by statement.
+V4_SCHEMA = [
+    """CREATE TABLE runs (stamp TEXT PRIMARY KEY, generated_at TEXT NOT NULL, added_at TEXT NOT NULL, label TEXT,
+        status TEXT NOT NULL, episodes INTEGER NOT NULL, workers INTEGER NOT NULL, isolation TEXT NOT NULL, warmup INTEGER,
+        tracecore_version TEXT NOT NULL, python_version TEXT NOT NULL, machine_id TEXT NOT NULL, cpu_model TEXT NOT NULL,
+        throughput_eps REAL, harness_rss_bytes INTEGER, workers_rss_bytes INTEGER, source_dir TEXT NOT NULL,
+        instructions INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE row_figures (stamp TEXT NOT NULL REFERENCES runs(stamp) ON DELETE CASCADE, agent TEXT NOT NULL,
+        task_ref TEXT NOT NULL, episodes INTEGER NOT NULL, cpu_s REAL, wall_clock_s REAL, wall_clock_p95_s REAL,
+        success_rate REAL NOT NULL, artifact_bytes REAL, episode_rss_bytes INTEGER, instructions REAL,
+        PRIMARY KEY (stamp, agent, task_ref))""",
+    "CREATE INDEX runs_by_time ON runs(generated_at)",
+    "CREATE TABLE accepted (stamp TEXT PRIMARY KEY REFERENCES runs(stamp) ON DELETE CASCADE, reason TEXT, "
+    "accepted_at TEXT NOT NULL)",
+    f"PRAGMA application_id = {store.APPLICATION_ID}",
+    "PRAGMA user_version = 4",
+    "INSERT INTO runs (stamp, generated_at, added_at, status, episodes, workers, isolation, tracecore_version, python_version, "
+    "machine_id, cpu_model, source_dir) VALUES ('20260101T000000Z', '2026-01-01T00:00:00+00:00', "
+    "'2026-01-01T00:00:00+00:00', 'complete', 24, 4, 'forkserver', '1.1.3', '3.11.9', 'hardwarehard', 'Some CPU', '/tmp')",
+    "INSERT INTO row_figures (stamp, agent, task_ref, episodes, cpu_s, success_rate) "
+    "VALUES ('20260101T000000Z', 'agents/toy_agent.py', 'filesystem_hidden_config@1', 6, 0.0125, 1.0)",
+]
+
+
+def test_a_version_4_store_keeps_its_figures_per_group_under_the_new_name(tmp_path, capsys):
+    """Version 4 kept a run's figures per (agent, task_ref) in ``row_figures``; version 5 names
+    the table for what it holds, ``group_figures``. Reading commands refuse the old store
+    unchanged; a writing one renames the table, figures and all, in one step."""
+    old = tmp_path / "v4.sqlite"
+    with sqlite3.connect(old) as conn:
+        for statement in V4_SCHEMA:
+            conn.execute(statement)
+    conn.close()
+    before = digest(old)
+    code, _, err = cli(capsys, "history", "show", "--db", str(old))
+    assert code == 2 and "history schema version 4 is older" in err
+    assert digest(old) == before
+
+    with store.open_store(old, write=True) as opened:
+        (group,) = opened.groups()
+        (run,) = opened.runs()
+    assert (group.stamp, group.agent, group.task_ref, group.episodes, group.cpu_s) == (
+        "20260101T000000Z",
+        "agents/toy_agent.py",
+        "filesystem_hidden_config@1",
+        6,
+        0.0125,
+    )
+    assert run.machine_id == "hardwarehard"
+    with sqlite3.connect(old) as conn:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5 == store.SCHEMA_VERSION
+    conn.close()
+    assert tables == {"runs", "group_figures", "accepted"}
+    assert cli(capsys, "history", "show", "--db", str(old))[0] == 0

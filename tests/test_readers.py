@@ -118,7 +118,7 @@ def damaged_store(tmp_path: Path, capsys) -> Path:
     capsys.readouterr()
     with sqlite3.connect(db) as conn:
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'row_figures'").fetchone()
+        (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'group_figures'").fetchone()
     conn.close()
     pages = db.stat().st_size // page_size
     assert 1 < root < pages  # a page in the middle, not the header

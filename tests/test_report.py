@@ -156,7 +156,7 @@ BAD = {
     "unknown baseline": (["{stamp}", "--baseline", "20990101T000000Z"], "run 20990101T000000Z has no published manifest"),
     "baseline folder without a run": (["{stamp}", "--baseline", "empty"], "empty holds no published run"),
     "output dir missing": (["{stamp}", "--output-dir", "nowhere"], "--output-dir must be an existing folder: nowhere"),
-    "unknown flag": (["{stamp}", "--colour"], "unrecognized arguments: --colour"),
+    "unknown flag": (["{stamp}", "--colour"], "unknown option --colour (--help lists the options)"),
     "no run": ([], "the following arguments are required: run"),
 }
 

@@ -181,7 +181,7 @@ def _healthy(n: int, seed: int = 0) -> list:
 
 def test_a_large_healthy_series_has_no_finding():
     for seed in range(5):
-        assert trends.detect_rows(_healthy(600, seed), reference_rows=_healthy(600, seed + 100)) == []
+        assert trends.detect_rows(_healthy(600, seed), baseline_rows=_healthy(600, seed + 100)) == []
 
 
 def test_failures_on_a_seed_pattern():
@@ -236,8 +236,8 @@ def test_a_success_rate_that_rises_is_information_not_a_warning():
 # --- every check in one of three states ------------------------------------------------
 
 
-def _states(rows, samples=(), reference_rows=None) -> dict:
-    return {check.code: check for check in trends.assess_rows(rows, samples, reference_rows)[1]}
+def _states(rows, samples=(), baseline_rows=None) -> dict:
+    return {check.code: check for check in trends.assess_rows(rows, samples, baseline_rows)[1]}
 
 
 def test_a_short_run_says_which_checks_lack_data_and_how_much_they_need():
@@ -252,7 +252,7 @@ def test_a_short_run_says_which_checks_lack_data_and_how_much_they_need():
 
 def test_a_long_healthy_run_is_clear_on_every_check():
     flat = _samples([50 * 2**20] * 200)
-    states = _states(_healthy(600), flat, reference_rows=_healthy(600, 100))
+    states = _states(_healthy(600), flat, baseline_rows=_healthy(600, 100))
     assert set(states) == set(trends.CHECKS)
     assert {check.state for check in states.values()} == {"clear"}, states
 

@@ -11,9 +11,10 @@ from tracecore_perf.cli import main  # noqa: E402 - after the working directory 
 
 code = main()
 # Everything the command writes is written and closed by now. What is left is the
-# interpreter's teardown, freeing every object of every imported module: ~30 ms on the
-# benchmark host, a twentieth of the everyday slice, for nothing. Run the exit handlers
-# (logging's flush among them), flush the console, and leave.
+# interpreter's teardown, freeing every object of every imported module, which costs a
+# noticeable share of the everyday slice for nothing (measured: docs/profile.md, "Small
+# costs measured in the code"). Run the exit handlers (logging's flush among them), flush
+# the console, and leave.
 atexit._run_exitfuncs()
 for stream in (sys.stdout, sys.stderr):
     try:

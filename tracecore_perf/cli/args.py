@@ -18,7 +18,7 @@ PROG = "tracecore-perf"
 COMMANDS = {
     "run": "run episodes, each in its own process, and publish the evidence (the default command)",
     "check": "check a published run against the thresholds and the trend checks",
-    "compare": "compare a run with a baseline, per scenario row, with statistics",
+    "compare": "compare a run with a baseline, per group (agent, task), with statistics",
     "ab": "run the same episodes under two interpreters, interleaved, then compare them",
     "continuous": "build two revisions of a TraceCore checkout alike, count their episodes side by side, and compare",
     "report": "write a published run's charts and a self-contained HTML report",
@@ -45,15 +45,38 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (raised, so ``main()`` prints it once), and
-    every flag shows its default."""
+    """argparse, but a usage error is one line (raised, so ``main()`` prints it once), every
+    flag shows its default, and a flag is only ever its whole name: no abbreviations
+    (``--episode`` is not taken as ``--episodes``), and an unknown one is named with the
+    closest known one."""
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs.setdefault("allow_abbrev", False)  # the subparsers of add_subparsers are this class too
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, rest = self.parse_known_args(args, namespace)
+        if rest:
+            flag = next((word for word in rest if word.startswith("-") and word != "-"), None)
+            if flag is None:
+                self.error(f"unrecognized arguments: {' '.join(rest)}")
+            raise unknown_option(flag.split("=", 1)[0], self._known_options(parsed))
+        return parsed
+
+    def _known_options(self, parsed: argparse.Namespace) -> list[str]:
+        """This parser's option strings and those of the subcommand chosen (``history add``)."""
+        known = []
+        for action in self._actions:
+            known += [o for o in action.option_strings if o.startswith("--")]
+            if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001 - argparse has no public name for it
+                chosen = action.choices.get(getattr(parsed, action.dest, None) or "")
+                if isinstance(chosen, Parser):
+                    known += chosen._known_options(parsed)  # noqa: SLF001 - the same class
+        return known
 
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
         parsed, rest = super().parse_known_args(args, namespace)
@@ -71,6 +94,16 @@ class Parser(argparse.ArgumentParser):
             out = file or sys.stdout
             out.write(message)
             out.flush()
+
+
+def unknown_option(flag: str, known: list[str]) -> UsageError:
+    """The one-line error of a flag no parser knows, naming the closest known flag if any."""
+    import difflib
+
+    close = difflib.get_close_matches(flag, known, n=1)
+    if close:
+        return UsageError(f"unknown option {flag}; did you mean {close[0]}?")
+    return UsageError(f"unknown option {flag} (--help lists the options)")
 
 
 # --- path arguments ----------------------------------------------------------------------

@@ -23,7 +23,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--baseline",
         metavar="REF",
-        help=f"reference run, its failure reasons allowed and its success rate compared: {RUN_REF} (default: none)",
+        help=f"baseline run, its failure reasons allowed and its success rate compared: {RUN_REF} (default: none)",
     )
     add_thresholds(p)
     add_output_format(p, "perf-check-<stamp>.junit.xml next to the run")
@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
     if args.no_trends:
         thresholds.trends = False
     run = locate(args.run, args.search_dir)
-    reference = locate(args.baseline, args.search_dir) if args.baseline else None
-    verdict = evaluate(run, thresholds, reference)
+    baseline = locate(args.baseline, args.search_dir) if args.baseline else None
+    verdict = evaluate(run, thresholds, baseline)
     emit(args.format, verdict, args.junit_file or run.output_dir / f"perf-check-{run.stamp}.junit.xml")
     return 0 if verdict.ok else 1

@@ -1,4 +1,4 @@
-"""``tracecore-perf compare BASELINE CURRENT``: per scenario row, is CURRENT faster, slower or
+"""``tracecore-perf compare BASELINE CURRENT``: per group (agent, task_ref), is CURRENT faster, slower or
 no change?"""
 
 from __future__ import annotations

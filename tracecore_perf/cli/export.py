@@ -18,8 +18,8 @@ def parser() -> argparse.ArgumentParser:
     p = Parser(
         prog=f"{PROG} export",
         description="Write a published run's figures for a continuous-benchmarking service: one benchmark per "
-        "scenario row (agent on task), with CPU time, wall-clock p50/p95, instructions (when counted), artifact bytes "
-        "and success rate, and the median's 95%% interval where the run has one.",
+        "group (agent on task), with CPU time, wall-clock p50/p95, instructions (when counted), artifact bytes "
+        "and success rate, and the median's 95% interval where the run has one.",
     )
     p.add_argument("run", help=f"the run: {RUN_REF}")
     p.add_argument(

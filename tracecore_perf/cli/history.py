@@ -159,11 +159,11 @@ def _load(args: argparse.Namespace, metrics: list[str] | None, counted_default: 
 
     metrics = changes.check_metrics(metrics)
     with open_store(args.db, write=False) as store:
-        runs, rows, accepted = store.runs(), store.rows(), store.acceptances()
+        runs, groups, accepted = store.runs(), store.groups(), store.acceptances()
     newest = changes.ordered(runs, args.order)[-1] if runs else None
     if counted_default and newest is not None and newest.instructions:
         metrics = counted_default
-    return changes.history(str(args.db), runs, rows, metrics, _settings(args), accepted)
+    return changes.history(str(args.db), runs, groups, metrics, _settings(args), accepted)
 
 
 def add(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ Every format module has ``render(result)``, where ``result`` is a ``Verdict`` or
 ``Comparison``: it returns the text (``junit``: the XML document's bytes) and writes nothing;
 the command line decides where it goes (stdout, the JUnit file, ``$GITHUB_STEP_SUMMARY``).
 ``github`` and ``junit`` see results as flat :class:`Case` lists (one per threshold, trend
-check or scenario row), so they need not know which stage produced them.
+check or group), so they need not know which stage produced them.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ FORMATS = {
 
 
 class Case(msgspec.Struct, kw_only=True):
-    """One gate-able line of a result: a threshold, a trend check, a scenario row."""
+    """One gate-able line of a result: a threshold, a trend check, a group (agent, task)."""
 
     suite: str
     name: str

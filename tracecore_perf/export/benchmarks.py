@@ -1,7 +1,7 @@
 """``export RUN``: one published run's figures in the formats continuous-benchmarking
 services read, so a maintainer's CI can send them on without glue of its own.
 
-One benchmark per scenario row (agent on task). Its measures, each a median (or a share)
+One benchmark per group (agent on task). Its measures, each a median (or a share)
 over the row's successful episodes, with the median's 95% interval where the run has one
 (order statistics, ``stats.median_interval``):
 
@@ -65,8 +65,9 @@ def _median(slug: str, label: str, kind: str, values: list[float]) -> Measure:
 
 
 def figures(run: PublishedRun) -> list[Benchmark]:
-    """The run's benchmarks, in the order of its scenario rows. Raises UsageError for a run
-    whose figures are not the harness's own (tainted) or cover only part of it."""
+    """The run's benchmarks, one per group, in the order the series first has each. Raises
+    UsageError for a run whose figures are not the harness's own (tainted) or cover only part
+    of it."""
     manifest, summary = run.manifest(), run.summary()
     if summary.status == "tainted" or not summary.integrity.clean:
         raise UsageError(f"run {run.stamp} is tainted (its evidence was tampered with): nothing to export")

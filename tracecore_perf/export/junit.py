@@ -1,5 +1,5 @@
 """``--format junit``: a JUnit XML file CI systems show as test results (one testcase per
-threshold, trend check and scenario row; a broken one is a ``<failure>``); the command line
+threshold, trend check and group; a broken one is a ``<failure>``); the command line
 writes it to the file and says where it went.
 
 ElementTree escapes markup (``&``, ``<``, quotes) but writes any character it is given; what

@@ -1,6 +1,6 @@
 """``--format markdown``: a table a pull-request comment (or a job's step summary) can hold.
 
-A comparison gets one row per scenario row, the worst first (regressions, then the largest
+A comparison gets a table line per group (agent, task), the worst first (regressions, then the largest
 ratio): its verdict, ratio and interval, adjusted p-value and episode counts, then its
 warnings. A check or a history check gets one row per case. The first line is an HTML comment
 (:data:`MARKER`) that a workflow looks for to update its one comment instead of adding more.

@@ -1,5 +1,5 @@
 """``--format text`` (the default): a short report for people, one line per threshold,
-finding and scenario row. Agent names, task refs and errors are in it: every line is made a
+finding and group. Agent names, task refs and errors are in it: every line is made a
 safe line of plain output (``escape.log_line``: control characters shown escaped, no GitHub
 workflow command), as a terminal and a CI runner read it."""
 

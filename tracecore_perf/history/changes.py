@@ -234,21 +234,21 @@ def _series_change_points(series: Series, runs: dict[str, RunRecord], settings: 
         )
 
 
-def build_series(runs: list[RunRecord], rows: list[GroupFigures], metrics: list[str], settings: Settings) -> list[Series]:
+def build_series(runs: list[RunRecord], groups: list[GroupFigures], metrics: list[str], settings: Settings) -> list[Series]:
     """Every series (metric x (agent, task_ref) x machine) with its change points."""
     order = ordered(runs, settings.order)
     by_stamp = {r.stamp: r for r in order}
     figures: dict[tuple[str, str], dict[str, GroupFigures]] = defaultdict(dict)
-    for row in rows:
-        figures[(row.agent, row.task_ref)][row.stamp] = row
+    for group in groups:
+        figures[(group.agent, group.task_ref)][group.stamp] = group
     classes = [None] if settings.mix_machines else list(dict.fromkeys(r.machine_id for r in order))
     out = []
     for metric in metrics:
-        keys = sorted(figures) if METRICS[metric].per_row else [(RUN_WIDE, RUN_WIDE)]
+        keys = sorted(figures) if METRICS[metric].per_group else [(RUN_WIDE, RUN_WIDE)]
         for cls in classes:
             members = [r for r in order if cls is None or r.machine_id == cls]
             for agent, task_ref in keys:
-                if METRICS[metric].per_row:
+                if METRICS[metric].per_group:
                     mine = figures[(agent, task_ref)]
                     points = [Point(stamp=r.stamp, value=getattr(mine[r.stamp], metric)) for r in members if r.stamp in mine]
                 else:
@@ -274,12 +274,12 @@ def _mark_accepted(series: list[Series], order: list[RunRecord], acceptances: li
 def history(
     database: str,
     runs: list[RunRecord],
-    rows: list[GroupFigures],
+    groups: list[GroupFigures],
     metrics: list[str],
     settings: Settings,
     acceptances: list[Acceptance] | None = None,
 ) -> History:
-    series = build_series(runs, rows, metrics, settings)
+    series = build_series(runs, groups, metrics, settings)
     order = ordered(runs, settings.order)
     return History(
         database=database,

@@ -14,13 +14,13 @@ RUN_WIDE = "*"
 
 
 class Metric(msgspec.Struct, frozen=True, kw_only=True):
-    """One series kept per run: ``per_row`` per (agent, task_ref), else run-wide; ``worse``
+    """One series kept per run: ``per_group`` per (agent, task_ref), else run-wide; ``worse``
     says which way is a regression ("slower" in the output)."""
 
     name: str
     title: str
     unit: Literal["s", "bytes", "ratio", "eps", "instructions"]
-    per_row: bool
+    per_group: bool
     worse: Literal["higher", "lower"] = "higher"
     # the smallest change reported, unless --min-change says otherwise (None: Settings'
     # default); instruction counts repeat to ~0.01%, so a far smaller step is a real one
@@ -30,16 +30,18 @@ class Metric(msgspec.Struct, frozen=True, kw_only=True):
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric(name="instructions", title="median instructions per episode", unit="instructions", per_row=True, min_change=0.005),
-        Metric(name="cpu_s", title="median CPU per episode", unit="s", per_row=True),
-        Metric(name="wall_clock_s", title="median wall clock", unit="s", per_row=True),
-        Metric(name="wall_clock_p95_s", title="p95 wall clock", unit="s", per_row=True),
-        Metric(name="success_rate", title="success rate", unit="ratio", per_row=True, worse="lower"),
-        Metric(name="artifact_bytes", title="serialized artifact bytes per episode", unit="bytes", per_row=True),
-        Metric(name="episode_rss_bytes", title="peak episode RSS", unit="bytes", per_row=True),
-        Metric(name="throughput_eps", title="run throughput", unit="eps", per_row=False, worse="lower"),
-        Metric(name="harness_rss_bytes", title="harness peak RSS", unit="bytes", per_row=False),
-        Metric(name="workers_rss_bytes", title="workers' peak RSS (sampled)", unit="bytes", per_row=False),
+        Metric(
+            name="instructions", title="median instructions per episode", unit="instructions", per_group=True, min_change=0.005
+        ),
+        Metric(name="cpu_s", title="median CPU per episode", unit="s", per_group=True),
+        Metric(name="wall_clock_s", title="median wall clock", unit="s", per_group=True),
+        Metric(name="wall_clock_p95_s", title="p95 wall clock", unit="s", per_group=True),
+        Metric(name="success_rate", title="success rate", unit="ratio", per_group=True, worse="lower"),
+        Metric(name="artifact_bytes", title="serialized artifact bytes per episode", unit="bytes", per_group=True),
+        Metric(name="episode_rss_bytes", title="peak episode RSS", unit="bytes", per_group=True),
+        Metric(name="throughput_eps", title="run throughput", unit="eps", per_group=False, worse="lower"),
+        Metric(name="harness_rss_bytes", title="harness peak RSS", unit="bytes", per_group=False),
+        Metric(name="workers_rss_bytes", title="workers' peak RSS (sampled)", unit="bytes", per_group=False),
     )
 }
 

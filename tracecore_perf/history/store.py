@@ -27,7 +27,7 @@ from tracecore_perf.published import PublishedRun
 from tracecore_perf.stats import distribution
 
 APPLICATION_ID = 0x54435046  # "TCPF"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # MIGRATIONS[v] takes a database from schema version v to v + 1 (statements run in order, in
 # one transaction with the version bump). Version 0 is an empty file: the first step creates it.
@@ -83,11 +83,14 @@ MIGRATIONS: list[list[str]] = [
             accepted_at TEXT NOT NULL
         )""",
     ],
+    [  # a run's figures per (agent, task_ref) are a group's, not a row's (an episode's record)
+        "ALTER TABLE row_figures RENAME TO group_figures",
+    ],
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 _RUN_COLUMNS = [f for f in RunRecord.__struct_fields__]
-_ROW_COLUMNS = [f for f in GroupFigures.__struct_fields__]
+_GROUP_COLUMNS = [f for f in GroupFigures.__struct_fields__]
 
 
 # --- what a run contributes ------------------------------------------------------------
@@ -133,12 +136,12 @@ def figures_of(run: PublishedRun, label: str | None = None) -> tuple[RunRecord, 
     grouped = defaultdict(list)
     for row in series:
         grouped[(row.agent, row.task_ref)].append(row)
-    rows = []
+    groups = []
     for (agent, task_ref), members in grouped.items():
         ok = [r for r in members if r.success]
         wall = distribution(r.wall_clock_s for r in ok)
         counts = [r.instructions for r in ok if r.instructions is not None]
-        rows.append(
+        groups.append(
             GroupFigures(
                 stamp=run.stamp,
                 agent=agent,
@@ -153,7 +156,7 @@ def figures_of(run: PublishedRun, label: str | None = None) -> tuple[RunRecord, 
                 instructions=statistics.median(counts) if counts else None,
             )
         )
-    return record, rows
+    return record, groups
 
 
 # --- the file --------------------------------------------------------------------------
@@ -219,9 +222,9 @@ class Store:
             raise RuntimeError("store opened read-only")
         added = []
         run_sql = f"INSERT OR IGNORE INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})"
-        row_sql = f"INSERT INTO row_figures ({', '.join(_ROW_COLUMNS)}) VALUES ({', '.join('?' * len(_ROW_COLUMNS))})"
+        group_sql = f"INSERT INTO group_figures ({', '.join(_GROUP_COLUMNS)}) VALUES ({', '.join('?' * len(_GROUP_COLUMNS))})"
         with _transaction(self.conn):
-            for record, rows in entries:
+            for record, groups in entries:
                 known = self.conn.execute("SELECT generated_at, source_dir FROM runs WHERE stamp = ?", (record.stamp,)).fetchone()
                 if known is not None and known[0] != record.generated_at:
                     # Runs are known by their stamp; two runs in different folders can share one.
@@ -232,7 +235,7 @@ class Store:
                 cursor = self.conn.execute(run_sql, [getattr(record, c) for c in _RUN_COLUMNS])
                 added.append(cursor.rowcount == 1)
                 if cursor.rowcount == 1:
-                    self.conn.executemany(row_sql, [[getattr(r, c) for c in _ROW_COLUMNS] for r in rows])
+                    self.conn.executemany(group_sql, [[getattr(g, c) for c in _GROUP_COLUMNS] for g in groups])
         return added
 
     def accept(self, stamp: str, reason: str | None) -> bool:
@@ -279,9 +282,10 @@ class Store:
         return [RunRecord(**dict(zip(_RUN_COLUMNS, values, strict=True))) for values in cursor]
 
     @_reading
-    def rows(self) -> list[GroupFigures]:
-        cursor = self.conn.execute(f"SELECT {', '.join(_ROW_COLUMNS)} FROM row_figures ORDER BY stamp, agent, task_ref")
-        return [GroupFigures(**dict(zip(_ROW_COLUMNS, values, strict=True))) for values in cursor]
+    def groups(self) -> list[GroupFigures]:
+        """Every run's figures per (agent, task_ref), in stamp order."""
+        cursor = self.conn.execute(f"SELECT {', '.join(_GROUP_COLUMNS)} FROM group_figures ORDER BY stamp, agent, task_ref")
+        return [GroupFigures(**dict(zip(_GROUP_COLUMNS, values, strict=True))) for values in cursor]
 
 
 class _transaction:

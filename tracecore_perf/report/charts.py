@@ -79,6 +79,8 @@ class RunData(msgspec.Struct):
 
     @classmethod
     def load(cls, run: PublishedRun) -> RunData:
+        """Read a published run's manifest, summary, series and samples (a resumed run's
+        attempts laid end to end on one clock: :func:`concatenate_attempts`)."""
         samples = run.samples() if run.paths["samples"].is_file() else []
         data = cls(manifest=run.manifest(), summary=run.summary(), series=run.series(), samples=samples)
         return concatenate_attempts(data)
@@ -154,6 +156,8 @@ def row_label(manifest: Manifest, row: int, agent: str | None = None, task_ref: 
 
 
 def row_colours(rows: Sequence[int]) -> dict[int, str]:
+    """A colour per scenario-row index, in index order (tab10, tab20 past ten rows), the
+    same in every chart of a run."""
     cmap = matplotlib.colormaps["tab10" if len(rows) <= 10 else "tab20"]
     return {row: to_hex(cmap(i % cmap.N)) for i, row in enumerate(sorted(rows))}
 
@@ -182,6 +186,7 @@ def _empty(ax: Axes, message: str, *, keep_x: bool = False) -> None:
 
 
 def _rows_by_scenario(series: Sequence[EpisodeRow]) -> dict[int, list[EpisodeRow]]:
+    """The series' episodes grouped by scenario-row index, in index order."""
     grouped: dict[int, list[EpisodeRow]] = defaultdict(list)
     for row in series:
         grouped[row.scenario_row].append(row)
@@ -194,6 +199,8 @@ def failure_reason(row: EpisodeRow) -> str:
 
 
 def _subtitle(fig: Figure, data: RunData) -> None:
+    """The footer line of every chart: run stamp, episodes, workers, host, TraceCore version,
+    and how many attempts a resumed run's time axis lays end to end."""
     m = data.manifest
     fig.text(
         0.01,
@@ -212,6 +219,10 @@ def _subtitle(fig: Figure, data: RunData) -> None:
 
 
 def latency_timeline(fig: Figure, data: RunData) -> None:
+    """``latency``: is latency increasing late in the run? Every episode's wall clock by
+    its episode index, one colour per scenario row, with a trailing rolling median per row
+    (window: an eighth of the row's episodes, 3 to 25); failed episodes are crosses. No
+    threshold: :func:`~tracecore_perf.verdicts.trends.late_latency_drift` judges the drift."""
     fig.suptitle("Episode latency over the run")
     ax = fig.subplots()
     if not data.series:
@@ -242,6 +253,10 @@ def latency_timeline(fig: Figure, data: RunData) -> None:
 
 
 def latency_distribution(fig: Figure, data: RunData) -> None:
+    """``distribution``: did one scenario spike disproportionately? Per scenario row, a box
+    of its wall clocks (p25-p75, whiskers p5-p95) with every episode as a jittered dot (a
+    fixed seed: the same run draws the same picture), labelled with n, p50, p95 and max. No
+    threshold: :func:`~tracecore_perf.verdicts.trends.long_tail_spikes` judges the spikes."""
     fig.suptitle("Latency distribution per scenario row")
     ax = fig.subplots()
     if not data.series:
@@ -301,6 +316,10 @@ def trailing_rate(t: np.ndarray, done: np.ndarray, window_s: float) -> np.ndarra
 
 
 def throughput(fig: Figure, data: RunData) -> None:
+    """``throughput``: three panels on one time axis: episodes finished (the monitor's
+    samples, else the rows' end times), episodes per second (per sample interval and over a
+    trailing window of at least 5 s, beside the run's mean), and the sampled live episode
+    processes against ``--workers``. The process panel needs ``MIN_SAMPLES`` samples."""
     fig.suptitle("Throughput and live episode processes over time")
     axes = fig.subplots(3, 1, sharex=True, height_ratios=[1.2, 1, 1])
     t, done = _completion_curve(data)
@@ -371,6 +390,10 @@ def _too_few_samples(data: RunData) -> str | None:
 
 
 def resources(fig: Figure, data: RunData) -> None:
+    """``resources``: runaway growth? From the monitor's samples (at least ``MIN_SAMPLES``):
+    system CPU and the harness's (as a share of all cores), RSS of the harness, its worker
+    processes and the live episode processes, and the system memory available. No
+    threshold: :func:`~tracecore_perf.verdicts.trends.memory_growth` judges the growth."""
     fig.suptitle("CPU and memory over time")
     axes = fig.subplots(3, 1, sharex=True)
     reason = _too_few_samples(data)
@@ -477,6 +500,10 @@ def artifact_growth(fig: Figure, data: RunData) -> None:
 
 
 def failures(fig: Figure, data: RunData) -> None:
+    """``failures``: are failures clustered? Every failed episode at the time it ended, one
+    lane per failure reason (the summary's ``failure_reasons`` key; past ``_MAX_LANES``
+    reasons the rarest share one lane), coloured by scenario row. No threshold:
+    :func:`~tracecore_perf.verdicts.trends.failure_clusters` judges the clustering."""
     fig.suptitle("Failures on the timeline, by reason")
     ax = fig.subplots()
     ax.set_xlabel("time the episode ended, since run start (s)")
@@ -528,6 +555,9 @@ def failures(fig: Figure, data: RunData) -> None:
 
 
 class _Spec(msgspec.Struct, frozen=True):
+    """One figure of the report: its file name part, title and caption (the question it
+    answers), size in inches (or a function of the run's data) and the function drawing it."""
+
     name: str
     title: str
     caption: str
@@ -588,6 +618,7 @@ FIGURES: tuple[_Spec, ...] = (
 
 
 def chart_paths(output_dir: Path, name: str, stamp: str) -> tuple[Path, Path]:
+    """Where chart ``name`` of run ``stamp`` goes: ``perf-chart-<name>-<stamp>`` .png, .svg."""
     base = output_dir / f"perf-chart-{name}-{stamp}"
     return base.with_suffix(".png"), base.with_suffix(".svg")
 
@@ -683,6 +714,9 @@ def latency_comparison(fig: Figure, current: RunData, baseline: RunData) -> None
 
 
 def render_comparison(current: RunData, baseline: RunData, output_dir: Path) -> Chart:
+    """Draw the ``comparison`` chart (:func:`latency_comparison`) of ``current`` against
+    ``baseline`` into ``output_dir`` as PNG and SVG, its height growing with the (agent, task)
+    pairs of both runs."""
     keys = {(r.agent, r.task_ref) for d in (current, baseline) for r in d.series}
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(11, 2.2 + 0.9 * max(1, len(keys))), layout="constrained")

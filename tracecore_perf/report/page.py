@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from tracecore_perf.report.charts import Chart
 
 
-class RowStats(msgspec.Struct, kw_only=True):
+class ScenarioRowStats(msgspec.Struct, kw_only=True):
     """One scenario row's latency and failures, from the series."""
 
     row: int
@@ -59,13 +59,13 @@ class ChartView(msgspec.Struct, kw_only=True):
     svg_name: str
 
 
-class RowPair(msgspec.Struct, kw_only=True):
+class ScenarioRowPair(msgspec.Struct, kw_only=True):
     """The same (agent, task_ref) in the baseline and in this run; either side may be absent."""
 
     agent: str
     task_ref: str
-    baseline: RowStats | None
-    current: RowStats | None
+    baseline: ScenarioRowStats | None
+    current: ScenarioRowStats | None
 
 
 class SummaryLine(msgspec.Struct, kw_only=True):
@@ -83,13 +83,13 @@ class Report(msgspec.Struct, kw_only=True):
     manifest: Manifest
     summary_lines: list[SummaryLine]
     failure_reasons: list[tuple[str, int]]
-    rows: list[RowStats]
+    scenario_rows: list[ScenarioRowStats]
     metrics: list[dict[str, Any]]
     charts: list[ChartView]
     verdict: Verdict
     baseline_stamp: str | None = None
     baseline_manifest: Manifest | None = None
-    row_pairs: list[RowPair] = []
+    scenario_row_pairs: list[ScenarioRowPair] = []
     comparison: Comparison | None = None
     timing_note: str | None = None  # instruction mode: what the time figures are worth
 
@@ -102,7 +102,7 @@ class Written(msgspec.Struct, kw_only=True):
 # --- figures for the tables ------------------------------------------------------------
 
 
-def row_stats(series: list[EpisodeRow], scenario: list[Any]) -> list[RowStats]:
+def scenario_row_stats(series: list[EpisodeRow], scenario: list[Any]) -> list[ScenarioRowStats]:
     grouped: dict[int, list[EpisodeRow]] = defaultdict(list)
     for row in series:
         grouped[row.scenario_row].append(row)
@@ -114,7 +114,7 @@ def row_stats(series: list[EpisodeRow], scenario: list[Any]) -> list[RowStats]:
         if 0 <= index < len(scenario):
             agent, task_ref = scenario[index].agent, scenario[index].task_ref
         out.append(
-            RowStats(
+            ScenarioRowStats(
                 row=index,
                 agent=agent,
                 task_ref=task_ref,
@@ -132,17 +132,17 @@ def row_stats(series: list[EpisodeRow], scenario: list[Any]) -> list[RowStats]:
     return out
 
 
-def pair_rows(baseline: list[RowStats], current: list[RowStats]) -> list[RowPair]:
-    """Match rows by what they run, not by position: a scenario may be reordered or extended.
-    Two rows with the same agent and task (different seeds) keep their own lines."""
-    pairs: dict[tuple[str, str, int], RowPair] = {}
-    for side, rows in (("baseline", baseline), ("current", current)):
+def pair_scenario_rows(baseline: list[ScenarioRowStats], current: list[ScenarioRowStats]) -> list[ScenarioRowPair]:
+    """Match scenario rows by what they run, not by position: a scenario may be reordered or
+    extended. Two scenario rows with the same agent and task (different seeds) keep their own lines."""
+    pairs: dict[tuple[str, str, int], ScenarioRowPair] = {}
+    for side, scenario_rows in (("baseline", baseline), ("current", current)):
         seen: dict[tuple[str, str], int] = defaultdict(int)
-        for stats in rows:
+        for stats in scenario_rows:
             nth = seen[(stats.agent, stats.task_ref)]
             seen[(stats.agent, stats.task_ref)] += 1
             key = (stats.agent, stats.task_ref, nth)
-            pair = pairs.setdefault(key, RowPair(agent=stats.agent, task_ref=stats.task_ref, baseline=None, current=None))
+            pair = pairs.setdefault(key, ScenarioRowPair(agent=stats.agent, task_ref=stats.task_ref, baseline=None, current=None))
             setattr(pair, side, stats)
     return list(pairs.values())
 
@@ -258,10 +258,10 @@ def summary_lines(summary: Summary) -> list[tuple[str, str]]:
 # --- verdict and comparison, from the verdict stages -------------------------------------
 
 
-def verdict_for(run: PublishedRun, reference: PublishedRun | None, thresholds: Any) -> Verdict:
+def verdict_for(run: PublishedRun, baseline: PublishedRun | None, thresholds: Any) -> Verdict:
     from tracecore_perf.verdicts import check
 
-    return check.evaluate(run, thresholds, reference)
+    return check.evaluate(run, thresholds, baseline)
 
 
 def comparison_for(baseline: PublishedRun, run: PublishedRun) -> Comparison:
@@ -312,6 +312,14 @@ def report_path(output_dir: Path, stamp: str) -> Path:
     return output_dir / f"perf-report-{stamp}.html"
 
 
+def report_files_in(output_dir: Path, stamp: str) -> list[Path]:
+    """The files of run ``stamp``'s report already in ``output_dir`` (its page, its charts,
+    a link of that name too): what a report written there would replace."""
+    page = report_path(output_dir, stamp)
+    charts = sorted(output_dir.glob(f"perf-chart-*-{stamp}.png")) + sorted(output_dir.glob(f"perf-chart-*-{stamp}.svg"))
+    return [page] * (page.exists() or page.is_symlink()) + charts
+
+
 def write_report(
     run: PublishedRun,
     baseline: PublishedRun | None = None,
@@ -346,7 +354,7 @@ def write_report(
         manifest=data.manifest,
         summary_lines=[SummaryLine(label=label, current=value, baseline=base_lines.get(label)) for label, value in lines],
         failure_reasons=sorted(data.summary.failure_reasons.items(), key=lambda kv: (-kv[1], kv[0])),
-        rows=row_stats(data.series, data.manifest.scenario),
+        scenario_rows=scenario_row_stats(data.series, data.manifest.scenario),
         timing_note=data.summary.timing_note,
         metrics=metrics,
         charts=[_chart_view(chart) for chart in rendered],
@@ -355,7 +363,9 @@ def write_report(
     if baseline is not None and baseline_data is not None:
         page.baseline_stamp = baseline.stamp
         page.baseline_manifest = baseline_data.manifest
-        page.row_pairs = pair_rows(row_stats(baseline_data.series, baseline_data.manifest.scenario), page.rows)
+        page.scenario_row_pairs = pair_scenario_rows(
+            scenario_row_stats(baseline_data.series, baseline_data.manifest.scenario), page.scenario_rows
+        )
         page.comparison = comparison
 
     html = template_environment().get_template("report.html.j2").render(page=page)

@@ -110,48 +110,50 @@ def check_run(
     aside anything but a regular file at the names the run is about to be ``published`` to.
     ``write_failed``: the writer itself was cut off mid-line (a full disk), so a torn last
     line is the harness's own and is dropped without blame."""
-    report = Integrity(
+    integrity = Integrity(
         problems=list(artifact_check.problems),
         foreign_artifacts=artifact_check.foreign_artifacts,
         missing_artifacts=artifact_check.missing_artifacts,
         altered_artifacts=artifact_check.altered_artifacts,
         set_aside=artifact_check.set_aside,
     )
-    _check_run_dir(run_dir, report)
+    _check_run_dir(run_dir, integrity)
     aside = _Aside(run_dir.path, TAINTED, made=artifact_check.set_aside)
     if os.path.lexists(run_dir.logs) and not stat.S_ISDIR(os.lstat(run_dir.logs).st_mode):  # a link in its place
         aside.move_in(str(run_dir.logs), "logs-planted")
         run_dir.logs.mkdir()
-        report.problems.append("logs was replaced during the run (set aside)")
+        integrity.problems.append("logs was replaced during the run (set aside)")
     for path in [*published, run_dir.path / MANIFEST]:
         try:
             found = foreign_at(path)
             if found is not None:
                 aside.move_in(str(path), path.name)
-                report.problems.append(f"{path.name}: {found} stood where the run publishes (set aside)")
+                integrity.problems.append(f"{path.name}: {found} stood where the run publishes (set aside)")
         except OSError as exc:
-            report.problems.append(f"{path.name}: the check could not complete ({exc})")
+            integrity.problems.append(f"{path.name}: the check could not complete ({exc})")
     for ledger, what in ((ledgers.series, "rows"), (ledgers.samples, "samples")):
         try:
-            foreign, missing = _check_stream(ledger, aside, report.problems, what, write_failed)
+            foreign, missing = _check_stream(ledger, aside, integrity.problems, what, write_failed)
         except OSError as exc:
-            report.problems.append(f"{ledger.path.name}: the check could not complete ({exc}); restored from the harness's copy")
+            integrity.problems.append(
+                f"{ledger.path.name}: the check could not complete ({exc}); restored from the harness's copy"
+            )
             foreign = missing = 0
             try:
                 _restore(ledger)
             except OSError as again:
-                report.problems.append(f"{ledger.path.name}: not restored either ({again}); its rows are not to be trusted")
+                integrity.problems.append(f"{ledger.path.name}: not restored either ({again}); its rows are not to be trusted")
         if what == "rows":
-            report.foreign_series_lines, report.missing_series_rows = foreign, missing
+            integrity.foreign_series_lines, integrity.missing_series_rows = foreign, missing
         else:
-            report.foreign_sample_lines, report.missing_samples = foreign, missing
+            integrity.foreign_sample_lines, integrity.missing_samples = foreign, missing
     if aside.path is not None:
-        report.set_aside = str(aside.path)
-    report.clean = not report.problems
-    return report
+        integrity.set_aside = str(aside.path)
+    integrity.clean = not integrity.problems
+    return integrity
 
 
-def _check_run_dir(run_dir: RunDir, report: Integrity) -> None:
+def _check_run_dir(run_dir: RunDir, integrity: Integrity) -> None:
     """The run directory must still be the one the run made: an episode may have moved it away
     and put a link to a folder of yours in its place, which the harness would then write
     through. If so, what stands at its name is set aside beside it, a fresh run directory is
@@ -163,7 +165,7 @@ def _check_run_dir(run_dir: RunDir, report: Integrity) -> None:
         where = tempfile.mkdtemp(prefix=f"{run_dir.path.name}.planted-", dir=run_dir.output_dir)
         os.replace(run_dir.path, os.path.join(where, "planted"))
     run_dir.create()
-    report.problems.append(
+    integrity.problems.append(
         f"{run_dir.path.name} was replaced during the run (what stood at its name: {where}); "
         "its rows are restored into a fresh directory, its artifacts are lost"
     )
@@ -284,25 +286,25 @@ def check_artifacts(run_dir: RunDir, sealed: dict[str, bytes | None], *, interru
     worker placed (rewritten or replaced since) is set aside as tainted, and its row keeps
     what the worker observed. ``verify=False`` skips the digests (a resume's first sweep,
     before the final check). A check that cannot complete is itself a finding."""
-    report = Integrity()
+    integrity = Integrity()
     try:
-        _check_artifacts(run_dir, sealed, interrupted, verify, report)
+        _check_artifacts(run_dir, sealed, interrupted, verify, integrity)
     except OSError as exc:
-        report.problems.append(f".agent_bench/runs: the check could not complete ({exc})")
-    report.clean = not report.problems
-    return report
+        integrity.problems.append(f".agent_bench/runs: the check could not complete ({exc})")
+    integrity.clean = not integrity.problems
+    return integrity
 
 
 def _check_artifacts(
-    run_dir: RunDir, sealed: dict[str, bytes | None], interrupted: bool, verify: bool, report: Integrity
+    run_dir: RunDir, sealed: dict[str, bytes | None], interrupted: bool, verify: bool, integrity: Integrity
 ) -> None:
     root = run_dir.runs_root
     agent_bench = root.parent
     if os.path.lexists(agent_bench) and not stat.S_ISDIR(os.lstat(agent_bench).st_mode):  # a link in its place
-        report.problems.append(".agent_bench was replaced during the run (set aside)")
+        integrity.problems.append(".agent_bench was replaced during the run (set aside)")
         _Aside(run_dir.path, TAINTED).move_in(str(agent_bench), "agent_bench-planted")
     if not root.is_dir() or root.is_symlink():
-        report.problems.append(".agent_bench/runs was deleted or replaced during the run")
+        integrity.problems.append(".agent_bench/runs was deleted or replaced during the run")
         if os.path.lexists(root):
             _Aside(run_dir.path, TAINTED).move_in(str(root), "runs-planted")
         root.mkdir(parents=True, exist_ok=True)
@@ -325,22 +327,22 @@ def _check_artifacts(
         for entry in strangers:
             aside.move_in(entry.path, entry.name)
         if not interrupted:
-            report.foreign_artifacts = len(strangers)
-            report.set_aside = str(aside.folder())
-            report.problems.append(f".agent_bench/runs: {len(strangers)} files no episode of this run produced (set aside)")
+            integrity.foreign_artifacts = len(strangers)
+            integrity.set_aside = str(aside.folder())
+            integrity.problems.append(f".agent_bench/runs: {len(strangers)} files no episode of this run produced (set aside)")
     if altered:
-        aside = _Aside(run_dir.path, TAINTED, made=report.set_aside)
+        aside = _Aside(run_dir.path, TAINTED, made=integrity.set_aside)
         for entry in altered:
             aside.move_in(entry.path, entry.name)
-        report.altered_artifacts = len(altered)
-        report.set_aside = str(aside.folder())
-        report.problems.append(
+        integrity.altered_artifacts = len(altered)
+        integrity.set_aside = str(aside.folder())
+        integrity.problems.append(
             f".agent_bench/runs: {len(altered)} artifacts changed after their worker placed them (set aside; "
             "their rows keep what the worker observed)"
         )
-    report.missing_artifacts = len(sealed) - present
-    if report.missing_artifacts:
-        report.problems.append(f".agent_bench/runs: {report.missing_artifacts} artifacts of this run's episodes are gone")
+    integrity.missing_artifacts = len(sealed) - present
+    if integrity.missing_artifacts:
+        integrity.problems.append(f".agent_bench/runs: {integrity.missing_artifacts} artifacts of this run's episodes are gone")
 
 
 # --- the rows held to their artifacts, and TraceCore's metrics to the rows ----------------------
@@ -579,8 +581,8 @@ def _hold_metrics(metrics_rows: list[dict], groups: dict[tuple[str, str], _Group
     return found
 
 
-def check_agreement(run_dir: RunDir, report: Integrity, *, labels: dict[str, str], metrics_rows: list[dict]) -> None:
-    """At publication, into ``report``: each row of the series against its artifact in the run
+def check_agreement(run_dir: RunDir, integrity: Integrity, *, labels: dict[str, str], metrics_rows: list[dict]) -> None:
+    """At publication, into ``integrity``: each row of the series against its artifact in the run
     (its ``run_id``, success, failure type, and the agent, task and seed where the artifact
     records them; a successful row's artifact must be there and readable, and every row with
     an artifact must carry its SHA-256), then TraceCore's metrics (``metrics_rows``, empty when
@@ -590,16 +592,16 @@ def check_agreement(run_dir: RunDir, report: Integrity, *, labels: dict[str, str
     A row may fail where its artifact says success (its process ended badly, ``--strict-spec``),
     never the other way round."""
     try:
-        lines_, report.contradicted_rows, groups = _hold_rows(run_dir, labels)
-        report.problems += lines_
+        lines_, integrity.contradicted_rows, groups = _hold_rows(run_dir, labels)
+        integrity.problems += lines_
     except OSError as exc:
-        report.problems.append(f"the rows could not be held to their artifacts ({exc.strerror or exc})")
-        report.clean = False
+        integrity.problems.append(f"the rows could not be held to their artifacts ({exc.strerror or exc})")
+        integrity.clean = False
         return
     if metrics_rows:
         disagreements = _hold_metrics(metrics_rows, groups)
-        report.metrics_disagreements = len(disagreements)
-        report.problems += disagreements[:SHOWN]
+        integrity.metrics_disagreements = len(disagreements)
+        integrity.problems += disagreements[:SHOWN]
         if len(disagreements) > SHOWN:
-            report.problems.append(f"TraceCore's metrics disagree with the rows for {len(disagreements) - SHOWN} more groups")
-    report.clean = not report.problems
+            integrity.problems.append(f"TraceCore's metrics disagree with the rows for {len(disagreements) - SHOWN} more groups")
+    integrity.clean = not integrity.problems

@@ -34,7 +34,8 @@ def load_scenario(path: Path) -> list[ScenarioRow]:
     raw = read_input(path, "scenario file")
 
     if path.suffix.lower() == ".toml":
-        # only a TOML scenario needs it: ~9 M instructions off every other run's start
+        # only a TOML scenario needs it: imported here, off every other run's start (measured:
+        # docs/profile.md, "Small costs measured in the code")
         from tracecore_perf.compat import tomllib
 
         try:

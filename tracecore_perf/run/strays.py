@@ -6,7 +6,8 @@ left is re-parented past them. The harness is deliberately *not* a subreaper: a 
 adopted would have the harness as its parent, one ``kill(getppid())`` away ("kill my
 grandparent" took the harness down that way). Such a process is re-parented to init (or to
 whatever subreaper runs the harness) instead, and found here by its mark: every zygote the
-harness starts carries ``TRACECORE_PERF_RUN=<token>`` in its environment (``spawn.mark``),
+harness starts carries ``TRACECORE_PERF_RUN=<token>`` in its environment (``spawn.TOKEN_ENV``
+and ``spawn.RUN_TOKEN``, set by ``spawn.spawn_zygote``),
 and every process forked below it inherits it. :func:`sweep` SIGKILLs every process whose
 environment carries this harness's token: once the workers are closed (before the evidence
 is checked, so nothing of an episode's is left running to change it afterwards) and again

@@ -134,9 +134,9 @@ def _total_bytes(limits: Thresholds, episodes: int, actual: int) -> ThresholdRes
     return result
 
 
-def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference: PublishedRun | None = None) -> Verdict:
-    """The run against the thresholds, plus trend findings (and the reference's success
-    rate and failure reasons when a reference is given)."""
+def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, baseline: PublishedRun | None = None) -> Verdict:
+    """The run against the thresholds, plus trend findings (and the baseline's success
+    rate and failure reasons when a baseline is given)."""
     limits = thresholds or Thresholds()
     summary = run.summary()
     wall = _limit("max_wall_clock_s", limits.max_wall_clock_s, summary.max_wall_clock_s, " s")
@@ -175,8 +175,8 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
         )
     )
     allowed = set(limits.allowed_failure_reasons)
-    if reference is not None:
-        allowed |= set(reference.summary().failure_reasons)
+    if baseline is not None:
+        allowed |= set(baseline.summary().failure_reasons)
     unexpected = sorted(reason for reason in summary.failure_reasons if not reason_allowed(reason, allowed))
     results.append(
         ThresholdResult(
@@ -200,13 +200,13 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, reference:
     if limits.trends:
         from tracecore_perf.verdicts import trends
 
-        findings, states = trends.assess(run, reference=reference)
-    if reference is not None and reference.manifest().machine_id() != manifest.machine_id():
+        findings, states = trends.assess(run, baseline=baseline)
+    if baseline is not None and baseline.manifest().machine_id() != manifest.machine_id():
         notices.append(
             Notice(
                 code=WarningCode.MACHINE_CLASS_MISMATCH,
-                message=f"reference {reference.stamp} ran on another machine "
-                f"({reference.manifest().machine_id()} vs {manifest.machine_id()}); compare only runs of one machine",
+                message=f"baseline {baseline.stamp} ran on another machine "
+                f"({baseline.manifest().machine_id()} vs {manifest.machine_id()}); compare only runs of one machine",
             )
         )
     ok = all(r.ok for r in results) and not any(f.severity == "error" for f in findings)

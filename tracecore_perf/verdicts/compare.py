@@ -1,7 +1,7 @@
 """``python -m tracecore_perf compare BASELINE CURRENT``: did the current run get slower,
-flakier or heavier than the baseline, per scenario row (agent, task_ref)?
+flakier or heavier than the baseline, per group (agent, task_ref)?
 
-Latency per row is judged on the ratio of medians (current / baseline), on the log scale,
+Latency per group is judged on the ratio of medians (current / baseline), on the log scale,
 with an uncertainty that has two parts:
 
 - sampling: the bootstrap standard error of each run's log median (episodes resampled);
@@ -94,7 +94,7 @@ def _group(rows: Sequence[EpisodeRow]) -> dict[tuple[str, str], list[EpisodeRow]
 
 
 class Side:
-    """One run's episodes of one scenario row, in the order they started: the log values,
+    """One run's episodes of one group, in the order they started: the log values,
     the bootstrap standard error of their median, and the drift the run showed."""
 
     def __init__(self, logs: np.ndarray, se: float, drift: float | None, blocks: int) -> None:
@@ -194,7 +194,7 @@ def _valid_count(count: int | None) -> bool:
 
 
 def uncounted_rows(rows: Sequence[EpisodeRow], label: str) -> list[str]:
-    """Each scenario row of ``rows`` with episodes whose count is no figure (the worker found
+    """Each group of ``rows`` with episodes whose count is no figure (the worker found
     it zeroed, switched off or replaced: ``uncounted:``; or a success without a valid count),
     one phrase naming it and why."""
     found = []
@@ -331,7 +331,7 @@ def _decide(rows: list[GroupComparison], settings: Settings) -> None:
 
 
 def compare_rows(base_rows: Sequence[EpisodeRow], cur_rows: Sequence[EpisodeRow], settings: Settings) -> list[GroupComparison]:
-    """Every scenario row both runs have, judged (the statistics without the runs' files: the
+    """Every group both runs have, judged (the statistics without the runs' files: the
     tests feed it rows with a known answer)."""
     settings = settings.resolved()
     base_g, cur_g = _group(base_rows), _group(cur_rows)
@@ -620,7 +620,7 @@ def compare_runs(
         notices.append(
             Notice(
                 code=WarningCode.NO_SHARED_ROWS,
-                message="the runs share no scenario row (agent, task_ref): nothing to compare row by row",
+                message="the runs share no group (agent, task_ref): nothing to compare group by group",
             )
         )
 

@@ -48,9 +48,9 @@ class WarningCode(StrEnum):
 
     RUN_INTERRUPTED = "run_interrupted"  # a run has fewer episodes than planned
     BUSY_HOST = "busy_host"  # a run started on a busy host: latency is noisy
-    MACHINE_CLASS_MISMATCH = "machine_class_mismatch"  # runs (or run and reference) from different machines (hardware)
+    MACHINE_CLASS_MISMATCH = "machine_class_mismatch"  # runs (or run and baseline) from different machines (hardware)
     SETUP_MISMATCH = "setup_mismatch"  # compared anyway (--allow-setup-mismatch)
-    NO_SHARED_ROWS = "no_shared_rows"  # the runs share no scenario row
+    NO_SHARED_ROWS = "no_shared_rows"  # the runs share no group (agent, task_ref)
     RUNTIME_MISMATCH = "runtime_mismatch"  # runs on another Python build or TraceCore (or Valgrind, counting)
     TIME_UNDER_VALGRIND = "time_under_valgrind"  # time compared between two instruction runs: inflated
     NO_TRACECORE_METRICS = "no_tracecore_metrics"  # the run's TraceCore (< 1.0.0) has no metrics pipeline

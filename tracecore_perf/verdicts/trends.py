@@ -33,7 +33,7 @@ CHECKS = tuple(FindingCode)  # in the order they are shown
 ALPHA = 0.01
 MIB = 2**20
 
-# long-tail spikes: within one scenario row, far beyond the row's typical spread
+# long-tail spikes: within one group (agent, task), far beyond its typical spread
 SPIKE_MIN_ROW_EPISODES = 12
 SPIKE_FACTOR = 3.0  # x the row median
 SPIKE_MADS = 10.0  # robust standard deviations above the median
@@ -65,23 +65,24 @@ MEMORY_LABELS = {
 }
 MEMORY_MIN_GROWTH = {"harness_rss_bytes": 32 * MIB, "workers_rss_bytes": 64 * MIB, "system_used_bytes": 256 * MIB}
 
-# success rate against a reference run
+# success rate against a baseline run
 SUCCESS_MIN_DELTA = 0.05
 
 
-def assess(run: PublishedRun, reference: PublishedRun | None = None) -> tuple[list[Finding], list[TrendCheck]]:
-    """The findings, and every check's state, for a published run."""
+def assess(run: PublishedRun, baseline: PublishedRun | None = None) -> tuple[list[Finding], list[TrendCheck]]:
+    """The findings, and every check's state, for a published run (``baseline``: the run
+    ``check --baseline`` names, for the success rate)."""
     rows = run.series()
     samples = run.samples() if run.paths["samples"].is_file() else []
-    reference_rows = reference.series() if reference is not None else None
-    return assess_rows(rows, samples, reference_rows)
+    baseline_rows = baseline.series() if baseline is not None else None
+    return assess_rows(rows, samples, baseline_rows)
 
 
 def detect_rows(
-    rows: Sequence[EpisodeRow], samples: Sequence[Sample] = (), reference_rows: Sequence[EpisodeRow] | None = None
+    rows: Sequence[EpisodeRow], samples: Sequence[Sample] = (), baseline_rows: Sequence[EpisodeRow] | None = None
 ) -> list[Finding]:
     """Every trend check over rows and samples already in memory (the tests build them)."""
-    return assess_rows(rows, samples, reference_rows)[0]
+    return assess_rows(rows, samples, baseline_rows)[0]
 
 
 class Requirement(NamedTuple):
@@ -94,14 +95,14 @@ class Requirement(NamedTuple):
 
 
 def requirements(
-    rows: Sequence[EpisodeRow], samples: Sequence[Sample] = (), reference_rows: Sequence[EpisodeRow] | None = None
+    rows: Sequence[EpisodeRow], samples: Sequence[Sample] = (), baseline_rows: Sequence[EpisodeRow] | None = None
 ) -> dict[FindingCode, Requirement]:
     """Each check's minimum of data against this run's (the same minimums the detectors use)."""
-    sizes = [len(group) for group in _by_row(rows).values()]
+    sizes = [len(group) for group in _by_group(rows).values()]
     largest = max(sizes, default=0)
     unchecked = sum(size < SPIKE_MIN_ROW_EPISODES for size in sizes)
     spikes_clear = f"no spike in {len(rows)} episodes" + (
-        f" ({unchecked} scenario row(s) under {SPIKE_MIN_ROW_EPISODES} episodes not checked)" if unchecked else ""
+        f" ({unchecked} group(s) under {SPIKE_MIN_ROW_EPISODES} episodes not checked)" if unchecked else ""
     )
     failed = sum(not r.success for r in rows)
     warm = _warm_samples(samples)
@@ -129,22 +130,25 @@ def requirements(
         needs[FindingCode.FAILURE_CLUSTER] = Requirement(
             failed, CLUSTER_MIN_FAILURES, "failed episodes", f"{failed} failures spread over rows, agents, tasks and seeds"
         )
-    if reference_rows is not None:
-        have = min(len(rows), len(reference_rows))
-        needs[FindingCode.SUCCESS_RATE_SHIFT] = Requirement(have, 1, "episodes in each run", "success rate as in the reference")
+    if baseline_rows is not None:
+        have = min(len(rows), len(baseline_rows))
+        needs[FindingCode.SUCCESS_RATE_SHIFT] = Requirement(have, 1, "episodes in each run", "success rate as in the baseline")
     return needs
 
 
 def assess_rows(
-    rows: Sequence[EpisodeRow], samples: Sequence[Sample] = (), reference_rows: Sequence[EpisodeRow] | None = None
+    rows: Sequence[EpisodeRow], samples: Sequence[Sample] = (), baseline_rows: Sequence[EpisodeRow] | None = None
 ) -> tuple[list[Finding], list[TrendCheck]]:
+    """Run the six detectors over ``rows`` (sorted into run order), ``samples`` and, when
+    given, a baseline run's rows; then each check's state: a finding, clear, or
+    insufficient data against :func:`requirements`, in the order of ``CHECKS``."""
     rows = sorted(rows, key=lambda r: r.episode_index)
     findings = long_tail_spikes(rows) + late_latency_drift(rows) + failure_clusters(rows)
     findings += artifact_growth(rows) + memory_growth(samples)
-    if reference_rows is not None:
-        findings += success_rate_shift(rows, reference_rows)
+    if baseline_rows is not None:
+        findings += success_rate_shift(rows, baseline_rows)
     states = []
-    for code, need in requirements(rows, samples, reference_rows).items():
+    for code, need in requirements(rows, samples, baseline_rows).items():
         mine = [f for f in findings if f.code == code]
         if mine:
             state, message = "finding", f"{len(mine)} finding(s)"
@@ -158,21 +162,21 @@ def assess_rows(
     return findings, states
 
 
-def _row_key(row: EpisodeRow) -> str:
+def _group_key(row: EpisodeRow) -> str:
     return f"{row.agent} on {row.task_ref}"
 
 
-def _by_row(rows: Sequence[EpisodeRow]) -> dict[str, list[EpisodeRow]]:
+def _by_group(rows: Sequence[EpisodeRow]) -> dict[str, list[EpisodeRow]]:
     groups: dict[str, list[EpisodeRow]] = defaultdict(list)
     for row in rows:
-        groups[_row_key(row)].append(row)
+        groups[_group_key(row)].append(row)
     return groups
 
 
 def _normalised(rows: Sequence[EpisodeRow], value: Callable[[EpisodeRow], float]) -> np.ndarray:
-    """Each row's value over its scenario row's median, so rows of different size mix."""
-    medians = {key: float(np.median([value(r) for r in group])) for key, group in _by_row(rows).items()}
-    return np.array([value(r) / medians[_row_key(r)] if medians[_row_key(r)] > 0 else np.nan for r in rows])
+    """Each row's value over its group's median, so groups of different size mix."""
+    medians = {key: float(np.median([value(r) for r in group])) for key, group in _by_group(rows).items()}
+    return np.array([value(r) / medians[_group_key(r)] if medians[_group_key(r)] > 0 else np.nan for r in rows])
 
 
 def _r(value: float, digits: int = 4) -> float | None:
@@ -183,8 +187,14 @@ def _r(value: float, digits: int = 4) -> float | None:
 
 
 def long_tail_spikes(rows: Sequence[EpisodeRow]) -> list[Finding]:
+    """Did one scenario spike disproportionately? Per (agent, task) group of ``rows`` with at
+    least ``SPIKE_MIN_ROW_EPISODES`` episodes, the episodes whose wall clock is over a cutoff:
+    the largest of ``SPIKE_FACTOR`` x the group's median, the median plus ``SPIKE_MADS``
+    robust standard deviations (MAD scaled as a normal's), and the median plus
+    ``SPIKE_MIN_EXCESS_S`` seconds (a few hundred milliseconds of scheduler jitter is no
+    spike). One finding per group with a spike, naming the worst."""
     findings = []
-    for key, group in _by_row(rows).items():
+    for key, group in _by_group(rows).items():
         if len(group) < SPIKE_MIN_ROW_EPISODES:
             continue
         wall = np.array([r.wall_clock_s for r in group])
@@ -221,6 +231,13 @@ def long_tail_spikes(rows: Sequence[EpisodeRow]) -> list[Finding]:
 
 
 def late_latency_drift(rows: Sequence[EpisodeRow]) -> list[Finding]:
+    """Is latency increasing late in the run? Over ``rows`` in run order (at least
+    ``DRIFT_MIN_EPISODES``), each episode's wall clock over its group's median (so groups of
+    different cost mix): the last third against the first. A finding needs all of: the last
+    third larger (Mann-Whitney, one-sided, p < ``ALPHA``), a rank correlation with episode
+    index (Spearman rho >= ``DRIFT_MIN_RHO``, p < ``ALPHA``), and medians at least
+    ``DRIFT_MIN_RATIO`` apart (a busy host moves them by a quarter). Its evidence says whether
+    CPU time rose too (more work) or only wall clock (waiting)."""
     if len(rows) < DRIFT_MIN_EPISODES:
         return []
     latency = _normalised(rows, lambda r: r.wall_clock_s)
@@ -276,13 +293,21 @@ def _fisher_greater(in_fail: int, in_total: int, out_fail: int, out_total: int) 
 
 
 def failure_clusters(rows: Sequence[EpisodeRow]) -> list[Finding]:
+    """Are failures clustered on a single task, agent or seed pattern? Needs at least
+    ``CLUSTER_MIN_FAILURES`` failed episodes in ``rows`` and one success. For each dimension
+    ((agent, task) group, agent, task_ref) the value with the most failures is a cluster when
+    it holds at least ``CLUSTER_MIN_SHARE`` of all failures and fails more often than the rest
+    (Fisher's exact test, one-sided, p < ``ALPHA``); the same failures found again under
+    another dimension are one finding. Then seeds (:func:`_seed_pattern`)."""
     failed = [r for r in rows if not r.success]
     if len(failed) < CLUSTER_MIN_FAILURES or len(failed) == len(rows):
         return []
     findings = []
     seen: set[frozenset[int]] = set()
     for dimension in ("scenario row", "agent", "task_ref"):
-        value_of: Callable[[EpisodeRow], str] = _row_key if dimension == "scenario row" else lambda r, d=dimension: getattr(r, d)
+        value_of: Callable[[EpisodeRow], str] = (
+            _group_key if dimension == "scenario row" else lambda r, d=dimension: getattr(r, d)
+        )
         totals: dict[str, int] = defaultdict(int)
         fails: dict[str, int] = defaultdict(int)
         for r in rows:
@@ -367,6 +392,12 @@ def _seed_pattern(rows: Sequence[EpisodeRow], failed: Sequence[EpisodeRow]) -> F
 
 
 def artifact_growth(rows: Sequence[EpisodeRow]) -> list[Finding]:
+    """Does artifact growth stay roughly linear with episode count? Over ``rows`` in run
+    order (at least ``GROWTH_MIN_EPISODES``, some bytes), each episode's serialized artifact
+    bytes over its group's median: a finding when the size per episode rises with episode
+    index (Spearman rho >= ``GROWTH_MIN_RHO``, p < ``ALPHA``) and the last fifth's mean is
+    at least ``GROWTH_MIN_RATIO`` x the first fifth's. The evidence puts it in the guide's
+    terms: total bytes against a straight line through the first half's rate."""
     if len(rows) < GROWTH_MIN_EPISODES or sum(r.artifact_bytes for r in rows) == 0:
         return []
     size = _normalised(rows, lambda r: r.artifact_bytes)
@@ -447,6 +478,12 @@ def _warm_samples(samples: Sequence[Sample]) -> Sequence[Sample]:
 
 
 def memory_growth(samples: Sequence[Sample]) -> list[Finding]:
+    """Do memory samples show runaway growth? For each of the harness's RSS, the worker
+    processes' RSS and the system memory in use, over the ``samples`` after the warm-up (the
+    first ``MEMORY_WARMUP`` of the sampled time; at least ``MEMORY_MIN_SAMPLES``): a finding
+    when the Theil-Sen slope's 95% interval is above zero, the series rises steadily with time
+    (Spearman rho >= ``MEMORY_MIN_RHO``, p < ``ALPHA``) and the growth over the span is at
+    least that series' ``MEMORY_MIN_GROWTH`` bytes (a plateau after a climb is no finding)."""
     if len(samples) < MEMORY_MIN_SAMPLES:
         return []
     t = _timeline(samples)
@@ -491,16 +528,16 @@ def memory_growth(samples: Sequence[Sample]) -> list[Finding]:
     return findings
 
 
-# --- success rate against a reference run ----------------------------------------------
+# --- success rate against a baseline run -----------------------------------------------
 
 
-def _rate_finding(scope: str, current: Sequence[EpisodeRow], reference: Sequence[EpisodeRow]) -> Finding | None:
-    if not current or not reference:
+def _rate_finding(scope: str, current: Sequence[EpisodeRow], baseline: Sequence[EpisodeRow]) -> Finding | None:
+    if not current or not baseline:
         return None
-    ok_now, ok_then = sum(r.success for r in current), sum(r.success for r in reference)
-    rate_now, rate_then = ok_now / len(current), ok_then / len(reference)
+    ok_now, ok_then = sum(r.success for r in current), sum(r.success for r in baseline)
+    rate_now, rate_then = ok_now / len(current), ok_then / len(baseline)
     delta = rate_now - rate_then
-    table = [[ok_now, len(current) - ok_now], [ok_then, len(reference) - ok_then]]
+    table = [[ok_now, len(current) - ok_now], [ok_then, len(baseline) - ok_then]]
     p = float(stats.fisher_exact(table).pvalue)
     if p >= ALPHA or abs(delta) < SUCCESS_MIN_DELTA:
         return None
@@ -509,12 +546,12 @@ def _rate_finding(scope: str, current: Sequence[EpisodeRow], reference: Sequence
         severity="warning" if delta < 0 else "info",
         explanation=(
             f"success rate of {scope} {'fell' if delta < 0 else 'rose'} from {rate_then:.1%} to {rate_now:.1%} "
-            f"against the reference ({delta * 100:+.1f} points, Fisher p={p:.2g})"
+            f"against the baseline ({delta * 100:+.1f} points, Fisher p={p:.2g})"
         ),
         evidence={
             "scope": scope,
             "reference_success": ok_then,
-            "reference_episodes": len(reference),
+            "reference_episodes": len(baseline),  # published key names: "reference" is the baseline
             "current_success": ok_now,
             "current_episodes": len(current),
             "delta": _r(delta),
@@ -524,10 +561,14 @@ def _rate_finding(scope: str, current: Sequence[EpisodeRow], reference: Sequence
     )
 
 
-def success_rate_shift(rows: Sequence[EpisodeRow], reference_rows: Sequence[EpisodeRow]) -> list[Finding]:
-    overall = _rate_finding("the run", rows, reference_rows)
+def success_rate_shift(rows: Sequence[EpisodeRow], baseline_rows: Sequence[EpisodeRow]) -> list[Finding]:
+    """Did the success rate move against a baseline run (``check --baseline``)? The whole
+    run's rate against the baseline's, then each (agent, task) group both runs have: a
+    finding when the two rates differ (Fisher's exact test, two-sided, p < ``ALPHA``) by at
+    least ``SUCCESS_MIN_DELTA`` (five points); a fall is a warning, a rise information."""
+    overall = _rate_finding("the run", rows, baseline_rows)
     findings = [overall] if overall else []
-    now, then = _by_row(rows), _by_row(reference_rows)
+    now, then = _by_group(rows), _by_group(baseline_rows)
     shared = sorted(set(now) & set(then))
     if len(shared) > 1 or len(now) > 1:
         for key in shared:
