@@ -46,7 +46,7 @@ from tracecore_perf.run.checks import (
     check_writable_dir,
 )
 from tracecore_perf.run.console import ProgressBar
-from tracecore_perf.run.episode_worker import remove_tree
+from tracecore_perf.run.episode.system import remove_tree
 from tracecore_perf.run.hostinfo import BusyProbe, host_context, machine_id
 from tracecore_perf.run.integrity import check_agreement, check_artifacts, check_run, set_aside_planted
 from tracecore_perf.run.launcher import WorkerFailed, ZygoteKeeper, ZygoteProcess
