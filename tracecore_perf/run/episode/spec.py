@@ -15,7 +15,7 @@ def spec_errors(artifact: dict) -> list[str]:
 
     TraceCore's check is a jsonschema walk of the artifact over its artifact schema (~10 M
     instructions for a 13 KB artifact, two thirds of a worker's work per episode) plus its
-    own rules. Where jsonschema-rs compiled that schema (:func:`_load_spec_walk`) and finds
+    own rules. Where jsonschema-rs compiled that schema (:func:`load_spec_walk`) and finds
     the artifact valid, TraceCore's check runs with the walk's answer ("no schema errors")
     already given; anything jsonschema-rs rejects, or cannot read, gets TraceCore's whole
     check, so every error is TraceCore's own words. tests/test_spec_walk.py holds the two

@@ -19,7 +19,7 @@ from .system import remove_tree
 
 # Modules the zygote imports for the harness's own work (its sockets, prctl, the workers'
 # artifact encoding and spec check), not for TraceCore's: an episode process takes them out
-# of its sys.modules (``_as_tracecore_runs``). TraceCore's sandbox guard looks frames up in
+# of its sys.modules (``as_tracecore_runs``). TraceCore's sandbox guard looks frames up in
 # inspect.getmodule, which walks every module in sys.modules when a frame's file is not one
 # (an agent's, a task's): sixty modules of jsonschema left there cost a rate_limited_api
 # episode ~7% more instructions than TraceCore run on its own. Recorded in
