@@ -17,12 +17,13 @@ The modules, from the process tree down:
 - ``artifact``: TraceCore's artifact as ``persist_run`` writes it, its size bound, its
   placing in the run, host faults.
 - ``spec``: the ``--strict-spec`` check (TraceCore's, its schema walk answered by
-  jsonschema-rs).
+  jsonschema-rs), and ``warm_verdict``: all a worker's verdict loads before any episode.
 - ``probe``: the probe, the check of one agent file, the interpreter's environment, metrics.
 - ``warmup``: warming the zygote, and the warm-up episodes (``rehearse``).
 - ``callgrind``: instruction counts (count files, calibration, implausible counts).
 - ``capped_log``: an episode's output, kept up to a cap.
 - ``sandbox``: ``--sandbox`` and the one-process filter.
-- ``role``, ``system``, ``state``, ``constants``: what the roles share: the greeting, system
-  calls, the one :class:`state.EpisodeSide`, the constants the harness uses too.
+- ``role``, ``system``, ``json_codec``, ``state``, ``constants``: what the roles share: the
+  greeting, system calls, JSON with msgspec where present, the one :class:`state.EpisodeSide`,
+  the constants the harness uses too.
 """
