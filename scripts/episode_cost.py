@@ -45,7 +45,7 @@ TARGET_EPISODE_VS_TRACECORE = 1.05
 OWN_REFERENCE = REPO / "deliverables" / "perf" / "bench" / "cost-20261205T044323Z.json"
 TARGET_OWN_VS_REFERENCE = 0.5
 
-from tracecore_perf.run.episode_worker import callgrind_count  # noqa: E402 - after the path
+from tracecore_perf.run.episode.callgrind import callgrind_count  # noqa: E402 - after the path
 
 
 def _default_rows() -> list[dict]:

@@ -1,11 +1,12 @@
 """What forking costs an episode: the same episodes in-process and in processes forked from a
 warmed process, side by side in one run (``docs/profile.md`` quotes it).
 
-The process loads ``tracecore_perf/run/episode_worker.py`` by path, warms it as the zygote
-does (``warm()``, then ``rehearse()`` with ``--warmup`` episodes of each row), and then runs
+The process loads the episode side (``tracecore_perf/run/episode/``) as the zygote does
+(``episode_process.load_episode_side``), warms it as the zygote does (``warmup.warm()``, then
+``warmup.rehearse()`` with ``--warmup`` episodes of each row), and then runs
 ``--episodes`` episodes of the default scenario three ways, one after another:
 
-- ``in-process``: ``run_episode(job)`` plus the JSON encoding of its report, in this process,
+- ``in-process``: ``episode.run_episode_in_process(job)`` plus the JSON encoding of its report, in this process,
   before anything is forked; CPU and minor page faults from ``getrusage(RUSAGE_SELF)``;
 - ``forked``: the same in a child forked from here, at the same stack depth, reporting over a
   pipe; CPU and minor faults from the kernel's accounting of the child (``wait4``), plus the
@@ -27,7 +28,8 @@ Medians; the first pass over the rows is dropped. Figures from a busy host are i
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import ast
+import importlib
 import json
 import os
 import resource
@@ -38,7 +40,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-WORKER = REPO / "tracecore_perf" / "run" / "episode_worker.py"
+EPISODE_SCRIPT = REPO / "tracecore_perf" / "run" / "episode_process.py"
 ROWS = (
     ("toy_agent.py", "filesystem_hidden_config@1"),
     ("rate_limit_agent.py", "rate_limited_api@1"),
@@ -73,28 +75,28 @@ def _in_child(work) -> tuple[bytes, resource.struct_rusage, float]:
     return data, usage, fork_cpu
 
 
-def _forked(worker, job: dict | None) -> tuple[float, int, float]:
+def _forked(episode, job: dict | None) -> tuple[float, int, float]:
     """One episode (or, with no job, nothing) in a forked child: its CPU, its minor faults,
     and our CPU in fork()."""
-    _, usage, fork_cpu = _in_child(lambda: b"" if job is None else json.dumps(worker.run_episode(job)).encode())
+    _, usage, fork_cpu = _in_child(lambda: b"" if job is None else json.dumps(episode.run_episode_in_process(job)).encode())
     return _cpu(usage), usage.ru_minflt, fork_cpu
 
 
-def _second_in_fork(worker, first: dict, job: dict) -> tuple[float, int]:
+def _second_in_fork(episode, first: dict, job: dict) -> tuple[float, int]:
     """A child runs ``first``, then ``job``; returns ``job``'s CPU and minor faults."""
 
     def both() -> bytes:
-        worker.run_episode(first)
-        return json.dumps(_in_process(worker, job)).encode()
+        episode.run_episode_in_process(first)
+        return json.dumps(_in_process(episode, job)).encode()
 
     data, _, _ = _in_child(both)
     cpu, faults = json.loads(data)
     return cpu, faults
 
 
-def _in_process(worker, job: dict) -> tuple[float, int]:
+def _in_process(episode, job: dict) -> tuple[float, int]:
     before = resource.getrusage(resource.RUSAGE_SELF)
-    json.dumps(worker.run_episode(job))
+    json.dumps(episode.run_episode_in_process(job))
     after = resource.getrusage(resource.RUSAGE_SELF)
     return _cpu(after) - _cpu(before), after.ru_minflt - before.ru_minflt
 
@@ -105,25 +107,29 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="warm-up episodes of each row, as --warmup (default 1)")
     parser.add_argument("--json", action="store_true", help="print one JSON object (scripts/bench.py --fork-floor reads it)")
     args = parser.parse_args(argv)
-    spec = importlib.util.spec_from_file_location("episode_worker", WORKER)
-    worker = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(worker)
+    # episode_process.py's loader alone (the rest of the script runs a zygote)
+    tree = ast.parse(EPISODE_SCRIPT.read_text())
+    tree.body = [node for node in tree.body if getattr(node, "name", "") == "load_episode_side"]
+    script = {"__file__": str(EPISODE_SCRIPT), "os": os, "sys": sys}
+    exec(compile(tree, str(EPISODE_SCRIPT), "exec"), script)  # noqa: S102 - our own file
+    package = script["load_episode_side"]().__name__.rpartition(".")[0]
+    episode, warmup = (importlib.import_module(f"{package}.{name}") for name in ("episode", "warmup"))
     import agent_bench
 
     agents = Path(agent_bench.__file__).parent / "agents"
     rows = [{"agent": str(agents / a), "agent_label": f"agents/{a}", "task_ref": t, "seed": 0} for a, t in ROWS]
     scratch = tempfile.mkdtemp(prefix="fork-cost-")
     os.chdir(scratch)
-    worker.warm(rows)
-    failures = worker.rehearse({"rows": rows, "episodes": args.warmup, "scratch_root": scratch, "deadline_s": 30})
+    warmup.warm(rows)
+    failures = warmup.rehearse({"rows": rows, "episodes": args.warmup, "scratch_root": scratch, "deadline_s": 30})
     if failures:
         print(f"fork_cost: warm-up failed: {failures}", file=sys.stderr)
         return 1
     jobs = [dict(rows[i % len(rows)], seed=i) for i in range(args.episodes)]
-    inproc = [_in_process(worker, job) for job in jobs][len(rows) :]
-    forked = [_forked(worker, job) for job in jobs][len(rows) :]
+    inproc = [_in_process(episode, job) for job in jobs][len(rows) :]
+    forked = [_forked(episode, job) for job in jobs][len(rows) :]
     bare = [_forked(None, None) for _ in range(50)]
-    second = [_second_in_fork(worker, dict(job, seed=job["seed"] + 10_000), job) for job in jobs][len(rows) :]
+    second = [_second_in_fork(episode, dict(job, seed=job["seed"] + 10_000), job) for job in jobs][len(rows) :]
     med = statistics.median
     work_ms, work_faults = med(c for c, _ in inproc) * 1e3, med(f for _, f in inproc)
     fork_ms, fork_faults = med(c for c, _, _ in forked) * 1e3, med(f for _, f, _ in forked)

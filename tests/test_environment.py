@@ -109,12 +109,9 @@ def test_the_probe_records_this_interpreter():
     """The episode side's record of its own interpreter (the same function the probe runs),
     here on the test's own: tracecore-perf runs from this source tree (an editable install,
     or the tree on sys.path), so it is recorded as installed in place; TraceCore is not."""
-    sys.path.insert(0, str(REPO / "tracecore_perf" / "run"))
-    try:
-        import episode_worker
-    finally:
-        sys.path.pop(0)
-    found = episode_worker._environment()
+    from tracecore_perf.run.episode import probe
+
+    found = probe.environment()
     assert found["implementation"] == sys.implementation.name
     from importlib import metadata
 

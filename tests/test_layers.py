@@ -1,6 +1,8 @@
 """The package's layers: every import of every module, lazy ones inside functions included,
 goes down the table below, never up or sideways; no module imports another package's private
-names; and the files the episode interpreter loads import nothing of the package.
+names; and the files the episode interpreter loads (``run/episode_process.py`` and the
+``run/episode/`` package) import nothing of the package, only the standard library at their
+top, and load in an interpreter that has nothing but the standard library.
 
 A package here is a folder under ``tracecore_perf/`` or a module at its top. Adding one means
 placing it in ``LAYERS`` (``test_every_package_has_a_layer``).
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 import ast
 import graphlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,8 +36,10 @@ LAYERS: list[set[str]] = [
     {"defaults", "tracecore_perf"},  # the defaults table; the package's version
 ]
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
-# Loaded by path by the episode interpreter (any Python with TraceCore): standard library only.
-EPISODE_FILES = ("run/episode_process.py", "run/episode_worker.py", "run/episode_sandbox.py")
+# Loaded from source by the episode interpreter (any Python with TraceCore): standard library only.
+EPISODE_SCRIPT = PACKAGE / "run" / "episode_process.py"
+EPISODE_PACKAGE = PACKAGE / "run" / "episode"
+EPISODE_FILES = ("run/episode_process.py", *sorted(f"run/episode/{p.name}" for p in EPISODE_PACKAGE.glob("*.py")))
 
 
 def package_of(module: str) -> str:
@@ -125,3 +131,47 @@ def test_no_package_imports_another_packages_private_names():
 @pytest.mark.parametrize("name", EPISODE_FILES)
 def test_the_episode_interpreters_files_import_nothing_of_the_package(name: str):
     assert imports(PACKAGE / name) == []
+
+
+def test_the_episode_side_is_every_file_of_its_package():
+    assert len(EPISODE_FILES) > 10 and "run/episode/zygote.py" in EPISODE_FILES and "run/episode/sandbox.py" in EPISODE_FILES
+
+
+@pytest.mark.parametrize("name", EPISODE_FILES)
+def test_the_episode_side_imports_only_the_standard_library_at_its_top(name: str):
+    """What a module imports as it loads: the standard library, or its own package (relative);
+    anything else (msgspec, jsonschema-rs, TraceCore) only inside a function, where it is optional
+    or needed."""
+    tree = ast.parse((PACKAGE / name).read_text())
+    STDLIB = sys.stdlib_module_names | {"__future__"}  # noqa: N806
+    outside = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            outside += [alias.name for alias in node.names if alias.name.split(".")[0] not in STDLIB]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] not in STDLIB:
+            outside.append(node.module)
+    assert outside == []
+
+
+@pytest.mark.slow  # starts an interpreter
+def test_the_episode_side_loads_in_an_interpreter_with_only_the_standard_library():
+    """As under ``--python`` or ``continuous``: an interpreter without tracecore_perf or any of its
+    dependencies (here: no site directory at all) loads every module of the episode side, from
+    source, under the episode side's own name."""
+    names = sorted(p.stem for p in EPISODE_PACKAGE.glob("*.py") if p.stem != "__init__")
+    code = (
+        "import ast, importlib, os, sys\n"
+        f"path = {str(EPISODE_SCRIPT)!r}\n"
+        "tree = ast.parse(open(path).read())\n"  # the loader alone: the rest of the script runs a zygote
+        "tree.body = [node for node in tree.body if getattr(node, 'name', '') == 'load_episode_side']\n"
+        "script = {'__file__': path, 'os': os, 'sys': sys}\n"
+        "exec(compile(tree, path, 'exec'), script)\n"
+        "package = sys.modules[script['load_episode_side']().__name__.rpartition('.')[0]]\n"
+        f"modules = [importlib.import_module(package.__name__ + '.' + name) for name in {names!r}]\n"
+        "assert all(m.__spec__.loader.__class__.__name__ == 'SourceOnly' for m in modules)\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('tracecore_perf', 'msgspec', 'agent_bench')]\n"
+        "print(package.__name__, len(modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["tracecore_perf_episode", str(len(names))]

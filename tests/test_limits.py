@@ -137,7 +137,7 @@ def test_a_kill_read_together_with_its_run_is_obeyed(tmp_path: Path):
     the ``run`` and is read with it, into the worker's inbox, where ``select`` cannot see it.
     The worker's watch must still kill the episode (it used to let it run to its end, and the
     row said success)."""
-    from tracecore_perf.run.episode_worker import Worker
+    from tracecore_perf.run.episode.worker import Worker
 
     ours, theirs = socket.socketpair()
     # a child that would outlive the test by far, unless killed; its own process group, as an

@@ -35,8 +35,10 @@ def test_the_wheel_and_the_sdist_carry_every_file_of_the_package(tool_dist):
         "tracecore_perf/report/templates/report.html.j2",
         "tracecore_perf/report/templates/history.html.j2",
         "tracecore_perf/run/episode_process.py",
-        "tracecore_perf/run/episode_worker.py",
-        "tracecore_perf/run/episode_sandbox.py",
+        "tracecore_perf/run/episode/__init__.py",
+        "tracecore_perf/run/episode/zygote.py",
+        "tracecore_perf/run/episode/worker.py",
+        "tracecore_perf/run/episode/sandbox.py",
     } <= files
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())

@@ -500,7 +500,7 @@ def test_bytecode_planted_for_the_fork_loop_never_runs(tmp_path: Path):
 
     from tracecore_perf.run.spawn import WORKER_SCRIPT
 
-    pyc = Path(importlib.util.cache_from_source(str(WORKER_SCRIPT.with_name("episode_worker.py"))))
+    pyc = Path(importlib.util.cache_from_source(str(WORKER_SCRIPT.parent / "episode" / "zygote.py")))
     before = pyc.read_bytes() if pyc.exists() else None
     victim = tmp_path / "victim" / "victim.txt"
     victim.parent.mkdir()

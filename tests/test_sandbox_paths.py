@@ -142,23 +142,23 @@ def test_a_run_directory_holding_the_scratch_is_not_hidden(tmp_path: Path, monke
 def test_the_sandbox_refuses_a_relative_path_to_hide(tmp_path: Path):
     """Defence in depth: a path to hide that is not absolute would be looked up from the scratch
     directory and hide nothing, so the episode does not run (its row fails) rather than run unhidden."""
-    from tracecore_perf.run import episode_sandbox
+    from tracecore_perf.run.episode import sandbox
 
-    refused = episode_sandbox.probe()
+    refused = sandbox.probe()
     if refused:
         pytest.skip(refused)
     scratch = tmp_path / "root" / "scratch"
     scratch.mkdir(parents=True)
     code = (
         "import os, sys\n"
-        "from tracecore_perf.run import episode_sandbox\n"
+        "from tracecore_perf.run.episode import sandbox\n"
         "os.chdir(sys.argv[1])\n"
-        "episode_sandbox.enter(sys.argv[1], sys.argv[2], ['out/run-x'])\n"
+        "sandbox.enter(sys.argv[1], sys.argv[2], ['out/run-x'])\n"
         "print('entered')\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(scratch), str(scratch.parent)], capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == episode_sandbox.EXIT_SANDBOX_FAILED, (done.returncode, done.stdout, done.stderr)
+    assert done.returncode == sandbox.EXIT_SANDBOX_FAILED, (done.returncode, done.stdout, done.stderr)
     assert "entered" not in done.stdout
     assert "a path to hide is not absolute: out/run-x" in done.stderr, done.stderr

@@ -23,7 +23,8 @@ import pytest
 from agent_bench.runner import spec_check
 from test_containment import AGENTS, HEALTHY, MARKER, Run, assert_ended_and_published, hostile, run_harness
 
-from tracecore_perf.run import episode_worker
+from tracecore_perf.run.episode import spec
+from tracecore_perf.run.episode.state import side
 from tracecore_perf.run.scenario import DEFAULT_SCENARIO
 
 DEFAULT_ROWS = [{"agent": row.agent, "task_ref": row.task_ref, "seed": row.seed} for row in DEFAULT_SCENARIO]
@@ -67,8 +68,8 @@ def test_an_artifact_only_the_schema_rejects_fails_its_row_in_the_published_run(
 
 @pytest.mark.slow
 def test_the_workers_answer_is_tracecores_on_every_real_artifact_and_every_way_to_break_it(strict_run: Run):
-    episode_worker._load_spec_walk()
-    assert episode_worker._schema_is_valid is not None, "jsonschema-rs, a dependency, compiled nothing"
+    spec.load_spec_walk()
+    assert side.schema_is_valid is not None, "jsonschema-rs, a dependency, compiled nothing"
     artifacts = _one_per_agent(strict_run)
     assert len(artifacts) == len(DEFAULT_ROWS) + 1, sorted(artifacts)
     taken = {True: 0, False: 0}  # the compiled walk's answer: both ways must be exercised
@@ -76,14 +77,14 @@ def test_the_workers_answer_is_tracecores_on_every_real_artifact_and_every_way_t
         for label, variant in [("as published", artifact), *_broken(artifact)]:
             # Where jsonschema-rs passes the artifact, the worker's answer lacks the walk's
             # errors, so equal answers mean that jsonschema passed it too.
-            assert answer(episode_worker._spec_errors, variant) == answer(tracecore_answer, variant), f"{agent}: {label}"
+            assert answer(spec.spec_errors, variant) == answer(tracecore_answer, variant), f"{agent}: {label}"
             taken[_compiled_valid(variant)] += 1
     assert taken[True] > 50 and taken[False] > 500, taken
 
 
 @pytest.mark.slow
 def test_the_jsonschema_walk_runs_only_for_what_the_compiled_walk_rejects(strict_run: Run, monkeypatch):
-    episode_worker._load_spec_walk()
+    spec.load_spec_walk()
     artifacts = _one_per_agent(strict_run)
     walks = []
     walk = spec_check._validate_jsonschema
@@ -95,22 +96,22 @@ def test_the_jsonschema_walk_runs_only_for_what_the_compiled_walk_rejects(strict
     monkeypatch.setattr(spec_check, "_validate_jsonschema", counting)
     forged = artifacts.pop(FORGING["agent"])
     for artifact in artifacts.values():
-        assert episode_worker._spec_errors(artifact) == []
+        assert spec.spec_errors(artifact) == []
     assert walks == [], "a valid artifact was walked by jsonschema: the compiled walk is not in use"
-    errors = episode_worker._spec_errors(forged)
+    errors = spec.spec_errors(forged)
     assert walks == [1] and errors and errors[0].startswith("schema: spec_version:")
     assert spec_check._validate_jsonschema is counting  # restored after each call
 
 
 def test_without_jsonschema_rs_every_artifact_gets_tracecores_check_as_it_ships(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "jsonschema_rs", None)  # import fails
-    monkeypatch.setattr(episode_worker, "_schema_is_valid", None)
-    monkeypatch.setattr(episode_worker, "_verdict_warm", True)  # as loaded, here without jsonschema-rs
-    monkeypatch.setattr(episode_worker, "_schema", None)
-    episode_worker._load_spec_walk()
-    assert episode_worker._schema_is_valid is None
+    monkeypatch.setattr(side, "schema_is_valid", None)
+    monkeypatch.setattr(side, "verdict_warm", True)  # as loaded, here without jsonschema-rs
+    monkeypatch.setattr(side, "schema", None)
+    spec.load_spec_walk()
+    assert side.schema_is_valid is None
     bare = {"run_id": "r1", "spec_version": FORGED_SPEC_VERSION}
-    assert episode_worker._spec_errors(bare) == tracecore_answer(bare) and tracecore_answer(bare)
+    assert spec.spec_errors(bare) == tracecore_answer(bare) and tracecore_answer(bare)
 
 
 # --- the verdict's own code out of an episode's reach ----------------------------------------
@@ -195,7 +196,7 @@ def _one_per_agent(run: Run) -> dict[str, dict]:
 
 def _compiled_valid(artifact: dict) -> bool:
     try:
-        return bool(episode_worker._schema_is_valid(artifact))
+        return bool(side.schema_is_valid(artifact))
     except Exception:  # noqa: BLE001 - what the worker treats as "not proven valid"
         return False
 

@@ -1,5 +1,5 @@
 """Warm-up: episodes of each row that the zygote runs and discards before forking workers.
-The zygote's side (``episode_worker.rehearse``) runs in-process here with fixture agents that
+The zygote's side (``run/episode/warmup.rehearse``) runs in-process here with fixture agents that
 raise or hang: a row that fails is named and left cold, never the run's end. The run's side is
 checked on a real run."""
 
@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tracecore_perf.run import episode_worker
+from tracecore_perf.run.episode import warmup
 
 from conftest import AGENTS, harness, published, scenario_file
 
@@ -20,7 +20,7 @@ TASK = "filesystem_hidden_config@1"
 def rehearse(tmp_path, agent: str, deadline_s: float = 30.0) -> list[str]:
     row = {"agent": agent, "agent_label": agent, "task_ref": TASK, "seed": 1}
     try:
-        return episode_worker.rehearse({"rows": [row], "episodes": 2, "scratch_root": str(tmp_path), "deadline_s": deadline_s})
+        return warmup.rehearse({"rows": [row], "episodes": 2, "scratch_root": str(tmp_path), "deadline_s": deadline_s})
     finally:
         gc.unfreeze()  # rehearse freezes what it allocated, as the zygote wants; this process does not
 

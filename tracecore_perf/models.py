@@ -48,7 +48,7 @@ class EpisodeJob(msgspec.Struct, frozen=True):
 
 
 class ChildResult(msgspec.Struct, frozen=True):
-    """What the episode process itself reports (written by episode_worker.py), checked
+    """What the episode process itself reports (written by ``run/episode/episode.py``), checked
     against these types by the harness: anything else is a "bad result".
 
     ``completed`` is false when TraceCore's ``run()`` raised; ``error`` then holds the
@@ -171,7 +171,7 @@ class HostContext(msgspec.Struct, kw_only=True):
 
 
 class EpisodeEnvironment(msgspec.Struct, kw_only=True):
-    """What the episode interpreter had installed (its probe, ``episode_worker._environment``):
+    """What the episode interpreter had installed (its probe, ``run/episode/probe.environment``):
     an instruction count moves with how things are installed as well as with the code, so
     ``compare`` names every difference between two runs' environments."""
 

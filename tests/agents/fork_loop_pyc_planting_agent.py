@@ -1,5 +1,5 @@
-"""Fixture: plants bytecode for the harness's fork loop: ``__pycache__/episode_worker.*.pyc``
-next to the zygote's script, compiled from the real source plus a line that leaves a mark
+"""Fixture: plants bytecode for the harness's fork loop: ``episode/__pycache__/zygote.*.pyc``
+in the package beside the zygote's script, compiled from the real source plus a line that leaves a mark
 (HOSTILE_VICTIM's folder, ``pyc-ran``) when it runs, with the source's mtime and size in its
 header, so an import would take it for the source. Then kills the zygote, so a new one loads
 the fork loop again. Then raises."""
@@ -18,7 +18,7 @@ tools = runpy.run_path(Path(__file__).resolve().with_name("hostile_tools.py"))
 def plant() -> str:
     zygote = tools["parent_of"](os.getppid())
     script = tools["cmdline"](zygote).split()[1]  # `python .../episode_process.py zygote ...`
-    source = os.path.join(os.path.dirname(script), "episode_worker.py")
+    source = os.path.join(os.path.dirname(script), "episode", "zygote.py")
     mark = os.path.join(os.path.dirname(os.environ["HOSTILE_VICTIM"]), "pyc-ran")
     with open(source) as fh:
         code = compile(fh.read() + f"\nopen({mark!r}, 'w').close()\n", source, "exec")

@@ -193,7 +193,7 @@ def run_cell_on_node(cell_data: dict, cwd: str) -> dict:
 def _die_with_parent() -> None:
     import signal
 
-    from tracecore_perf.run.episode_worker import PR_SET_PDEATHSIG, prctl
+    from tracecore_perf.run.episode.system import PR_SET_PDEATHSIG, prctl
 
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # SIGTERM, which the harness handles as an interrupt
 

@@ -40,7 +40,7 @@ from tracecore_perf.run import vanished
 from tracecore_perf.run.agent_check import check_agent_file
 from tracecore_perf.run.checks import check_memory_limit, check_settings, check_workers
 from tracecore_perf.run.console import ProgressBar, ProgressLines
-from tracecore_perf.run.episode_worker import remove_tree
+from tracecore_perf.run.episode.system import remove_tree
 from tracecore_perf.run.hostinfo import BusyProbe, host_context, machine_id
 from tracecore_perf.run.integrity import check_agreement, check_artifacts, check_run, set_aside_planted
 from tracecore_perf.run.launcher import WorkerFailed, ZygoteKeeper, ZygoteProcess

@@ -42,13 +42,13 @@ import msgspec
 
 from tracecore_perf.files import foreign_at, sha256_of
 from tracecore_perf.models import EpisodeRow, Integrity
-from tracecore_perf.run.episode_worker import RUN_ID
+from tracecore_perf.run.episode.constants import ARTIFACT_CAP_BYTES, RUN_ID
 from tracecore_perf.run.rundir import MANIFEST, RunDir, identity, lines
 from tracecore_perf.run.writer import Ledger, Ledgers
 
 TAINTED = "tainted"
-# No worker places a larger artifact (episode_worker.ARTIFACT_CAP_BYTES: it refuses one).
-MAX_ARTIFACT_BYTES = 64 * 1024 * 1024
+# No worker places a larger artifact (it refuses one).
+MAX_ARTIFACT_BYTES = ARTIFACT_CAP_BYTES
 ORPHANED = "orphaned-artifacts"
 
 

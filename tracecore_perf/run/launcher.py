@@ -1,14 +1,15 @@
 """The launcher: a zygote per run, one worker process per worker slot, and episodes run
 through them.
 
-The :class:`ZygoteProcess` is the harness's handle on ``episode_worker.py zygote``, which warms
-TraceCore once and forks the workers; :class:`ZygoteKeeper` starts another one when an
-episode kills or stops it. A :class:`WorkerProcess` is the handle on one worker:
-``run_episode`` sends a job, waits for the outcome under the per-episode timeout, and on
-timeout asks the worker to kill the episode's whole process tree (SIGTERM, then SIGKILL
-after a grace period). Every wait on the zygote or a worker has a deadline: a process that
-dies, stops or sends something malformed raises :class:`WorkerFailed`, and the caller kills
-and replaces it.
+The :class:`ZygoteProcess` is the harness's handle on ``episode_process.py zygote``
+(``episode/zygote.py``), which warms TraceCore once and forks the workers;
+:class:`ZygoteKeeper` starts another one when an episode kills or stops it. A
+:class:`WorkerProcess` is the handle on one worker: ``run_episode`` sends a job, waits for the
+outcome under the per-episode timeout, and on timeout asks the worker to kill the episode's
+whole process tree (SIGTERM, then SIGKILL after a grace period). Every wait on the zygote or a
+worker has a deadline: a process that dies, stops or sends something malformed raises
+:class:`WorkerFailed` (:class:`ZygoteFailed` for the zygote), and the caller kills and
+replaces it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from tracecore_perf.errors import CodeChanged, RunAborted
 from tracecore_perf.models import EpisodeJob, IsolationMode
 from tracecore_perf.run import protocol
-from tracecore_perf.run.episode_worker import callgrind_count, remove_tree
+from tracecore_perf.run.episode.callgrind import callgrind_count
+from tracecore_perf.run.episode.system import remove_tree
 from tracecore_perf.run.protocol import PROTOCOL_VERSION, Bye, CallDone, Done, Ready
 from tracecore_perf.run.seal import CodeSeal
 from tracecore_perf.run.seal import describe as describe_change
@@ -58,15 +60,22 @@ MAX_LINE_BYTES = 1024 * 1024
 
 
 class WorkerFailed(RuntimeError):
-    """The worker (or zygote) process died, stopped answering, or sent something malformed."""
+    """A worker process died, stopped answering, or sent something malformed; the zygote's
+    failures are its subclass :class:`ZygoteFailed`, so a caller that catches this one
+    catches both."""
+
+
+class ZygoteFailed(WorkerFailed):
+    """The zygote process could not be started, died, stopped answering, or sent something
+    malformed."""
 
 
 E = TypeVar("E")
 
 
-def _greeting(ready: Ready, who: str) -> None:
+def _greeting(ready: Ready, who: str, failure: type[WorkerFailed] = WorkerFailed) -> None:
     if ready.protocol != PROTOCOL_VERSION:
-        raise WorkerFailed(f"{who} speaks protocol {ready.protocol}, the harness {PROTOCOL_VERSION}: mixed installations?")
+        raise failure(f"{who} speaks protocol {ready.protocol}, the harness {PROTOCOL_VERSION}: mixed installations?")
 
 
 class WorkerProcess:
@@ -325,7 +334,7 @@ class ZygoteProcess:
             try:
                 spawned = spawn_zygote(python, isolation, callgrind_dir)
             except OSError as exc:
-                raise WorkerFailed(f"cannot start {python}{' under valgrind' if callgrind_dir else ''}: {exc}") from exc
+                raise ZygoteFailed(f"cannot start {python}{' under valgrind' if callgrind_dir else ''}: {exc}") from exc
         spawned.adopted = True
         control = await UNIXSocketStream.from_socket(spawned.control)
         zygote = cls(PopenProcess(spawned.process), control, isolation, callgrind_dir)
@@ -338,7 +347,7 @@ class ZygoteProcess:
             reason = zygote.startup_error() if zygote.process.returncode else str(exc)
             with anyio.CancelScope(shield=True):
                 await zygote.close()
-            raise WorkerFailed(reason) from None
+            raise ZygoteFailed(reason) from None
         return zygote
 
     def startup_error(self) -> str:
@@ -399,13 +408,13 @@ class ZygoteProcess:
         ``deadline`` seconds, for its ``answer``. Any failure leaves the zygote unusable."""
         if not self.usable or self.process.returncode is not None:
             self.usable = False
-            raise WorkerFailed(f"the zygote process is gone (exit code {self.process.returncode})")
+            raise ZygoteFailed(f"the zygote process is gone (exit code {self.process.returncode})")
         async with self._lock:
             reply = None
             try:
                 with anyio.move_on_after(deadline):
                     if greeting:
-                        _greeting(await self._expect(Ready), "the zygote")
+                        _greeting(await self._expect(Ready), "the zygote", ZygoteFailed)
                     payload = protocol.encoder.encode(command) + b"\n"
                     if fds:
                         await self.control.send_fds(payload, list(fds))
@@ -421,22 +430,22 @@ class ZygoteProcess:
                 OSError,
             ) as exc:
                 self.usable = False
-                raise WorkerFailed(f"the zygote process is gone (exit code {self.process.returncode}): {exc}") from exc
+                raise ZygoteFailed(f"the zygote process is gone (exit code {self.process.returncode}): {exc}") from exc
             except msgspec.DecodeError as exc:
                 self.usable = False
-                raise WorkerFailed(f"the zygote's answer to {type(command).__name__} is unreadable: {exc}") from exc
+                raise ZygoteFailed(f"the zygote's answer to {type(command).__name__} is unreadable: {exc}") from exc
             except WorkerFailed:
                 self.usable = False
                 raise
             if reply is None:
                 self.usable = False
-                raise WorkerFailed(f"the zygote did not answer {type(command).__name__} within {deadline:g} s (stopped or hung)")
+                raise ZygoteFailed(f"the zygote did not answer {type(command).__name__} within {deadline:g} s (stopped or hung)")
             return reply
 
     async def _expect(self, kind: type[E]) -> E:
         event = protocol.zygote_events.decode(await self._lines.receive_until(b"\n", MAX_LINE_BYTES))
         if not isinstance(event, kind):
-            raise WorkerFailed(f"zygote: expected {kind.__name__}, got {type(event).__name__}")
+            raise ZygoteFailed(f"zygote: expected {kind.__name__}, got {type(event).__name__}")
         return event
 
     async def spawn_worker(self, slot: int) -> WorkerProcess:
@@ -586,7 +595,7 @@ class ZygoteKeeper:
                     if self.warmup_episodes > 0:
                         await self._rehearse(zygote)  # a failure there leaves it cold, not lost
                         if not zygote.usable:
-                            raise WorkerFailed("the warm-up left the new zygote unusable")
+                            raise ZygoteFailed("the warm-up left the new zygote unusable")
                 except WorkerFailed as exc:
                     last = exc
                     if zygote is not None:

@@ -36,7 +36,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from tracecore_perf.errors import TERMINATING, CodeChanged, RunAborted, terminating_code
 from tracecore_perf.escape import terminal
 from tracecore_perf.models import ChildResult, EpisodeJob, EpisodeRow, Integrity, Sample
-from tracecore_perf.run.episode_worker import remove_tree
+from tracecore_perf.run.episode.system import remove_tree
 from tracecore_perf.run.integrity import check_artifacts
 from tracecore_perf.run.launcher import WorkerFailed, WorkerProcess, ZygoteKeeper
 from tracecore_perf.run.limits import LimitGuard

@@ -1,7 +1,7 @@
 """The zygote/worker protocol, harness side: one msgspec Struct per message, each way.
 
 The harness talks to the zygote over one Unix socket and to each worker over a socket of its
-own, in JSON lines. ``episode_worker.py`` (the other side) is standard library only, so that
+own, in JSON lines. The episode side (``run/episode/``) is standard library only, so that
 any interpreter with TraceCore can run it: it builds and reads these messages as plain dicts,
 and ``tests/test_protocol.py`` holds both sides to these Structs. Who sends what, and when,
 is the table in ``docs/architecture.md``.
@@ -18,7 +18,8 @@ import msgspec
 
 from tracecore_perf.models import ArtifactFacts
 
-PROTOCOL_VERSION = 1  # episode_worker.PROTOCOL_VERSION must be the same
+# defined once, for both sides (the episode side is standard library only)
+from tracecore_perf.run.episode.constants import PROTOCOL_VERSION as PROTOCOL_VERSION
 
 
 class _Command(msgspec.Struct, tag_field="cmd", forbid_unknown_fields=True):
@@ -103,7 +104,7 @@ class Run(_Command, tag="run"):
     log_path: str
     output_cap: int
     memory_limit: int | None = None  # the episode process's RLIMIT_DATA, bytes
-    sandbox: bool = False  # namespaces of its own (episode_sandbox.py)
+    sandbox: bool = False  # namespaces of its own (episode/sandbox.py)
     sandbox_hidden: list[str] = []  # paths it must not see (the run directory), absolute and resolved
 
 
@@ -145,7 +146,7 @@ class Rehearsed(_Event, tag="rehearsed"):
     failures: list[str]
 
 
-class CallDone(_Event, tag="done"):
+class CallDone(_Event, tag="call_done"):
     """The answer to ``Probe`` or ``Metrics``, computed in a forked child of the zygote."""
 
     returncode: int

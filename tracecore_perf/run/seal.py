@@ -10,7 +10,7 @@ installs (``agent_bench``, and ``tasks``, whose validators decide success; their
 ``__pycache__`` included: a planted ``.pyc`` runs as surely as a changed source; the probe
 compiles them first, as ``pip install`` does, so no legitimate ``.pyc`` appears during the
 run), the harness's own fork loop
-(``episode_process.py``, ``episode_worker.py``, ``episode_sandbox.py``), and the episode
+(``episode_process.py`` and the ``episode/`` package's modules), and the episode
 interpreter's site directories: their ``.pth`` and ``*customize.py`` files by content, every
 other entry by name (a planted top-level module). Each file by content *and* change time, so
 a change undone before the check is still seen. The other installed packages the zygote
@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from tracecore_perf.files import sha256_of
 from tracecore_perf.run.spawn import WORKER_SCRIPT
 
-HARNESS_FILES = (WORKER_SCRIPT, WORKER_SCRIPT.with_name("episode_worker.py"), WORKER_SCRIPT.with_name("episode_sandbox.py"))
+HARNESS_FILES = (WORKER_SCRIPT, *sorted(WORKER_SCRIPT.with_name("episode").glob("*.py")))
 
 
 def _package_files(package_dir: str) -> list[str]:

@@ -21,18 +21,19 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tracecore_perf.run.episode.constants import CALLGRIND_DIR_ENV
+
 TYPE_CHECKING = False  # typing itself costs an import before the zygote can start
 if TYPE_CHECKING:
     from typing import IO
 
     from tracecore_perf.models import IsolationMode
 
-WORKER_SCRIPT = Path(__file__).with_name("episode_process.py")  # the fork loop; the roles are episode_worker.py
+WORKER_SCRIPT = Path(__file__).with_name("episode_process.py")  # the fork loop; the roles are in episode/
 # Instruction mode: the hash seed every counted interpreter gets (so dict and set order, and
 # with them the instructions, repeat from run to run), and where the workers find the folder
-# callgrind writes each process's count into (episode_worker.CALLGRIND_DIR_ENV).
+# callgrind writes each process's count into (CALLGRIND_DIR_ENV, episode/constants.py).
 HASH_SEED = 0
-CALLGRIND_DIR_ENV = "TRACECORE_PERF_CALLGRIND_DIR"
 # Every process of this harness's runs carries this in its environment (strays.sweep finds
 # what outlives its worker and zygote by it); a token per harness process, whose runs are
 # one after another.
@@ -45,7 +46,7 @@ def callgrind_prefix(callgrind_dir: str) -> list[str]:
     as the process exits into ``callgrind_dir`` and zeroed when a forked child starts
     (``PyOS_AfterFork_Child``), so an episode process's file holds exactly its episode.
     Children that exec run natively (``--trace-children=no``, callgrind's default); an
-    episode can start none (``episode_sandbox.forbid_new_processes``). No gdbserver
+    episode can start none (``episode/sandbox.forbid_new_processes``). No gdbserver
     (``--vgdb=no``): nothing, ``callgrind_control`` included, can switch a count off from outside."""
     return [
         "valgrind",

@@ -1,7 +1,7 @@
 """``--sandbox``: each episode in its own user, mount, IPC, PID and network namespaces.
 
-Standard library only (ctypes for the system calls), like ``episode_worker.py``, which loads
-this file by path in a worker the first time a job asks for the sandbox, so every episode
+Standard library only (ctypes for the system calls), like the rest of this package; a worker
+loads it (``state.load_sandbox``) the first time a job asks for the sandbox, so every episode
 process it forks has it. :func:`enter` is called in the forked episode process, after its
 descriptors, process group, memory bound and working directory are set, before TraceCore
 runs. It returns only in the sandboxed episode; the process that called it waits for that
