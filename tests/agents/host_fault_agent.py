@@ -3,7 +3,8 @@ test's FIXTURE_CLOCK folder), does to the run's folders what the host might do m
 per test (FAULT_DONE, a marker file: the resumed run goes clean), as FAULT says:
 
 - ``rename``: the output folder FAULT_OUT renamed to FAULT_OUT + "-moved";
-- ``remove``: the output folder removed (renamed away first, so it vanishes in one step);
+- ``remove``: the output folder removed (the run's series unlinked first, as ``rm -rf`` goes
+  files before folders; then the folder renamed away, so it vanishes in one step, and removed);
 - ``readonly``: the run's ``.agent_bench/runs`` made read-only by a bind mount (root, in the
   test's private mount namespace), as a lost write permission.
 
@@ -33,6 +34,12 @@ def _fault() -> None:
     if fault == "rename":
         os.rename(out, out + "-moved")
     elif fault == "remove":
+        # As rm -rf does, files go before their folder: the run's series first (the harness's
+        # open series then reads "deleted", whatever it notices next), then the folder, moved
+        # away in one step and removed. Were the folder moved first, a harness that stops the
+        # run (killing this episode) before the rest is gone would rightly find it moved.
+        for series in glob.glob(os.path.join(glob.escape(out), "run-*", "series.jsonl")):
+            os.unlink(series)
         os.rename(out, out + "-removing")
         shutil.rmtree(out + "-removing", ignore_errors=True)
     elif fault == "readonly":
