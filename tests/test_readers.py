@@ -22,7 +22,7 @@ import pytest
 
 from tracecore_perf.cli import main
 
-from conftest import AGENTS, REPO, harness, harness_env, scenario_file
+from conftest import AGENTS, REPO, harness, harness_env, published, scenario_file
 
 BASELINE = REPO / "deliverables" / "perf" / "baseline-slice"
 
@@ -316,3 +316,59 @@ def test_a_second_attempt_at_a_run_is_refused_while_one_holds_it(tmp_path: Path)
     assert summary["integrity"]["clean"], summary["integrity"]
     indexes = [json.loads(line)["episode_index"] for line in (run_dir / "series.jsonl").read_text().splitlines()]
     assert sorted(indexes) == [0, 1]  # every episode once
+
+
+def _interrupted_run(work: Path, episodes: int = 2, more: int = 1) -> Path:
+    """A real run of ``episodes``, then its manifest asking for ``more`` and its publication
+    undone: a run --resume has an episode left to run."""
+    done = harness("--episodes", str(episodes), "--workers", "2", "--output-dir", "out", "--no-progress", cwd=work)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = (work / "out").glob("run-*")
+    stored = json.loads((run_dir / "manifest.json").read_text())
+    stored["episodes"], stored["status"] = episodes + more, "interrupted"
+    (run_dir / "manifest.json").write_text(json.dumps(stored))
+    for done_file in (work / "out").glob("perf-*"):
+        done_file.unlink()
+    return run_dir
+
+
+@pytest.mark.slow
+def test_resume_through_a_link_or_a_relative_path_takes_the_run_where_it_is(tmp_path: Path):
+    run_dir = _interrupted_run(tmp_path)
+    link = tmp_path / "link-to-run"
+    link.symlink_to(run_dir)
+    resumed = harness("--resume", "link-to-run", "--json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads(resumed.stdout)["summary"]
+    assert summary["episodes"] == 3 and summary["failure_count"] == 0 and summary["integrity"]["clean"]
+    assert len(list((tmp_path / "out").glob("perf-summary-*.json"))) == 1  # published beside the run itself
+    assert not list(tmp_path.glob("perf-*"))  # not beside the link
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_a_resume_begins_gives_its_resume_line_not_already_published(tmp_path: Path):
+    """Interrupted as soon as it holds the run (validating, starting its zygote): the run is
+    not published, and the line says how to finish it."""
+    run_dir = _interrupted_run(tmp_path)
+    resuming = popen(tmp_path, "--resume", str(run_dir), "--no-progress")
+    wait_for_lock("run.lock", run_dir, resuming)
+    resuming.send_signal(signal.SIGINT)
+    _, err = resuming.communicate(timeout=120)
+    last = err.strip().splitlines()[-1]
+    assert "already published" not in err, err[-2000:]
+    if resuming.returncode == 0:  # it finished the one episode before the signal landed: nothing to say
+        return
+    assert resuming.returncode == 130, err[-2000:]
+    assert last.startswith("tracecore-perf: interrupted; to finish the run: ") and f"--resume {run_dir}" in last, err
+    finished = harness("--resume", str(run_dir), "--json", cwd=tmp_path)
+    assert finished.returncode == 0 and json.loads(finished.stdout)["summary"]["episodes"] == 3, finished.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_a_relative_python_is_taken_from_the_working_directory(tmp_path: Path):
+    python = os.path.relpath(sys.executable, tmp_path)
+    done = harness("--python", python, "--episodes", "2", "--workers", "2", "--output-dir", "out", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["summary"]["failure_count"] == 0
+    manifest = published(tmp_path / "out", "manifest")
+    assert os.path.isabs(manifest["interpreter"]["executable"])

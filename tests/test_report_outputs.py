@@ -54,6 +54,22 @@ def test_a_stamp_looked_up_in_the_committed_baseline_rewrites_nothing(tmp_path, 
     assert _state(run) == before
 
 
+@pytest.mark.parametrize("spelled", ["same", "dotted", "linked"])
+def test_output_dir_naming_the_runs_own_folder_rewrites_nothing(tmp_path, capsys, spelled: str):
+    """--output-dir is for another folder: the run's own, however it is spelled, is refused
+    as the default is."""
+    run = _copy(BASELINE, tmp_path / "baseline")
+    folder = {"same": run, "dotted": run / ".." / run.name, "linked": tmp_path / "link"}[spelled]
+    if spelled == "linked":
+        folder.symlink_to(run)
+    before = _state(run)
+    code = main(["report", str(run), "--output-dir", str(folder)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "exists: a run's report is written beside it once" in err or "symbolic link" in err, err
+    assert _state(run) == before
+
+
 @pytest.mark.slow  # renders the charts (matplotlib), a few seconds each
 def test_report_writes_beside_a_run_once_then_only_where_it_is_told(tmp_path):
     run = _copy(SLICE, tmp_path / "slice")

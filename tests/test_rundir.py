@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from test_publish import manifest
 
+from tracecore_perf.errors import UsageError
 from tracecore_perf.run.rundir import MANIFEST, RunDir
 
 STAMP = "20260101T000000Z"
@@ -71,3 +72,12 @@ def test_the_run_directory_itself_stays_locked_when_run_lock_is_deleted(tmp_path
     folder = os.open(run_dir.path, os.O_RDONLY | os.O_DIRECTORY)
     fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # let go: free again
     os.close(folder)
+
+
+def test_a_link_in_the_run_directorys_place_is_one_line_not_a_crash(tmp_path: Path):
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    link = tmp_path / f"run-{STAMP}"
+    link.symlink_to(real)
+    with pytest.raises(UsageError, match="cannot lock the run directory .*: a link stands at its name"):
+        RunDir(link).lock()

@@ -47,7 +47,9 @@ def main(argv: list[str]) -> int:
         check_output_path("--output-dir", args.output_dir, "folder")
     run = locate(args.run, args.search_dir)
     baseline = locate(args.baseline, args.search_dir) if args.baseline else None
-    if args.output_dir is None and (present := report_files_in(run.output_dir, run.stamp)):
+    # beside the run, however the folder is named (--output-dir of the run's own folder too)
+    beside = args.output_dir is None or _same_folder(args.output_dir, run.output_dir)
+    if beside and (present := report_files_in(run.output_dir, run.stamp)):
         raise UsageError(
             f"{present[0]} exists: a run's report is written beside it once and then left as published; "
             f"name a folder for another with --output-dir DIR"
@@ -57,3 +59,12 @@ def main(argv: list[str]) -> int:
     print(f"{PROG} report: {written.report}", file=sys.stdout)
     print(f"{PROG} report: {len(written.charts)} chart files beside it (PNG and SVG)", file=sys.stdout)
     return 0
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    import os
+
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -119,7 +120,8 @@ def main(argv: list[str]) -> int:
 
     stop_on_sigterm()  # outside the batch, SIGTERM stops the run as Ctrl-C does: cleaned up, 143
     args, given = parse(argv)
-    args.python = args.python or default_python()
+    # a relative interpreter path is taken from here: episodes and checks run in other folders
+    args.python = os.path.abspath(args.python) if args.python else default_python()
     args.isolation = args.isolation or default_isolation()
     thresholds, scenario = check_input(args, given)
     # A new run's zygote starts now, before the harness's imports below, so TraceCore's
@@ -180,7 +182,7 @@ def _run(args: argparse.Namespace, thresholds, scenario, zygote) -> int:
     orchestrator.resume_hint = lambda run_dir: resume_command(run_dir, args)
     if args.resume is not None:
         outcome = harness.resume(args.resume, output_cap=args.output_cap, show_progress=show_progress)
-        if outcome.publication is None and outcome.stopped is None:
+        if outcome.already_published:
             print(f"{PROG}: run already published, nothing to resume: {args.resume}", file=sys.stderr)
             return outcome.exit_code
     else:

@@ -68,7 +68,7 @@ def run_cells(
             if unfinished is not None:
                 say(f"cell {cell.name} ({number}/{len(cells)}): resuming {unfinished}")
                 result = harness.resume(unfinished, output_cap=output_cap, show_progress=show_progress)
-                if result.publication is None and result.stopped is None:
+                if result.already_published:
                     result = None  # every row there but never published: run the cell afresh
             if result is None:
                 cellio.set_aside(matrix_dir, cell.name)

@@ -86,6 +86,7 @@ class Outcome(msgspec.Struct):
     publication: Publication | None
     run_dir: str
     stopped: str | None = None  # why the run had to stop (exit 3), for the one line on stderr
+    already_published: bool = False  # a --resume of a run published to the end: nothing was done
 
 
 # A run whose manifest says one of these was published to the end; any other (running,
@@ -244,9 +245,9 @@ def with_defaults(settings: RunSettings) -> RunSettings:
     """``settings`` with the interpreter and isolation this machine defaults to filled in."""
     from tracecore_perf.run.spawn import default_isolation, default_python
 
-    return msgspec.structs.replace(
-        settings, python=settings.python or default_python(), isolation=settings.isolation or default_isolation()
-    )
+    # a relative interpreter path is taken from here: episodes and checks run in other folders
+    python = os.path.abspath(settings.python) if settings.python else default_python()
+    return msgspec.structs.replace(settings, python=python, isolation=settings.isolation or default_isolation())
 
 
 def preflight(
@@ -413,7 +414,10 @@ def start(
 
 
 def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcome:
-    """Finish an interrupted run: same parameters, only the episodes with no row."""
+    """Finish an interrupted run: same parameters, only the episodes with no row. ``path``
+    may be relative or a link to the run directory: the run is taken where it really is."""
+    if os.path.isdir(path):
+        path = Path(os.path.realpath(path))
     run_dir = RunDir(path)
     if not path.is_dir() or not (os.path.lexists(path / MANIFEST) or os.path.lexists(path / LOCK)):
         raise UsageError(f"not a run directory (no {MANIFEST}): {path}")
@@ -460,7 +464,7 @@ def _take_run(run_dir: RunDir) -> tuple[Manifest, RunSettings, SeriesIndex, list
     if done.count >= manifest.episodes and manifest.status in PUBLISHED and not planted:
         code = ExitCode.OK if done.passed == done.count else ExitCode.FAILED
         code = ExitCode.TAINTED if manifest.status == "tainted" else code
-        return Outcome(exit_code=code, publication=None, run_dir=str(path))
+        return Outcome(exit_code=code, publication=None, run_dir=str(path), already_published=True)
     # Rows missing, or all there but the publication never finished (the harness was stopped
     # or killed while checking or publishing): the attempt runs what is missing, maybe
     # nothing, and publishes.

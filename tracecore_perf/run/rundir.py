@@ -16,9 +16,9 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import secrets
 import shutil
 import stat
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -104,15 +104,16 @@ class RunDir:
         hidden name beside its place (``.run-<stamp>.<random>``), locked, and renamed into
         place. Whatever stops the harness meanwhile (even kill -9), no ``run-<stamp>`` exists
         that ``--resume`` could not take; at worst a hidden folder is left, which nothing reads."""
-        staging = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        staging = _new_folder(self.path.parent, f".{self.path.name}.")
         made = RunDir(staging)
         try:
             (staging / "logs").mkdir()
             made.runs_root.mkdir(parents=True)
             made.write_manifest(manifest)
             made.lock()  # the lock is the folder's (its inode): it moves with it
-            os.chmod(staging, 0o777 & ~_umask())  # what mkdir would have given, not mkdtemp's 0700
-            os.rename(staging, self.path)  # fails if anything took the name meanwhile
+            # new_stamp chose a free name; a file or a folder with anything in it that took the
+            # name since makes this fail (an empty folder there would be replaced)
+            os.rename(staging, self.path)
         except BaseException:
             made.unlock()
             shutil.rmtree(staging, ignore_errors=True)
@@ -199,10 +200,16 @@ class RunDir:
 _HELD: dict[tuple[int, int] | None, tuple[int, int]] = {}  # identity -> (run.lock, the folder)
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)  # the only way to read it is to set it: put back at once
-    os.umask(mask)
-    return mask
+def _new_folder(parent: Path, prefix: str) -> Path:
+    """A new folder of a name no one has (``prefix`` + random), made as mkdir makes any (the
+    process's umask applies, unlike mkdtemp's 0700)."""
+    while True:
+        path = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
 
 
 def identity(path: Path) -> tuple[int, int] | None:
@@ -217,7 +224,11 @@ def identity(path: Path) -> tuple[int, int] | None:
 def _lock_folder(path: Path) -> int:
     """The run directory itself, flocked (an episode that deletes or replaces ``run.lock``
     leaves this lock where it is): its descriptor, or UsageError naming the holder."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        why = "a link stands at its name" if exc.errno in (errno.ELOOP, errno.ENOTDIR) else exc.strerror
+        raise UsageError(f"cannot lock the run directory {path}: {why}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
