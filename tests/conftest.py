@@ -321,6 +321,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):  # a worker of a distributed run (pytest-xdist)
         # A temporary directory of its own inside the session's (what a test there diffs or
         # removes, Ray's session files included, is its own); the controller checks it at the end.
+        _session["controller_tmp"] = os.environ["TMPDIR"]
         private = os.path.join(os.environ["TMPDIR"], f"{WORKER_TMP_PREFIX}{config.workerinput['workerid']}")
         os.makedirs(private, exist_ok=True)
         os.environ["TMPDIR"] = private
@@ -336,6 +337,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     private = _session.get("tmp")
     if not isinstance(private, str):
         return
+    for name in os.listdir(private):
+        if name.startswith(_GROUPS_PREFIX):
+            os.unlink(os.path.join(private, name))
     left = sorted(name for name in os.listdir(private) if not name.startswith(("pytest-of-", WORKER_TMP_PREFIX)))
     for worker in sorted(name for name in os.listdir(private) if name.startswith(WORKER_TMP_PREFIX)):
         left += [f"{worker}/{name}" for name in sorted(os.listdir(os.path.join(private, worker)))]
@@ -355,12 +359,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 # --- pytest-xdist: what must share one worker ------------------------------------------------
 #
-# The suite runs on pytest-xdist workers (``-n`` in pyproject's addopts, ``--dist loadgroup``):
-# every test has its own tmp_path, TMPDIR and episode scratch, and finds its leftovers by its own
-# folder or marker, so tests run side by side. A fixture wider than a test (a module's real run
-# that its tests only read, a session's built environment, test_matrix_ray's Ray cluster) is
-# set up once per worker that asks for it: the tests sharing one go to one worker together
-# (an ``xdist_group`` named after the fixture), so it is still set up once.
+# The suite runs on pytest-xdist workers (``-n`` in pyproject's addopts): every test has its own
+# tmp_path, TMPDIR and episode scratch, and finds its leftovers by its own folder or marker, so
+# tests run side by side. A fixture wider than a test (a module's real run that its tests only
+# read, a session's built environment, test_matrix_ray's Ray cluster) is set up once per worker
+# that asks for it: the tests sharing one go to one worker together, so it is still set up
+# once. Each worker writes the group of each test (named after the fixture; an explicit
+# ``xdist_group`` mark wins) as it collects; the scheduler below reads them. (xdist's own
+# ``--dist loadgroup`` renames node ids to carry the group, which pytest 9.2's nodes no longer
+# allow: its groups are silently ignored, so they are not relied on.)
+_GROUPS_PREFIX = "xdist-groups-"
 
 
 def _shared_fixture(item: pytest.Item) -> str | None:
@@ -377,10 +385,45 @@ def _shared_fixture(item: pytest.Item) -> str | None:
     return None
 
 
+def _group(item: pytest.Item) -> str | None:
+    marked = item.get_closest_marker("xdist_group")
+    if marked is not None:
+        return str(marked.args[0] if marked.args else marked.kwargs.get("name", "default"))
+    return _shared_fixture(item)
+
+
+@pytest.hookimpl(trylast=True)  # after deselection: the items that will run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None and (shared := _shared_fixture(item)):
-            item.add_marker(pytest.mark.xdist_group(shared))
+    if not hasattr(config, "workerinput"):
+        return
+    groups = {item.nodeid: group for item in items if (group := _group(item)) is not None}
+    path = os.path.join(str(_session["controller_tmp"]), f"{_GROUPS_PREFIX}{config.workerinput['workerid']}.json")
+    with open(path + ".part", "w") as out:
+        json.dump(groups, out)
+    os.replace(path + ".part", path)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's: without it, never called
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Load scheduling (any free worker takes the next unit), a unit being a test or a group."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    folder = str(_session["tmp"])
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:
+                self.groups = {}
+                for name in sorted(os.listdir(folder)):
+                    if name.startswith(_GROUPS_PREFIX) and name.endswith(".json"):
+                        with open(os.path.join(folder, name)) as written:
+                            self.groups.update(json.load(written))
+            group = self.groups.get(nodeid)
+            return f"group:{group}" if group is not None else nodeid
+
+    return SharedFixtureScheduling(config, log)
 
 
 @pytest.hookimpl(hookwrapper=True)
