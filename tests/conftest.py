@@ -119,14 +119,23 @@ def kill_tree(pid: int) -> None:
     psutil.wait_procs(members[1:], timeout=30)  # not the root: its parent reaps it (Popen.wait)
 
 
-def _files(paths: list[Path]) -> frozenset:
+def _files(paths: list[Path], most: int = 20_000) -> frozenset:
+    """(path, size, mtime) of what is under ``paths``: walked without recursion and without
+    following links (a hostile agent's tree may be thousands of levels deep), up to ``most``
+    entries (a tree still growing changes the signature all the same)."""
     seen = set()
-    for top in paths:
-        for folder, _dirs, names in os.walk(top):
-            for name in names:
-                with contextlib.suppress(OSError):
-                    info = os.lstat(os.path.join(folder, name))
-                    seen.add((folder, name, info.st_size, info.st_mtime_ns))
+    stack = [str(p) for p in paths]
+    while stack and len(seen) < most:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    with contextlib.suppress(OSError):
+                        info = entry.stat(follow_symlinks=False)
+                        seen.add((entry.path, info.st_size, info.st_mtime_ns))
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+        except OSError:  # gone, unreadable, or a path too long to open
+            continue
     return frozenset(seen)
 
 
@@ -304,7 +313,7 @@ class StartedAProcess(AssertionError):
 # session (exit 1), naming what was left.
 
 _session: dict[str, object] = {}
-WORKER_TMP_PREFIX = "xdist-"
+WORKER_TMP_PREFIX = "gw"  # xdist's worker ids; short: Ray's socket paths under it must fit 107 bytes
 
 
 def _checkout_outputs() -> set[str]:
@@ -322,7 +331,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # A temporary directory of its own inside the session's (what a test there diffs or
         # removes, Ray's session files included, is its own); the controller checks it at the end.
         _session["controller_tmp"] = os.environ["TMPDIR"]
-        private = os.path.join(os.environ["TMPDIR"], f"{WORKER_TMP_PREFIX}{config.workerinput['workerid']}")
+        private = os.path.join(os.environ["TMPDIR"], config.workerinput["workerid"])
         os.makedirs(private, exist_ok=True)
         os.environ["TMPDIR"] = private
         tempfile.tempdir = None
