@@ -2,8 +2,10 @@
 
 Chromium's ``--remote-debugging-pipe`` speaks the protocol on file descriptors 3 (it reads)
 and 4 (it writes), NUL-terminated JSON messages: no port to discover, no websocket client, no
-waiting for a listener to come up. Every read has a generous guard timeout so a wedged browser
-fails the test instead of hanging it; nothing here waits on a clock to synchronise.
+waiting for a listener to come up. Every read is watched by conftest's watchdog, so a wedged
+browser (no message, no CPU time in its process tree for QUIET_S) fails the test instead of
+hanging it, and a slow one on a loaded host only makes it slower; nothing here waits on a
+clock to synchronise.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from conftest import Watchdog
+
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -29,7 +33,6 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
     "--remote-debugging-pipe",
 )
-GUARD_S = 90.0
 
 
 def chromium_path() -> str | None:
@@ -78,10 +81,13 @@ class Chromium:
     # --- protocol ----------------------------------------------------------------------
 
     def _read_message(self) -> dict[str, Any]:
+        dog = Watchdog(self.proc.pid)
         while b"\0" not in self._buffer:
-            ready, _, _ = select.select([self._from_browser], [], [], GUARD_S)
+            ready, _, _ = select.select([self._from_browser], [], [], 1.0)
             if not ready:
-                raise BrowserError(f"chromium said nothing for {GUARD_S} s")
+                if dog.stalled():
+                    raise BrowserError(f"chromium said nothing and used no CPU time for {dog.quiet_limit:g} s")
+                continue
             chunk = os.read(self._from_browser, 1 << 16)
             if not chunk:
                 raise BrowserError(f"chromium closed the protocol pipe (exit {self.proc.poll()})")
@@ -161,10 +167,15 @@ class Chromium:
                 self.send("Browser.close", session=False)
         except (BrowserError, OSError):
             pass
-        try:
-            self.proc.wait(timeout=GUARD_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        dog = Watchdog(self.proc.pid)
+        while True:
+            try:
+                self.proc.wait(timeout=1.0)
+                break
+            except subprocess.TimeoutExpired:
+                if dog.stalled():
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait()
+                    break
         for fd in (self._to_browser, self._from_browser):
             os.close(fd)

@@ -25,7 +25,7 @@ def _refusal(tmp_path: Path, agent: Path, *args: str, env: dict | None = None) -
     rows = [{"agent": "agents/toy_agent.py", "task_ref": "filesystem_hidden_config@1", "seed": 1},
             {"agent": str(agent), "task_ref": "filesystem_hidden_config@1", "seed": 1}]  # fmt: skip
     done = harness("--output-dir", "out", "--episodes", "2", "--scenario", str(scenario_file(tmp_path / "s.json", rows)),
-                   *args, cwd=tmp_path, timeout=300, env=env)  # fmt: skip
+                   *args, cwd=tmp_path, env=env)  # fmt: skip
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stdout + done.stderr
     assert lines[0].startswith(f"tracecore-perf: error: agent not found: {agent}: "), lines[0]

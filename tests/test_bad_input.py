@@ -81,9 +81,7 @@ def test_bad_scenario_files(tmp_path: Path, case: str, capsys, monkeypatch):
 def test_bad_scenarios(tmp_path: Path, case: str):
     rows, message = SCENARIO_CASES[case]
     out = tmp_path / "out"
-    done = harness(
-        "--scenario", str(scenario_file(tmp_path / "s.json", rows)), "--output-dir", str(out), cwd=tmp_path, timeout=120
-    )
+    done = harness("--scenario", str(scenario_file(tmp_path / "s.json", rows)), "--output-dir", str(out), cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
@@ -121,7 +119,6 @@ def test_nothing_already_written_is_touched(tmp_path: Path):
         "--output-dir",
         str(out),
         cwd=tmp_path,
-        timeout=120,
     )
     assert done.returncode == 2
     assert sorted(p.name for p in out.iterdir()) == before
@@ -143,7 +140,6 @@ def test_users_own_agent_file_resolves_from_the_working_directory(tmp_path: Path
         "--scenario",
         str(scenario_file(tmp_path / "s.json", [_row(agent="mine/agent.py")])),
         cwd=tmp_path,
-        timeout=120,
     )
     assert done.returncode == 0, done.stderr
 
@@ -157,7 +153,7 @@ def test_python_without_tracecore(tmp_path: Path, isolation: str):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
     out = tmp_path / "out"
     done = harness("--python", str(tmp_path / "bare" / "bin" / "python"), "--isolation", isolation,
-                   "--output-dir", str(out), cwd=tmp_path, timeout=120)  # fmt: skip
+                   "--output-dir", str(out), cwd=tmp_path)  # fmt: skip
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "No module named 'agent_bench'" in lines[0], done.stderr
@@ -218,7 +214,7 @@ def test_an_agent_file_that_dies_as_it_is_loaded_is_one_line_naming_it(tmp_path:
     agent.write_text(source)
     out = tmp_path / "out"
     done = harness("--output-dir", str(out), "--scenario", str(scenario_file(tmp_path / "s.json", [_row(agent=str(agent))])),
-                   cwd=tmp_path, timeout=120)  # fmt: skip
+                   cwd=tmp_path)  # fmt: skip
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith(f"tracecore-perf: error: agent not found: {agent}: ") and says in lines[0], lines[0]

@@ -4,18 +4,17 @@ positive throughput for each. It asserts the shape of the output, never a timing
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_watched
 
 pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
 
 
 def test_bench_smoke(tmp_path):
-    done = subprocess.run(
+    done = run_watched(
         [
             sys.executable,
             str(REPO / "scripts" / "bench.py"),
@@ -32,7 +31,6 @@ def test_bench_smoke(tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]

@@ -24,7 +24,7 @@ from tracecore_perf import cli, defaults
 from tracecore_perf.cli.args import COMMANDS
 from tracecore_perf.cli.run import failures_line, parse, resume_command
 
-from conftest import REPO
+from conftest import REPO, run_watched
 
 PACKAGE = Path(tracecore_perf.__file__).parent
 SLICE = REPO / "deliverables" / "perf" / "baseline-slice"
@@ -315,7 +315,7 @@ def test_every_module_imports_first_in_a_fresh_interpreter(tmp_path):
         "    importlib.import_module(name)\n"
         "    print(name)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    done = run_watched([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == modules and len(modules) > 50
     assert list(tmp_path.iterdir()) == []  # importing wrote nothing
@@ -355,13 +355,12 @@ def test_the_docs_report_examples_name_stamps_that_exist():
 
 @pytest.mark.slow  # the command as a process, with its output descriptors closed or broken
 def test_bad_input_with_stdout_closed_is_still_one_line_and_exit_2(tmp_path):
-    done = subprocess.run(
+    done = run_watched(
         [sys.executable, "-m", "tracecore_perf", "--episodes", "0"],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        timeout=60,
         preexec_fn=lambda: __import__("os").close(1),
     )
     assert done.returncode == 2
@@ -376,13 +375,12 @@ def test_a_reader_that_went_away_ends_the_command_with_141_and_no_traceback(tmp_
     read_end, write_end = os.pipe()
     os.close(read_end)  # nobody will ever read: every write to the pipe fails with EPIPE
     try:
-        done = subprocess.run(
+        done = run_watched(
             [sys.executable, "-m", "tracecore_perf", "check", str(SLICE), "--format", "json"],
             cwd=tmp_path,
             stdout=write_end,
             stderr=subprocess.PIPE,
             text=True,
-            timeout=120,
         )
     finally:
         os.close(write_end)

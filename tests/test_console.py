@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import harness
+from conftest import harness, wait_watched
 
 pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
 
@@ -34,7 +34,7 @@ def test_progress_bar_on_a_terminal(tmp_path: Path):
             break
         screen += chunk
     os.close(primary)
-    proc.wait(timeout=120)
+    wait_watched(proc, watch=[tmp_path])  # the terminal closed: the harness has exited, or is about to
     text = screen.decode(errors="replace")
     assert proc.returncode == 0
     assert BAR in text and "episodes" in text and "/8" in text and "failed" in text

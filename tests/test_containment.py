@@ -23,7 +23,6 @@ import resource
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import AGENTS, scenario_file
+from conftest import AGENTS, Stalled, communicate, scenario_file, wait_until_gone
 
 pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
 
@@ -49,7 +48,6 @@ CLEAN = {
     "missing_artifacts": 0,
 }
 MAX_PROCESSES = 64  # a run of this file never needs more; beyond it the harness is forking away
-LEFTOVER_PATIENCE_S = 10.0
 
 
 def hostile(name: str) -> dict:
@@ -87,13 +85,10 @@ def describe(proc: psutil.Process) -> str:
 
 
 def await_no_leftovers(root: Path, marker: str) -> list[str]:
-    """Give processes dying with their parents a moment (up to LEFTOVER_PATIENCE_S), then
-    report what is still there and kill it, so later runs start on a clean machine."""
-    deadline = time.monotonic() + LEFTOVER_PATIENCE_S
-    left = leftover_processes(root, marker)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.1)  # polling the process table, not synchronising with the harness
-        left = leftover_processes(root, marker)
+    """Give processes dying with their parents a moment (until none is left, or the set of
+    those left stops changing for conftest.QUIET_S), then report what is still there and kill
+    it, so later runs start on a clean machine."""
+    left = wait_until_gone(lambda: leftover_processes(root, marker))
     report = [describe(proc) for proc in left]
     for proc in left:  # processes this test caused, killed by pid
         with contextlib.suppress(psutil.Error):
@@ -106,12 +101,13 @@ def await_no_leftovers(root: Path, marker: str) -> list[str]:
 class Run:
     work: Path
     rows: list[dict]
-    limit: float
     returncode: int | None = None
     stdout: str = ""
     stderr: str = ""
     finished: bool = False
+    stalled: str = ""  # the watchdog's word if the run stopped making progress and was killed
     runaway: int = 0  # processes the harness had when the watchdog stopped it
+    overread: int = 0  # bytes its tree had read when the read guard stopped it
     leftovers: list[str] = field(default_factory=list)
 
     @property
@@ -128,22 +124,26 @@ class Run:
         return json.loads(found[0].read_text()) if len(found) == 1 else None
 
     def tail(self) -> str:
-        return f"exit {self.returncode}; stderr tail:\n{self.stderr[-3000:]}"
+        return f"exit {self.returncode}; {self.stalled or 'stderr tail:'}\n{self.stderr[-3000:]}"
 
     def agent_of(self, index: int) -> str:
         return self.rows[index % len(self.rows)]["agent"]
 
 
 def run_harness(
-    work: Path, rows: list[dict], *args: str, episodes: int | None = None, workers: int = 2, limit: float = 90,
-    nofile: int | None = None, env: dict[str, str] | None = None,
+    work: Path, rows: list[dict], *args: str, episodes: int | None = None, workers: int = 2,
+    nofile: int | None = None, env: dict[str, str] | None = None, max_read_bytes: int | None = None,
 ) -> Run:  # fmt: skip
     """``python -m tracecore_perf`` over ``rows`` as a user runs it, with TMPDIR inside
-    ``work``; stopped after ``limit`` seconds if it has not ended (then ``finished`` is
-    false). A watchdog stops it if it starts more than MAX_PROCESSES processes."""
+    ``work``; stopped only if it stops making progress (conftest's watchdog: no output, no
+    file change under ``work``, no CPU time for QUIET_S; then ``finished`` is false and
+    ``stalled`` says so), never at a fixed time. A second watchdog stops it if it starts more
+    than MAX_PROCESSES processes, or once its live processes have read more than
+    ``max_read_bytes`` (a bound on work, where a test's point is work never done: a regression
+    fails in seconds rather than taking hours)."""
     (work / "tmp").mkdir(parents=True, exist_ok=True)
     marker = f"{MARKER}-{uuid.uuid4().hex[:12]}"
-    run = Run(work=work, rows=rows, limit=limit)
+    run = Run(work=work, rows=rows)
     scenario = scenario_file(work / "scenario.json", rows)
     command = [
         sys.executable, "-m", "tracecore_perf", "--scenario", str(scenario), "--episodes", str(episodes or len(rows)),
@@ -169,27 +169,37 @@ def run_harness(
     )
     stop = threading.Event()
 
-    def watchdog() -> None:  # a guard against a fork storm, not a synchronisation
+    def read_bytes(tree: list[psutil.Process]) -> int:
+        total = 0
+        for member in tree:
+            with contextlib.suppress(psutil.Error, AttributeError):
+                total += member.io_counters().read_chars
+        return total
+
+    def watchdog() -> None:  # a guard against a fork storm (and overreading), not a synchronisation
         while not stop.wait(0.05):
             try:
-                tree = psutil.Process(proc.pid).children(recursive=True)
+                tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
             except psutil.Error:
                 return
-            if len(tree) > MAX_PROCESSES:
-                run.runaway = len(tree)
-                for member in [*tree, psutil.Process(proc.pid)]:
-                    with contextlib.suppress(psutil.Error):
-                        member.kill()
-                return
+            if len(tree) - 1 > MAX_PROCESSES:
+                run.runaway = len(tree) - 1
+            elif max_read_bytes is not None and (read := read_bytes(tree)) > max_read_bytes:
+                run.overread = read
+            else:
+                continue
+            for member in [*tree[1:], tree[0]]:
+                with contextlib.suppress(psutil.Error):
+                    member.kill()
+            return
 
     guard = threading.Thread(target=watchdog, daemon=True)
     guard.start()
     try:
-        run.stdout, run.stderr = proc.communicate(timeout=limit)
-        run.finished = run.runaway == 0
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        run.stdout, run.stderr = proc.communicate()
+        run.stdout, run.stderr = communicate(proc, watch=[work])
+        run.finished = run.runaway == 0 and run.overread == 0
+    except Stalled as stalled:
+        run.stalled = str(stalled).splitlines()[0]
     finally:
         stop.set()
         guard.join()
@@ -203,7 +213,8 @@ def run_harness(
 
 def assert_ended_and_published(run: Run, exit_code: int) -> None:
     assert run.runaway == 0, f"the harness started {run.runaway} processes and was stopped"
-    assert run.finished, f"the run did not end within {run.limit:g}s; {run.tail()}"
+    assert run.overread == 0, f"the harness's processes read {run.overread} bytes and were stopped"
+    assert run.finished, f"the run did not end; {run.tail()}"
     assert "Traceback" not in run.stderr and "Traceback" not in run.stdout, run.tail()
     missing = [kind for kind in KINDS if run.artifact(kind) is None]
     assert not missing, f"not published: {missing}; {run.tail()}"
@@ -274,7 +285,7 @@ def mixed_run(tmp_path_factory) -> Run:
     for name in PROCESS_FIXTURES:  # each attack between two healthy episodes
         rows += [HEALTHY, hostile(name)]
     rows.append(HEALTHY)
-    return run_harness(tmp_path_factory.mktemp("mixed"), rows, workers=4, limit=150)
+    return run_harness(tmp_path_factory.mktemp("mixed"), rows, workers=4)
 
 
 @pytest.mark.slow
@@ -324,7 +335,7 @@ ZYGOTE_RUNS: dict[str, tuple[list[dict], tuple[str, ...]]] = {
 @pytest.fixture(scope="module", params=list(ZYGOTE_RUNS))
 def zygote_run(request, tmp_path_factory) -> tuple[str, Run]:
     rows, _ = ZYGOTE_RUNS[request.param]
-    return request.param, run_harness(tmp_path_factory.mktemp(request.param), rows, workers=2, limit=60)
+    return request.param, run_harness(tmp_path_factory.mktemp(request.param), rows, workers=2)
 
 
 @pytest.mark.slow
@@ -372,7 +383,7 @@ def tampered_run(request, tmp_path_factory) -> tuple[str, Run]:
     # one worker: rows (and artifacts) of the first three episodes exist when the tamperer
     # acts; the raising episode's failure is already in the series
     rows = [HEALTHY, RAISING, HEALTHY, hostile(request.param), HEALTHY, HEALTHY]
-    return request.param, run_harness(tmp_path_factory.mktemp(request.param), rows, workers=1, limit=60)
+    return request.param, run_harness(tmp_path_factory.mktemp(request.param), rows, workers=1)
 
 
 @pytest.mark.slow
@@ -448,7 +459,7 @@ def neighbour_run(tmp_path_factory) -> Run:
     rows = [HEALTHY, WRONG]
     for name in NEIGHBOUR_FIXTURES:  # the saboteur first: its neighbours run while it watches
         rows += [hostile(name), HEALTHY, WRONG, HEALTHY]
-    return run_harness(tmp_path_factory.mktemp("neighbours"), rows, workers=2, limit=120)
+    return run_harness(tmp_path_factory.mktemp("neighbours"), rows, workers=2)
 
 
 @pytest.mark.slow
@@ -474,7 +485,7 @@ def test_what_an_episode_leaves_behind_its_dead_zygote_is_gone(neighbour_run: Ru
 @pytest.fixture(scope="module")
 def late_tamper_run(tmp_path_factory) -> Run:
     rows = [HEALTHY, RAISING, HEALTHY, hostile("late_tampering_agent"), HEALTHY, HEALTHY]
-    return run_harness(tmp_path_factory.mktemp("late"), rows, workers=1, limit=60)
+    return run_harness(tmp_path_factory.mktemp("late"), rows, workers=1)
 
 
 @pytest.mark.slow
@@ -495,7 +506,7 @@ def test_a_process_waiting_to_tamper_after_the_check_is_dead_before_it(late_tamp
 @pytest.fixture(scope="module")
 def planting_run(tmp_path_factory) -> Run:
     rows = [hostile("toy_planting_agent")] + [HEALTHY] * 7
-    return run_harness(tmp_path_factory.mktemp("planting"), rows, workers=2, limit=60)
+    return run_harness(tmp_path_factory.mktemp("planting"), rows, workers=2)
 
 
 @pytest.mark.slow
@@ -522,7 +533,7 @@ def _bad_agent_file(work: Path, case: str) -> str:
 
 def assert_refused(run: Run) -> str:
     assert run.runaway == 0, f"the harness started {run.runaway} processes and was stopped"
-    assert run.finished, f"no answer within {run.limit:g}s; {run.tail()}"
+    assert run.finished, f"no answer; {run.tail()}"
     assert run.returncode == 2, run.tail()
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tracecore-perf: error: "), run.stderr[-3000:]
@@ -534,7 +545,7 @@ def assert_refused(run: Run) -> str:
 @pytest.mark.parametrize("case", ["not python", "syntax error", "no agent class"])
 def test_an_agent_tracecore_cannot_load_is_refused(tmp_path: Path, case: str):
     agent = _bad_agent_file(tmp_path, case)
-    run = run_harness(tmp_path, [HEALTHY, {"agent": agent, "task_ref": TASK, "seed": 1}], workers=1, limit=60)
+    run = run_harness(tmp_path, [HEALTHY, {"agent": agent, "task_ref": TASK, "seed": 1}], workers=1)
     line = assert_refused(run)
     assert agent in line or Path(agent).name in line, line
 
@@ -542,7 +553,7 @@ def test_an_agent_tracecore_cannot_load_is_refused(tmp_path: Path, case: str):
 def test_more_workers_than_the_host_can_hold_are_refused(tmp_path: Path):
     # a low descriptor limit keeps the current code from forking 100000 workers: it
     # runs out of sockets first (and the watchdog stops it anyway)
-    run = run_harness(tmp_path, [HEALTHY], episodes=1, workers=100000, limit=60, nofile=1024)
+    run = run_harness(tmp_path, [HEALTHY], episodes=1, workers=100000, nofile=1024)
     line = assert_refused(run)
     assert "--workers" in line, line
     assert any(int(n) < 100000 for n in re.findall(r"\d+", line)), f"the line names no bound: {line}"

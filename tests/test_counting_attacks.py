@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AGENTS, harness, published, scenario_file
+from conftest import AGENTS, harness, published, run_watched, scenario_file, wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -51,7 +51,7 @@ def counted(tmp_path_factory) -> dict:
     rows += [{"agent": f"agents/{name}.py", "task_ref": TASK, "seed": 1} for name in HOSTILE]
     scenario = scenario_file(work / "s.json", rows)
     done = harness("--episodes", str(2 * len(rows)), "--workers", "2", "--instructions", "--no-progress",
-                   "--output-dir", "out", "--scenario", str(scenario), cwd=work, timeout=900,
+                   "--output-dir", "out", "--scenario", str(scenario), cwd=work,
                    env={"HOSTILE_FLAG": str(work / "poisoned")})  # fmt: skip
     out = work / "out"
     series = published(out, "series")
@@ -113,12 +113,19 @@ def test_an_episode_cannot_hand_its_work_to_a_process_of_its_own(counted: dict):
 
 def test_compare_draws_no_verdict_from_a_count_that_is_no_figure(counted: dict):
     summary = next(counted["out"].glob("perf-summary-*.json"))
-    done = subprocess.run([sys.executable, "-m", "tracecore_perf", "compare", str(summary), str(summary),
+    done = run_watched([sys.executable, "-m", "tracecore_perf", "compare", str(summary), str(summary),
                            "--metric", "instructions", "--fail-on", "regression"],
-                          capture_output=True, text=True, cwd=counted["work"], timeout=300)  # fmt: skip
+                          capture_output=True, text=True, cwd=counted["work"])  # fmt: skip
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stdout + done.stderr
     assert "no instruction verdict where a count is no figure" in lines[0] and "zero_stats_agent" in lines[0], lines[0]
+
+
+def _recv_or_none(sock) -> bytes | None:
+    try:
+        return sock.recv(4096)
+    except TimeoutError:
+        return None
 
 
 def test_callgrind_control_cannot_reach_a_counted_zygote(tmp_path: Path):
@@ -134,13 +141,14 @@ def test_callgrind_control_cannot_reach_a_counted_zygote(tmp_path: Path):
                                 sys.executable, "-c", "import sys; print('up', flush=True); sys.stdin.read()"],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)  # fmt: skip
     try:
-        zygote.control.settimeout(300)
-        assert b"ready" in zygote.control.recv(4096)  # the zygote greets once it is up under valgrind
+        zygote.control.settimeout(1.0)  # the zygote greets once it is up under valgrind, however long that takes
+        greeting = wait_for(lambda: _recv_or_none(zygote.control), proc=zygote.process, what="the zygote's greeting")
+        assert b"ready" in greeting
         assert default.stdout.readline() == b"up\n"
-        ours = subprocess.run(["callgrind_control", "-i", "off", str(zygote.process.pid)],
-                              capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
-        theirs = subprocess.run(["callgrind_control", "-s", str(default.pid)],
-                                capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+        ours = run_watched(["callgrind_control", "-i", "off", str(zygote.process.pid)],
+                           capture_output=True, text=True, env=env)  # fmt: skip
+        theirs = run_watched(["callgrind_control", "-s", str(default.pid)],
+                             capture_output=True, text=True, env=env)  # fmt: skip
         assert "not detected" in ours.stdout + ours.stderr, ours.stdout + ours.stderr
         assert "not detected" not in theirs.stdout + theirs.stderr, theirs.stdout + theirs.stderr
     finally:

@@ -40,7 +40,7 @@ def fault_run(tmp_path_factory):
     done = harness(
         "--scenario", str(scenario), "--episodes", str(len(rows)), "--workers", "4",
         "--timeout", str(TIMEOUT), "--output-dir", str(work / "out"), "--json", "--log-format", "json",
-        cwd=work, timeout=300,
+        cwd=work,
     )  # fmt: skip
     series = published(work / "out", "series")
     by_agent = {Path(row["agent"]).stem: row for row in series if "tests/agents" in row["agent"]}

@@ -13,12 +13,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import AGENTS, harness, harness_env, leftover_processes, scenario_file
+from conftest import AGENTS, communicate, harness, harness_env, leftover_processes, run_watched, scenario_file, wait_for
 
 pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
 
@@ -42,9 +41,9 @@ def _namespaces_usable() -> str | None:
 
 def in_namespace(work: Path, script: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """``script`` (sh) in a private mount namespace: what it mounts is gone when it ends."""
-    return subprocess.run(
+    return run_watched(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-        cwd=work, capture_output=True, text=True, timeout=600, env=harness_env(work, env),
+        cwd=work, capture_output=True, text=True, env=harness_env(work, env),
     )  # fmt: skip
 
 
@@ -189,12 +188,10 @@ def test_ctrl_c_as_the_run_directory_appears_leaves_a_run_resume_finishes(tmp_pa
         [PY, "-m", "tracecore_perf", "--episodes", "6", "--workers", "2", "--output-dir", str(tmp_path / "out")],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=harness_env(tmp_path),
     )  # fmt: skip
-    end = time.monotonic() + 120
-    while not list((tmp_path / "out").glob("run-*")):  # as soon as it appears
-        assert proc.poll() is None and time.monotonic() < end, proc.communicate()
-        time.sleep(0.001)
+    wait_for(lambda: list((tmp_path / "out").glob("run-*")), proc=proc, watch=[tmp_path], what="the run directory",
+             every_s=0.001)  # fmt: skip  # as soon as it appears
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = communicate(proc, watch=[tmp_path])
     assert proc.returncode == 130, err
     (run_dir,) = (tmp_path / "out").glob("run-*")
     last = err.strip().splitlines()[-1]
@@ -214,11 +211,10 @@ def test_killed_outright_as_the_run_directory_appears_leaves_a_run_resume_finish
         [PY, "-m", "tracecore_perf", "--episodes", "4", "--workers", "2", "--output-dir", str(tmp_path / "out")],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=harness_env(tmp_path),
     )  # fmt: skip
-    while not list((tmp_path / "out").glob("run-*")):  # as soon as it appears
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.001)
+    wait_for(lambda: list((tmp_path / "out").glob("run-*")), proc=proc, watch=[tmp_path], what="the run directory",
+             every_s=0.001)  # fmt: skip  # as soon as it appears
     proc.kill()
-    proc.communicate()
+    communicate(proc)
     (run_dir,) = (tmp_path / "out").glob("run-*")
     assert (run_dir / "manifest.json").is_file()
     resumed = harness("--resume", str(run_dir), "--json", cwd=tmp_path)

@@ -10,12 +10,22 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import AGENTS, harness, harness_env, leftover_processes, published, scenario_file
+from conftest import (
+    AGENTS,
+    communicate,
+    harness,
+    harness_env,
+    leftover_processes,
+    published,
+    run_watched,
+    scenario_file,
+    wait_for,
+    wait_until_gone,
+)
 
 pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
 
@@ -31,24 +41,24 @@ def start(work: Path, *args: str) -> subprocess.Popen:
     )
 
 
-def wait_for_rows(work: Path, count: int, proc: subprocess.Popen, deadline_s: float = 120) -> Path:
-    """Block until the run has written ``count`` rows (polling the file it appends to)."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
+def wait_for_rows(work: Path, count: int, proc: subprocess.Popen) -> Path:
+    """Block until the run has written ``count`` rows (polling the file it appends to), as
+    long as the run makes progress (conftest.wait_for)."""
+
+    def written() -> Path | None:
         assert proc.poll() is None, proc.communicate()
         for series in (work / "out").glob("run-*/series.jsonl"):
             if len(series.read_bytes().splitlines()) >= count:
                 return series.parent
-        time.sleep(0.05)
-    raise AssertionError(f"no {count} rows within {deadline_s}s")
+        return None
+
+    return wait_for(written, proc=proc, watch=[work], what=f"{count} rows")
 
 
-def wait_until_no_leftovers(root: Path, deadline_s: float = 10) -> list[str]:
-    """Processes dying with their parent take a moment; poll until none is left."""
-    end = time.monotonic() + deadline_s
-    while (left := leftover_processes(root)) and time.monotonic() < end:
-        time.sleep(0.05)
-    return left
+def wait_until_no_leftovers(root: Path) -> list[str]:
+    """Processes dying with their parent take a moment; poll until none is left (or those
+    left stop changing: conftest.wait_until_gone)."""
+    return wait_until_gone(lambda: leftover_processes(root))
 
 
 def test_kill_9_loses_only_episodes_in_flight_and_resume_finishes_the_run(tmp_path: Path):
@@ -117,7 +127,7 @@ def test_a_signal_stops_the_run_kills_episodes_in_flight_and_publishes(tmp_path:
     wait_for_rows(tmp_path, 2, proc)
     assert leftover_processes(tmp_path), "the hanging episodes should be running now"
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
+    out, err = communicate(proc, watch=[tmp_path])
     assert proc.returncode == code, err
     assert leftover_processes(tmp_path) == []
     # the last line names the exact command that finishes the run
@@ -145,13 +155,12 @@ def test_a_signal_during_validation_stops_cleanly_before_anything_is_written(tmp
     row = {"agent": str(agent), "task_ref": "filesystem_hidden_config@1", "seed": 1}
     scenario = scenario_file(tmp_path / "gated.json", [row])
     proc = start(tmp_path, "--scenario", str(scenario), "--episodes", "4", "--workers", "1")
-    end = time.monotonic() + 60
-    while not list(tmp_path.glob("import-started-*")):  # the probe is loading the agent file
-        assert proc.poll() is None and time.monotonic() < end, proc.communicate()
-        time.sleep(0.05)
-    proc.send_signal(sig)
-    (tmp_path / "gate-open").touch()  # let the probe finish, so the zygote answers at once
-    out, err = proc.communicate(timeout=60)
+    try:  # the probe is loading the agent file
+        wait_for(lambda: list(tmp_path.glob("import-started-*")), proc=proc, watch=[tmp_path], what="the agent's import")
+        proc.send_signal(sig)
+    finally:
+        (tmp_path / "gate-open").touch()  # let the probe finish, so the zygote answers at once
+    out, err = communicate(proc, watch=[tmp_path])
     assert proc.returncode == code, err
     assert err.strip().splitlines()[-1] == f"tracecore-perf: {word}", err
     assert out == ""
@@ -166,7 +175,7 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path: Path):
     wait_for_rows(tmp_path, 2, proc)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    _, err = communicate(proc, watch=[tmp_path])
     assert proc.returncode == 130
     assert wait_until_no_leftovers(tmp_path) == []
     # at once, and still with the command that finishes the run; no scratch directory left (two
@@ -189,9 +198,9 @@ def test_a_full_disk_stops_the_run_with_a_clear_error_keeping_rows(tmp_path: Pat
     if not _mount_tmpfs(disk, "400k"):
         pytest.skip("needs root to mount a small tmpfs as a disk that fills up")
     try:
-        proc = subprocess.run(
+        proc = run_watched(
             [sys.executable, "-m", "tracecore_perf", "--episodes", "400", "--workers", "2", "--output-dir", str(disk / "out")],
-            cwd=tmp_path, capture_output=True, text=True, timeout=300, env=harness_env(tmp_path),
+            cwd=tmp_path, capture_output=True, text=True, env=harness_env(tmp_path),
         )  # fmt: skip
         assert proc.returncode == 3, proc.stderr
         last = proc.stderr.strip().splitlines()[-1]
@@ -212,7 +221,7 @@ def test_a_vanished_output_directory_stops_the_run(tmp_path: Path):
     proc = start(tmp_path, "--episodes", "2000", "--workers", "2")
     run_dir = wait_for_rows(tmp_path, 5, proc)
     run_dir.rename(tmp_path / "moved-away")  # gone from where the run writes, in one step
-    out, err = proc.communicate(timeout=60)
+    out, err = communicate(proc, watch=[tmp_path])
     assert proc.returncode == 3, err
     (stopped,) = [line for line in err.splitlines() if line.startswith("tracecore-perf: run stopped:")]
     assert "the run directory disappeared" in stopped and "--resume" in stopped

@@ -187,25 +187,41 @@ def test_a_worker_of_another_protocol_version_is_refused():
 
 def test_cancelling_an_episode_kills_it_and_waits_for_the_report():
     """An interrupt cancels ``run_episode``: the worker gets ``Kill {grace: 0}`` and the harness
-    waits for its Done before going on."""
+    waits for its Done before going on (the cancellation then goes on up). The peer yields to
+    the event loop many times between the Kill and its Done, so a harness side that went on
+    without the report would be seen doing so before the Done was sent."""
+    order: list[str] = []
 
     async def script(peer: Peer) -> None:
         await peer.command()  # Run
         kill = await peer.command()
+        order.append(f"peer got {type(kill).__name__}")
+        for _ in range(50):  # the harness side runs now, if it is not waiting for the report
+            await anyio.lowlevel.checkpoint()
+        order.append("peer sent Done")
         await peer.send(_done(returncode=-15, killed=True))
-        assert kill == protocol.Kill(grace=0)
 
-    async def cancelled(worker: WorkerProcess) -> str:
+    async def cancelled(worker: WorkerProcess) -> None:
+        async def episode() -> None:
+            try:
+                await run_episode()(worker)
+            except anyio.get_cancelled_exc_class():
+                order.append("episode cancelled")
+                raise
+            order.append("episode returned")
+
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(run_episode(), worker)
+                tg.start_soon(episode)
                 await peers[0].got_run.wait()  # the episode is in flight
                 scope.cancel()
-        return "cancelled" if scope.cancel_called else "ran"
+        order.append("harness went on")
 
     peers: list[Peer] = []
     result, peer = converse(script, cancelled, peers)
-    assert result == "cancelled" and peer.received[1] == protocol.Kill(grace=0)
+    assert result is None, result  # no error
+    assert peer.received[1:] == [protocol.Kill(grace=0)]  # one kill, nothing after it
+    assert order == ["peer got Kill", "peer sent Done", "episode cancelled", "harness went on"]
 
 
 def test_closing_a_worker_collects_its_cpu_time():

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import ast
 import graphlib
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from conftest import run_watched
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tracecore_perf"
 
@@ -172,6 +173,6 @@ def test_the_episode_side_loads_in_an_interpreter_with_only_the_standard_library
         "assert not [m for m in sys.modules if m.split('.')[0] in ('tracecore_perf', 'msgspec', 'agent_bench')]\n"
         "print(package.__name__, len(modules))\n"
     )
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
+    done = run_watched([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, cwd="/")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["tracecore_perf_episode", str(len(names))]

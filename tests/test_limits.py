@@ -27,25 +27,25 @@ from tracecore_perf.errors import ClusterUnreachable, UsageError, read_input
 from tracecore_perf.matrix.ray_backend import probe
 from tracecore_perf.run.scenario import load_scenario
 
-from conftest import harness, harness_env, published, scenario_file
+from conftest import harness, harness_env, published, run_watched, scenario_file
 
 TOY = {"agent": "agents/toy_agent.py", "task_ref": "filesystem_hidden_config@1", "seed": 42}
 
 
-def closed_stdout(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+def closed_stdout(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """``python -m tracecore_perf ARGS | true`` with the reader already gone: stdout is a pipe
     whose read end is closed, so the first write that reaches it fails with EPIPE."""
     read, write = os.pipe()
     os.close(read)
     try:
-        return subprocess.run(
+        return run_watched(
             [sys.executable, "-m", "tracecore_perf", *args],
             cwd=cwd,
             stdout=write,
             stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
             env=harness_env(cwd),
+            watch=[cwd],
         )
     finally:
         os.close(write)
@@ -57,7 +57,7 @@ def closed_stdout(*args: str, cwd: Path, timeout: float = 600) -> subprocess.Com
 @pytest.mark.slow  # starts a process
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["check", "--help"], ["history", "--help"]])
 def test_help_and_version_into_a_closed_pipe_exit_141_without_a_traceback(tmp_path: Path, args: list[str]):
-    done = closed_stdout(*args, cwd=tmp_path, timeout=120)
+    done = closed_stdout(*args, cwd=tmp_path)
     assert done.returncode == 141, done.stderr
     assert done.stderr == ""
 
@@ -114,7 +114,7 @@ def test_sighup_raises_terminated_as_sigterm_does():
 @pytest.mark.slow  # starts a process
 @pytest.mark.parametrize("value", ["0.001", "0.009", "0"])
 def test_a_timeout_below_the_minimum_is_one_line_exit_2(tmp_path: Path, value: str):
-    done = harness("--timeout", value, "--output-dir", "out", cwd=tmp_path, timeout=120)
+    done = harness("--timeout", value, "--output-dir", "out", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "--timeout" in done.stderr
     assert not (tmp_path / "out").exists()
@@ -300,7 +300,7 @@ def test_bad_scenario_files_are_one_line_exit_2_nothing_written(tmp_path: Path, 
         path = str(scenario_file(tmp_path / "rows.json", [TOY] * (defaults.MAX_SCENARIO_ROWS + 1)))
     else:
         path = source
-    done = harness("--scenario", path, "--output-dir", "out", cwd=tmp_path, timeout=120)
+    done = harness("--scenario", path, "--output-dir", "out", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("tracecore-perf: error: scenario file")
     assert not (tmp_path / "out").exists()

@@ -9,13 +9,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from conftest import AGENTS, harness, harness_env, published
+from conftest import AGENTS, communicate, harness, harness_env, published, run_watched, wait_for
 
 pytestmark = pytest.mark.slow  # every test here runs real episodes
 
@@ -175,9 +174,9 @@ def test_ray_without_the_extra_exits_2_with_the_install_command(tmp_path: Path):
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
     (tmp_path / "cells.toml").write_text(f'episodes = 1\nrows = [{TOY}]\n[[cells]]\nname = "a"\n')
-    done = subprocess.run(
+    done = run_watched(
         [sys.executable, "-m", "tracecore_perf", "matrix", "cells.toml", "--ray", "127.0.0.1:9", "--output-dir", "out"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, capture_output=True, text=True,
         env={**__import__("os").environ, "PYTHONPATH": str(shadow.parent)},
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
@@ -205,12 +204,10 @@ def test_sigterm_stops_the_matrix_as_ctrl_c_does_and_resume_finishes_it(tmp_path
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while not list(tmp_path.glob("gate-started-*")):  # the held cell's episode is running
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.05)
+        # the held cell's episode is running
+        wait_for(lambda: list(tmp_path.glob("gate-started-*")), proc=proc, watch=[tmp_path], what="the held episode")
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
+        out, err = communicate(proc, watch=[tmp_path])
     finally:
         (tmp_path / "gate-open").touch()
         if proc.poll() is None:

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import AGENTS, harness, harness_env, leftover_processes
+from conftest import AGENTS, communicate, harness, harness_env, leftover_processes, wait_for
 
 pytestmark = pytest.mark.slow  # a Ray cluster and real episodes
 
@@ -103,18 +102,6 @@ def raylet_of(pid: int, nodes: dict[str, object]) -> str | None:
     return None
 
 
-def wait_for(predicate, timeout: float = 300.0, what: str = "") -> object:
-    """``predicate()`` once it is true; the bound is generous (a loaded host starts Ray's
-    workers and the harness slowly), since it costs nothing when the answer comes early."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def both_at_the_gate(folder: Path) -> list[Path] | None:
     started = sorted(folder.glob("gate-started-*"))
     return started if len(started) == 2 else None
@@ -145,7 +132,8 @@ def test_a_node_lost_mid_cell(tmp_path: Path, cluster, retries: int):
     scratch = Path(tempfile.gettempdir())  # where the nodes' harnesses work: the session's own
     before = set(scratch.iterdir())
     try:
-        started = wait_for(lambda: both_at_the_gate(tmp_path), what="both cells' episodes at the gate")
+        started = wait_for(lambda: both_at_the_gate(tmp_path), proc=driver, watch=[tmp_path],
+                           what="both cells' episodes at the gate")  # fmt: skip
         nodes = node_ids(cluster)
         head = cluster.head_node.node_id
         where = {raylet_of(int(p.read_text()), nodes): p for p in started}
@@ -153,9 +141,11 @@ def test_a_node_lost_mid_cell(tmp_path: Path, cluster, retries: int):
         victim = next(node_id for node_id in nodes if node_id != head)
         cluster.remove_node(nodes[victim])
         # the lost node's harness dies with its Ray worker, and its episode with it
-        wait_for(lambda: gone(int(where[victim].read_text())), 30, "the lost node's episode to die")
+        wait_for(
+            lambda: gone(int(where[victim].read_text())), proc=driver, watch=[tmp_path], what="the lost node's episode to die"
+        )
         (tmp_path / "gate-open").write_text("")
-        out, err = driver.communicate(timeout=240)
+        out, err = communicate(driver, watch=[tmp_path])
     finally:
         if driver.poll() is None:
             driver.kill()
@@ -201,7 +191,7 @@ def test_an_address_where_no_cluster_answers_is_one_line_within_seconds(tmp_path
     (tmp_path / "cells.toml").write_text(f'episodes = 1\nrows = [{TOY}]\n[[cells]]\nname = "a"\n')
     # The harness asks the address with a plain socket before Ray ever tries (and retries for
     # minutes); the one line below is that check's. The timeout only guards against a hang.
-    done = harness("matrix", "cells.toml", "--ray", f"127.0.0.1:{port}", "--output-dir", "out", cwd=tmp_path, timeout=120)
+    done = harness("matrix", "cells.toml", "--ray", f"127.0.0.1:{port}", "--output-dir", "out", cwd=tmp_path)
     assert done.returncode == 3 and done.stderr.count("\n") == 1, done.stderr
     assert f"no Ray cluster answers at 127.0.0.1:{port}" in done.stderr
     assert not (tmp_path / "out").exists()
@@ -228,7 +218,7 @@ def test_an_address_that_speaks_http_or_nothing_is_one_line_within_seconds(tmp_p
         port = listener.getsockname()[1]
     try:
         (tmp_path / "cells.toml").write_text(f'episodes = 1\nrows = [{TOY}]\n[[cells]]\nname = "a"\n')
-        done = harness("matrix", "cells.toml", "--ray", f"127.0.0.1:{port}", "--output-dir", "out", cwd=tmp_path, timeout=120)
+        done = harness("matrix", "cells.toml", "--ray", f"127.0.0.1:{port}", "--output-dir", "out", cwd=tmp_path)
     finally:
         if server is not None:
             server.shutdown()

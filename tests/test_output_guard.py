@@ -389,7 +389,7 @@ def real_run(work: Path, name: str, rows: list[dict], *extra: str, codes=(0, 1))
     scenario = scenario_file(work / f"{name}.json", rows)
     done = harness(
         "--scenario", str(scenario), "--episodes", str(len(rows)), "--workers", "1", "--no-progress",
-        "--output-dir", str(out), *extra, cwd=work, timeout=300,
+        "--output-dir", str(out), *extra, cwd=work,
         env={"HOSTILE_RUN_GLOB": str(out / "run-*"), "HOSTILE_MARKER": "tracecore-perf-containment-fixture",
              "HOSTILE_SPARE_PID": str(os.getpid())},
     )  # fmt: skip
@@ -442,7 +442,7 @@ def test_the_ci_slice_against_the_committed_baseline_shows_no_runtime_mismatch(t
     """What .ci/run does: the everyday slice, compared with deliverables/perf/baseline-slice."""
     out = tmp_path / "slice"
     done = harness("--episodes", "24", "--workers", "4", "--strict-spec", "--no-progress", "--output-dir", str(out),
-                   cwd=tmp_path, timeout=600)  # fmt: skip
+                   cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     baseline = next(SLICE.glob("perf-manifest-*.json"))
     done = harness("compare", str(baseline), str(out), "--fail-on", "never", cwd=tmp_path)

@@ -325,16 +325,16 @@ def hostile_run(tmp_path_factory) -> SimpleNamespace:
     env = {"COLUMNS": "3000"}
     done = harness(
         "--scenario", str(scenario), "--episodes", "12", "--workers", "2", "--no-progress", "--output-dir", "out",
-        "--check", "--report", cwd=work, env=env, timeout=300,
+        "--check", "--report", cwd=work, env=env,
     )  # fmt: skip
     (run_dir,) = (work / "out").glob("run-*")
     (work / "compared").mkdir()
-    report = harness("report", str(run_dir), "--baseline", str(run_dir), "--output-dir", "compared", cwd=work, timeout=300)
+    report = harness("report", str(run_dir), "--baseline", str(run_dir), "--output-dir", "compared", cwd=work)
     return SimpleNamespace(work=work, agent=agent, run=done, run_dir=run_dir, report=report, env=env)
 
 
 def command(hostile_run: SimpleNamespace, *args: str, env: dict | None = None):
-    return harness(*args, cwd=hostile_run.work, env={**hostile_run.env, **(env or {})}, timeout=300)
+    return harness(*args, cwd=hostile_run.work, env={**hostile_run.env, **(env or {})})
 
 
 @pytest.mark.slow
@@ -424,9 +424,7 @@ def test_bad_agent_text_is_refused_in_one_escaped_line(tmp_path, row):
     """Bad input naming agent text is one line on stderr, exit 2, and shows it escaped; a
     lone surrogate (which no UTF-8 file of the run could record) is refused, not a crash."""
     scenario = scenario_file(tmp_path / "s.json", [{**row, "seed": 1}])
-    done = harness(
-        "--scenario", str(scenario), "--episodes", "1", "--no-progress", "--output-dir", "out", cwd=tmp_path, timeout=120
-    )
+    done = harness("--scenario", str(scenario), "--episodes", "1", "--no-progress", "--output-dir", "out", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("tracecore-perf: error: "), done.stderr
     assert_no_control_character(done.stderr)

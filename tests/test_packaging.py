@@ -15,7 +15,7 @@ import pytest
 
 import tracecore_perf
 
-from conftest import REPO, harness_env
+from conftest import REPO, harness_env, run_watched
 
 pytestmark = pytest.mark.slow  # builds, and starts processes
 
@@ -54,9 +54,9 @@ def test_the_wheel_and_the_sdist_carry_every_file_of_the_package(tool_dist):
 
 
 def test_both_pass_twine_check(tool_dist):
-    done = subprocess.run(
+    done = run_watched(
         [sys.executable, "-m", "twine", "check", "--strict", str(tool_dist["wheel"]), str(tool_dist["sdist"])],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("PASSED") == 2
@@ -66,26 +66,26 @@ def test_the_wheel_installed_alone_runs(tool_dist, tmp_path: Path, no_leftovers)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    install = subprocess.run(
+    install = run_watched(
         [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
          "--constraint", str(REPO / ".ci" / "constraints.txt"), str(tool_dist["wheel"])],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr[-2000:]
 
     def tool(*args: str) -> subprocess.CompletedProcess:
         # from a folder of its own, so nothing of the checkout is importable
-        return subprocess.run([python, "-m", "tracecore_perf", *args], capture_output=True, text=True, timeout=300,
+        return run_watched([python, "-m", "tracecore_perf", *args], capture_output=True, text=True,
                               cwd=tmp_path, env=harness_env(tmp_path))  # fmt: skip
 
     helped = tool("--help")
     assert helped.returncode == 0 and "continuous" in helped.stdout
     continuous = tool("continuous", "--help")
     assert continuous.returncode == 0 and "BASE" in continuous.stdout and "--repo PATH" in continuous.stdout
-    version = subprocess.run([venv / "bin" / "tracecore-perf", "--version"], capture_output=True, text=True, timeout=60)
+    version = run_watched([venv / "bin" / "tracecore-perf", "--version"], capture_output=True, text=True)
     assert version.stdout.strip() == f"tracecore-perf {tracecore_perf.__version__}"
-    where = subprocess.run([python, "-c", "import tracecore_perf; print(tracecore_perf.__file__)"], capture_output=True,
-                           text=True, cwd=tmp_path, timeout=60)  # fmt: skip
+    where = run_watched([python, "-c", "import tracecore_perf; print(tracecore_perf.__file__)"], capture_output=True,
+                           text=True, cwd=tmp_path)  # fmt: skip
     assert where.stdout.startswith(str(venv))
 
     # a real run from the installed files: the episode interpreter's files loaded by path, the report's templates

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
@@ -34,6 +33,8 @@ from test_containment import (
     run_harness,
 )
 
+from conftest import REPO, run_watched
+
 pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
 
 
@@ -50,7 +51,7 @@ def redirect_run(tmp_path_factory) -> tuple[Run, Path]:
     victim = work / "victim.txt"
     victim.write_text("a file outside the run\n")
     rows = [HEALTHY, HEALTHY, hostile("publish_redirecting_agent"), HEALTHY]
-    return run_harness(work, rows, workers=1, limit=60, env={"HOSTILE_VICTIM": str(victim)}), victim
+    return run_harness(work, rows, workers=1, env={"HOSTILE_VICTIM": str(victim)}), victim
 
 
 def test_links_planted_at_published_names_write_nothing_outside_the_run(redirect_run: tuple[Run, Path]):
@@ -75,7 +76,7 @@ def test_a_redirected_run_keeps_its_rows(redirect_run: tuple[Run, Path]):
 @pytest.fixture(scope="module")
 def fifo_run(tmp_path_factory) -> Run:
     rows = [HEALTHY, hostile("publish_fifo_agent"), HEALTHY]
-    return run_harness(tmp_path_factory.mktemp("fifo"), rows, workers=1, limit=60)
+    return run_harness(tmp_path_factory.mktemp("fifo"), rows, workers=1)
 
 
 def test_fifos_at_published_names_neither_hang_nor_lose_the_run(fifo_run: Run):
@@ -96,7 +97,7 @@ def test_fifos_at_published_names_neither_hang_nor_lose_the_run(fifo_run: Run):
 def rewritten_run(tmp_path_factory) -> Run:
     # one worker: the first three episodes' artifacts are in the run when the rewriter acts
     rows = [HEALTHY, HEALTHY, HEALTHY, hostile("artifact_rewriting_agent"), HEALTHY, HEALTHY]
-    return run_harness(tmp_path_factory.mktemp("rewritten"), rows, workers=1, limit=60)
+    return run_harness(tmp_path_factory.mktemp("rewritten"), rows, workers=1)
 
 
 def test_a_rewritten_artifact_taints_the_run(rewritten_run: Run):
@@ -139,7 +140,7 @@ def planted_code_run(tmp_path_factory) -> tuple[Run, list[Path]]:
     targets = (own_agent, installed, validator)
     rows = [HEALTHY, {"agent": str(own_agent), "task_ref": TASK, "seed": 1}, hostile("code_planting_agent"), HEALTHY]
     try:
-        run = run_harness(work, rows, workers=1, limit=60, env={"HOSTILE_TARGETS": os.pathsep.join(map(str, targets))})
+        run = run_harness(work, rows, workers=1, env={"HOSTILE_TARGETS": os.pathsep.join(map(str, targets))})
         changed = [path for path in targets if MARKER in path.read_text()]
     finally:  # TraceCore's installed files as they were, their time stamps too (their .pyc stay valid)
         for path, (original, times) in kept.items():
@@ -166,7 +167,7 @@ def test_code_changed_as_an_agent_is_first_imported_taints_the_run(tmp_path: Pat
     own_agent.write_text((Path(agent_bench.__file__).parent / "agents" / "toy_agent.py").read_text())
     flag = tmp_path / "planted"
     rows = [{"agent": str(own_agent), "task_ref": TASK, "seed": 1}, hostile("import_time_planting_agent"), HEALTHY]
-    run = run_harness(tmp_path, rows, workers=1, limit=60, env={"HOSTILE_TARGETS": str(own_agent), "HOSTILE_FLAG": str(flag)})
+    run = run_harness(tmp_path, rows, workers=1, env={"HOSTILE_TARGETS": str(own_agent), "HOSTILE_FLAG": str(flag)})
     assert flag.exists() and MARKER in own_agent.read_text(), "the fixture changed nothing: the test proves nothing"
     assert_ended_and_published(run, exit_code=4)  # the code was sealed before any agent's module ran
     assert any(str(own_agent) in problem for problem in run.artifact("summary")["integrity"]["problems"])
@@ -187,7 +188,7 @@ def replaced_after_planting_run(tmp_path_factory) -> tuple[Run, Path]:
         HEALTHY,
         HEALTHY,
     ]
-    return run_harness(work, rows, workers=1, limit=60, env={"HOSTILE_TARGETS": str(own_agent)}), own_agent
+    return run_harness(work, rows, workers=1, env={"HOSTILE_TARGETS": str(own_agent)}), own_agent
 
 
 def test_no_episode_interpreter_is_started_from_changed_code(replaced_after_planting_run: tuple[Run, Path]):
@@ -216,7 +217,7 @@ def grandparent_run(tmp_path_factory) -> Run:
     # later one may reach the harness
     killer = hostile("grandparent_killing_agent")
     rows = [HEALTHY, killer, HEALTHY, HEALTHY, killer, HEALTHY, HEALTHY, killer, HEALTHY, HEALTHY]
-    return run_harness(tmp_path_factory.mktemp("grandparent"), rows, workers=2, limit=120)
+    return run_harness(tmp_path_factory.mktemp("grandparent"), rows, workers=2)
 
 
 def test_killing_the_grandparent_again_and_again_never_reaches_the_harness(grandparent_run: Run):
@@ -235,7 +236,7 @@ def test_killing_the_grandparent_again_and_again_never_reaches_the_harness(grand
 @pytest.fixture(scope="module")
 def limited_run(tmp_path_factory) -> Run:
     rows = [HEALTHY, hostile("harness_limiting_agent"), HEALTHY, HEALTHY, HEALTHY]
-    return run_harness(tmp_path_factory.mktemp("limited"), rows, workers=1, limit=60)
+    return run_harness(tmp_path_factory.mktemp("limited"), rows, workers=1)
 
 
 def test_limits_lowered_on_the_harness_cost_only_the_row(limited_run: Run):
@@ -250,16 +251,16 @@ def test_limits_lowered_on_the_harness_cost_only_the_row(limited_run: Run):
 
 def test_a_hard_limit_the_harness_cannot_raise_stops_the_run_cleanly_and_resume_finishes_it(tmp_path: Path):
     rows = [HEALTHY, hostile("harness_limiting_agent"), HEALTHY, HEALTHY, HEALTHY]
-    run = run_harness(tmp_path, rows, workers=1, limit=60, env={"HOSTILE_HARD_LIMIT": "1"})
+    run = run_harness(tmp_path, rows, workers=1, env={"HOSTILE_HARD_LIMIT": "1"})
     assert run.finished and "Traceback" not in run.stderr, run.tail()
     assert run.returncode == 3, run.tail()
     stopped = [line for line in run.stderr.splitlines() if line.startswith("tracecore-perf: run stopped:")]
     assert len(stopped) == 1 and "NOFILE 3/3" in stopped[0] and "--resume" in stopped[0], run.tail()
     kept = [json.loads(line) for line in (run.run_dir / "series.jsonl").read_text().splitlines()]
     assert [row["episode_index"] for row in kept] == [0, 1], kept  # the limiter's own row is kept
-    resumed = subprocess.run(
+    resumed = run_watched(
         [sys.executable, "-m", "tracecore_perf", "--resume", str(run.run_dir), "--json", "--no-progress"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
     )  # fmt: skip
     assert resumed.returncode == 1, resumed.stderr[-2000:]
     series = json.loads(next(run.out.glob("perf-series-*.json")).read_text())
@@ -273,7 +274,7 @@ def test_a_hard_limit_the_harness_cannot_raise_stops_the_run_cleanly_and_resume_
 def memory_run(tmp_path_factory) -> Run:
     rows = [HEALTHY, hostile("memory_flood_agent"), HEALTHY, hostile("oom_score_reporting_agent"), HEALTHY]
     rows += [hostile("memfd_hog_agent"), HEALTHY, hostile("threaded_agent")]
-    return run_harness(tmp_path_factory.mktemp("memory"), rows, "--memory-limit", "512MiB", workers=2, limit=90)
+    return run_harness(tmp_path_factory.mktemp("memory"), rows, "--memory-limit", "512MiB", workers=2)
 
 
 def test_a_threaded_agent_within_the_memory_limit_succeeds(memory_run: Run):
@@ -301,7 +302,7 @@ def test_episodes_are_the_oom_killers_first_choice_and_carry_the_limit(memory_ru
 
 @pytest.mark.parametrize("size", ["12", "lots", "0", "-5MiB", "2PiB"])
 def test_a_bad_memory_limit_is_refused_before_any_episode(tmp_path: Path, size: str):
-    run = run_harness(tmp_path, [HEALTHY], "--memory-limit", size, workers=1, limit=60)
+    run = run_harness(tmp_path, [HEALTHY], "--memory-limit", size, workers=1)
     assert run.returncode == 2, run.tail()
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "--memory-limit" in lines[0], run.stderr
@@ -340,7 +341,7 @@ def sandbox_runs(tmp_path_factory) -> dict[bool, Run]:
                 env = {"HOSTILE_PORT": port, "HOSTILE_VICTIM": str(work / "victim.txt"), "HOSTILE_SHM_KEY": str(key)}
                 rows = [HEALTHY, hostile("sandbox_probing_agent"), HEALTHY, HEALTHY]
                 args = ("--sandbox",) if sandbox else ()
-                runs[sandbox] = run_harness(work, rows, *args, workers=2, limit=60, env=env)
+                runs[sandbox] = run_harness(work, rows, *args, workers=2, env=env)
     finally:
         libc.shmctl(segment, 0, None)  # IPC_RMID
     return runs
@@ -384,7 +385,7 @@ def test_a_sandboxed_episode_reaches_nothing_but_its_scratch_directory(sandbox_r
 
 
 def test_sandbox_and_instructions_together_are_refused(tmp_path: Path):
-    run = run_harness(tmp_path, [HEALTHY], "--sandbox", "--instructions", workers=1, limit=60)
+    run = run_harness(tmp_path, [HEALTHY], "--sandbox", "--instructions", workers=1)
     assert run.returncode == 2, run.tail()
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "--sandbox" in lines[0] and "--instructions" in lines[0], run.stderr
@@ -407,7 +408,7 @@ def test_a_run_folder_replaced_by_a_link_is_never_written_through(tmp_path: Path
     victim = _victim(tmp_path)
     before = {p: p.read_bytes() for p in victim.parent.rglob("*") if p.is_file()}
     rows = [HEALTHY, HEALTHY, hostile(fixture), HEALTHY, HEALTHY]
-    run = run_harness(tmp_path, rows, workers=1, limit=60, env={"HOSTILE_VICTIM": str(victim)})
+    run = run_harness(tmp_path, rows, workers=1, env={"HOSTILE_VICTIM": str(victim)})
     assert run.finished and "Traceback" not in run.stderr, run.tail()
     assert run.returncode == 4, run.tail()
     assert run.artifact("summary")["status"] == "tainted"
@@ -424,7 +425,7 @@ def test_a_run_folder_replaced_by_a_link_is_never_written_through(tmp_path: Path
 
 def test_a_gigabytes_long_line_in_the_series_costs_no_memory(tmp_path: Path):
     rows = [HEALTHY, hostile("sparse_line_agent"), HEALTHY, HEALTHY]
-    run = run_harness(tmp_path, rows, workers=1, limit=90)
+    run = run_harness(tmp_path, rows, workers=1)
     assert_ended_and_published(run, exit_code=4)
     summary = run.artifact("summary")
     assert summary["integrity"]["foreign_series_lines"] >= 1, summary["integrity"]
@@ -434,7 +435,7 @@ def test_a_gigabytes_long_line_in_the_series_costs_no_memory(tmp_path: Path):
 
 def test_an_error_cannot_forge_console_lines(tmp_path: Path):
     rows = [HEALTHY, hostile("console_forging_agent")]
-    run = run_harness(tmp_path, rows, workers=1, limit=60)
+    run = run_harness(tmp_path, rows, workers=1)
     assert_ended_and_published(run, exit_code=1)
     error = rows_by_index(run)[1]["error"]
     assert "\n" not in error and "\x1b" not in error and "\r" not in error, repr(error)
@@ -448,7 +449,7 @@ def test_a_change_undone_before_the_check_still_taints_the_run(tmp_path: Path):
     own_agent.write_text((Path(agent_bench.__file__).parent / "agents" / "toy_agent.py").read_text())
     original = own_agent.read_bytes()
     rows = [{"agent": str(own_agent), "task_ref": TASK, "seed": 1}, hostile("restoring_code_agent"), HEALTHY]
-    run = run_harness(tmp_path, rows, workers=1, limit=60, env={"HOSTILE_TARGETS": str(own_agent)})
+    run = run_harness(tmp_path, rows, workers=1, env={"HOSTILE_TARGETS": str(own_agent)})
     assert own_agent.read_bytes() == original, "the fixture did not put the file back: the test proves less"
     assert_ended_and_published(run, exit_code=4)
     assert any(str(own_agent) in problem for problem in run.artifact("summary")["integrity"]["problems"])
@@ -460,7 +461,7 @@ def test_a_pth_file_planted_in_the_site_directory_taints_the_run_and_starts_noth
     planted = Path(site.getsitepackages()[0]) / "tracecore_perf_containment_fixture.pth"
     rows = [HEALTHY, hostile("pth_planting_agent"), HEALTHY, HEALTHY, HEALTHY]
     try:
-        run = run_harness(tmp_path, rows, workers=1, limit=60)
+        run = run_harness(tmp_path, rows, workers=1)
         assert planted.exists(), "the fixture planted nothing: the test proves nothing"
     finally:
         planted.unlink(missing_ok=True)
@@ -474,20 +475,20 @@ def test_a_pth_file_planted_in_the_site_directory_taints_the_run_and_starts_noth
 def test_resume_of_a_run_whose_series_became_a_fifo_neither_hangs_nor_publishes_it_clean(tmp_path: Path):
     victim = tmp_path / "victim.txt"
     rows = [HEALTHY, HEALTHY, hostile("fifo_then_kill_agent"), HEALTHY]
-    run = run_harness(tmp_path, rows, workers=1, limit=60, env={"HOSTILE_VICTIM": str(victim)})
+    run = run_harness(tmp_path, rows, workers=1, env={"HOSTILE_VICTIM": str(victim)})
     assert run.returncode == -9 and run.run_dir is not None, run.tail()  # the harness was killed
-    resumed = subprocess.run(
+    resumed = run_watched(
         [sys.executable, "-m", "tracecore_perf", "--resume", str(run.run_dir), "--json", "--no-progress"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True, text=True, cwd=tmp_path,
         env={**os.environ, "TMPDIR": str(tmp_path / "tmp"), "HOSTILE_VICTIM": str(victim)},
     )  # fmt: skip
     assert "Traceback" not in resumed.stderr, resumed.stderr[-2000:]
     assert resumed.returncode == 4, resumed.stderr[-2000:]
     summary = json.loads(resumed.stdout)["summary"]
     assert summary["status"] == "tainted" and any("series.jsonl" in p for p in summary["integrity"]["problems"])
-    again = subprocess.run(
+    again = run_watched(
         [sys.executable, "-m", "tracecore_perf", "--resume", str(run.run_dir)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
     assert again.returncode == 4 and "already published" in again.stderr, again.stderr  # tainted stays tainted
 
@@ -496,32 +497,32 @@ def test_resume_of_a_run_whose_series_became_a_fifo_neither_hangs_nor_publishes_
 
 
 def test_bytecode_planted_for_the_fork_loop_never_runs(tmp_path: Path):
+    """The harness runs from a copy of the package (PYTHONPATH, ahead of the editable install),
+    so what the fixture plants in its ``__pycache__`` is seen by this run alone, never by a test
+    running beside it from the checkout."""
     import importlib.util
+    import shutil
 
-    from tracecore_perf.run.spawn import WORKER_SCRIPT
-
-    pyc = Path(importlib.util.cache_from_source(str(WORKER_SCRIPT.parent / "episode" / "zygote.py")))
-    before = pyc.read_bytes() if pyc.exists() else None
+    code = tmp_path / "code"
+    shutil.copytree(REPO / "tracecore_perf", code / "tracecore_perf", ignore=shutil.ignore_patterns("__pycache__"))
+    pyc = Path(importlib.util.cache_from_source(str(code / "tracecore_perf" / "run" / "episode" / "zygote.py")))
     victim = tmp_path / "victim" / "victim.txt"
     victim.parent.mkdir()
     rows = [HEALTHY, hostile("fork_loop_pyc_planting_agent"), HEALTHY, HEALTHY, HEALTHY]
-    try:
-        run = run_harness(tmp_path, rows, workers=1, limit=60, env={"HOSTILE_VICTIM": str(victim)})
-        planted = pyc.exists() and pyc.read_bytes() != before
-    finally:  # the checkout's own cache as it was
-        if before is None:
-            pyc.unlink(missing_ok=True)
-        else:
-            pyc.write_bytes(before)
+    run = run_harness(tmp_path, rows, workers=1, env={"HOSTILE_VICTIM": str(victim), "PYTHONPATH": str(code)})
+    planted = pyc.exists() and b"pyc-ran" in pyc.read_bytes()  # the fixture's code, not an import's cache
     assert planted, "the fixture planted nothing: the test proves nothing"
     assert not (victim.parent / "pyc-ran").exists(), "the planted bytecode ran"
-    assert_ended_and_published(run, exit_code=1)
+    # run from a folder on sys.path, the package is sealed whole: the planted file taints the run
+    assert_ended_and_published(run, exit_code=4)
+    assert any(str(pyc) in problem for problem in run.artifact("summary")["integrity"]["problems"])
     assert_healthy_rows_succeed(run)
 
 
 def test_artifacts_stretched_to_a_terabyte_are_never_read_whole(tmp_path: Path):
     rows = [HEALTHY, HEALTHY, hostile("sparse_artifact_agent"), HEALTHY]
-    run = run_harness(tmp_path, rows, workers=1, limit=90)  # hashing 2 TB would take hours
+    # hashing 2 TB would take hours: what the run's processes may read is bounded instead
+    run = run_harness(tmp_path, rows, workers=1, max_read_bytes=16 * 1024**3)
     assert_ended_and_published(run, exit_code=4)
     assert run.artifact("summary")["integrity"]["altered_artifacts"] == 2
 
@@ -530,7 +531,7 @@ def test_a_logs_folder_replaced_by_a_link_is_never_written_through(tmp_path: Pat
     victim = tmp_path / "victim" / "victim.txt"
     victim.parent.mkdir()
     rows = [HEALTHY, hostile("logs_relinking_agent"), HEALTHY, HEALTHY]
-    run = run_harness(tmp_path, rows, workers=1, limit=60, env={"HOSTILE_VICTIM": str(victim)})
+    run = run_harness(tmp_path, rows, workers=1, env={"HOSTILE_VICTIM": str(victim)})
     assert list(victim.parent.iterdir()) == [], f"written through the link: {list(victim.parent.iterdir())}"
     assert_ended_and_published(run, exit_code=4)
     assert run.run_dir is not None and not (run.run_dir / "logs").is_symlink()
@@ -538,7 +539,7 @@ def test_a_logs_folder_replaced_by_a_link_is_never_written_through(tmp_path: Pat
 
 def test_an_artifact_indentation_would_blow_up_is_its_rows_failure_not_the_runs(tmp_path: Path):
     rows = [HEALTHY, hostile("indent_bomb_agent"), HEALTHY, HEALTHY]
-    run = run_harness(tmp_path, rows, workers=1, limit=90)
+    run = run_harness(tmp_path, rows, workers=1)
     assert_ended_and_published(run, exit_code=1)  # one failed row; the run's evidence is clean
     assert_clean(run)
     assert_failed_with(rows_by_index(run)[1], ("unverified:",))
@@ -551,7 +552,7 @@ def test_an_artifact_indentation_would_blow_up_is_its_rows_failure_not_the_runs(
 
 def test_a_timing_that_is_not_a_number_costs_no_other_agent_its_metrics(tmp_path: Path):
     rows = [HEALTHY, hostile("nan_timing_agent"), HEALTHY, HEALTHY]
-    run = run_harness(tmp_path, rows, workers=1, limit=60)
+    run = run_harness(tmp_path, rows, workers=1)
     assert_ended_and_published(run, exit_code=0)
     assert "metrics.failed" not in run.stderr, run.tail()
     by_agent = {row["agent"]: row for row in run.artifact("metrics")}

@@ -15,14 +15,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tracecore_perf.cli import main
 
-from conftest import AGENTS, REPO, harness, harness_env, published, scenario_file
+from conftest import AGENTS, REPO, communicate, harness, harness_env, published, scenario_file, wait_for, wait_watched
 
 BASELINE = REPO / "deliverables" / "perf" / "baseline-slice"
 
@@ -262,15 +261,15 @@ def lock_taken(path: Path) -> bool:
     return False
 
 
-def wait_for_lock(pattern: str, root: Path, proc: subprocess.Popen, deadline_s: float = 120) -> Path:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
+def wait_for_lock(pattern: str, root: Path, proc: subprocess.Popen) -> Path:
+    def taken() -> Path | None:
         assert proc.poll() is None, proc.communicate()
         for lock in root.glob(pattern):
             if lock_taken(lock):
                 return lock.parent
-        time.sleep(0.05)
-    raise AssertionError(f"no lock taken within {deadline_s}s")
+        return None
+
+    return wait_for(taken, proc=proc, watch=[root], what=f"a lock at {pattern}")
 
 
 def popen(work: Path, *args: str) -> subprocess.Popen:
@@ -293,23 +292,23 @@ def test_a_second_attempt_at_a_run_is_refused_while_one_holds_it(tmp_path: Path)
                   "--output-dir", str(out))  # fmt: skip
     run_dir = wait_for_lock("run-*/run.lock", out, first)
     # a resume while the run itself is still running
-    done = harness("--resume", str(run_dir), cwd=tmp_path, timeout=120)
+    done = harness("--resume", str(run_dir), cwd=tmp_path)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert f"this run is being run by pid {first.pid}" in lines[0]
     first.send_signal(signal.SIGINT)
-    assert first.wait(timeout=120) == 130
+    assert wait_watched(first, watch=[tmp_path]) == 130
     rows_before = (run_dir / "series.jsonl").read_bytes() if (run_dir / "series.jsonl").exists() else b""
 
     resuming = popen(tmp_path, "--resume", str(run_dir), "--json")
     wait_for_lock("run.lock", run_dir, resuming)
-    done = harness("--resume", str(run_dir), cwd=tmp_path, timeout=120)
+    done = harness("--resume", str(run_dir), cwd=tmp_path)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert f"this run is being resumed by pid {resuming.pid}" in lines[0]
     assert (run_dir / "series.jsonl").read_bytes()[: len(rows_before)] == rows_before  # the refused one touched nothing
 
-    stdout, stderr = resuming.communicate(timeout=300)
+    stdout, stderr = communicate(resuming, watch=[tmp_path])
     assert resuming.returncode == 1, stderr  # the hanging episodes time out: failed rows, not lost ones
     summary = json.loads(stdout)["summary"]
     assert summary["episodes"] == 2 and summary["status"] == "resumed"
@@ -353,7 +352,7 @@ def test_ctrl_c_while_a_resume_begins_gives_its_resume_line_not_already_publishe
     resuming = popen(tmp_path, "--resume", str(run_dir), "--no-progress")
     wait_for_lock("run.lock", run_dir, resuming)
     resuming.send_signal(signal.SIGINT)
-    _, err = resuming.communicate(timeout=120)
+    _, err = communicate(resuming, watch=[tmp_path])
     last = err.strip().splitlines()[-1]
     assert "already published" not in err, err[-2000:]
     if resuming.returncode == 0:  # it finished the one episode before the signal landed: nothing to say

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cdp import Chromium, chromium_path
-from conftest import AGENTS, harness, scenario_file
+from conftest import AGENTS, harness, scenario_file, wait_for, wait_watched
 
 pytestmark = pytest.mark.slow  # every test here uses real runs
 
@@ -167,7 +167,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(clean_run, case):
     (work / "empty").mkdir(exist_ok=True)
     args, message = BAD[case]
     before = sorted(p.name for p in out.iterdir())
-    done = harness("report", *[a.format(stamp=stamp) for a in args], "--search-dir", "out", cwd=work, timeout=120)
+    done = harness("report", *[a.format(stamp=stamp) for a in args], "--search-dir", "out", cwd=work)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tracecore-perf: error: ") and message in lines[0], done.stderr
@@ -216,7 +216,6 @@ def test_a_resumed_run_is_charted_on_one_time_axis(tmp_path):
     import signal
     import subprocess
     import sys
-    import time
 
     from tracecore_perf.published import locate
     from tracecore_perf.report.charts import RunData
@@ -237,15 +236,15 @@ def test_a_resumed_run_is_charted_on_one_time_axis(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
     # the run's own log (the console gets only a summary): interrupt once two rows are on disk
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
+    def two_failed() -> bool:
         logs = [path.read_text() for path in (tmp_path / "out").glob("run-*/harness.log")]
-        if sum('"episode.failed"' in line and "exploded on purpose" in line for log in logs for line in log.splitlines()) >= 2:
-            proc.send_signal(signal.SIGINT)
-            break
-        time.sleep(0.02)
-    assert proc.wait(timeout=120) == 130
+        return sum('"episode.failed"' in line and "exploded on purpose" in line for log in logs for line in log.splitlines()) >= 2
+
+    wait_for(two_failed, proc=proc, watch=[tmp_path], what="two failed episodes in the log", every_s=0.02)
+    proc.send_signal(signal.SIGINT)
+    assert wait_watched(proc, watch=[tmp_path]) == 130
     (run_dir,) = (tmp_path / "out").glob("run-*")
     resumed = harness("--resume", str(run_dir.relative_to(tmp_path)), "--no-progress", cwd=tmp_path)
     assert resumed.returncode == 1, resumed.stderr

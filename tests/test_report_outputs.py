@@ -75,20 +75,20 @@ def test_report_writes_beside_a_run_once_then_only_where_it_is_told(tmp_path):
     run = _copy(SLICE, tmp_path / "slice")
     published = _state(run)
 
-    first = harness("report", str(run), cwd=tmp_path, timeout=300)
+    first = harness("report", str(run), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     written = _state(run)
     assert {name: written[name] for name in published} == published  # the published files untouched
     new = sorted(set(written) - set(published))
     assert len(new) == 13 and all(name.startswith(("perf-report-", "perf-chart-")) for name in new), new
 
-    again = harness("report", str(run), "--baseline", str(SLICE), cwd=tmp_path, timeout=300)
+    again = harness("report", str(run), "--baseline", str(SLICE), cwd=tmp_path)
     assert again.returncode == 2, again.stderr
     assert _state(run) == written
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    told = harness("report", str(run), "--baseline", str(SLICE), "--output-dir", str(elsewhere), cwd=tmp_path, timeout=300)
+    told = harness("report", str(run), "--baseline", str(SLICE), "--output-dir", str(elsewhere), cwd=tmp_path)
     assert told.returncode == 0, told.stderr
     assert _state(run) == written
     assert len(list(elsewhere.glob("perf-report-*.html"))) == 1

