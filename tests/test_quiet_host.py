@@ -122,12 +122,15 @@ def test_a_window_too_short_to_judge_gives_no_busy_reading(host: Host):
 # --- a real run, on a host injected busy or quiet --------------------------------------------
 
 
-def _run(out: Path, host: Host) -> tuple[int, list[dict]]:
+def _run(out: Path, host: Host, monkeypatch) -> tuple[int, list[dict]]:
     settings = RunSettings(episodes=2, workers=1, python=sys.executable, keep_runs="none")
     options = harness.RunOptions(settings=settings, output_dir=str(out), scenario=list(DEFAULT_SCENARIO))
     probe = BusyProbe()  # the window opens; the run reads its end
     host.later = True
     with structlog.testing.capture_logs() as logs:
+        # a fresh logger, first used under the capture: the module's own may have been bound
+        # and cached (logs.configure caches on first use) by a run earlier in this process
+        monkeypatch.setattr(harness, "log", structlog.get_logger("tracecore_perf.run.harness"))
         outcome = harness.start(options, show_progress=False, busy=probe)
     return outcome.exit_code, logs
 
@@ -135,7 +138,7 @@ def _run(out: Path, host: Host) -> tuple[int, list[dict]]:
 @pytest.mark.slow  # real episodes
 def test_a_busy_host_is_recorded_and_warned_about(tmp_path: Path, monkeypatch, host: Host):
     monkeypatch.chdir(tmp_path)
-    exit_code, logs = _run(tmp_path / "out", host)
+    exit_code, logs = _run(tmp_path / "out", host, monkeypatch)
     assert exit_code == 0
     recorded = published(tmp_path / "out", "manifest")["host"]
     assert recorded["quiet"] is False
@@ -148,7 +151,7 @@ def test_a_busy_host_is_recorded_and_warned_about(tmp_path: Path, monkeypatch, h
 def test_a_quiet_host_is_recorded_quiet_without_a_warning(tmp_path: Path, monkeypatch, host: Host):
     monkeypatch.chdir(tmp_path)
     host.others_percent = 5.0
-    exit_code, logs = _run(tmp_path / "out", host)
+    exit_code, logs = _run(tmp_path / "out", host, monkeypatch)
     assert exit_code == 0
     recorded = published(tmp_path / "out", "manifest")["host"]
     assert recorded["quiet"] is True and recorded["quiet_reason"] is None
