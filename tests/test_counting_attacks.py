@@ -133,9 +133,13 @@ def test_callgrind_control_cannot_reach_a_counted_zygote(tmp_path: Path):
     to, where it finds one valgrind runs with its defaults."""
     if shutil.which("callgrind_control") is None:
         pytest.skip("callgrind_control not installed")
-    from tracecore_perf.run.spawn import new_callgrind_dir, spawn_zygote
+    from tracecore_perf.run.spawn import spawn_zygote
 
-    zygote = spawn_zygote(sys.executable, "forkserver", new_callgrind_dir())
+    # the counts in this test's own folder: a calibration child of the zygote still writing its
+    # count as the zygote is killed below may leave a file there, which is no leftover of the suite
+    counts = tmp_path / "counts"
+    counts.mkdir()
+    zygote = spawn_zygote(sys.executable, "forkserver", str(counts))
     env = {**os.environ, "TMPDIR": str(tmp_path)}  # where vgdb's FIFOs go, and where callgrind_control looks
     default = subprocess.Popen(["valgrind", "-q", "--tool=callgrind", f"--callgrind-out-file={tmp_path}/default.%p",
                                 sys.executable, "-c", "import sys; print('up', flush=True); sys.stdin.read()"],
