@@ -183,13 +183,19 @@ def test_write_permission_lost_mid_run_stops_resumably_and_resume_finishes(tmp_p
     assert leftover_processes(tmp_path) == []
 
 
-def test_ctrl_c_as_the_run_directory_appears_leaves_a_run_resume_finishes(tmp_path: Path):
+def _started_until_its_run_directory_appears(tmp_path: Path, episodes: int) -> subprocess.Popen:
+    """A new run of ``episodes`` into ``tmp_path/out``, returned as soon as its run directory appears."""
     proc = subprocess.Popen(
-        [PY, "-m", "tracecore_perf", "--episodes", "6", "--workers", "2", "--output-dir", str(tmp_path / "out")],
+        [PY, "-m", "tracecore_perf", "--episodes", str(episodes), "--workers", "2", "--output-dir", str(tmp_path / "out")],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=harness_env(tmp_path),
     )  # fmt: skip
     wait_for(lambda: list((tmp_path / "out").glob("run-*")), proc=proc, watch=[tmp_path], what="the run directory",
-             every_s=0.001)  # fmt: skip  # as soon as it appears
+             every_s=0.001)  # fmt: skip
+    return proc
+
+
+def test_ctrl_c_as_the_run_directory_appears_leaves_a_run_resume_finishes(tmp_path: Path):
+    proc = _started_until_its_run_directory_appears(tmp_path, 6)
     proc.send_signal(signal.SIGINT)
     _, err = communicate(proc, watch=[tmp_path])
     assert proc.returncode == 130, err
@@ -207,12 +213,7 @@ def test_ctrl_c_as_the_run_directory_appears_leaves_a_run_resume_finishes(tmp_pa
 def test_killed_outright_as_the_run_directory_appears_leaves_a_run_resume_finishes(tmp_path: Path):
     """kill -9 cannot be held back as Ctrl-C is: the run directory appears with its manifest in
     it, in one step, so whenever the harness dies after it appears, --resume takes the run."""
-    proc = subprocess.Popen(
-        [PY, "-m", "tracecore_perf", "--episodes", "4", "--workers", "2", "--output-dir", str(tmp_path / "out")],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=harness_env(tmp_path),
-    )  # fmt: skip
-    wait_for(lambda: list((tmp_path / "out").glob("run-*")), proc=proc, watch=[tmp_path], what="the run directory",
-             every_s=0.001)  # fmt: skip  # as soon as it appears
+    proc = _started_until_its_run_directory_appears(tmp_path, 4)
     proc.kill()
     communicate(proc)
     (run_dir,) = (tmp_path / "out").glob("run-*")

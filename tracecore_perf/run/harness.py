@@ -296,6 +296,7 @@ class NewRun:
         self.options = options
         self.settings = settings
         self.rows = options.scenario  # what the zygote warms: the rows as given
+        self.done: SeriesIndex | None = None  # no rows yet
         self.busy = busy  # watching the host since the zygote started
         self.run_dir: RunDir | None = None  # once it exists with its manifest: resumable from there
 
@@ -410,7 +411,7 @@ def start(
     if not input_checked:
         check_settings(settings, Path(options.output_dir))
     target = NewRun(options, settings, busy or BusyProbe())  # watches the host while the zygote starts and we validate
-    return Attempt(target, settings, options.output_cap, show_progress=show_progress, spawned=zygote).run()
+    return Attempt(target, options.output_cap, show_progress=show_progress, spawned=zygote).run()
 
 
 def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcome:
@@ -429,8 +430,7 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
         manifest, settings, done, planted = taken
         check_settings(settings, None)
         return Attempt(
-            ResumedRun(run_dir, manifest, settings, done), settings, output_cap,
-            show_progress=show_progress, done=done, found=planted,
+            ResumedRun(run_dir, manifest, settings, done), output_cap, show_progress=show_progress, found=planted,
         ).run()  # fmt: skip
     finally:
         run_dir.unlock()  # taken above, held for the attempt (also when it stopped before it began)
@@ -500,22 +500,20 @@ class Attempt:
     def __init__(
         self,
         target: NewRun | ResumedRun,
-        settings: RunSettings,
         output_cap: int,
         *,
         show_progress: bool,
         spawned: SpawnedZygote | None = None,
-        done: SeriesIndex | None = None,
         found: list[str] | None = None,
     ) -> None:
-        """``done``: the rows an earlier attempt wrote (a resume); ``found``: problems a resume
-        found before it began (the run is tainted)."""
+        """``found``: problems a resume found before it began (the run is tainted). The
+        settings and the rows an earlier attempt wrote (a resume) are the target's."""
         self.target = target
-        self.settings = settings
+        self.settings = target.settings
         self.output_cap = output_cap
         self.show_progress = show_progress
         self.spawned = spawned
-        self.done = done
+        self.done = target.done
         self.found = found or []
         self.guard = LimitGuard()  # an episode may lower the harness's own limits (prlimit): put back
         # set as the steps make them (None: not yet), for the clean-up and an interrupt
