@@ -238,8 +238,6 @@ def assert_healthy_rows_succeed(run: Run) -> None:
     healthy = [by_index[i] for i, row in enumerate(run.rows) if row == HEALTHY]
     bad = [(r["episode_index"], r["error"], r["wall_clock_s"]) for r in healthy if not r["success"]]
     assert not bad, f"healthy episodes that failed: {bad}"
-    slow = [(r["episode_index"], r["wall_clock_s"]) for r in healthy if r["wall_clock_s"] >= TIMEOUT / 2]
-    assert not slow, f"healthy episodes far slower than normal: {slow}"
 
 
 def assert_failed_with(row: dict, prefixes: tuple[str, ...]) -> None:

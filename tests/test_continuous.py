@@ -175,6 +175,18 @@ def test_a_revision_that_does_not_exist_is_one_line(repo, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_memory_limit_beyond_the_host_is_one_line_before_anything_is_built(repo, tmp_path):
+    """The run's settings are checked as ``run`` checks them, before either side is built."""
+    path, commits = repo
+    done = harness(
+        "continuous", commits["release"], commits["harmless"], "--repo", str(path), "--output-dir", "out",
+        "--memory-limit", "100TiB", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--memory-limit 100 TiB is more than this host's memory" in _error_line(done)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_repository_that_is_not_tracecore_is_one_line(tmp_path):
     other = tmp_path / "other"
     other.mkdir()

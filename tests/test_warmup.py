@@ -17,7 +17,7 @@ from conftest import AGENTS, harness, published, scenario_file
 TASK = "filesystem_hidden_config@1"
 
 
-def rehearse(tmp_path, agent: str, deadline_s: float = 30.0) -> list[str]:
+def rehearse(tmp_path, agent: str, deadline_s: float = 600.0) -> list[str]:
     row = {"agent": agent, "agent_label": agent, "task_ref": TASK, "seed": 1}
     try:
         return warmup.rehearse({"rows": [row], "episodes": 2, "scratch_root": str(tmp_path), "deadline_s": deadline_s})

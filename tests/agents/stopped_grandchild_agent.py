@@ -31,7 +31,7 @@ class Agent(ToyAgent):  # TraceCore's toy agent for reset/observe; act() misbeha
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 5
-        while _state(child.pid) not in ("T", "t") and time.monotonic() < deadline:
+        # until the child has stopped itself (or died): the episode's timeout bounds the wait
+        while _state(child.pid) not in ("T", "t") and child.poll() is None:
             time.sleep(0.01)
         raise RuntimeError(f"stopped grandchild agent raised, grandchild {child.pid} in state {_state(child.pid)}")

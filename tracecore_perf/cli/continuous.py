@@ -9,6 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
+import msgspec
+
 from tracecore_perf import defaults
 from tracecore_perf.cli.args import (
     PROG,
@@ -91,7 +93,7 @@ def main(argv: list[str]) -> int:
     from tracecore_perf.continuous import plan, run_continuous
     from tracecore_perf.continuous.build import check_base_python, check_requirement
     from tracecore_perf.errors import ExitCode, UsageError, stop_on_sigterm
-    from tracecore_perf.run.checks import check_instructions, check_workers
+    from tracecore_perf.run.checks import check_settings
     from tracecore_perf.run.logs import configure
     from tracecore_perf.run.rundir import new_stamp
     from tracecore_perf.run.scenario import DEFAULT_SCENARIO, load_scenario
@@ -101,11 +103,12 @@ def main(argv: list[str]) -> int:
     if args.output_dir is not None:
         check_output_path("--output-dir", args.output_dir, "runs")
     run_settings = run_settings_from(args, instructions=True, isolation="forkserver")
-    check_workers(run_settings.workers)
     base_python = check_base_python(args.python or sys.executable)
+    # the run's own checks (workers, valgrind, --memory-limit), as `run` makes them: the sides'
+    # interpreters are built below from base_python, and each side's run directory is made there
+    check_settings(msgspec.structs.replace(run_settings, python=base_python), None)
     for requirement in args.also:
         check_requirement(requirement)
-    check_instructions(True, "forkserver", False)
     if args.constraints is not None and not args.constraints.is_file():
         raise UsageError(f"--constraints {args.constraints}: no such file")
     scenario = load_scenario(args.scenario) if args.scenario else list(DEFAULT_SCENARIO)
