@@ -68,6 +68,21 @@ def scenario_file(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def interpreter_with_own_copies(folder: Path, *packages) -> Path:
+    """A scratch virtual environment whose ``packages`` (imported modules) are copies of its
+    own, everything else from this interpreter's site directory (a ``.pth`` file): its
+    python, for ``--python``. A test whose hostile agent changes installed code changes the
+    copies, which go with the test's folder; the suite's own environment, which tests on other
+    pytest-xdist workers are running episodes from, is never touched."""
+    venv = folder / "venv"
+    run_watched([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (site,) = venv.glob("lib/python*/site-packages")
+    for package in packages:
+        shutil.copytree(Path(package.__file__).parent, site / package.__name__)
+    (site / "harness-site.pth").write_text(str(Path(packages[0].__file__).parents[1]) + "\n")
+    return venv / "bin" / "python"
+
+
 def leftover_processes(root: Path) -> list[str]:
     """Live (or stopped) processes working inside ``root``: episode processes, and whatever
     they start, work in scratch directories under ``$TMPDIR``, which ``harness_env`` puts

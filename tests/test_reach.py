@@ -33,7 +33,7 @@ from test_containment import (
     run_harness,
 )
 
-from conftest import REPO, run_watched
+from conftest import REPO, interpreter_with_own_copies, run_watched
 
 pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
 
@@ -128,24 +128,21 @@ def test_no_forged_figure_is_published_as_fact(rewritten_run: Run):
 @pytest.fixture(scope="module")
 def planted_code_run(tmp_path_factory) -> tuple[Run, list[Path]]:
     import agent_bench
+    import tasks  # TraceCore's other package: the task's validator decides success
 
     work = tmp_path_factory.mktemp("planted-code")
     own_agent = work / "my_toy_agent.py"  # an agent file of the user's, in the scenario
     own_agent.write_text((Path(agent_bench.__file__).parent / "agents" / "toy_agent.py").read_text())
-    installed = Path(agent_bench.__file__).parent / "agents" / "toy_agent.py"
-    import tasks  # TraceCore's other package: the task's validator decides success
-
-    validator = Path(tasks.__file__).parent / TASK.split("@")[0] / "validate.py"
-    kept = {path: (path.read_bytes(), os.stat(path)) for path in (installed, validator)}
+    # TraceCore as the episodes load it: copies in a scratch environment, which the agent
+    # changes (not the suite's own installation, which other tests are running episodes from)
+    python = interpreter_with_own_copies(work, agent_bench, tasks)
+    (site,) = python.parents[1].glob("lib/python*/site-packages")
+    installed = site / "agent_bench" / "agents" / "toy_agent.py"
+    validator = site / "tasks" / TASK.split("@")[0] / "validate.py"
     targets = (own_agent, installed, validator)
     rows = [HEALTHY, {"agent": str(own_agent), "task_ref": TASK, "seed": 1}, hostile("code_planting_agent"), HEALTHY]
-    try:
-        run = run_harness(work, rows, workers=1, env={"HOSTILE_TARGETS": os.pathsep.join(map(str, targets))})
-        changed = [path for path in targets if MARKER in path.read_text()]
-    finally:  # TraceCore's installed files as they were, their time stamps too (their .pyc stay valid)
-        for path, (original, times) in kept.items():
-            path.write_bytes(original)
-            os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
+    run = run_harness(work, rows, "--python", str(python), workers=1, env={"HOSTILE_TARGETS": os.pathsep.join(map(str, targets))})
+    changed = [path for path in targets if MARKER in path.read_text()]
     return run, changed
 
 

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +23,8 @@ from test_containment import AGENTS, HEALTHY, MARKER, Run, assert_ended_and_publ
 from tracecore_perf.run.episode import spec
 from tracecore_perf.run.episode.state import side
 from tracecore_perf.run.scenario import DEFAULT_SCENARIO
+
+from conftest import interpreter_with_own_copies
 
 DEFAULT_ROWS = [{"agent": row.agent, "task_ref": row.task_ref, "seed": row.seed} for row in DEFAULT_SCENARIO]
 FORGING = {"agent": str(AGENTS / "spec_forging_agent.py"), "task_ref": "filesystem_hidden_config@1", "seed": 1}
@@ -128,15 +127,11 @@ def tampered_run(request, tmp_path_factory) -> tuple[Run, Path, bool]:
     import jsonschema_rs
 
     work = tmp_path_factory.mktemp(f"tampered-{request.param}")
-    venv = work / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    (site,) = venv.glob("lib/python*/site-packages")
-    shutil.copytree(Path(jsonschema_rs.__file__).parent, site / "jsonschema_rs")
-    (site / "harness-site.pth").write_text(str(Path(jsonschema_rs.__file__).parents[1]) + "\n")
-    installed = site / "jsonschema_rs" / "__init__.py"
+    python = interpreter_with_own_copies(work, jsonschema_rs)
+    (installed,) = python.parents[1].glob("lib/python*/site-packages/jsonschema_rs/__init__.py")
     rows = [hostile("verdict_tampering_agent"), FORGING, hostile("zygote_killing_agent"), FORGING, HEALTHY]
     run = run_harness(
-        work, rows, "--strict-spec", "--isolation", request.param, "--python", str(venv / "bin" / "python"),
+        work, rows, "--strict-spec", "--isolation", request.param, "--python", str(python),
         workers=1, env={"HOSTILE_TARGETS": str(installed)},
     )  # fmt: skip
     return run, installed, MARKER in installed.read_text()
