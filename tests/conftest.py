@@ -420,6 +420,9 @@ def _group(item: pytest.Item) -> str | None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not hasattr(config, "workerinput"):
         return
+    # The `long` tests (minutes each) first, each worker's collection in the same order (xdist
+    # requires it): started last, one of them would end the run alone on one worker
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
     groups = {item.nodeid: group for item in items if (group := _group(item)) is not None}
     path = os.path.join(str(_session["controller_tmp"]), f"{_GROUPS_PREFIX}{config.workerinput['workerid']}.json")
     with open(path + ".part", "w") as out:
@@ -447,6 +450,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
             group = self.groups.get(nodeid)
             return f"group:{group}" if group is not None else nodeid
 
+    # Units in collection order (the `long` tests first, above), not xdist's default of the
+    # largest group first, which would leave a long test that is a unit of its own to the end
+    config.option.loadscopereorder = False
     return SharedFixtureScheduling(config, log)
 
 

@@ -68,6 +68,7 @@ def own_agents(repo, tmp_path_factory) -> dict:
     return {"done": done, "out": work / "out", "commits": commits}
 
 
+@pytest.mark.long
 def test_each_side_runs_its_own_revision_and_its_own_agents(own_agents):
     done, out = own_agents["done"], own_agents["out"]
     assert done.returncode == 1, done.stderr  # the dearer agent is a regression

@@ -61,6 +61,7 @@ def counted(tmp_path_factory) -> dict:
     return {"done": done, "work": work, "out": out, "rows": by_agent, "manifest": published(out, "manifest")}
 
 
+@pytest.mark.long
 def test_the_honest_rows_are_counted_and_the_run_is_clean(counted: dict):
     """The toy rows, and the rows of agents whose module planted links at the count files of
     every pid to come, or killed the zygote, when it was checked: counted, as the toy is."""

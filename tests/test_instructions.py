@@ -225,6 +225,7 @@ def test_instructions_without_valgrind_names_the_package(tmp_path, capsys, monke
 # --- real episodes under Valgrind ----------------------------------------------------------------
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_a_counted_run_records_each_episode_and_resumes_counting(tmp_path):
     scenario = scenario_file(tmp_path / "toy.json", [{"agent": TOY, "task_ref": "filesystem_hidden_config@1", "seed": 3}])

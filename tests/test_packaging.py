@@ -62,6 +62,7 @@ def test_both_pass_twine_check(tool_dist):
     assert done.stdout.count("PASSED") == 2
 
 
+@pytest.mark.long
 def test_the_wheel_installed_alone_runs(tool_dist, tmp_path: Path, no_leftovers):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

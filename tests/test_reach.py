@@ -420,6 +420,7 @@ def test_a_run_folder_replaced_by_a_link_is_never_written_through(tmp_path: Path
     assert run.leftovers == []
 
 
+@pytest.mark.long
 def test_a_gigabytes_long_line_in_the_series_costs_no_memory(tmp_path: Path):
     rows = [HEALTHY, hostile("sparse_line_agent"), HEALTHY, HEALTHY]
     run = run_harness(tmp_path, rows, workers=1)

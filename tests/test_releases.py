@@ -44,6 +44,7 @@ def test_strict_spec_where_the_release_cannot_check_is_one_line(tmp_path: Path, 
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.long
 def test_a_matrix_over_three_releases_counts_their_regressions(tmp_path: Path, tracecore_release):
     """0.9.5, 1.0.0 and the installed release (1.1.3 in CI), one interpreter, instruction
     counts: every cell ok, each comparison with its numbers, and each newer release's toy

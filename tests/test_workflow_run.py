@@ -125,6 +125,8 @@ def _comment(driver: Driver) -> tuple[str, str]:
     return (folder / "pr-number").read_text().strip(), (folder / "comment.md").read_text()
 
 
+@pytest.mark.long
+@pytest.mark.xdist_group("workflow: no change")  # each long workflow on a worker of its own
 def test_a_pull_request_that_changes_no_runtime_code_is_no_change(tmp_path, origin, tool_wheel, no_leftovers):
     _, commits = origin
     driver, jobs = _run_pull_request(tmp_path, origin, tool_wheel, commits["release"], commits["harmless"])
@@ -156,6 +158,8 @@ def test_a_pull_request_that_changes_no_runtime_code_is_no_change(tmp_path, orig
     assert json.loads(manifest.read_text())["interpreter"]["executable"].endswith("/tracecore-perf-out/envs/head/bin/python")
 
 
+@pytest.mark.long
+@pytest.mark.xdist_group("workflow: regression")
 def test_a_pull_request_that_costs_two_percent_fails_at_the_gate(tmp_path, origin, tool_wheel, no_leftovers):
     _, commits = origin
     driver, jobs = _run_pull_request(tmp_path, origin, tool_wheel, commits["harmless"], commits["costly"])
@@ -245,6 +249,8 @@ def test_accepting_a_slowdown_by_hand_names_a_commit_of_the_default_branch(tmp_p
 # --- a push to the default branch: its run kept on the perf-history branch -------------------------
 
 
+@pytest.mark.long
+@pytest.mark.xdist_group("workflow: push")
 def test_a_push_to_the_default_branch_keeps_its_run_on_the_history_branch(tmp_path, origin, tool_wheel, no_leftovers):
     from tracecore_perf.history.store import open_store
 
