@@ -43,6 +43,8 @@ import signal
 import socket
 import struct
 
+from .state import side
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
@@ -279,22 +281,19 @@ def _filter_program(machine: str) -> bytes:
     return b"".join(struct.pack("HBBI", *instruction) for instruction in program)
 
 
-_prepared: tuple[ctypes.Array, _SockFprog] | None = None  # the filter, built once per process that forks episodes
-
-
 def prepare_single_process() -> None:
     """Build the filter now (in the zygote), so that each episode only installs it: two
-    system calls, a few thousand instructions in its count. Raises SandboxError where the
-    machine has no filter of ours."""
-    global _prepared
-    if _prepared is not None:
+    system calls, a few thousand instructions in its count; kept on the episode side's state
+    (``side.single_process_filter``), which the episodes forked from the zygote inherit.
+    Raises SandboxError where the machine has no filter of ours."""
+    if side.single_process_filter is not None:
         return
     machine = os.uname().machine
     if machine not in _SYSCALLS:
         why = f"--instructions keeps each episode to one process with a filter for x86_64 or aarch64, not {machine}"
         raise SandboxError(errno.ENOSYS, why)
     program = ctypes.create_string_buffer(_filter_program(machine))
-    _prepared = (program, _SockFprog(len(program.raw) // 8, ctypes.addressof(program)))
+    side.single_process_filter = (program, _SockFprog(len(program.raw) // 8, ctypes.addressof(program)))
 
 
 def forbid_new_processes() -> None:
@@ -303,10 +302,10 @@ def forbid_new_processes() -> None:
     Valgrind ends the process). For good: a seccomp filter is never lifted. Raises
     SandboxError where the kernel or the machine does not allow it."""
     prepare_single_process()
-    assert _prepared is not None
+    prepared = side.single_process_filter
     try:
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
-        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(_prepared[1]), 0, 0), "seccomp filter")
+        _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prepared[1]), 0, 0), "seccomp filter")
     except OSError as exc:
         why = f"--instructions keeps each episode to one process, which this host refuses: {exc}"
         raise SandboxError(exc.errno, why) from None

@@ -29,6 +29,9 @@ class EpisodeSide:
         self.harness_modules: set[str] = set()
         self.verdict_warm = False  # warmup.warm_verdict ran in this process
         self.sandbox = None  # the sandbox module, loaded on first use (load_sandbox)
+        # --instructions' seccomp filter (a ctypes program and the sock_fprog pointing at it),
+        # built once in the zygote (sandbox.prepare_single_process), installed by each episode
+        self.single_process_filter: tuple | None = None
         self.schema_is_valid = None  # jsonschema-rs's compiled is_valid over TraceCore's artifact schema
         self.schema: dict | None = None  # TraceCore's artifact schema, as its _load_schema read it before any episode
         self.placed: str | None = None  # the artifact this worker placed for the episode it has not yet reported
