@@ -235,3 +235,39 @@ def test_closing_a_worker_collects_its_cpu_time():
 
     result, _ = converse(script, close)
     assert result == (1.5, 0.25)
+
+
+# --- instruction mode: the workers' own counts, written as they exit ---------------------------
+
+
+@pytest.mark.slow
+def test_the_wait_for_exiting_workers_lasts_while_they_work_and_gives_up_on_a_stopped_one():
+    """A worker writing its count at exit is waited for as long as it uses CPU, however long
+    a loaded host makes that (here three times the quiet time it is allowed); one that is
+    stopped (no CPU) is given up on, not waited for."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import wait_for
+
+    burn = "import time\nend = time.process_time() + 3\nwhile time.process_time() < end: pass"
+    busy = subprocess.Popen([sys.executable, "-c", burn])
+    stopped = subprocess.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSTOP)"])
+    try:
+        anyio.run(launcher._exited, [busy.pid], 1.0)
+        assert busy.poll() is not None, "the wait ended while the worker was still working"
+        wait_for(lambda: _state(stopped.pid) in ("T", "t"), proc=stopped, what="the process to stop itself")
+        anyio.run(launcher._exited, [stopped.pid], 1.0)
+        assert stopped.poll() is None, "a stopped process cannot have exited"
+    finally:
+        for process in (busy, stopped):
+            if process.poll() is None:
+                process.kill()
+                process.send_signal(signal.SIGCONT)
+            process.wait()
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]

@@ -344,6 +344,26 @@ def test_resume_through_a_link_or_a_relative_path_takes_the_run_where_it_is(tmp_
     assert not list(tmp_path.glob("perf-*"))  # not beside the link
 
 
+def test_ctrl_c_as_a_resume_reads_the_run_gives_its_resume_line(tmp_path: Path, capsys, monkeypatch):
+    """The window before the attempt begins (the run locked, its manifest and rows being
+    read): the run is as it was, and the last line is still the command that finishes it.
+    (The slow test below lands the signal wherever it lands; this one lands it there.)"""
+    from tracecore_perf.run import harness as run_harness
+
+    run_dir = tmp_path / "run-20260101T000000Z"
+    run_dir.mkdir()
+    (run_dir / "manifest.json").write_text("{}")
+
+    def interrupted(_run_dir):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_harness, "_take_run", interrupted)
+    assert main(["--resume", str(run_dir), "--no-progress"]) == 130
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("tracecore-perf: interrupted; to finish the run: ") and f"--resume {run_dir}" in last, last
+    assert sorted(p.name for p in run_dir.iterdir()) == ["manifest.json", "run.lock"]
+
+
 @pytest.mark.slow
 def test_ctrl_c_while_a_resume_begins_gives_its_resume_line_not_already_published(tmp_path: Path):
     """Interrupted as soon as it holds the run (validating, starting its zygote): the run is

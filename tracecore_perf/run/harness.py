@@ -424,11 +424,14 @@ def resume(path: Path, *, output_cap: int, show_progress: bool = True) -> Outcom
         raise UsageError(f"not a run directory (no {MANIFEST}): {path}")
     run_dir.lock()  # before anything is read or touched: one attempt at a time
     try:
-        taken = _take_run(run_dir)
-        if isinstance(taken, Outcome):  # published to the end: nothing to do
-            return taken
-        manifest, settings, done, planted = taken
-        check_settings(settings, None)
+        try:
+            taken = _take_run(run_dir)
+            if isinstance(taken, Outcome):  # published to the end: nothing to do
+                return taken
+            manifest, settings, done, planted = taken
+            check_settings(settings, None)
+        except KeyboardInterrupt as exc:  # Ctrl-C (or SIGTERM) before the attempt began: the run is as it was
+            return Outcome(exit_code=getattr(exc, "exit_code", ExitCode.INTERRUPTED), publication=None, run_dir=str(path))
         return Attempt(
             ResumedRun(run_dir, manifest, settings, done), output_cap, show_progress=show_progress, found=planted,
         ).run()  # fmt: skip

@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,7 +51,7 @@ SPAWN_DEADLINE_S = 15.0
 WARM_DEADLINE_S = 120.0
 CALL_DEADLINE_S = 120.0
 CLOSE_DEADLINE_S = 10.0
-WORKER_COUNT_DEADLINE_S = 10.0  # instruction mode: for the workers to write their counts as they exit
+WORKER_COUNT_QUIET_S = 10.0  # instruction mode: a worker writing its count as it exits, using no CPU this long, is given up on
 WARMUP_EPISODE_S = 30.0  # a warm-up episode longer than this is cut off, and its row left cold
 # A zygote that cannot be started or fork a worker this many times in a row: the run stops.
 ZYGOTE_ATTEMPTS = 3
@@ -631,11 +632,11 @@ class ZygoteKeeper:
         return (self.zygote.cpu_user_s + self.zygote.cpu_sys_s) if self.zygote else 0.0
 
     async def counts_written(self) -> None:
-        """Instruction mode: wait (bounded) until every worker that said goodbye has exited.
+        """Instruction mode: wait until every worker that said goodbye has exited (or stalled).
         Callgrind writes a worker's count as it exits, which takes a while under it; killing
         the run's leftover processes, or ending the zygote, before then would lose it."""
         if self.callgrind_dir is not None:
-            await _exited(self.worker_pids, WORKER_COUNT_DEADLINE_S)
+            await _exited(self.worker_pids, WORKER_COUNT_QUIET_S)
 
     async def close(self) -> None:
         try:
@@ -649,20 +650,31 @@ class ZygoteKeeper:
                 remove_tree(self.callgrind_dir)  # the workers' and zygotes' own counts
 
 
-async def _exited(pids: list[int], deadline_s: float) -> None:
+async def _exited(pids: list[int], quiet_s: float) -> None:
     """Wait until each of ``pids`` has exited (gone, or a zombie its parent has not reaped
-    yet), at most ``deadline_s`` in all."""
+    yet). One that uses no CPU time for ``quiet_s`` (stopped, or stuck) is given up on: a
+    loaded host slows callgrind's dump at exit, it does not stop it, so no fixed deadline
+    (10 s lost both workers' counts on a host running four test sessions)."""
     import psutil
 
-    with anyio.move_on_after(deadline_s):
-        for pid in pids:
-            while True:
-                try:
-                    if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                        break
-                except psutil.Error:
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+        except psutil.Error:
+            continue
+        used, since = -1.0, time.monotonic()
+        while True:
+            try:
+                if process.status() == psutil.STATUS_ZOMBIE:
                     break
-                await anyio.sleep(0.01)
+                times = process.cpu_times()
+            except psutil.Error:
+                break
+            if times.user + times.system != used:
+                used, since = times.user + times.system, time.monotonic()
+            elif time.monotonic() - since > quiet_s:
+                break
+            await anyio.sleep(0.01)
 
 
 def _worker_counts(callgrind_dir: str, pids: list[int]) -> list[int]:
