@@ -15,7 +15,7 @@ import sys
 
 from .constants import EXIT_CHILD_SETUP_FAILED
 from .spec import OPTIONAL_TRACECORE, has_module
-from .state import load_sandbox
+from .state import forbid_new_processes, load_sandbox
 from .system import write_all
 
 TYPE_CHECKING = False  # typing itself is an import the zygote need not pay for
@@ -113,7 +113,7 @@ def check_agent(job: dict) -> NoReturn:
         if job.get("sandbox"):  # returns in the sandboxed process
             load_sandbox().enter(job["scratch"], job["scratch_root"], job.get("hidden") or [])
         if job.get("single_process"):
-            load_sandbox().forbid_new_processes()
+            forbid_new_processes()
         verdict = {"problem": _agent_class_problem(job["path"])}
         write_all(answer, json.dumps(verdict).encode("utf-8"))
     except BaseException:  # noqa: BLE001 - no answer is a refusal; nothing else to say

@@ -43,8 +43,6 @@ import signal
 import socket
 import struct
 
-from .state import side
-
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
@@ -281,28 +279,27 @@ def _filter_program(machine: str) -> bytes:
     return b"".join(struct.pack("HBBI", *instruction) for instruction in program)
 
 
-def prepare_single_process() -> None:
-    """Build the filter now (in the zygote), so that each episode only installs it: two
-    system calls, a few thousand instructions in its count; kept on the episode side's state
-    (``side.single_process_filter``), which the episodes forked from the zygote inherit.
-    Raises SandboxError where the machine has no filter of ours."""
-    if side.single_process_filter is not None:
-        return
+def single_process_filter() -> tuple[ctypes.Array, _SockFprog]:
+    """The seccomp filter :func:`forbid_new_processes` installs (the program, and the
+    sock_fprog pointing at it). The zygote builds it once and keeps it on the episode side's
+    state (``state.forbid_new_processes``), so each episode only installs it: two system calls,
+    a few thousand instructions in its count. Raises SandboxError where the machine has no
+    filter of ours."""
     machine = os.uname().machine
     if machine not in _SYSCALLS:
         why = f"--instructions keeps each episode to one process with a filter for x86_64 or aarch64, not {machine}"
         raise SandboxError(errno.ENOSYS, why)
     program = ctypes.create_string_buffer(_filter_program(machine))
-    side.single_process_filter = (program, _SockFprog(len(program.raw) // 8, ctypes.addressof(program)))
+    return program, _SockFprog(len(program.raw) // 8, ctypes.addressof(program))
 
 
-def forbid_new_processes() -> None:
+def forbid_new_processes(prepared: tuple[ctypes.Array, _SockFprog] | None = None) -> None:
     """From now on this process can start no process (fork, vfork, clone without
     CLONE_THREAD, exec) nor enter or make namespaces: each fails with EPERM (an exec under
-    Valgrind ends the process). For good: a seccomp filter is never lifted. Raises
-    SandboxError where the kernel or the machine does not allow it."""
-    prepare_single_process()
-    prepared = side.single_process_filter
+    Valgrind ends the process). For good: a seccomp filter is never lifted. ``prepared``: the
+    filter built beforehand (built now if None). Raises SandboxError where the kernel or the
+    machine does not allow it."""
+    prepared = prepared or single_process_filter()
     try:
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
         _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prepared[1]), 0, 0), "seccomp filter")

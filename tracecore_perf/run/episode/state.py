@@ -29,8 +29,8 @@ class EpisodeSide:
         self.harness_modules: set[str] = set()
         self.verdict_warm = False  # warmup.warm_verdict ran in this process
         self.sandbox = None  # the sandbox module, loaded on first use (load_sandbox)
-        # --instructions' seccomp filter (a ctypes program and the sock_fprog pointing at it),
-        # built once in the zygote (sandbox.prepare_single_process), installed by each episode
+        # --instructions' seccomp filter (sandbox.single_process_filter), built once in the
+        # zygote, installed by each episode (forbid_new_processes)
         self.single_process_filter: tuple | None = None
         self.schema_is_valid = None  # jsonschema-rs's compiled is_valid over TraceCore's artifact schema
         self.schema: dict | None = None  # TraceCore's artifact schema, as its _load_schema read it before any episode
@@ -48,3 +48,12 @@ def load_sandbox():
 
         side.sandbox = sandbox
     return side.sandbox
+
+
+def forbid_new_processes() -> None:
+    """This process can start no other from now on (sandbox.forbid_new_processes), with the
+    filter the zygote built (built now where it was not)."""
+    sandbox = load_sandbox()
+    if side.single_process_filter is None:
+        side.single_process_filter = sandbox.single_process_filter()
+    sandbox.forbid_new_processes(side.single_process_filter)

@@ -23,7 +23,7 @@ from .capped_log import CappedLog
 from .constants import RESULT_CAP_BYTES, RESULT_FD
 from .episode import bound_memory, check_report
 from .role import Role
-from .state import load_sandbox, side
+from .state import forbid_new_processes, load_sandbox, side
 from .system import children, die_with_parent, fd_limit, remove_tree, sigterm_held, write_all
 
 
@@ -112,7 +112,7 @@ class Worker(Role):
                 fork.scratch, fork.job.get("scratch_root") or os.path.dirname(fork.scratch), fork.job.get("sandbox_hidden") or []
             )
         if side.callgrind_dir is not None:  # one process, counted whole (sandbox.forbid_new_processes)
-            load_sandbox().forbid_new_processes()
+            forbid_new_processes()
 
     def supervise(self, pid: int, fork: EpisodeFork) -> None:
         """In the worker, once the episode process is forked: watch it to its end, clean up

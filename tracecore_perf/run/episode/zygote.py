@@ -329,7 +329,7 @@ def start(argv: list[str]) -> Zygote:
         warm_verdict()
         if side.callgrind_dir is not None:
             with contextlib.suppress(OSError):  # the probe reports a host that refuses the filter
-                load_sandbox().prepare_single_process()
+                side.single_process_filter = load_sandbox().single_process_filter()
             side.counted_rate = calibrate()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
