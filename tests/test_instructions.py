@@ -245,7 +245,7 @@ def test_a_counted_run_records_each_episode_and_resumes_counting(tmp_path):
     # no bar (--no-progress), but a run under Valgrind says how far it got, and always its last row
     assert re.search(r"run\.progress .*done=3 failed=0 total=3", done.stderr), done.stderr[-2000:]
     manifest = published(tmp_path / "out", "manifest")
-    assert manifest["instructions"] is True and manifest["counting"]["hash_seed"] == 0
+    assert manifest["settings"]["instructions"] is True and manifest["counting"]["hash_seed"] == 0
     assert manifest["counting"]["valgrind_version"].startswith("valgrind-")
     assert manifest["interpreter"]["python_build"].startswith(manifest["interpreter"]["python_version"])
     counts = [r["instructions"] for r in published(tmp_path / "out", "series")]

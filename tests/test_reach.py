@@ -311,7 +311,8 @@ def test_a_bad_memory_limit_is_refused_before_any_episode(tmp_path: Path, size: 
 
 def test_the_default_memory_limit_is_recorded(limited_run: Run):
     manifest = limited_run.artifact("manifest")
-    assert isinstance(manifest["memory_limit"], int) and manifest["memory_limit"] >= 1024**3, manifest.get("memory_limit")
+    limit = manifest["settings"]["memory_limit"]
+    assert isinstance(limit, int) and limit >= 1024**3, limit
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,6 +29,7 @@ import msgspec
 from tracecore_perf.errors import UsageError
 from tracecore_perf.files import read_regular, write_atomic
 from tracecore_perf.models import EpisodeRow, Manifest, Sample
+from tracecore_perf.published import decode_manifest
 
 T = TypeVar("T")
 
@@ -163,7 +164,7 @@ class RunDir:
         write_atomic(self.path / MANIFEST, msgspec.json.format(msgspec.json.encode(manifest), indent=2))
 
     def read_manifest(self) -> Manifest:
-        return msgspec.json.decode(read_regular(self.path / MANIFEST), type=Manifest)
+        return decode_manifest(read_regular(self.path / MANIFEST))  # a run begun by an older harness too
 
     def repair_tail(self) -> None:
         """Cut a torn last line (the harness was killed mid-write) off ``series.jsonl`` and
