@@ -259,7 +259,7 @@ def test_a_counted_run_records_each_episode_and_resumes_counting(tmp_path):
     # a resumed run counts too: the mode comes from the manifest
     (run_dir,) = (tmp_path / "out").glob("run-*")
     stored = json.loads((run_dir / "manifest.json").read_text())
-    stored["episodes"] = 5
+    stored["settings"]["episodes"] = 5
     (run_dir / "manifest.json").write_text(json.dumps(stored))
     for old in (tmp_path / "out").glob("perf-*"):
         old.unlink()

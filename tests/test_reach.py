@@ -292,7 +292,7 @@ def test_an_episode_over_the_memory_limit_fails_naming_it(memory_run: Run, index
     assert "512 MiB" in row["error"], row["error"]
     assert row["max_rss_bytes"] < 1024**3, row  # stopped near the limit, not at 1 or 3 GiB
     assert_healthy_rows_succeed(run)
-    assert run.artifact("manifest")["memory_limit"] == 512 * 1024**2
+    assert run.artifact("manifest")["settings"]["memory_limit"] == 512 * 1024**2
 
 
 def test_episodes_are_the_oom_killers_first_choice_and_carry_the_limit(memory_run: Run):

@@ -346,7 +346,7 @@ def _interrupted_run(work: Path, episodes: int = 2, more: int = 1) -> Path:
     assert done.returncode == 0, done.stderr[-2000:]
     (run_dir,) = (work / "out").glob("run-*")
     stored = json.loads((run_dir / "manifest.json").read_text())
-    stored["episodes"], stored["status"] = episodes + more, "interrupted"
+    stored["settings"]["episodes"], stored["status"] = episodes + more, "interrupted"
     (run_dir / "manifest.json").write_text(json.dumps(stored))
     for done_file in (work / "out").glob("perf-*"):
         done_file.unlink()
@@ -393,3 +393,4 @@ def test_a_relative_python_is_taken_from_the_working_directory(tmp_path: Path):
     assert json.loads(done.stdout)["summary"]["failure_count"] == 0
     manifest = published(tmp_path / "out", "manifest")
     assert os.path.isabs(manifest["interpreter"]["executable"])
+    assert manifest["settings"]["python"] == os.path.abspath(sys.executable)  # what --resume runs: from anywhere

@@ -20,6 +20,7 @@ from tracecore_perf.matrix.cells import run_argv
 from tracecore_perf.matrix.models import CellSettings
 from tracecore_perf.models import FORMAT_VERSION, Manifest
 from tracecore_perf.published import decode_manifest, recorded
+from tracecore_perf.run.rundir import RunDir
 from tracecore_perf.settings import NAMES, RunSettings, described
 from tracecore_perf.verdicts.compare import setup_differences
 
@@ -193,3 +194,17 @@ def test_the_ci_gate_compares_an_older_baseline_with_a_run_of_this_format(tmp_pa
     manifest_path.write_text(json.dumps(workers))
     assert cli.main(argv) == 2
     assert "workers 4 vs 8" in capsys.readouterr().err
+
+
+def test_a_run_begun_by_an_older_harness_is_written_back_in_this_format(tmp_path: Path):
+    """--resume of a run directory an older harness made: its manifest is read flat, then written
+    nested at every step of the attempt, and read back as such."""
+    run_dir = RunDir(tmp_path / "run-20261125T184431Z")
+    run_dir.path.mkdir()
+    (run_dir.path / "manifest.json").write_bytes(committed("baseline-slice"))
+    manifest = run_dir.read_manifest()
+    assert manifest.format_version == 1
+    run_dir.write_manifest(manifest)
+    again = run_dir.read_manifest()
+    assert again.format_version == FORMAT_VERSION and again.settings == manifest.settings
+    assert "settings" in json.loads((run_dir.path / "manifest.json").read_text())
