@@ -381,7 +381,7 @@ def test_a_sandboxed_episode_reaches_nothing_but_its_scratch_directory(sandbox_r
     assert not found["harness_visible"] and not found["network"] and not found["kernel_log_writable"], found
     assert not list(run.out.glob("run-*/planted-by-fixture.txt")) and not (run.work / "planted-by-fixture.txt").exists()
     assert_healthy_rows_succeed(run)
-    assert run.artifact("manifest")["sandbox"] is True
+    assert run.artifact("manifest")["settings"]["sandbox"] is True
     assert run.leftovers == []
 
 
