@@ -39,7 +39,7 @@ def test_ab_runs_the_same_episodes_interleaved_and_compares(tmp_path):
 
     a, b = _manifest(tmp_path / "ab" / "a"), _manifest(tmp_path / "ab" / "b")
     for manifest in (a, b):
-        assert manifest["episodes"] == 8
+        assert manifest["settings"]["episodes"] == manifest["episodes"] == 8
         assert [attempt["episodes_run"] for attempt in manifest["attempts"]] == [4, 4]
     # the same plan on both sides: same seeds, same episode indices
     seeds = [(r["episode_index"], r["seed"]) for r in _series(tmp_path / "ab" / "a")]

@@ -143,10 +143,10 @@ def test_different_hardware_is_loud_and_another_tracecore_is_not_another_machine
 @pytest.mark.parametrize(
     ("edit", "named"),
     [
-        (lambda m: m.update(workers=8), "workers 8 vs 2"),
-        (lambda m: m.update(isolation="spawn"), "isolation spawn vs forkserver"),
-        (lambda m: m.update(strict_spec=not m["strict_spec"]), "strict spec"),
-        (lambda m: m.update(sandbox=True), "sandbox True vs False"),
+        (lambda m: m["settings"].update(workers=8), "workers 8 vs 2"),
+        (lambda m: m["settings"].update(isolation="spawn"), "isolation spawn vs forkserver"),
+        (lambda m: m["settings"].update(strict_spec=not m["settings"]["strict_spec"]), "strict spec"),
+        (lambda m: m["settings"].update(sandbox=True), "sandbox True vs False"),
         (lambda m: m["scenario"][0].update(seed=99), "scenario rows 1 vs 1; only the baseline has"),
         (lambda m: m["scenario"].append({**m["scenario"][0], "seed": 5}), "scenario rows 2 vs 1"),
     ],

@@ -246,7 +246,7 @@ def test_a_counted_run_records_each_episode_and_resumes_counting(tmp_path):
     # no bar (--no-progress), but a run under Valgrind says how far it got, and always its last row
     assert re.search(r"run\.progress .*done=3 failed=0 total=3", done.stderr), done.stderr[-2000:]
     manifest = published(tmp_path / "out", "manifest")
-    assert manifest["instructions"] is True and manifest["counting"]["hash_seed"] == 0
+    assert manifest["settings"]["instructions"] is True and manifest["counting"]["hash_seed"] == 0
     assert manifest["counting"]["valgrind_version"].startswith("valgrind-")
     assert manifest["interpreter"]["python_build"].startswith(manifest["interpreter"]["python_version"])
     counts = [r["instructions"] for r in published(tmp_path / "out", "series")]
@@ -260,7 +260,7 @@ def test_a_counted_run_records_each_episode_and_resumes_counting(tmp_path):
     # a resumed run counts too: the mode comes from the manifest
     (run_dir,) = (tmp_path / "out").glob("run-*")
     stored = json.loads((run_dir / "manifest.json").read_text())
-    stored["episodes"] = 5
+    stored["settings"]["episodes"] = 5
     (run_dir / "manifest.json").write_text(json.dumps(stored))
     for old in (tmp_path / "out").glob("perf-*"):
         old.unlink()

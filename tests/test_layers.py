@@ -30,10 +30,12 @@ LAYERS: list[set[str]] = [
     {"history"},  # performance across runs: its store, change points, page
     {"report"},  # charts and the HTML report of one run
     {"verdicts"},  # check, compare, trends: judging published runs
-    {"run", "published"},  # making a run; reading a published one
-    {"settings", "stats"},  # the run settings; summary statistics
+    {"run"},  # making a run
+    {"published"},  # reading a published run, and the manifest of any run directory (one decode of a manifest)
+    {"stats"},  # summary statistics
     {"models", "files", "units", "errors", "compat", "escape"},  # contracts; safe writing; sizes; errors and exit
     # codes; Python versions; agent text escaped for each output sink
+    {"settings"},  # the run settings (the manifest nests them)
     {"defaults", "tracecore_perf"},  # the defaults table; the package's version
 ]
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}

@@ -32,7 +32,7 @@ def test_episodes_run_under_the_given_interpreter(tmp_path: Path, other_python: 
     assert done.returncode == 0, done.stderr
     manifest = published(out, "manifest")
     assert manifest["interpreter"]["executable"] == str(other_python)
-    assert manifest["isolation"] == isolation
+    assert manifest["settings"]["isolation"] == isolation and manifest["settings"]["python"] == str(other_python)
     series = published(out, "series")
     # The kernel splits a process's CPU into user and system by the ticks it sampled: a short
     # episode can show all of it as system time, so the accounting is checked as a whole.

@@ -30,6 +30,7 @@ from tracecore_perf.models import (
 from tracecore_perf.published import PublishedRun, format_version, locate
 from tracecore_perf.run.publish import SeriesIndex, publish
 from tracecore_perf.run.rundir import RunDir
+from tracecore_perf.settings import RunSettings
 from tracecore_perf.stats import distribution
 
 STAMP = "20260101T000000Z"
@@ -40,20 +41,23 @@ BASELINE = REPO / "deliverables" / "perf" / "baseline"  # the committed 1,000-ep
 def manifest(run_dir: RunDir, *, episodes: int = 4, compress: bool = False) -> Manifest:
     return Manifest(
         generated_at="2026-01-01T00:00:00+00:00",
-        episodes=episodes,
-        workers=2,
-        timeout=180.0,
-        strict_spec=True,
-        compress=compress,
         scenario=[ScenarioRow(agent="a.py", task_ref="t@1", seed=0)],
         system_samples={"available": True},
         artifact_set=[],
+        settings=RunSettings(
+            episodes=episodes,
+            workers=2,
+            timeout=180.0,
+            strict_spec=True,
+            compress=compress,
+            isolation="forkserver",
+            python="/usr/bin/python3",
+            keep_runs="all",
+            sample_interval=0.5,
+        ),
         agents={"a.py": "/abs/a.py"},
         stamp=run_dir.stamp,
         status="complete",
-        isolation="forkserver",
-        keep_runs="all",
-        sample_interval_s=0.5,
         interpreter=Interpreter(executable="/usr/bin/python3", python_version="3.11.9", tracecore_version="1.1.3"),
         host=HostContext(
             cpu_model="Test CPU",
@@ -289,21 +293,20 @@ def locate_paths(run_dir: RunDir) -> dict[str, Path]:
     return {kind: artifact_path(run_dir.output_dir, kind, STAMP) for kind in ARTIFACT_KINDS}
 
 
-def test_a_run_from_before_format_version_reads_as_version_0(published):
-    for kind in ("manifest", "summary"):
-        path = artifact_path(published.output_dir, kind, STAMP)
-        data = json.loads(path.read_text())
-        del data["format_version"]
-        path.write_text(json.dumps(data))
-        assert format_version(path) == 0
-    run = locate(STAMP, search_dir=published.output_dir)
-    assert run.manifest().format_version == 0 and run.summary().format_version == 0
+def test_a_summary_from_before_format_version_reads_as_version_0(published):
+    """(A manifest from before it is a run of format 0: the committed baseline's, below.)"""
+    path = artifact_path(published.output_dir, "summary", STAMP)
+    data = json.loads(path.read_text())
+    del data["format_version"]
+    path.write_text(json.dumps(data))
+    assert format_version(path) == 0
+    assert locate(STAMP, search_dir=published.output_dir).summary().format_version == 0
 
 
 def test_the_committed_baseline_reads_and_so_does_one_from_before_format_version(tmp_path):
     run = locate(str(BASELINE), BASELINE)
-    assert format_version(run.paths["manifest"]) == format_version(run.paths["summary"]) == FORMAT_VERSION
-    assert run.manifest().episodes == run.summary().episodes == 1000
+    assert format_version(run.paths["manifest"]) == format_version(run.paths["summary"]) == 1  # published flat
+    assert run.manifest().settings.episodes == run.summary().episodes == 1000
     # the same run as a harness published it before format_version existed: read as version 0
     for path in BASELINE.glob("perf-*.json"):
         document = json.loads(path.read_text())
@@ -312,7 +315,8 @@ def test_the_committed_baseline_reads_and_so_does_one_from_before_format_version
         (tmp_path / path.name).write_text(json.dumps(document))
     old = locate(str(tmp_path), tmp_path)
     assert format_version(old.paths["manifest"]) == format_version(old.paths["summary"]) == 0
-    assert old.manifest().episodes == old.summary().episodes == 1000
+    assert old.manifest().format_version == 0 and old.manifest().settings == run.manifest().settings
+    assert old.manifest().settings.episodes == old.summary().episodes == 1000
 
 
 def test_a_manifest_that_is_not_json_is_a_usage_error(published):

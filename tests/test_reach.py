@@ -289,7 +289,7 @@ def test_an_episode_over_the_memory_limit_fails_naming_it(memory_run: Run, index
     assert "512 MiB" in row["error"], row["error"]
     assert row["max_rss_bytes"] < 1024**3, row  # stopped near the limit, not at 1 or 3 GiB
     assert_healthy_rows_succeed(run)
-    assert run.artifact("manifest")["memory_limit"] == 512 * 1024**2
+    assert run.artifact("manifest")["settings"]["memory_limit"] == 512 * 1024**2
 
 
 def test_episodes_are_the_oom_killers_first_choice_and_carry_the_limit(memory_run: Run):
@@ -308,7 +308,8 @@ def test_a_bad_memory_limit_is_refused_before_any_episode(tmp_path: Path, size: 
 
 def test_the_default_memory_limit_is_recorded(limited_run: Run):
     manifest = limited_run.artifact("manifest")
-    assert isinstance(manifest["memory_limit"], int) and manifest["memory_limit"] >= 1024**3, manifest.get("memory_limit")
+    limit = manifest["settings"]["memory_limit"]
+    assert isinstance(limit, int) and limit >= 1024**3, limit
 
 
 if __name__ == "__main__":  # pragma: no cover
@@ -377,7 +378,7 @@ def test_a_sandboxed_episode_reaches_nothing_but_its_scratch_directory(sandbox_r
     assert not found["harness_visible"] and not found["network"] and not found["kernel_log_writable"], found
     assert not list(run.out.glob("run-*/planted-by-fixture.txt")) and not (run.work / "planted-by-fixture.txt").exists()
     assert_healthy_rows_succeed(run)
-    assert run.artifact("manifest")["sandbox"] is True
+    assert run.artifact("manifest")["settings"]["sandbox"] is True
     assert run.leftovers == []
 
 

@@ -17,9 +17,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from tracecore_perf.cli import main
+from tracecore_perf.models import FORMAT_VERSION
+from tracecore_perf.published import decode_manifest
 
 from conftest import AGENTS, REPO, communicate, harness, harness_env, published, scenario_file, wait_for, wait_watched
 
@@ -187,10 +190,16 @@ def test_a_path_the_system_cannot_take_is_one_line_naming_the_argument(tmp_path:
 # --- --resume: the manifest held to the flags' bounds ------------------------------------
 
 
-def interrupted_run(tmp_path: Path, rows: int = 24, **manifest_changes) -> Path:
+def interrupted_run(tmp_path: Path, rows: int = 24, nested: dict | None = None, **manifest_changes) -> Path:
     """A run directory as an interrupted run leaves it, made from the committed published run:
-    its manifest (``manifest_changes`` edited in) and ``rows`` of its rows."""
+    its manifest (``manifest_changes`` edited in) and ``rows`` of its rows. The committed run is
+    of the flat format (each setting at the manifest's top level); ``nested``: the manifest as
+    this harness writes it instead, these settings edited into its ``settings``."""
     manifest = json.loads(published_file(BASELINE, "manifest").read_text())
+    if nested is not None:
+        manifest = json.loads(msgspec.json.encode(decode_manifest(json.dumps(manifest).encode())))
+        manifest["format_version"] = FORMAT_VERSION
+        manifest["settings"].update(nested)
     run_dir = tmp_path / "out" / f"run-{manifest['stamp']}"
     (run_dir / "logs").mkdir(parents=True)
     (run_dir / ".agent_bench" / "runs").mkdir(parents=True)
@@ -201,29 +210,42 @@ def interrupted_run(tmp_path: Path, rows: int = 24, **manifest_changes) -> Path:
     return run_dir
 
 
+# each case: (the setting, the value edited in, what the one line says); the flat format keeps
+# sample_interval as sample_interval_s
 MANIFEST_CASES = {
-    "zero workers": ({"workers": 0}, "workers 0: Expected `int` >= 1"),
-    "negative workers": ({"workers": -4}, "workers -4: Expected `int` >= 1"),
-    "zero episodes": ({"episodes": 0}, "episodes 0: Expected `int` >= 1"),
-    "zero timeout": ({"timeout": 0}, "timeout 0.0: Expected `float` >= 0.01"),
-    "negative sample interval": ({"sample_interval_s": -1}, "sample_interval_s -1.0: Expected `float` > 0"),
-    "tiny memory limit": ({"memory_limit": 1}, "memory_limit 1: Expected `int` >="),
-    "episodes below the rows done": ({"episodes": 5}, "episodes 5 is fewer than the 24 rows the run already has"),
-    "more workers than the host holds": ({"workers": 10**6}, "--workers 1000000 is more than this host can hold"),
+    "zero workers": ("workers", 0, "settings.workers 0: Expected `int` >= 1"),
+    "negative workers": ("workers", -4, "settings.workers -4: Expected `int` >= 1"),
+    "zero episodes": ("episodes", 0, "settings.episodes 0: Expected `int` >= 1"),
+    "zero timeout": ("timeout", 0, "settings.timeout 0.0: Expected `float` >= 0.01"),
+    "negative sample interval": ("sample_interval", -1, "settings.sample_interval -1.0: Expected `float` > 0"),
+    "tiny memory limit": ("memory_limit", 1, "settings.memory_limit 1: Expected `int` >="),
+    "episodes below the rows done": ("episodes", 5, "settings.episodes 5 is fewer than the 24 rows the run already has"),
+    "more workers than the host holds": ("workers", 10**6, "--workers 1000000 is more than this host can hold"),
 }
+FLAT_NAMES = {"sample_interval": "sample_interval_s"}
 
 
+@pytest.mark.parametrize("layout", ["flat", "nested"])
 @pytest.mark.parametrize("case", list(MANIFEST_CASES))
-def test_resume_holds_an_edited_manifest_to_the_flags_bounds(tmp_path: Path, capsys, case: str):
-    changes, says = MANIFEST_CASES[case]
-    run_dir = interrupted_run(tmp_path, **changes)
+def test_resume_holds_an_edited_manifest_to_the_flags_bounds(tmp_path: Path, capsys, case: str, layout: str):
+    name, value, says = MANIFEST_CASES[case]
+    if layout == "flat":
+        run_dir = interrupted_run(tmp_path, **{FLAT_NAMES.get(name, name): value})
+    else:
+        run_dir = interrupted_run(tmp_path, nested={name: value})
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
     line = refused(capsys, ["--resume", str(run_dir)])
     assert says in line, line
-    if "rows" not in says and "host" not in says:
+    if "host" not in says:
         assert f"{run_dir / 'manifest.json'}:" in line
     after = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name != "run.lock"}
     assert after == before  # the manifest and the rows as they were
+
+
+def test_resume_refuses_a_run_directory_of_a_newer_format(tmp_path: Path, capsys):
+    run_dir = interrupted_run(tmp_path, nested={}, format_version=FORMAT_VERSION + 1)
+    line = refused(capsys, ["--resume", str(run_dir)])
+    assert f"{run_dir / 'manifest.json'}: format version {FORMAT_VERSION + 1}, newer than this tracecore-perf reads" in line
 
 
 def test_a_lock_planted_as_a_link_is_refused_and_its_target_untouched(tmp_path: Path, capsys):
@@ -324,7 +346,7 @@ def _interrupted_run(work: Path, episodes: int = 2, more: int = 1) -> Path:
     assert done.returncode == 0, done.stderr[-2000:]
     (run_dir,) = (work / "out").glob("run-*")
     stored = json.loads((run_dir / "manifest.json").read_text())
-    stored["episodes"], stored["status"] = episodes + more, "interrupted"
+    stored["settings"]["episodes"], stored["status"] = episodes + more, "interrupted"
     (run_dir / "manifest.json").write_text(json.dumps(stored))
     for done_file in (work / "out").glob("perf-*"):
         done_file.unlink()
@@ -391,3 +413,4 @@ def test_a_relative_python_is_taken_from_the_working_directory(tmp_path: Path):
     assert json.loads(done.stdout)["summary"]["failure_count"] == 0
     manifest = published(tmp_path / "out", "manifest")
     assert os.path.isabs(manifest["interpreter"]["executable"])
+    assert manifest["settings"]["python"] == os.path.abspath(sys.executable)  # what --resume runs: from anywhere

@@ -71,13 +71,17 @@ def test_the_slice_succeeds_and_prints_the_json_payload(slice_run):
 def test_manifest_has_the_seed_fields_and_the_run_context(slice_run):
     _, out, _ = slice_run
     manifest = published(out, "manifest")
-    assert manifest["episodes"] == 24 and manifest["workers"] == 4 and manifest["timeout"] == 180
-    assert manifest["strict_spec"] is True and manifest["compress"] is True
+    settings = manifest["settings"]  # the one record; the guide's fields at the top level are its copy
+    assert settings["episodes"] == 24 and settings["workers"] == 4 and settings["timeout"] == 180
+    assert settings["strict_spec"] is True and settings["compress"] is True
+    assert all(manifest[name] == settings[name] for name in ("episodes", "workers", "timeout", "strict_spec", "compress"))
+    assert manifest["format_version"] == 2 and "isolation" not in manifest and "keep_runs" not in manifest
     assert [row["task_ref"] for row in manifest["scenario"]][0] == "filesystem_hidden_config@1"
     assert manifest["system_samples"]["provider"] == "psutil" and "cpu_percent" in manifest["system_samples"]["fields"]
     assert manifest["artifact_set"] == ["manifest", "summary", "metrics", "series", "samples", "artifacts"]
     assert manifest["status"] == "complete"
-    assert manifest["isolation"] in ("forkserver", "spawn")
+    assert settings["isolation"] in ("forkserver", "spawn")
+    assert settings["python"] == manifest["interpreter"]["executable"]
     assert manifest["interpreter"]["tracecore_version"].startswith("1.")
     host = manifest["host"]
     assert host["logical_cores"] >= 1 and host["memory_total_bytes"] > 0 and host["cpu_model"]

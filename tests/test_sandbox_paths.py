@@ -99,7 +99,7 @@ def test_a_sandboxed_episode_sees_no_run_directory_whatever_form_the_output_dir_
     assert found, f"the fixture found no run directory: it proves nothing; {run.tail()}"
     assert all(seen == [] for seen in found.values()), found
     assert_healthy_rows_succeed(run)
-    assert run.artifact("manifest")["sandbox"] is True
+    assert run.artifact("manifest")["settings"]["sandbox"] is True
     assert run.leftovers == []
 
 

@@ -52,7 +52,7 @@ def test_a_run_warms_the_shipped_agents_and_not_a_users_own(tmp_path):
                    "--output-dir", str(tmp_path / "out"), "--json", cwd=tmp_path)  # fmt: skip
     assert done.returncode in (0, 1), done.stderr
     manifest = published(tmp_path / "out", "manifest")
-    assert manifest["warmup"] == 1
+    assert manifest["settings"]["warmup"] == 1
     (note,) = manifest["warmup_notes"]
     assert note.startswith("1 scenario rows of your own agent files not warmed")
     assert json.loads(done.stdout)["summary"]["episodes"] == 4

@@ -112,8 +112,9 @@ def run_ab(
             else:
                 run_dir = RunDir(run_dirs[side])
                 manifest = run_dir.read_manifest()
-                manifest.episodes = end
-                run_dir.write_manifest(manifest)
+                run_dir.write_manifest(
+                    msgspec.structs.replace(manifest, settings=msgspec.structs.replace(manifest.settings, episodes=end))
+                )
                 outcome = harness.resume(run_dir.path, output_cap=output_cap, show_progress=False)
             if outcome.exit_code >= 2:  # interrupted or stopped: what ran is kept and resumable
                 return AbOutcome(exit_code=outcome.exit_code, run_dirs=run_dirs, stopped_side=side)

@@ -16,13 +16,14 @@ from typing import Any, Literal
 
 import msgspec
 
-FORMAT_VERSION = 1
+from tracecore_perf.settings import RunSettings
+
+FORMAT_VERSION = 2
 """The version of the published JSON (manifest and summary carry it as ``format_version``).
 Raise it when a published field changes meaning or goes away; readers refuse a run of a newer
-format, and read a run without the field (published before it existed) as version 0."""
-
-IsolationMode = Literal["forkserver", "spawn"]
-KeepRuns = Literal["all", "failed", "none"]
+format, and read a run without the field (published before it existed) as version 0.
+2: the manifest nests the run's settings (``Manifest.settings``); 0 and 1 kept each at its top
+level, and are read by upgrading them as they are decoded (``published.decode_manifest``)."""
 RunStatus = Literal["running", "complete", "interrupted", "resumed", "failed", "tainted"]
 
 
@@ -223,25 +224,29 @@ class AttemptRecord(msgspec.Struct, kw_only=True):
 
 
 class Manifest(msgspec.Struct, kw_only=True):
-    """The run descriptor. The first eight fields are TraceCore's performance guide's."""
+    """The run descriptor. The first nine fields are TraceCore's performance guide's; ``settings``
+    is the one record of what the run was told."""
 
     generated_at: str
-    episodes: int
-    workers: int
-    timeout: float
-    strict_spec: bool
-    compress: bool
+    # The guide's copy of the settings it names for the run descriptor: written from ``settings``
+    # here alone (__post_init__, whenever a manifest is made, decoded or replaced), never read
+    # back; every reader reads ``settings``.
+    episodes: int = 0
+    workers: int = 0
+    timeout: float = 0.0
+    strict_spec: bool = False
+    compress: bool = False
     scenario: list[ScenarioRow]
     system_samples: dict[str, Any]
     artifact_set: list[str]
     # additions
+    # the settings the run ran with, resolved as it used them (the interpreter and isolation
+    # filled in, warm-up 0 where it does not fork): what --resume goes on with
+    settings: RunSettings
     agents: dict[str, str]  # each scenario agent as given -> the path episodes load
     stamp: str
     status: RunStatus
-    isolation: IsolationMode
-    keep_runs: KeepRuns
-    sample_interval_s: float
-    interpreter: Interpreter
+    interpreter: Interpreter  # what settings.python turned out to be, as the interpreter itself reports
     host: HostContext
     # the machine id (machine_id()): a fingerprint of the hardware, HARDWARE_FIELDS; Python and
     # TraceCore are the interpreter's fields. Runs published before the id was hardware only
@@ -254,16 +259,18 @@ class Manifest(msgspec.Struct, kw_only=True):
     # each scenario agent as given -> the name its artifacts record (a packaged agent keeps
     # the name the user gave; a user's own file is recorded by its absolute path)
     agent_labels: dict[str, str] = msgspec.field(default_factory=dict)
-    # warm-up: episodes of each scenario (agent, task) the zygote ran and discarded before forking
-    # workers (forkserver; 0: every episode starts from a cold zygote), and what of it failed
-    warmup: int = 0
+    # what of the warm-up (settings.warmup episodes of each scenario (agent, task) the zygote ran
+    # and discarded before forking workers) failed
     warmup_notes: list[str] = msgspec.field(default_factory=list)
-    memory_limit: int | None = None  # each episode's RLIMIT_DATA in bytes (None: a run from before the limit)
-    sandbox: bool = False  # each episode in namespaces of its own (--sandbox)
-    # instruction mode: episodes counted under Valgrind (their time figures are inflated by it)
-    instructions: bool = False
+    # instruction mode (settings.instructions): how the episodes were counted under Valgrind
     counting: InstructionCounting | None = None
-    format_version: int = 0  # FORMAT_VERSION when published; 0: published before it existed
+    # FORMAT_VERSION: a manifest made now is of this format; one decoded keeps the version it was
+    # published with (0: published before the field existed)
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        self.episodes, self.workers, self.timeout = self.settings.episodes, self.settings.workers, self.settings.timeout
+        self.strict_spec, self.compress = self.settings.strict_spec, self.settings.compress
 
     def machine_id(self) -> str:
         """The machine the run ran on: the same id for every run, matrix cell and history

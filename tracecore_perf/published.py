@@ -4,7 +4,8 @@ report). A run is named by its stamp, its run directory, or any of its ``perf-*`
 The manifest and summary carry ``format_version`` (:data:`~tracecore_perf.models.FORMAT_VERSION`
 when they were published). A run of a newer format than this installation reads is refused with
 one :class:`UsageError` (exit 2) before anything else of it is decoded; a run without the field,
-published before it existed, is read as version 0.
+published before it existed, is read as version 0. Every manifest, published or in a run
+directory, is decoded by :func:`decode_manifest`, which reads the older formats too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import msgspec
 from tracecore_perf.defaults import OUTPUT_DIR
 from tracecore_perf.errors import UsageError
 from tracecore_perf.models import ARTIFACT_KINDS, FORMAT_VERSION, EpisodeRow, Manifest, Sample, Summary, artifact_path
+from tracecore_perf.settings import AsRecorded, IsolationMode, KeepRuns, RunSettings
 
 T = TypeVar("T")
 
@@ -44,6 +46,91 @@ def format_version(path: Path) -> int:
     return found
 
 
+# --- the manifest, of any format this installation reads ------------------------------------
+
+NESTED_SETTINGS = 2  # the first format whose manifest nests the settings
+
+
+class _RecordedSettings(msgspec.Struct):
+    """A manifest's ``settings`` (format 2 on), as recorded: types checked, bounds not."""
+
+    settings: AsRecorded  # type: ignore[valid-type]
+
+
+class _FlatExecutable(msgspec.Struct):
+    executable: str
+
+
+class _FlatSettings(msgspec.Struct, kw_only=True):
+    """Formats 0 and 1: each setting at the manifest's top level, two of them under other names
+    (``python`` as ``interpreter.executable``, ``sample_interval`` as ``sample_interval_s``).
+    Those formats are done: this is the one reader of them left."""
+
+    episodes: int
+    workers: int
+    timeout: float
+    strict_spec: bool
+    compress: bool
+    isolation: IsolationMode
+    keep_runs: KeepRuns
+    sample_interval_s: float
+    interpreter: _FlatExecutable
+    # settings added while format 1 was current: a run from before one ran as these say
+    warmup: int = 0
+    memory_limit: int | None = None
+    sandbox: bool = False
+    instructions: bool = False
+
+    def settings(self) -> RunSettings:
+        return RunSettings(
+            episodes=self.episodes,
+            workers=self.workers,
+            timeout=self.timeout,
+            strict_spec=self.strict_spec,
+            compress=self.compress,
+            isolation=self.isolation,
+            python=self.interpreter.executable,
+            keep_runs=self.keep_runs,
+            sample_interval=self.sample_interval_s,
+            warmup=self.warmup,
+            memory_limit=self.memory_limit,
+            sandbox=self.sandbox,
+            instructions=self.instructions,
+        )
+
+
+def decode_manifest(data: bytes) -> Manifest:
+    """A manifest's JSON as a :class:`Manifest`, of whatever format this installation reads: the
+    one decode of a manifest, published or in a run directory. An older one (0, 1: every setting
+    flat at the top level) is upgraded as it is read, its ``settings`` built from those fields; a
+    newer one is refused. The settings are read as recorded, not held to the flags' bounds (a
+    past run stays readable; :func:`recorded` holds them where a run goes on). Raises
+    msgspec's DecodeError or ValidationError, as ``msgspec.json.decode`` does."""
+    raw = msgspec.json.decode(data, type=dict[str, Any])
+    version = msgspec.convert(raw, _Versioned).format_version
+    if version > FORMAT_VERSION:
+        raise msgspec.ValidationError(f"format version {version}, newer than this tracecore-perf reads (up to {FORMAT_VERSION})")
+    if version >= NESTED_SETTINGS:
+        settings = RunSettings(**msgspec.structs.asdict(msgspec.convert(raw, _RecordedSettings).settings))
+    else:
+        settings = msgspec.convert(raw, _FlatSettings).settings()
+    # a Struct given to convert is taken as it is: the settings stay as recorded
+    return msgspec.convert({**raw, "settings": settings, "format_version": version}, Manifest)
+
+
+def recorded(manifest: Manifest, source: str = "the manifest") -> RunSettings:
+    """The settings a run's manifest records (its ``settings``): what ``--resume`` goes on with,
+    held to the same bounds as a new run's flags (a manifest can be edited): UsageError naming
+    ``source`` and ``settings.<field>`` otherwise."""
+    try:
+        return msgspec.convert(msgspec.to_builtins(manifest.settings), RunSettings)
+    except msgspec.ValidationError as exc:
+        problem, _, where = str(exc).rpartition(" - at `$.")
+        name = where.rstrip("`")
+        value = getattr(manifest.settings, name, None)
+        raise UsageError(f"{source}: settings.{name} {value!r}: {problem or exc}") from None
+
+
 _STAMP = re.compile(r"^(?:perf-[a-z]+-|run-)?(\d{8}T\d{6}Z(?:-\d+)?)(?:\.json|\.zip)?$")
 
 
@@ -56,7 +143,7 @@ def load(path: Path, kind: type[T], what: str) -> T:
     except OSError as exc:
         raise UsageError(f"published {what} unreadable: {path}: {exc.strerror or exc}") from None
     try:
-        return msgspec.json.decode(data, type=kind)
+        return decode_manifest(data) if kind is Manifest else msgspec.json.decode(data, type=kind)  # type: ignore[return-value]
     except msgspec.ValidationError as exc:
         raise UsageError(f"published {what} {path} is not what tracecore-perf writes: {exc}") from None
     except msgspec.DecodeError as exc:

@@ -1,21 +1,24 @@
 """The one set of run settings: what a run of episodes is told, whoever starts it.
 
 ``run``'s flags, ``ab``'s flags (the same for both sides), a matrix file's keys (its top
-level and each cell) and the manifest's record of a run are all derived from
-:class:`RunSettings`: a setting added here, with its bound and its one line of help, is
-accepted everywhere (``tests/test_settings.py`` holds them together). Where a run's output
-goes and which rows it runs (``--output-dir``, ``--scenario``) are each command's own.
-A leaf: it imports nothing of the package but the defaults and the contracts' literals.
+level and each cell) and the manifest's record of a run (``Manifest.settings``, a RunSettings)
+are all derived from :class:`RunSettings`: a setting added here, with its bound and its one
+line of help, is accepted everywhere (``tests/test_settings.py`` holds them together). Where a
+run's output goes and which rows it runs (``--output-dir``, ``--scenario``) are each command's own.
+A leaf: it imports nothing of the package but the defaults (models imports it).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import typing
+from typing import Annotated, Literal
 
 import msgspec
 
 from tracecore_perf import defaults
-from tracecore_perf.models import IsolationMode, KeepRuns
+
+IsolationMode = Literal["forkserver", "spawn"]
+KeepRuns = Literal["all", "failed", "none"]
 
 
 def _help(text: str, **bounds: float) -> msgspec.Meta:
@@ -48,12 +51,13 @@ class RunSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
         int,
         _help("episodes of each scenario (agent, task) the zygote runs and discards before forking workers (forkserver)", ge=0),
     ] = defaults.WARMUP
+    # None: no limit, only ever a run's from before the limit existed (its manifest records none),
+    # which --resume goes on with as it ran; no flag or matrix key gives it
     memory_limit: Annotated[
-        int,
+        Annotated[int, msgspec.Meta(ge=defaults.MIN_MEMORY_LIMIT_BYTES)] | None,
         _help(
             "each episode's memory (data segment, RLIMIT_DATA): bytes, or with a unit (512MiB, 4GiB); an episode over "
-            "it fails, naming it, and the run goes on",
-            ge=defaults.MIN_MEMORY_LIMIT_BYTES,
+            "it fails, naming it, and the run goes on"
         ),
     ] = defaults.MEMORY_LIMIT_BYTES
     sandbox: Annotated[
@@ -95,31 +99,15 @@ def described() -> list[tuple[str, object, object, str]]:
     return out
 
 
-# Where the manifest records each setting: under the setting's own name, but for these. The
-# manifest keeps the settings flat, at its top level, rather than nesting a RunSettings: TraceCore's
-# performance guide names the run descriptor's fields (episode count, worker count, timeout,
-# strict-spec mode, ...), and a nested copy would record each setting twice. A RunSettings goes into
-# a manifest in one place (harness._new_manifest) and comes back out in one (``recorded``).
-MANIFEST_NAMES = {"python": "interpreter.executable", "sample_interval": "sample_interval_s"}
-
-
-def recorded(manifest, source: str = "the manifest") -> RunSettings:
-    """The settings a run's manifest records (``manifest``: a models.Manifest): what
-    ``--resume`` goes on with, held to the same bounds as a new run's flags (a manifest can be
-    edited): UsageError naming ``source`` and the manifest's field otherwise."""
-    from tracecore_perf.errors import UsageError
-
-    values = {}
-    for name in NAMES:
-        value = manifest
-        for part in MANIFEST_NAMES.get(name, name).split("."):
-            value = getattr(value, part)
-        values[name] = value
-    try:  # a setting a run from before it recorded as None (memory_limit) goes on as that run did
-        msgspec.convert({k: v for k, v in values.items() if v is not None}, RunSettings)
-    except msgspec.ValidationError as exc:
-        problem, _, where = str(exc).rpartition(" - at `$.")
-        name = where.rstrip("`")
-        field = MANIFEST_NAMES.get(name, name)
-        raise UsageError(f"{source}: {field} {getattr(manifest, field, values.get(name))!r}: {problem or exc}") from None
-    return RunSettings(**values)
+# How a manifest's record of the settings is read: RunSettings' fields and types without their
+# bounds. A record of a past run reads as it was, whatever today's bounds (a published run stays
+# readable by check, compare, report); ``published.recorded`` holds it to them where a run goes on
+# from it (--resume).
+_UNBOUNDED = typing.get_type_hints(RunSettings)  # without include_extras: each type, its Annotated bounds dropped
+AsRecorded = msgspec.defstruct(
+    "AsRecorded",
+    [(field.name, _UNBOUNDED[field.name], field.default) for field in msgspec.structs.fields(RunSettings)],
+    kw_only=True,
+    frozen=True,
+    module=__name__,
+)

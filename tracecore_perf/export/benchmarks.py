@@ -80,7 +80,7 @@ def figures(run: PublishedRun) -> list[Benchmark]:
     for (agent, task_ref), members in grouped.items():
         ok = [r for r in members if r.success]
         measures = []
-        if ok and not manifest.instructions:  # under Valgrind, time is Valgrind's
+        if ok and not manifest.settings.instructions:  # under Valgrind, time is Valgrind's
             measures.append(_median("cpu-time", "CPU time per episode", "time", [r.cpu_s for r in ok]))
             measures.append(_median("latency", "wall-clock time per episode (median)", "time", [r.wall_clock_s for r in ok]))
             p95 = distribution(r.wall_clock_s for r in ok).p95

@@ -112,27 +112,28 @@ def figures_of(run: PublishedRun, label: str | None = None) -> tuple[RunRecord, 
             f"run {run.stamp} is {summary.status}: finish it first "
             f"(python -m tracecore_perf --resume {run.output_dir / f'run-{run.stamp}'}), then add it"
         )
+    settings = manifest.settings
+    native = not settings.instructions  # under Valgrind, time and an episode's memory are its, not ours
     record = RunRecord(
         stamp=run.stamp,
         generated_at=manifest.generated_at,
         label=label,
         status=summary.status,
         episodes=summary.episodes,
-        workers=manifest.workers,
-        isolation=manifest.isolation,
-        warmup=manifest.warmup if manifest.isolation == "forkserver" else None,
+        workers=settings.workers,
+        isolation=settings.isolation,
+        warmup=settings.warmup if settings.isolation == "forkserver" else None,
         tracecore_version=manifest.interpreter.tracecore_version,
         python_version=manifest.interpreter.python_version,
         machine_id=manifest.machine_id(),
         cpu_model=manifest.host.cpu_model,
-        throughput_eps=summary.throughput_eps if not manifest.instructions else None,
+        throughput_eps=summary.throughput_eps if native else None,
         harness_rss_bytes=summary.resources.harness_peak_rss_bytes,
-        workers_rss_bytes=max((s.workers_rss_bytes for s in samples), default=None) if not manifest.instructions else None,
+        workers_rss_bytes=max((s.workers_rss_bytes for s in samples), default=None) if native else None,
         source_dir=str(run.output_dir.resolve()),
         added_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        instructions=manifest.instructions,
+        instructions=settings.instructions,
     )
-    native = not manifest.instructions  # under Valgrind, time and an episode's memory are its, not ours
     grouped = defaultdict(list)
     for row in series:
         grouped[(row.agent, row.task_ref)].append(row)

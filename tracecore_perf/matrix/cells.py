@@ -76,7 +76,7 @@ def fill(outcome: CellOutcome, run: PublishedRun, exit_code: int | None = None) 
     on disk), it is worked out from the summary as the run command would."""
     summary, manifest = run.summary(), run.manifest()
     if exit_code is None:
-        exit_code = 0 if summary.failure_count == 0 and summary.summary.total == manifest.episodes else 1
+        exit_code = 0 if summary.failure_count == 0 and summary.summary.total == manifest.settings.episodes else 1
     outcome.stamp = run.stamp
     outcome.exit_code = exit_code
     outcome.status = status_of(exit_code, summary.status)

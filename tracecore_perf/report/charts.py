@@ -205,7 +205,7 @@ def _subtitle(fig: Figure, data: RunData) -> None:
     fig.text(
         0.01,
         0.005,
-        f"run {m.stamp} · {data.summary.episodes} episodes · {m.workers} workers · "
+        f"run {m.stamp} · {data.summary.episodes} episodes · {m.settings.workers} workers · "
         f"{m.host.cpu_model} ({m.host.logical_cores} cores) · tracecore {m.interpreter.tracecore_version}"
         + (f" · resumed: {len(data.resumed_at) + 1} attempts laid end to end" if data.resumed_at else ""),
         fontsize=7.5,
@@ -327,7 +327,7 @@ def throughput(fig: Figure, data: RunData) -> None:
         for ax in axes:
             _empty(ax, "too few samples to draw")
         return
-    axes[0].plot(t, done, color="#2c7fb8", linewidth=1.8, label=f"episodes finished (of {data.manifest.episodes})")
+    axes[0].plot(t, done, color="#2c7fb8", linewidth=1.8, label=f"episodes finished (of {data.manifest.settings.episodes})")
     for i, ax in enumerate(axes):
         _mark_resumes(ax, data, label=i == 0)
     axes[0].set_ylabel("episodes")
@@ -363,7 +363,8 @@ def throughput(fig: Figure, data: RunData) -> None:
         _empty(axes[2], reason, keep_x=True)
         return
     counts = [s.episode_processes for s in data.samples]
-    peak = max(data.manifest.workers, *counts)
+    workers = data.manifest.settings.workers
+    peak = max(workers, *counts)
     axes[2].step(
         [s.t_s for s in data.samples],
         counts,
@@ -372,7 +373,7 @@ def throughput(fig: Figure, data: RunData) -> None:
         linewidth=1.5,
         label="live episode processes (sampled)",
     )
-    axes[2].axhline(data.manifest.workers, color="#444", linestyle=":", linewidth=1.2, label=f"--workers {data.manifest.workers}")
+    axes[2].axhline(workers, color="#444", linestyle=":", linewidth=1.2, label=f"--workers {workers}")
     axes[2].set_ylabel("processes")
     axes[2].set_ylim(0, peak + 0.5)
     axes[2].yaxis.get_major_locator().set_params(integer=True)

@@ -31,11 +31,11 @@ from tracecore_perf.models import (
     InstructionCounting,
     Integrity,
     Interpreter,
-    IsolationMode,
     Manifest,
     ScenarioRow,
     artifact_path,
 )
+from tracecore_perf.published import recorded
 from tracecore_perf.run import vanished
 from tracecore_perf.run.agent_check import check_agent_file
 from tracecore_perf.run.checks import check_memory_limit, check_settings, check_workers
@@ -55,7 +55,7 @@ from tracecore_perf.run.seal import CodeSeal
 from tracecore_perf.run.seal import describe as describe_change
 from tracecore_perf.run.spawn import HASH_SEED, SpawnedZygote, valgrind_version
 from tracecore_perf.run.strays import sweep
-from tracecore_perf.settings import RunSettings, recorded
+from tracecore_perf.settings import IsolationMode, RunSettings
 
 log = structlog.get_logger("tracecore_perf.run.harness")
 
@@ -359,22 +359,18 @@ def _new_manifest(
     settings: RunSettings, scenario: list[ScenarioRow], checked: Validated, host: HostContext, stamp: str, run_dir: RunDir
 ) -> Manifest:
     fingerprint, fields = machine_id(host)
+    # recorded as the run uses them: with_defaults filled in the interpreter and isolation, and
+    # only a forkserver zygote warms up
+    settings = msgspec.structs.replace(settings, warmup=settings.warmup if settings.isolation == "forkserver" else 0)
     return Manifest(
         generated_at=utc_now().isoformat(),
-        episodes=settings.episodes,
-        workers=settings.workers,
-        timeout=settings.timeout,
-        strict_spec=settings.strict_spec,
-        compress=settings.compress,
         scenario=scenario,
         system_samples={"available": True, "provider": "psutil", "interval_s": settings.sample_interval, "fields": SAMPLE_FIELDS},
         artifact_set=[],
+        settings=settings,
         agents=checked.agents,
         stamp=stamp,
         status="running",
-        isolation=settings.isolation,
-        keep_runs=settings.keep_runs,
-        sample_interval_s=settings.sample_interval,
         interpreter=checked.interpreter,
         host=host,
         machine_class=fingerprint,
@@ -383,11 +379,7 @@ def _new_manifest(
         harness_version=__version__,
         attempts=[],
         agent_labels=checked.labels,
-        warmup=settings.warmup if settings.isolation == "forkserver" else 0,
-        instructions=settings.instructions,
         counting=_counting() if settings.instructions else None,
-        memory_limit=settings.memory_limit,
-        sandbox=settings.sandbox,
     )
 
 
@@ -460,11 +452,11 @@ def _take_run(run_dir: RunDir) -> tuple[Manifest, RunSettings, SeriesIndex, list
     planted = set_aside_planted(run_dir, [run_dir.series, run_dir.samples])
     run_dir.repair_tail()
     done = SeriesIndex(run_dir, with_run_ids=True)
-    if done.count > manifest.episodes:
+    if done.count > settings.episodes:
         raise UsageError(
-            f"{path / MANIFEST}: episodes {manifest.episodes} is fewer than the {done.count} rows the run already has"
+            f"{path / MANIFEST}: settings.episodes {settings.episodes} is fewer than the {done.count} rows the run already has"
         )
-    if done.count >= manifest.episodes and manifest.status in PUBLISHED and not planted:
+    if done.count >= settings.episodes and manifest.status in PUBLISHED and not planted:
         code = ExitCode.OK if done.passed == done.count else ExitCode.FAILED
         code = ExitCode.TAINTED if manifest.status == "tainted" else code
         return Outcome(exit_code=code, publication=None, run_dir=str(path), already_published=True)
@@ -565,9 +557,9 @@ class Attempt:
     async def _warm_up(self, keeper: ZygoteKeeper) -> None:
         assert self.opened is not None and self.scratch_root is not None
         manifest = self.opened.manifest
-        if not manifest.warmup:
+        if not manifest.settings.warmup:
             return
-        await keeper.warm_up(_warmup_rows(manifest), manifest.warmup, self.scratch_root)
+        await keeper.warm_up(_warmup_rows(manifest), manifest.settings.warmup, self.scratch_root)
         cold = _cold_rows(manifest)
         manifest.warmup_notes = keeper.warmup_notes + (
             [f"{cold} scenario rows of your own agent files not warmed (warm-up runs only TraceCore's shipped agents)"]
@@ -579,25 +571,26 @@ class Attempt:
     async def _run_batch(self, keeper: ZygoteKeeper) -> BatchResult:
         assert self.opened is not None and self.record is not None and self.scratch_root is not None
         run_dir, manifest = self.opened.run_dir, self.opened.manifest
+        settings = manifest.settings
         skip = self.done.done() if self.done else set()
         log.info(
             "run.start",
             stamp=manifest.stamp,
             attempt=self.record.attempt,
-            episodes=manifest.episodes - len(skip),
-            workers=manifest.workers,
-            isolation=manifest.isolation,
+            episodes=settings.episodes - len(skip),
+            workers=settings.workers,
+            isolation=settings.isolation,
             run_dir=str(run_dir.path),
         )
-        with ProgressBar(manifest.episodes, already_done=len(skip)) if self.show_progress else _NoBar() as bar:
+        with ProgressBar(settings.episodes, already_done=len(skip)) if self.show_progress else _NoBar() as bar:
             on_row = bar.advance
-            if manifest.instructions and not bar.enabled:  # minutes under Valgrind: say how far it got
-                lines = ProgressLines(manifest.episodes, already_done=len(skip))
+            if settings.instructions and not bar.enabled:  # minutes under Valgrind: say how far it got
+                lines = ProgressLines(settings.episodes, already_done=len(skip))
                 on_row = lambda row: (bar.advance(row), lines.advance(row))  # noqa: E731
             execution = Execution(
                 run_dir,
                 keeper,
-                recorded(manifest),
+                settings,
                 output_cap=self.output_cap,
                 agents=manifest.agents,
                 labels=manifest.agent_labels,
@@ -610,8 +603,8 @@ class Attempt:
             )
             # TraceCore's metrics over the run's artifacts, where its TraceCore has the pipeline
             # (from 1.0.0; before it, perf-metrics is empty and the check says why)
-            limit = 0 if "metrics" in manifest.interpreter.lacks else manifest.episodes
-            return await execution.run(plan(manifest.scenario, manifest.episodes, skip), limit)
+            limit = 0 if "metrics" in manifest.interpreter.lacks else settings.episodes
+            return await execution.run(plan(manifest.scenario, settings.episodes, skip), limit)
 
     def _publish(self, batch: BatchResult) -> Outcome:
         """After the batch: check the evidence, settle the status, publish, pick the exit code."""
@@ -659,7 +652,7 @@ class Attempt:
             log.error("publish.failed", error=str(exc), run_dir=str(run_dir.path))
             return Outcome(exit_code=ExitCode.STOPPED, publication=None, run_dir=str(run_dir.path), stopped=stopped)
         if not batch.stopped_early:
-            prune_run_artifacts(run_dir, manifest.keep_runs, index.failed_run_ids)
+            prune_run_artifacts(run_dir, manifest.settings.keep_runs, index.failed_run_ids)
         if batch.aborted is not None:
             code = ExitCode.STOPPED
         elif batch.interrupted_by is not None:
@@ -667,7 +660,7 @@ class Attempt:
         elif not integrity.clean:
             code = ExitCode.TAINTED
         else:
-            code = ExitCode.OK if index.passed == index.count == manifest.episodes else ExitCode.FAILED
+            code = ExitCode.OK if index.passed == index.count == manifest.settings.episodes else ExitCode.FAILED
         return Outcome(exit_code=code, publication=publication, run_dir=str(run_dir.path), stopped=batch.aborted)
 
     def _interrupted(self, exc: KeyboardInterrupt) -> Outcome:
@@ -755,7 +748,7 @@ def _warmup_rows(manifest: Manifest) -> list[dict]:
     of 10^4 rows of one agent and task would otherwise run 10^4 warm-up episodes (~20 ms each)
     before the first one counted."""
     rows, seen = [], set()
-    for row in manifest.scenario[: manifest.episodes]:  # the plan cycles the rows: no others run
+    for row in manifest.scenario[: manifest.settings.episodes]:  # the plan cycles the rows: no others run
         path = manifest.agents.get(row.agent, row.agent)
         label = manifest.agent_labels.get(row.agent, row.agent)
         if label != path and (path, row.task_ref) not in seen:  # a packaged agent keeps the user's name as its label

@@ -30,7 +30,7 @@ from anyio.abc import Process, UNIXSocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from tracecore_perf.errors import CodeChanged, RunAborted
-from tracecore_perf.models import EpisodeJob, IsolationMode
+from tracecore_perf.models import EpisodeJob
 from tracecore_perf.run import protocol
 from tracecore_perf.run.episode.callgrind import callgrind_count
 from tracecore_perf.run.episode.system import remove_tree
@@ -38,6 +38,7 @@ from tracecore_perf.run.protocol import PROTOCOL_VERSION, Bye, CallDone, Done, R
 from tracecore_perf.run.seal import CodeSeal
 from tracecore_perf.run.seal import describe as describe_change
 from tracecore_perf.run.spawn import SpawnedZygote, new_callgrind_dir, spawn_zygote
+from tracecore_perf.settings import IsolationMode
 
 log = structlog.get_logger("tracecore_perf.run.launcher")
 

@@ -103,7 +103,7 @@ class Execution:
         guard: LimitGuard | None = None,
         seal: CodeSeal | None = None,
     ) -> None:
-        """``settings``: the run's (its manifest's, ``settings.recorded``); ``agents``: each
+        """``settings``: the run's (its manifest's ``settings``); ``agents``: each
         scenario agent -> the file episodes load, ``labels``: -> the name artifacts record;
         ``known_artifacts``: what an earlier attempt placed (a resume); ``seal``: the code
         episodes load, stamped before any agent's code ran (no zygote or worker is started

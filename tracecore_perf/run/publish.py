@@ -28,7 +28,6 @@ from tracecore_perf.models import (
     EpisodeRow,
     InstructionFigures,
     Integrity,
-    KeepRuns,
     Manifest,
     ResourcePeaks,
     RunArtifactStats,
@@ -38,6 +37,7 @@ from tracecore_perf.models import (
     artifact_path,
 )
 from tracecore_perf.run.rundir import RunDir, lines
+from tracecore_perf.settings import KeepRuns
 from tracecore_perf.stats import distribution
 
 
@@ -265,7 +265,7 @@ def publish(
     """Write the published artifacts for ``run_dir`` into its output directory."""
     out = run_dir.output_dir
     stamp = manifest.stamp
-    samples_summary, procs_peak = system_samples(run_dir, manifest.sample_interval_s)
+    samples_summary, procs_peak = system_samples(run_dir, manifest.settings.sample_interval)
     artifacts = run_artifact_stats(run_dir.runs_root)
     wall = distribution(index.wall)
     n = index.count
@@ -275,7 +275,7 @@ def publish(
             total=n,
             passed=index.passed,
             failed=n - index.passed,
-            workers=manifest.workers,
+            workers=manifest.settings.workers,
             p50_wall_clock_s=wall.p50,
             p95_wall_clock_s=wall.p95,
         ),
@@ -317,12 +317,12 @@ def publish(
         ),
         integrity=integrity or Integrity(),
         instructions=instruction_figures(index),
-        timing_note=TIMING_UNDER_VALGRIND if manifest.instructions else None,
+        timing_note=TIMING_UNDER_VALGRIND if manifest.settings.instructions else None,
         format_version=FORMAT_VERSION,
     )
 
     paths = {kind: artifact_path(out, kind, stamp) for kind in ARTIFACT_KINDS}
-    manifest.artifact_set = list(ARTIFACT_KINDS) + (["artifacts"] if manifest.compress else [])
+    manifest.artifact_set = list(ARTIFACT_KINDS) + (["artifacts"] if manifest.settings.compress else [])
     manifest.format_version = FORMAT_VERSION
     write_atomic(paths["summary"], _pretty(summary))
     write_atomic(paths["metrics"], _pretty(metrics_rows))
@@ -330,7 +330,7 @@ def publish(
     _write_json_array(paths["samples"], _samples(run_dir))
     write_atomic(paths["manifest"], _pretty(manifest))
     run_dir.write_manifest(manifest)
-    if manifest.compress:
+    if manifest.settings.compress:
         paths["artifacts"] = artifact_path(out, "artifacts", stamp)
         bundle(paths["artifacts"], [paths[k] for k in ARTIFACT_KINDS])
     return Publication(stamp=stamp, artifacts={k: str(v) for k, v in paths.items()}, summary=summary, manifest=manifest)

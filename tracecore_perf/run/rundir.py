@@ -28,7 +28,8 @@ import msgspec
 
 from tracecore_perf.errors import UsageError
 from tracecore_perf.files import read_regular, write_atomic
-from tracecore_perf.models import EpisodeRow, Manifest, Sample
+from tracecore_perf.models import FORMAT_VERSION, EpisodeRow, Manifest, Sample
+from tracecore_perf.published import decode_manifest
 
 T = TypeVar("T")
 
@@ -160,10 +161,13 @@ class RunDir:
         return self.logs / f"episode-{episode_index:06d}.log"
 
     def write_manifest(self, manifest: Manifest) -> None:
+        # written in this format's layout, whatever format it was read from (a run begun by an
+        # older harness, resumed): the version must say so, or it would be read back as the old one
+        manifest.format_version = FORMAT_VERSION
         write_atomic(self.path / MANIFEST, msgspec.json.format(msgspec.json.encode(manifest), indent=2))
 
     def read_manifest(self) -> Manifest:
-        return msgspec.json.decode(read_regular(self.path / MANIFEST), type=Manifest)
+        return decode_manifest(read_regular(self.path / MANIFEST))  # a run begun by an older harness too
 
     def repair_tail(self) -> None:
         """Cut a torn last line (the harness was killed mid-write) off ``series.jsonl`` and

@@ -27,7 +27,7 @@ TYPE_CHECKING = False  # typing itself costs an import before the zygote can sta
 if TYPE_CHECKING:
     from typing import IO
 
-    from tracecore_perf.models import IsolationMode
+    from tracecore_perf.settings import IsolationMode
 
 WORKER_SCRIPT = Path(__file__).with_name("episode_process.py")  # the fork loop; the roles are in episode/
 # Instruction mode: the hash seed every counted interpreter gets (so dict and set order, and

@@ -193,7 +193,7 @@ def evaluate(run: PublishedRun, thresholds: Thresholds | None = None, baseline: 
     )
 
     manifest = run.manifest()
-    notices = run_notices(manifest, summary.episodes, time_matters=not manifest.instructions)
+    notices = run_notices(manifest, summary.episodes, time_matters=not manifest.settings.instructions)
 
     findings: list[Finding] = []
     states: list[TrendCheck] = []

@@ -344,14 +344,14 @@ def compare_rows(base_rows: Sequence[EpisodeRow], cur_rows: Sequence[EpisodeRow]
 def setup_differences(base: Manifest, cur: Manifest) -> list[str]:
     """How two runs were set up differently, in words; empty when they compare like with like."""
     differences = [
-        f"{label} {getattr(base, field)} vs {getattr(cur, field)}"
+        f"{label} {getattr(base.settings, field)} vs {getattr(cur.settings, field)}"
         for field, label in (
             ("workers", "workers"),
             ("isolation", "isolation"),
             ("strict_spec", "strict spec"),
             ("sandbox", "sandbox"),  # two more forks and the namespaces' set-up per episode
         )
-        if getattr(base, field) != getattr(cur, field)
+        if getattr(base.settings, field) != getattr(cur.settings, field)
     ]
     rows_base = [(r.agent, r.task_ref, r.seed) for r in base.scenario]
     rows_cur = [(r.agent, r.task_ref, r.seed) for r in cur.scenario]
@@ -454,21 +454,23 @@ def environment_mismatch(differences: list[str]) -> SetupMismatch:
 def _check_metric(metric: str, base: Manifest, cur: Manifest) -> None:
     """Time is not comparable between a run under Valgrind and a native one; instructions
     need both runs counted."""
-    if metric in TIME_METRICS and base.instructions != cur.instructions:
-        which = "baseline" if base.instructions else "current run"
+    counted = base.settings.instructions, cur.settings.instructions
+    if metric in TIME_METRICS and counted[0] != counted[1]:
+        which = "baseline" if counted[0] else "current run"
         raise UsageError(
             f"the {which} ran under Valgrind (--instructions) and the other did not: {metric} is not comparable "
             "between them (Valgrind inflates time); compare two native runs, or two instruction runs"
         )
-    if metric == "instructions" and not (base.instructions and cur.instructions):
-        which = "baseline" if not base.instructions else "current run"
+    if metric == "instructions" and not all(counted):
+        which = "baseline" if not counted[0] else "current run"
         raise UsageError(f"--metric instructions needs two runs made with --instructions; the {which} counted none")
 
 
 def refresh_command(manifest: Manifest) -> str:
     """The run that records a new baseline set up as ``manifest``'s, on today's runtime."""
-    flags = [f"--episodes {manifest.episodes}", f"--workers {manifest.workers}"]
-    flags += [flag for flag, on in (("--strict-spec", manifest.strict_spec), ("--instructions", manifest.instructions)) if on]
+    settings = manifest.settings
+    flags = [f"--episodes {settings.episodes}", f"--workers {settings.workers}"]
+    flags += [flag for flag, on in (("--strict-spec", settings.strict_spec), ("--instructions", settings.instructions)) if on]
     return "python -m tracecore_perf " + " ".join(flags)
 
 
@@ -537,7 +539,7 @@ def compare_runs(
             "rerun it, or pass --allow-tainted to compare it anyway, with a warning"
         )
     base_m, cur_m = baseline.manifest(), current.manifest()
-    settings = (settings or Settings()).resolved(counted=base_m.instructions and cur_m.instructions)
+    settings = (settings or Settings()).resolved(counted=base_m.settings.instructions and cur_m.settings.instructions)
     _check_metric(settings.metric, base_m, cur_m)
     moved = runtime_differences(base_m, cur_m)
     if same_runtime and moved:
@@ -606,7 +608,7 @@ def compare_runs(
                 "and how, as well as with the code",
             )
         )
-    if settings.metric in TIME_METRICS and base_m.instructions and cur_m.instructions:
+    if settings.metric in TIME_METRICS and base_m.settings.instructions and cur_m.settings.instructions:
         notices.append(
             Notice(
                 code=WarningCode.TIME_UNDER_VALGRIND,

@@ -17,7 +17,7 @@ def run_notices(manifest: Manifest, rows: int, *, label: str = "run", time_matte
         notices.append(
             Notice(
                 code=WarningCode.RUN_INTERRUPTED,
-                message=f"{label} {manifest.stamp} was interrupted: {rows} of {manifest.episodes} episodes have rows",
+                message=f"{label} {manifest.stamp} was interrupted: {rows} of {manifest.settings.episodes} episodes have rows",
             )
         )
     if not manifest.host.quiet and time_matters:
