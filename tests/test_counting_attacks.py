@@ -52,7 +52,7 @@ def counted(tmp_path_factory) -> dict:
     scenario = scenario_file(work / "s.json", rows)
     done = harness("--episodes", str(2 * len(rows)), "--workers", "2", "--instructions", "--no-progress",
                    "--output-dir", "out", "--scenario", str(scenario), cwd=work,
-                   env={"HOSTILE_FLAG": str(work / "poisoned")})  # fmt: skip
+                   env={"HOSTILE_FLAG": str(work / "poisoned"), "HOSTILE_PLANTED_FLAG": str(work / "planted")})  # fmt: skip
     out = work / "out"
     series = published(out, "series")
     by_agent: dict[str, list[dict]] = {}
@@ -69,6 +69,7 @@ def test_the_honest_rows_are_counted_and_the_run_is_clean(counted: dict):
     integrity = published(counted["out"], "summary")["integrity"]
     assert integrity["clean"] is True, integrity
     assert (counted["work"] / "poisoned").exists()  # the poisoning episode did its part
+    assert (counted["work"] / "planted").exists()  # and the planting module, when it was checked
     honest = [row for name in ("toy_agent", "check_time_planting_agent", "check_time_zygote_killing_agent")
               for row in counted["rows"][name]]  # fmt: skip
     seen = [(row["agent"], row["success"], row["instructions"], row["error"]) for row in honest]

@@ -271,3 +271,34 @@ def test_the_wait_for_exiting_workers_lasts_while_they_work_and_gives_up_on_a_st
 def _state(pid: int) -> str:
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("then", ["answers and stays", "answers and exits", "stops"])
+def test_a_worker_s_answer_is_awaited_while_it_works_not_for_a_fixed_time(then):
+    """The goodbye a worker sends as it closes: awaited however long its work before it takes
+    (three times the quiet time it is allowed), read even if it exited right after sending it;
+    a worker that stops (no CPU) is given up on with TimeoutError."""
+    import sys
+
+    burn = "import os, signal, sys, time\nend = time.process_time() + 3\nwhile time.process_time() < end: pass\n"
+    tail = {
+        "answers and stays": "print('bye', flush=True)\ntime.sleep(3600)",
+        "answers and exits": "print('bye', flush=True)",
+        "stops": "os.kill(os.getpid(), signal.SIGSTOP)",
+    }[then]
+
+    async def scenario() -> str:
+        process = await anyio.open_process([sys.executable, "-c", burn + tail])
+        try:
+            assert process.stdout is not None
+            return (await launcher._answer_while_working(process.pid, 1.0, process.stdout.receive)).decode().strip()
+        finally:
+            process.kill()
+            await process.wait()
+
+    if then == "stops":
+        with pytest.raises(TimeoutError, match="gave no answer"):
+            anyio.run(scenario)
+    else:
+        assert anyio.run(scenario) == "bye"

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,7 +53,11 @@ SPAWN_DEADLINE_S = 15.0
 WARM_DEADLINE_S = 120.0
 CALL_DEADLINE_S = 120.0
 CLOSE_DEADLINE_S = 10.0
-WORKER_COUNT_QUIET_S = 10.0  # instruction mode: a worker writing its count as it exits, using no CPU this long, is given up on
+# A worker that is to answer (its goodbye) or exit (writing its instruction count under Valgrind)
+# is waited for while it uses CPU, however slow a loaded host makes it; one that uses none for
+# this long (stopped, stuck) is given up on.
+WORKER_QUIET_S = 10.0
+EXITED_ANSWER_GRACE_S = 5.0  # reading what a worker sent before it exited (a socket's buffered bytes)
 WARMUP_EPISODE_S = 30.0  # a warm-up episode longer than this is cut off, and its row left cold
 # A zygote that cannot be started or fork a worker this many times in a row: the run stops.
 ZYGOTE_ATTEMPTS = 3
@@ -198,8 +203,7 @@ class WorkerProcess:
         """Ask the worker to exit; collects its own CPU time for the harness's accounting."""
         try:
             await self._send(protocol.Exit())
-            with anyio.fail_after(5):
-                bye = await self._expect(Bye)
+            bye = await _answer_while_working(self.pid, WORKER_QUIET_S, lambda: self._expect(Bye))
             self.cpu_user_s, self.cpu_sys_s = bye.cpu_user_s, bye.cpu_sys_s
         except (WorkerFailed, TimeoutError):
             await self.kill()
@@ -637,7 +641,7 @@ class ZygoteKeeper:
         Callgrind writes a worker's count as it exits, which takes a while under it; killing
         the run's leftover processes, or ending the zygote, before then would lose it."""
         if self.callgrind_dir is not None:
-            await _exited(self.worker_pids, WORKER_COUNT_QUIET_S)
+            await _exited(self.worker_pids, WORKER_QUIET_S)
 
     async def close(self) -> None:
         try:
@@ -653,29 +657,63 @@ class ZygoteKeeper:
 
 async def _exited(pids: list[int], quiet_s: float) -> None:
     """Wait until each of ``pids`` has exited (gone, or a zombie its parent has not reaped
-    yet). One that uses no CPU time for ``quiet_s`` (stopped, or stuck) is given up on: a
-    loaded host slows callgrind's dump at exit, it does not stop it, so no fixed deadline
-    (10 s lost both workers' counts on a host running four test sessions)."""
+    yet), or has used no CPU time for ``quiet_s`` (``_stalled``)."""
+    for pid in pids:
+        await _stalled(pid, quiet_s)
+
+
+async def _stalled(pid: int, quiet_s: float) -> bool:
+    """Return once process ``pid`` is gone or a zombie (True), or has used no CPU time for
+    ``quiet_s`` (False): a loaded host slows a process, it does not stop it, so no fixed
+    deadline decides."""
     import psutil
 
-    for pid in pids:
+    try:
+        process = psutil.Process(pid)
+    except psutil.Error:
+        return True
+    used, since = -1.0, time.monotonic()
+    while True:
         try:
-            process = psutil.Process(pid)
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return True
+            times = process.cpu_times()
         except psutil.Error:
-            continue
-        used, since = -1.0, time.monotonic()
-        while True:
+            return True
+        if times.user + times.system != used:
+            used, since = times.user + times.system, time.monotonic()
+        elif time.monotonic() - since > quiet_s:
+            return False
+        await anyio.sleep(0.01)
+
+
+async def _answer_while_working(pid: int, quiet_s: float, answer: Callable[[], Awaitable[E]]) -> E:
+    """``answer()``, awaited while process ``pid`` keeps using CPU time. Once it has exited,
+    what it sent before is still read (its end of the socket is closed: the read ends); once it
+    has used no CPU for ``quiet_s`` (stopped, stuck), TimeoutError. What ``answer`` raises is
+    raised as it is (not in an exception group)."""
+    got: list = []
+    failed: list[Exception] = []
+    async with anyio.create_task_group() as group:
+
+        async def receive() -> None:
             try:
-                if process.status() == psutil.STATUS_ZOMBIE:
-                    break
-                times = process.cpu_times()
-            except psutil.Error:
-                break
-            if times.user + times.system != used:
-                used, since = times.user + times.system, time.monotonic()
-            elif time.monotonic() - since > quiet_s:
-                break
-            await anyio.sleep(0.01)
+                got.append(await answer())
+            except Exception as exc:
+                failed.append(exc)
+            group.cancel_scope.cancel()
+
+        group.start_soon(receive)
+        if await _stalled(pid, quiet_s):
+            # gone: its answer, if it sent one, is in the socket; a descendant that kept the
+            # socket open could hold the read, so a few seconds, no more
+            await anyio.sleep(EXITED_ANSWER_GRACE_S)
+        group.cancel_scope.cancel()
+    if failed:
+        raise failed[0]
+    if not got:
+        raise TimeoutError(f"process {pid} gave no answer (it exited, or used no CPU for {quiet_s:g} s)")
+    return got[0]
 
 
 def _worker_counts(callgrind_dir: str, pids: list[int]) -> list[int]:
