@@ -19,7 +19,10 @@ class Agent(ToyAgent):
     def act(self):
         if not self.waited:
             self.waited = True
-            (HERE / f"gate-started-{os.getpid()}").write_text(str(os.getpid()))
+            # written whole, then renamed: a test that sees the name reads the pid, never ""
+            part = HERE / f".gate-starting-{os.getpid()}"
+            part.write_text(str(os.getpid()))
+            os.replace(part, HERE / f"gate-started-{os.getpid()}")
             while not (HERE / "gate-open").exists() and HERE.is_dir():
                 time.sleep(0.05)
         return super().act()
