@@ -23,7 +23,7 @@ from typing import Any
 
 import anyio
 
-from tracecore_perf.models import ArtifactFacts, EpisodeJob
+from tracecore_perf.models import ArtifactFacts, EpisodeJob, ProcessShare
 from tracecore_perf.run.launcher import WorkerFailed
 from tracecore_perf.run.protocol import CallDone, Done
 
@@ -114,6 +114,7 @@ class FakeWorker:
         self.stream = FakeStream()
         self.cpu_user_s = 0.0
         self.cpu_sys_s = 0.0
+        self.minor_faults = 0
         self.episodes: list[int] = []
         self.killed = False
         self.closed = False
@@ -156,7 +157,7 @@ class FakeWorker:
 
     async def close(self) -> None:
         self.closed = True
-        self.cpu_user_s, self.cpu_sys_s = 0.5, 0.25
+        self.cpu_user_s, self.cpu_sys_s, self.minor_faults = 0.5, 0.25, 100
 
 
 class FakeZygote:
@@ -217,6 +218,10 @@ class FakeKeeper:
     @property
     def cpu_s(self) -> float:
         return 1.0
+
+    @property
+    def share(self) -> ProcessShare:
+        return ProcessShare(user_s=0.75, sys_s=0.25, minor_faults=10)
 
     async def close(self) -> None:
         self.closed = True

@@ -3,6 +3,8 @@ distributions with a fixed random seed, so every verdict here is the same on eve
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from runs import row
@@ -101,3 +103,65 @@ def test_too_few_successful_episodes_are_not_comparable():
     few = [row(i, success=False) for i in range(10)] + episodes(lognormal(1, n=4))
     (result,) = compare_rows(few, episodes(lognormal(2)), Settings())
     assert result.verdict == "not comparable" and result.p_value is None
+
+
+# --- the kernel's share, beside instruction counts --------------------------------------
+
+
+COUNTS = Settings(metric="instructions")
+
+
+def counted(faults: np.ndarray, sys_s: np.ndarray, *, count: int = 80_000_000) -> list:
+    """One instruction run's rows: the same count every episode (counts repeat), and each
+    episode's native twin's minor faults and system time."""
+    return [
+        row(i, started_s=i * 0.03, instructions=count + i % 3, native_minor_faults=int(f), native_cpu_sys_s=float(s))
+        for i, (f, s) in enumerate(zip(faults, sys_s, strict=True))
+    ]
+
+
+def faults(seed: int, median: float = 1300, n: int = 24) -> np.ndarray:
+    return np.round(median * np.exp(np.random.default_rng(seed).normal(0, 0.005, n)))
+
+
+def test_identical_code_moves_neither_the_count_nor_the_kernel():
+    (result,) = compare_rows(counted(faults(1), lognormal(3, 0.005, n=24)), counted(faults(2), lognormal(4, 0.005, n=24)), COUNTS)
+    assert result.metric == "instructions" and result.verdict == "no change" and not result.regression
+    assert [k.metric for k in result.kernel] == ["native_minor_faults", "native_sys_s"]
+    assert all(k.verdict == "no change" and not k.regression for k in result.kernel)
+
+
+def test_work_moved_into_the_kernel_fails_the_row_though_the_count_did_not_move():
+    """10% more page faults for the same count (copy-on-write, a stat on every file access):
+    a regression of the row, said in the text the gate prints."""
+    (result,) = compare_rows(
+        counted(faults(1), lognormal(3, 0.005, n=24)), counted(faults(2, median=1430), lognormal(4, 0.005, n=24)), COUNTS
+    )
+    assert result.ratio.value == pytest.approx(1.0, abs=1e-4)  # the count did not move
+    (moved,) = [k for k in result.kernel if k.metric == "native_minor_faults"]
+    assert moved.verdict == "more" and moved.regression and moved.ratio.value == pytest.approx(1.1, rel=0.01)
+    assert result.regression and result.verdict == "slower"
+    from tracecore_perf.export.text import _comparison  # noqa: PLC0415 - the text the gate prints
+
+    comparison = SimpleNamespace(
+        baseline="b", current="c", metric="instructions", verdict="slower", notices=[], machine_ids=[], machine_class_match=False,
+        drift=0, alpha=0.01, noise=0.002, margin=0.01, rows=[result], baseline_only=[], current_only=[],
+        throughput_eps_baseline=None, throughput_eps_current=None, throughput_delta=None, success_rate_delta=None,
+        resource_deltas={},
+    )  # fmt: skip
+    text = "\n".join(_comparison(comparison))
+    assert "a.py on filesystem_hidden_config@1: REGRESSION slower" in text and "REGRESSION more" in text
+    assert f"minor faults {moved.baseline_median:,.0f} -> {moved.current_median:,.0f}" in text
+
+
+def test_more_system_time_alone_is_flagged_and_never_fails_a_build():
+    (result,) = compare_rows(counted(faults(1), lognormal(3, 0.005, n=24)), counted(faults(2), lognormal(4, 0.008, n=24)), COUNTS)
+    (sys_time,) = [k for k in result.kernel if k.metric == "native_sys_s"]
+    assert sys_time.verdict == "more" and not sys_time.regression
+    assert not result.regression and result.verdict == "no change"
+
+
+def test_runs_without_native_twins_are_judged_on_the_count_alone():
+    base = [row(i, instructions=80_000_000) for i in range(12)]
+    (result,) = compare_rows(base, [row(i, instructions=80_000_000) for i in range(12)], COUNTS)
+    assert result.metric == "instructions" and result.kernel == []

@@ -256,6 +256,15 @@ def test_a_counted_run_records_each_episode_and_resumes_counting(tmp_path):
     assert summary["instructions"][0]["count"] == 3 and "Valgrind" in summary["timing_note"]
     # both workers' own instructions, each written as it exited (none lost to the run's end)
     assert summary["resources"]["workers_uncounted"] == 0 and summary["resources"]["workers_instructions"] > 1_000_000
+    # what the count cannot see: each episode ran again natively, and its twin's system time and
+    # page faults are on its row (a forked episode takes hundreds of copy-on-write faults)
+    series = published(tmp_path / "out", "series")
+    assert all(r["native_minor_faults"] > 100 and r["native_cpu_sys_s"] is not None for r in series), series
+    assert all(r["minor_faults"] > 0 for r in series)
+    assert summary["instructions"][0]["native_count"] == 3 and summary["instructions"][0]["native_minor_faults_median"] > 100
+    parts = summary["resources"]["parts"]
+    assert set(parts) == {"harness", "zygote", "workers", "episodes", "native_zygote", "native_workers", "native_episodes"}
+    assert parts["native_episodes"]["minor_faults"] == sum(r["native_minor_faults"] for r in series)
 
     # a resumed run counts too: the mode comes from the manifest
     (run_dir,) = (tmp_path / "out").glob("run-*")

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import anyio
 import pytest
-from fakes import FakeKeeper, bad_report, crash, fail_worker, time_out
+from fakes import FakeKeeper, artifact, bad_report, crash, done, fail_worker, time_out
 
-from tracecore_perf.models import EpisodeJob, EpisodeRow
+from tracecore_perf.models import EpisodeJob, EpisodeRow, ProcessShare
 from tracecore_perf.run import orchestrator
 from tracecore_perf.run.integrity import check_run
 from tracecore_perf.run.orchestrator import Execution
+from tracecore_perf.run.protocol import Done
 from tracecore_perf.run.rundir import RunDir
 from tracecore_perf.run.scenario import plan
 from tracecore_perf.settings import RunSettings
@@ -43,10 +44,14 @@ def jobs(n: int) -> list[EpisodeJob]:
 
 
 def execute(
-    run_dir: RunDir, keeper: FakeKeeper, monkeypatch: pytest.MonkeyPatch, planned: list[EpisodeJob]
+    run_dir: RunDir,
+    keeper: FakeKeeper,
+    monkeypatch: pytest.MonkeyPatch,
+    planned: list[EpisodeJob],
+    native: FakeKeeper | None = None,
 ) -> tuple[Execution, list[EpisodeRow], list]:
-    """Run the jobs through a real Execution; returns it, the rows written and the rows
-    ``on_row`` saw."""
+    """Run the jobs through a real Execution (with ``native``, the keeper of the native
+    twins, as in instruction mode); returns it, the rows written and the rows ``on_row`` saw."""
     monkeypatch.setattr(orchestrator, "time", keeper.clock)
     seen: list[EpisodeRow] = []
     options = {
@@ -59,7 +64,7 @@ def execute(
         "on_row": seen.append,
     }
     settings = RunSettings(workers=keeper.workers, timeout=TIMEOUT, isolation="forkserver", sample_interval=0.5)
-    execution = keeper.execution = Execution(run_dir, keeper, settings, **options)
+    execution = keeper.execution = Execution(run_dir, keeper, settings, native=native, **options)
     anyio.run(execution.run, iter(planned), len(planned))
     assert execution.ledgers is not None
     rows = list(run_dir.iter_rows())
@@ -153,6 +158,8 @@ def test_after_the_batch_workers_and_zygote_are_closed_and_metrics_collected(run
     assert execution.metrics_rows == [{"metric": "pass_rate", "value": 1.0}]
     assert keeper.zygote.metrics_calls == [(run_dir.path, 3)] and keeper.zygote.reaped == 1
     assert no_sweep == [frozenset({keeper.zygote.process.pid})]
+    assert execution.parts["workers"] == ProcessShare(user_s=1.0, sys_s=0.5, minor_faults=200)  # two closed workers
+    assert execution.parts["zygote"] == keeper.share and "native_workers" not in execution.parts
     assert execution.artifact_check.clean and set(execution.artifacts) == {f"run-{i:04d}" for i in range(3)}
     assert execution.interrupted_by is None and execution.aborted is None
 
@@ -264,3 +271,47 @@ def test_a_bug_in_the_batch_is_raised_not_taken_for_a_stop(run_dir, monkeypatch)
         else:
             leaves.append(error)
     assert leaves and all(isinstance(e, ZeroDivisionError) for e in leaves), leaves
+
+
+async def native_twin(worker, job: EpisodeJob, kw: dict) -> tuple[Done, bool]:
+    """A native twin: it places its artifact where it is told, as a real worker would."""
+    run_id = f"twin-{job.episode_index:04d}"
+    (Path(kw["runs_dir"]) / f"{run_id}.json").write_text("{}")
+    result = {"completed": True, "episode_s": 0.01, "run_id": run_id}
+    return done(result=result, artifact=artifact(run_id), cpu_user_s=0.01, cpu_sys_s=0.004, minor_faults=1200 + job.seed), False
+
+
+def test_instruction_mode_runs_each_episode_again_natively_for_the_kernels_figures(run_dir, monkeypatch, no_sweep):
+    """The row keeps the counted episode's own figures and gains its native twin's system time
+    and faults; the twin's artifact is never the run's; both keepers are closed and the native
+    workers' own cost is a part of its own."""
+    keeper = FakeKeeper(workers=2, total=4)
+    twins = FakeKeeper(workers=1, total=4, behaviours=dict.fromkeys(range(4), native_twin))
+    execution, rows, _ = execute(run_dir, keeper, monkeypatch, jobs(4), native=twins)
+    assert sorted((r.native_cpu_sys_s, r.native_minor_faults) for r in rows) == [(0.004, 1200 + i) for i in range(4)]
+    assert all(r.cpu_sys_s == 0.125 and r.run_id == f"run-{r.episode_index:04d}" for r in rows)
+    assert sorted(p.name for p in run_dir.runs_root.iterdir()) == [f"run-{i:04d}.json" for i in range(4)]
+    native_runs = Path(twins.kwargs[0]["runs_dir"])
+    assert native_runs != run_dir.runs_root and not list(native_runs.iterdir())  # each twin's artifact removed
+    assert all(kw["strict_spec"] is False for kw in twins.kwargs.values())
+    assert keeper.closed and twins.closed and all(w.closed for w in twins.spawned)
+    assert execution.parts["native_workers"].minor_faults == 100 * len(twins.spawned)
+
+
+def test_a_failing_twin_leaves_its_row_as_it_was(run_dir, monkeypatch):
+    keeper = FakeKeeper(workers=1, total=3)
+    twins = FakeKeeper(workers=1, total=3, behaviours={0: native_twin, 1: fail_worker("twin lost"), 2: native_twin})
+    execution, rows, _ = execute(run_dir, keeper, monkeypatch, jobs(3), native=twins)
+    by_index = {r.episode_index: r for r in rows}
+    assert all(r.success for r in rows) and execution.aborted is None
+    assert by_index[1].native_minor_faults is None and by_index[1].native_cpu_sys_s is None
+    assert by_index[0].native_minor_faults == 1200 and by_index[2].native_minor_faults == 1202
+    assert len(twins.spawned) == 2  # the failed twin worker was replaced
+
+
+def test_an_episode_that_failed_gets_no_twin(run_dir, monkeypatch):
+    keeper = FakeKeeper(workers=1, total=2, behaviours={0: crash})
+    twins = FakeKeeper(workers=1, total=1, behaviours={1: native_twin})
+    _, rows, _ = execute(run_dir, keeper, monkeypatch, jobs(2), native=twins)
+    assert sorted(twins.kwargs) == [1]
+    assert [r.native_minor_faults for r in sorted(rows, key=lambda r: r.episode_index)] == [None, 1201]

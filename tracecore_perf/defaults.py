@@ -54,6 +54,15 @@ COMPARE = {"metric": "cpu_s", "alpha": 0.01, "noise": 0.05, "margin": 0.10, "dri
 # floor is 20 times the noise, and a 1% margin fails a CI build on a change a third the size
 # of a TraceCore release's (measured: docs/verdicts.md, "Instruction counts"); no between-run drift
 COMPARE_INSTRUCTIONS = {"metric": "instructions", "alpha": 0.01, "noise": 0.002, "margin": 0.01, "drift": 0.0}
+# ... and beside the counts, the kernel's work for the same episodes, from their native twins
+# (an instruction run runs each counted episode again natively). Minor faults are the kernel's
+# count: a row's median repeats to ~1% between runs (docs/verdicts.md, "The kernel's share"),
+# so they gate past 5%. System time is a clock on a shared host: flagged past 25%, never
+# failing a build alone.
+COMPARE_KERNEL = {
+    "native_minor_faults": {"alpha": 0.01, "noise": 0.02, "margin": 0.05, "drift": 0.01, "gates": True},
+    "native_sys_s": {"alpha": 0.01, "noise": 0.10, "margin": 0.25, "drift": 0.05, "gates": False},
+}
 
 # history: the store of runs over time, and change points (ruptures places a split, scipy judges it)
 HISTORY_DB = f"{OUTPUT_DIR}/history.sqlite"

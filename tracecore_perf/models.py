@@ -120,6 +120,14 @@ class EpisodeRow(msgspec.Struct, kw_only=True):
     # SHA-256 of the TraceCore artifact the worker placed for ``run_id``: the row is under the
     # series' keyed digest, so the artifact's bytes are held to this before anything is published
     artifact_sha256: str | None = None
+    # the kernel's count of the episode process's minor page faults (its copy-on-write faults
+    # after the fork among them); None in runs recorded before it was
+    minor_faults: int | None = None
+    # instruction mode: the same episode (agent, task, seed) run again natively, in a worker of
+    # a native zygote, for the kernel's work a count cannot see; None when the twin failed
+    native_cpu_user_s: float | None = None
+    native_cpu_sys_s: float | None = None
+    native_minor_faults: int | None = None
 
     @property
     def artifact_digest(self) -> bytes | None:
@@ -342,6 +350,34 @@ class InstructionFigures(msgspec.Struct, kw_only=True):
     median: float
     min: int
     max: int
+    # the same episodes run natively (their twins): what the kernel did for them, which the
+    # count does not see; None in runs made before twins were run, or where every twin failed
+    native_count: int = 0
+    native_sys_ms_median: float | None = None
+    native_minor_faults_median: float | None = None
+
+
+class ProcessShare(msgspec.Struct, kw_only=True):
+    """What one part of a run's process tree cost, as the kernel accounted it (getrusage,
+    wait4): user and system CPU time, and minor page faults (a forked process's copy-on-write
+    faults among them), which instruction counts do not see."""
+
+    user_s: float = 0.0
+    sys_s: float = 0.0
+    minor_faults: int = 0
+
+    @classmethod
+    def of(cls, process) -> ProcessShare:
+        """From anything with ``cpu_user_s``, ``cpu_sys_s`` and ``minor_faults``."""
+        return cls(user_s=process.cpu_user_s, sys_s=process.cpu_sys_s, minor_faults=process.minor_faults or 0)
+
+    def plus(self, other: ProcessShare) -> ProcessShare:
+        return ProcessShare(
+            user_s=self.user_s + other.user_s, sys_s=self.sys_s + other.sys_s, minor_faults=self.minor_faults + other.minor_faults
+        )
+
+    def rounded(self) -> ProcessShare:
+        return ProcessShare(user_s=round(self.user_s, 4), sys_s=round(self.sys_s, 4), minor_faults=self.minor_faults)
 
 
 class ResourcePeaks(msgspec.Struct, kw_only=True):
@@ -359,6 +395,9 @@ class ResourcePeaks(msgspec.Struct, kw_only=True):
     # to its exit (its episodes not included), summed over the run's workers
     workers_instructions: int | None = None
     workers_uncounted: int | None = None  # workers that wrote no count (killed): not in the sum
+    # the run's CPU by part of its process tree: "harness", "zygote", "workers" (their own
+    # work, their episodes not included) and "episodes" (the episode processes, summed)
+    parts: dict[str, ProcessShare] = msgspec.field(default_factory=dict)
 
 
 class Integrity(msgspec.Struct, kw_only=True):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from tracecore_perf.escape import markdown as cell
 from tracecore_perf.export import Case, cases
 from tracecore_perf.history.models import HistoryVerdict
-from tracecore_perf.verdicts.models import Comparison, GroupComparison, Verdict, p_text, ratio_text
+from tracecore_perf.verdicts.models import Comparison, GroupComparison, Verdict, kernel_text, p_text, ratio_text
 
 MARKER = "<!-- tracecore-perf -->"
 
@@ -54,6 +54,10 @@ def _comparison(c: Comparison) -> list[str]:
             f"| {ratio_text(row.ratio.value, row.ratio.low, row.ratio.high, digits=4 if c.metric == 'instructions' else 3)} "
             f"| {p_text(row.p_adjusted)} | {row.baseline_n} / {row.current_n} |"
         )
+    moved = [(row, k) for row in c.rows for k in row.kernel if k.verdict != "no change"]
+    if moved:
+        lines += ["", "The kernel's work for the same episodes (their native twins), where it changed past its noise floor:", ""]
+        lines += [f"- {cell(row.agent)} on {cell(row.task_ref)}: {cell(kernel_text(k))}" for row, k in moved]
     for label, keys in (("only in the baseline", c.baseline_only), ("only in the current run", c.current_only)):
         if keys:
             lines += ["", f"{label.capitalize()}: {cell('; '.join(keys))}"]

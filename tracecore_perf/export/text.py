@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from tracecore_perf.escape import log_line
 from tracecore_perf.history.models import HistoryVerdict
-from tracecore_perf.verdicts.models import Comparison, Verdict, p_text, ratio_text
+from tracecore_perf.verdicts.models import Comparison, Verdict, kernel_text, p_text, ratio_text
 
 
 def _pct(value: float | None) -> str:
@@ -58,6 +58,8 @@ def _comparison(c: Comparison) -> list[str]:
                 f"p={p_text(row.p_value)} (adjusted {p_text(row.p_adjusted)}), n={row.baseline_n}/{row.current_n}"
                 f"{' paired by seed' if row.paired else ''}"
             )
+            if row.kernel:
+                lines.append("    kernel, from the native twins: " + "; ".join(kernel_text(k) for k in row.kernel))
         elif row.baseline_median_s is not None and row.current_median_s is not None:
             lines.append(
                 f"    median {row.baseline_median_s * 1000:.1f} -> {row.current_median_s * 1000:.1f} ms, "

@@ -32,6 +32,7 @@ from tracecore_perf.models import (
     Integrity,
     Interpreter,
     Manifest,
+    ProcessShare,
     ScenarioRow,
     artifact_path,
 )
@@ -540,8 +541,33 @@ class Attempt:
                 await keeper.close()
             raise
         self._record_attempt()
-        await self._warm_up(keeper)
-        return await self._run_batch(keeper)
+        native = None
+        try:
+            await self._warm_up(keeper)
+            if settings.instructions:
+                native = await self._native_twins(rows)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await keeper.close()
+            raise
+        return await self._run_batch(keeper, native)
+
+    async def _native_twins(self, rows: list[ScenarioRow]) -> ZygoteKeeper:
+        """Instruction mode: a zygote of the same interpreter, run natively and warmed alike,
+        whose workers run each counted episode again for the kernel's figures (system time,
+        minor page faults) that Valgrind's count cannot give."""
+        assert self.opened is not None and self.scratch_root is not None
+        manifest = self.opened.manifest
+        native = await _start_zygote(self.settings.python, self.settings.isolation, rows)
+        try:
+            await native.log_to(self.opened.run_dir.logs / "native-workers.log")
+            if manifest.settings.warmup:
+                await native.warm_up(_warmup_rows(manifest), manifest.settings.warmup, self.scratch_root)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await native.close()
+            raise
+        return native
 
     def _record_attempt(self) -> None:
         assert self.opened is not None
@@ -568,7 +594,7 @@ class Attempt:
         )
         self.opened.run_dir.write_manifest(manifest)
 
-    async def _run_batch(self, keeper: ZygoteKeeper) -> BatchResult:
+    async def _run_batch(self, keeper: ZygoteKeeper, native: ZygoteKeeper | None = None) -> BatchResult:
         assert self.opened is not None and self.record is not None and self.scratch_root is not None
         run_dir, manifest = self.opened.run_dir, self.opened.manifest
         settings = manifest.settings
@@ -600,6 +626,7 @@ class Attempt:
                 on_row=on_row,
                 guard=self.guard,
                 seal=self.opened.seal,
+                native=native,
             )
             # TraceCore's metrics over the run's artifacts, where its TraceCore has the pipeline
             # (from 1.0.0; before it, perf-metrics is empty and the check says why)
@@ -638,6 +665,8 @@ class Attempt:
                 workers_cpu_s=batch.worker_cpu_s,
                 workers_instructions=batch.workers_instructions,
                 workers_uncounted=batch.workers_uncounted,
+                parts={"harness": ProcessShare(user_s=usage.ru_utime, sys_s=usage.ru_stime, minor_faults=usage.ru_minflt)}
+                | batch.parts,
                 episodes_this_attempt=batch.episodes_done,
                 integrity=integrity,
             )

@@ -31,7 +31,7 @@ from anyio.abc import Process, UNIXSocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from tracecore_perf.errors import CodeChanged, RunAborted
-from tracecore_perf.models import EpisodeJob
+from tracecore_perf.models import EpisodeJob, ProcessShare
 from tracecore_perf.run import protocol
 from tracecore_perf.run.episode.callgrind import callgrind_count
 from tracecore_perf.run.episode.system import remove_tree
@@ -96,6 +96,7 @@ class WorkerProcess:
         self._lines = BufferedByteReceiveStream(stream)
         self.cpu_user_s = 0.0
         self.cpu_sys_s = 0.0
+        self.minor_faults = 0
 
     async def _send(self, command: msgspec.Struct) -> None:
         try:
@@ -204,7 +205,7 @@ class WorkerProcess:
         try:
             await self._send(protocol.Exit())
             bye = await _answer_while_working(self.pid, WORKER_QUIET_S, lambda: self._expect(Bye))
-            self.cpu_user_s, self.cpu_sys_s = bye.cpu_user_s, bye.cpu_sys_s
+            self.cpu_user_s, self.cpu_sys_s, self.minor_faults = bye.cpu_user_s, bye.cpu_sys_s, bye.minor_faults
         except (WorkerFailed, TimeoutError):
             await self.kill()
         finally:
@@ -315,6 +316,7 @@ class ZygoteProcess:
         self._lock = anyio.Lock()  # one request at a time on the control socket
         self.cpu_user_s = 0.0
         self.cpu_sys_s = 0.0
+        self.minor_faults = 0
         self.startup_log: Any = None
         self.callgrind_dir = callgrind_dir  # instruction mode: where its processes' counts go
         # False once a request failed (the socket may hold half an answer) or it exited.
@@ -490,7 +492,7 @@ class ZygoteProcess:
         """Ask the zygote to stop its workers and exit; kill it if it does not answer."""
         try:
             bye = await self._request(protocol.Exit(), Bye, deadline=CLOSE_DEADLINE_S)
-            self.cpu_user_s, self.cpu_sys_s = bye.cpu_user_s, bye.cpu_sys_s
+            self.cpu_user_s, self.cpu_sys_s, self.minor_faults = bye.cpu_user_s, bye.cpu_sys_s, bye.minor_faults
             with anyio.fail_after(5):
                 await self.process.wait()
         except (WorkerFailed, TimeoutError):
@@ -635,6 +637,11 @@ class ZygoteKeeper:
     def cpu_s(self) -> float:
         """CPU time the current zygote reported when it closed (lost ones cannot)."""
         return (self.zygote.cpu_user_s + self.zygote.cpu_sys_s) if self.zygote else 0.0
+
+    @property
+    def share(self) -> ProcessShare:
+        """What the current zygote reported of itself when it closed (lost ones cannot)."""
+        return ProcessShare.of(self.zygote) if self.zygote else ProcessShare()
 
     async def counts_written(self) -> None:
         """Instruction mode: wait until every worker that said goodbye has exited (or stalled).

@@ -35,7 +35,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from tracecore_perf.errors import TERMINATING, CodeChanged, RunAborted, terminating_code
 from tracecore_perf.escape import terminal
-from tracecore_perf.models import ChildResult, EpisodeJob, EpisodeRow, Integrity, Sample
+from tracecore_perf.models import ChildResult, EpisodeJob, EpisodeRow, Integrity, ProcessShare, Sample
 from tracecore_perf.run.episode.system import remove_tree
 from tracecore_perf.run.integrity import check_artifacts
 from tracecore_perf.run.launcher import WorkerFailed, WorkerProcess, ZygoteKeeper
@@ -69,6 +69,9 @@ class BatchResult:
     worker_cpu_s: float  # the workers' own CPU, summed
     workers_instructions: int | None  # instruction mode: the workers' own instructions, summed
     workers_uncounted: int | None  # instruction mode: workers that wrote no count
+    # what the zygote and the workers reported of themselves as they closed ("zygote",
+    # "workers"; in instruction mode also "native_zygote", "native_workers")
+    parts: dict[str, ProcessShare]
 
     @property
     def stopped_early(self) -> bool:
@@ -82,6 +85,7 @@ class Slot:
     def __init__(self, number: int) -> None:
         self.number = number
         self.worker: WorkerProcess | None = None
+        self.native: WorkerProcess | None = None  # instruction mode: its worker of the native zygote
 
 
 class Execution:
@@ -102,12 +106,16 @@ class Execution:
         on_row: Callable[[EpisodeRow], None] | None = None,
         guard: LimitGuard | None = None,
         seal: CodeSeal | None = None,
+        native: ZygoteKeeper | None = None,
     ) -> None:
         """``settings``: the run's (its manifest's ``settings``); ``agents``: each
         scenario agent -> the file episodes load, ``labels``: -> the name artifacts record;
         ``known_artifacts``: what an earlier attempt placed (a resume); ``seal``: the code
         episodes load, stamped before any agent's code ran (no zygote or worker is started
-        from it once it changed, and a change taints the run)."""
+        from it once it changed, and a change taints the run); ``native``: in instruction
+        mode, a zygote of the same interpreter run natively, whose workers run each counted
+        episode again for what its count cannot see (system time, page faults). Closes both
+        keepers."""
         self.run_dir = run_dir
         self.settings = settings
         self.workers = settings.workers
@@ -138,10 +146,17 @@ class Execution:
         self._slots = [Slot(number) for number in range(self.workers)]
         self._idle: list[Slot] = list(self._slots)
         self._keeper = keeper  # started and validated by the caller; closed by us
+        self._native = native
         self.seal = seal
-        if seal is not None:
-            keeper.seal = seal
+        for each in (keeper, native):
+            if seal is not None and each is not None:
+                each.seal = seal
         self._closed_worker_cpu_s = 0.0
+        self._workers_share = ProcessShare()
+        self._native_workers_share = ProcessShare()
+        self.parts: dict[str, ProcessShare] = {}
+        # a native twin's artifact goes here, never into the run, and is removed at once
+        self._native_runs = scratch_root / "native" / ".agent_bench" / "runs"
         self._launch_scope: anyio.CancelScope | None = None
         self.t0 = time.perf_counter()
 
@@ -174,6 +189,7 @@ class Execution:
             worker_cpu_s=self.worker_cpu_s,
             workers_instructions=self.workers_instructions,
             workers_uncounted=self.workers_uncounted,
+            parts=self.parts,
         )
 
     async def _run(self, jobs: Iterator[EpisodeJob], metrics_limit: int) -> None:
@@ -209,7 +225,13 @@ class Execution:
         finally:
             with anyio.CancelScope(shield=True):
                 await self._keeper.close()
+                if self._native is not None:
+                    await self._native.close()
             self.worker_cpu_s = self._keeper.cpu_s + self._closed_worker_cpu_s
+            self.parts = {"zygote": self._keeper.share.rounded(), "workers": self._workers_share.rounded()}
+            if self._native is not None:
+                self.parts["native_zygote"] = self._native.share.rounded()
+                self.parts["native_workers"] = self._native_workers_share.rounded()
 
     async def _batch(self, jobs: Iterator[EpisodeJob]) -> None:
         assert self.ledgers is not None
@@ -300,6 +322,7 @@ class Execution:
                     self._lost.append(job)  # no row yet: it runs again, alone, after the batch
                     return
             finished = time.perf_counter()
+            native = await self._run_native(slot, job) if self._native is not None and _completed(outcome) else None
         finally:
             self._idle.append(slot)
             slots.release()
@@ -310,7 +333,7 @@ class Execution:
             # stops as an interrupt does, and --resume runs the episode again.
             self._stop(f"episode {job.episode_index + 1} could not be recorded: {terminal(outcome.host_fault)}")
             return
-        row = self._row(job, outcome, timed_out, failure, queued_at, started, finished)
+        row = self._row(job, outcome, timed_out, failure, queued_at, started, finished, native)
         # A row counted is a row written: an interrupt arriving now must not drop it.
         with anyio.CancelScope(shield=True):
             if not await deliver(send, row):
@@ -330,6 +353,45 @@ class Execution:
                 f"an episode lowered the harness's own limits ({', '.join(self.guard.stuck)}) below what it can raise "
                 "again (that takes CAP_SYS_RESOURCE)"
             )
+
+    async def _run_native(self, slot: Slot, job: EpisodeJob) -> Done | None:
+        """Instruction mode: the episode again, natively, in the slot's worker of the native
+        zygote, for the kernel's figures a count under Valgrind cannot give (system time,
+        minor page faults). TraceCore's episodes are deterministic, so it does the counted
+        episode's work. Its artifact is not the run's: placed in a scratch folder and removed.
+        A twin that fails leaves the row's native figures empty and the row as it was."""
+        assert self._native is not None
+        try:
+            if slot.native is None:
+                self._native_runs.mkdir(parents=True, exist_ok=True)
+                slot.native = await self._native.spawn_worker(slot.number)
+            outcome, timed_out = await slot.native.run_episode(
+                job,
+                agent_path=self.agents.get(job.agent, job.agent),
+                agent_label=self.labels.get(job.agent, job.agent),
+                timeout=self.timeout,
+                scratch_root=self.scratch_root,
+                runs_dir=self._native_runs,
+                log_path=self._native_runs.parent / "episodes.log",
+                strict_spec=False,
+                output_cap=self.output_cap,
+                memory_limit=self.settings.memory_limit,
+                sandbox=self.settings.sandbox,
+            )
+        except CodeChanged:
+            raise  # the run stops, tainted, as for its counted episodes
+        except (WorkerFailed, RunAborted) as exc:
+            log.warning("episode.native_failed", episode_index=job.episode_index, error=str(exc))
+            if slot.native is not None:
+                with anyio.CancelScope(shield=True):
+                    await slot.native.kill()
+                    await slot.native.stream.aclose()
+                slot.native = None
+            return None
+        if outcome.artifact is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._native_runs / f"{outcome.artifact.run_id}.json")
+        return None if timed_out or not _completed(outcome) else outcome
 
     def _stop(self, reason: str) -> None:
         """Stop the run as an interrupt does (exit 3): no episode is launched any more, those
@@ -357,6 +419,7 @@ class Execution:
         queued_at: float,
         started: float,
         finished: float,
+        native: Done | None = None,
     ) -> EpisodeRow:
         result, bad_result = _reported(outcome)
         limit = self.settings.memory_limit
@@ -392,6 +455,10 @@ class Execution:
             attempt=self.attempt,
             instructions=outcome.instructions if outcome else None,
             artifact_sha256=artifact.sha256 if artifact else None,
+            minor_faults=outcome.minor_faults if outcome else None,
+            native_cpu_user_s=round(native.cpu_user_s, 6) if native else None,
+            native_cpu_sys_s=round(native.cpu_sys_s, 6) if native else None,
+            native_minor_faults=native.minor_faults if native else None,
         )
 
     # --- the end of the batch ----------------------------------------------------------
@@ -417,17 +484,25 @@ class Execution:
         if zygote is not None:
             with contextlib.suppress(WorkerFailed):
                 await zygote.reap()
-        sweep(frozenset({zygote.process.pid}) if zygote is not None else frozenset())  # the zygote is ours to close
+        ours = [each.zygote for each in (self._keeper, self._native) if each is not None and each.zygote is not None]
+        sweep(frozenset(z.process.pid for z in ours))  # the zygotes are ours to close
 
     async def _close_workers(self) -> None:
         async def close(worker: WorkerProcess) -> None:
             await worker.close()
             self._closed_worker_cpu_s += worker.cpu_user_s + worker.cpu_sys_s
+            self._workers_share = self._workers_share.plus(ProcessShare.of(worker))
+
+        async def close_native(worker: WorkerProcess) -> None:
+            await worker.close()
+            self._native_workers_share = self._native_workers_share.plus(ProcessShare.of(worker))
 
         async with anyio.create_task_group() as tg:
             for slot in self._slots:
                 if slot.worker is not None:
                     tg.start_soon(close, slot.worker)
+                if slot.native is not None:
+                    tg.start_soon(close_native, slot.native)
 
     async def _sample(self, monitor: Monitor, send: MemoryObjectSendStream) -> None:
         async with send:
@@ -501,6 +576,13 @@ def _leaf(error: BaseException) -> BaseException:
     while isinstance(error, BaseExceptionGroup):
         error = error.exceptions[0]
     return error
+
+
+def _completed(outcome: Done | None) -> bool:
+    """The episode process ran to its end and reported a finished run."""
+    if outcome is None or outcome.returncode != 0 or outcome.killed:
+        return False
+    return (outcome.result or {}).get("completed") is True
 
 
 def _reported(outcome: Done | None) -> tuple[ChildResult | None, str | None]:

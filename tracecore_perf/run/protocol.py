@@ -179,6 +179,7 @@ class Done(_Event, tag="done"):
     max_rss_bytes: int
     output_bytes: int
     leftover_processes: int
+    minor_faults: int = 0  # the kernel's count for the episode process and what it left behind
     result: dict[str, Any] | None = None
     result_error: str | None = None
     artifact: ArtifactFacts | None = None
@@ -189,10 +190,11 @@ class Done(_Event, tag="done"):
 
 
 class Bye(_Event, tag="bye"):
-    """The last line: the process's own CPU time, for the harness's accounting."""
+    """The last line: the process's own CPU time and minor page faults, for the harness's accounting."""
 
     cpu_user_s: float = 0.0
     cpu_sys_s: float = 0.0
+    minor_faults: int = 0
 
 
 ZygoteEvent = Ready | Warmed | Logging | Spawned | Rehearsed | Reaped | CallDone | Bye

@@ -29,6 +29,7 @@ from tracecore_perf.models import (
     InstructionFigures,
     Integrity,
     Manifest,
+    ProcessShare,
     ResourcePeaks,
     RunArtifactStats,
     Summary,
@@ -71,8 +72,13 @@ class SeriesIndex:
         self.llm_entries = self.prompt_bytes = self.completion_bytes = self.tokens = 0
         self.max_rss = 0
         self.cpu_s = 0.0
-        # instruction mode: each (agent, task_ref)'s counts of successful episodes
+        self.episodes = ProcessShare()  # the episode processes, summed (ResourcePeaks.parts)
+        self.native_episodes = ProcessShare()  # instruction mode: their native twins
+        # instruction mode: each (agent, task_ref)'s counts of successful episodes, and their
+        # native twins' system time and minor faults
         self.instructions: dict[tuple[str, str], array] = {}
+        self.native_sys_s: dict[tuple[str, str], array] = {}
+        self.native_faults: dict[tuple[str, str], array] = {}
         self._with_run_ids = with_run_ids
         decoder = msgspec.json.Decoder(EpisodeRow)
         if not run_dir.series.exists():
@@ -129,22 +135,51 @@ class SeriesIndex:
         self.tokens += row.tokens_used
         self.max_rss = max(self.max_rss, row.max_rss_bytes)
         self.cpu_s += row.cpu_s
+        self.episodes.user_s += row.cpu_user_s
+        self.episodes.sys_s += row.cpu_sys_s
+        self.episodes.minor_faults += row.minor_faults or 0
+        if row.native_cpu_sys_s is not None:
+            self.native_episodes.user_s += row.native_cpu_user_s or 0.0
+            self.native_episodes.sys_s += row.native_cpu_sys_s
+            self.native_episodes.minor_faults += row.native_minor_faults or 0
         if row.success and row.instructions is not None:
             self.instructions.setdefault((row.agent, row.task_ref), array("q")).append(row.instructions)
+            if row.native_cpu_sys_s is not None and row.native_minor_faults is not None:
+                self.native_sys_s.setdefault((row.agent, row.task_ref), array("d")).append(row.native_cpu_sys_s)
+                self.native_faults.setdefault((row.agent, row.task_ref), array("q")).append(row.native_minor_faults)
 
     @property
     def count(self) -> int:
         return len(self.indices)
 
+    def parts(self) -> dict[str, ProcessShare]:
+        """The episode processes' share of the run's CPU (and their native twins', if any)."""
+        found = {"episodes": self.episodes}
+        if self.native_episodes != ProcessShare():
+            found["native_episodes"] = self.native_episodes
+        return found
+
 
 def instruction_figures(index: SeriesIndex) -> list[InstructionFigures]:
-    """Median, min and max instructions per episode of each (agent, task_ref)."""
-    return [
-        InstructionFigures(
-            agent=agent, task_ref=task_ref, count=len(counts), median=statistics.median(counts), min=min(counts), max=max(counts)
+    """Median, min and max instructions per episode of each (agent, task_ref), and the
+    medians of their native twins' system time and minor faults."""
+    figures = []
+    for key, counts in index.instructions.items():
+        sys_s, faults = index.native_sys_s.get(key), index.native_faults.get(key)
+        figures.append(
+            InstructionFigures(
+                agent=key[0],
+                task_ref=key[1],
+                count=len(counts),
+                median=statistics.median(counts),
+                min=min(counts),
+                max=max(counts),
+                native_count=len(faults) if faults else 0,
+                native_sys_ms_median=round(statistics.median(sys_s) * 1e3, 3) if sys_s else None,
+                native_minor_faults_median=statistics.median(faults) if faults else None,
+            )
         )
-        for (agent, task_ref), counts in index.instructions.items()
-    ]
+    return figures
 
 
 TIMING_UNDER_VALGRIND = (
@@ -259,6 +294,7 @@ def publish(
     workers_cpu_s: float,
     workers_instructions: int | None = None,
     workers_uncounted: int | None = None,
+    parts: dict[str, ProcessShare] | None = None,
     episodes_this_attempt: int,
     integrity: Integrity | None = None,
 ) -> Publication:
@@ -314,6 +350,7 @@ def publish(
             peak_episode_processes=procs_peak,
             workers_instructions=workers_instructions,
             workers_uncounted=workers_uncounted,
+            parts={name: share.rounded() for name, share in {**(parts or {}), **index.parts()}.items()},
         ),
         integrity=integrity or Integrity(),
         instructions=instruction_figures(index),

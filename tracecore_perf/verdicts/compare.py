@@ -36,7 +36,15 @@ from tracecore_perf import defaults
 from tracecore_perf.errors import UsageError
 from tracecore_perf.models import HARDWARE_FIELDS, EpisodeEnvironment, EpisodeRow, Manifest, Summary
 from tracecore_perf.published import PublishedRun
-from tracecore_perf.verdicts.models import Comparison, Estimate, GroupComparison, Notice, OverallVerdict, WarningCode
+from tracecore_perf.verdicts.models import (
+    Comparison,
+    Estimate,
+    GroupComparison,
+    KernelChange,
+    Notice,
+    OverallVerdict,
+    WarningCode,
+)
 from tracecore_perf.verdicts.notices import run_notices
 
 METRICS = {
@@ -44,6 +52,11 @@ METRICS = {
     "episode_s": lambda r: r.episode_s,
     "cpu_s": lambda r: r.cpu_s,
     "instructions": lambda r: r.instructions,
+}
+# instruction comparisons also judge these, from each episode's native twin (defaults.COMPARE_KERNEL)
+KERNEL_METRICS = {
+    "native_minor_faults": lambda r: r.native_minor_faults,
+    "native_sys_s": lambda r: r.native_cpu_sys_s,
 }
 TIME_METRICS = ("wall_clock_s", "episode_s", "cpu_s")
 MIN_EPISODES = 5  # per row and side, successful episodes, before latency is compared
@@ -124,7 +137,7 @@ def within_run_drift(logs: np.ndarray, se: float) -> tuple[float | None, int]:
 
 
 def side(rows: Sequence[EpisodeRow], metric: str, rng: np.random.Generator) -> Side:
-    value = METRICS[metric]
+    value = METRICS.get(metric) or KERNEL_METRICS[metric]
     timed = sorted((r for r in rows if r.success and value(r) is not None), key=lambda r: (r.attempt, r.started_s))
     values = np.array([value(r) for r in timed], dtype=float)
     # a zero reading (a clock's resolution) would be -inf on the log scale: the smallest
@@ -248,6 +261,37 @@ def _median_count(rows: Sequence[EpisodeRow]) -> float | None:
     return float(np.median(counts)) if counts else None
 
 
+def _kernel(base: list[EpisodeRow], cur: list[EpisodeRow], rng: np.random.Generator) -> list[KernelChange]:
+    """Instruction comparisons: each kernel metric both runs' native twins give for enough
+    episodes, judged as a time metric is (log ratio of medians, sampling and drift), against
+    its own noise floor and margin."""
+    found = []
+    for metric, table in defaults.COMPARE_KERNEL.items():
+        b, c = side(base, metric, rng), side(cur, metric, rng)
+        if len(b.logs) < MIN_EPISODES or len(c.logs) < MIN_EPISODES:
+            continue
+        settings = Settings(metric, table["alpha"], table["noise"], table["margin"], table["drift"])
+        ratio, _, p, _, _ = _latency(b, c, settings)
+        value, low, high = ratio.value or 1.0, ratio.low or 0.0, ratio.high or math.inf
+        verdict = "no change"
+        if p < settings.alpha and low > 1 and value >= 1 + settings.noise:
+            verdict = "more"
+        elif p < settings.alpha and high < 1 and value <= 1 - settings.noise:
+            verdict = "less"
+        found.append(
+            KernelChange(
+                metric=metric,
+                baseline_median=round(float(np.exp(np.median(b.logs))), 6),
+                current_median=round(float(np.exp(np.median(c.logs))), 6),
+                ratio=ratio,
+                p_value=p,
+                verdict=verdict,
+                regression=verdict == "more" and bool(table["gates"]) and value > 1 + settings.margin,
+            )
+        )
+    return found
+
+
 def _row(key: tuple[str, str], base: list[EpisodeRow], cur: list[EpisodeRow], settings: Settings, seed: int) -> GroupComparison:
     from scipy import stats  # imported when needed: it is most of the start-up time
 
@@ -256,10 +300,12 @@ def _row(key: tuple[str, str], base: list[EpisodeRow], cur: list[EpisodeRow], se
     if settings.metric == "instructions":
         b = c = None
         ratio, p, se, paired, n_base, n_cur = _instructions(base, cur, rng)
+        kernel = _kernel(base, cur, rng)
         comparable = ratio.value is not None
         shift, p_episodes = Estimate(value=None), None
         x = y = np.array([])
     else:
+        kernel = []
         b, c = side(base, settings.metric, rng), side(cur, settings.metric, rng)
         x, y = np.exp(b.logs), np.exp(c.logs)
         n_base, n_cur = len(x), len(y)
@@ -307,17 +353,18 @@ def _row(key: tuple[str, str], base: list[EpisodeRow], cur: list[EpisodeRow], se
         baseline_median_instructions=_median_count(base),
         current_median_instructions=_median_count(cur),
         paired=paired,
+        kernel=kernel,
     )
 
 
 def _decide(rows: list[GroupComparison], settings: Settings) -> None:
-    """Adjust p-values across rows, then call each row faster, slower or no change."""
+    """Adjust p-values across rows, then call each row faster, slower or no change; in an
+    instruction comparison, a row whose kernel work grew past its margin is a regression
+    even where its count did not move (what a user pays did)."""
     from scipy import stats  # imported when needed: it is most of the start-up time
 
     tested = [row for row in rows if row.p_value is not None]
-    if not tested:
-        return
-    adjusted = stats.false_discovery_control([row.p_value for row in tested], method="bh")
+    adjusted = stats.false_discovery_control([row.p_value for row in tested], method="bh") if tested else []
     for row, p in zip(tested, adjusted, strict=True):
         row.p_adjusted = float(p)
         low, high, value = row.ratio.low, row.ratio.high, row.ratio.value
@@ -328,6 +375,11 @@ def _decide(rows: list[GroupComparison], settings: Settings) -> None:
             row.regression = value > 1 + settings.margin
         elif significant and high < 1 and value <= 1 - settings.noise:
             row.verdict = "faster"
+    for row in rows:
+        if any(k.regression for k in row.kernel):
+            row.regression = True
+            if row.verdict == "no change":
+                row.verdict = "slower"
 
 
 def compare_rows(base_rows: Sequence[EpisodeRow], cur_rows: Sequence[EpisodeRow], settings: Settings) -> list[GroupComparison]:

@@ -144,6 +144,21 @@ class Estimate(msgspec.Struct, kw_only=True):
     confidence: float = 0.95
 
 
+class KernelChange(msgspec.Struct, kw_only=True):
+    """Instruction comparisons: what the kernel did for one row's episodes, measured on their
+    native twins (system time, minor page faults), which an instruction count cannot see.
+    ``regression``: more by past the metric's margin, for a metric that gates (faults: the
+    kernel's count of its own work; system time is a clock, shown but never failing alone)."""
+
+    metric: Literal["native_minor_faults", "native_sys_s"]
+    baseline_median: float
+    current_median: float
+    ratio: Estimate
+    p_value: float | None
+    verdict: Literal["more", "less", "no change"]
+    regression: bool = False
+
+
 class GroupComparison(msgspec.Struct, kw_only=True):
     """One group, the episodes of one (agent, task_ref), in the baseline against the current run."""
 
@@ -181,6 +196,9 @@ class GroupComparison(msgspec.Struct, kw_only=True):
     baseline_median_instructions: float | None = None
     current_median_instructions: float | None = None
     paired: bool | None = None
+    # instruction counts: the kernel's work for the same episodes, from their native twins,
+    # where both runs have them (a change there is flagged even when the count did not move)
+    kernel: list[KernelChange] = msgspec.field(default_factory=list)
 
 
 class Comparison(msgspec.Struct, kw_only=True):
@@ -232,3 +250,13 @@ def p_text(value: float | None) -> str:
     if value is None:
         return "n/a"
     return "<1e-300" if value == 0 else f"{value:.2g}"
+
+
+def kernel_text(k: KernelChange) -> str:
+    """One kernel figure of a row: its medians, ratio and verdict (``more`` past its noise floor)."""
+    if k.metric == "native_sys_s":
+        medians = f"system time {k.baseline_median * 1000:.2f} -> {k.current_median * 1000:.2f} ms"
+    else:
+        medians = f"minor faults {k.baseline_median:,.0f} -> {k.current_median:,.0f}"
+    mark = "REGRESSION " if k.regression else ""
+    return f"{medians}, {ratio_text(k.ratio.value, k.ratio.low, k.ratio.high)}, p={p_text(k.p_value)}: {mark}{k.verdict}"

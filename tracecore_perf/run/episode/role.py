@@ -23,4 +23,4 @@ class Role:
 
     def bye(self) -> None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        self.send({"event": "bye", "cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime})
+        self.send({"event": "bye", "cpu_user_s": usage.ru_utime, "cpu_sys_s": usage.ru_stime, "minor_faults": usage.ru_minflt})

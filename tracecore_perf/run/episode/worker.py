@@ -132,7 +132,7 @@ class Worker(Role):
         ended_at = time.time()
         # The episode is over: nothing it started may outlive it (nor touch its count).
         self.kill_tree(signal.SIGKILL)
-        leftovers, extra_user, extra_sys = self.kill_leftovers()
+        leftovers, extra_user, extra_sys, extra_faults = self.kill_leftovers()
         self.current_pgid = None
         instructions, count_error = episode_instructions(pid, ended_at)
         for fd in list(streams):  # every writer is dead now, so these reach EOF
@@ -156,6 +156,7 @@ class Worker(Role):
             "cpu_user_s": usage.ru_utime + extra_user,
             "cpu_sys_s": usage.ru_stime + extra_sys,
             "max_rss_bytes": usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024),
+            "minor_faults": usage.ru_minflt + extra_faults,
             "output_bytes": output.total,
             "leftover_processes": leftovers,
             "instructions": instructions,
@@ -230,10 +231,10 @@ class Worker(Role):
                 os.killpg(self.current_pgid, signal.SIGCONT)
 
     @staticmethod
-    def kill_leftovers() -> tuple[int, float, float]:
+    def kill_leftovers() -> tuple[int, float, float, int]:
         """Kill and reap every process re-parented to us (we are a subreaper), repeating
         until none is left, since killing one re-parents its own children to us."""
-        count, user, system = 0, 0.0, 0.0
+        count, user, system, faults = 0, 0.0, 0.0, 0
         while kids := children():
             for kid in kids:
                 with contextlib.suppress(ProcessLookupError):
@@ -246,7 +247,8 @@ class Worker(Role):
                 count += 1
                 user += usage.ru_utime
                 system += usage.ru_stime
-        return count, user, system
+                faults += usage.ru_minflt
+        return count, user, system, faults
 
 
 def append(sink, chunk: bytes) -> None:
