@@ -286,6 +286,30 @@ def test_a_counted_run_records_each_episode_and_resumes_counting(tmp_path):
     assert leftover_processes(tmp_path) == []
 
 
+@pytest.mark.slow  # two instruction runs under valgrind
+def test_work_moved_into_the_kernel_fails_the_gate_though_the_count_did_not_move(tmp_path):
+    """The same agent and seeds, the current one having the kernel fill in 3,000 fresh pages per
+    episode (``MAP_POPULATE``: next to no instruction of its own): the counts agree, the native
+    twins' minor faults do not, and ``compare --fail-on regression`` fails on them, saying so."""
+    runs = {}
+    for name, pages in (("base", 0), ("cur", 3000)):
+        folder = tmp_path / name
+        folder.mkdir()
+        shutil.copy(REPO / "tests" / "agents" / "page_touching_agent.py", folder)
+        (folder / "pages").write_text(str(pages))
+        row = {"agent": "page_touching_agent.py", "task_ref": "filesystem_hidden_config@1"}
+        scenario = scenario_file(folder / "rows.json", [row])
+        argv = ["--episodes", "5", "--workers", "2", "--instructions", "--scenario", str(scenario), "--output-dir", "out"]
+        done = harness(*argv, "--no-progress", cwd=folder)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs[name] = folder / "out"
+    done = harness("compare", str(runs["base"]), str(runs["cur"]), "--fail-on", "regression", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr[-2000:]
+    assert re.search(r"median [\d.,]+ -> [\d.,]+ M instructions, x1\.00", done.stdout), done.stdout  # the count did not move
+    assert re.search(r"minor faults [\d,]+ -> [\d,]+, x[\d.]+ .*REGRESSION more", done.stdout), done.stdout
+    assert "REGRESSION slower" in done.stdout
+
+
 @pytest.mark.slow  # a zygote under valgrind
 def test_an_interpreter_valgrind_does_not_run_is_refused_before_anything_is_written(tmp_path):
     # a script that execs Python: valgrind counts the script and lets the interpreter go native
