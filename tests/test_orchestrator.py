@@ -315,3 +315,23 @@ def test_an_episode_that_failed_gets_no_twin(run_dir, monkeypatch):
     _, rows, _ = execute(run_dir, keeper, monkeypatch, jobs(2), native=twins)
     assert sorted(twins.kwargs) == [1]
     assert [r.native_minor_faults for r in sorted(rows, key=lambda r: r.episode_index)] == [None, 1201]
+
+
+def test_an_interrupt_during_a_twin_still_writes_the_counted_row(run_dir, monkeypatch):
+    """Episode 1 was counted; the interrupt lands while its native twin runs (and never ends by
+    itself): the twin is killed, the counted row is written all the same, without the twin's
+    figures, and nothing more is launched."""
+    keeper = FakeKeeper(workers=1, total=4)
+    twins = FakeKeeper(workers=1, total=4, behaviours=dict.fromkeys(range(4), native_twin))
+
+    async def on_start(job: EpisodeJob) -> None:
+        if job.episode_index == 1:
+            keeper.execution.interrupted_by = signal.SIGINT
+            keeper.execution._launch_scope.cancel()
+            await twins.forever()
+
+    twins.on_start = on_start
+    execution, rows, seen = execute(run_dir, keeper, monkeypatch, jobs(4), native=twins)
+    assert execution.interrupted_by == signal.SIGINT and twins.aborted == [1]
+    assert [(r.episode_index, r.native_minor_faults) for r in rows] == [(0, 1200), (1, None)]
+    assert execution.progress.done == len(seen) == 2 and keeper.started == 2

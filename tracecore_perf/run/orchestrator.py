@@ -286,6 +286,8 @@ class Execution:
 
     async def _run_one(self, job: EpisodeJob, queued_at: float, slots: anyio.Semaphore, send: MemoryObjectSendStream) -> None:
         slot = self._idle.pop()  # the semaphore guarantees one is idle
+        native: Done | None = None
+        interrupted: BaseException | None = None
         try:
             if slot.worker is not None and slot.worker.zygote_gone():  # it died with its zygote
                 with anyio.CancelScope(shield=True):
@@ -322,18 +324,39 @@ class Execution:
                     self._lost.append(job)  # no row yet: it runs again, alone, after the batch
                     return
             finished = time.perf_counter()
-            native = await self._run_native(slot, job) if self._native is not None and _completed(outcome) else None
+            if self._native is not None and _completed(outcome):
+                try:
+                    native = await self._run_native(slot, job)
+                except anyio.get_cancelled_exc_class() as stop:
+                    interrupted = stop  # raised again once the counted episode's row is written
         finally:
             self._idle.append(slot)
             slots.release()
             self.guard.check()  # an episode may have lowered the harness's limits: before the row is written
+        try:
+            await self._record(job, outcome, timed_out, failure, (queued_at, started, finished), native, send)
+        finally:
+            if interrupted is not None:
+                raise interrupted
+
+    async def _record(
+        self,
+        job: EpisodeJob,
+        outcome: Done | None,
+        timed_out: bool,
+        failure: str | None,
+        times: tuple[float, float, float],
+        native: Done | None,
+        send: MemoryObjectSendStream,
+    ) -> None:
+        """The episode's row, written (``times``: queued, started, finished), and what follows from it."""
         if outcome is not None and outcome.host_fault is not None:
             # The host kept the episode from being recorded (a full disk, a lost permission, the
             # output folder gone): no row, which would be a failure the agent never made. The run
             # stops as an interrupt does, and --resume runs the episode again.
             self._stop(f"episode {job.episode_index + 1} could not be recorded: {terminal(outcome.host_fault)}")
             return
-        row = self._row(job, outcome, timed_out, failure, queued_at, started, finished, native)
+        row = self._row(job, outcome, timed_out, failure, *times, native)
         # A row counted is a row written: an interrupt arriving now must not drop it.
         with anyio.CancelScope(shield=True):
             if not await deliver(send, row):
