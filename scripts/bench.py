@@ -634,7 +634,7 @@ def markdown(report: dict) -> str:
         "",
         "`whole` = episodes / wall time of the whole command, process start to exit (timed by bench.py). "
         "`in-run` = the mode's own figure: tracecore-perf's summary `throughput_eps` (worker start-up to last row), "
-        "or time around `run_batch()` / the in-process loop. Ratios are from this one run. "
+        "or time around `run_batch()` / the in-process loop / the fork loop. "
         "`tree CPU ms/episode` = CPU time of the command's whole process tree (wait4) per episode; "
         "`CPU efficiency` = the in-process loop's CPU per episode divided by the mode's: the fraction of "
         "the ceiling the mode would reach with every core to itself, much less sensitive to other load "

@@ -75,3 +75,43 @@ def test_the_cost_benchmarks_reference_figure_is_committed():
         sys.path.remove(str(REPO / "scripts"))
     reference = json.loads(episode_cost.OWN_REFERENCE.read_text())["own"]["both"]
     assert reference["marginal"] > 1_000_000 and reference["average"] > reference["marginal"]
+
+
+def _bench_module():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import bench
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    return bench
+
+
+@pytest.mark.parametrize("published", [True, False], ids=["parts", "no-parts"])
+def test_the_tree_split_reads_the_summarys_parts_or_falls_back_to_its_totals(published):
+    """In process, no episodes: the split of the forkserver tree comes from the summary's
+    ``resources.parts`` when the harness publishes them, from its CPU totals otherwise (no
+    user/sys/fault split, no zygote), and the rest is the tree less the parts."""
+    bench = _bench_module()
+    part = {"user_s": 0.3, "sys_s": 0.1, "minor_faults": 400}
+    resources = {
+        "harness_cpu_s": 0.4,
+        "workers_cpu_s": 0.4,
+        "episode_cpu_s_total": 0.4,
+        "harness_cpu_ms_per_episode": 200.0,
+        "harness_peak_rss_bytes": 1,
+    }
+    if published:
+        resources["parts"] = {name: dict(part) for name in ("harness", "workers", "zygote", "episodes")}
+    stats = {"mean": 0.1, "p95": 0.1}
+    summary = {"resources": resources, "episodes": 4, "success_count": 4, "failure_count": 0, "elapsed_s": 1.0}
+    summary.update(throughput_eps=4.0, episode_s=stats, wall_clock_s=stats)
+    figures = bench._harness_figures(json.dumps({"summary": summary}))
+    record = {"tree_cpu_s": 2.0, "tree_user_s": 1.5, "tree_sys_s": 0.5, "tree_minor_faults": 2000}
+    parts = bench.parts_per_episode(figures["raw_parts"], record, 4)
+    assert parts["episodes"]["cpu_ms"] == 100.0
+    if published:
+        assert parts["zygote"] == {"user_ms": 75.0, "sys_ms": 25.0, "cpu_ms": 100.0, "minor_faults": 100.0}
+        assert parts["rest"] == {"user_ms": 75.0, "sys_ms": 25.0, "cpu_ms": 100.0, "minor_faults": 100.0}
+    else:
+        assert parts["zygote"]["cpu_ms"] is None and parts["harness"]["user_ms"] is None
+        assert parts["rest"]["cpu_ms"] == 200.0 and parts["rest"]["minor_faults"] is None
