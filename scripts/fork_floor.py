@@ -17,8 +17,9 @@ What it does, all at module level:
    keeps the child's user time, system time and minor page faults from the kernel's accounting.
 
 The child runs ``run()`` exactly one frame below the module, as the ceiling does. No
-``gc.freeze()`` or other trick of the harness's zygote is copied here (``--gc-freeze`` in the
-spec asks for one, to measure what it is worth; bench.py never sets it).
+``gc.freeze()`` or other trick of the harness's zygote is copied here (``"gc_freeze": true`` in
+the spec asks for that one, to measure what it is worth; bench.py never sets it). Nothing bounds an
+episode's time here, as in the ceiling: a hung episode hangs the command.
 
 The result JSON has the ceiling's keys (``in_run_elapsed_s``, ``passed``, ``failed``), the
 children's user / system seconds and minor faults (per-episode medians and sums), and this
