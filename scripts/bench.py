@@ -1,13 +1,21 @@
 """Throughput and overhead benchmark: tracecore-perf against TraceCore's own batch runner.
 
 One invocation, one machine, the default scenario (seed = row seed + episode index) at N
-episodes through four modes, each in its own subprocess started cold:
+episodes through five modes, each in its own subprocess started cold and measured alike (wall
+time of the whole command, CPU of its whole process tree from the kernel via wait4):
 
   run_batch   TraceCore's ``agent_bench.runner.batch.run_batch(jobs, workers=8, timeout=180)``
   spawn       ``python -m tracecore_perf --isolation spawn --workers W``
   forkserver  ``python -m tracecore_perf --isolation forkserver --workers W``
   inprocess   a plain loop calling ``agent_bench.runner.runner.run()`` (and ``persist_run``,
               as every other mode does) in one process: no isolation, the ceiling per core
+  forkfloor   ``scripts/fork_floor.py``: one warm-up episode per row, then one plain fork per
+              episode running ``run()`` + ``persist_run()``; no harness, nothing of
+              tracecore_perf: the floor of one fresh process per episode, measured apart
+
+With ``--rounds R`` (default 3) the selected modes run R times interleaved (A B C A B C ...)
+and each figure of a mode is the median of its rounds, so drift in the host's load falls on
+every mode alike; the ratios are taken from those medians.
 
 then the everyday 24-episode slice (``--episodes 24 --workers 4 --strict-spec``) in
 forkserver mode, timed from process start to exit; with ``--tracecore-scaffold PATH`` (TraceCore's
@@ -28,7 +36,8 @@ Usage::
 
     python scripts/bench.py                       # 1000 episodes, workers 8
     python scripts/bench.py --episodes 300        # a quicker, indicative run
-    python scripts/bench.py --episodes 8 --slice-repeats 0 --out-dir /tmp/b   # smoke
+    python scripts/bench.py --episodes 8 --slice-repeats 0 --rounds 1 --out-dir /tmp/b   # smoke
+    python scripts/bench.py --episodes 300 --modes forkserver,inprocess,forkfloor --slice-repeats 0
     python scripts/bench.py --tracecore-scaffold ../tracecore/scripts/perf_harness.py
 
 Figures from a shared or busy host are indicative only; the load average is recorded
@@ -41,6 +50,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,7 +60,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MODES = ("run_batch", "spawn", "forkserver", "inprocess")
+MODES = ("run_batch", "spawn", "forkserver", "inprocess", "forkfloor")
+PARTS = ("harness", "workers", "zygote", "episodes")  # the forkserver tree, as its summary splits it
 SLICE_ARGS = ["--episodes", "24", "--workers", "4", "--strict-spec", "--isolation", "forkserver"]
 SCAFFOLD_SLICE_ARGS = ["--episodes", "24", "--workers", "4", "--strict-spec"]
 SAMPLE_EVERY_S = 0.05
@@ -61,7 +72,7 @@ TARGET_FORKSERVER_VS_CEILING = 0.60
 TARGET_CPU_EFFICIENCY = 0.55  # ceiling CPU per episode / forkserver tree CPU per episode
 TARGET_SLICE_VS_SCAFFOLD = 0.30  # our slice's wall / TraceCore's scaffold's, same flags
 TARGET_SPAWN_VS_BATCH = 1.3
-TARGET_HARNESS_CPU_MS = 5.0
+TARGET_HARNESS_CPU_MS = 4.0  # harness + workers, per episode
 TARGET_SLICE_S = 1.5
 TARGET_TREE_VS_FORK_FLOOR = 0.85  # fork floor CPU per episode / forkserver tree CPU per episode
 
@@ -87,8 +98,11 @@ def child_run_batch(spec: dict) -> dict:
     return {"in_run_elapsed_s": elapsed, "passed": summary["passed"], "failed": summary["failed"]}
 
 
-# The in-process ceiling is a script file of its own (see its docstring for why not ``-c``).
+# The in-process ceiling and the fork floor are script files of their own (see their docstrings
+# for why not ``-c``); each imports agent_bench only.
 INPROCESS_CEILING = Path(__file__).resolve().with_name("inprocess_ceiling.py")
+FORK_FLOOR = Path(__file__).resolve().with_name("fork_floor.py")
+SCRIPT_MODES = {"inprocess": INPROCESS_CEILING, "forkfloor": FORK_FLOOR}
 
 
 def child_main(argv: list[str]) -> None:
@@ -158,6 +172,9 @@ def timed(cmd: list[str], cwd: Path, *, sample_pid: bool = True, keep_series: bo
         "returncode": proc.returncode,
         "whole_s": round(wall, 4),
         "tree_cpu_s": round(usage.ru_utime + usage.ru_stime, 4),
+        "tree_user_s": round(usage.ru_utime, 4),
+        "tree_sys_s": round(usage.ru_stime, 4),
+        "tree_minor_faults": usage.ru_minflt,
         "top_process_peak_rss_bytes": sampler.peak if sampler else None,
         "stdout": out_path.read_text(errors="replace"),
         "stderr_tail": err_path.read_text(errors="replace")[-2000:],
@@ -170,14 +187,14 @@ def timed(cmd: list[str], cwd: Path, *, sample_pid: bool = True, keep_series: bo
 def run_mode(mode: str, args: argparse.Namespace, rows: list[dict], work: Path) -> dict:
     cwd = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=work))
     python = args.python
-    if mode in ("run_batch", "inprocess"):
+    if mode in ("run_batch", *SCRIPT_MODES):
         workers = args.batch_workers if mode == "run_batch" else 1
         spec = {"rows": rows, "episodes": args.episodes, "batch_workers": args.batch_workers, "timeout": args.timeout}
         result_path = cwd / "result.json"
         if mode == "run_batch":
             cmd = [python, str(Path(__file__).resolve()), "_child", json.dumps(spec), str(result_path)]
         else:
-            cmd = [python, str(INPROCESS_CEILING), json.dumps(spec), str(result_path)]
+            cmd = [python, str(SCRIPT_MODES[mode]), json.dumps(spec), str(result_path)]
         done = timed(cmd, cwd)
         inner = json.loads(result_path.read_text()) if result_path.exists() else {}
         record = {
@@ -187,13 +204,22 @@ def run_mode(mode: str, args: argparse.Namespace, rows: list[dict], work: Path) 
             "passed": inner.get("passed"),
             "failed": inner.get("failed"),
             "in_run_elapsed_s": round(inner["in_run_elapsed_s"], 4) if inner else None,
-            "in_run_source": "time around run_batch()"
-            if mode == "run_batch"
-            else "time around the module-level loop (run + persist_run)",
+            "in_run_source": {
+                "run_batch": "time around run_batch()",
+                "inprocess": "time around the module-level loop (run + persist_run)",
+                "forkfloor": "time around the module-level fork loop (warm-up excluded)",
+            }[mode],
         }
         if mode == "inprocess" and inner:
             record["run_only_s"] = round(inner["run_only_s"], 4)
             record["run_only_eps"] = round(args.episodes / inner["run_only_s"], 3) if inner["run_only_s"] else None
+        if mode == "forkfloor" and inner:
+            record["floor"] = {"children": inner["children"], "parent": inner["parent"], "parent_phases": inner["parent_phases"]}
+            zero = {"user_s": 0.0, "sys_s": 0.0, "minor_faults": 0}
+            children = {k: inner["children"][k] for k in ("user_s", "sys_s", "minor_faults")}
+            # the floor's parent stands where the harness does (start-up, imports, warm-up, forking);
+            # it has no workers and no zygote (its own warmed process is what it forks)
+            record["raw_parts"] = {"harness": inner["parent"], "workers": zero, "zygote": zero, "episodes": children}
     else:
         cmd = [
             python,
@@ -219,6 +245,8 @@ def run_mode(mode: str, args: argparse.Namespace, rows: list[dict], work: Path) 
     record["episodes"] = n
     record["whole_eps"] = round(n / record["whole_s"], 3)
     record["tree_cpu_ms_per_episode"] = round(record["tree_cpu_s"] * 1000 / n, 3)
+    if "raw_parts" in record:
+        record["parts_per_episode"] = parts_per_episode(record.pop("raw_parts"), record, n)
     if record.get("in_run_elapsed_s"):
         record["in_run_eps"] = round(n / record["in_run_elapsed_s"], 3)
     if not args.keep_work:
@@ -250,10 +278,88 @@ def _harness_figures(stdout: str) -> dict:
         "workers_only_cpu_ms_per_episode": round(resources["workers_cpu_s"] * 1000 / episodes, 4),
         "episode_cpu_ms_per_episode": round(resources["episode_cpu_s_total"] * 1000 / episodes, 4),
         "harness_peak_rss_bytes": resources["harness_peak_rss_bytes"],
+        "raw_parts": resources.get("parts")
+        or {
+            # before the summary published its parts: CPU totals only, no user/sys/fault split, no zygote
+            "harness": {"cpu_s": resources["harness_cpu_s"]},
+            "workers": {"cpu_s": resources["workers_cpu_s"]},
+            "zygote": None,
+            "episodes": {"cpu_s": resources["episode_cpu_s_total"]},
+        },
+        "parts_source": "summary resources.parts" if resources.get("parts") else "summary CPU totals (no parts published)",
         "episode_s_mean": summary["episode_s"]["mean"],
         "wall_clock_s_mean": summary["wall_clock_s"]["mean"],
         "wall_clock_s_p95": summary["wall_clock_s"]["p95"],
     }
+
+
+def parts_per_episode(raw: dict, record: dict, n: int) -> dict:
+    """Per episode: user ms, sys ms, CPU ms and minor faults of each part of a mode's tree
+    (None where the source does not split it), and ``rest``: the tree (wait4) less the parts,
+    what no part accounts for (interpreter start-up and imports of processes no part counts,
+    and whatever runs after a part's own accounting closed)."""
+    out: dict[str, dict] = {}
+    for name in PARTS:
+        part = raw.get(name)
+        if not part:
+            out[name] = {"user_ms": None, "sys_ms": None, "cpu_ms": None, "minor_faults": None}
+            continue
+        user, sys_ = part.get("user_s"), part.get("sys_s")
+        cpu = part["cpu_s"] if "cpu_s" in part else (user or 0.0) + (sys_ or 0.0)
+        faults = part.get("minor_faults")
+        out[name] = {
+            "user_ms": None if user is None else round(user * 1000 / n, 4),
+            "sys_ms": None if sys_ is None else round(sys_ * 1000 / n, 4),
+            "cpu_ms": round(cpu * 1000 / n, 4),
+            "minor_faults": None if faults is None else round(faults / n, 2),
+        }
+    known = [p for p in out.values() if p["cpu_ms"] is not None]
+    every_fault = all(p["minor_faults"] is not None for p in out.values())
+    out["rest"] = {
+        "user_ms": round(record["tree_user_s"] * 1000 / n - sum(p["user_ms"] for p in known), 4)
+        if all(p["user_ms"] is not None for p in known)
+        else None,
+        "sys_ms": round(record["tree_sys_s"] * 1000 / n - sum(p["sys_ms"] for p in known), 4)
+        if all(p["sys_ms"] is not None for p in known)
+        else None,
+        "cpu_ms": round(record["tree_cpu_s"] * 1000 / n - sum(p["cpu_ms"] for p in known), 4),
+        "minor_faults": round(record["tree_minor_faults"] / n - sum(p["minor_faults"] for p in out.values()), 2)
+        if every_fault
+        else None,
+    }
+    return out
+
+
+def _median_of(values: list):
+    """The median of the rounds' values: numbers give a number, dicts a dict of medians, anything
+    else (or a mix with None) the first round's value."""
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        median = statistics.median(values)
+        return int(median) if all(isinstance(v, int) for v in values) and median == int(median) else round(median, 6)
+    if all(isinstance(v, dict) for v in values):
+        keys = values[0].keys()
+        return {k: _median_of([v.get(k) for v in values]) for k in keys}
+    return values[0]
+
+
+def median_record(rounds: list[dict]) -> dict:
+    """A mode's record over its rounds: each figure the median of the rounds'; the exit code,
+    passed and failed the worst round's; the rounds' own key figures kept under ``rounds``."""
+    record = {k: _median_of([r.get(k) for r in rounds]) for k in rounds[0]}
+    record["returncode"] = next((r["returncode"] for r in rounds if r["returncode"] != 0), 0)
+    record["passed"] = min((r.get("passed") or 0) for r in rounds) if all(r.get("passed") is not None for r in rounds) else None
+    record["failed"] = max((r.get("failed") or 0) for r in rounds) if rounds[0].get("failed") is not None else None
+    record["stderr_tail"] = next((r["stderr_tail"] for r in rounds if r["returncode"] != 0), rounds[-1]["stderr_tail"])
+    record["rounds"] = [
+        {
+            "whole_s": r["whole_s"],
+            "tree_cpu_ms_per_episode": r["tree_cpu_ms_per_episode"],
+            "load_avg_before": r["load_avg_before"],
+            "returncode": r["returncode"],
+        }
+        for r in rounds
+    ]
+    return record
 
 
 def run_slice(args: argparse.Namespace, work: Path) -> dict:
@@ -333,6 +439,16 @@ def ratios_and_targets(modes: dict[str, dict], cores_used: int, slice_: dict | N
         for name, rec in modes.items()
         if ceiling_cpu and rec.get("tree_cpu_ms_per_episode")
     }
+    # The honest floor: one plain fork per episode, no harness (scripts/fork_floor.py), measured
+    # as its own cold command with the same tree accounting, in the same rounds.
+    ratios["forkserver_vs_fork_floor"] = _tree_ratio(modes.get("forkfloor"), modes.get("forkserver"))
+    ratios["per_round"] = [
+        {
+            "cpu_efficiency_forkserver": _tree_ratio(_round(modes.get("inprocess"), i), _round(modes.get("forkserver"), i)),
+            "forkserver_vs_fork_floor": _tree_ratio(_round(modes.get("forkfloor"), i), _round(modes.get("forkserver"), i)),
+        }
+        for i in range(max((len(rec.get("rounds", [])) for rec in modes.values()), default=0))
+    ]
 
     def verdict(name: str, value, target, op: str, basis: str) -> dict:
         ok = None if value is None else {">=": value >= target, "<=": value <= target, "<": value < target}[op]
@@ -353,13 +469,22 @@ def ratios_and_targets(modes: dict[str, dict], cores_used: int, slice_: dict | N
             verdict("spawn / run_batch", spawn.get("vs_run_batch"), TARGET_SPAWN_VS_BATCH, ">=", basis),
         ]
 
+    rounds = max((len(rec.get("rounds", [])) for rec in modes.values()), default=1)
+    cpu_basis = f"kernel CPU accounting, median of {rounds} round{'s' if rounds != 1 else ''}"
     targets = ratio_targets("whole") + [
         verdict(
             "CPU efficiency: in-process CPU / forkserver tree CPU per episode",
             ratios["cpu_efficiency_vs_inprocess"].get("forkserver"),
             TARGET_CPU_EFFICIENCY,
             ">=",
-            "kernel CPU accounting",
+            cpu_basis,
+        ),
+        verdict(
+            "fork floor tree CPU / forkserver tree CPU per episode",
+            ratios["forkserver_vs_fork_floor"],
+            TARGET_TREE_VS_FORK_FLOOR,
+            ">=",
+            cpu_basis,
         ),
         verdict(
             "harness own CPU ms/episode (forkserver: harness + workers)",
@@ -387,6 +512,108 @@ def ratios_and_targets(modes: dict[str, dict], cores_used: int, slice_: dict | N
     return ratios, targets
 
 
+def _round(rec: dict | None, i: int) -> dict | None:
+    rounds = (rec or {}).get("rounds") or []
+    return rounds[i] if i < len(rounds) else None
+
+
+def _tree_ratio(reference: dict | None, measured: dict | None) -> float | None:
+    """The reference's tree CPU per episode over the measured mode's: 1.0 = as cheap as it."""
+    ref = (reference or {}).get("tree_cpu_ms_per_episode")
+    got = (measured or {}).get("tree_cpu_ms_per_episode")
+    return round(ref / got, 3) if ref and got else None
+
+
+def _loads(rec: dict) -> str:
+    """The 1-minute load before each round of a mode."""
+    loads = [(r.get("load_avg_before") or [None])[0] for r in rec.get("rounds") or [rec]]
+    return " / ".join(_fmt(x) for x in loads)
+
+
+def _rounds_lines(report: dict) -> list[str]:
+    """Each round's tree CPU per episode and wall time, and the CPU ratios of that round alone:
+    how far the host's drift moved them."""
+    modes = report["modes"]
+    if report.get("rounds", 1) < 2:
+        return []
+    lines = [
+        "",
+        "Per round (tree CPU ms/episode, whole s), in the order run:",
+        "",
+        "| round | " + " | ".join(modes) + " | CPU efficiency (forkserver) | floor / forkserver tree |",
+        "|---|" + "---|" * (len(modes) + 2),
+    ]
+    for i, ratios in enumerate(report["ratios"].get("per_round", [])):
+        cells = []
+        for rec in modes.values():
+            r = _round(rec, i)
+            cells.append("-" if r is None else f"{r['tree_cpu_ms_per_episode']:.2f} ms, {r['whole_s']:.2f} s")
+        lines.append(
+            f"| {i + 1} | "
+            + " | ".join(cells)
+            + f" | {_fmt(ratios.get('cpu_efficiency_forkserver'), '.3f')} "
+            + f"| {_fmt(ratios.get('forkserver_vs_fork_floor'), '.3f')} |"
+        )
+    return lines
+
+
+def _gap_lines(report: dict) -> list[str]:
+    """Where the forkserver tree's CPU goes against the fork floor's, part by part, per episode."""
+    fork, floor = report["modes"].get("forkserver"), report["modes"].get("forkfloor")
+    if not fork or not floor or "parts_per_episode" not in fork or "parts_per_episode" not in floor:
+        return []
+    a, b = fork["parts_per_episode"], floor["parts_per_episode"]
+
+    def cells(part: dict) -> str:
+        return f"{_fmt(part['user_ms'])} | {_fmt(part['sys_ms'])} | {_fmt(part['cpu_ms'])} | {_fmt(part['minor_faults'], '.0f')}"
+
+    names = {
+        "harness": "harness process (floor: its one process: start-up, imports, warm-up, forking)",
+        "workers": "workers (floor: none)",
+        "zygote": "zygote (floor: none, it forks its own warmed process)",
+        "episodes": "episode processes (floor: the forked children)",
+        "rest": "rest: tree less the parts (start-up and imports no part counts, what runs after a part's accounting)",
+    }
+    lines = [
+        "",
+        f"Where the gap is: the forkserver tree against the fork floor, per episode (medians of the rounds; "
+        f"forkserver parts from {fork.get('parts_source', 'the summary')}; '-' where the source gives no split):",
+        "",
+        "| part | forkserver user ms | sys ms | CPU ms | minor faults | floor user ms | sys ms | CPU ms | minor faults "
+        "| forkserver - floor CPU ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in (*PARTS, "rest"):
+        diff = None if a[key]["cpu_ms"] is None or b[key]["cpu_ms"] is None else a[key]["cpu_ms"] - b[key]["cpu_ms"]
+        lines.append(f"| {names[key]} | {cells(a[key])} | {cells(b[key])} | {_fmt(diff)} |")
+    tree = {
+        name: {
+            "user_ms": rec["tree_user_s"] * 1000 / rec["episodes"],
+            "sys_ms": rec["tree_sys_s"] * 1000 / rec["episodes"],
+            "cpu_ms": rec["tree_cpu_ms_per_episode"],
+            "minor_faults": rec["tree_minor_faults"] / rec["episodes"],
+        }
+        for name, rec in (("forkserver", fork), ("forkfloor", floor))
+    }
+    lines.append(
+        f"| **whole tree (wait4)** | {cells(tree['forkserver'])} | {cells(tree['forkfloor'])} "
+        f"| {_fmt(tree['forkserver']['cpu_ms'] - tree['forkfloor']['cpu_ms'])} |"
+    )
+    children = floor.get("floor", {}).get("children", {})
+    phases = floor.get("floor", {}).get("parent_phases", {})
+    if children:
+        ms = {k: (children.get(k) or 0) * 1000 for k in ("cpu_s_median", "user_s_median", "sys_s_median")}
+        lines += [
+            "",
+            f"Fork floor, one child: median {_fmt(ms['cpu_s_median'])} ms CPU "
+            f"({_fmt(ms['user_s_median'])} user, {_fmt(ms['sys_s_median'])} sys), "
+            f"{_fmt(children.get('minor_faults_median'), '.0f')} minor faults. Its parent, whole run: "
+            + ", ".join(f"{name} {_fmt((p['user_s'] + p['sys_s']) * 1000, '.1f')} ms" for name, p in phases.items() if p)
+            + ".",
+        ]
+    return lines
+
+
 def _mb(value) -> str:
     return f"{value / 1e6:.1f}" if value else "-"
 
@@ -407,11 +634,14 @@ def markdown(report: dict) -> str:
         "",
         "`whole` = episodes / wall time of the whole command, process start to exit (timed by bench.py). "
         "`in-run` = the mode's own figure: tracecore-perf's summary `throughput_eps` (worker start-up to last row), "
-        "or time around `run_batch()` / the in-process loop. Ratios are from this one run. "
+        "or time around `run_batch()` / the in-process loop / the fork loop. "
         "`tree CPU ms/episode` = CPU time of the command's whole process tree (wait4) per episode; "
         "`CPU efficiency` = the in-process loop's CPU per episode divided by the mode's: the fraction of "
         "the ceiling the mode would reach with every core to itself, much less sensitive to other load "
-        "than the throughput ratios (on a shared host one process loses more CPU share than eight).",
+        "than the throughput ratios (on a shared host one process loses more CPU share than eight). "
+        f"Every figure of a mode is the median of its {report['rounds']} round(s), run interleaved (A B C A B C ...); "
+        "the ratios are taken from the medians. `forkfloor` = scripts/fork_floor.py: one plain fork per episode "
+        "from a process warmed by one episode per row, no harness; its tree CPU over forkserver's is the floor ratio.",
         "",
         "| mode | workers | passed/failed | whole s | whole eps | in-run eps | x run_batch (whole) | x in-process (whole) "
         f"| x in-process x{report['cores_used']} cores (whole) | tree CPU ms/episode | CPU efficiency vs in-process "
@@ -427,15 +657,21 @@ def markdown(report: dict) -> str:
             f"| {_fmt(rec.get('in_run_eps'))} | {_fmt(r.get('vs_run_batch'))} | {_fmt(r.get('vs_inprocess'))} "
             f"| {_fmt(r.get('vs_inprocess_x_cores'))} | {rec['tree_cpu_ms_per_episode']:.1f} "
             f"| {_fmt(report['ratios']['cpu_efficiency_vs_inprocess'].get(name))} | {_mb(rec.get('top_process_peak_rss_bytes'))} "
-            f"| {rec['load_avg_before']} |"
+            f"| {_loads(rec)} |"
         )
-    busy = [name for name, rec in report["modes"].items() if (rec.get("load_avg_before") or [0])[0] > host["cpu_count"]]
+    busy = [
+        name
+        for name, rec in report["modes"].items()
+        if any((r.get("load_avg_before") or [0])[0] > host["cpu_count"] for r in rec.get("rounds") or [rec])
+    ]
     if busy:
         lines += [
             "",
             f"**Busy host**: the 1-minute load exceeded the {host['cpu_count']} CPUs before {', '.join(busy)}; "
             "throughputs and their ratios are indicative only (see the CPU efficiency column).",
         ]
+    lines += _rounds_lines(report)
+    lines += _gap_lines(report)
     lines += ["", "Harness figures (from the published summary's `resources`):", ""]
     lines += [
         "| mode | harness+workers CPU ms/episode | harness only | workers only | episode processes CPU ms/episode "
@@ -537,12 +773,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--keep-work", action="store_true", help="keep each mode's scratch directory")
     parser.add_argument(
-        "--fork-floor",
+        "--rounds",
         type=int,
-        default=0,
-        metavar="N",
-        help="also run scripts/fork_cost.py over N episodes: an episode in a child forked from a warmed process, "
-        "the floor of one fork per episode, against the forkserver mode's tree CPU per episode (default 0: skip)",
+        default=3,
+        help="run the selected modes this many times, interleaved (A B C A B C ...), and report each mode's medians (default 3)",
     )
     parser.add_argument(
         "--cost",
@@ -557,8 +791,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--tracecore-scaffold: no such file: {args.tracecore_scaffold}")
     if args.tracecore_scaffold:
         args.tracecore_scaffold = args.tracecore_scaffold.resolve()
-    if unknown or args.episodes < 1 or args.workers < 1:
-        parser.error(f"bad --modes {sorted(unknown)}" if unknown else "--episodes and --workers must be at least 1")
+    if unknown or args.episodes < 1 or args.workers < 1 or args.rounds < 1:
+        parser.error(f"bad --modes {sorted(unknown)}" if unknown else "--episodes, --workers and --rounds must be at least 1")
     return args
 
 
@@ -575,30 +809,29 @@ def main(argv: list[str]) -> int:
     cores_used = min(args.workers, os.cpu_count() or 1)
     host = host_info(args.python)
     work = Path(tempfile.mkdtemp(prefix="tracecore-bench-"))
-    modes: dict[str, dict] = {}
+    rounds: dict[str, list[dict]] = {mode: [] for mode in args.modes}
     try:
-        for mode in args.modes:
-            print(f"[bench] {mode}: {args.episodes} episodes (load {load_avg()})", file=sys.stderr, flush=True)
-            modes[mode] = run_mode(mode, args, rows, work)
-            rec = modes[mode]
-            print(
-                f"[bench] {mode}: exit {rec['returncode']}, {rec['whole_s']:.2f} s whole, {rec['whole_eps']:.2f} eps whole, "
-                f"{_fmt(rec.get('in_run_eps'))} eps in-run",
-                file=sys.stderr,
-                flush=True,
-            )
+        for r in range(1, args.rounds + 1):  # interleaved: A B C A B C ...
+            for mode in args.modes:
+                print(
+                    f"[bench] round {r}/{args.rounds} {mode}: {args.episodes} episodes (load {load_avg()})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                rec = run_mode(mode, args, rows, work)
+                rounds[mode].append(rec)
+                print(
+                    f"[bench] round {r}/{args.rounds} {mode}: exit {rec['returncode']}, {rec['whole_s']:.2f} s whole, "
+                    f"{rec['whole_eps']:.2f} eps whole, {_fmt(rec.get('in_run_eps'))} eps in-run, "
+                    f"{rec['tree_cpu_ms_per_episode']:.2f} ms tree CPU/episode",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        modes = {mode: median_record(recs) for mode, recs in rounds.items()}
         slice_ = None
         if args.slice_repeats > 0:
             print(f"[bench] slice x{args.slice_repeats} (load {load_avg()})", file=sys.stderr, flush=True)
             slice_ = run_slice(args, work)
-        fork_floor = None
-        if args.fork_floor > 0:
-            print(f"[bench] fork floor: {args.fork_floor} episodes (load {load_avg()})", file=sys.stderr, flush=True)
-            done = subprocess.run(
-                [args.python, str(REPO / "scripts" / "fork_cost.py"), "--episodes", str(args.fork_floor), "--json"],
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            fork_floor = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr.strip()[-300:]}
         cost = None
         if args.cost:
             sys.path.insert(0, str(REPO / "scripts"))
@@ -610,27 +843,13 @@ def main(argv: list[str]) -> int:
             shutil.rmtree(work, ignore_errors=True)
     host["load_avg_end"] = load_avg()
     ratios, targets = ratios_and_targets(modes, cores_used, slice_)
-    tree = modes.get("forkserver", {}).get("tree_cpu_ms_per_episode")
-    if fork_floor and "forked_ms" in fork_floor and tree:
-        # the floor: the episode in a fresh fork (the child's CPU) and the fork() that made it
-        floor_ms = fork_floor["forked_ms"] + fork_floor["fork_parent_ms"]
-        ratios["forkserver_vs_fork_floor"] = round(floor_ms / tree, 3)
-        value = ratios["forkserver_vs_fork_floor"]
-        targets.append(
-            {
-                "target": "fork floor / forkserver tree CPU per episode",
-                "value": value,
-                "threshold": f">= {TARGET_TREE_VS_FORK_FLOOR}",
-                "basis": f"fork_cost.py, {fork_floor['episodes']} episodes",
-                "pass": value >= TARGET_TREE_VS_FORK_FLOOR,
-            }
-        )
     report = {
         "stamp": stamp,
         "episodes": args.episodes,
         "workers": args.workers,
         "batch_workers": args.batch_workers,
         "timeout": args.timeout,
+        "rounds": args.rounds,
         "cores_used": cores_used,
         "git_commit": git_commit(),
         "host": host,
@@ -639,7 +858,6 @@ def main(argv: list[str]) -> int:
         "ratios": ratios,
         "targets": targets,
         "cost": cost,
-        "fork_floor": fork_floor,
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)
     json_path = args.out_dir / f"bench-{stamp}.json"
