@@ -13,7 +13,6 @@ import sys
 import tempfile
 
 from .artifact import relabel
-from .spec import warm_verdict
 from .state import side
 from .system import remove_tree
 
@@ -57,32 +56,49 @@ def forget_episode_side() -> None:
         sys.modules.pop(name, None)
 
 
-def warm_runtime() -> None:
+# The warm-up's steps that scripts/warmup_cost.py leaves out one at a time (``leave_out``; the
+# zygote never passes it), to measure what each saves or costs every episode forked after it.
+# Measured so (docs/profile.md, "What each warm-up step is worth"), two steps were dropped:
+# loading the workers' verdict before the source caches (zygote.start loads it after them:
+# before, it cost every episode ~45 more page faults and ~0.5 ms CPU, the instructions alike),
+# and gc.collect() + gc.freeze() at the end of warm() and rehearse() (they cost every episode
+# ~57 more page faults and 0.3-0.9 ms CPU, 0.02-0.04% more instructions, warmed or not).
+STEPS = ("sources", "stack")
+
+
+def warm_runtime(leave_out: frozenset[str] = frozenset()) -> None:
     """Pay once, in the zygote, what every forked child would otherwise pay: TraceCore's
-    imports, the sandbox guard's source caches; and the workers' verdict. Done as the zygote
-    starts, while the harness is still importing its own libraries. No agent code runs here."""
+    imports and the sandbox guard's source caches. Done as the zygote starts, while the
+    harness is still importing its own libraries; the workers' verdict is loaded after this
+    (``zygote.start``). No agent code runs here."""
     import inspect
 
     import agent_bench
     import agent_bench.runner.runner  # noqa: F401
 
-    # The verdict before the caches below: loaded after them, it costs every episode ~0.3%
-    # more instructions (a toy episode 35.96 M against 35.86 M, counted with --instructions).
-    with harness_imports():
-        warm_verdict()
     # TraceCore's sandbox guard calls inspect.stack() on every file access, which reads
-    # source through linecache and maps files to modules through inspect's caches. A
-    # forked child inherits those caches; a cold one costs it ~15 ms per episode.
-    package_root = os.path.dirname(agent_bench.__file__)
-    for folder, _, files in os.walk(package_root):
-        _cache_sources(os.path.join(folder, name) for name in files if name.endswith(".py"))
-    inspect.stack()
+    # source through linecache. A forked child inherits the cache. Why kept: where no
+    # warm-up episode ran (--warmup 0, a user's own agent, a failed rehearsal) the caches
+    # here and in warm() save every episode ~1% of its instructions (97.3 against 98.3 M);
+    # after rehearse() they cost it ~0.02% (96.32 against 96.31 M) and ~40 page faults, CPU
+    # no different either way.
+    if "sources" not in leave_out:
+        package_root = os.path.dirname(agent_bench.__file__)
+        for folder, _, files in os.walk(package_root):
+            _cache_sources(os.path.join(folder, name) for name in files if name.endswith(".py"))
+    # Why kept: inspect's caches mapping files to modules (getmodule), which every guard call
+    # consults; where no warm-up episode ran, these calls (here and in warm()) save every
+    # episode ~26 M instructions (97.3 against 123.1 M), ~6.7 ms CPU and ~107 page faults.
+    # After rehearse() they are worth nothing measurable (+-0.01%, ~14 faults).
+    if "stack" not in leave_out:
+        inspect.stack()
 
 
-def warm(scenario: list[dict]) -> None:
+def warm(scenario: list[dict], leave_out: frozenset[str] = frozenset()) -> None:
     """The scenario's share of the warming: its tasks in the task registry, their and the
-    agents' source in the caches; then the zygote's objects out of the children's
-    collections."""
+    agents' source in the caches. Why kept: after warm_runtime() it saves every episode of a
+    row no warm-up episode ran ~40 M instructions (137.5 against 97.3 M), ~12.5 ms CPU and
+    ~690 page faults; after rehearse() it is worth nothing measurable (0.02%)."""
     from agent_bench.tasks.loader import load_task
 
     sources: set[str] = set()
@@ -96,14 +112,12 @@ def warm(scenario: list[dict]) -> None:
             sources.update(str(p) for p in task["path"].glob("*.py"))
         if os.path.isfile(row.get("agent", "")):
             sources.add(row["agent"])
-    _cache_sources(sources)
-    import gc
-    import inspect
+    if "sources" not in leave_out:
+        _cache_sources(sources)
+    if "stack" not in leave_out:
+        import inspect
 
-    inspect.stack()
-
-    gc.collect()
-    gc.freeze()  # keep the server's objects out of the children's collections (fewer page copies)
+        inspect.stack()
 
 
 def _cache_sources(paths) -> None:
@@ -124,9 +138,9 @@ def rehearse(command: dict) -> list[str]:
     from here, as in a long-lived TraceCore service. Pays for it once per run, like pyperf's
     and hyperfine's warm-up runs, which are never measured. Each episode is bounded by
     SIGALRM; whatever an episode raises is that row's failure (one line), never the zygote's.
-    Returns the failures."""
-    import gc
-
+    Returns the failures. Nothing is frozen afterwards (gc.freeze() made episodes dearer: see
+    ``STEPS``). Why kept: one episode of each row saves every later episode of that row ~1 M
+    instructions (97.3 against 96.3 M) and ~45 page faults after warm()."""
     from agent_bench.runner.runner import run
 
     failures: list[str] = []
@@ -161,6 +175,4 @@ def rehearse(command: dict) -> list[str]:
         signal.signal(signal.SIGALRM, previous)
         os.chdir(home)
         remove_tree(scratch)
-    gc.collect()
-    gc.freeze()  # what the warm-up allocated stays out of the children's collections too
     return failures
