@@ -31,7 +31,16 @@ side's modules still in sys.modules (an episode process drops them: ``as_traceco
 the in-process loop ran after ``warm()`` and ``rehearse()`` in this process. The issue that
 asked for a warm-up "never dearer" quoted it as 12.9 ms of CPU per episode before ``warm()``
 and 17.4 ms after (+35%). Measured with every configuration interleaved round by round
-(``scripts/warmup_cost.py``), that is not what the warm-up does: {EXPLAIN}
+(``scripts/warmup_cost.py``), that is not what the warm-up does: in one process
+the same episodes cost 1.3 ms *less* after the zygote's whole warm-up than with TraceCore
+imported alone (1.26 ms saved, 95% interval 0.83 to 1.68, ``--in-process``, 40 rounds), and
+the warm-up's modules left in sys.modules make no measurable difference (+0.50 ms, -0.05 to
++1.19). Forked, the harness's and the episode side's modules left in sys.modules (what this
+script did) cost an episode 4.5% more instructions (101.6 against 97.3 M, ``--instructions``)
+and no CPU this host can tell (+0.6 ms, -0.2 to +1.1). The rest of the +35% was the host:
+two loops run one after the other on two shared vCPUs, where a process's CPU time grows with
+the host's load; interleaved, as above, the loop after the warm-up is not the dearer one.
+Figures in ``docs/profile.md``, "What each warm-up step is worth".
 
 Usage::
 

@@ -16,7 +16,11 @@ does meanwhile falls on all configurations alike; each difference is taken round
 Per configuration: user and system CPU and minor page faults of the episode process (the
 kernel's accounting, ``wait4``); with ``--instructions``, the instructions of each episode
 process under Valgrind's callgrind (the bases run under it, counts zeroed at each fork:
-``--zero-before=PyOS_AfterFork_Child``), which the host's load does not change.
+``--zero-before=PyOS_AfterFork_Child``), which the host's load does not change. With
+``--in-process`` each base runs its episodes itself, one after another
+(``episode.run_episode_in_process`` plus the report's JSON, ``getrusage`` around it), with
+sys.modules put as an episode process has it once before the first: what the warm-up does to
+a process that runs TraceCore's episodes in a loop (fork_cost.py's in-process line).
 
 The configurations (``imported`` -> ``runtime`` -> ``warm`` -> ``product`` is the chain of
 the zygote's steps; the others add or leave out one step of the product's warm-up):
@@ -358,12 +362,14 @@ def judge(entry: dict) -> str:
 
 def report(summary: dict, args, elapsed: float) -> None:
     load = os.getloadavg()
+    where = "in-process" if args.in_process else "forked"
     print(
-        f"{args.rounds} rounds x {len(ROWS)} rows per configuration, interleaved; {elapsed:.0f} s; "
+        f"{args.rounds} rounds x {len(ROWS)} rows per configuration, {where}, interleaved; {elapsed:.0f} s; "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; Python {sys.version.split()[0]}"
     )
     print("per episode: each round's mean over the rows; median over rounds [p25-p75]")
-    columns = ["user_ms", "sys_ms", "cpu_ms", "faults"] + (["instructions_m"] if args.instructions else [])
+    # under callgrind the CPU and the faults are Valgrind's: only the count means anything
+    columns = ["instructions_m"] if args.instructions else ["user_ms", "sys_ms", "cpu_ms", "faults"]
     print("| configuration | modules | " + " | ".join(columns) + " |")
     print("|---|---|" + "---|" * len(columns))
     for name, entry in summary["table"].items():

@@ -1,5 +1,5 @@
 """Warming: what the zygote pays once so that every process it forks starts warm (TraceCore's
-imports, the sandbox guard's source caches, the workers' verdict), the warm-up episodes run in
+imports, the sandbox guard's source caches; the workers' verdict is zygote.start's), the warm-up episodes run in
 the zygote itself (``rehearse``), and sys.modules put back as a TraceCore process has it in
 each episode process (``as_tracecore_runs``)."""
 
@@ -57,12 +57,14 @@ def forget_episode_side() -> None:
 
 
 # The warm-up's steps that scripts/warmup_cost.py leaves out one at a time (``leave_out``; the
-# zygote never passes it), to measure what each saves or costs every episode forked after it.
-# Measured so (docs/profile.md, "What each warm-up step is worth"), two steps were dropped:
-# loading the workers' verdict before the source caches (zygote.start loads it after them:
-# before, it cost every episode ~45 more page faults and ~0.5 ms CPU, the instructions alike),
-# and gc.collect() + gc.freeze() at the end of warm() and rehearse() (they cost every episode
-# ~57 more page faults and 0.3-0.9 ms CPU, 0.02-0.04% more instructions, warmed or not).
+# zygote never passes it), to measure what each saves or costs every episode forked after it,
+# in CPU, page faults and instructions (docs/profile.md, "What each warm-up step is worth").
+# Two steps made every episode dearer and were dropped: loading the workers' verdict here,
+# before the source caches (zygote.start loads it right after warm_runtime(); before, it cost
+# every episode 34-44 more page faults after rehearse(), 8-41 where none ran), and
+# gc.collect() + gc.freeze() after warm() and rehearse() (32-58 more page faults, rehearsed
+# or not). Neither saved CPU or instructions anywhere (within +-0.05%, which is the layout
+# noise of those counts). Each step kept below says what it was measured to save.
 STEPS = ("sources", "stack")
 
 
@@ -70,7 +72,9 @@ def warm_runtime(leave_out: frozenset[str] = frozenset()) -> None:
     """Pay once, in the zygote, what every forked child would otherwise pay: TraceCore's
     imports and the sandbox guard's source caches. Done as the zygote starts, while the
     harness is still importing its own libraries; the workers' verdict is loaded after this
-    (``zygote.start``). No agent code runs here."""
+    (``zygote.start``). No agent code runs here. Why kept: on TraceCore imported alone it
+    saves every episode 28.7 M instructions (164.8 against 136.1 M), 9-11 ms CPU and ~430
+    page faults."""
     import inspect
 
     import agent_bench
@@ -79,17 +83,17 @@ def warm_runtime(leave_out: frozenset[str] = frozenset()) -> None:
     # TraceCore's sandbox guard calls inspect.stack() on every file access, which reads
     # source through linecache. A forked child inherits the cache. Why kept: where no
     # warm-up episode ran (--warmup 0, a user's own agent, a failed rehearsal) the caches
-    # here and in warm() save every episode ~1% of its instructions (97.3 against 98.3 M);
-    # after rehearse() they cost it ~0.02% (96.32 against 96.31 M) and ~40 page faults, CPU
-    # no different either way.
+    # here and in warm() save every episode ~1% of its instructions (98.3 against 99.2 M),
+    # 24-42 page faults and 0.7 ms CPU (95% interval 0.07 to 1.6); after rehearse(), no
+    # difference.
     if "sources" not in leave_out:
         package_root = os.path.dirname(agent_bench.__file__)
         for folder, _, files in os.walk(package_root):
             _cache_sources(os.path.join(folder, name) for name in files if name.endswith(".py"))
-    # Why kept: inspect's caches mapping files to modules (getmodule), which every guard call
-    # consults; where no warm-up episode ran, these calls (here and in warm()) save every
-    # episode ~26 M instructions (97.3 against 123.1 M), ~6.7 ms CPU and ~107 page faults.
-    # After rehearse() they are worth nothing measurable (+-0.01%, ~14 faults).
+    # inspect's own caches (which module a file is: inspect.getmodule, consulted on every
+    # guard call). Why kept: where no warm-up episode ran, these calls (here and in warm())
+    # save every episode 25.7 M instructions (124.0 against 98.3 M), 6.7-8.0 ms CPU and ~110
+    # page faults; after rehearse(), no difference.
     if "stack" not in leave_out:
         inspect.stack()
 
@@ -97,8 +101,8 @@ def warm_runtime(leave_out: frozenset[str] = frozenset()) -> None:
 def warm(scenario: list[dict], leave_out: frozenset[str] = frozenset()) -> None:
     """The scenario's share of the warming: its tasks in the task registry, their and the
     agents' source in the caches. Why kept: after warm_runtime() it saves every episode of a
-    row no warm-up episode ran ~40 M instructions (137.5 against 97.3 M), ~12.5 ms CPU and
-    ~690 page faults; after rehearse() it is worth nothing measurable (0.02%)."""
+    row no warm-up episode ran 37.9 M instructions (136.1 against 98.3 M), 10.6-12.5 ms CPU
+    and ~330 page faults; after rehearse(), no difference."""
     from agent_bench.tasks.loader import load_task
 
     sources: set[str] = set()
@@ -139,8 +143,9 @@ def rehearse(command: dict) -> list[str]:
     and hyperfine's warm-up runs, which are never measured. Each episode is bounded by
     SIGALRM; whatever an episode raises is that row's failure (one line), never the zygote's.
     Returns the failures. Nothing is frozen afterwards (gc.freeze() made episodes dearer: see
-    ``STEPS``). Why kept: one episode of each row saves every later episode of that row ~1 M
-    instructions (97.3 against 96.3 M) and ~45 page faults after warm()."""
+    ``STEPS``). Why kept: after warm(), one episode of each row saves every later episode
+    ~1.06 M instructions (98.3 against 97.2 M) and 34-50 page faults; CPU 0.4-0.9 ms, at the
+    edge of what this host can tell."""
     from agent_bench.runner.runner import run
 
     failures: list[str] = []
