@@ -37,7 +37,7 @@ imported alone (1.26 ms saved, 95% interval 0.83 to 1.68, ``--in-process``, 40 r
 the warm-up's modules left in sys.modules make no measurable difference (+0.50 ms, -0.05 to
 +1.19). Forked, the harness's and the episode side's modules left in sys.modules (what this
 script did) cost an episode 4.5% more instructions (101.6 against 97.3 M, ``--instructions``)
-and no CPU this host can tell (+0.6 ms, -0.2 to +1.1). The rest of the +35% was the host:
+and 0.45-0.6 ms of CPU, a few percent. The rest of the +35% was the host:
 two loops run one after the other on two shared vCPUs, where a process's CPU time grows with
 the host's load; interleaved, as above, the loop after the warm-up is not the dearer one.
 Figures in ``docs/profile.md``, "What each warm-up step is worth".

@@ -61,10 +61,10 @@ def forget_episode_side() -> None:
 # in CPU, page faults and instructions (docs/profile.md, "What each warm-up step is worth").
 # Two steps made every episode dearer and were dropped: loading the workers' verdict here,
 # before the source caches (zygote.start loads it right after warm_runtime(); before, it cost
-# every episode 34-44 more page faults after rehearse(), 8-41 where none ran), and
-# gc.collect() + gc.freeze() after warm() and rehearse() (32-58 more page faults, rehearsed
-# or not). Neither saved CPU or instructions anywhere (within +-0.05%, which is the layout
-# noise of those counts). Each step kept below says what it was measured to save.
+# every episode 23-44 more page faults after rehearse(), 8-41 where none ran, over four
+# passes), and gc.collect() + gc.freeze() after warm() and rehearse() (27-58 more page
+# faults, rehearsed or not). Neither saved CPU or instructions anywhere (within +-0.05%,
+# which is the layout noise of those counts). Each step kept below says what it was measured to save.
 STEPS = ("sources", "stack")
 
 
@@ -73,7 +73,7 @@ def warm_runtime(leave_out: frozenset[str] = frozenset()) -> None:
     imports and the sandbox guard's source caches. Done as the zygote starts, while the
     harness is still importing its own libraries; the workers' verdict is loaded after this
     (``zygote.start``). No agent code runs here. Why kept: on TraceCore imported alone it
-    saves every episode 28.7 M instructions (164.8 against 136.1 M), 9-11 ms CPU and ~430
+    saves every episode 28.6 M instructions (164.8 against 136.2 M), 9-11 ms CPU and ~440
     page faults."""
     import inspect
 
@@ -84,15 +84,15 @@ def warm_runtime(leave_out: frozenset[str] = frozenset()) -> None:
     # source through linecache. A forked child inherits the cache. Why kept: where no
     # warm-up episode ran (--warmup 0, a user's own agent, a failed rehearsal) the caches
     # here and in warm() save every episode ~1% of its instructions (98.3 against 99.2 M),
-    # 24-42 page faults and 0.7 ms CPU (95% interval 0.07 to 1.6); after rehearse(), no
-    # difference.
+    # 24-42 page faults and 0.4-0.7 ms CPU (at the edge of what this host can tell); after
+    # rehearse(), no difference.
     if "sources" not in leave_out:
         package_root = os.path.dirname(agent_bench.__file__)
         for folder, _, files in os.walk(package_root):
             _cache_sources(os.path.join(folder, name) for name in files if name.endswith(".py"))
     # inspect's own caches (which module a file is: inspect.getmodule, consulted on every
     # guard call). Why kept: where no warm-up episode ran, these calls (here and in warm())
-    # save every episode 25.7 M instructions (124.0 against 98.3 M), 6.7-8.0 ms CPU and ~110
+    # save every episode 25.7 M instructions (124.0 against 98.3 M), 6.4-8.0 ms CPU and ~110
     # page faults; after rehearse(), no difference.
     if "stack" not in leave_out:
         inspect.stack()
@@ -101,7 +101,7 @@ def warm_runtime(leave_out: frozenset[str] = frozenset()) -> None:
 def warm(scenario: list[dict], leave_out: frozenset[str] = frozenset()) -> None:
     """The scenario's share of the warming: its tasks in the task registry, their and the
     agents' source in the caches. Why kept: after warm_runtime() it saves every episode of a
-    row no warm-up episode ran 37.9 M instructions (136.1 against 98.3 M), 10.6-12.5 ms CPU
+    row no warm-up episode ran 37.9 M instructions (136.2 against 98.3 M), 8.5-12.5 ms CPU
     and ~330 page faults; after rehearse(), no difference."""
     from agent_bench.tasks.loader import load_task
 
@@ -144,8 +144,7 @@ def rehearse(command: dict) -> list[str]:
     SIGALRM; whatever an episode raises is that row's failure (one line), never the zygote's.
     Returns the failures. Nothing is frozen afterwards (gc.freeze() made episodes dearer: see
     ``STEPS``). Why kept: after warm(), one episode of each row saves every later episode
-    ~1.06 M instructions (98.3 against 97.2 M) and 34-50 page faults; CPU 0.4-0.9 ms, at the
-    edge of what this host can tell."""
+    ~1.02-1.06 M instructions (98.3 against 97.3 M), 28-50 page faults and 0.4-0.9 ms CPU."""
     from agent_bench.runner.runner import run
 
     failures: list[str] = []
