@@ -1,7 +1,7 @@
 """Warming: what the zygote pays once so that every process it forks starts warm (TraceCore's
-imports, the sandbox guard's source caches; the workers' verdict is zygote.start's), the warm-up episodes run in
-the zygote itself (``rehearse``), and sys.modules put back as a TraceCore process has it in
-each episode process (``as_tracecore_runs``)."""
+imports, the sandbox guard's source caches; zygote.start loads the workers' verdict after
+them), the warm-up episodes run in the zygote itself (``rehearse``), and sys.modules put back
+as a TraceCore process has it in each episode process (``as_tracecore_runs``)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,8 @@ def forget_episode_side() -> None:
 # every episode 23-44 more page faults after rehearse(), 8-41 where none ran, over four
 # passes), and gc.collect() + gc.freeze() after warm() and rehearse() (27-58 more page
 # faults, rehearsed or not). Neither saved CPU or instructions anywhere (within +-0.05%,
-# which is the layout noise of those counts). Each step kept below says what it was measured to save.
+# which is the layout noise of those counts). Each step kept below says what it was
+# measured to save.
 STEPS = ("sources", "stack")
 
 
