@@ -2,15 +2,23 @@
 warmed process, side by side in one run (``docs/profile.md`` quotes it).
 
 The process loads the episode side (``tracecore_perf/run/episode/``) as the zygote does
-(``episode_process.load_episode_side``), warms it as the zygote does (``warmup.warm()``, then
-``warmup.rehearse()`` with ``--warmup`` episodes of each row), and then runs
-``--episodes`` episodes of the default scenario three ways, one after another:
+(``episode_process.load_episode_side``) and imports TraceCore's runner, then runs
+``--episodes`` episodes of the default scenario four ways, one after another:
 
-- ``in-process``: ``episode.run_episode_in_process(job)`` plus the JSON encoding of its report, in this process,
-  before anything is forked; CPU and minor page faults from ``getrusage(RUSAGE_SELF)``;
-- ``forked``: the same in a child forked from here, at the same stack depth, reporting over a
-  pipe; CPU and minor faults from the kernel's accounting of the child (``wait4``), plus the
-  CPU this process spent in ``fork()``;
+- ``in-process``: ``episode.run_episode_in_process(job)`` plus the JSON encoding of its report,
+  one after another in one process as TraceCore runs them on its own: a child of this process
+  forked *before any warm-up of ours*, with sys.modules as a TraceCore process has it
+  (``warmup.as_tracecore_runs()``); CPU and minor page faults from ``getrusage(RUSAGE_SELF)``
+  around each episode (the first pass over the rows, which pays the fork's pages and
+  TraceCore's lazy imports, is dropped);
+
+then this process is warmed as the zygote warms itself (``warmup.warm_runtime()``, the
+verdict, ``warmup.warm()``, ``warmup.rehearse()`` with ``--warmup`` episodes of each row), and:
+
+- ``forked``: one episode in a child forked from here, as the product runs it:
+  ``as_tracecore_runs()`` first, then the same work, reporting over a pipe; CPU and minor
+  faults from the kernel's accounting of the child (``wait4``), plus the CPU this process
+  spent in ``fork()``;
 - ``fork + exit``: a child that exits at once: what a process costs with no episode in it;
 - ``second in a fork``: a child runs two episodes and reports the second's CPU and faults
   (``getrusage`` inside it): the same work once the fork's pages are its own.
@@ -18,11 +26,29 @@ The process loads the episode side (``tracecore_perf/run/episode/``) as the zygo
 ``forked - in-process - fork + exit`` is what the episode pays for running in a fresh fork;
 divided by the extra faults, it estimates what one copy-on-write page fault costs here.
 
+Before this version the forked children ran their episode with the harness's and the episode
+side's modules still in sys.modules (an episode process drops them: ``as_tracecore_runs``), and
+the in-process loop ran after ``warm()`` and ``rehearse()`` in this process. The issue that
+asked for a warm-up "never dearer" quoted it as 12.9 ms of CPU per episode before ``warm()``
+and 17.4 ms after (+35%). Measured with every configuration interleaved round by round
+(``scripts/warmup_cost.py``), that is not what the warm-up does: in one process
+the same episodes cost 1.3 ms *less* after the zygote's whole warm-up than with TraceCore
+imported alone (1.26 ms saved, 95% interval 0.83 to 1.68, ``--in-process``, 40 rounds), and
+the warm-up's modules left in sys.modules make no measurable difference (+0.50 ms, -0.05 to
++1.19). Forked, the harness's and the episode side's modules left in sys.modules (what this
+script did) cost an episode 4.5% more instructions (101.6 against 97.3 M, ``--instructions``)
+and 0.45-0.6 ms of CPU, a few percent. The rest of the +35% was the host:
+two loops run one after the other on two shared vCPUs, where a process's CPU time grows with
+the host's load; interleaved, as above, the loop after the warm-up is not the dearer one.
+Figures in ``docs/profile.md``, "What each warm-up step is worth".
+
 Usage::
 
     python scripts/fork_cost.py [--episodes 200] [--warmup 1]
 
-Medians; the first pass over the rows is dropped. Figures from a busy host are indicative.
+Medians. The four ways run one after another, not interleaved: on a shared host a process's
+CPU time grows with the host's load, so compare them within one run of a quiet host, and use
+``scripts/warmup_cost.py`` for what a warm-up step is worth.
 """
 
 from __future__ import annotations
@@ -75,17 +101,26 @@ def _in_child(work) -> tuple[bytes, resource.struct_rusage, float]:
     return data, usage, fork_cpu
 
 
-def _forked(episode, job: dict | None) -> tuple[float, int, float]:
-    """One episode (or, with no job, nothing) in a forked child: its CPU, its minor faults,
-    and our CPU in fork()."""
-    _, usage, fork_cpu = _in_child(lambda: b"" if job is None else json.dumps(episode.run_episode_in_process(job)).encode())
+def _forked(episode, warmup, job: dict | None) -> tuple[float, int, float]:
+    """One episode (or, with no job, nothing) in a forked child, as the product runs it:
+    ``as_tracecore_runs()`` first. Its CPU, its minor faults, and our CPU in fork()."""
+
+    def one() -> bytes:
+        if job is None:
+            return b""
+        warmup.as_tracecore_runs()
+        return json.dumps(episode.run_episode_in_process(job)).encode()
+
+    _, usage, fork_cpu = _in_child(one)
     return _cpu(usage), usage.ru_minflt, fork_cpu
 
 
-def _second_in_fork(episode, first: dict, job: dict) -> tuple[float, int]:
-    """A child runs ``first``, then ``job``; returns ``job``'s CPU and minor faults."""
+def _second_in_fork(episode, warmup, first: dict, job: dict) -> tuple[float, int]:
+    """A child (``as_tracecore_runs()`` first) runs ``first``, then ``job``; returns
+    ``job``'s CPU and minor faults."""
 
     def both() -> bytes:
+        warmup.as_tracecore_runs()
         episode.run_episode_in_process(first)
         return json.dumps(_in_process(episode, job)).encode()
 
@@ -101,6 +136,19 @@ def _in_process(episode, job: dict) -> tuple[float, int]:
     return _cpu(after) - _cpu(before), after.ru_minflt - before.ru_minflt
 
 
+def _in_process_cold(episode, warmup, jobs: list[dict]) -> list[tuple[float, int]]:
+    """``jobs`` one after another in one process, as TraceCore runs them on its own: a child
+    of this still unwarmed process, sys.modules as a TraceCore process has it
+    (``as_tracecore_runs()``), so this process stays as the zygote starts."""
+
+    def all_of_them() -> bytes:
+        warmup.as_tracecore_runs()
+        return json.dumps([_in_process(episode, job) for job in jobs]).encode()
+
+    data, _, _ = _in_child(all_of_them)
+    return [tuple(pair) for pair in json.loads(data)]
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=200, help="episodes per way (default 200)")
@@ -113,23 +161,29 @@ def main(argv: list[str]) -> int:
     script = {"__file__": str(EPISODE_SCRIPT), "os": os, "sys": sys}
     exec(compile(tree, str(EPISODE_SCRIPT), "exec"), script)  # noqa: S102 - our own file
     package = script["load_episode_side"]().__name__.rpartition(".")[0]
-    episode, warmup = (importlib.import_module(f"{package}.{name}") for name in ("episode", "warmup"))
+    episode, warmup, spec = (importlib.import_module(f"{package}.{name}") for name in ("episode", "warmup", "spec"))
     import agent_bench
+    import agent_bench.runner.runner  # noqa: F401 - TraceCore imported: all a process that runs it has
 
     agents = Path(agent_bench.__file__).parent / "agents"
     rows = [{"agent": str(agents / a), "agent_label": f"agents/{a}", "task_ref": t, "seed": 0} for a, t in ROWS]
     scratch = tempfile.mkdtemp(prefix="fork-cost-")
     os.chdir(scratch)
+    jobs = [dict(rows[i % len(rows)], seed=i) for i in range(args.episodes)]
+    # in-process first, before any warm-up of ours (in a child: this process stays unwarmed)
+    inproc = _in_process_cold(episode, warmup, jobs)[len(rows) :]
+    # then warmed as the zygote warms itself (zygote.start, the warm and rehearse commands)
+    warmup.warm_runtime()
+    with warmup.harness_imports():
+        spec.warm_verdict()
     warmup.warm(rows)
     failures = warmup.rehearse({"rows": rows, "episodes": args.warmup, "scratch_root": scratch, "deadline_s": 30})
     if failures:
         print(f"fork_cost: warm-up failed: {failures}", file=sys.stderr)
         return 1
-    jobs = [dict(rows[i % len(rows)], seed=i) for i in range(args.episodes)]
-    inproc = [_in_process(episode, job) for job in jobs][len(rows) :]
-    forked = [_forked(episode, job) for job in jobs][len(rows) :]
-    bare = [_forked(None, None) for _ in range(50)]
-    second = [_second_in_fork(episode, dict(job, seed=job["seed"] + 10_000), job) for job in jobs][len(rows) :]
+    forked = [_forked(episode, warmup, job) for job in jobs][len(rows) :]
+    bare = [_forked(None, None, None) for _ in range(50)]
+    second = [_second_in_fork(episode, warmup, dict(job, seed=job["seed"] + 10_000), job) for job in jobs][len(rows) :]
     med = statistics.median
     work_ms, work_faults = med(c for c, _ in inproc) * 1e3, med(f for _, f in inproc)
     fork_ms, fork_faults = med(c for c, _, _ in forked) * 1e3, med(f for _, f, _ in forked)
@@ -151,7 +205,7 @@ def main(argv: list[str]) -> int:
         f"{len(inproc)} episodes each way (first pass over the rows dropped), warm-up {args.warmup}, "
         f"parent peak RSS {rss_mb:.1f} MB"
     )
-    print(f"in-process:  CPU {work_ms:.2f} ms/episode, minor faults {work_faults:.0f}")
+    print(f"in-process (no warm-up of ours): CPU {work_ms:.2f} ms/episode, minor faults {work_faults:.0f}")
     print(
         f"forked:      CPU {fork_ms:.2f} ms/episode in the child, minor faults {fork_faults:.0f}; "
         f"fork() in the parent {med(p for _, _, p in forked) * 1e3:.2f} ms"

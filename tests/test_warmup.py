@@ -42,6 +42,31 @@ def test_a_row_whose_agent_hangs_is_cut_off_at_the_deadline(tmp_path):
     assert "ran past 0.3 s" in note
 
 
+def test_the_warm_up_freezes_nothing_and_leaves_the_verdict_to_start(tmp_path, monkeypatch):
+    """gc.collect() + gc.freeze() after warm() and rehearse(), and the workers' verdict loaded
+    before warm_runtime()'s source caches, each made every episode forked afterwards dearer
+    (scripts/warmup_cost.py, docs/profile.md): the warm-up does neither. zygote.start loads
+    the verdict after warm_runtime()."""
+    from agent_bench.agent.loader import AGENTS_PACKAGE_ROOT
+
+    from tracecore_perf.run.episode import spec
+
+    loaded: list[str] = []
+    monkeypatch.setattr(spec, "warm_verdict", lambda: loaded.append("verdict"))
+    monkeypatch.setattr(warmup, "warm_verdict", lambda: loaded.append("verdict"), raising=False)
+    gc.unfreeze()
+    row = {"agent": str(AGENTS_PACKAGE_ROOT / "toy_agent.py"), "agent_label": "toy", "task_ref": TASK, "seed": 1}
+    try:
+        warmup.warm_runtime()
+        warmup.warm([row])
+        assert gc.get_freeze_count() == 0
+        assert warmup.rehearse({"rows": [row], "episodes": 1, "scratch_root": str(tmp_path), "deadline_s": 600}) == []
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
+    assert loaded == []
+
+
 @pytest.mark.slow
 def test_a_run_warms_the_shipped_agents_and_not_a_users_own(tmp_path):
     rows = [

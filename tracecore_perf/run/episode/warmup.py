@@ -1,7 +1,7 @@
 """Warming: what the zygote pays once so that every process it forks starts warm (TraceCore's
-imports, the sandbox guard's source caches, the workers' verdict), the warm-up episodes run in
-the zygote itself (``rehearse``), and sys.modules put back as a TraceCore process has it in
-each episode process (``as_tracecore_runs``)."""
+imports, the sandbox guard's source caches; zygote.start loads the workers' verdict after
+them), the warm-up episodes run in the zygote itself (``rehearse``), and sys.modules put back
+as a TraceCore process has it in each episode process (``as_tracecore_runs``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import sys
 import tempfile
 
 from .artifact import relabel
-from .spec import warm_verdict
 from .state import side
 from .system import remove_tree
 
@@ -57,32 +56,54 @@ def forget_episode_side() -> None:
         sys.modules.pop(name, None)
 
 
-def warm_runtime() -> None:
+# The warm-up's steps that scripts/warmup_cost.py leaves out one at a time (``leave_out``; the
+# zygote never passes it), to measure what each saves or costs every episode forked after it,
+# in CPU, page faults and instructions (docs/profile.md, "What each warm-up step is worth").
+# Two steps made every episode dearer and were dropped: loading the workers' verdict here,
+# before the source caches (zygote.start loads it right after warm_runtime(); before, it cost
+# every episode 23-44 more page faults after rehearse(), 8-41 where none ran, over four
+# passes), and gc.collect() + gc.freeze() after warm() and rehearse() (27-58 more page
+# faults, rehearsed or not). Neither saved CPU or instructions anywhere (within +-0.05%,
+# which is the layout noise of those counts). Each step kept below says what it was
+# measured to save.
+STEPS = ("sources", "stack")
+
+
+def warm_runtime(leave_out: frozenset[str] = frozenset()) -> None:
     """Pay once, in the zygote, what every forked child would otherwise pay: TraceCore's
-    imports, the sandbox guard's source caches; and the workers' verdict. Done as the zygote
-    starts, while the harness is still importing its own libraries. No agent code runs here."""
+    imports and the sandbox guard's source caches. Done as the zygote starts, while the
+    harness is still importing its own libraries; the workers' verdict is loaded after this
+    (``zygote.start``). No agent code runs here. Why kept: on TraceCore imported alone it
+    saves every episode 28.6 M instructions (164.8 against 136.2 M), 9-11 ms CPU and ~440
+    page faults."""
     import inspect
 
     import agent_bench
     import agent_bench.runner.runner  # noqa: F401
 
-    # The verdict before the caches below: loaded after them, it costs every episode ~0.3%
-    # more instructions (a toy episode 35.96 M against 35.86 M, counted with --instructions).
-    with harness_imports():
-        warm_verdict()
     # TraceCore's sandbox guard calls inspect.stack() on every file access, which reads
-    # source through linecache and maps files to modules through inspect's caches. A
-    # forked child inherits those caches; a cold one costs it ~15 ms per episode.
-    package_root = os.path.dirname(agent_bench.__file__)
-    for folder, _, files in os.walk(package_root):
-        _cache_sources(os.path.join(folder, name) for name in files if name.endswith(".py"))
-    inspect.stack()
+    # source through linecache. A forked child inherits the cache. Why kept: where no
+    # warm-up episode ran (--warmup 0, a user's own agent, a failed rehearsal) the caches
+    # here and in warm() save every episode ~1% of its instructions (98.3 against 99.2 M),
+    # 24-42 page faults and 0.4-0.7 ms CPU (at the edge of what this host can tell); after
+    # rehearse(), no difference.
+    if "sources" not in leave_out:
+        package_root = os.path.dirname(agent_bench.__file__)
+        for folder, _, files in os.walk(package_root):
+            _cache_sources(os.path.join(folder, name) for name in files if name.endswith(".py"))
+    # inspect's own caches (which module a file is: inspect.getmodule, consulted on every
+    # guard call). Why kept: where no warm-up episode ran, these calls (here and in warm())
+    # save every episode 25.7 M instructions (124.0 against 98.3 M), 6.4-8.0 ms CPU and ~110
+    # page faults; after rehearse(), no difference.
+    if "stack" not in leave_out:
+        inspect.stack()
 
 
-def warm(scenario: list[dict]) -> None:
+def warm(scenario: list[dict], leave_out: frozenset[str] = frozenset()) -> None:
     """The scenario's share of the warming: its tasks in the task registry, their and the
-    agents' source in the caches; then the zygote's objects out of the children's
-    collections."""
+    agents' source in the caches. Why kept: after warm_runtime() it saves every episode of a
+    row no warm-up episode ran 37.9 M instructions (136.2 against 98.3 M), 8.5-12.5 ms CPU
+    and ~330 page faults; after rehearse(), no difference."""
     from agent_bench.tasks.loader import load_task
 
     sources: set[str] = set()
@@ -96,14 +117,12 @@ def warm(scenario: list[dict]) -> None:
             sources.update(str(p) for p in task["path"].glob("*.py"))
         if os.path.isfile(row.get("agent", "")):
             sources.add(row["agent"])
-    _cache_sources(sources)
-    import gc
-    import inspect
+    if "sources" not in leave_out:
+        _cache_sources(sources)
+    if "stack" not in leave_out:
+        import inspect
 
-    inspect.stack()
-
-    gc.collect()
-    gc.freeze()  # keep the server's objects out of the children's collections (fewer page copies)
+        inspect.stack()
 
 
 def _cache_sources(paths) -> None:
@@ -124,9 +143,9 @@ def rehearse(command: dict) -> list[str]:
     from here, as in a long-lived TraceCore service. Pays for it once per run, like pyperf's
     and hyperfine's warm-up runs, which are never measured. Each episode is bounded by
     SIGALRM; whatever an episode raises is that row's failure (one line), never the zygote's.
-    Returns the failures."""
-    import gc
-
+    Returns the failures. Nothing is frozen afterwards (gc.freeze() made episodes dearer: see
+    ``STEPS``). Why kept: after warm(), one episode of each row saves every later episode
+    ~1.02-1.06 M instructions (98.3 against 97.3 M), 28-50 page faults and 0.4-0.9 ms CPU."""
     from agent_bench.runner.runner import run
 
     failures: list[str] = []
@@ -161,6 +180,4 @@ def rehearse(command: dict) -> list[str]:
         signal.signal(signal.SIGALRM, previous)
         os.chdir(home)
         remove_tree(scratch)
-    gc.collect()
-    gc.freeze()  # what the warm-up allocated stays out of the children's collections too
     return failures
