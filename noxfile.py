@@ -28,7 +28,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Throughput and overhead benchmark: run_batch, spawn, forkserver, in-process.
+    """Throughput and overhead benchmark: run_batch, spawn, forkserver, in-process, and the
+    fork floor (TraceCore alone, one plain fork per episode), interleaved over --rounds.
     `nox -s bench -- --episodes 300` for a quicker run; output in deliverables/perf/bench/."""
     session.install("-e", ".")
     session.run("python", "scripts/bench.py", *session.posargs)

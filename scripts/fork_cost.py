@@ -153,7 +153,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=200, help="episodes per way (default 200)")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up episodes of each row, as --warmup (default 1)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object (scripts/bench.py --fork-floor reads it)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     # episode_process.py's loader alone (the rest of the script runs a zygote)
     tree = ast.parse(EPISODE_SCRIPT.read_text())
