@@ -184,6 +184,33 @@ def test_history_finds_a_four_percent_step_in_counts_with_three_runs_on_each_sid
     assert code == 1 and "REGRESSION slower from run 20270101T030000Z: instructions of agents/toy_agent.py" in out
 
 
+def test_history_names_a_step_in_counts_from_the_first_run_after_it(tmp_path, capsys):
+    """Counts repeat to +-0.02%: the first run 4% dearer is the evidence, and history check
+    fails on it, not two runs later."""
+    runs = [counted_run(tmp_path, i, toy_factor=1.04 if i == 3 else 1.0) for i in range(4)]
+    db = history_of(tmp_path, capsys, runs)
+    code, out, _ = cli(capsys, "history", "show", "--db", str(db), "--format", "json", "--metric", "instructions")
+    (cp,) = json.loads(out)["change_points"]
+    assert (cp["agent"], cp["stamp"], cp["direction"], cp["runs_before"], cp["runs_after"]) == (
+        TOY, "20270101T030000Z", "slower", 3, 1
+    )  # fmt: skip
+    assert cp["ratio"] == pytest.approx(1.04, abs=1e-3)
+    code, out, _ = cli(capsys, "history", "check", "--db", str(db), "--fail-on", "regression")
+    assert code == 1 and "REGRESSION slower from run 20270101T030000Z: instructions of agents/toy_agent.py" in out
+    # two runs, one each side, are enough as well
+    (tmp_path / "two").mkdir()
+    db2 = history_of(tmp_path / "two", capsys, [runs[2], runs[3]])
+    code, out, _ = cli(capsys, "history", "check", "--db", str(db2), "--fail-on", "regression")
+    assert code == 1 and "20270101T030000Z" in out
+
+
+@pytest.mark.parametrize("spread", [1, 40])  # +-0.005% and +-0.2% run to run: under the 0.5% minimum change
+def test_history_of_counts_that_wobble_under_the_minimum_change_has_no_change_point(tmp_path, capsys, spread):
+    db = history_of(tmp_path, capsys, [counted_run(tmp_path, i, spread=spread) for i in range(10)])
+    code, out, _ = cli(capsys, "history", "show", "--db", str(db), "--format", "json", "--metric", "instructions")
+    assert code == 0 and json.loads(out)["change_points"] == []
+
+
 def test_history_of_unmoved_counts_has_no_change_point_and_passes(tmp_path, capsys):
     db = history_of(tmp_path, capsys, [counted_run(tmp_path, i) for i in range(10)])
     code, out, _ = cli(capsys, "history", "show", "--db", str(db), "--format", "json", "--metric", "instructions")

@@ -19,6 +19,11 @@ merged, so a host's run-to-run noise is not reported as a change.
 Each side of a change needs two runs: a regression can be found on the second run after it
 when eight or more came before it, else on the third (and is named by the first). The
 permutations are seeded, so the same history gives the same change points.
+
+Instruction counts are not judged that way: they repeat to ~0.02% whatever the host does, so
+one run is evidence. A count's change is a level shift (``_level_shifts``): a run more than
+the metric's ``min_change`` (0.5%) away from the level before it (the median of the runs since
+the last change), named, and found, from that first run after it.
 """
 
 from __future__ import annotations
@@ -114,7 +119,8 @@ def method_text(settings: Settings) -> str:
     """How change points were looked for, in a line of ``show`` and the page."""
     return (
         f"splits placed by ruptures (l1 cost), kept at p <= {settings.pvalue:g} (the sharpest split's Student's t; "
-        f"{settings.permutations} permutations, seeded, where the runs allow)"
+        f"{settings.permutations} permutations, seeded, where the runs allow); instruction counts: a level shift "
+        "past the metric's minimum change, from the first run after it"
     )
 
 
@@ -190,6 +196,26 @@ def _significant_cuts(values: list[float], settings: Settings, smallest: float) 
     return cuts
 
 
+def _level_shifts(values: list[float], smallest: float) -> list[int]:
+    """Where a deterministic series (instruction counts) moved: each run more than
+    ``smallest`` (relative) away from the level before it, the median of the runs since the
+    last change (or the first run), starts a new level. One run after a step finds it; runs
+    that repeat within ``smallest`` never do."""
+    cuts: list[int] = []
+    start = 0
+    for i in range(1, len(values)):
+        ratio = _ratio(statistics.median(values[start:i]), values[i])
+        if ratio is None or abs(math.log(ratio)) >= math.log1p(smallest) - 1e-12:
+            cuts.append(i)
+            start = i
+    return cuts
+
+
+def deterministic(metric: str) -> bool:
+    """A series judged by level shifts (instruction counts) rather than by E-divisive."""
+    return METRICS[metric].unit == "instructions"
+
+
 def _coincidences(a: RunRecord, b: RunRecord) -> list[str]:
     """What else changed between the last run before a change and the first after it."""
     said = []
@@ -207,11 +233,13 @@ def _coincidences(a: RunRecord, b: RunRecord) -> list[str]:
 
 def _series_change_points(series: Series, runs: dict[str, RunRecord], settings: Settings) -> None:
     known = [p for p in series.points if p.value is not None]
-    if len(known) < MIN_RUNS:
-        series.note = f"{len(known)} run(s) with a value; change points need at least {MIN_RUNS}"
+    needed = 2 if deterministic(series.metric) else MIN_RUNS
+    if len(known) < needed:
+        series.note = f"{len(known)} run(s) with a value; change points need at least {needed}"
         return
     values = [float(p.value) for p in known]  # type: ignore[arg-type]
-    cuts = _significant_cuts(values, settings, min_change(series.metric, settings))
+    smallest = min_change(series.metric, settings)
+    cuts = _level_shifts(values, smallest) if deterministic(series.metric) else _significant_cuts(values, settings, smallest)
     bounds = [0, *cuts, len(values)]
     for i, (cut, (before, after, ratio)) in enumerate(zip(cuts, _segments(values, cuts), strict=True)):
         first, last_before = runs[known[cut].stamp], runs[known[cut - 1].stamp]
