@@ -306,7 +306,9 @@ class NewRun:
         output_dir = Path(options.output_dir)
         checked = await validate(zygote, options.scenario, settings, options.agents_from, hide=(output_dir,))
         host = host_context(self.busy, own_processes=(zygote.process.pid,))
-        if not host.quiet:
+        if not host.quiet and settings.instructions:  # what is judged, the counts and faults, it does not move
+            log.info("host.busy", reason=host.quiet_reason, advice="instruction counts and page faults do not move with it")
+        elif not host.quiet:
             log.warning("host.busy", reason=host.quiet_reason, advice="figures from a busy host are noisy")
         output_dir.mkdir(parents=True, exist_ok=True)
         stamp = new_stamp(output_dir, first_suffix=options.stamp_suffix)
