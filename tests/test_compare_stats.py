@@ -152,6 +152,10 @@ def test_work_moved_into_the_kernel_fails_the_row_though_the_count_did_not_move(
     text = "\n".join(_comparison(comparison))
     assert "a.py on filesystem_hidden_config@1: REGRESSION slower" in text and "REGRESSION more" in text
     assert f"minor faults {moved.baseline_median:,.0f} -> {moved.current_median:,.0f}" in text
+    from tracecore_perf.export import _comparison_cases  # noqa: PLC0415 - what junit and github say of the row
+
+    (case,) = _comparison_cases(comparison)
+    assert not case.ok and case.severity == "error" and "kernel, from the native twins: minor faults" in case.message
 
 
 def test_more_system_time_alone_is_flagged_and_never_fails_a_build():

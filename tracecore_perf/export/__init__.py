@@ -15,7 +15,7 @@ import importlib
 import msgspec
 
 from tracecore_perf.history.models import HistoryVerdict
-from tracecore_perf.verdicts.models import Comparison, Finding, Notice, Severity, Verdict, p_text, ratio_text
+from tracecore_perf.verdicts.models import Comparison, Finding, Notice, Severity, Verdict, kernel_text, p_text, ratio_text
 
 FORMATS = {
     "text": "tracecore_perf.export.text",
@@ -108,6 +108,9 @@ def _comparison_cases(comparison: Comparison) -> list[Case]:
     out = []
     for row in comparison.rows:
         message = f"{row.verdict}: {ratio_text(row.ratio.value, row.ratio.low, row.ratio.high)}, p={p_text(row.p_adjusted)}"
+        moved = [kernel_text(k) for k in row.kernel if k.verdict != "no change"]
+        if moved:  # the count may not have moved: say what did
+            message += "; kernel, from the native twins: " + "; ".join(moved)
         severity = "error" if row.regression else "warning" if row.verdict == "slower" else None
         out.append(
             Case(
