@@ -313,7 +313,8 @@ def test_a_counted_run_records_each_episode_and_resumes_counting(tmp_path):
     assert leftover_processes(tmp_path) == []
 
 
-@pytest.mark.slow  # two instruction runs under valgrind
+@pytest.mark.slow  # two instruction runs under valgrind, and a report
+@pytest.mark.long
 def test_work_moved_into_the_kernel_fails_the_gate_though_the_count_did_not_move(tmp_path):
     """The same agent and seeds, the current one having the kernel fill in 3,000 fresh pages per
     episode (``MAP_POPULATE``: next to no instruction of its own): the counts agree, the native
@@ -335,6 +336,16 @@ def test_work_moved_into_the_kernel_fails_the_gate_though_the_count_did_not_move
     assert re.search(r"median [\d.,]+ -> [\d.,]+ M instructions, x1\.00", done.stdout), done.stdout  # the count did not move
     assert re.search(r"minor faults [\d,]+ -> [\d,]+, x[\d.]+ .*REGRESSION more", done.stdout), done.stdout
     assert "REGRESSION slower" in done.stdout
+    # the report of the current run against its baseline shows it, one click from the PR comment
+    (stamp,) = [p.name.removeprefix("perf-manifest-").removesuffix(".json") for p in runs["cur"].glob("perf-manifest-*.json")]
+    (baseline,) = runs["base"].glob("perf-manifest-*.json")
+    (tmp_path / "page").mkdir()
+    argv = ["report", stamp, "--baseline", str(baseline), "--search-dir", str(runs["cur"]), "--output-dir", "page"]
+    done = harness(*argv, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (page,) = (tmp_path / "page").glob("*.html")
+    html = page.read_text()
+    assert 'id="kernel"' in html and "minor faults" in html and html.count('<span class="badge fail">regression</span>') >= 2
 
 
 @pytest.mark.slow  # a zygote under valgrind
