@@ -348,6 +348,28 @@ def test_work_moved_into_the_kernel_fails_the_gate_though_the_count_did_not_move
     assert 'id="kernel"' in html and "minor faults" in html and html.count('<span class="badge fail">regression</span>') >= 2
 
 
+@pytest.mark.slow  # an instruction run under valgrind
+def test_an_agent_that_fails_only_natively_is_seen_blinding_the_kernel_check(tmp_path):
+    """Its counted episodes succeed and are counted; every native twin fails (the agent exits
+    when Valgrind is not there). The rows say why they have no kernel figures, and compare
+    warns, loudly, that the kernel's work went unjudged."""
+    shutil.copy(REPO / "tests" / "agents" / "native_failing_agent.py", tmp_path)
+    row = {"agent": "native_failing_agent.py", "task_ref": "filesystem_hidden_config@1"}
+    scenario = scenario_file(tmp_path / "rows.json", [row])
+    argv = ["--episodes", "5", "--workers", "2", "--instructions", "--scenario", str(scenario), "--output-dir", "out"]
+    done = harness(*argv, "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    series = published(tmp_path / "out", "series")
+    assert all(r["success"] and r["instructions"] > 10_000_000 for r in series)
+    why = "its native twin did not finish a run (exit code 7)"
+    assert all(r["native_minor_faults"] is None and r["native_error"] == why for r in series)
+    done = harness("compare", "out", "out", "--format", "json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    codes = [n["code"] for n in json.loads(done.stdout)["notices"]]
+    assert codes.count("native_twins_failed") == 2  # said of each side
+    assert "NATIVE TWINS FAILED" in done.stderr  # loud: on stderr too, whatever the format
+
+
 @pytest.mark.slow  # a zygote under valgrind
 def test_an_interpreter_valgrind_does_not_run_is_refused_before_anything_is_written(tmp_path):
     # a script that execs Python: valgrind counts the script and lets the interpreter go native

@@ -305,6 +305,7 @@ def test_a_failing_twin_leaves_its_row_as_it_was(run_dir, monkeypatch):
     by_index = {r.episode_index: r for r in rows}
     assert all(r.success for r in rows) and execution.aborted is None
     assert by_index[1].native_minor_faults is None and by_index[1].native_cpu_sys_s is None
+    assert by_index[1].native_error == "its native twin's worker failed: twin lost" and by_index[0].native_error is None
     assert by_index[0].native_minor_faults == 1200 and by_index[2].native_minor_faults == 1202
     assert len(twins.spawned) == 2  # the failed twin worker was replaced
 
@@ -333,5 +334,5 @@ def test_an_interrupt_during_a_twin_still_writes_the_counted_row(run_dir, monkey
     twins.on_start = on_start
     execution, rows, seen = execute(run_dir, keeper, monkeypatch, jobs(4), native=twins)
     assert execution.interrupted_by == signal.SIGINT and twins.aborted == [1]
-    assert [(r.episode_index, r.native_minor_faults) for r in rows] == [(0, 1200), (1, None)]
+    assert [(r.episode_index, r.native_minor_faults, r.native_error) for r in rows] == [(0, 1200, None), (1, None, None)]
     assert execution.progress.done == len(seen) == 2 and keeper.started == 2

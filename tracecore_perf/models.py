@@ -128,6 +128,7 @@ class EpisodeRow(msgspec.Struct, kw_only=True):
     native_cpu_user_s: float | None = None
     native_cpu_sys_s: float | None = None
     native_minor_faults: int | None = None
+    native_error: str | None = None  # why the twin gave no figures (it failed: the episode is deterministic)
 
     @property
     def artifact_digest(self) -> bytes | None:

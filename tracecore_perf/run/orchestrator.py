@@ -286,7 +286,7 @@ class Execution:
 
     async def _run_one(self, job: EpisodeJob, queued_at: float, slots: anyio.Semaphore, send: MemoryObjectSendStream) -> None:
         slot = self._idle.pop()  # the semaphore guarantees one is idle
-        native: Done | None = None
+        native: Done | str | None = None
         interrupted: BaseException | None = None
         try:
             if slot.worker is not None and slot.worker.zygote_gone():  # it died with its zygote
@@ -346,7 +346,7 @@ class Execution:
         timed_out: bool,
         failure: str | None,
         times: tuple[float, float, float],
-        native: Done | None,
+        native: Done | str | None,
         send: MemoryObjectSendStream,
     ) -> None:
         """The episode's row, written (``times``: queued, started, finished), and what follows from it."""
@@ -377,12 +377,14 @@ class Execution:
                 "again (that takes CAP_SYS_RESOURCE)"
             )
 
-    async def _run_native(self, slot: Slot, job: EpisodeJob) -> Done | None:
+    async def _run_native(self, slot: Slot, job: EpisodeJob) -> Done | str:
         """Instruction mode: the episode again, natively, in the slot's worker of the native
         zygote, for the kernel's figures a count under Valgrind cannot give (system time,
         minor page faults). TraceCore's episodes are deterministic, so it does the counted
         episode's work. Its artifact is not the run's: placed in a scratch folder and removed.
-        A twin that fails leaves the row's native figures empty and the row as it was."""
+        A twin that fails leaves the row's native figures empty, says why (the row's
+        ``native_error``, which ``compare`` warns about: an agent that fails only natively
+        would blind the kernel check), and the row is otherwise as it was."""
         assert self._native is not None
         try:
             if slot.native is None:
@@ -410,11 +412,15 @@ class Execution:
                     await slot.native.kill()
                     await slot.native.stream.aclose()
                 slot.native = None
-            return None
+            return one_line(f"its native twin's worker failed: {exc}") or "its native twin's worker failed"
         if outcome.artifact is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self._native_runs / f"{outcome.artifact.run_id}.json")
-        return None if timed_out or not _completed(outcome) else outcome
+        if timed_out:
+            return f"its native twin ran past the {self.timeout:g} s timeout"
+        if not _completed(outcome):
+            return f"its native twin did not finish a run ({exit_status_text(outcome.returncode)})"
+        return outcome
 
     def _stop(self, reason: str) -> None:
         """Stop the run as an interrupt does (exit 3): no episode is launched any more, those
@@ -442,9 +448,10 @@ class Execution:
         queued_at: float,
         started: float,
         finished: float,
-        native: Done | None = None,
+        native: Done | str | None = None,
     ) -> EpisodeRow:
         result, bad_result = _reported(outcome)
+        twin = native if isinstance(native, Done) else None
         limit = self.settings.memory_limit
         error = one_line(failure or describe_failure(outcome, result, bad_result, timed_out, self.timeout, limit))
         artifact = outcome.artifact if outcome else None
@@ -479,9 +486,10 @@ class Execution:
             instructions=outcome.instructions if outcome else None,
             artifact_sha256=artifact.sha256 if artifact else None,
             minor_faults=outcome.minor_faults if outcome else None,
-            native_cpu_user_s=round(native.cpu_user_s, 6) if native else None,
-            native_cpu_sys_s=round(native.cpu_sys_s, 6) if native else None,
-            native_minor_faults=native.minor_faults if native else None,
+            native_cpu_user_s=round(twin.cpu_user_s, 6) if twin else None,
+            native_cpu_sys_s=round(twin.cpu_sys_s, 6) if twin else None,
+            native_minor_faults=twin.minor_faults if twin else None,
+            native_error=native if isinstance(native, str) else None,
         )
 
     # --- the end of the batch ----------------------------------------------------------

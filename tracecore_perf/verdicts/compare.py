@@ -256,6 +256,25 @@ def _instructions(
     return ratio, p, se, paired, len(b), len(c)
 
 
+def twins_failed(rows: Sequence[EpisodeRow], label: str) -> list[Notice]:
+    """A loud notice where counted episodes' native twins failed: the same deterministic
+    episode, run natively, did not finish, so the kernel's work is judged without them (and
+    not at all for a row left with too few): an agent that fails only natively would
+    otherwise blind that check unseen."""
+    failed = [r for r in rows if r.native_error is not None]
+    if not failed:
+        return []
+    groups = sorted({f"{r.agent} on {r.task_ref}" for r in failed})
+    return [
+        Notice(
+            code=WarningCode.NATIVE_TWINS_FAILED,
+            message=f"NATIVE TWINS FAILED: in the {label}, {len(failed)} of {len(rows)} episodes' native twins gave no "
+            f"figures ({'; '.join(groups[:3])}{'; ...' if len(groups) > 3 else ''}: {failed[0].native_error}); "
+            "the kernel's work is judged without them",
+        )
+    ]
+
+
 def _median_count(rows: Sequence[EpisodeRow]) -> float | None:
     counts = list(_counts(rows).values())
     return float(np.median(counts)) if counts else None
@@ -670,6 +689,8 @@ def compare_runs(
         )
     for label, manifest, summary in (("baseline run", base_m, base_s), ("current run", cur_m, cur_s)):
         notices += run_notices(manifest, summary.episodes, label=label, time_matters=settings.metric != "instructions")
+    if settings.metric == "instructions":
+        notices += twins_failed(base_rows, "baseline run") + twins_failed(cur_rows, "current run")
     if not rows:
         notices.append(
             Notice(

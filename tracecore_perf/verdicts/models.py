@@ -57,6 +57,8 @@ class WarningCode(StrEnum):
     # the episode interpreters had different things installed, or installed differently
     ENVIRONMENT_MISMATCH = "environment_mismatch"
     TAINTED_RUN = "tainted_run"  # a run whose evidence was tampered with, compared anyway (--allow-tainted)
+    # counted episodes whose native twin failed: the kernel's work is judged without them
+    NATIVE_TWINS_FAILED = "native_twins_failed"
 
 
 LOUD_WARNINGS = frozenset(
@@ -66,6 +68,7 @@ LOUD_WARNINGS = frozenset(
         WarningCode.RUNTIME_MISMATCH,
         WarningCode.ENVIRONMENT_MISMATCH,
         WarningCode.TAINTED_RUN,
+        WarningCode.NATIVE_TWINS_FAILED,
     }
 )
 """Warnings said on stderr too, even when stdout is a JSON or JUnit file."""
