@@ -28,9 +28,9 @@ divided by the extra faults, it estimates what one copy-on-write page fault cost
 
 Before this version the forked children ran their episode with the harness's and the episode
 side's modules still in sys.modules (an episode process drops them: ``as_tracecore_runs``), and
-the in-process loop ran after ``warm()`` and ``rehearse()`` in this process. The issue that
-asked for a warm-up "never dearer" quoted it as 12.9 ms of CPU per episode before ``warm()``
-and 17.4 ms after (+35%). Measured with every configuration interleaved round by round
+the in-process loop ran after ``warm()`` and ``rehearse()`` in this process. It was once read
+as 12.9 ms of CPU per episode before ``warm()`` and 17.4 ms after (+35%), and taken for the
+warm-up making episodes dearer. Measured with every configuration interleaved round by round
 (``scripts/warmup_cost.py``), that is not what the warm-up does: in one process
 the same episodes cost 1.3 ms *less* after the zygote's whole warm-up than with TraceCore
 imported alone (1.26 ms saved, 95% interval 0.83 to 1.68, ``--in-process``, 40 rounds), and
