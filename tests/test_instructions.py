@@ -333,7 +333,8 @@ def test_work_moved_into_the_kernel_fails_the_gate_though_the_count_did_not_move
         runs[name] = folder / "out"
     done = harness("compare", str(runs["base"]), str(runs["cur"]), "--fail-on", "regression", cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr[-2000:]
-    assert re.search(r"median [\d.,]+ -> [\d.,]+ M instructions, x1\.00", done.stdout), done.stdout  # the count did not move
+    # the count did not move (within 0.2%, the noise floor of counts)
+    assert re.search(r"median [\d.,]+ -> [\d.,]+ M instructions, x(0\.99[89]|1\.00[01])", done.stdout), done.stdout
     assert re.search(r"minor faults [\d,]+ -> [\d,]+, x[\d.]+ .*REGRESSION more", done.stdout), done.stdout
     assert "REGRESSION slower" in done.stdout
     # the report of the current run against its baseline shows it, one click from the PR comment

@@ -455,12 +455,16 @@ def test_a_change_undone_before_the_check_still_taints_the_run(tmp_path: Path):
 
 
 def test_a_pth_file_planted_in_the_site_directory_taints_the_run_and_starts_nothing(tmp_path: Path):
-    import site
+    import agent_bench
 
-    planted = Path(site.getsitepackages()[0]) / "tracecore_perf_containment_fixture.pth"
+    # the episodes' interpreter is a scratch one, whose site directory the agent plants into:
+    # a .pth in the suite's own would taint every run on the other pytest-xdist workers
+    python = interpreter_with_own_copies(tmp_path, agent_bench)
+    (site,) = python.parents[1].glob("lib/python*/site-packages")
+    planted = site / "tracecore_perf_containment_fixture.pth"
     rows = [HEALTHY, hostile("pth_planting_agent"), HEALTHY, HEALTHY, HEALTHY]
     try:
-        run = run_harness(tmp_path, rows, workers=1)
+        run = run_harness(tmp_path, rows, "--python", str(python), workers=1)
         assert planted.exists(), "the fixture planted nothing: the test proves nothing"
     finally:
         planted.unlink(missing_ok=True)
@@ -512,10 +516,12 @@ def test_bytecode_planted_for_the_fork_loop_never_runs(tmp_path: Path):
     planted = pyc.exists() and b"pyc-ran" in pyc.read_bytes()  # the fixture's code, not an import's cache
     assert planted, "the fixture planted nothing: the test proves nothing"
     assert not (victim.parent / "pyc-ran").exists(), "the planted bytecode ran"
-    # run from a folder on sys.path, the package is sealed whole: the planted file taints the run
+    # run from a folder on sys.path, the package is sealed whole: the planted file taints the run,
+    # and no zygote is started from it in place of the one the fixture killed: the run stops there
     assert_ended_and_published(run, exit_code=4)
     assert any(str(pyc) in problem for problem in run.artifact("summary")["integrity"]["problems"])
-    assert_healthy_rows_succeed(run)
+    series = run.artifact("series")
+    assert len(series) < len(rows) and all(r["success"] for r in series if run.rows[r["episode_index"]] == HEALTHY), series
 
 
 def test_artifacts_stretched_to_a_terabyte_are_never_read_whole(tmp_path: Path):

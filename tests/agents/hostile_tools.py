@@ -121,10 +121,11 @@ def write_everywhere(data: bytes, close: bool = False) -> None:
 
 
 def signal_zygote(signum: int, doing: str) -> None:
-    """Send ``signum`` to the zygote (the worker's parent), never to the test runner itself;
-    ``doing`` ("killing", "stopping") says so on stdout."""
+    """Send ``signum`` to the zygote (the worker's parent: a process of the episode
+    interpreter's script), never to anything else, the test runner above all (a scratch
+    interpreter's path may hold "pytest"); ``doing`` ("killing", "stopping") says so on stdout."""
     zygote = parent_of(os.getppid())
-    if zygote > 1 and "pytest" not in cmdline(zygote):
+    if zygote > 1 and "episode_process.py zygote" in cmdline(zygote):
         print(f"{doing} zygote {zygote}: {cmdline(zygote)}", flush=True)
         os.kill(zygote, signum)
 
