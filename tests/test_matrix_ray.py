@@ -39,8 +39,15 @@ def cluster():
         yield cluster
     finally:
         cluster.shutdown()
-        # Ray's session files go under $TMPDIR, which conftest made the test session's own
-        shutil.rmtree(Path(tempfile.gettempdir()) / "ray", ignore_errors=True)
+        # Ray's session files go under $TMPDIR, which conftest made the test session's own; its
+        # processes may still write there a moment after the shutdown: removed until gone
+        ray_files = Path(tempfile.gettempdir()) / "ray"
+        wait_for(lambda: _removed(ray_files), watch=[ray_files.parent], what="Ray's session files to be removed")
+
+
+def _removed(folder: Path) -> bool:
+    shutil.rmtree(folder, ignore_errors=True)
+    return not folder.exists()
 
 
 def node_ids(cluster) -> dict[str, object]:
@@ -153,10 +160,12 @@ def test_a_node_lost_mid_cell(tmp_path: Path, cluster, retries: int):
         cluster.add_node(**NODE)  # the module's two nodes again, for the next test
         cluster.wait_for_nodes()
         # what the lost node's harness (killed with its node) could not clean up: its cell's
-        # folder and its episodes' scratch root
+        # folder and its episodes' scratch root; its processes die with the node's Ray worker, not
+        # at once, and may still be writing there: removed once none works there and it is gone
         for left in set(scratch.iterdir()) - before:
             if left.name.startswith("tracecore-perf-"):
-                shutil.rmtree(left, ignore_errors=True)
+                wait_for(lambda left=left: not leftover_processes(left) and _removed(left), watch=[scratch],
+                         what=f"the lost node's {left.name} to be cleared")  # fmt: skip
     payload = json.loads(out)
     cells = {c["name"]: c for c in payload["cells"]}
     assert_one_cell_at_a_time(payload["cells"])
