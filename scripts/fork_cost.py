@@ -75,6 +75,16 @@ ROWS = (
 )
 
 
+def load_episode_side():
+    """The episode side loaded as the zygote loads it: episode_process.py's loader alone (the
+    rest of that script runs a zygote). Returns the module it returns."""
+    tree = ast.parse(EPISODE_SCRIPT.read_text())
+    tree.body = [node for node in tree.body if getattr(node, "name", "") == "load_episode_side"]
+    script = {"__file__": str(EPISODE_SCRIPT), "os": os, "sys": sys}
+    exec(compile(tree, str(EPISODE_SCRIPT), "exec"), script)  # noqa: S102 - our own file
+    return script["load_episode_side"]()
+
+
 def _cpu(usage: resource.struct_rusage) -> float:
     return usage.ru_utime + usage.ru_stime
 
@@ -155,12 +165,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="warm-up episodes of each row, as --warmup (default 1)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    # episode_process.py's loader alone (the rest of the script runs a zygote)
-    tree = ast.parse(EPISODE_SCRIPT.read_text())
-    tree.body = [node for node in tree.body if getattr(node, "name", "") == "load_episode_side"]
-    script = {"__file__": str(EPISODE_SCRIPT), "os": os, "sys": sys}
-    exec(compile(tree, str(EPISODE_SCRIPT), "exec"), script)  # noqa: S102 - our own file
-    package = script["load_episode_side"]().__name__.rpartition(".")[0]
+    package = load_episode_side().__name__.rpartition(".")[0]
     episode, warmup, spec = (importlib.import_module(f"{package}.{name}") for name in ("episode", "warmup", "spec"))
     import agent_bench
     import agent_bench.runner.runner  # noqa: F401 - TraceCore imported: all a process that runs it has

@@ -60,7 +60,6 @@ from __future__ import annotations
 
 # Only what TraceCore imports anyway at module level: a base's episodes run with this
 # module's imports in sys.modules (the coordinator's own are imported where it uses them).
-import ast
 import gc
 import json
 import math
@@ -73,14 +72,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-EPISODE_SCRIPT = REPO / "tracecore_perf" / "run" / "episode_process.py"
-ROWS = (
-    ("toy_agent.py", "filesystem_hidden_config@1"),
-    ("rate_limit_agent.py", "rate_limited_api@1"),
-    ("chain_agent.py", "rate_limited_chain@1"),
-    ("ops_triage_agent.py", "log_alert_triage@1"),
-)
+from fork_cost import ROWS, load_episode_side  # the same rows, the zygote's loader
 
 # name: (warm_runtime?, warm?, rehearse?, steps left out of warmup.py's, steps added that
 # warmup.py no longer takes, as_tracecore_runs in the child?). Added steps: "verdict-first",
@@ -137,15 +129,6 @@ def rows() -> list[dict]:
 
 
 # --- a base: warmed as one configuration says, then forks one episode per request ----------
-
-
-def load_episode_side():
-    """episode_process.py's loader alone, as the zygote runs it (the rest runs a zygote)."""
-    tree = ast.parse(EPISODE_SCRIPT.read_text())
-    tree.body = [node for node in tree.body if getattr(node, "name", "") == "load_episode_side"]
-    script = {"__file__": str(EPISODE_SCRIPT), "os": os, "sys": sys}
-    exec(compile(tree, str(EPISODE_SCRIPT), "exec"), script)  # noqa: S102 - our own file
-    return script["load_episode_side"]()
 
 
 def base(name: str, in_process: bool = False):

@@ -300,16 +300,10 @@ class Execution:
             try:
                 outcome, timed_out = await slot.worker.run_episode(
                     job,
-                    agent_path=self.agents.get(job.agent, job.agent),
-                    agent_label=self.labels.get(job.agent, job.agent),
-                    timeout=self.timeout,
-                    scratch_root=self.scratch_root,
                     runs_dir=self.run_dir.runs_root,
                     log_path=self.run_dir.episode_log(job.episode_index),
                     strict_spec=self.settings.strict_spec,
-                    output_cap=self.output_cap,
-                    memory_limit=self.settings.memory_limit,
-                    sandbox=self.settings.sandbox,
+                    **self._episode_options(job),
                 )
                 failure = None
             except WorkerFailed as exc:
@@ -377,6 +371,19 @@ class Execution:
                 "again (that takes CAP_SYS_RESOURCE)"
             )
 
+    def _episode_options(self, job: EpisodeJob) -> dict:
+        """What every run of ``job``'s episode takes, counted or its native twin: the file it
+        loads and the name it records, the timeout, scratch, output cap and limits."""
+        return {
+            "agent_path": self.agents.get(job.agent, job.agent),
+            "agent_label": self.labels.get(job.agent, job.agent),
+            "timeout": self.timeout,
+            "scratch_root": self.scratch_root,
+            "output_cap": self.output_cap,
+            "memory_limit": self.settings.memory_limit,
+            "sandbox": self.settings.sandbox,
+        }
+
     async def _run_native(self, slot: Slot, job: EpisodeJob) -> Done | str:
         """Instruction mode: the episode again, natively, in the slot's worker of the native
         zygote, for the kernel's figures a count under Valgrind cannot give (system time,
@@ -392,16 +399,10 @@ class Execution:
                 slot.native = await self._native.spawn_worker(slot.number)
             outcome, timed_out = await slot.native.run_episode(
                 job,
-                agent_path=self.agents.get(job.agent, job.agent),
-                agent_label=self.labels.get(job.agent, job.agent),
-                timeout=self.timeout,
-                scratch_root=self.scratch_root,
                 runs_dir=self._native_runs,
                 log_path=self._native_runs.parent / "episodes.log",
                 strict_spec=False,
-                output_cap=self.output_cap,
-                memory_limit=self.settings.memory_limit,
-                sandbox=self.settings.sandbox,
+                **self._episode_options(job),
             )
         except CodeChanged:
             raise  # the run stops, tainted, as for its counted episodes
