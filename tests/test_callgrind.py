@@ -27,12 +27,32 @@ def test_a_count_is_read_from_the_summary_line_and_the_file_removed(tmp_path, mo
     (tmp_path / "callgrind.out.78").write_text("version: 1\npid: 78\ndesc: Trigger: Program termination\n")  # cut short
     monkeypatch.setattr(side, "callgrind_dir", str(tmp_path))
     now = time.time() + 1
-    assert callgrind.episode_instructions(77, now) == (48825954, None)
+    assert callgrind.episode_instructions(77, now) == (48825954, None, None)
     assert callgrind.episode_instructions(78, now)[0] is None
-    assert callgrind.episode_instructions(79, now) == (None, "callgrind wrote no count for it")
+    assert callgrind.episode_instructions(79, now) == (None, "callgrind wrote no count for it", None)
     assert list(tmp_path.iterdir()) == []
     monkeypatch.setattr(side, "callgrind_dir", None)  # a native run counts nothing
-    assert callgrind.episode_instructions(77, now) == (None, None)
+    assert callgrind.episode_instructions(77, now) == (None, None, None)
+
+
+def test_a_kept_profile_is_the_count_files_bytes_and_only_a_counts(tmp_path, monkeypatch):
+    """explain's evidence: the whole file callgrind wrote, copied with its SHA-256; a file that
+    is no count leaves nothing kept."""
+    import hashlib
+
+    counts, kept = tmp_path / "counts", tmp_path / "kept"
+    counts.mkdir()
+    kept.mkdir()
+    monkeypatch.setattr(side, "callgrind_dir", str(counts))
+    _count_file(counts, "callgrind.out.77", 77, 48825954)
+    body = (counts / "callgrind.out.77").read_bytes()
+    count, error, sha = callgrind.episode_instructions(77, time.time() + 1, str(kept / "a.callgrind"))
+    assert (count, error) == (48825954, None)
+    assert (kept / "a.callgrind").read_bytes() == body and sha == hashlib.sha256(body).hexdigest()
+    _count_file(counts, "callgrind.out.78", 78, 900, trigger="Client Request")
+    count, error, sha = callgrind.episode_instructions(78, time.time() + 1, str(kept / "b.callgrind"))
+    assert count is None and sha is None and "dump its counts" in error
+    assert sorted(p.name for p in kept.iterdir()) == ["a.callgrind"]
 
 
 @pytest.mark.parametrize(
@@ -67,7 +87,7 @@ def test_a_count_file_that_is_not_callgrinds_last_word_is_no_figure(tmp_path, mo
         _count_file(tmp_path, name, 50, 100, part=2)
     else:
         _count_file(tmp_path, name, 50, 0 if plant == "zero" else 2**64 - 5)
-    count, error = callgrind.episode_instructions(50, ended_at)
+    count, error, _ = callgrind.episode_instructions(50, ended_at)
     assert count is None and says in error, error
     assert list(tmp_path.iterdir()) == []  # the planted files are gone with it
 

@@ -129,6 +129,13 @@ class EpisodeRow(msgspec.Struct, kw_only=True):
     native_cpu_sys_s: float | None = None
     native_minor_faults: int | None = None
     native_error: str | None = None  # why the twin gave no figures (it failed: the episode is deterministic)
+    # instruction mode, one episode per scenario row: its callgrind profile, and a traced native
+    # replay's Python stacks (bytecodes per call stack), in the run directory's ``profiles/``,
+    # each with the SHA-256 of what was kept (``explain`` reads nothing else under that name)
+    profile: str | None = None
+    profile_sha256: str | None = None
+    python_profile: str | None = None
+    python_profile_sha256: str | None = None
 
     @property
     def artifact_digest(self) -> bytes | None:

@@ -145,6 +145,8 @@ class WorkerProcess:
         output_cap: int,
         memory_limit: int | None = None,
         sandbox: bool = False,
+        profile_path: Path | None = None,
+        trace_python: bool = False,
     ) -> tuple[Done, bool]:
         """Run one episode (``agent_path``: the file the episode process loads; ``agent_label``:
         the name its artifact records). Returns the worker's account and whether the harness
@@ -164,6 +166,8 @@ class WorkerProcess:
                 memory_limit=memory_limit,
                 sandbox=sandbox,
                 sandbox_hidden=hidden_from_sandbox(runs_dir.parents[1], scratch_root) if sandbox else [],
+                profile_path=str(profile_path) if profile_path is not None else None,
+                trace_python=trace_python,
             )
         )
         done = None

@@ -157,6 +157,9 @@ class Execution:
         self.parts: dict[str, ProcessShare] = {}
         # a native twin's artifact goes here, never into the run, and is removed at once
         self._native_runs = scratch_root / "native" / ".agent_bench" / "runs"
+        # instruction mode: the scenario rows whose profiles (explain's evidence) are kept or
+        # being kept, one episode per row (``_profiling``)
+        self._profiled_rows: set[int] = set()
         self._launch_scope: anyio.CancelScope | None = None
         self.t0 = time.perf_counter()
 
@@ -288,6 +291,8 @@ class Execution:
         slot = self._idle.pop()  # the semaphore guarantees one is idle
         native: Done | str | None = None
         interrupted: BaseException | None = None
+        profile = self._profiling(job)
+        python_profile: str | None = None
         try:
             if slot.worker is not None and slot.worker.zygote_gone():  # it died with its zygote
                 with anyio.CancelScope(shield=True):
@@ -303,6 +308,7 @@ class Execution:
                     runs_dir=self.run_dir.runs_root,
                     log_path=self.run_dir.episode_log(job.episode_index),
                     strict_spec=self.settings.strict_spec,
+                    profile_path=self.run_dir.profiles / profile if profile else None,
                     **self._episode_options(job),
                 )
                 failure = None
@@ -321,14 +327,19 @@ class Execution:
             if self._native is not None and _completed(outcome):
                 try:
                     native = await self._run_native(slot, job)
+                    if profile and outcome.profile_sha256 and isinstance(native, Done):
+                        python_profile = await self._trace_python(slot, job, profile)
                 except anyio.get_cancelled_exc_class() as stop:
                     interrupted = stop  # raised again once the counted episode's row is written
         finally:
+            if profile and (outcome is None or outcome.profile_sha256 is None):
+                self._profiled_rows.discard(job.scenario_row)  # none kept: the row's next episode keeps one
             self._idle.append(slot)
             slots.release()
             self.guard.check()  # an episode may have lowered the harness's limits: before the row is written
         try:
-            await self._record(job, outcome, timed_out, failure, (queued_at, started, finished), native, send)
+            profiles = (profile, python_profile) if profile and outcome and outcome.profile_sha256 else None
+            await self._record(job, outcome, timed_out, failure, (queued_at, started, finished), native, send, profiles)
         finally:
             if interrupted is not None:
                 raise interrupted
@@ -342,6 +353,7 @@ class Execution:
         times: tuple[float, float, float],
         native: Done | str | None,
         send: MemoryObjectSendStream,
+        profiles: tuple[str, str | None] | None = None,
     ) -> None:
         """The episode's row, written (``times``: queued, started, finished), and what follows from it."""
         if outcome is not None and outcome.host_fault is not None:
@@ -351,6 +363,11 @@ class Execution:
             self._stop(f"episode {job.episode_index + 1} could not be recorded: {terminal(outcome.host_fault)}")
             return
         row = self._row(job, outcome, timed_out, failure, *times, native)
+        if profiles is not None and outcome is not None:
+            profile, python_profile = profiles
+            row.profile, row.profile_sha256 = profile, outcome.profile_sha256
+            if python_profile is not None:
+                row.python_profile, row.python_profile_sha256 = python_profile.split(" ", 1)
         # A row counted is a row written: an interrupt arriving now must not drop it.
         with anyio.CancelScope(shield=True):
             if not await deliver(send, row):
@@ -384,7 +401,30 @@ class Execution:
             "sandbox": self.settings.sandbox,
         }
 
-    async def _run_native(self, slot: Slot, job: EpisodeJob) -> Done | str:
+    def _profiling(self, job: EpisodeJob) -> str | None:
+        """Instruction mode: the name this episode's callgrind profile is kept under (in the
+        run's ``profiles/``, for ``explain``) when it is the first of its scenario row to be
+        counted this attempt; None for the others (one profile per row: counts repeat to
+        ±0.02%, and a profile is ~0.5 MB)."""
+        if self._native is None or job.scenario_row in self._profiled_rows:
+            return None
+        self._profiled_rows.add(job.scenario_row)
+        self.run_dir.profiles.mkdir(exist_ok=True)
+        return f"episode-{job.episode_index:06d}-a{self.attempt}.callgrind"
+
+    async def _trace_python(self, slot: Slot, job: EpisodeJob, profile: str) -> str | None:
+        """The profiled episode once more, natively and traced (episode/pyprofile.py): the
+        bytecodes each of its Python functions executed, per call stack, kept beside its
+        callgrind profile. Returns ``"name sha256"``, or None when the replay kept nothing
+        (the row's counted figures stand; explain names C functions alone for it)."""
+        name = profile.removesuffix(".callgrind") + ".python.folded"
+        replay = await self._run_native(slot, job, profile_path=self.run_dir.profiles / name, trace_python=True)
+        if not isinstance(replay, Done) or replay.profile_sha256 is None:
+            log.warning("episode.python_profile_failed", episode_index=job.episode_index, error=str(replay)[:200])
+            return None
+        return f"{name} {replay.profile_sha256}"
+
+    async def _run_native(self, slot: Slot, job: EpisodeJob, **replay) -> Done | str:
         """Instruction mode: the episode again, natively, in the slot's worker of the native
         zygote, for the kernel's figures a count under Valgrind cannot give (system time,
         minor page faults). TraceCore's episodes are deterministic, so it does the counted
@@ -403,6 +443,7 @@ class Execution:
                 log_path=self._native_runs.parent / "episodes.log",
                 strict_spec=False,
                 **self._episode_options(job),
+                **replay,
             )
         except CodeChanged:
             raise  # the run stops, tainted, as for its counted episodes

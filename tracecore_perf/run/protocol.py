@@ -106,6 +106,11 @@ class Run(_Command, tag="run"):
     memory_limit: int | None = None  # the episode process's RLIMIT_DATA, bytes
     sandbox: bool = False  # namespaces of its own (episode/sandbox.py)
     sandbox_hidden: list[str] = []  # paths it must not see (the run directory), absolute and resolved
+    # explain's evidence (instruction mode, the first counted episode of a scenario row): where
+    # the worker keeps the episode's callgrind profile, or, with ``trace_python`` (a native
+    # replay), the bytecodes its Python functions executed (episode/pyprofile.py)
+    profile_path: str | None = None
+    trace_python: bool = False
 
 
 class Kill(_Command, tag="kill"):
@@ -185,6 +190,7 @@ class Done(_Event, tag="done"):
     artifact: ArtifactFacts | None = None
     artifact_error: str | None = None
     host_fault: str | None = None
+    profile_sha256: str | None = None  # the profile kept at the Run's ``profile_path``, None when none was
     instructions: int | None = None
     count_error: str | None = None
 

@@ -8,6 +8,8 @@
     run.lock               flock()ed by the harness process running or resuming the run, held
                            from before any episode starts until that process ends (empty)
     logs/                  episode output (only episodes that printed), worker stderr
+    profiles/              instruction mode: one counted episode per scenario row, its callgrind
+                           profile and a traced native replay's Python stacks (``explain``)
     .agent_bench/runs/     TraceCore's run artifacts for exactly this run
 """
 
@@ -38,6 +40,7 @@ LOCK = "run.lock"
 SERIES = "series.jsonl"
 SAMPLES = "samples.jsonl"
 HARNESS_LOG = "harness.log"
+PROFILES = "profiles"
 
 
 def utc_now() -> datetime:
@@ -84,6 +87,11 @@ class RunDir:
     @property
     def logs(self) -> Path:
         return self.path / "logs"
+
+    @property
+    def profiles(self) -> Path:
+        """Instruction mode: each scenario row's kept profiles (``explain``)."""
+        return self.path / PROFILES
 
     @property
     def series(self) -> Path:

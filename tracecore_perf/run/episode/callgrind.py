@@ -18,24 +18,38 @@ COUNT_RATE_FLOOR = 0.3  # honest episodes of the default rows: 0.58-0.82 of the 
 COUNT_JUDGED_CPU_S = 0.05  # below this much CPU, translation dominates and the rate says nothing
 
 
-def episode_instructions(pid: int, ended_at: float) -> tuple[int | None, str | None]:
+def episode_instructions(pid: int, ended_at: float, keep_to: str | None = None) -> tuple[int | None, str | None, str | None]:
     """In instruction mode, the user-space instructions the episode process ``pid`` executed
     from its fork to its exit (the ``summary:`` line of the file callgrind wrote as it exited;
     ``totals:`` also counts the frames that were live at the zeroing), and why there is no
     such figure: no file (a killed process writes none), a file that is not the one callgrind
     wrote at its exit (a link, another kind of file, one changed after ``ended_at``), counts
     dumped mid-run (a client request, which zeroes them), a count out of range. The files are
-    removed. (None, None) outside instruction mode."""
+    removed; with ``keep_to``, a count's whole file (its profile: ``explain`` reads it) is
+    copied there first, and the third value is the copy's SHA-256. (None, None, None) outside
+    instruction mode."""
     if side.callgrind_dir is None:
-        return None, None
+        return None, None, None
     name = f"callgrind.out.{pid}"
     parts = [entry for entry in os.listdir(side.callgrind_dir) if entry.startswith(f"{name}.")]
     try:
-        header = _count_header(os.path.join(side.callgrind_dir, name), ended_at)
+        header = _count_header(os.path.join(side.callgrind_dir, name), ended_at, keep_to)
     finally:
         for entry in [name, *parts]:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(side.callgrind_dir, entry))
+    kept = None
+    if isinstance(header, tuple):
+        header, kept = header
+    count, error = _checked_count(pid, header, parts)
+    if count is None and kept is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(keep_to)  # type: ignore[arg-type]
+        kept = None
+    return count, error, kept
+
+
+def _checked_count(pid: int, header: bytes | str, parts: list[str]) -> tuple[int | None, str | None]:
     if isinstance(header, str):
         return None, header
     if parts or not re.search(rb"^desc: Trigger: Program termination$", header, re.MULTILINE):
@@ -66,9 +80,11 @@ def forget_count(pid: int) -> None:
                     os.unlink(os.path.join(side.callgrind_dir, entry))
 
 
-def _count_header(path: str, ended_at: float) -> bytes | str:
+def _count_header(path: str, ended_at: float, keep_to: str | None = None) -> bytes | str | tuple[bytes, str | None]:
     """The head of the count file at ``path`` if it is the one callgrind wrote as the process
-    ended (a regular file of one name, unchanged since ``ended_at``), else why not."""
+    ended (a regular file of one name, unchanged since ``ended_at``), else why not. With
+    ``keep_to``: the head and the SHA-256 of the whole file copied there (None when it could
+    not be copied: no profile, the count stands)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -81,9 +97,50 @@ def _count_header(path: str, ended_at: float) -> bytes | str:
             return "its count file was replaced (not a regular file, or linked elsewhere)"
         if facts.st_ctime > ended_at:
             return "its count file changed after the episode process ended"
-        return os.read(fd, 8192)
+        header = os.read(fd, 8192)
+        if keep_to is None:
+            return header
+        os.lseek(fd, 0, os.SEEK_SET)
+        return header, copy_profile(fd, keep_to)
     finally:
         os.close(fd)
+
+
+PROFILE_CAP_BYTES = 256 * 1024 * 1024  # an episode's callgrind profile: ~0.5 MB for the default rows
+
+
+def copy_profile(fd: int, keep_to: str) -> str | None:
+    """Copy what ``fd`` reads (at most PROFILE_CAP_BYTES) to a new file at ``keep_to``
+    (written beside it, then renamed into place); its SHA-256, or None when it could not be
+    written or was larger than the cap (nothing is left at ``keep_to`` then)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    partial = f"{keep_to}.partial"
+    try:
+        out = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except OSError:
+        return None
+    total = 0
+    try:
+        while chunk := os.read(fd, 1 << 20):
+            total += len(chunk)
+            if total > PROFILE_CAP_BYTES:
+                raise OSError("profile larger than the cap")
+            digest.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(out, view) :]
+        os.close(out)
+        out = -1
+        os.rename(partial, keep_to)
+    except OSError:
+        if out >= 0:
+            os.close(out)
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        return None
+    return digest.hexdigest()
 
 
 def implausible_count(count: int, cpu_user_s: float) -> str | None:
@@ -118,7 +175,7 @@ def calibrate() -> float:
             os._exit(0)
         forget_count(pid)
         _, _, usage = os.wait4(pid, 0)
-        count, _ = episode_instructions(pid, time.time())
+        count, _, _ = episode_instructions(pid, time.time())
         if count and usage.ru_utime > 0:
             return count / usage.ru_utime
     return 0.0

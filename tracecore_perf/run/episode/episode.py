@@ -59,6 +59,11 @@ def finish(artifact: dict | BaseException, episode_s: float) -> NoReturn:
     only descriptor of ours it holds), its output flushed, and out, without the
     interpreter's teardown."""
     code = 0
+    if side.python_trace is not None:  # a traced replay (explain's Python names): tracing off first
+        try:
+            side.python_trace.stop_and_write()
+        except OSError as exc:
+            print(f"tracecore-perf: no Python profile written: {exc}", file=sys.stderr)
     try:
         write_all(RESULT_FD, json.dumps(episode_result(artifact, episode_s)).encode("utf-8"))
         sys.stdout.flush()

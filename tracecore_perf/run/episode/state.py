@@ -34,6 +34,8 @@ class EpisodeSide:
         self.single_process_filter: tuple | None = None
         self.schema_is_valid = None  # jsonschema-rs's compiled is_valid over TraceCore's artifact schema
         self.schema: dict | None = None  # TraceCore's artifact schema, as its _load_schema read it before any episode
+        # a traced replay of an episode (explain): its pyprofile.BytecodeTracer, from the fork on
+        self.python_trace = None
         self.placed: str | None = None  # the artifact this worker placed for the episode it has not yet reported
 
 

@@ -13,12 +13,13 @@ import os
 import resource
 import select
 import signal
+import stat
 import sys
 import tempfile
 import time
 
 from .artifact import forget_placed, take_back_placed
-from .callgrind import episode_instructions, forget_count, implausible_count
+from .callgrind import copy_profile, episode_instructions, forget_count, implausible_count
 from .capped_log import CappedLog
 from .constants import RESULT_CAP_BYTES, RESULT_FD
 from .episode import bound_memory, check_report
@@ -36,6 +37,23 @@ class EpisodeFork:
         self.scratch = scratch
         self.result_r, self.result_w = os.pipe()
         self.output_r, self.output_w = os.pipe()
+
+
+def keep_python_profile(scratch: str, keep_to: str) -> str | None:
+    """The folded stacks a traced replay wrote into its scratch folder (pyprofile.py), copied
+    to ``keep_to``; their SHA-256, or None when there were none to copy (a regular file)."""
+    from .pyprofile import PYTHON_PROFILE
+
+    try:
+        fd = os.open(os.path.join(scratch, PYTHON_PROFILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return copy_profile(fd, keep_to)
+    finally:
+        os.close(fd)
 
 
 class Worker(Role):
@@ -113,6 +131,11 @@ class Worker(Role):
             )
         if side.callgrind_dir is not None:  # one process, counted whole (sandbox.forbid_new_processes)
             forbid_new_processes()
+        if fork.job.get("trace_python"):  # a replay for explain's Python names (episode.finish writes them)
+            from .pyprofile import BytecodeTracer
+
+            side.python_trace = BytecodeTracer()
+            side.python_trace.start()
 
     def supervise(self, pid: int, fork: EpisodeFork) -> None:
         """In the worker, once the episode process is forked: watch it to its end, clean up
@@ -134,7 +157,10 @@ class Worker(Role):
         self.kill_tree(signal.SIGKILL)
         leftovers, extra_user, extra_sys, extra_faults = self.kill_leftovers()
         self.current_pgid = None
-        instructions, count_error = episode_instructions(pid, ended_at)
+        keep_to = fork.job.get("profile_path")
+        instructions, count_error, profile_sha256 = episode_instructions(pid, ended_at, keep_to)
+        if fork.job.get("trace_python") and keep_to:
+            profile_sha256 = keep_python_profile(fork.scratch, keep_to)
         for fd in list(streams):  # every writer is dead now, so these reach EOF
             while chunk := os.read(fd, 65536):
                 append(streams[fd], chunk)
@@ -161,6 +187,7 @@ class Worker(Role):
             "leftover_processes": leftovers,
             "instructions": instructions,
             "count_error": count_error if side.callgrind_dir is not None else None,
+            "profile_sha256": profile_sha256,
             **checked,
         }
         del report
