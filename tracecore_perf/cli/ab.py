@@ -86,4 +86,4 @@ def main(argv: list[str]) -> int:
         return outcome.exit_code
     for side in SIDES:
         _say(f"{side} = {args.python[SIDES.index(side)]} -> {outcome.run_dirs[side]}")
-    return report_comparison(outcome.comparison, outcome.runs["B"], args)
+    return report_comparison(outcome.comparison, outcome.runs["B"], args, outcome.runs["A"])

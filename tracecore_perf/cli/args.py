@@ -25,6 +25,7 @@ COMMANDS = {
     "matrix": "run a matrix of runs (cells) from a TOML file, here one after another or one per host on Ray",
     "history": "performance history across runs: add runs, show series and change points, check, report",
     "export": "write a published run's figures for Bencher (BMF) or github-action-benchmark",
+    "explain": "which functions account for each row whose instruction count moved between two instruction runs",
 }
 
 RUN_REF = "stamp (looked up in --search-dir), run directory, perf-*-<stamp>.json, or a folder holding one published run"

@@ -53,4 +53,4 @@ def main(argv: list[str]) -> int:
         allow_env_difference=args.allow_env_difference,
         allow_tainted=args.allow_tainted,
     )
-    return report_comparison(comparison, current, args)
+    return report_comparison(comparison, current, args, baseline)

@@ -147,4 +147,4 @@ def main(argv: list[str]) -> int:
         return outcome.exit_code
     for side in record.sides:
         _say(f"{side.side} = {side.ref} ({side.commit[:12]}) -> {outcome.run_dirs[side.side]}")
-    return report_comparison(outcome.comparison, outcome.runs["head"], args)
+    return report_comparison(outcome.comparison, outcome.runs["head"], args, outcome.runs["base"])

@@ -1,0 +1,131 @@
+"""explain: which functions account for a row whose instruction count moved, from the profiles
+each instruction run keeps (one counted episode per scenario row: its callgrind profile, and a
+traced native replay's Python stacks)."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tracecore_perf.explain.profiles import read_callgrind, read_folded
+
+from conftest import harness, interpreter_with_own_copies, scenario_file
+
+# A callgrind file as callgrind writes one (name compression, a recursive function, a call
+# whose cost line follows it, subposition compression), small enough to check by hand.
+CALLGRIND = """\
+version: 1
+creator: callgrind-3.19.0
+pid: 9
+part: 1
+positions: line
+events: Ir
+summary: 1000
+
+ob=(1) /usr/bin/python
+fl=(1) ceval.c
+fn=(1) outer
+10 100
+cfn=(2) walk
+calls=1 20
+11 700
++1 5
+
+fn=(2)
+20 300
+cfn=(3) walk'2
+calls=2 20
+21 350
+cfn=(4) leaf
+calls=1 30
+22 50
+
+fn=(3)
+20 300
+cfn=(4)
+calls=1 30
+22 50
+
+fn=(4)
+30 100
+totals: 1005
+"""
+
+
+def test_callgrind_own_and_inclusive_counts_count_a_recursive_function_once(tmp_path):
+    path = tmp_path / "p.callgrind"
+    path.write_text(CALLGRIND)
+    profile = read_callgrind(path)
+    assert profile.total == 1000 and profile.unit == "instructions"
+    # own: the cost lines of each function, every recursion level under one name
+    assert profile.own == {"outer": 105, "walk": 600, "leaf": 100}
+    # walk's inclusive is the call into its first level from outer (700), not that plus its
+    # own recursive call (350) counted again
+    assert profile.inclusive["walk"] == 700 and profile.inclusive["leaf"] == 100
+    assert profile.inclusive["outer"] == 105 + 700  # running when counting began: own + what it called
+
+
+def test_folded_stacks_give_own_and_inclusive_bytecodes(tmp_path):
+    path = tmp_path / "p.folded"
+    path.write_text("run (r.py:1);step (s.py:5) 40\nrun (r.py:1) 10\nrun (r.py:1);step (s.py:5);step (s.py:5) 5\n")
+    profile = read_folded(path)
+    assert profile.total == 55
+    assert profile.own == {"step (s.py:5)": 45, "run (r.py:1)": 10}
+    assert profile.inclusive == {"run (r.py:1)": 55, "step (s.py:5)": 45}  # a recursive frame once per stack
+
+
+def _plant_loop(source: Path, function: str, iterations: int) -> None:
+    """Make ``function`` in ``source`` do ``iterations`` more turns of an empty loop on each call."""
+    text = source.read_text().splitlines(keepends=True)
+    tree = ast.parse("".join(text))
+    (node,) = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function]
+    first = node.body[0]
+    indent = " " * first.col_offset
+    text.insert(first.lineno - 1, f"{indent}for _planted in range({iterations}):\n{indent}    pass\n")
+    source.write_text("".join(text))
+
+
+@pytest.mark.slow  # two instruction runs under valgrind
+def test_a_planted_change_in_one_tracecore_function_is_named_first(tmp_path):
+    """The same episodes, counted, before and after TraceCore's ``run()`` got a loop that costs
+    ~2% of an episode: explain names ``run`` first among the Python functions, its file and
+    line; compare's markdown folds the same under the row; a flame graph is drawn; a kept
+    profile changed afterwards is refused, not read."""
+    import agent_bench
+
+    python = interpreter_with_own_copies(tmp_path, agent_bench)
+    (site,) = python.parents[1].glob("lib/python*/site-packages")
+    row = {"agent": "agents/rate_limit_agent.py", "task_ref": "rate_limited_api@1", "seed": 1}
+    scenario = scenario_file(tmp_path / "rows.json", [row])
+    outs = {}
+    for name in ("base", "current"):
+        if name == "current":
+            _plant_loop(site / "agent_bench" / "runner" / "runner.py", "run", 7_000)
+        argv = ["--python", str(python), "--instructions", "--episodes", "2", "--workers", "1", "--scenario", str(scenario)]
+        done = harness(*argv, "--output-dir", name, "--no-progress", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outs[name] = tmp_path / name
+    done = harness("explain", "base", "current", "--format", "json", "--svg-dir", ".", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (explained,) = json.loads(done.stdout)["rows"]
+    assert explained["changed"] and 1.01 < explained["current_instructions"] / explained["base_instructions"] < 1.04
+    first = explained["python_functions"]["functions"][0]
+    assert re.fullmatch(r"run \(agent_bench/runner/runner\.py:\d+\)", first["name"]), first
+    assert first["current_own"] > first["base_own"]
+    (svg,) = tmp_path.glob("flame-*.svg")
+    assert svg.read_text().startswith("<svg") and "agent_bench/runner/runner.py" in svg.read_text()
+    # the same, folded under the changed row of compare's markdown (the PR comment)
+    done = harness("compare", "base", "current", "--format", "markdown", cwd=tmp_path)
+    named = re.search(r"where: run \(agent\\?_bench/runner/runner\.py:\d+\)", done.stdout)
+    assert "<details><summary>" in done.stdout and named, done.stdout
+    # a kept profile is read only as its row recorded it
+    (kept,) = (outs["current"] / next(outs["current"].glob("run-*")).name / "profiles").glob("*.python.folded")
+    kept.write_text(kept.read_text() + "forged (elsewhere.py:1) 1000000\n")
+    done = harness("explain", "base", "current", cwd=tmp_path)
+    assert done.returncode == 0 and "changed since it was kept" in done.stdout, done.stdout
+    assert hashlib.sha256(kept.read_bytes()).hexdigest() not in done.stdout
