@@ -123,6 +123,13 @@ def test_a_planted_change_in_one_tracecore_function_is_named_first(tmp_path):
     done = harness("compare", "base", "current", "--format", "markdown", cwd=tmp_path)
     named = re.search(r"where: run \(agent\\?_bench/runner/runner\.py:\d+\)", done.stdout)
     assert "<details><summary>" in done.stdout and named, done.stdout
+    # and in the HTML report of the current run against the base, with the flame graph inline
+    (tmp_path / "page").mkdir()
+    done = harness("report", "current", "--baseline", "base", "--output-dir", "page", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (page,) = (tmp_path / "page").glob("*.html")
+    html = page.read_text()
+    assert 'id="explain"' in html and '<div class="flame"><svg' in html and "agent_bench/runner/runner.py" in html
     # a kept profile is read only as its row recorded it
     (kept,) = (outs["current"] / next(outs["current"].glob("run-*")).name / "profiles").glob("*.python.folded")
     kept.write_text(kept.read_text() + "forged (elsewhere.py:1) 1000000\n")

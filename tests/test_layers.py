@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
     {"export", "ab", "matrix"},  # output formats of every verdict; experiments that run and judge
     {"history"},  # performance across runs: its store, change points, page
     {"report"},  # charts and the HTML report of one run
+    {"explain"},  # which functions account for a count that moved: the profiles two runs kept
     {"verdicts"},  # check, compare, trends: judging published runs
     {"run"},  # making a run
     {"published"},  # reading a published run, and the manifest of any run directory (one decode of a manifest)

@@ -92,6 +92,14 @@ class Report(msgspec.Struct, kw_only=True):
     scenario_row_pairs: list[ScenarioRowPair] = []
     comparison: Comparison | None = None
     timing_note: str | None = None  # instruction mode: what the time figures are worth
+    # two instruction runs that kept profiles: explain's account of each changed row, and its
+    # differential flame graph (an SVG document, every text in it escaped where it was drawn)
+    explained: list[ExplainedRow] = []
+
+
+class ExplainedRow(msgspec.Struct, kw_only=True):
+    row: Any  # explain.RowExplanation
+    flame_svg: str | None = None
 
 
 class Written(msgspec.Struct, kw_only=True):
@@ -320,6 +328,24 @@ def report_files_in(output_dir: Path, stamp: str) -> list[Path]:
     return [page] * (page.exists() or page.is_symlink()) + charts
 
 
+def explained_rows(baseline: PublishedRun, run: PublishedRun) -> list[ExplainedRow]:
+    """``explain``'s rows whose count moved, each with its flame graph, when both runs kept profiles."""
+    from tracecore_perf.explain import explain_runs
+    from tracecore_perf.explain.flame import differential_svg
+    from tracecore_perf.explain.profiles import read_folded
+
+    if not all(any(row.profile for row in each.series()) for each in (baseline, run)):
+        return []
+    rows = []
+    for row in explain_runs(baseline, run, top=5).changed:
+        svg = None
+        if len(row.python_profiles) == 2:
+            b, c = (read_folded(Path(each)) for each in row.python_profiles)
+            svg = differential_svg(b.stacks, c.stacks, f"{row.agent} on {row.task_ref}: {baseline.stamp} -> {run.stamp}")
+        rows.append(ExplainedRow(row=row, flame_svg=svg))
+    return rows
+
+
 def write_report(
     run: PublishedRun,
     baseline: PublishedRun | None = None,
@@ -367,6 +393,7 @@ def write_report(
             scenario_row_stats(baseline_data.series, baseline_data.manifest.scenario), page.scenario_rows
         )
         page.comparison = comparison
+        page.explained = explained_rows(baseline, run)
 
     html = template_environment().get_template("report.html.j2").render(page=page)
     target = report_path(out, run.stamp)
