@@ -106,7 +106,7 @@ def _count_header(path: str, ended_at: float, keep_to: str | None = None) -> byt
         os.close(fd)
 
 
-PROFILE_CAP_BYTES = 256 * 1024 * 1024  # an episode's callgrind profile: ~0.5 MB for the default rows
+PROFILE_CAP_BYTES = 64 * 1024 * 1024  # an episode's callgrind profile: ~0.5 MB for the default rows
 
 
 def copy_profile(fd: int, keep_to: str) -> str | None:

@@ -8,7 +8,8 @@ Python function was running is not in its profile. A tracer's count of the bytec
 Python function executes is deterministic (the same episode, seed and hash seed execute the
 same bytecodes), reads the same on every CPython this package runs on (3.11's tracing API is
 3.13's), and gives a function's own work apart from its callees'. It runs in a replay of
-the episode, natively, never in the counted one: tracing multiplies the work ~30x.
+the episode, natively, never in the counted one: tracing multiplies its CPU ~10x
+(scripts/trace_cost.py).
 
 Standard library only, like the rest of the episode side."""
 
