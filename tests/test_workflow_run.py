@@ -11,6 +11,7 @@ environment of its own."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -179,6 +180,14 @@ def test_a_pull_request_that_costs_two_percent_fails_at_the_gate(tmp_path, origi
     assert number == "7" and comment.startswith(MARKER)
     assert "| ❌ | agents/toy_agent.py on filesystem_hidden_config@1 | REGRESSION | x1.02" in comment
     assert commits["harmless"] in comment and commits["costly"] in comment
+    # and where it went: the planted function, named first under the row, folded
+    assert re.search(
+        r"<details><summary>agents/toy\\?_agent.py on filesystem\\?_hidden\\?_config@1, where: "
+        r"\\?_validate\\?_action\.<locals>\.<genexpr> \(agent\\?_bench/runner/runner\.py:\d+\)",
+        comment.replace("&lt;", "<").replace("&gt;", ">"),
+    ), comment
+    explain = perf.step("explain")
+    assert explain.outcome == "success" and "flame-toy_agent.py-filesystem_hidden_config@1.svg" in explain.output, explain.output
 
 
 # --- what the scope job decides -------------------------------------------------------------------
