@@ -408,8 +408,12 @@ class Execution:
         ±0.02%, and a profile is ~0.5 MB)."""
         if self._native is None or job.scenario_row in self._profiled_rows:
             return None
+        try:
+            self.run_dir.profiles.mkdir(exist_ok=True)
+        except OSError as exc:  # the host's (a full disk, the folder gone): the count stands without it
+            log.warning("episode.profile_not_kept", episode_index=job.episode_index, error=str(exc))
+            return None
         self._profiled_rows.add(job.scenario_row)
-        self.run_dir.profiles.mkdir(exist_ok=True)
         return f"episode-{job.episode_index:06d}-a{self.attempt}.callgrind"
 
     async def _trace_python(self, slot: Slot, job: EpisodeJob, profile: str) -> str | None:
