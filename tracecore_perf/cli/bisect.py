@@ -150,4 +150,11 @@ def _explain(base, current) -> None:
     except ImportError:
         _say("the step's explanation: run the explain command above (tracecore_perf.explain is not installed here)")
         return
-    sys.stdout.write("\n" + render_text(explain_runs(base, current)).rstrip("\n") + "\n")
+    from tracecore_perf.errors import UsageError
+
+    try:
+        text = render_text(explain_runs(base, current))
+    except UsageError as exc:  # the answer stands; the explanation is a help to it
+        _say(f"the step could not be explained: {exc}")
+        return
+    sys.stdout.write("\n" + text.rstrip("\n") + "\n")
