@@ -70,7 +70,19 @@ def test_help_names_every_subcommand_with_a_line_each(tmp_path):
     assert done.returncode == 0, done.stderr
     for name, line in COMMANDS.items():
         assert re.search(rf"^  {name} +{re.escape(line)}$", done.stdout, re.MULTILINE), done.stdout
-    assert set(COMMANDS) == {"run", "check", "compare", "ab", "continuous", "report", "matrix", "history", "export", "explain"}
+    assert set(COMMANDS) == {
+        "run",
+        "check",
+        "compare",
+        "ab",
+        "continuous",
+        "bisect",
+        "report",
+        "matrix",
+        "history",
+        "export",
+        "explain",
+    }
 
 
 def test_version(tmp_path):

@@ -21,6 +21,7 @@ COMMANDS = {
     "compare": "compare a run with a baseline, per group (agent, task), with statistics",
     "ab": "run the same episodes under two interpreters, interleaved, then compare them",
     "continuous": "build two revisions of a TraceCore checkout alike, count their episodes side by side, and compare",
+    "bisect": "find the first commit between two TraceCore revisions whose instruction counts regressed past the margin",
     "report": "write a published run's charts and a self-contained HTML report",
     "matrix": "run a matrix of runs (cells) from a TOML file, here one after another or one per host on Ray",
     "history": "performance history across runs: add runs, show series and change points, check, report",
