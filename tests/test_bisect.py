@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,11 @@ def test_bisect_names_the_planted_commit_in_about_log2_builds(bisected):
     # stdout: the table (a line per build) and the answer
     assert f"first bad commit: {commits['planted']}" in done.stdout
     assert record["explain"] in done.stdout
+    # and what it says: the planted function, first among the Python functions of the step
+    assert re.search(
+        r"Python functions.*\n +\+[\d,]+ own .*_validate_action\.<locals>\.<genexpr> \(agent_bench/runner/runner\.py:\d+\)",
+        done.stdout,
+    ), done.stdout
     for tested in record["tested"]:
         assert tested["commit"][:12] in done.stdout
     # every revision built the same way, from the one constraints file BAD resolved

@@ -143,14 +143,11 @@ def main(argv: list[str]) -> int:
 
 
 def _explain(base, current) -> None:
-    """The step explained, where ``tracecore_perf.explain`` is installed; else its command
-    (printed by ``render``) is the way."""
-    try:
-        from tracecore_perf.explain import explain_runs, render_text
-    except ImportError:
-        _say("the step's explanation: run the explain command above (tracecore_perf.explain is not installed here)")
-        return
+    """The step explained: the functions that account for each row it made dearer (the
+    explain command printed above gives the same)."""
     from tracecore_perf.errors import UsageError
+    from tracecore_perf.explain import explain_runs
+    from tracecore_perf.explain.render import render_text
 
     try:
         text = render_text(explain_runs(base, current))
