@@ -136,3 +136,28 @@ def test_a_planted_change_in_one_tracecore_function_is_named_first(tmp_path):
     done = harness("explain", "base", "current", cwd=tmp_path)
     assert done.returncode == 0 and "changed since it was kept" in done.stdout, done.stdout
     assert hashlib.sha256(kept.read_bytes()).hexdigest() not in done.stdout
+
+
+@pytest.mark.slow  # an instruction run under valgrind
+def test_an_agent_that_rewrites_the_kept_profiles_taints_the_run_and_is_never_read(tmp_path):
+    """Row 1 (the toy agent) keeps its profiles; row 2's agent, at import, appends a forged hot
+    function to every profile the run has kept. The run is published tainted, naming each
+    changed profile, and explain refuses them instead of naming the forged function."""
+    import shutil
+
+    from conftest import REPO, published
+
+    shutil.copy(REPO / "tests" / "agents" / "profile_forging_agent.py", tmp_path)
+    rows = [
+        {"agent": "agents/toy_agent.py", "task_ref": "filesystem_hidden_config@1", "seed": 1},
+        {"agent": "profile_forging_agent.py", "task_ref": "filesystem_hidden_config@1", "seed": 1},
+    ]
+    scenario = scenario_file(tmp_path / "rows.json", rows)
+    argv = ["--instructions", "--episodes", "2", "--workers", "1", "--scenario", str(scenario), "--output-dir", "out"]
+    done = harness(*argv, "--no-progress", cwd=tmp_path)
+    assert done.returncode == 4, done.stderr[-2000:]  # tainted
+    summary = published(tmp_path / "out", "summary")
+    problems = summary["integrity"]["problems"]
+    assert summary["status"] == "tainted" and any("profile episode-000000-a1.callgrind changed" in p for p in problems), problems
+    done = harness("explain", "out", "out", "--all", "--allow-tainted", cwd=tmp_path)
+    assert "forged_hot_function" not in done.stdout and "changed since it was kept" in done.stdout, done.stdout + done.stderr

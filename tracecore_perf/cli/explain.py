@@ -26,6 +26,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every profiled row, not only those whose count moved")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="what is printed")
     p.add_argument(
+        "--allow-tainted",
+        action="store_true",
+        help="explain a tainted run (its evidence tampered with) anyway, with a warning; refused otherwise (exit 2)",
+    )
+    p.add_argument(
         "--svg-dir",
         type=Path,
         metavar="DIR",
@@ -47,7 +52,14 @@ def main(argv: list[str]) -> int:
         check_output_path("--svg-dir", args.svg_dir, "folder")
     base = locate(args.base, args.search_dir)
     current = locate(args.current, args.search_dir)
+    from tracecore_perf.escape import log_line
+    from tracecore_perf.verdicts.compare import tainted_reason
+
     for run in (base, current):
+        if why := tainted_reason(run):
+            if not args.allow_tainted:
+                raise UsageError(f"run {run.stamp} is tainted, {why}: explain it with --allow-tainted")
+            print(log_line(f"{PROG}: WARNING: TAINTED RUN {run.stamp}: {why}"), file=sys.stderr)
         if not any(row.profile for row in run.series()):
             raise UsageError(
                 f"run {run.stamp} kept no profiles: explain reads those of runs made with --instructions "

@@ -581,6 +581,30 @@ def _hold_metrics(metrics_rows: list[dict], groups: dict[tuple[str, str], _Group
     return found
 
 
+def _hold_profiles(run_dir: RunDir) -> list[str]:
+    """Instruction mode: each profile a row names (``explain``'s evidence, in ``profiles/``)
+    against the SHA-256 its row recorded. One changed or gone since its worker kept it was
+    changed by someone else (an episode of the run): a line each, up to SHOWN."""
+    found = []
+    seen: set[int] = set()
+    for row in run_dir.iter_rows():
+        if row.episode_index in seen:
+            continue
+        seen.add(row.episode_index)
+        for name, digest in ((row.profile, row.profile_sha256), (row.python_profile, row.python_profile_sha256)):
+            if not name:
+                continue
+            now = sha256_of(run_dir.profiles / name) if "/" not in name else None
+            why = None
+            if now is None:
+                why = "is gone, or no longer a regular file"
+            elif now.hex() != digest:
+                why = "changed after its worker kept it"
+            if why:
+                found.append(f"episode {row.episode_index + 1}'s profile {name} {why}")
+    return found[:SHOWN] + ([f"{len(found) - SHOWN} more profiles changed"] if len(found) > SHOWN else [])
+
+
 def check_agreement(run_dir: RunDir, integrity: Integrity, *, labels: dict[str, str], metrics_rows: list[dict]) -> None:
     """At publication, into ``integrity``: each row of the series against its artifact in the run
     (its ``run_id``, success, failure type, and the agent, task and seed where the artifact
@@ -598,6 +622,7 @@ def check_agreement(run_dir: RunDir, integrity: Integrity, *, labels: dict[str, 
         integrity.problems.append(f"the rows could not be held to their artifacts ({exc.strerror or exc})")
         integrity.clean = False
         return
+    integrity.problems += _hold_profiles(run_dir)
     if metrics_rows:
         disagreements = _hold_metrics(metrics_rows, groups)
         integrity.metrics_disagreements = len(disagreements)
