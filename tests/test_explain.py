@@ -79,6 +79,96 @@ def test_folded_stacks_give_own_and_inclusive_bytecodes(tmp_path):
     assert profile.inclusive == {"run (r.py:1)": 55, "step (s.py:5)": 45}  # a recursive frame once per stack
 
 
+def test_a_name_an_agent_gives_its_code_cannot_add_a_line_or_a_frame():
+    """The folded format's separators and what a terminal or XML would act on, shown escaped."""
+    from tracecore_perf.run.episode.pyprofile import frame_name
+
+    code = (lambda: None).__code__.replace(co_qualname="evil\nrun (agent_bench/runner/runner.py:214) 7777777;x\x1b[31m")
+    name = frame_name(code)
+    assert "\n" not in name and ";" not in name and "\x1b" not in name
+    assert name.startswith("evil\\x0arun (agent_bench/runner/runner.py:214) 7777777\\x3bx\\x1b[31m (")
+
+
+def test_the_flame_graph_is_well_formed_whatever_the_names():
+    from xml.dom import minidom
+
+    from tracecore_perf.explain.flame import differential_svg
+
+    base = {"run (r.py:1);<script>alert(1)</script> (x.py:1)": 10, "run (r.py:1)": 5}
+    current = {"run (r.py:1);<script>alert(1)</script> (x.py:1)": 30, "run (r.py:1);esc\x1b[31m (y.py:2)": 5}
+    svg = differential_svg(base, current, "title \x00 & <b>")
+    document = minidom.parseString(svg)  # raises on anything XML takes no character for
+    assert "<script>" not in svg and len(document.getElementsByTagName("rect")) == 4
+
+
+def test_each_scenario_row_gets_a_flame_graph_of_its_own():
+    from tracecore_perf.cli.explain import flame_name
+
+    assert flame_name("/a/toy.py", "t@1") != flame_name("/b/toy.py", "t@1")
+    assert flame_name("/a/toy.py", "t@1").startswith("flame-toy.py-t@1-")
+
+
+def test_a_kept_profile_is_read_only_as_a_regular_file_of_its_rows_bytes(tmp_path):
+    """A FIFO (read would block), a link (to /dev/zero: endless) or other bytes at a profile's
+    name: refused with a line, at once."""
+    import os
+
+    from tracecore_perf.explain import ProfileUnusable, _kept
+    from tracecore_perf.published import PublishedRun
+
+    profiles = tmp_path / "run-S" / "profiles"
+    profiles.mkdir(parents=True)
+    run = PublishedRun("S", tmp_path, {})
+    (profiles / "good").write_text("a 1\n")
+    assert _kept(run, "good", hashlib.sha256(b"a 1\n").hexdigest()) == "a 1\n"
+    os.mkfifo(profiles / "fifo")
+    (profiles / "link").symlink_to("/dev/zero")
+    for name, says in (("fifo", "not the file its worker kept"), ("link", "unreadable"), ("good", "changed since")):
+        with pytest.raises(ProfileUnusable, match=says):
+            _kept(run, name, "0" * 64)
+    with pytest.raises(ProfileUnusable, match="outside the run's profiles folder"):
+        _kept(run, "../../elsewhere", "0" * 64)
+
+
+def test_a_profile_is_kept_only_in_the_folder_the_harness_made(tmp_path):
+    """An episode that put a stale partial name in the way, or replaced the folder with a link,
+    neither stops the copy nor has it written elsewhere."""
+    import os
+
+    from tracecore_perf.run.episode.callgrind import copy_profile
+
+    source = tmp_path / "source"
+    source.write_bytes(b"profile bytes")
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    facts = os.lstat(folder)
+    (folder / "p.callgrind.partial").write_text("planted")
+    with open(source, "rb") as fh:
+        assert copy_profile(fh.fileno(), str(folder / "p.callgrind"), [facts.st_dev, facts.st_ino]) is not None
+    assert (folder / "p.callgrind").read_bytes() == b"profile bytes"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    folder.rename(tmp_path / "moved")
+    folder.symlink_to(elsewhere)
+    with open(source, "rb") as fh:
+        assert copy_profile(fh.fileno(), str(folder / "q.callgrind"), [facts.st_dev, facts.st_ino]) is None
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_the_replay_writes_its_stacks_past_a_fifo_planted_at_their_name(tmp_path, monkeypatch):
+    import os
+
+    from tracecore_perf.run.episode.pyprofile import PYTHON_PROFILE, BytecodeTracer
+
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo(PYTHON_PROFILE)
+    tracer = BytecodeTracer()
+    tracer.start()
+    sorted(range(10))
+    tracer.stop_and_write()  # would block forever on the FIFO
+    assert (tmp_path / PYTHON_PROFILE).is_file()
+
+
 def _plant_loop(source: Path, function: str, iterations: int) -> None:
     """Make ``function`` in ``source`` do ``iterations`` more turns of an empty loop on each call."""
     text = source.read_text().splitlines(keepends=True)

@@ -187,7 +187,7 @@ def test_a_pull_request_that_costs_two_percent_fails_at_the_gate(tmp_path, origi
         comment.replace("&lt;", "<").replace("&gt;", ">"),
     ), comment
     explain = perf.step("explain")
-    assert explain.outcome == "success" and "flame-toy_agent.py-filesystem_hidden_config@1.svg" in explain.output, explain.output
+    assert explain.outcome == "success" and "flame-toy_agent.py-filesystem_hidden_config@1-" in explain.output, explain.output
 
 
 # --- what the scope job decides -------------------------------------------------------------------

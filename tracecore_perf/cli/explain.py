@@ -6,6 +6,7 @@ profiles each run kept; with ``--svg-dir``, a differential flame graph per row."
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import sys
 from pathlib import Path
@@ -62,8 +63,8 @@ def main(argv: list[str]) -> int:
             print(log_line(f"{PROG}: WARNING: TAINTED RUN {run.stamp}: {why}"), file=sys.stderr)
         if not any(row.profile for row in run.series()):
             raise UsageError(
-                f"run {run.stamp} kept no profiles: explain reads those of runs made with --instructions "
-                "(tracecore-perf 0.3 on), where each scenario row keeps one"
+                f"run {run.stamp} kept no profiles: a native run, an --instructions run from before profiles were kept, "
+                "or one whose profiles could not be written (its harness.log says why: episode.profile_not_kept)"
             )
     explanation = explain_runs(base, current, top=args.top)
     if args.svg_dir is not None:
@@ -83,23 +84,32 @@ def write_flame_graphs(explanation, base, current, folder: Path, *, all_rows: bo
     """One differential flame graph per explained row with both sides' Python stacks; a file
     already at a name is left as it is (UsageError, before any is written)."""
     from tracecore_perf.errors import UsageError
+    from tracecore_perf.explain import python_stacks
     from tracecore_perf.explain.flame import differential_svg
-    from tracecore_perf.explain.profiles import read_folded
     from tracecore_perf.files import write_atomic
 
     rows = [row for row in (explanation.rows if all_rows else explanation.changed) if len(row.python_profiles) == 2]
-    targets = [(row, folder / f"flame-{_slug(row.agent)}-{_slug(row.task_ref)}.svg") for row in rows]
+    targets = [(row, folder / flame_name(row.agent, row.task_ref)) for row in rows]
     for _, path in targets:
         if path.exists() or path.is_symlink():
             raise UsageError(f"--svg-dir: {path} exists; explain never replaces a file (name another folder)")
     written = []
     for row, path in targets:
-        b, c = (read_folded(Path(each)) for each in row.python_profiles)
+        stacks = python_stacks(base, current, row.agent, row.task_ref)
+        if stacks is None:
+            continue
         title = f"{row.agent} on {row.task_ref}: {base.stamp} -> {current.stamp}"
-        write_atomic(path, differential_svg(b.stacks, c.stacks, title).encode())
+        write_atomic(path, differential_svg(*stacks, title).encode())
         written.append(path)
     return written
 
 
+def flame_name(agent: str, task_ref: str) -> str:
+    """``flame-<agent file>-<task>-<8 hex digits>.svg``: readable, and one name per row (two
+    agents of one file name in different folders are two rows)."""
+    digest = hashlib.sha256(f"{agent}\0{task_ref}".encode()).hexdigest()[:8]
+    return f"flame-{_slug(agent)}-{_slug(task_ref)}-{digest}.svg"
+
+
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.@-]+", "_", Path(text).name)[:60]
+    return re.sub(r"[^A-Za-z0-9_.@-]+", "_", Path(text).name)[:40]

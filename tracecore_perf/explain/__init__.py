@@ -17,12 +17,14 @@ differential flame graph; ``render.py`` writes the text and markdown."""
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from pathlib import Path
 
 import msgspec
 
 from tracecore_perf import defaults
-from tracecore_perf.explain.profiles import Profile, read_callgrind, read_folded
+from tracecore_perf.explain.profiles import Profile, parse_callgrind, parse_folded
 from tracecore_perf.models import EpisodeRow
 from tracecore_perf.published import PublishedRun
 from tracecore_perf.run.rundir import PROFILES
@@ -134,16 +136,16 @@ def _explain_row(
         return row
     row.changed = bool(b.instructions and c.instructions and abs(c.instructions / b.instructions - 1) > noise)
     try:
-        base_c = read_callgrind(_kept(base, b.profile, b.profile_sha256))
-        current_c = read_callgrind(_kept(current, c.profile, c.profile_sha256))
+        base_c = parse_callgrind(_kept(base, b.profile, b.profile_sha256))
+        current_c = parse_callgrind(_kept(current, c.profile, c.profile_sha256))
     except ProfileUnusable as exc:
         row.missing = str(exc)
         return row
     row.profiles = [str(_where(base, b.profile)), str(_where(current, c.profile))]
     row.c_functions = _view(base_c, current_c, top)
     try:
-        base_py = read_folded(_kept(base, b.python_profile, b.python_profile_sha256))
-        current_py = read_folded(_kept(current, c.python_profile, c.python_profile_sha256))
+        base_py = parse_folded(_kept(base, b.python_profile, b.python_profile_sha256))
+        current_py = parse_folded(_kept(current, c.python_profile, c.python_profile_sha256))
     except ProfileUnusable as exc:
         row.missing = f"Python functions not explained: {exc}"
         return row
@@ -160,20 +162,53 @@ def _where(run: PublishedRun, name: str | None) -> Path:
     return run.output_dir / f"run-{run.stamp}" / PROFILES / (name or "")
 
 
-def _kept(run: PublishedRun, name: str | None, sha256: str | None) -> Path:
-    """The kept profile ``name`` of ``run``, held to the SHA-256 its row recorded."""
+PROFILE_CAP_BYTES = 64 * 1024 * 1024  # what a worker keeps at most (episode/callgrind.PROFILE_CAP_BYTES)
+
+
+def _kept(run: PublishedRun, name: str | None, sha256: str | None) -> str:
+    """The text of ``run``'s kept profile ``name``, held to the SHA-256 its row recorded:
+    read once, never through a link, never blocking (a FIFO), never more than a worker keeps."""
     if not name or not sha256:
         raise ProfileUnusable("no profile was kept for it (its replay failed)")
     if "/" in name or name.startswith("."):
         raise ProfileUnusable(f"its row names a profile outside the run's profiles folder: {name!r}")
     path = _where(run, name)
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
         raise ProfileUnusable(f"run {run.stamp}'s profile {path} is unreadable: {exc.strerror or exc}") from None
+    try:
+        facts = os.fstat(fd)
+        if not stat.S_ISREG(facts.st_mode) or facts.st_size > PROFILE_CAP_BYTES:
+            raise ProfileUnusable(f"run {run.stamp}'s profile {path} is not the file its worker kept")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            if sum(map(len, chunks)) > PROFILE_CAP_BYTES:
+                raise ProfileUnusable(f"run {run.stamp}'s profile {path} is not the file its worker kept")
+    except OSError as exc:
+        raise ProfileUnusable(f"run {run.stamp}'s profile {path} is unreadable: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
     if hashlib.sha256(data).hexdigest() != sha256:
         raise ProfileUnusable(f"run {run.stamp}'s profile {path} changed since it was kept (its SHA-256 is not its row's)")
-    return path
+    return data.decode("utf-8", errors="replace")
+
+
+def python_stacks(base: PublishedRun, current: PublishedRun, agent: str, task_ref: str) -> tuple[dict, dict] | None:
+    """Both runs' Python stacks of one scenario row (the flame graph's input), each held to its
+    row's SHA-256 as it is read; None when either is missing or refused."""
+    b, c = _profiled(base).get((agent, task_ref)), _profiled(current).get((agent, task_ref))
+    if b is None or c is None:
+        return None
+    try:
+        return (
+            parse_folded(_kept(base, b.python_profile, b.python_profile_sha256)).stacks,
+            parse_folded(_kept(current, c.python_profile, c.python_profile_sha256)).stacks,
+        )
+    except ProfileUnusable:
+        return None
 
 
 def _view(base: Profile, current: Profile, top: int) -> View:

@@ -6,7 +6,14 @@ flame graph, and the picture is boxes and labels, so it is drawn here."""
 
 from __future__ import annotations
 
-from html import escape
+from html import escape as _escape
+
+
+def escape(text: str) -> str:
+    """``text`` as XML text: markup escaped, and what XML 1.0 takes no character for (control
+    characters a name may hold) shown as ``\\xNN``."""
+    return _escape("".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text))
+
 
 WIDTH = 1200
 ROW = 16

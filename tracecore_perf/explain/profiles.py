@@ -32,6 +32,10 @@ class Profile(msgspec.Struct, kw_only=True):
 
 
 def read_callgrind(path: Path) -> Profile:
+    return parse_callgrind(path.read_text(encoding="utf-8", errors="replace"))
+
+
+def parse_callgrind(text: str) -> Profile:
     """A callgrind output file (``--dump-instr=no``, the one event Ir): each function's own
     instructions, and its inclusive ones from the calls into it. A recursive function's
     inclusive count is the calls into its outermost level from other functions (deeper levels
@@ -45,33 +49,31 @@ def read_callgrind(path: Path) -> Profile:
     callee: str | None = None
     after_calls = False
     total = None
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for raw in fh:
-            line = raw.rstrip("\n")
-            if not line or line.startswith("#"):
-                continue
-            head = line[0]
-            if head.isdigit() or head in "+-*":
-                cost = _cost(line)
-                if after_calls and callee is not None:
-                    caller_base, callee_base = _base(current), _base(callee)
-                    if callee_base != caller_base:
-                        outgoing[caller_base] += cost
-                        if callee == callee_base:
-                            entering[callee_base] += cost
-                    after_calls = False
-                else:
-                    own[_base(current)] += cost
-                continue
-            key, _, value = line.partition("=")
-            if key == "fn":
-                current = _name(names, value)
-            elif key == "cfn":
-                callee = _name(names, value)
-            elif key == "calls":
-                after_calls = True
-            elif line.startswith("summary:"):
-                total = int(line.split()[1])
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        head = line[0]
+        if head.isdigit() or head in "+-*":
+            cost = _cost(line)
+            if after_calls and callee is not None:
+                caller_base, callee_base = _base(current), _base(callee)
+                if callee_base != caller_base:
+                    outgoing[caller_base] += cost
+                    if callee == callee_base:
+                        entering[callee_base] += cost
+                after_calls = False
+            else:
+                own[_base(current)] += cost
+            continue
+        key, _, value = line.partition("=")
+        if key == "fn":
+            current = _name(names, value)
+        elif key == "cfn":
+            callee = _name(names, value)
+        elif key == "calls":
+            after_calls = True
+        elif line.startswith("summary:"):
+            total = int(line.split()[1])
     own = dict(own)
     inclusive = {name: entering.get(name) or own.get(name, 0) + outgoing.get(name, 0) for name in set(own) | set(entering)}
     return Profile(unit="instructions", total=total if total is not None else sum(own.values()), own=own, inclusive=inclusive)
@@ -97,22 +99,25 @@ def _name(names: dict[str, str], value: str) -> str:
 
 
 def read_folded(path: Path) -> Profile:
+    return parse_folded(path.read_text(encoding="utf-8", errors="replace"))
+
+
+def parse_folded(text: str) -> Profile:
     """Folded stacks (``frame;frame;frame count``): a function's own bytecodes are those of the
     stacks it ends, its inclusive ones those of every stack it is in (once per stack)."""
     own: dict[str, int] = defaultdict(int)
     inclusive: dict[str, int] = defaultdict(int)
     stacks: dict[str, int] = {}
     total = 0
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for raw in fh:
-            stack, _, count_text = raw.rstrip("\n").rpartition(" ")
-            if not stack or not count_text.isdigit():
-                continue
-            count = int(count_text)
-            frames = stack.split(";")
-            stacks[stack] = stacks.get(stack, 0) + count
-            own[frames[-1]] += count
-            for frame in set(frames):
-                inclusive[frame] += count
-            total += count
+    for line in text.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        stacks[stack] = stacks.get(stack, 0) + count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+        total += count
     return Profile(unit="bytecodes", total=total, own=dict(own), inclusive=dict(inclusive), stacks=stacks)

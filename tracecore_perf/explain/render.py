@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tracecore_perf.escape import markdown
+from tracecore_perf.escape import markdown, terminal
 from tracecore_perf.explain import Explanation, RowExplanation, View
 
 
@@ -19,7 +19,7 @@ def row_title(row: RowExplanation) -> str:
     ratio = row.ratio
     moved = f"x{ratio:.4f}" if ratio is not None else "no count"
     counts = f"{row.base_instructions or 0:,} -> {row.current_instructions or 0:,}"
-    return f"{row.agent} on {row.task_ref}: {counts} instructions ({moved})"
+    return terminal(f"{row.agent} on {row.task_ref}: {counts} instructions ({moved})")
 
 
 def _view_lines(title: str, view: View) -> list[str]:
@@ -30,7 +30,7 @@ def _view_lines(title: str, view: View) -> list[str]:
     for f in view.functions:
         lines.append(
             f"    {_signed(f.own_change):>14} own ({_share(f.own_change, total_change):>5})  "
-            f"{_signed(f.inclusive_change):>14} inclusive  {f.name}"
+            f"{_signed(f.inclusive_change):>14} inclusive  {terminal(f.name)}"
         )
     return lines
 
@@ -48,7 +48,7 @@ def render_text(explanation: Explanation, *, all_rows: bool = False) -> str:
         if row.c_functions is not None:
             lines += _view_lines("the interpreter's C functions, by instructions (callgrind)", row.c_functions)
         if row.missing:
-            lines.append(f"  {row.missing}")
+            lines.append(f"  {terminal(row.missing)}")
         if row.profiles:
             lines.append(f"  callgrind profiles: {' '.join(row.profiles)}")
         if row.python_profiles:

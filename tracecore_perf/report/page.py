@@ -330,19 +330,16 @@ def report_files_in(output_dir: Path, stamp: str) -> list[Path]:
 
 def explained_rows(baseline: PublishedRun, run: PublishedRun) -> list[ExplainedRow]:
     """``explain``'s rows whose count moved, each with its flame graph, when both runs kept profiles."""
-    from tracecore_perf.explain import explain_runs
+    from tracecore_perf.explain import explain_runs, python_stacks
     from tracecore_perf.explain.flame import differential_svg
-    from tracecore_perf.explain.profiles import read_folded
 
     if not all(any(row.profile for row in each.series()) for each in (baseline, run)):
         return []
     rows = []
     for row in explain_runs(baseline, run, top=5).changed:
-        svg = None
-        if len(row.python_profiles) == 2:
-            b, c = (read_folded(Path(each)) for each in row.python_profiles)
-            svg = differential_svg(b.stacks, c.stacks, f"{row.agent} on {row.task_ref}: {baseline.stamp} -> {run.stamp}")
-        rows.append(ExplainedRow(row=row, flame_svg=svg))
+        stacks = python_stacks(baseline, run, row.agent, row.task_ref)
+        title = f"{row.agent} on {row.task_ref}: {baseline.stamp} -> {run.stamp}"
+        rows.append(ExplainedRow(row=row, flame_svg=differential_svg(*stacks, title) if stacks else None))
     return rows
 
 

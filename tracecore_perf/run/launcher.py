@@ -146,6 +146,7 @@ class WorkerProcess:
         memory_limit: int | None = None,
         sandbox: bool = False,
         profile_path: Path | None = None,
+        profile_dir: list[int] | None = None,
         trace_python: bool = False,
     ) -> tuple[Done, bool]:
         """Run one episode (``agent_path``: the file the episode process loads; ``agent_label``:
@@ -167,6 +168,7 @@ class WorkerProcess:
                 sandbox=sandbox,
                 sandbox_hidden=hidden_from_sandbox(runs_dir.parents[1], scratch_root) if sandbox else [],
                 profile_path=str(profile_path) if profile_path is not None else None,
+                profile_dir=profile_dir,
                 trace_python=trace_python,
             )
         )

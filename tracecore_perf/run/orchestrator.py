@@ -20,6 +20,7 @@ import contextlib
 import os
 import shlex
 import signal
+import stat
 import sys
 import threading
 import time
@@ -160,6 +161,7 @@ class Execution:
         # instruction mode: the scenario rows whose profiles (explain's evidence) are kept or
         # being kept, one episode per row (``_profiling``)
         self._profiled_rows: set[int] = set()
+        self._profiles_id: list[int] | None = None  # profiles/'s device and inode, once made
         self._launch_scope: anyio.CancelScope | None = None
         self.t0 = time.perf_counter()
 
@@ -309,6 +311,7 @@ class Execution:
                     log_path=self.run_dir.episode_log(job.episode_index),
                     strict_spec=self.settings.strict_spec,
                     profile_path=self.run_dir.profiles / profile if profile else None,
+                    profile_dir=self._profiles_id if profile else None,
                     **self._episode_options(job),
                 )
                 failure = None
@@ -334,6 +337,8 @@ class Execution:
         finally:
             if profile and (outcome is None or outcome.profile_sha256 is None):
                 self._profiled_rows.discard(job.scenario_row)  # none kept: the row's next episode keeps one
+                if outcome is not None and outcome.instructions is not None:  # counted, yet its profile not kept
+                    log.warning("episode.profile_not_kept", episode_index=job.episode_index, error="its worker could not keep it")
             self._idle.append(slot)
             slots.release()
             self.guard.check()  # an episode may have lowered the harness's limits: before the row is written
@@ -408,11 +413,17 @@ class Execution:
         ±0.02%, and a profile is ~0.5 MB)."""
         if self._native is None or job.scenario_row in self._profiled_rows:
             return None
-        try:
-            self.run_dir.profiles.mkdir(exist_ok=True)
-        except OSError as exc:  # the host's (a full disk, the folder gone): the count stands without it
-            log.warning("episode.profile_not_kept", episode_index=job.episode_index, error=str(exc))
-            return None
+        if self._profiles_id is None:
+            try:
+                self.run_dir.profiles.mkdir(exist_ok=True)
+                facts = os.lstat(self.run_dir.profiles)
+            except OSError as exc:  # the host's (a full disk, the folder gone): the count stands without it
+                log.warning("episode.profile_not_kept", episode_index=job.episode_index, error=str(exc))
+                return None
+            if not stat.S_ISDIR(facts.st_mode):  # a link an episode put there: nothing is written through it
+                log.warning("episode.profile_not_kept", episode_index=job.episode_index, error="profiles/ is not a folder")
+                return None
+            self._profiles_id = [facts.st_dev, facts.st_ino]
         self._profiled_rows.add(job.scenario_row)
         return f"episode-{job.episode_index:06d}-a{self.attempt}.callgrind"
 
@@ -422,9 +433,14 @@ class Execution:
         callgrind profile. Returns ``"name sha256"``, or None when the replay kept nothing
         (the row's counted figures stand; explain names C functions alone for it)."""
         name = profile.removesuffix(".callgrind") + ".python.folded"
-        replay = await self._run_native(slot, job, profile_path=self.run_dir.profiles / name, trace_python=True)
+        path = self.run_dir.profiles / name
+        replay = await self._run_native(slot, job, profile_path=path, profile_dir=self._profiles_id, trace_python=True)
         if not isinstance(replay, Done) or replay.profile_sha256 is None:
-            log.warning("episode.python_profile_failed", episode_index=job.episode_index, error=str(replay)[:200])
+            why = replay if isinstance(replay, str) else "it kept no stacks"
+            why = why.replace("native twin", "traced replay")
+            log.warning("episode.python_profile_failed", episode_index=job.episode_index, error=why)
+            with contextlib.suppress(OSError):
+                path.unlink()  # nothing no row names is left in the run
             return None
         return f"{name} {replay.profile_sha256}"
 

@@ -110,6 +110,7 @@ class Run(_Command, tag="run"):
     # the worker keeps the episode's callgrind profile, or, with ``trace_python`` (a native
     # replay), the bytecodes its Python functions executed (episode/pyprofile.py)
     profile_path: str | None = None
+    profile_dir: list[int] | None = None  # that folder's device and inode, as the harness made it
     trace_python: bool = False
 
 

@@ -18,7 +18,9 @@ COUNT_RATE_FLOOR = 0.3  # honest episodes of the default rows: 0.58-0.82 of the 
 COUNT_JUDGED_CPU_S = 0.05  # below this much CPU, translation dominates and the rate says nothing
 
 
-def episode_instructions(pid: int, ended_at: float, keep_to: str | None = None) -> tuple[int | None, str | None, str | None]:
+def episode_instructions(
+    pid: int, ended_at: float, keep_to: str | None = None, folder_id: list[int] | None = None
+) -> tuple[int | None, str | None, str | None]:
     """In instruction mode, the user-space instructions the episode process ``pid`` executed
     from its fork to its exit (the ``summary:`` line of the file callgrind wrote as it exited;
     ``totals:`` also counts the frames that were live at the zeroing), and why there is no
@@ -33,7 +35,7 @@ def episode_instructions(pid: int, ended_at: float, keep_to: str | None = None) 
     name = f"callgrind.out.{pid}"
     parts = [entry for entry in os.listdir(side.callgrind_dir) if entry.startswith(f"{name}.")]
     try:
-        header = _count_header(os.path.join(side.callgrind_dir, name), ended_at, keep_to)
+        header = _count_header(os.path.join(side.callgrind_dir, name), ended_at, keep_to, folder_id)
     finally:
         for entry in [name, *parts]:
             with contextlib.suppress(OSError):
@@ -80,7 +82,9 @@ def forget_count(pid: int) -> None:
                     os.unlink(os.path.join(side.callgrind_dir, entry))
 
 
-def _count_header(path: str, ended_at: float, keep_to: str | None = None) -> bytes | str | tuple[bytes, str | None]:
+def _count_header(
+    path: str, ended_at: float, keep_to: str | None = None, folder_id: list[int] | None = None
+) -> bytes | str | tuple[bytes, str | None]:
     """The head of the count file at ``path`` if it is the one callgrind wrote as the process
     ended (a regular file of one name, unchanged since ``ended_at``), else why not. With
     ``keep_to``: the head and the SHA-256 of the whole file copied there (None when it could
@@ -101,7 +105,7 @@ def _count_header(path: str, ended_at: float, keep_to: str | None = None) -> byt
         if keep_to is None:
             return header
         os.lseek(fd, 0, os.SEEK_SET)
-        return header, copy_profile(fd, keep_to)
+        return header, copy_profile(fd, keep_to, folder_id)
     finally:
         os.close(fd)
 
@@ -109,20 +113,27 @@ def _count_header(path: str, ended_at: float, keep_to: str | None = None) -> byt
 PROFILE_CAP_BYTES = 64 * 1024 * 1024  # an episode's callgrind profile: ~0.5 MB for the default rows
 
 
-def copy_profile(fd: int, keep_to: str) -> str | None:
-    """Copy what ``fd`` reads (at most PROFILE_CAP_BYTES) to a new file at ``keep_to``
-    (written beside it, then renamed into place); its SHA-256, or None when it could not be
-    written or was larger than the cap (nothing is left at ``keep_to`` then)."""
+def copy_profile(fd: int, keep_to: str, folder_id: list[int] | None = None) -> str | None:
+    """Copy what ``fd`` reads (at most PROFILE_CAP_BYTES) to a new file at ``keep_to``, written
+    beside it under a name of its own and renamed into place, in the folder the harness made
+    (``folder_id``: its device and inode; a folder replaced by a link, or by another, is not
+    written into). Its SHA-256, or None when it could not be kept (nothing is left then)."""
     import hashlib
 
-    digest = hashlib.sha256()
-    partial = f"{keep_to}.partial"
+    folder, name = os.path.split(keep_to)
     try:
-        out = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        at = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError:
         return None
-    total = 0
+    digest = hashlib.sha256()
+    partial = f".{name}.{os.urandom(8).hex()}.partial"
+    out = -1
     try:
+        facts = os.fstat(at)
+        if folder_id is not None and [facts.st_dev, facts.st_ino] != list(folder_id):
+            return None
+        out = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=at)
+        total = 0
         while chunk := os.read(fd, 1 << 20):
             total += len(chunk)
             if total > PROFILE_CAP_BYTES:
@@ -133,13 +144,15 @@ def copy_profile(fd: int, keep_to: str) -> str | None:
                 view = view[os.write(out, view) :]
         os.close(out)
         out = -1
-        os.rename(partial, keep_to)
+        os.rename(partial, name, src_dir_fd=at, dst_dir_fd=at)
     except OSError:
         if out >= 0:
             os.close(out)
         with contextlib.suppress(OSError):
-            os.unlink(partial)
+            os.unlink(partial, dir_fd=at)
         return None
+    finally:
+        os.close(at)
     return digest.hexdigest()
 
 

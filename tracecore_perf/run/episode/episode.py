@@ -62,7 +62,7 @@ def finish(artifact: dict | BaseException, episode_s: float) -> NoReturn:
     if side.python_trace is not None:  # a traced replay (explain's Python names): tracing off first
         try:
             side.python_trace.stop_and_write()
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - a profile lost (a planted FIFO, a deep stack's memory), never the report
             print(f"tracecore-perf: no Python profile written: {exc}", file=sys.stderr)
     try:
         write_all(RESULT_FD, json.dumps(episode_result(artifact, episode_s)).encode("utf-8"))

@@ -15,11 +15,13 @@ Standard library only, like the rest of the episode side."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
 PYTHON_PROFILE = "python-profile.folded"  # in the episode's scratch folder, where the worker reads it
 _SEP = ";"
+MAX_FRAMES = 128  # frames kept of a deeper stack (mutual recursion): the file stays linear in the work
 
 
 class BytecodeTracer:
@@ -37,6 +39,11 @@ class BytecodeTracer:
         if event == "opcode":
             self.counts[self.stack[-1]] += 1
         elif event == "call":
+            if self.codes[self.stack[-1]] is frame.f_code:  # a function calling itself: one frame, so
+                self.stack.append(self.stack[-1])  # deep recursion adds no stacks (nor a line per level)
+                frame.f_trace_lines = False
+                frame.f_trace_opcodes = True
+                return self.trace
             key = (self.stack[-1], frame.f_code)
             node = self.nodes.get(key)
             if node is None:
@@ -60,8 +67,10 @@ class BytecodeTracer:
         module: the episode process has taken the episode side's modules out of ``sys.modules``
         by then, so nothing of it is imported at the end."""
         sys.settrace(None)
-        fd = os.open(PYTHON_PROFILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
+        with contextlib.suppress(FileNotFoundError):  # whatever stands at the name (a FIFO, a link, planted
+            os.unlink(PYTHON_PROFILE)  # by the agent) is not written into
+        fd = os.open(PYTHON_PROFILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as out:
             out.write("\n".join(self.folded()) + "\n")
 
     def folded(self) -> list[str]:
@@ -79,16 +88,21 @@ class BytecodeTracer:
                     names[code] = frame_name(code)
                 frames.append(names[code])
                 at = self.parents[at]
-            lines.append(f"{_SEP.join(reversed(frames))} {count}")
+            frames.reverse()
+            if len(frames) > MAX_FRAMES:  # the outermost and the innermost frames, the middle counted
+                half = MAX_FRAMES // 2
+                frames = [*frames[:half], f"[{len(frames) - 2 * half + 1} frames]", *frames[-half + 1 :]]
+            lines.append(f"{_SEP.join(frames)} {count}")
         return lines
 
 
 def frame_name(code) -> str:
     """``qualname (file:line)``, the file as it reads on any host: below ``site-packages`` or
-    the standard library's folder, or the file's name alone (an agent file outside both)."""
-    return f"{getattr(code, 'co_qualname', code.co_name)} ({short_path(code.co_filename)}:{code.co_firstlineno})".replace(
-        _SEP, ","
-    )
+    the standard library's folder, or the file's name alone (an agent file outside both). An
+    agent names its own code: a character that would end a frame (``;``) or a line of the
+    format, or that a terminal or an XML document would not take as text, is shown escaped."""
+    name = f"{getattr(code, 'co_qualname', code.co_name)} ({short_path(code.co_filename)}:{code.co_firstlineno})"
+    return "".join(c if c.isprintable() and c != _SEP else f"\\x{ord(c):02x}" for c in name)
 
 
 def short_path(path: str) -> str:

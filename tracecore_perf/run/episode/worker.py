@@ -39,7 +39,7 @@ class EpisodeFork:
         self.output_r, self.output_w = os.pipe()
 
 
-def keep_python_profile(scratch: str, keep_to: str) -> str | None:
+def keep_python_profile(scratch: str, keep_to: str, folder_id: list[int] | None) -> str | None:
     """The folded stacks a traced replay wrote into its scratch folder (pyprofile.py), copied
     to ``keep_to``; their SHA-256, or None when there were none to copy (a regular file)."""
     from .pyprofile import PYTHON_PROFILE
@@ -51,7 +51,7 @@ def keep_python_profile(scratch: str, keep_to: str) -> str | None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        return copy_profile(fd, keep_to)
+        return copy_profile(fd, keep_to, folder_id)
     finally:
         os.close(fd)
 
@@ -157,10 +157,10 @@ class Worker(Role):
         self.kill_tree(signal.SIGKILL)
         leftovers, extra_user, extra_sys, extra_faults = self.kill_leftovers()
         self.current_pgid = None
-        keep_to = fork.job.get("profile_path")
-        instructions, count_error, profile_sha256 = episode_instructions(pid, ended_at, keep_to)
-        if fork.job.get("trace_python") and keep_to:
-            profile_sha256 = keep_python_profile(fork.scratch, keep_to)
+        keep_to, folder_id = fork.job.get("profile_path"), fork.job.get("profile_dir")
+        instructions, count_error, profile_sha256 = episode_instructions(pid, ended_at, keep_to, folder_id)
+        if fork.job.get("trace_python") and keep_to and not killed and os.waitstatus_to_exitcode(status) == 0:
+            profile_sha256 = keep_python_profile(fork.scratch, keep_to, folder_id)
         for fd in list(streams):  # every writer is dead now, so these reach EOF
             while chunk := os.read(fd, 65536):
                 append(streams[fd], chunk)
