@@ -262,6 +262,8 @@ def test_a_counted_run_records_each_episode_and_resumes_counting(tmp_path):
         "--workers",
         "2",
         "--instructions",
+        "--counted-per-row",
+        "0",  # every episode counted, as before the setting
         "--scenario",
         str(scenario),
         "--output-dir",
@@ -357,7 +359,8 @@ def test_an_agent_that_fails_only_natively_is_seen_blinding_the_kernel_check(tmp
     shutil.copy(REPO / "tests" / "agents" / "native_failing_agent.py", tmp_path)
     row = {"agent": "native_failing_agent.py", "task_ref": "filesystem_hidden_config@1"}
     scenario = scenario_file(tmp_path / "rows.json", [row])
-    argv = ["--episodes", "5", "--workers", "2", "--instructions", "--scenario", str(scenario), "--output-dir", "out"]
+    argv = ["--episodes", "5", "--workers", "2", "--instructions", "--counted-per-row", "0", "--scenario", str(scenario)]
+    argv += ["--output-dir", "out"]  # every episode counted: one run only natively would fail here
     done = harness(*argv, "--no-progress", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     series = published(tmp_path / "out", "series")
@@ -381,3 +384,82 @@ def test_an_interpreter_valgrind_does_not_run_is_refused_before_anything_is_writ
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "does not run under valgrind" in done.stderr and not (tmp_path / "out").exists()
     assert leftover_processes(tmp_path) == []
+
+
+@pytest.mark.slow  # an instruction run under valgrind
+def test_only_the_first_episodes_of_each_row_are_counted_and_compare_judges_them(tmp_path):
+    """--counted-per-row 2 (the default): of each scenario row's five episodes the first two
+    are counted under Valgrind (each with its native twin), the others run only natively, as
+    the run's own episodes (their artifacts in the run), their rows marked native_only with
+    native figures. compare on counts judges the two counted per row, paired by seed, and does
+    not call the native-only rows uncounted; the kernel check has all five."""
+    rows = [
+        {"agent": TOY, "task_ref": "filesystem_hidden_config@1", "seed": 3},
+        {"agent": "agents/rate_limit_agent.py", "task_ref": "rate_limited_api@1"},
+    ]
+    scenario = scenario_file(tmp_path / "rows.json", rows)
+    argv = ["--episodes", "10", "--workers", "2", "--instructions", "--scenario", str(scenario), "--output-dir", "out"]
+    done = harness(*argv, "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert published(tmp_path / "out", "manifest")["settings"]["counted_per_row"] == 2
+    series = sorted(published(tmp_path / "out", "series"), key=lambda r: r["episode_index"])
+    counted, native = series[:4], series[4:]
+    assert all(not r["native_only"] and r["instructions"] > 10_000_000 and r["native_minor_faults"] > 100 for r in counted)
+    assert all(r["native_only"] and r["instructions"] is None and r["success"] and r["run_id"] for r in native)
+    assert all(r["native_cpu_sys_s"] == r["cpu_sys_s"] and r["native_minor_faults"] == r["minor_faults"] for r in native)
+    # natively, an episode takes a fraction of its counted time under Valgrind
+    assert max(r["cpu_user_s"] for r in native) < min(r["cpu_user_s"] for r in counted)
+    summary = published(tmp_path / "out", "summary")
+    assert sorted((f["count"], f["native_count"]) for f in summary["instructions"]) == [(2, 5), (2, 5)]
+    done = harness("compare", "out", "out", "--format", "json", "--fail-on", "regression", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    comparison = json.loads(done.stdout)
+    assert comparison["metric"] == "instructions" and comparison["verdict"] == "no change"
+    assert all(r["paired"] and r["baseline_n"] == 2 and len(r["kernel"]) == 2 for r in comparison["rows"])
+
+
+OWN_AGENT = """\"\"\"An agent of the user's own: TraceCore's toy agent and a few helpers, in a file no .pyc
+stands beside on a host that writes none.\"\"\"
+
+from agent_bench.agents.toy_agent import ToyAgent
+
+
+def _shape(value):
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [_shape(item) for item in value]
+    return value
+
+
+class Agent(ToyAgent):
+    def observe(self, observation):
+        return super().observe(_shape(observation))
+"""
+
+
+@pytest.mark.slow  # two instruction runs under valgrind
+def test_an_own_agent_files_count_does_not_include_compiling_it(tmp_path):
+    """An agent file of the user's own with no .pyc beside it, on a host that writes none
+    (PYTHONDONTWRITEBYTECODE): the zygote compiles it once and every episode takes that code,
+    so an episode counts what it would with a .pyc there (without it, compiling the file cost
+    each episode ~0.9% more). The same rows, without and with the .pyc: equal within the
+    noise floor of counts."""
+    import py_compile
+
+    agent = tmp_path / "my_agent.py"
+    agent.write_text(OWN_AGENT)
+    scenario = scenario_file(tmp_path / "rows.json", [{"agent": "my_agent.py", "task_ref": "filesystem_hidden_config@1"}])
+    medians = {}
+    for name in ("no pyc", "pyc"):
+        if name == "pyc":
+            py_compile.compile(str(agent), doraise=True)
+        argv = ["--episodes", "2", "--workers", "1", "--instructions", "--scenario", str(scenario), "--output-dir", name]
+        done = harness(*argv, "--no-progress", cwd=tmp_path, env={"PYTHONDONTWRITEBYTECODE": "1"})
+        assert done.returncode == 0, done.stderr[-2000:]
+        series = published(tmp_path / name, "series")
+        assert all(r["instructions"] > 10_000_000 for r in series)
+        medians[name] = sorted(r["instructions"] for r in series)[0]
+        if name == "no pyc":
+            assert not (tmp_path / "__pycache__").exists()  # nothing wrote one
+    assert abs(medians["pyc"] / medians["no pyc"] - 1) < 0.0005, medians

@@ -35,6 +35,10 @@ class EpisodeSide:
         self.schema_is_valid = None  # jsonschema-rs's compiled is_valid over TraceCore's artifact schema
         self.schema: dict | None = None  # TraceCore's artifact schema, as its _load_schema read it before any episode
         self.placed: str | None = None  # the artifact this worker placed for the episode it has not yet reported
+        # each agent file's code, compiled once in the zygote (warmup.keep_compiled): absolute
+        # path -> code object, which every episode's import of that file takes instead of
+        # compiling its source again (or reading its .pyc)
+        self.agent_code: dict[str, object] = {}
 
 
 side = EpisodeSide()
