@@ -439,11 +439,12 @@ def instruction_slice(args: argparse.Namespace, work: Path) -> dict:
     """The everyday slice natively and with ``--instructions``, ``args.instruction_slice``
     rounds interleaved; each counted run split into start-up under Valgrind, episodes, rest."""
     native_runs, counted_runs = [], []
+    counted_flags = [] if args.counted_per_row is None else ["--counted-per-row", str(args.counted_per_row)]
     for r in range(1, args.instruction_slice + 1):
         for counted in (False, True):
             cwd = Path(tempfile.mkdtemp(prefix="islice-", dir=work))
             cmd = [args.python, "-m", "tracecore_perf", *SLICE_ARGS, "--output-dir", str(cwd / "out"), "--json", "--no-progress"]
-            cmd += ["--log-format", "json"] + (["--instructions"] if counted else [])
+            cmd += ["--log-format", "json"] + (["--instructions", *counted_flags] if counted else [])
             began = time.time()
             done = timed(cmd, cwd, sample_pid=False)
             stderr = (cwd / "stderr.txt").read_text(errors="replace")
@@ -479,7 +480,7 @@ def instruction_slice(args: argparse.Namespace, work: Path) -> dict:
     ratio = round(counted / native, 2) if native and counted else None
     return {
         "command_native": "python -m tracecore_perf " + " ".join(SLICE_ARGS),
-        "command_counted": "python -m tracecore_perf " + " ".join(SLICE_ARGS) + " --instructions",
+        "command_counted": "python -m tracecore_perf " + " ".join([*SLICE_ARGS, "--instructions", *counted_flags]),
         "native_runs": native_runs,
         "counted_runs": counted_runs,
         "native_whole_s_median": native,
@@ -501,7 +502,10 @@ def instruction_markdown(report: dict) -> str:
         f"# Instruction mode against native: the everyday slice ({report['stamp']})",
         "",
         f"Host: {host.get('cpu_model')}, {host.get('cpu_count')} cores; commit {report['git_commit']}; "
-        f"{len(data['native_runs'])} rounds interleaved.",
+        f"{len(data['native_runs'])} rounds interleaved; load average {host.get('load_avg_start')} at the start, "
+        f"{host.get('load_avg_end')} at the end.",
+        "",
+        f"Commands: `{data['command_native']}` against `{data['command_counted']}`.",
         "",
         "| | native | `--instructions` |",
         "|---|---|---|",
@@ -894,6 +898,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=0,
         metavar="ROUNDS",
         help="measure only the slice natively against --instructions, this many rounds interleaved, and the ratio",
+    )
+    parser.add_argument(
+        "--counted-per-row",
+        type=int,
+        metavar="K",
+        help="with --instruction-slice: the counted runs' --counted-per-row (default: the run's own default)",
     )
     parser.add_argument(
         "--cost",

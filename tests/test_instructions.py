@@ -19,7 +19,7 @@ from runs import row
 
 from tracecore_perf.cli import main
 from tracecore_perf.published import locate
-from tracecore_perf.verdicts.compare import Settings, SetupMismatch, compare_rows, compare_runs
+from tracecore_perf.verdicts.compare import Settings, SetupMismatch, compare_rows, compare_runs, uncounted_rows
 
 from conftest import REPO, harness, harness_env, leftover_processes, published, scenario_file
 
@@ -91,6 +91,33 @@ def test_other_seeds_are_compared_unpaired_with_a_wider_interval():
     assert result.paired is False
     (paired,) = compare_rows(counted_rows(BASE), counted_rows([round(c * 1.01) for c in BASE]), Settings(metric="instructions"))
     assert result.ratio.high - result.ratio.low > paired.ratio.high - paired.ratio.low
+
+
+def _counted_per_row(counts: list[int], native_only: int) -> list:
+    """A row of an instruction run with --counted-per-row len(counts): those episodes counted,
+    then ``native_only`` more run only natively (no count, by design)."""
+    rows = counted_rows(counts)
+    start = len(rows)
+    return rows + [row(start + i, seed=start + i, native_only=True) for i in range(native_only)]
+
+
+def test_two_counted_episodes_per_row_are_judged_paired_and_the_native_only_ones_are_not_uncounted():
+    base = _counted_per_row(BASE[:2], native_only=4)
+    (same,) = compare_rows(base, _counted_per_row([round(c * 1.00002) for c in BASE[:2]], 4), Settings(metric="instructions"))
+    assert same.verdict == "no change" and same.paired and (same.baseline_n, same.current_n) == (2, 2)
+    heavier = _counted_per_row([round(c * 1.02) for c in BASE[:2]], native_only=4)
+    (result,) = compare_rows(base, heavier, Settings(metric="instructions"))
+    assert result.verdict == "slower" and result.regression and result.ratio.value == pytest.approx(1.02, abs=1e-4)
+    # against a baseline that counted every episode: the two seeds both counted are paired
+    (result,) = compare_rows(counted_rows(BASE), heavier, Settings(metric="instructions"))
+    assert result.paired and result.current_n == 2 and result.regression
+    # one counted episode is no figure to judge: not comparable, never a verdict
+    (result,) = compare_rows(_counted_per_row(BASE[:1], 5), _counted_per_row(BASE[:1], 5), Settings(metric="instructions"))
+    assert result.verdict == "not comparable"
+    assert uncounted_rows(base, "baseline") == []
+    lost = [*base, row(len(base), seed=99)]  # a success with no count, not meant to go uncounted
+    (named,) = uncounted_rows(lost, "baseline")
+    assert "1 of 7 episodes" in named
 
 
 def test_compare_defaults_to_instructions_between_counted_runs(tmp_path, capsys):
