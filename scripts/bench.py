@@ -40,6 +40,17 @@ Usage::
     python scripts/bench.py --episodes 300 --modes forkserver,inprocess,forkfloor --slice-repeats 0
     python scripts/bench.py --tracecore-scaffold ../tracecore/scripts/perf_harness.py
 
+With ``--instruction-slice R`` it measures only what instruction mode costs: the everyday
+slice natively and with ``--instructions`` (each scenario row's first ``--counted-per-row``
+episodes counted, the default), R rounds interleaved (native, counted, native, counted ...),
+each timed from process start to exit; the counted run's wall time split into its start-up
+under Valgrind (process start to ``run.start``: the zygote under Valgrind started and warmed,
+its native twin beside it, validation), its episodes (the summary's ``elapsed_s``: workers
+started, counted episodes and the native ones) and the rest (metrics, publishing); the ratio of
+the medians is judged against ``TARGET_INSTRUCTIONS_VS_NATIVE``::
+
+    python scripts/bench.py --instruction-slice 3
+
 Figures from a shared or busy host are indicative only; the load average is recorded
 before each measurement.
 """
@@ -75,6 +86,7 @@ TARGET_SPAWN_VS_BATCH = 1.3
 TARGET_HARNESS_CPU_MS = 4.0  # harness + workers, per episode
 TARGET_SLICE_S = 1.5
 TARGET_TREE_VS_FORK_FLOOR = 0.85  # fork floor CPU per episode / forkserver tree CPU per episode
+TARGET_INSTRUCTIONS_VS_NATIVE = 10.0  # the slice's wall with --instructions / natively (--instruction-slice)
 
 
 # --- the children: stdlib + agent_bench only, so they start as cold as run_batch's -------
@@ -407,6 +419,108 @@ def run_slice(args: argparse.Namespace, work: Path) -> dict:
         }
         result["vs_scaffold"] = round(result["whole_s_median"] / result["scaffold"]["whole_s_median"], 3)
     return result
+
+
+def _log_time(stderr: str, event: str) -> float | None:
+    """The epoch time of the first ``event`` in a run's JSON-lines log on stderr (``--log-format json``)."""
+    for line in stderr.splitlines():
+        if f'"{event}"' not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("event") == event and entry.get("timestamp"):
+            return datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00")).timestamp()
+    return None
+
+
+def instruction_slice(args: argparse.Namespace, work: Path) -> dict:
+    """The everyday slice natively and with ``--instructions``, ``args.instruction_slice``
+    rounds interleaved; each counted run split into start-up under Valgrind, episodes, rest."""
+    native_runs, counted_runs = [], []
+    counted_flags = [] if args.counted_per_row is None else ["--counted-per-row", str(args.counted_per_row)]
+    for r in range(1, args.instruction_slice + 1):
+        for counted in (False, True):
+            cwd = Path(tempfile.mkdtemp(prefix="islice-", dir=work))
+            cmd = [args.python, "-m", "tracecore_perf", *SLICE_ARGS, "--output-dir", str(cwd / "out"), "--json", "--no-progress"]
+            cmd += ["--log-format", "json"] + (["--instructions", *counted_flags] if counted else [])
+            began = time.time()
+            done = timed(cmd, cwd, sample_pid=False)
+            stderr = (cwd / "stderr.txt").read_text(errors="replace")
+            figures = _harness_figures(done["stdout"])
+            record = {
+                "whole_s": done["whole_s"],
+                "returncode": done["returncode"],
+                "passed": figures.get("passed"),
+                "episodes_s": figures.get("in_run_elapsed_s"),
+                "load_avg_before": done["load_avg_before"],
+            }
+            started = _log_time(stderr, "run.start")
+            if started is not None and record["episodes_s"] is not None:
+                record["startup_s"] = round(started - began, 3)
+                record["rest_s"] = round(done["whole_s"] - record["startup_s"] - record["episodes_s"], 3)
+            if counted:
+                try:
+                    series = json.loads(next((cwd / "out").glob("perf-series-*.json")).read_text())
+                    record["counted_episodes"] = sum(row.get("instructions") is not None for row in series)
+                except (StopIteration, ValueError, OSError):
+                    record["counted_episodes"] = None
+            (counted_runs if counted else native_runs).append(record)
+            what = "counted" if counted else "native"
+            print(f"[bench] instruction slice round {r}/{args.instruction_slice} {what}: {record}", file=sys.stderr, flush=True)
+            if not args.keep_work:
+                shutil.rmtree(cwd, ignore_errors=True)
+
+    def median(runs: list[dict], key: str) -> float | None:
+        values = [run[key] for run in runs if run.get(key) is not None]
+        return round(statistics.median(values), 3) if values else None
+
+    native, counted = median(native_runs, "whole_s"), median(counted_runs, "whole_s")
+    ratio = round(counted / native, 2) if native and counted else None
+    return {
+        "command_native": "python -m tracecore_perf " + " ".join(SLICE_ARGS),
+        "command_counted": "python -m tracecore_perf " + " ".join([*SLICE_ARGS, "--instructions", *counted_flags]),
+        "native_runs": native_runs,
+        "counted_runs": counted_runs,
+        "native_whole_s_median": native,
+        "counted_whole_s_median": counted,
+        "counted_startup_s_median": median(counted_runs, "startup_s"),
+        "counted_episodes_s_median": median(counted_runs, "episodes_s"),
+        "counted_rest_s_median": median(counted_runs, "rest_s"),
+        "native_startup_s_median": median(native_runs, "startup_s"),
+        "native_episodes_s_median": median(native_runs, "episodes_s"),
+        "ratio": ratio,
+        "target": TARGET_INSTRUCTIONS_VS_NATIVE,
+        "met": ratio is not None and ratio <= TARGET_INSTRUCTIONS_VS_NATIVE,
+    }
+
+
+def instruction_markdown(report: dict) -> str:
+    data, host = report["instruction_slice"], report["host"]
+    lines = [
+        f"# Instruction mode against native: the everyday slice ({report['stamp']})",
+        "",
+        f"Host: {host.get('cpu_model')}, {host.get('cpu_count')} cores; commit {report['git_commit']}; "
+        f"{len(data['native_runs'])} rounds interleaved; load average {host.get('load_avg_start')} at the start, "
+        f"{host.get('load_avg_end')} at the end.",
+        "",
+        f"Commands: `{data['command_native']}` against `{data['command_counted']}`.",
+        "",
+        "| | native | `--instructions` |",
+        "|---|---|---|",
+        f"| whole command, median | {_fmt(data['native_whole_s_median'])} s | {_fmt(data['counted_whole_s_median'])} s |",
+        f"| start-up (to `run.start`) | {_fmt(data['native_startup_s_median'])} s | "
+        f"{_fmt(data['counted_startup_s_median'])} s (zygote under Valgrind started and warmed) |",
+        f"| episodes (`elapsed_s`) | {_fmt(data['native_episodes_s_median'])} s | {_fmt(data['counted_episodes_s_median'])} s "
+        f"({data['counted_runs'][0].get('counted_episodes')} counted) |",
+        f"| rest (metrics, publishing) | | {_fmt(data['counted_rest_s_median'])} s |",
+        "",
+        f"Ratio of the medians: **x{_fmt(data['ratio'])}** (target at most x{data['target']:g}: "
+        f"{'met' if data['met'] else 'NOT met'}).",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _medians(runs: list[dict]) -> dict:
@@ -779,6 +893,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="run the selected modes this many times, interleaved (A B C A B C ...), and report each mode's medians (default 3)",
     )
     parser.add_argument(
+        "--instruction-slice",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="measure only the slice natively against --instructions, this many rounds interleaved, and the ratio",
+    )
+    parser.add_argument(
+        "--counted-per-row",
+        type=int,
+        metavar="K",
+        help="with --instruction-slice: the counted runs' --counted-per-row (default: the run's own default)",
+    )
+    parser.add_argument(
         "--cost",
         action="store_true",
         help="also count, under Valgrind, the instructions per episode of TraceCore alone, the episode process, "
@@ -791,6 +918,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--tracecore-scaffold: no such file: {args.tracecore_scaffold}")
     if args.tracecore_scaffold:
         args.tracecore_scaffold = args.tracecore_scaffold.resolve()
+    if args.instruction_slice < 0:
+        parser.error("--instruction-slice must be at least 0")
     if unknown or args.episodes < 1 or args.workers < 1 or args.rounds < 1:
         parser.error(f"bad --modes {sorted(unknown)}" if unknown else "--episodes, --workers and --rounds must be at least 1")
     return args
@@ -801,6 +930,8 @@ def main(argv: list[str]) -> int:
         child_main(argv[1:])
         return 0
     args = parse_args(argv)
+    if args.instruction_slice:
+        return main_instruction_slice(args)
     sys.path.insert(0, str(REPO))
     from tracecore_perf.run.scenario import DEFAULT_SCENARIO
 
@@ -874,6 +1005,30 @@ def main(argv: list[str]) -> int:
         print(f"[bench] modes with failed episodes or a non-zero exit: {failed_modes}", file=sys.stderr)
         return 1
     return 0
+
+
+def main_instruction_slice(args: argparse.Namespace) -> int:
+    """``--instruction-slice R``: the slice natively against ``--instructions``, and nothing else."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    host = host_info(args.python)
+    work = Path(tempfile.mkdtemp(prefix="tracecore-bench-"))
+    try:
+        data = instruction_slice(args, work)
+    finally:
+        if not args.keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+    host["load_avg_end"] = load_avg()
+    report = {"stamp": stamp, "git_commit": git_commit(), "host": host, "instruction_slice": data}
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = args.out_dir / f"bench-instructions-{stamp}.json"
+    md_path = args.out_dir / f"bench-instructions-{stamp}.md"
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    text = instruction_markdown(report)
+    md_path.write_text(text)
+    print(text)
+    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    runs = data["native_runs"] + data["counted_runs"]
+    return 0 if all(run["returncode"] == 0 for run in runs) else 1
 
 
 if __name__ == "__main__":

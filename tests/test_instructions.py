@@ -19,7 +19,7 @@ from runs import row
 
 from tracecore_perf.cli import main
 from tracecore_perf.published import locate
-from tracecore_perf.verdicts.compare import Settings, SetupMismatch, compare_rows, compare_runs
+from tracecore_perf.verdicts.compare import Settings, SetupMismatch, compare_rows, compare_runs, uncounted_rows
 
 from conftest import REPO, harness, harness_env, leftover_processes, published, scenario_file
 
@@ -91,6 +91,33 @@ def test_other_seeds_are_compared_unpaired_with_a_wider_interval():
     assert result.paired is False
     (paired,) = compare_rows(counted_rows(BASE), counted_rows([round(c * 1.01) for c in BASE]), Settings(metric="instructions"))
     assert result.ratio.high - result.ratio.low > paired.ratio.high - paired.ratio.low
+
+
+def _counted_per_row(counts: list[int], native_only: int) -> list:
+    """A row of an instruction run with --counted-per-row len(counts): those episodes counted,
+    then ``native_only`` more run only natively (no count, by design)."""
+    rows = counted_rows(counts)
+    start = len(rows)
+    return rows + [row(start + i, seed=start + i, native_only=True) for i in range(native_only)]
+
+
+def test_two_counted_episodes_per_row_are_judged_paired_and_the_native_only_ones_are_not_uncounted():
+    base = _counted_per_row(BASE[:2], native_only=4)
+    (same,) = compare_rows(base, _counted_per_row([round(c * 1.00002) for c in BASE[:2]], 4), Settings(metric="instructions"))
+    assert same.verdict == "no change" and same.paired and (same.baseline_n, same.current_n) == (2, 2)
+    heavier = _counted_per_row([round(c * 1.02) for c in BASE[:2]], native_only=4)
+    (result,) = compare_rows(base, heavier, Settings(metric="instructions"))
+    assert result.verdict == "slower" and result.regression and result.ratio.value == pytest.approx(1.02, abs=1e-4)
+    # against a baseline that counted every episode: the two seeds both counted are paired
+    (result,) = compare_rows(counted_rows(BASE), heavier, Settings(metric="instructions"))
+    assert result.paired and result.current_n == 2 and result.regression
+    # one counted episode is no figure to judge: not comparable, never a verdict
+    (result,) = compare_rows(_counted_per_row(BASE[:1], 5), _counted_per_row(BASE[:1], 5), Settings(metric="instructions"))
+    assert result.verdict == "not comparable"
+    assert uncounted_rows(base, "baseline") == []
+    lost = [*base, row(len(base), seed=99)]  # a success with no count, not meant to go uncounted
+    (named,) = uncounted_rows(lost, "baseline")
+    assert "1 of 7 episodes" in named
 
 
 def test_compare_defaults_to_instructions_between_counted_runs(tmp_path, capsys):
@@ -262,6 +289,8 @@ def test_a_counted_run_records_each_episode_and_resumes_counting(tmp_path):
         "--workers",
         "2",
         "--instructions",
+        "--counted-per-row",
+        "0",  # every episode counted, as before the setting
         "--scenario",
         str(scenario),
         "--output-dir",
@@ -357,7 +386,8 @@ def test_an_agent_that_fails_only_natively_is_seen_blinding_the_kernel_check(tmp
     shutil.copy(REPO / "tests" / "agents" / "native_failing_agent.py", tmp_path)
     row = {"agent": "native_failing_agent.py", "task_ref": "filesystem_hidden_config@1"}
     scenario = scenario_file(tmp_path / "rows.json", [row])
-    argv = ["--episodes", "5", "--workers", "2", "--instructions", "--scenario", str(scenario), "--output-dir", "out"]
+    argv = ["--episodes", "5", "--workers", "2", "--instructions", "--counted-per-row", "0", "--scenario", str(scenario)]
+    argv += ["--output-dir", "out"]  # every episode counted: one run only natively would fail here
     done = harness(*argv, "--no-progress", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     series = published(tmp_path / "out", "series")
@@ -381,3 +411,116 @@ def test_an_interpreter_valgrind_does_not_run_is_refused_before_anything_is_writ
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "does not run under valgrind" in done.stderr and not (tmp_path / "out").exists()
     assert leftover_processes(tmp_path) == []
+
+
+@pytest.mark.slow  # an instruction run under valgrind
+def test_only_the_first_episodes_of_each_row_are_counted_and_compare_judges_them(tmp_path):
+    """--counted-per-row 2 (the default): of each scenario row's five episodes the first two
+    are counted under Valgrind (each with its native twin), the others run only natively, as
+    the run's own episodes (their artifacts in the run), their rows marked native_only with
+    native figures. compare on counts judges the two counted per row, paired by seed, and does
+    not call the native-only rows uncounted; the kernel check has all five."""
+    rows = [
+        {"agent": TOY, "task_ref": "filesystem_hidden_config@1", "seed": 3},
+        {"agent": "agents/rate_limit_agent.py", "task_ref": "rate_limited_api@1"},
+    ]
+    scenario = scenario_file(tmp_path / "rows.json", rows)
+    argv = ["--episodes", "10", "--workers", "2", "--instructions", "--scenario", str(scenario), "--output-dir", "out"]
+    done = harness(*argv, "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert published(tmp_path / "out", "manifest")["settings"]["counted_per_row"] == 2
+    series = sorted(published(tmp_path / "out", "series"), key=lambda r: r["episode_index"])
+    counted, native = series[:4], series[4:]
+    assert all(not r["native_only"] and r["instructions"] > 10_000_000 and r["native_minor_faults"] > 100 for r in counted)
+    assert all(r["native_only"] and r["instructions"] is None and r["success"] and r["run_id"] for r in native)
+    assert all(r["native_cpu_sys_s"] == r["cpu_sys_s"] and r["native_minor_faults"] == r["minor_faults"] for r in native)
+    # natively, an episode takes a fraction of its counted time under Valgrind
+    assert max(r["cpu_user_s"] for r in native) < min(r["cpu_user_s"] for r in counted)
+    summary = published(tmp_path / "out", "summary")
+    assert sorted((f["count"], f["native_count"]) for f in summary["instructions"]) == [(2, 5), (2, 5)]
+    done = harness("compare", "out", "out", "--format", "json", "--fail-on", "regression", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    comparison = json.loads(done.stdout)
+    assert comparison["metric"] == "instructions" and comparison["verdict"] == "no change"
+    assert all(r["paired"] and r["baseline_n"] == 2 and len(r["kernel"]) == 2 for r in comparison["rows"])
+
+
+OWN_AGENT = """\"\"\"An agent of the user's own: TraceCore's toy agent and a few helpers, in a file no .pyc
+stands beside on a host that writes none.\"\"\"
+
+from agent_bench.agents.toy_agent import ToyAgent
+
+
+def _shape(value):
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [_shape(item) for item in value]
+    return value
+
+
+class Agent(ToyAgent):
+    def observe(self, observation):
+        return super().observe(_shape(observation))
+"""
+
+
+@pytest.mark.slow  # two instruction runs under valgrind
+def test_an_own_agent_files_count_does_not_include_compiling_it(tmp_path):
+    """An agent file of the user's own with no .pyc beside it, on a host that writes none
+    (PYTHONDONTWRITEBYTECODE): the zygote compiles it once and every episode takes that code,
+    so an episode counts what it would with a .pyc there (without it, compiling the file cost
+    each episode ~0.9% more). The same rows, without and with the .pyc: equal within the
+    noise floor of counts."""
+    import py_compile
+
+    agent = tmp_path / "my_agent.py"
+    agent.write_text(OWN_AGENT)
+    scenario = scenario_file(tmp_path / "rows.json", [{"agent": "my_agent.py", "task_ref": "filesystem_hidden_config@1"}])
+    medians = {}
+    for name in ("no pyc", "pyc"):
+        if name == "pyc":
+            py_compile.compile(str(agent), doraise=True)
+        argv = ["--episodes", "2", "--workers", "1", "--instructions", "--scenario", str(scenario), "--output-dir", name]
+        done = harness(*argv, "--no-progress", cwd=tmp_path, env={"PYTHONDONTWRITEBYTECODE": "1"})
+        assert done.returncode == 0, done.stderr[-2000:]
+        series = published(tmp_path / name, "series")
+        assert all(r["instructions"] > 10_000_000 for r in series)
+        medians[name] = sorted(r["instructions"] for r in series)[0]
+        if name == "no pyc":
+            assert not (tmp_path / "__pycache__").exists()  # nothing wrote one
+    assert abs(medians["pyc"] / medians["no pyc"] - 1) < 0.0005, medians
+
+
+def test_the_client_request_that_starts_counting_is_nothing_natively():
+    """The zygote switches callgrind's instrumentation on with valgrind.h's client request, run
+    from a page of its own; natively (here) the same code is a function that returns 0."""
+    from tracecore_perf.run.episode.zygote import start_instrumentation
+
+    assert start_instrumentation() is (__import__("os").uname().machine == "x86_64")
+
+
+@pytest.mark.slow  # two instruction runs under valgrind, in process
+def test_counts_are_the_same_whether_the_zygote_started_instrumented_or_not(tmp_path, monkeypatch):
+    """The zygote starts under callgrind with instrumentation off (--instr-atstart=no) and
+    switches it on before its first worker: its start-up and warm-up run ~5 times faster, and
+    each episode counts what it counted when the whole zygote ran instrumented (within the
+    +-0.02% that separates two runs of the same code)."""
+    from tracecore_perf.run import harness, spawn
+    from tracecore_perf.run.scenario import DEFAULT_SCENARIO
+    from tracecore_perf.settings import RunSettings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TMPDIR", str(harness_env(tmp_path)["TMPDIR"]))
+    prefix = spawn.callgrind_prefix
+    counts = {}
+    for name, flags in (("deferred", prefix), ("from the start", lambda d: [f for f in prefix(d) if f != "--instr-atstart=no"])):
+        monkeypatch.setattr(spawn, "callgrind_prefix", flags)
+        settings = RunSettings(episodes=4, workers=2, python=sys.executable, instructions=True, keep_runs="none")
+        options = harness.RunOptions(settings=settings, output_dir=str(tmp_path / name), scenario=list(DEFAULT_SCENARIO[:2]))
+        assert harness.start(options, show_progress=False).exit_code == 0
+        counts[name] = {r["seed"]: r["instructions"] for r in published(tmp_path / name, "series")}
+    assert "--instr-atstart=no" in prefix("x") or __import__("os").uname().machine != "x86_64"
+    assert counts["deferred"].keys() == counts["from the start"].keys() and len(counts["deferred"]) == 4
+    for seed, count in counts["deferred"].items():
+        assert abs(count / counts["from the start"][seed] - 1) < 0.0005, (seed, counts)

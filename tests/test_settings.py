@@ -87,6 +87,7 @@ def flat_settings(data: dict) -> RunSettings:
         memory_limit=data.get("memory_limit"),
         sandbox=data.get("sandbox", False),
         instructions=data.get("instructions", False),
+        counted_per_row=0,  # an instruction run counted every episode then
     )
 
 
@@ -96,19 +97,35 @@ def as_format_2(manifest: Manifest) -> bytes:
 
 
 def test_the_manifest_nests_every_setting_and_round_trips():
-    assert FORMAT_VERSION == 2
+    assert FORMAT_VERSION == 3
     old = decode_manifest(committed("baseline-slice-instructions"))
     written = as_format_2(old)
     data = json.loads(written)
-    assert data["format_version"] == 2
+    assert data["format_version"] == 3
     assert list(data["settings"]) == list(NAMES)  # every setting, under its own name
     assert not set(MOVED) & set(data), "a setting left flat at the top level"
     assert {name: data[name] for name in GUIDE_COPY} == {name: data["settings"][name] for name in GUIDE_COPY}
     assert data["interpreter"]["executable"] == data["settings"]["python"]  # the interpreter stays, versions and all
     again = decode_manifest(written)
     assert again == msgspec.structs.replace(old, format_version=FORMAT_VERSION)
-    assert again.settings == old.settings and again.format_version == 2
+    assert again.settings == old.settings and again.format_version == 3
     assert recorded(again) == again.settings
+
+
+def test_a_format_2_manifest_counted_every_episode():
+    """Format 3 added settings.counted_per_row: a format 2 run (settings nested, the key absent)
+    counted every episode under --instructions, and reads as counted_per_row 0 (every one),
+    whatever today's default; a format 3 run reads as it recorded."""
+    data = json.loads(as_format_2(decode_manifest(committed("baseline-slice-instructions"))))
+    assert data["settings"]["counted_per_row"] == 0
+    del data["settings"]["counted_per_row"]
+    as_3 = decode_manifest(json.dumps({**data, "format_version": 3}).encode())
+    assert as_3.settings.counted_per_row == RunSettings().counted_per_row
+    data["format_version"] = 2
+    manifest = decode_manifest(json.dumps(data).encode())
+    assert manifest.settings.counted_per_row == 0 and recorded(manifest).counted_per_row == 0
+    data["format_version"], data["settings"]["counted_per_row"] = 3, 3
+    assert decode_manifest(json.dumps(data).encode()).settings.counted_per_row == 3
 
 
 def test_the_guide_copy_is_written_from_the_settings_alone():

@@ -81,3 +81,37 @@ def test_a_run_warms_the_shipped_agents_and_not_a_users_own(tmp_path):
     (note,) = manifest["warmup_notes"]
     assert note.startswith("1 scenario rows of your own agent files not warmed")
     assert json.loads(done.stdout)["summary"]["episodes"] == 4
+
+
+# --- agent files compiled once (warmup.keep_compiled) ----------------------------------------
+
+KEPT = """
+import os, sys
+from agent_bench.agent.loader import _load_module
+from tracecore_perf.run.episode import warmup
+
+path = sys.argv[1]
+warmup.keep_compiled([path, path + ".missing"])  # a file it cannot read is left to the loader
+with open(path, "w") as fh:  # what the loader would compile now: not what it runs
+    fh.write("X = 2\\n")
+first, second = _load_module(path), _load_module(path)
+print(first.X, second.X, first is not second, os.path.isdir(os.path.join(os.path.dirname(path), "__pycache__")))
+"""
+
+
+@pytest.mark.slow  # a process of its own
+def test_an_agent_file_is_compiled_once_and_every_load_takes_that_code(tmp_path):
+    """In a process of its own (it changes how SourceFileLoader gets code, as the zygote does):
+    an own agent file with no .pyc, on a host that writes none, is compiled once; TraceCore's
+    loader then takes that code for every load (a new module each time, as each episode
+    does), neither compiling its source again nor writing bytecode."""
+    import os
+    import subprocess
+    import sys
+
+    agent = tmp_path / "my_agent.py"
+    agent.write_text("X = 1\n")
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([sys.executable, "-c", KEPT, str(agent)], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1", "True", "False"]

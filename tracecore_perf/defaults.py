@@ -32,6 +32,11 @@ WARMUP = 1  # episodes of each scenario (agent, task) the zygote runs and discar
 # workers leaves a 24 GiB host its memory. Episodes are also the kernel OOM killer's first pick
 MEMORY_LIMIT_BYTES = 4 * 1024**3
 MIN_MEMORY_LIMIT_BYTES = 64 * 1024**2  # an interpreter running TraceCore cannot start in less
+# --instructions: episodes of each scenario row counted under Valgrind (its first ones; the rest
+# run natively). Counts repeat to +-0.02%, so two per row give the figure, paired by seed with a
+# baseline's, and leave compare a spread to see (one would not); 0 counts every episode, as runs
+# did before the setting (docs/verdicts.md, "Counted episodes")
+COUNTED_PER_ROW = 2
 
 # the oldest TraceCore release episodes run under (--python, ab, matrix cells): the first with
 # the runner, the toy agent and the everyday scenario's tasks (tests/test_releases.py)

@@ -18,12 +18,14 @@ import msgspec
 
 from tracecore_perf.settings import RunSettings
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """The version of the published JSON (manifest and summary carry it as ``format_version``).
 Raise it when a published field changes meaning or goes away; readers refuse a run of a newer
 format, and read a run without the field (published before it existed) as version 0.
 2: the manifest nests the run's settings (``Manifest.settings``); 0 and 1 kept each at its top
-level, and are read by upgrading them as they are decoded (``published.decode_manifest``)."""
+level, and are read by upgrading them as they are decoded (``published.decode_manifest``).
+3: ``settings.counted_per_row`` (--instructions counts only each scenario row's first episodes);
+a manifest of an older format counted every episode, and reads as ``counted_per_row`` 0."""
 RunStatus = Literal["running", "complete", "interrupted", "resumed", "failed", "tainted"]
 
 
@@ -136,6 +138,10 @@ class EpisodeRow(msgspec.Struct, kw_only=True):
     profile_sha256: str | None = None
     python_profile: str | None = None
     python_profile_sha256: str | None = None
+    # instruction mode: the episode was not meant to be counted (past its scenario row's
+    # --counted-per-row): it ran only natively, in a worker of the native zygote; its time
+    # figures are native, repeated in native_*, and ``instructions`` is None by design
+    native_only: bool = False
 
     @property
     def artifact_digest(self) -> bytes | None:
@@ -358,8 +364,9 @@ class InstructionFigures(msgspec.Struct, kw_only=True):
     median: float
     min: int
     max: int
-    # the same episodes run natively (their twins): what the kernel did for them, which the
-    # count does not see; None in runs made before twins were run, or where every twin failed
+    # the group's episodes run natively (the counted ones' twins, and those run only natively,
+    # past --counted-per-row): what the kernel did for them, which the count does not see; None
+    # in runs made before twins were run, or where every twin failed
     native_count: int = 0
     native_sys_ms_median: float | None = None
     native_minor_faults_median: float | None = None

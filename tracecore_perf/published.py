@@ -49,6 +49,7 @@ def format_version(path: Path) -> int:
 # --- the manifest, of any format this installation reads ------------------------------------
 
 NESTED_SETTINGS = 2  # the first format whose manifest nests the settings
+COUNTED_PER_ROW = 3  # the first format with settings.counted_per_row: before it, every episode was counted
 
 
 class _RecordedSettings(msgspec.Struct):
@@ -96,6 +97,7 @@ class _FlatSettings(msgspec.Struct, kw_only=True):
             memory_limit=self.memory_limit,
             sandbox=self.sandbox,
             instructions=self.instructions,
+            counted_per_row=0,
         )
 
 
@@ -112,6 +114,8 @@ def decode_manifest(data: bytes) -> Manifest:
         raise msgspec.ValidationError(f"format version {version}, newer than this tracecore-perf reads (up to {FORMAT_VERSION})")
     if version >= NESTED_SETTINGS:
         settings = RunSettings(**msgspec.structs.asdict(msgspec.convert(raw, _RecordedSettings).settings))
+        if version < COUNTED_PER_ROW:  # an instruction run then counted every episode
+            settings = msgspec.structs.replace(settings, counted_per_row=0)
     else:
         settings = msgspec.convert(raw, _FlatSettings).settings()
     # a Struct given to convert is taken as it is: the settings stay as recorded

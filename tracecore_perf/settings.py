@@ -77,6 +77,14 @@ class RunSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
             "valgrind)"
         ),
     ] = False
+    counted_per_row: Annotated[
+        int,
+        _help(
+            "--instructions: the first episodes of each scenario row counted under Valgrind; the row's other episodes "
+            "run natively, for time and the kernel's figures, marked native_only (0: count every episode)",
+            ge=0,
+        ),
+    ] = defaults.COUNTED_PER_ROW
 
 
 NAMES: tuple[str, ...] = RunSettings.__struct_fields__

@@ -14,8 +14,10 @@ import resource
 import signal
 import tempfile
 import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import msgspec
@@ -125,19 +127,23 @@ async def validate(
     settings: RunSettings,
     agents_from: str | None = None,
     hide: tuple[str | os.PathLike, ...] = (),
+    native: ZygoteProcess | None = None,
 ) -> Validated:
     """Resolve every agent (from ``agents_from``, default the working directory, then
     TraceCore's own) and task ref with the interpreter that will run the episodes
     (``settings.python``), check that its TraceCore has what the settings use, and (with
     ``sandbox``) that episodes can be sandboxed here; then load each agent file, confined
     as its episodes will be (``agent_check``; ``hide``: what a sandboxed check must not
-    see, the output folder). Raises UsageError naming the first problem; writes nothing."""
+    see, the output folder). ``native``: in instruction mode, a zygote of the same interpreter
+    run natively, which answers the probe (~50 times faster than under Valgrind); the zygote
+    under Valgrind then only shows that its episodes are counted and kept to one process.
+    Raises UsageError naming the first problem; writes nothing."""
     python = settings.python
     cwd = agents_from or os.getcwd()
 
-    async def probe(agents: list[str], task_refs: list[str], **options: bool) -> dict:
+    async def probe(agents: list[str], task_refs: list[str], asked: ZygoteProcess = zygote, **options: bool) -> dict:
         try:
-            answer = await zygote.probe(cwd, agents, task_refs, **options)
+            answer = await asked.probe(cwd, agents, task_refs, **options)
         except WorkerFailed as exc:
             raise UsageError(f"{python} could not check the scenario: {exc}") from None
         if answer.returncode != 0 or answer.result is None:
@@ -146,7 +152,11 @@ async def validate(
         return answer.result
 
     agent_refs, task_refs = sorted({row.agent for row in scenario}), sorted({row.task_ref for row in scenario})
-    result = await probe(agent_refs, task_refs, sandbox=settings.sandbox, single_process=settings.instructions)
+    if native is not None and settings.instructions:
+        result = await probe(agent_refs, task_refs, native, sandbox=settings.sandbox)
+        result["single_process_error"] = (await probe([], [], single_process=True, light=True)).get("single_process_error")
+    else:
+        result = await probe(agent_refs, task_refs, sandbox=settings.sandbox, single_process=settings.instructions)
     for agent, verdict in result["agents"].items():
         if not verdict["ok"]:
             raise UsageError(f"agent not found: {agent}: {verdict['error']}")
@@ -301,11 +311,12 @@ class NewRun:
         self.busy = busy  # watching the host since the zygote started
         self.run_dir: RunDir | None = None  # once it exists with its manifest: resumable from there
 
-    async def open(self, zygote: ZygoteProcess) -> OpenedRun:
+    async def open(self, zygote: ZygoteProcess, native: ZygoteProcess | None = None) -> OpenedRun:
         options, settings = self.options, self.settings
         output_dir = Path(options.output_dir)
-        checked = await validate(zygote, options.scenario, settings, options.agents_from, hide=(output_dir,))
-        host = host_context(self.busy, own_processes=(zygote.process.pid,))
+        checked = await validate(zygote, options.scenario, settings, options.agents_from, hide=(output_dir,), native=native)
+        ours = (zygote.process.pid,) + ((native.process.pid,) if native is not None else ())
+        host = host_context(self.busy, own_processes=ours)
         if not host.quiet and settings.instructions:  # what is judged, the counts and faults, it does not move
             log.info("host.busy", reason=host.quiet_reason, advice="instruction counts and page faults do not move with it")
         elif not host.quiet:
@@ -336,10 +347,10 @@ class ResumedRun:
             ScenarioRow(agent=manifest.agents.get(r.agent, r.agent), task_ref=r.task_ref, seed=r.seed) for r in manifest.scenario
         ]
 
-    async def open(self, zygote: ZygoteProcess) -> OpenedRun:
+    async def open(self, zygote: ZygoteProcess, native: ZygoteProcess | None = None) -> OpenedRun:
         run_dir, manifest = self.run_dir, self.manifest
         assert run_dir is not None
-        checked = await validate(zygote, self.rows, self.settings, hide=(run_dir.path.parent,))
+        checked = await validate(zygote, self.rows, self.settings, hide=(run_dir.path.parent,), native=native)
         found = manifest.interpreter
         found.tracecore_dir = found.tracecore_dir or checked.interpreter.tracecore_dir
         found.site_dirs = found.site_dirs or checked.interpreter.site_dirs
@@ -532,44 +543,56 @@ class Attempt:
     async def _steps(self) -> BatchResult:
         """Start the zygote, open the run (validate; make or take its directory), record the
         attempt, warm up, run the batch."""
-        settings = self.settings
-        rows = self.target.rows
-        keeper = await _start_zygote(settings.python, settings.isolation, rows, self.spawned, settings.instructions)
+        keeper, native = await self._start_zygotes()
         try:
-            self.opened = await self.target.open(await keeper.current())
+            self.opened = await self.target.open(await keeper.current(), await native.current() if native else None)
             await keeper.log_to(self.opened.run_dir.logs / "workers.log")
+            if native is not None:
+                await native.log_to(self.opened.run_dir.logs / "native-workers.log")
+            self._record_attempt()
+            # under Valgrind and natively at once
+            await _together(self._warm_up(keeper), *([self._warm_up_native(native)] if native is not None else []))
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await keeper.close()
-            raise
-        self._record_attempt()
-        native = None
-        try:
-            await self._warm_up(keeper)
-            if settings.instructions:
-                native = await self._native_twins(rows)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await keeper.close()
+                for each in (keeper, native):
+                    if each is not None:
+                        await each.close()
             raise
         return await self._run_batch(keeper, native)
 
-    async def _native_twins(self, rows: list[ScenarioRow]) -> ZygoteKeeper:
-        """Instruction mode: a zygote of the same interpreter, run natively and warmed alike,
-        whose workers run each counted episode again for the kernel's figures (system time,
-        minor page faults) that Valgrind's count cannot give."""
-        assert self.opened is not None and self.scratch_root is not None
-        manifest = self.opened.manifest
-        native = await _start_zygote(self.settings.python, self.settings.isolation, rows)
+    async def _start_zygotes(self) -> tuple[ZygoteKeeper, ZygoteKeeper | None]:
+        """The run's zygote; in instruction mode, under Valgrind, and beside it, started at
+        the same time, its native twin (``_warm_up_native``), which also answers validation's
+        probe (``validate``)."""
+        settings, rows = self.settings, self.target.rows
+        if not settings.instructions:
+            return await _start_zygote(settings.python, settings.isolation, rows, self.spawned), None
+        started: dict[bool, ZygoteKeeper] = {}
+
+        async def start(instructions: bool) -> None:
+            spawned = self.spawned if instructions else None
+            started[instructions] = await _start_zygote(settings.python, settings.isolation, rows, spawned, instructions)
+
         try:
-            await native.log_to(self.opened.run_dir.logs / "native-workers.log")
-            if manifest.settings.warmup:
-                await native.warm_up(_warmup_rows(manifest), manifest.settings.warmup, self.scratch_root)
+            await _together(start(True), start(False))
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await native.close()
+                for keeper in started.values():
+                    await keeper.close()
             raise
-        return native
+        return started[True], started[False]
+
+    async def _warm_up_native(self, native: ZygoteKeeper) -> None:
+        """Instruction mode: the native zygote warmed as the one under Valgrind is; its workers
+        run each counted episode again for the kernel's figures (system time, minor page
+        faults) that Valgrind's count cannot give, and the episodes not counted
+        (``counted_per_row``)."""
+        assert self.opened is not None and self.scratch_root is not None
+        manifest = self.opened.manifest
+        warmup = manifest.settings.warmup
+        await native.warm_up(
+            _warmup_rows(manifest) if warmup else [], warmup, self.scratch_root, agent_files=_agent_files(manifest)
+        )
 
     def _record_attempt(self) -> None:
         assert self.opened is not None
@@ -585,9 +608,12 @@ class Attempt:
     async def _warm_up(self, keeper: ZygoteKeeper) -> None:
         assert self.opened is not None and self.scratch_root is not None
         manifest = self.opened.manifest
-        if not manifest.settings.warmup:
+        warmup = manifest.settings.warmup
+        await keeper.warm_up(
+            _warmup_rows(manifest) if warmup else [], warmup, self.scratch_root, agent_files=_agent_files(manifest)
+        )
+        if not warmup:
             return
-        await keeper.warm_up(_warmup_rows(manifest), manifest.settings.warmup, self.scratch_root)
         cold = _cold_rows(manifest)
         manifest.warmup_notes = keeper.warmup_notes + (
             [f"{cold} scenario rows of your own agent files not warmed (warm-up runs only TraceCore's shipped agents)"]
@@ -629,6 +655,7 @@ class Attempt:
                 guard=self.guard,
                 seal=self.opened.seal,
                 native=native,
+                scenario_rows=len(manifest.scenario),
             )
             # TraceCore's metrics over the run's artifacts, where its TraceCore has the pipeline
             # (from 1.0.0; before it, perf-metrics is empty and the check says why)
@@ -786,6 +813,30 @@ def _warmup_rows(manifest: Manifest) -> list[dict]:
             seen.add((path, row.task_ref))
             rows.append({"agent": path, "agent_label": label, "task_ref": row.task_ref, "seed": row.seed})
     return rows
+
+
+async def _together(*calls: Coroutine[Any, Any, None]) -> None:
+    """Await ``calls`` at once; the first one's error (in their order) is raised as it is,
+    not in an exception group, once all have ended (a UsageError stays a one-line refusal)."""
+    errors: list[tuple[int, Exception]] = []
+
+    async def one(number: int, call: Coroutine[Any, Any, None]) -> None:
+        try:
+            await call
+        except Exception as exc:  # noqa: BLE001 - raised below, the first in order
+            errors.append((number, exc))
+
+    async with anyio.create_task_group() as group:
+        for number, call in enumerate(calls):
+            group.start_soon(one, number, call)
+    if errors:
+        raise min(errors, key=lambda each: each[0])[1]
+
+
+def _agent_files(manifest: Manifest) -> list[str]:
+    """Every agent file the episodes load (absolute paths, the user's own too): each zygote
+    compiles them once (``warmup.keep_compiled``), which runs none of their code."""
+    return sorted({manifest.agents.get(row.agent, row.agent) for row in manifest.scenario[: manifest.settings.episodes]})
 
 
 def _cold_rows(manifest: Manifest) -> int:

@@ -373,10 +373,17 @@ class ZygoteProcess:
         return lines[-1] if lines else f"exited with code {self.process.returncode}"
 
     async def probe(
-        self, cwd: str, agents: list[str], task_refs: list[str], sandbox: bool = False, single_process: bool = False
+        self,
+        cwd: str,
+        agents: list[str],
+        task_refs: list[str],
+        sandbox: bool = False,
+        single_process: bool = False,
+        light: bool = False,
     ) -> CallDone:
         """Resolve agents and task refs in a forked child of the zygote (``sandbox``: and
-        whether episodes can be sandboxed here; ``single_process``: kept to one process)."""
+        whether episodes can be sandboxed here; ``single_process``: kept to one process;
+        ``light``: that alone)."""
         command = protocol.Probe(
             cwd=cwd,
             agents=agents,
@@ -384,6 +391,7 @@ class ZygoteProcess:
             deadline_s=CALL_DEADLINE_S,
             sandbox=sandbox,
             single_process=single_process,
+            light=light,
         )
         return await self._request(command, CallDone, deadline=CALL_DEADLINE_S + 10)
 
@@ -392,9 +400,18 @@ class ZygoteProcess:
         command = protocol.Metrics(cwd=str(run_dir), limit=limit, deadline_s=CALL_DEADLINE_S)
         return await self._request(command, CallDone, deadline=CALL_DEADLINE_S + 10)
 
-    async def rehearse(self, rows: list[dict[str, Any]], episodes: int, scratch_root: Path) -> list[str]:
-        """Warm-up: ``episodes`` episodes of each row run in the zygote and discarded."""
-        command = protocol.Rehearse(rows=rows, episodes=episodes, scratch_root=str(scratch_root), deadline_s=WARMUP_EPISODE_S)
+    async def rehearse(
+        self, rows: list[dict[str, Any]], episodes: int, scratch_root: Path, agent_files: list[str] | None = None
+    ) -> list[str]:
+        """Warm-up: the ``agent_files`` compiled once (``warmup.keep_compiled``), then
+        ``episodes`` episodes of each row run in the zygote and discarded."""
+        command = protocol.Rehearse(
+            rows=rows,
+            episodes=episodes,
+            scratch_root=str(scratch_root),
+            deadline_s=WARMUP_EPISODE_S,
+            agent_files=agent_files or [],
+        )
         deadline = WARMUP_EPISODE_S * episodes * max(len(rows), 1) + 10
         return (await self._request(command, protocol.Rehearsed, deadline=deadline)).failures
 
@@ -535,6 +552,7 @@ class ZygoteKeeper:
         self.warmup_episodes = 0
         self.scratch_root: Path | None = None
         self.warmup_notes: list[str] = []
+        self.agent_files: list[str] = []  # what every zygote compiles once (``warm_up``)
         # the code episodes load, as it was before the first one (seal.CodeSeal); no worker or
         # zygote is started from it once it changed
         self.seal: CodeSeal | None = None
@@ -564,11 +582,16 @@ class ZygoteKeeper:
         except WorkerFailed:  # lost since it was checked (killed by an agent file's check): replace it
             await self.current()  # a new zygote logs to ``path`` as it starts
 
-    async def warm_up(self, rows: list[dict[str, Any]], episodes: int, scratch_root: Path) -> None:
-        """Run the warm-up in the current zygote (forkserver), and in every later one."""
-        if self.isolation != "forkserver" or episodes <= 0 or not rows:
+    async def warm_up(
+        self, rows: list[dict[str, Any]], episodes: int, scratch_root: Path, *, agent_files: list[str] | None = None
+    ) -> None:
+        """Run the warm-up in the current zygote (forkserver), and in every later one: the agent
+        files ``agent_files`` compiled once (whatever ``episodes``), then the rows' episodes."""
+        agent_files = list(agent_files or [])
+        if self.isolation != "forkserver" or ((episodes <= 0 or not rows) and not agent_files):
             return
-        self.warmup_rows, self.warmup_episodes, self.scratch_root = rows, episodes, scratch_root
+        self.warmup_rows, self.warmup_episodes, self.scratch_root = rows, max(episodes, 0), scratch_root
+        self.agent_files = agent_files
         zygote = await self.current()
         await self._rehearse(zygote)
 
@@ -577,7 +600,7 @@ class ZygoteKeeper:
         by one that skips the warm-up from then on."""
         assert self.scratch_root is not None
         try:
-            failures = await zygote.rehearse(self.warmup_rows, self.warmup_episodes, self.scratch_root)
+            failures = await zygote.rehearse(self.warmup_rows, self.warmup_episodes, self.scratch_root, self.agent_files)
         except WorkerFailed as exc:
             note = f"warm-up abandoned, episodes run cold: {exc}"
             log.warning("warmup.abandoned", error=str(exc))
@@ -606,7 +629,7 @@ class ZygoteKeeper:
                     zygote = await ZygoteProcess.start(self.python, self.isolation, self.scenario, None, self.callgrind_dir)
                     if self.log_path is not None:
                         await zygote.log_to(self.log_path)
-                    if self.warmup_episodes > 0:
+                    if self.warmup_episodes > 0 or self.agent_files:
                         await self._rehearse(zygote)  # a failure there leaves it cold, not lost
                         if not zygote.usable:
                             raise ZygoteFailed("the warm-up left the new zygote unusable")

@@ -108,6 +108,7 @@ class Execution:
         guard: LimitGuard | None = None,
         seal: CodeSeal | None = None,
         native: ZygoteKeeper | None = None,
+        scenario_rows: int = 0,
     ) -> None:
         """``settings``: the run's (its manifest's ``settings``); ``agents``: each
         scenario agent -> the file episodes load, ``labels``: -> the name artifacts record;
@@ -115,8 +116,9 @@ class Execution:
         episodes load, stamped before any agent's code ran (no zygote or worker is started
         from it once it changed, and a change taints the run); ``native``: in instruction
         mode, a zygote of the same interpreter run natively, whose workers run each counted
-        episode again for what its count cannot see (system time, page faults). Closes both
-        keepers."""
+        episode again for what its count cannot see (system time, page faults), and run the
+        episodes not counted (past ``settings.counted_per_row`` of their scenario row, of
+        ``scenario_rows`` rows: the plan cycles them). Closes both keepers."""
         self.run_dir = run_dir
         self.settings = settings
         self.workers = settings.workers
@@ -148,6 +150,7 @@ class Execution:
         self._idle: list[Slot] = list(self._slots)
         self._keeper = keeper  # started and validated by the caller; closed by us
         self._native = native
+        self._scenario_rows = scenario_rows
         self.seal = seal
         for each in (keeper, native):
             if seal is not None and each is not None:
@@ -260,7 +263,7 @@ class Execution:
                     background.cancel_scope.cancel()
 
     def _worker_pids(self) -> list[int]:
-        return [slot.worker.pid for slot in self._slots if slot.worker is not None]
+        return [worker.pid for slot in self._slots for worker in (slot.worker, slot.native) if worker is not None]
 
     async def _start_workers(self) -> None:
         async def start(slot: Slot) -> None:
@@ -289,7 +292,17 @@ class Execution:
                 await slots.acquire()
                 await self._run_one(job, time.perf_counter(), slots, send)
 
+    def counted(self, job: EpisodeJob) -> bool:
+        """Instruction mode: whether ``job`` is counted under Valgrind, as the first
+        ``counted_per_row`` episodes of each scenario row are (episode ``i`` runs row
+        ``i % rows``: it is that row's ``i // rows``-th); the others run only natively."""
+        per_row, rows = self.settings.counted_per_row, self._scenario_rows
+        return self._native is None or per_row <= 0 or rows <= 0 or job.episode_index // rows < per_row
+
     async def _run_one(self, job: EpisodeJob, queued_at: float, slots: anyio.Semaphore, send: MemoryObjectSendStream) -> None:
+        if not self.counted(job):
+            await self._run_native_only(job, queued_at, slots, send)
+            return
         slot = self._idle.pop()  # the semaphore guarantees one is idle
         native: Done | str | None = None
         interrupted: BaseException | None = None
@@ -349,6 +362,53 @@ class Execution:
             if interrupted is not None:
                 raise interrupted
 
+    async def _run_native_only(
+        self, job: EpisodeJob, queued_at: float, slots: anyio.Semaphore, send: MemoryObjectSendStream
+    ) -> None:
+        """Instruction mode, an episode not counted (past its row's ``counted_per_row``): run
+        natively, in the slot's worker of the native zygote, as the run's own episode (its
+        artifact into the run, its log, the spec check), for the time figures; its row says
+        so (``native_only``) and carries its figures as native ones too."""
+        assert self._native is not None
+        slot = self._idle.pop()  # the semaphore guarantees one is idle
+        outcome: Done | None = None
+        try:
+            if slot.native is not None and slot.native.zygote_gone():
+                with anyio.CancelScope(shield=True):
+                    await slot.native.kill()
+                    await slot.native.stream.aclose()
+                slot.native = None
+            if slot.native is None:
+                self._native_runs.mkdir(parents=True, exist_ok=True)
+                slot.native = await self._native.spawn_worker(slot.number)
+            started = time.perf_counter()
+            try:
+                outcome, timed_out = await slot.native.run_episode(
+                    job,
+                    runs_dir=self.run_dir.runs_root,
+                    log_path=self.run_dir.episode_log(job.episode_index),
+                    strict_spec=self.settings.strict_spec,
+                    **self._episode_options(job),
+                )
+                failure = None
+            except WorkerFailed as exc:
+                log.error("worker.failed", slot=slot.number, episode_index=job.episode_index, error=str(exc), native=True)
+                outcome, timed_out, failure = None, False, f"worker failed: {exc}"
+                lost_with_zygote = slot.native.zygote_gone()
+                with anyio.CancelScope(shield=True):
+                    await slot.native.kill()
+                    await slot.native.stream.aclose()
+                slot.native = None
+                if lost_with_zygote and job.episode_index not in self._rerun:
+                    self._lost.append(job)  # no row yet: it runs again, alone, after the batch
+                    return
+            finished = time.perf_counter()
+        finally:
+            self._idle.append(slot)
+            slots.release()
+            self.guard.check()
+        await self._record(job, outcome, timed_out, failure, (queued_at, started, finished), outcome, send, native_only=True)
+
     async def _record(
         self,
         job: EpisodeJob,
@@ -359,6 +419,8 @@ class Execution:
         native: Done | str | None,
         send: MemoryObjectSendStream,
         profiles: tuple[str, str | None] | None = None,
+        *,
+        native_only: bool = False,
     ) -> None:
         """The episode's row, written (``times``: queued, started, finished), and what follows from it."""
         if outcome is not None and outcome.host_fault is not None:
@@ -367,7 +429,7 @@ class Execution:
             # stops as an interrupt does, and --resume runs the episode again.
             self._stop(f"episode {job.episode_index + 1} could not be recorded: {terminal(outcome.host_fault)}")
             return
-        row = self._row(job, outcome, timed_out, failure, *times, native)
+        row = self._row(job, outcome, timed_out, failure, *times, native, native_only=native_only)
         if profiles is not None and outcome is not None:
             profile, python_profile = profiles
             row.profile, row.profile_sha256 = profile, outcome.profile_sha256
@@ -511,6 +573,8 @@ class Execution:
         started: float,
         finished: float,
         native: Done | str | None = None,
+        *,
+        native_only: bool = False,
     ) -> EpisodeRow:
         result, bad_result = _reported(outcome)
         twin = native if isinstance(native, Done) else None
@@ -552,13 +616,16 @@ class Execution:
             native_cpu_sys_s=round(twin.cpu_sys_s, 6) if twin else None,
             native_minor_faults=twin.minor_faults if twin else None,
             native_error=native if isinstance(native, str) else None,
+            native_only=native_only,
         )
 
     # --- the end of the batch ----------------------------------------------------------
     async def _collect_metrics(self, limit: int) -> None:
-        """TraceCore's metrics pipeline, run by the episode interpreter in the run dir."""
+        """TraceCore's metrics pipeline, run by the episode interpreter in the run dir (in
+        instruction mode by its native zygote, the same interpreter and sealed code: nothing
+        of it is counted, and under Valgrind it took ~50 times as long)."""
         try:
-            zygote = await self._keeper.current()
+            zygote = await (self._native or self._keeper).current()
             outcome = await zygote.metrics(self.run_dir.path, limit)
         except (WorkerFailed, RunAborted) as exc:
             log.error("metrics.failed", error=str(exc))

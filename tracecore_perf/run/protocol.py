@@ -59,6 +59,9 @@ class Probe(_Command, tag="probe"):
     deadline_s: float
     sandbox: bool = False  # also try the namespaces --sandbox needs
     single_process: bool = False  # also try the filter --instructions keeps each episode to one process with
+    # only that filter, nothing resolved or named (instruction mode: the zygote under Valgrind,
+    # whose native twin of the same interpreter answers the rest, ~50 times faster)
+    light: bool = False
 
 
 class Metrics(_Command, tag="metrics"):
@@ -78,6 +81,9 @@ class Rehearse(_Command, tag="rehearse"):
     episodes: int
     scratch_root: str
     deadline_s: float
+    # every agent file the episodes load (absolute paths, the user's own too), compiled once
+    # in the zygote before the rows run (no agent code runs for it)
+    agent_files: list[str] = []
 
 
 class Reap(_Command, tag="reap"):

@@ -135,18 +135,21 @@ class SeriesIndex:
         self.tokens += row.tokens_used
         self.max_rss = max(self.max_rss, row.max_rss_bytes)
         self.cpu_s += row.cpu_s
-        self.episodes.user_s += row.cpu_user_s
-        self.episodes.sys_s += row.cpu_sys_s
-        self.episodes.minor_faults += row.minor_faults or 0
+        if not row.native_only:  # an episode run only natively is the native processes' share (below)
+            self.episodes.user_s += row.cpu_user_s
+            self.episodes.sys_s += row.cpu_sys_s
+            self.episodes.minor_faults += row.minor_faults or 0
         if row.native_cpu_sys_s is not None:
             self.native_episodes.user_s += row.native_cpu_user_s or 0.0
             self.native_episodes.sys_s += row.native_cpu_sys_s
             self.native_episodes.minor_faults += row.native_minor_faults or 0
         if row.success and row.instructions is not None:
             self.instructions.setdefault((row.agent, row.task_ref), array("q")).append(row.instructions)
-            if row.native_cpu_sys_s is not None and row.native_minor_faults is not None:
-                self.native_sys_s.setdefault((row.agent, row.task_ref), array("d")).append(row.native_cpu_sys_s)
-                self.native_faults.setdefault((row.agent, row.task_ref), array("q")).append(row.native_minor_faults)
+        # a counted row's twin, or a row run only natively
+        judged = row.success and (row.instructions is not None or row.native_only)
+        if judged and row.native_cpu_sys_s is not None and row.native_minor_faults is not None:
+            self.native_sys_s.setdefault((row.agent, row.task_ref), array("d")).append(row.native_cpu_sys_s)
+            self.native_faults.setdefault((row.agent, row.task_ref), array("q")).append(row.native_minor_faults)
 
     @property
     def count(self) -> int:

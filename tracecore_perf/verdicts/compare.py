@@ -60,6 +60,10 @@ KERNEL_METRICS = {
 }
 TIME_METRICS = ("wall_clock_s", "episode_s", "cpu_s")
 MIN_EPISODES = 5  # per row and side, successful episodes, before latency is compared
+# per row and side, counted episodes before counts are compared: counts repeat to +-0.02%, so
+# two (an instruction run's default, --counted-per-row) give the figure and a spread; paired by
+# seed when both runs counted at least this many of the same seeds
+MIN_COUNTED = 2
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
 # Blocks in time for the drift a run shows itself: at most MAX_BLOCKS, each of at least
@@ -209,10 +213,15 @@ def _valid_count(count: int | None) -> bool:
 def uncounted_rows(rows: Sequence[EpisodeRow], label: str) -> list[str]:
     """Each group of ``rows`` with episodes whose count is no figure (the worker found
     it zeroed, switched off or replaced: ``uncounted:``; or a success without a valid count),
-    one phrase naming it and why."""
+    one phrase naming it and why. An episode left uncounted by design (``native_only``: past
+    its row's ``--counted-per-row``) is none of them."""
     found = []
     for (agent, task_ref), group in _group(rows).items():
-        bad = [r for r in group if (r.error or "").startswith("uncounted:") or (r.success and not _valid_count(r.instructions))]
+        bad = [
+            r
+            for r in group
+            if (r.error or "").startswith("uncounted:") or (r.success and not r.native_only and not _valid_count(r.instructions))
+        ]
         if bad:
             why = bad[0].error or f"count {bad[0].instructions}"
             found.append(f"the {label}'s {agent} on {task_ref} ({len(bad)} of {len(group)} episodes: {why})")
@@ -223,8 +232,8 @@ def _instructions(
     base: Sequence[EpisodeRow], cur: Sequence[EpisodeRow], rng: np.random.Generator
 ) -> tuple[Estimate, float | None, float | None, bool, int, int]:
     """Instruction counts: the ratio of medians with its interval. Counts do not drift with
-    the host, so the only uncertainty is which episodes were run: where both runs ran the
-    same seeds (at least MIN_EPISODES of them), episodes are paired by seed and the pairs are
+    the host, so the only uncertainty is which episodes were run: where both runs counted the
+    same seeds (at least MIN_COUNTED of them), episodes are paired by seed and the pairs are
     resampled together (the same work on both sides, so only the change shows); otherwise
     each side is resampled on its own. Returns (ratio, p-value, standard error of the log
     ratio, paired, n base, n current)."""
@@ -232,10 +241,10 @@ def _instructions(
 
     b, c = _counts(base), _counts(cur)
     seeds = sorted(b.keys() & c.keys())
-    paired = len(seeds) >= MIN_EPISODES
+    paired = len(seeds) >= MIN_COUNTED
     if paired:
         b, c = {s: b[s] for s in seeds}, {s: c[s] for s in seeds}
-    if len(b) < MIN_EPISODES or len(c) < MIN_EPISODES:
+    if len(b) < MIN_COUNTED or len(c) < MIN_COUNTED:
         return Estimate(value=None), None, None, paired, len(b), len(c)
     if paired:
         x, y = np.log([b[s] for s in seeds]), np.log([c[s] for s in seeds])

@@ -26,7 +26,10 @@ if TYPE_CHECKING:
 def probe(request: dict) -> dict:
     """Resolve every agent file and task ref of the scenario, and name this interpreter and
     the installed code the run seals; no agent's code runs (``check_agent`` loads each file,
-    in a process of its own, once the harness has sealed the code)."""
+    in a process of its own, once the harness has sealed the code). ``light``: only whether
+    episodes can be kept to one process (the zygote under Valgrind, its native twin probed)."""
+    if request.get("light"):
+        return {"single_process_error": load_sandbox().probe_single_process() if request.get("single_process") else None}
     import re
     from importlib import metadata
 

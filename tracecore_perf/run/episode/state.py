@@ -37,6 +37,10 @@ class EpisodeSide:
         # a traced replay of an episode (explain): its pyprofile.BytecodeTracer, from the fork on
         self.python_trace = None
         self.placed: str | None = None  # the artifact this worker placed for the episode it has not yet reported
+        # each agent file's code, compiled once in the zygote (warmup.keep_compiled): absolute
+        # path -> code object, which every episode's import of that file takes instead of
+        # compiling its source again (or reading its .pyc)
+        self.agent_code: dict[str, object] = {}
 
 
 side = EpisodeSide()
