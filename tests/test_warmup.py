@@ -79,8 +79,41 @@ def test_a_run_warms_the_shipped_agents_and_not_a_users_own(tmp_path):
     manifest = published(tmp_path / "out", "manifest")
     assert manifest["settings"]["warmup"] == 1
     (note,) = manifest["warmup_notes"]
-    assert note.startswith("1 scenario rows of your own agent files not warmed")
+    assert note.startswith("1 scenario rows of your own agent files: their code compiled once but not run")
     assert json.loads(done.stdout)["summary"]["episodes"] == 4
+
+
+# --- a task only a user's own agent files run (warmup.task_agent) ----------------------------
+
+
+def test_a_task_only_own_agents_run_is_warmed_by_tracecores_shipped_agent_for_it(tmp_path):
+    """A warm-up row with no agent (harness._warmup_rows gives one for a task that only the
+    user's own agent files run): the zygote runs TraceCore's known-good shipped agent for the
+    task, never a file of the user's; a task TraceCore pairs with none gets the harness's own
+    agent, which loads the task and stops."""
+    import sys
+
+    from agent_bench.agent.loader import AGENTS_PACKAGE_ROOT
+
+    assert warmup.task_agent(TASK) == "agents/toy_agent.py"
+    assert warmup.task_agent("filesystem_hidden_config") == "agents/toy_agent.py"
+    assert warmup.task_agent("no_such_task@1") == warmup.TASK_WARMING_AGENT
+    row = {"agent": "", "agent_label": f"the task {TASK}", "task_ref": TASK, "seed": 1}
+    try:
+        assert warmup.rehearse({"rows": [row], "episodes": 1, "scratch_root": str(tmp_path), "deadline_s": 600}) == []
+    finally:
+        gc.unfreeze()
+    # TraceCore's loader leaves the agent module it ran as ``openclaw_agent``
+    assert sys.modules["openclaw_agent"].__file__ == str(AGENTS_PACKAGE_ROOT / "toy_agent.py")
+
+
+def test_the_harnesss_own_task_warming_agent_loads_the_task_and_stops(tmp_path, monkeypatch):
+    from agent_bench.runner.runner import run
+
+    monkeypatch.chdir(tmp_path)
+    artifact = run(warmup.TASK_WARMING_AGENT, TASK, 0)
+    assert artifact["termination_reason"] == "invalid_action"
+    assert [step["action"]["type"] for step in artifact["action_trace"]] == ["tracecore_perf_warm_up"]
 
 
 # --- agent files compiled once (warmup.keep_compiled) ----------------------------------------

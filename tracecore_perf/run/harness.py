@@ -616,7 +616,11 @@ class Attempt:
             return
         cold = _cold_rows(manifest)
         manifest.warmup_notes = keeper.warmup_notes + (
-            [f"{cold} scenario rows of your own agent files not warmed (warm-up runs only TraceCore's shipped agents)"]
+            [
+                f"{cold} scenario rows of your own agent files: their code compiled once but not run before their "
+                "episodes (warm-up runs only TraceCore's shipped agents); their tasks warmed by TraceCore's shipped agent "
+                "for each task"
+            ]
             if cold
             else []
         )
@@ -812,6 +816,13 @@ def _warmup_rows(manifest: Manifest) -> list[dict]:
         if label != path and (path, row.task_ref) not in seen:  # a packaged agent keeps the user's name as its label
             seen.add((path, row.task_ref))
             rows.append({"agent": path, "agent_label": label, "task_ref": row.task_ref, "seed": row.seed})
+    # a task only the user's own agent files run: warmed by an agent the zygote picks for it
+    # (no agent here: TraceCore's shipped agent for the task, warmup.task_agent), never the user's
+    warmed = {row["task_ref"] for row in rows}
+    for row in manifest.scenario[: manifest.settings.episodes]:
+        if row.task_ref not in warmed:
+            warmed.add(row.task_ref)
+            rows.append({"agent": "", "agent_label": f"the task {row.task_ref}", "task_ref": row.task_ref, "seed": row.seed})
     return rows
 
 
@@ -840,7 +851,8 @@ def _agent_files(manifest: Manifest) -> list[str]:
 
 
 def _cold_rows(manifest: Manifest) -> int:
-    """Scenario rows of the user's own agent files, which the warm-up never runs."""
+    """Scenario rows of the user's own agent files, whose code the warm-up never runs (it warms
+    their tasks with TraceCore's shipped agents: ``warmup.task_agent``)."""
     return sum(
         manifest.agent_labels.get(row.agent, row.agent) == manifest.agents.get(row.agent, row.agent) for row in manifest.scenario
     )
