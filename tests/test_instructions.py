@@ -516,37 +516,3 @@ def test_an_own_agent_rows_task_is_warmed_as_a_shipped_agents_row_warms_it(tmp_p
         counts[name] = {r["seed"]: r["instructions"] for r in published(tmp_path / name, "series") if r["agent"] == "my_toy.py"}
     ratio = counts["alone"][0] / counts["beside"][0]
     assert 0.998 < ratio < 1.003, counts
-
-
-def test_the_client_request_that_starts_counting_is_nothing_natively():
-    """The zygote switches callgrind's instrumentation on with valgrind.h's client request, run
-    from a page of its own; natively (here) the same code is a function that returns 0."""
-    from tracecore_perf.run.episode.zygote import start_instrumentation
-
-    assert start_instrumentation() is (__import__("os").uname().machine == "x86_64")
-
-
-@pytest.mark.slow  # two instruction runs under valgrind, in process
-def test_counts_are_the_same_whether_the_zygote_started_instrumented_or_not(tmp_path, monkeypatch):
-    """The zygote starts under callgrind with instrumentation off (--instr-atstart=no) and
-    switches it on before its first worker: its start-up and warm-up run ~5 times faster, and
-    each episode counts what it counted when the whole zygote ran instrumented (within the
-    +-0.02% that separates two runs of the same code)."""
-    from tracecore_perf.run import harness, spawn
-    from tracecore_perf.run.scenario import DEFAULT_SCENARIO
-    from tracecore_perf.settings import RunSettings
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TMPDIR", str(harness_env(tmp_path)["TMPDIR"]))
-    prefix = spawn.callgrind_prefix
-    counts = {}
-    for name, flags in (("deferred", prefix), ("from the start", lambda d: [f for f in prefix(d) if f != "--instr-atstart=no"])):
-        monkeypatch.setattr(spawn, "callgrind_prefix", flags)
-        settings = RunSettings(episodes=4, workers=2, python=sys.executable, instructions=True, keep_runs="none")
-        options = harness.RunOptions(settings=settings, output_dir=str(tmp_path / name), scenario=list(DEFAULT_SCENARIO[:2]))
-        assert harness.start(options, show_progress=False).exit_code == 0
-        counts[name] = {r["seed"]: r["instructions"] for r in published(tmp_path / name, "series")}
-    assert "--instr-atstart=no" in prefix("x") or __import__("os").uname().machine != "x86_64"
-    assert counts["deferred"].keys() == counts["from the start"].keys() and len(counts["deferred"]) == 4
-    for seed, count in counts["deferred"].items():
-        assert abs(count / counts["from the start"][seed] - 1) < 0.0005, (seed, counts)

@@ -10,6 +10,8 @@ import zipfile
 
 import pytest
 
+from tracecore_perf.models import FORMAT_VERSION
+
 from conftest import REPO, harness, leftover_processes, published, run_watched
 
 pytestmark = pytest.mark.slow  # every test here runs the harness: real episodes
@@ -75,7 +77,7 @@ def test_manifest_has_the_seed_fields_and_the_run_context(slice_run):
     assert settings["episodes"] == 24 and settings["workers"] == 4 and settings["timeout"] == 180
     assert settings["strict_spec"] is True and settings["compress"] is True
     assert all(manifest[name] == settings[name] for name in ("episodes", "workers", "timeout", "strict_spec", "compress"))
-    assert manifest["format_version"] == 2 and "isolation" not in manifest and "keep_runs" not in manifest
+    assert manifest["format_version"] == FORMAT_VERSION and "isolation" not in manifest and "keep_runs" not in manifest
     assert [row["task_ref"] for row in manifest["scenario"]][0] == "filesystem_hidden_config@1"
     assert manifest["system_samples"]["provider"] == "psutil" and "cpu_percent" in manifest["system_samples"]["fields"]
     assert manifest["artifact_set"] == ["manifest", "summary", "metrics", "series", "samples", "artifacts"]

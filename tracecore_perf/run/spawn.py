@@ -54,10 +54,6 @@ def callgrind_prefix(callgrind_dir: str) -> list[str]:
         "--tool=callgrind",
         "--vgdb=no",
         "--zero-before=PyOS_AfterFork_Child",
-        # instrumentation off until the zygote switches it on before its first worker
-        # (episode/zygote.start_counting), where it can (x86-64): its start-up and warm-up run
-        # ~5 times faster, and no count of theirs is wanted
-        *(["--instr-atstart=no"] if os.uname().machine == "x86_64" else []),
         f"--callgrind-out-file={os.path.join(callgrind_dir, 'callgrind.out.%p')}",
     ]
 

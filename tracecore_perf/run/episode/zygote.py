@@ -213,7 +213,6 @@ class Zygote(Role):
             command, fds = self.receive()
             kind = command.get("cmd")
             if kind == "spawn" and fds:
-                start_counting()  # before the first worker: every process forked from now on is counted
                 for fd in fds[1:]:
                     os.close(fd)
                 sys.stdout.flush()
@@ -257,50 +256,6 @@ class Zygote(Role):
                 self.stop_workers(wait=True)
                 self.bye()
                 return None
-
-
-# Instruction mode. Valgrind starts the zygote with callgrind's instrumentation off where this
-# module can switch it on (``spawn.callgrind_prefix``: ``--instr-atstart=no`` on x86-64): its
-# start-up, warming and warm-up episodes then run ~5 times faster than instrumented, and no count
-# of theirs is wanted. Before the first worker is forked, the zygote switches instrumentation on
-# (CALLGRIND_START_INSTRUMENTATION, valgrind/callgrind.h: VG_USERREQ_TOOL_BASE('C','T') + 4) and
-# calibrates: every process forked from then on is counted, its count zeroed as it starts, as
-# when the whole zygote ran instrumented.
-START_INSTRUMENTATION = ((ord("C") & 0xFF) << 24 | (ord("T") & 0xFF) << 16) + 4
-# valgrind.h's client request on amd64, as a function of one argument (the request's six words):
-# rax -> the words, rdx the default (0); the four rotations of rdi (128 bits: rdi unchanged) and
-# xchg rbx,rbx are valgrind's marker, nothing natively; the result comes back in rdx -> rax.
-CLIENT_REQUEST_AMD64 = bytes.fromhex("53 4889f8 31d2 48c1c703 48c1c70d 48c1c73d 48c1c733 4887db 4889d0 5b c3")
-
-
-def start_instrumentation() -> bool:
-    """Switch callgrind's instrumentation on in this process (and what it forks from now on);
-    False where this machine has no client request here (not x86-64), where the zygote ran
-    instrumented from its start."""
-    if os.uname().machine != "x86_64":
-        return False
-    import ctypes
-    import mmap
-
-    page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
-    page.write(CLIENT_REQUEST_AMD64)
-    request = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p)(ctypes.addressof(ctypes.c_char.from_buffer(page)))
-    words = (ctypes.c_uint64 * 6)(START_INSTRUMENTATION, 0, 0, 0, 0, 0)
-    request(ctypes.addressof(words))
-    return True
-
-
-def start_counting() -> None:
-    """Instruction mode, once, before the first worker is forked: instrumentation on, then the
-    calibration of what a counted child executes (``callgrind.calibrate``)."""
-    if side.callgrind_dir is None or side.counted_rate is not None:
-        return
-    # ctypes and mmap are the harness's, not TraceCore's. A host that refuses an executable page
-    # leaves instrumentation off: the calibration then counts nothing, and every row of the run
-    # fails ``uncounted:`` (callgrind.implausible_count), never a silent figure.
-    with harness_imports(), contextlib.suppress(OSError):
-        start_instrumentation()
-    side.counted_rate = calibrate()
 
 
 def serve(argv: list[str]) -> dict:
@@ -375,6 +330,7 @@ def start(argv: list[str]) -> Zygote:
         if side.callgrind_dir is not None:
             with contextlib.suppress(OSError):  # the probe reports a host that refuses the filter
                 side.single_process_filter = load_sandbox().single_process_filter()
+            side.counted_rate = calibrate()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
