@@ -32,6 +32,11 @@ CASES = {
     "bad isolation": (["--isolation", "thread"], "--isolation: invalid choice"),
     "missing scenario": (["--scenario", "nope.json"], "scenario file not found"),
     "python not executable": (["--python", "/nonexistent/python3"], "--python is not an executable file"),
+    "counted per row, nothing counted": (
+        ["--counted-per-row", "0"],
+        "--counted-per-row chooses which episodes --instructions counts",
+    ),
+    "negative counted per row": (["--instructions", "--counted-per-row", "-1"], "--counted-per-row"),
 }
 
 

@@ -516,3 +516,50 @@ def test_an_own_agent_rows_task_is_warmed_as_a_shipped_agents_row_warms_it(tmp_p
         counts[name] = {r["seed"]: r["instructions"] for r in published(tmp_path / name, "series") if r["agent"] == "my_toy.py"}
     ratio = counts["alone"][0] / counts["beside"][0]
     assert 0.998 < ratio < 1.003, counts
+
+
+# --- episodes past --counted-per-row, run natively ---------------------------------------------
+
+
+@pytest.mark.slow  # an instruction run
+def test_an_episode_run_only_natively_is_kept_to_one_process_as_a_counted_one(tmp_path):
+    """A row's first episode counted, the other two run natively (--counted-per-row 1): an
+    agent that hands work to a process of its own fails in every one of them, natively too, so
+    no episode of the row can do work a counted one could not."""
+    shutil.copy(REPO / "tests" / "agents" / "process_starting_agent.py", tmp_path / "starter.py")
+    scenario = scenario_file(tmp_path / "s.json", [{"agent": "starter.py", "task_ref": "filesystem_hidden_config@1", "seed": 0}])
+    argv = ["--episodes", "3", "--workers", "1", "--instructions", "--counted-per-row", "1", "--scenario", str(scenario)]
+    done = harness(*argv, "--output-dir", "out", "--no-progress", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr[-2000:]  # failed episodes, nothing else
+    series = sorted(published(tmp_path / "out", "series"), key=lambda r: r["episode_index"])
+    assert [r["native_only"] for r in series] == [False, True, True]
+    for episode in series:
+        assert not episode["success"], episode
+        assert "PermissionError" in episode["error"] and "Operation not permitted" in episode["error"], episode["error"]
+
+
+@pytest.mark.slow  # an instruction run
+def test_a_run_timed_partly_natively_says_so_and_no_time_check_or_verdict_mixes_the_two(tmp_path):
+    """One row, 14 episodes, two counted (--counted-per-row 2, the default) and twelve run
+    natively: the run's time figures are labelled as the mix they are, the time checks look
+    only at the episodes run natively (the two counted ones, ~50 times slower, are no spike),
+    and compare refuses a time verdict on it, in one line."""
+    from tracecore_perf.models import TIMING_MIXED
+
+    scenario = scenario_file(tmp_path / "s.json", [{"agent": TOY, "task_ref": "filesystem_hidden_config@1", "seed": 0}])
+    done = harness("--episodes", "14", "--workers", "2", "--instructions", "--scenario", str(scenario),
+                   "--output-dir", "out", "--no-progress", cwd=tmp_path, env={"COLUMNS": "200"})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "latency (wall) (Valgrind and native mixed)" in done.stdout, done.stdout
+    summary = published(tmp_path / "out", "summary")
+    assert summary["timing_note"] == TIMING_MIXED
+    assert sum(r["native_only"] for r in published(tmp_path / "out", "series")) == 12
+    stamp = next((tmp_path / "out").glob("perf-summary-*.json")).stem.removeprefix("perf-summary-")
+    check = harness("check", stamp, "--search-dir", "out", cwd=tmp_path)
+    assert check.returncode == 0 and "findings: none" in check.stdout, check.stdout
+    assert "clear             long_tail_spike: no spike in 12 episodes run natively" in check.stdout, check.stdout
+    summary_path = str(next((tmp_path / "out").glob("perf-summary-*.json")))
+    compared = harness("compare", summary_path, summary_path, "--metric", "wall_clock_s", cwd=tmp_path)
+    lines = compared.stderr.strip().splitlines()
+    assert compared.returncode == 2 and len(lines) == 1, compared.stdout + compared.stderr
+    assert "mixes the two" in lines[0] and "--counted-per-row" in lines[0], lines[0]

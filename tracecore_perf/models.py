@@ -463,6 +463,25 @@ class Summary(msgspec.Struct, kw_only=True):
     format_version: int = 0  # FORMAT_VERSION when published; 0: published before it existed
 
 
+# What an instruction run's time figures are worth (Summary.timing_note): every episode under
+# Valgrind, or (--counted-per-row) the counted ones under Valgrind and the rest natively
+TIMING_UNDER_VALGRIND = (
+    "episodes ran under Valgrind (--instructions): wall-clock and CPU figures are inflated by it, "
+    "and comparable only with other instruction runs"
+)
+TIMING_MIXED = (
+    "the counted episodes ran under Valgrind (--instructions) and the others natively (--counted-per-row): "
+    "wall-clock and CPU figures mix the two, and compare with nothing; compare time between two native runs"
+)
+
+
+def timing_label(note: str | None) -> str:
+    """The few words a time figure of a run with ``note`` is shown with ('' for a native run)."""
+    if not note:
+        return ""
+    return "under Valgrind" if note == TIMING_UNDER_VALGRIND else "Valgrind and native mixed"
+
+
 # --- the published artifact set's names (run.publish writes them, published reads them) ------
 
 ARTIFACT_KINDS = ("manifest", "summary", "metrics", "series", "samples")

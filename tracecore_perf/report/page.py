@@ -23,7 +23,7 @@ import msgspec
 
 from tracecore_perf import __version__
 from tracecore_perf.files import write_atomic
-from tracecore_perf.models import EpisodeRow, Manifest, Summary
+from tracecore_perf.models import EpisodeRow, Manifest, Summary, timing_label
 from tracecore_perf.published import PublishedRun
 from tracecore_perf.stats import distribution
 from tracecore_perf.verdicts.models import Comparison, Verdict  # the verdict stages' result types (msgspec only)
@@ -212,7 +212,8 @@ def _pvalue(value: float | None) -> str:
 def summary_lines(summary: Summary) -> list[tuple[str, str]]:
     s = summary
     rate = s.success_count / s.episodes if s.episodes else None
-    under = " (under Valgrind)" if s.timing_note else ""
+    label = timing_label(s.timing_note)
+    under = f" ({label})" if label else ""
     lines = [
         (
             f"instructions per episode, {row.agent} on {row.task_ref}",

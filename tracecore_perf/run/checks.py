@@ -12,6 +12,7 @@ import resource
 import tempfile
 from pathlib import Path
 
+from tracecore_perf import defaults
 from tracecore_perf.errors import UsageError
 
 # Per worker the harness holds a socket and the zygote briefly a few more; the rest of the
@@ -86,7 +87,6 @@ def check_instructions(instructions: bool, isolation: str, sandbox: bool = False
 def check_memory_limit(limit: int | None) -> None:
     """``--memory-limit``: no more than the host has (a limit above it bounds nothing). The
     default (defaults.MEMORY_LIMIT_BYTES) is taken as it is on any host."""
-    from tracecore_perf import defaults
     from tracecore_perf.units import format_size
 
     if limit is None or limit == defaults.MEMORY_LIMIT_BYTES:
@@ -99,6 +99,16 @@ def check_memory_limit(limit: int | None) -> None:
         raise UsageError(f"--memory-limit {format_size(limit)} is more than this host's memory ({format_size(total)})")
 
 
+def check_counted_per_row(instructions: bool, counted_per_row: int) -> None:
+    """``--counted-per-row`` chooses which episodes ``--instructions`` counts: without it
+    (any value but the default) it would be recorded for a run that counts nothing."""
+    if not instructions and counted_per_row != defaults.COUNTED_PER_ROW:
+        raise UsageError(
+            "--counted-per-row chooses which episodes --instructions counts; this run counts none "
+            "(add --instructions, or drop --counted-per-row)"
+        )
+
+
 def check_settings(settings, output_dir: Path | None) -> None:
     """Every check of a run's settings that needs no episode interpreter, in one place.
     ``settings``: a RunSettings (or anything with its attributes, as the command line's
@@ -109,4 +119,5 @@ def check_settings(settings, output_dir: Path | None) -> None:
         check_writable_dir(output_dir)
     check_python(settings.python)
     check_instructions(settings.instructions, settings.isolation, settings.sandbox)
+    check_counted_per_row(settings.instructions, getattr(settings, "counted_per_row", defaults.COUNTED_PER_ROW))
     check_memory_limit(settings.memory_limit)

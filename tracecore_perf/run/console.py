@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tracecore_perf.escape import rich
-from tracecore_perf.models import EpisodeRow, Manifest, Summary
+from tracecore_perf.models import EpisodeRow, Manifest, Summary, timing_label
 
 
 class Console(_RichConsole):
@@ -123,7 +123,8 @@ def print_summary(summary: Summary, manifest: Manifest, artifacts: dict[str, str
         "-" if summary.throughput_eps is None else f"{summary.throughput_eps:.1f} episodes/s over {summary.elapsed_s:.2f} s",
     )
     wall = summary.wall_clock_s
-    inflated = " [yellow](under Valgrind)[/]" if summary.timing_note else ""
+    label = timing_label(summary.timing_note)
+    inflated = f" [yellow]({label})[/]" if label else ""
     table.add_row(f"latency (wall){inflated}", f"p50 {_seconds(wall.p50)}  p95 {_seconds(wall.p95)}  max {_seconds(wall.max)}")
     table.add_row(
         f"episode (TraceCore){inflated}", f"p50 {_seconds(summary.episode_s.p50)}  p95 {_seconds(summary.episode_s.p95)}"

@@ -619,7 +619,7 @@ class Attempt:
             [
                 f"{cold} scenario rows of your own agent files: their code compiled once but not run before their "
                 "episodes (warm-up runs only TraceCore's shipped agents); their tasks warmed by TraceCore's shipped agent "
-                "for each task"
+                "for each where it names one (agent_bench.pairings), else only loaded"
             ]
             if cold
             else []

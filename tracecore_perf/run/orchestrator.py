@@ -165,6 +165,7 @@ class Execution:
         # being kept, one episode per row (``_profiling``)
         self._profiled_rows: set[int] = set()
         self._profiles_id: list[int] | None = None  # profiles/'s device and inode, once made
+        self._native_started: set[int] = set()  # slots that had a native worker (_spawn_native)
         self._launch_scope: anyio.CancelScope | None = None
         self.t0 = time.perf_counter()
 
@@ -306,6 +307,9 @@ class Execution:
         slot = self._idle.pop()  # the semaphore guarantees one is idle
         native: Done | str | None = None
         interrupted: BaseException | None = None
+        # bound before the try: a cancellation inside run_episode reaches the finally below
+        outcome: Done | None = None
+        timed_out, failure = False, None
         profile = self._profiling(job)
         python_profile: str | None = None
         try:
@@ -379,8 +383,7 @@ class Execution:
                     await slot.native.stream.aclose()
                 slot.native = None
             if slot.native is None:
-                self._native_runs.mkdir(parents=True, exist_ok=True)
-                slot.native = await self._native.spawn_worker(slot.number)
+                slot.native = await self._spawn_native(slot)
             started = time.perf_counter()
             try:
                 outcome, timed_out = await slot.native.run_episode(
@@ -466,6 +469,7 @@ class Execution:
             "output_cap": self.output_cap,
             "memory_limit": self.settings.memory_limit,
             "sandbox": self.settings.sandbox,
+            "single_process": self.settings.instructions,
         }
 
     def _profiling(self, job: EpisodeJob) -> str | None:
@@ -506,6 +510,16 @@ class Execution:
             return None
         return f"{name} {replay.profile_sha256}"
 
+    async def _spawn_native(self, slot: Slot) -> WorkerProcess:
+        """The slot's worker of the native zygote: its first, or one replacing a worker that
+        failed, which is not started once the code the episodes load has changed (as for
+        the counted ones: native episodes run the same agents)."""
+        assert self._native is not None
+        self._native_runs.mkdir(parents=True, exist_ok=True)
+        replacing = slot.number in self._native_started
+        self._native_started.add(slot.number)
+        return await self._native.spawn_worker(slot.number, replacing=replacing)
+
     async def _run_native(self, slot: Slot, job: EpisodeJob, **replay) -> Done | str:
         """Instruction mode: the episode again, natively, in the slot's worker of the native
         zygote, for the kernel's figures a count under Valgrind cannot give (system time,
@@ -517,8 +531,7 @@ class Execution:
         assert self._native is not None
         try:
             if slot.native is None:
-                self._native_runs.mkdir(parents=True, exist_ok=True)
-                slot.native = await self._native.spawn_worker(slot.number)
+                slot.native = await self._spawn_native(slot)
             outcome, timed_out = await slot.native.run_episode(
                 job,
                 runs_dir=self._native_runs,

@@ -112,6 +112,10 @@ class Run(_Command, tag="run"):
     memory_limit: int | None = None  # the episode process's RLIMIT_DATA, bytes
     sandbox: bool = False  # namespaces of its own (episode/sandbox.py)
     sandbox_hidden: list[str] = []  # paths it must not see (the run directory), absolute and resolved
+    # kept to one process (sandbox.forbid_new_processes): every episode of an instruction run,
+    # counted or native (a twin, a replay, one past --counted-per-row), so that each does the
+    # work a counted one can; a worker under Valgrind keeps its episodes so whatever this says
+    single_process: bool = False
     # explain's evidence (instruction mode, the first counted episode of a scenario row): where
     # the worker keeps the episode's callgrind profile, or, with ``trace_python`` (a native
     # replay), the bytecodes its Python functions executed (episode/pyprofile.py)

@@ -24,6 +24,8 @@ from tracecore_perf.files import write_atomic, write_atomic_chunks
 from tracecore_perf.models import (
     ARTIFACT_KINDS,
     FORMAT_VERSION,
+    TIMING_MIXED,
+    TIMING_UNDER_VALGRIND,
     BatchSummary,
     EpisodeRow,
     InstructionFigures,
@@ -77,6 +79,7 @@ class SeriesIndex:
         # instruction mode: each (agent, task_ref)'s counts of successful episodes, and their
         # native twins' system time and minor faults
         self.instructions: dict[tuple[str, str], array] = {}
+        self.native_only = 0  # episodes of an instruction run past --counted-per-row, run natively
         self.native_sys_s: dict[tuple[str, str], array] = {}
         self.native_faults: dict[tuple[str, str], array] = {}
         self._with_run_ids = with_run_ids
@@ -135,6 +138,7 @@ class SeriesIndex:
         self.tokens += row.tokens_used
         self.max_rss = max(self.max_rss, row.max_rss_bytes)
         self.cpu_s += row.cpu_s
+        self.native_only += row.native_only
         if not row.native_only:  # an episode run only natively is the native processes' share (below)
             self.episodes.user_s += row.cpu_user_s
             self.episodes.sys_s += row.cpu_sys_s
@@ -183,12 +187,6 @@ def instruction_figures(index: SeriesIndex) -> list[InstructionFigures]:
             )
         )
     return figures
-
-
-TIMING_UNDER_VALGRIND = (
-    "episodes ran under Valgrind (--instructions): wall-clock and CPU figures are inflated by it, "
-    "and comparable only with other instruction runs"
-)
 
 
 def run_artifact_stats(root: Path) -> RunArtifactStats:
@@ -357,7 +355,7 @@ def publish(
         ),
         integrity=integrity or Integrity(),
         instructions=instruction_figures(index),
-        timing_note=TIMING_UNDER_VALGRIND if manifest.settings.instructions else None,
+        timing_note=(TIMING_MIXED if index.native_only else TIMING_UNDER_VALGRIND) if manifest.settings.instructions else None,
         format_version=FORMAT_VERSION,
     )
 

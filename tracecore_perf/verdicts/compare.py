@@ -544,6 +544,20 @@ def _check_metric(metric: str, base: Manifest, cur: Manifest) -> None:
     if metric == "instructions" and not all(counted):
         which = "baseline" if not counted[0] else "current run"
         raise UsageError(f"--metric instructions needs two runs made with --instructions; the {which} counted none")
+    mixed = [label for label, manifest in (("baseline", base), ("current run", cur)) if ran_natively_too(manifest)]
+    if metric in TIME_METRICS and mixed:
+        raise UsageError(
+            f"the {mixed[0]} timed its counted episodes under Valgrind and the others natively (--counted-per-row): "
+            f"its {metric} mixes the two; compare two native runs for time, or these on instructions"
+        )
+
+
+def ran_natively_too(manifest: Manifest) -> bool:
+    """An instruction run with episodes past ``--counted-per-row``, run only natively: its time
+    figures mix Valgrind's and native ones."""
+    settings = manifest.settings
+    rows = len(manifest.scenario)
+    return settings.instructions and settings.counted_per_row > 0 and settings.episodes > settings.counted_per_row * rows
 
 
 def refresh_command(manifest: Manifest) -> str:

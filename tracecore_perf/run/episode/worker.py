@@ -129,7 +129,9 @@ class Worker(Role):
             load_sandbox().enter(
                 fork.scratch, fork.job.get("scratch_root") or os.path.dirname(fork.scratch), fork.job.get("sandbox_hidden") or []
             )
-        if side.callgrind_dir is not None:  # one process, counted whole (sandbox.forbid_new_processes)
+        # one process, counted whole (sandbox.forbid_new_processes); natively too in an
+        # instruction run, so a native episode can do no work a counted one could not
+        if side.callgrind_dir is not None or fork.job.get("single_process"):
             forbid_new_processes()
         if fork.job.get("trace_python"):  # a replay for explain's Python names (episode.finish writes them)
             from .pyprofile import BytecodeTracer
