@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -263,3 +264,23 @@ def test_a_signal_while_publishing_leaves_the_run_resumable_and_resume_publishes
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     summary = published(tmp_path / "out", "summary")
     assert summary["status"] == "resumed" and summary["episodes"] == 4 and summary["success_count"] == 4
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="--instructions needs valgrind")
+def test_sigterm_in_a_rows_first_counted_episode_is_an_interrupt(tmp_path: Path):
+    """--instructions, one worker: the toy row's episode, then the hanging row's first, counted
+    one (its profile kept for explain) is in flight when SIGTERM arrives: an interrupt with the
+    resume line, never an internal error (its outcome was unbound when the cancellation reached
+    the episode's cleanup: exit 70)."""
+    rows = [
+        {"agent": "agents/toy_agent.py", "task_ref": "filesystem_hidden_config@1", "seed": 1},
+        {"agent": str(AGENTS / "hanging_agent.py"), "task_ref": "filesystem_hidden_config@1", "seed": 1},
+    ]
+    scenario = scenario_file(tmp_path / "s.json", rows)
+    proc = start(tmp_path, "--scenario", str(scenario), "--episodes", "4", "--workers", "1", "--instructions", "--timeout", "600")
+    wait_for_rows(tmp_path, 1, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = communicate(proc, watch=[tmp_path])
+    assert proc.returncode == 143, err
+    assert "internal error" not in err, err
+    assert err.strip().splitlines()[-1].startswith("tracecore-perf: interrupted; to finish the run: "), err
