@@ -4,11 +4,20 @@ directory is made."""
 
 import os
 import signal
+import time
 
 from agent_bench.agents.toy_agent import ToyAgent as Agent  # noqa: F401 - the agent class
 
 with open("/proc/self/cmdline", "rb") as _fh:
     _checking = b"check-agent" in _fh.read().split(b"\0")  # not in an episode (its own argv is the zygote's)
+# The harness checks agent files a few at a time: where the test runs check_time_planting_agent
+# beside this one, let it find the zygote before this kills it (the test asserts both attacks
+# were made), for at most a minute
+_flag = os.environ.get("HOSTILE_PLANTED_FLAG")
+for _ in range(600) if _checking and _flag else ():
+    if os.path.exists(_flag):
+        break
+    time.sleep(0.1)
 for _pid in filter(str.isdigit, os.listdir("/proc")) if _checking else ():
     try:
         with open(f"/proc/{_pid}/cmdline", "rb") as _fh:
