@@ -83,7 +83,9 @@ def test_a_name_an_agent_gives_its_code_cannot_add_a_line_or_a_frame():
     """The folded format's separators and what a terminal or XML would act on, shown escaped."""
     from tracecore_perf.run.episode.pyprofile import frame_name
 
-    code = (lambda: None).__code__.replace(co_qualname="evil\nrun (agent_bench/runner/runner.py:214) 7777777;x\x1b[31m")
+    evil = "evil\nrun (agent_bench/runner/runner.py:214) 7777777;x\x1b[31m"
+    code = (lambda: None).__code__
+    code = code.replace(**{"co_qualname" if hasattr(code, "co_qualname") else "co_name": evil})  # 3.11+ / 3.10
     name = frame_name(code)
     assert "\n" not in name and ";" not in name and "\x1b" not in name
     assert name.startswith("evil\\x0arun (agent_bench/runner/runner.py:214) 7777777\\x3bx\\x1b[31m (")
