@@ -498,8 +498,8 @@ def test_an_own_agent_rows_task_is_warmed_as_a_shipped_agents_row_warms_it(tmp_p
     the same file beside a row of the shipped toy agent on the same task (whose warm-up warms
     the task). The warm-up never runs the user's file, but warms a task only such files run
     with TraceCore's shipped agent for it (warmup.task_agent): the lone row's count stays within
-    0.3% of the other (measured +0.12%; with the task only loaded by the harness's own agent,
-    +0.42%; left unwarmed, +0.51%: its modules and the runner's paths for it loaded in every
+    0.3% of the other (measured +0.09%; with the task only loaded by the harness's own agent,
+    +0.41%; left unwarmed, +0.50%: its modules and the runner's paths for it loaded in every
     episode)."""
     from agent_bench.agent.loader import AGENTS_PACKAGE_ROOT
 

@@ -172,8 +172,8 @@ def task_agent(task_ref: str) -> str:
     row with no agent, ``harness._warmup_rows``): TraceCore's known-good shipped agent for the
     task (``agent_bench.pairings``, its quick-start pairings), which a user's agent for that
     task does much the same work as (on the toy task, a copy of the toy agent as the user's
-    file, alone, counts +0.51% against the same file beside the shipped agent's row with the
-    task unwarmed, +0.42% with it only loaded by the harness's agent, +0.12% with it warmed
+    file, alone, counts +0.50% against the same file beside the shipped agent's row with the
+    task unwarmed, +0.41% with it only loaded by the harness's agent, +0.09% with it warmed
     by the shipped agent); else the harness's own agent, which loads the task and stops. Never the user's
     file: the warm-up runs in the zygote, one step closer to the harness than any episode."""
     task_id, _, version = task_ref.partition("@")
