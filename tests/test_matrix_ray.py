@@ -32,6 +32,8 @@ NODE = {"num_cpus": 1, "resources": {"perf_host": 1}}
 def cluster():
     from ray.cluster_utils import Cluster
 
+    scratch = Path(tempfile.gettempdir())
+    before = set(scratch.iterdir())
     cluster = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
     try:
         cluster.add_node(**NODE)
@@ -41,8 +43,15 @@ def cluster():
         cluster.shutdown()
         # Ray's session files go under $TMPDIR, which conftest made the test session's own; its
         # processes may still write there a moment after the shutdown: removed until gone
-        ray_files = Path(tempfile.gettempdir()) / "ray"
-        wait_for(lambda: _removed(ray_files), watch=[ray_files.parent], what="Ray's session files to be removed")
+        ray_files = scratch / "ray"
+        wait_for(lambda: _removed(ray_files), watch=[scratch], what="Ray's session files to be removed")
+        # what a node's harness killed with its node (a lost node; the shutdown) could not clean
+        # up, its cell's folder and its episodes' scratch root, once no process works there; and
+        # Ray's files again, which a process still dying may have written since (a loaded host)
+        for left in sorted(set(scratch.iterdir()) - before):
+            if left.name == "ray" or left.name.startswith("tracecore-perf-"):
+                wait_for(lambda left=left: not leftover_processes(left) and _removed(left), watch=[scratch],
+                         what=f"{left.name} to be cleared after the cluster's shutdown")  # fmt: skip
 
 
 def _removed(folder: Path) -> bool:
